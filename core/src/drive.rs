@@ -1,0 +1,44 @@
+//! A ready-made drain loop for drivers whose storage answers synchronously.
+
+use std::time::Instant;
+
+use crate::session::{Input, MisuseError, Output, Session};
+use crate::store::Store;
+
+/// Why [`pump`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    /// Waiting for input or this deadline.
+    Until(Instant),
+    /// The driver must flush, run a TLS handshake and feed [`Input::TlsEstablished`].
+    StartTls,
+    /// The session is over: flush and close.
+    Close,
+}
+
+/// Drains `session`: transmits go to `wire`, storage requests run on `store` at once, and
+/// events are dropped. Returns what the session waits for.
+pub fn pump<S: Store + ?Sized>(
+    session: &mut Session,
+    store: &mut S,
+    now: Instant,
+    wire: &mut dyn FnMut(&[u8]),
+) -> Result<Blocked, MisuseError> {
+    loop {
+        match session.poll_output() {
+            Output::Transmit(bytes) => wire(&bytes),
+            Output::Storage(request) => {
+                let reply = store.execute(request.op);
+                session.handle_input(Input::Storage {
+                    now,
+                    id: request.id,
+                    reply,
+                })?;
+            }
+            Output::Event(_) => {}
+            Output::StartTls => return Ok(Blocked::StartTls),
+            Output::Close => return Ok(Blocked::Close),
+            Output::Timeout(at) => return Ok(Blocked::Until(at)),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Bounds on everything a peer can make the core buffer or repeat.
+
+use std::time::Duration;
+
+/// Per-session bounds and timeouts. Every field has a default chosen for a public server;
+/// each default's reason is next to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Longest IMAP command line (the text between literals), in octets. 64 KiB is Dovecot's
+    /// `imap_max_line_length`, and long UID sets from real clients fit in it.
+    pub imap_max_line: usize,
+    /// Largest literal an authenticated IMAP client may send (an APPENDed message). Larger ones
+    /// get `NO [TOOBIG]`. 64 MiB is above what common submission servers accept.
+    pub imap_max_literal: u64,
+    /// Largest literal before authentication (LOGIN arguments): a stranger has no reason to send
+    /// more than a line's worth.
+    pub imap_max_literal_unauthenticated: u64,
+    /// Largest non-synchronising literal announced with `{n+}` that is skipped (without being
+    /// buffered) to keep the connection in step; beyond this the announcement is treated as
+    /// hostile and the connection is closed with `BYE`.
+    pub imap_max_discard: u64,
+    /// Longest POP3 command line, CRLF included. RFC 2449 §4 allows 255 octets; the margin
+    /// tolerates clients that send long user names.
+    pub pop3_max_line: usize,
+    /// Longest SASL response line (AUTHENTICATE / AUTH continuations), base64 included.
+    pub sasl_max_line: usize,
+    /// Input bytes held while the session cannot consume them (storage request pending, TLS
+    /// handshake). Past this, [`crate::Session::wants_read`] turns false: back-pressure on
+    /// clients that pipeline without reading.
+    pub max_buffered_input: usize,
+    /// Failed authentications on one connection before it is closed.
+    pub max_auth_failures: u32,
+    /// Delay before a failed authentication is answered, doubled for each further failure on the
+    /// connection: online guessing becomes slow while a typo costs a person two seconds.
+    pub auth_failure_delay: Duration,
+    /// IMAP autologout: RFC 9051 §5.4 requires at least 30 minutes.
+    pub imap_autologout: Duration,
+    /// POP3 inactivity timer: RFC 1939 §3 requires at least 10 minutes.
+    pub pop3_inactivity: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            imap_max_line: 64 * 1024,
+            imap_max_literal: 64 * 1024 * 1024,
+            imap_max_literal_unauthenticated: 8 * 1024,
+            imap_max_discard: 256 * 1024 * 1024,
+            pop3_max_line: 512,
+            sasl_max_line: 16 * 1024,
+            max_buffered_input: 256 * 1024,
+            max_auth_failures: 3,
+            auth_failure_delay: Duration::from_secs(2),
+            imap_autologout: Duration::from_secs(30 * 60),
+            pop3_inactivity: Duration::from_secs(10 * 60),
+        }
+    }
+}

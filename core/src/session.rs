@@ -1,0 +1,232 @@
+//! The one API every driver uses: [`Session`], [`Input`], [`Output`].
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::limits::Limits;
+use crate::store::{RequestId, StorageRequest, StorageResult};
+use crate::{imap, pop3};
+
+/// Which protocol a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// IMAP4rev2 (RFC 9051) and IMAP4rev1 (RFC 3501).
+    Imap,
+    /// POP3 (RFC 1939, RFC 2449).
+    Pop3,
+}
+
+/// The transport security of a connection when the session starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// TLS from the first byte (IMAPS, POP3S).
+    ImplicitTls,
+    /// Plaintext, and the driver can upgrade it: STARTTLS/STLS are offered.
+    StartTlsAvailable,
+    /// Plaintext with no way to upgrade.
+    Plaintext,
+}
+
+/// How a session is set up. Construct with [`SessionConfig::new`], then adjust fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// The protocol to speak.
+    pub protocol: Protocol,
+    /// The connection's transport.
+    pub transport: Transport,
+    /// Whether plaintext mechanisms (LOGIN, USER/PASS, PLAIN) are allowed without TLS. Drivers
+    /// set this for loopback peers or when the operator lifted the rule.
+    pub plaintext_auth_without_tls: bool,
+    /// Bounds and timeouts.
+    pub limits: Limits,
+    /// Names the server in greetings.
+    pub server_name: String,
+}
+
+impl SessionConfig {
+    /// Defaults for a public server: no plaintext authentication without TLS.
+    pub fn new(protocol: Protocol, transport: Transport) -> Self {
+        SessionConfig {
+            protocol,
+            transport,
+            plaintext_auth_without_tls: false,
+            limits: Limits::default(),
+            server_name: "tern".to_string(),
+        }
+    }
+}
+
+/// Something that happened to the session, fed in by the driver. Every input carries the
+/// current time: the core never reads a clock.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Input<'a> {
+    /// Octets received from the peer.
+    Bytes {
+        /// The current time.
+        now: Instant,
+        /// What arrived, in order.
+        data: &'a [u8],
+    },
+    /// The deadline from the last [`Output::Timeout`] (or a later one) has passed.
+    Timeout {
+        /// The current time.
+        now: Instant,
+    },
+    /// The reply to an [`Output::Storage`] request.
+    Storage {
+        /// The current time.
+        now: Instant,
+        /// The request's id.
+        id: RequestId,
+        /// What storage answered.
+        reply: StorageResult,
+    },
+    /// The TLS handshake asked for by [`Output::StartTls`] completed.
+    TlsEstablished {
+        /// The current time.
+        now: Instant,
+    },
+    /// The peer closed its side, or the connection failed.
+    PeerClosed {
+        /// The current time.
+        now: Instant,
+    },
+    /// The server is stopping: say goodbye as the protocol prescribes, once any request in
+    /// flight has been answered.
+    Shutdown {
+        /// The current time.
+        now: Instant,
+    },
+}
+
+/// What the session wants done next; see the crate docs for the loop that drains these.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Output {
+    /// Write these octets to the peer, in order.
+    Transmit(Bytes),
+    /// Execute this request against storage and feed the reply back with [`Input::Storage`].
+    Storage(StorageRequest),
+    /// Flush all transmitted bytes, run the TLS handshake, then feed [`Input::TlsEstablished`].
+    StartTls,
+    /// Something worth a log line.
+    Event(Event),
+    /// Flush, then close the connection. Every later poll answers `Close` again.
+    Close,
+    /// Nothing more to do now: wait for input, a storage reply, or this instant.
+    Timeout(Instant),
+}
+
+/// Facts a driver may log. None carries a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A command was received (its name only; arguments may hold credentials).
+    Command {
+        /// The command's name.
+        name: String,
+    },
+    /// A user authenticated.
+    LoggedIn {
+        /// The account's canonical name.
+        account: String,
+        /// How: `LOGIN`, `USER`, or a SASL mechanism name.
+        mechanism: &'static str,
+    },
+    /// An authentication attempt failed.
+    AuthFailed {
+        /// The user name the client tried.
+        username: String,
+        /// How: `LOGIN`, `USER`, or a SASL mechanism name.
+        mechanism: &'static str,
+    },
+}
+
+/// A driver bug: input the session cannot have asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MisuseError {
+    /// Input arrived after the session asked to close.
+    #[error("input after the session closed")]
+    Closed,
+    /// A storage reply whose id the session did not issue, or is no longer waiting for.
+    #[error("storage reply {0} does not match the request in flight")]
+    UnknownRequest(RequestId),
+    /// `TlsEstablished` without a preceding `StartTls`.
+    #[error("TLS established without a STARTTLS request")]
+    UnexpectedTls,
+}
+
+/// One connection's protocol state. Create one per accepted connection.
+///
+/// Call [`Session::handle_input`] whenever something happens, then [`Session::poll_output`]
+/// until it returns [`Output::Timeout`] (or [`Output::Close`]).
+#[derive(Debug)]
+pub struct Session {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Imap(Box<imap::session::ImapSession>),
+    Pop3(Box<pop3::session::Pop3Session>),
+}
+
+impl Session {
+    /// Starts a session; its greeting is the first output.
+    pub fn new(config: SessionConfig, now: Instant) -> Session {
+        let inner = match config.protocol {
+            Protocol::Imap => Inner::Imap(Box::new(imap::session::ImapSession::new(config, now))),
+            Protocol::Pop3 => Inner::Pop3(Box::new(pop3::session::Pop3Session::new(config, now))),
+        };
+        Session { inner }
+    }
+
+    /// Feeds one input. Client mistakes are answered on the wire, never returned as errors.
+    pub fn handle_input(&mut self, input: Input<'_>) -> Result<(), MisuseError> {
+        match &mut self.inner {
+            Inner::Imap(s) => s.handle_input(input),
+            Inner::Pop3(s) => s.handle_input(input),
+        }
+    }
+
+    /// The next thing to do. Ends with [`Output::Timeout`] when drained.
+    pub fn poll_output(&mut self) -> Output {
+        match &mut self.inner {
+            Inner::Imap(s) => s.poll_output(),
+            Inner::Pop3(s) => s.poll_output(),
+        }
+    }
+
+    /// The authenticated account, once there is one.
+    pub fn account(&self) -> Option<&str> {
+        match &self.inner {
+            Inner::Imap(s) => s.account(),
+            Inner::Pop3(s) => s.account(),
+        }
+    }
+
+    /// Whether the driver should read more from the peer now. False while input that the
+    /// session cannot yet consume has piled up past [`Limits::max_buffered_input`], or after
+    /// close.
+    pub fn wants_read(&self) -> bool {
+        match &self.inner {
+            Inner::Imap(s) => s.wants_read(),
+            Inner::Pop3(s) => s.wants_read(),
+        }
+    }
+}
+
+/// Allocates request ids for one session.
+#[derive(Debug, Default)]
+pub(crate) struct RequestIds(u64);
+
+impl RequestIds {
+    pub(crate) fn next(&mut self) -> RequestId {
+        self.0 += 1;
+        RequestId(self.0)
+    }
+}
