@@ -1,1 +1,128 @@
-fn main() {}
+//! `tern`: the mail-access server binary.
+//!
+//! ```text
+//! tern                       serve ./tern.toml, writing a starter one first if it is missing
+//! tern --config PATH         serve PATH
+//! tern check-config PATH     validate PATH and exit
+//! tern hash-password         read a password on stdin, print its argon2id PHC string
+//! ```
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use tern_smol::config::{self, Config};
+use tern_smol::error::StartError;
+use tern_smol::{directory, server};
+
+const USAGE: &str = "usage: tern [--config PATH] | tern check-config PATH | tern hash-password";
+
+enum Command {
+    Serve(Option<PathBuf>),
+    CheckConfig(PathBuf),
+    HashPassword,
+    Help,
+    Version,
+}
+
+fn parse_args(args: &[String]) -> Result<Command, StartError> {
+    let usage = || StartError::Usage(USAGE.to_string());
+    match args {
+        [] => Ok(Command::Serve(None)),
+        [flag, path] if flag == "--config" || flag == "-c" => {
+            Ok(Command::Serve(Some(PathBuf::from(path))))
+        }
+        [cmd, path] if cmd == "check-config" => Ok(Command::CheckConfig(PathBuf::from(path))),
+        [cmd] if cmd == "hash-password" => Ok(Command::HashPassword),
+        [flag] if flag == "--help" || flag == "-h" => Ok(Command::Help),
+        [flag] if flag == "--version" || flag == "-V" => Ok(Command::Version),
+        _ => Err(usage()),
+    }
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse_args(&args).and_then(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tern: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), StartError> {
+    match command {
+        Command::Help => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Command::Version => {
+            println!("tern {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::HashPassword => {
+            let mut input = String::new();
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .map_err(|source| StartError::Io {
+                    what: "cannot read",
+                    path: "standard input".into(),
+                    source,
+                })?;
+            let password = input.strip_suffix('\n').unwrap_or(&input);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            if password.is_empty() {
+                return Err(StartError::Usage("hash-password: empty password".into()));
+            }
+            let hash = directory::hash_password(password.as_bytes()).map_err(StartError::Usage)?;
+            println!("{hash}");
+            Ok(())
+        }
+        Command::CheckConfig(path) => {
+            let config = Config::load(&path)?;
+            // Configured certificate files must load too; a generated one is made at start.
+            if config.server.tls.is_some() {
+                tern_smol::tls::acceptor(&config)?;
+            }
+            println!("{}: ok", path.display());
+            Ok(())
+        }
+        Command::Serve(Some(path)) => server::run(Config::load(&path)?),
+        Command::Serve(None) => {
+            let path = Path::new("tern.toml");
+            if !path.exists() {
+                write_starter(path)?;
+            }
+            server::run(Config::load(path)?)
+        }
+    }
+}
+
+/// Writes `./tern.toml` with a `demo` account whose random password is printed once.
+fn write_starter(path: &Path) -> Result<(), StartError> {
+    let password = tern_smol::random_password();
+    let hash = directory::hash_password(password.as_bytes()).map_err(StartError::Usage)?;
+    let text = config::starter(&hash);
+    tern_smol::tls::write_private_file(path, text.as_bytes()).map_err(|source| StartError::Io {
+        what: "cannot write",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    println!("Wrote a starter configuration to {}.", path.display());
+    println!("Account: demo");
+    println!("Password: {password}");
+    println!("(shown only this once; only its hash is stored)");
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

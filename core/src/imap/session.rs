@@ -35,8 +35,13 @@ const MAX_BAD_COMMANDS: u32 = 20;
 #[derive(Debug)]
 enum State {
     NotAuthenticated,
-    Authenticated { account: String },
-    Logout,
+    Authenticated {
+        account: String,
+    },
+    /// Over; the account is kept for the driver's closing log line.
+    Logout {
+        account: Option<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -224,7 +229,12 @@ impl ImapSession {
     }
 
     fn close(&mut self) {
-        self.state = State::Logout;
+        let account = match std::mem::replace(&mut self.state, State::Logout { account: None }) {
+            State::Authenticated { account } => Some(account),
+            State::Logout { account } => account,
+            State::NotAuthenticated => None,
+        };
+        self.state = State::Logout { account };
         self.expect = Expect::Closed;
         self.timers = Timers::default();
         self.framer.clear();
@@ -453,7 +463,7 @@ impl ImapSession {
             }
             (
                 Command::StartTls | Command::Login { .. } | Command::Authenticate { .. },
-                State::Authenticated { .. } | State::Logout,
+                State::Authenticated { .. } | State::Logout { .. },
             ) => self.bad(Some(&tag), None, "Already authenticated."),
             (Command::Unknown { .. }, _) => self.bad(Some(&tag), None, "Unknown command."),
         }
@@ -607,7 +617,8 @@ impl ImapSession {
     pub(crate) fn account(&self) -> Option<&str> {
         match &self.state {
             State::Authenticated { account } => Some(account),
-            _ => None,
+            State::Logout { account } => account.as_deref(),
+            State::NotAuthenticated => None,
         }
     }
 

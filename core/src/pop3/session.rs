@@ -25,9 +25,16 @@ const MAX_BAD_COMMANDS: u32 = 20;
 
 #[derive(Debug)]
 enum State {
-    Authorization { user: Option<String> },
-    Transaction { account: String },
-    Closed,
+    Authorization {
+        user: Option<String>,
+    },
+    Transaction {
+        account: String,
+    },
+    /// Over; the account is kept for the driver's closing log line.
+    Closed {
+        account: Option<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -187,7 +194,12 @@ impl Pop3Session {
     }
 
     fn close(&mut self) {
-        self.state = State::Closed;
+        let account = match std::mem::replace(&mut self.state, State::Closed { account: None }) {
+            State::Transaction { account } => Some(account),
+            State::Closed { account } => account,
+            State::Authorization { .. } => None,
+        };
+        self.state = State::Closed { account };
         self.expect = Expect::Closed;
         self.timers = Timers::default();
         self.lines.clear();
@@ -449,7 +461,8 @@ impl Pop3Session {
     pub(crate) fn account(&self) -> Option<&str> {
         match &self.state {
             State::Transaction { account } => Some(account),
-            _ => None,
+            State::Closed { account } => account.as_deref(),
+            State::Authorization { .. } => None,
         }
     }
 }

@@ -1,0 +1,311 @@
+//! One task per connection: moves bytes between the socket and the core session, and does
+//! what the session asks (run a storage request, upgrade to TLS, arm a timer, close).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_rustls::server::TlsStream;
+use futures_rustls::TlsAcceptor;
+use smol::future::FutureExt as _;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::TcpStream;
+use smol::Timer;
+use tern_core::{Event, Input, Output, RequestId, Session, SessionConfig, StorageResult};
+
+use crate::backend::Backend;
+
+/// The socket, before or after the TLS handshake.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            Stream::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(data).await,
+            Stream::Tls(s) => s.write_all(data).await,
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush().await,
+            Stream::Tls(s) => s.flush().await,
+        }
+    }
+
+    async fn close(&mut self) {
+        // Best effort: the peer may already be gone.
+        let _ = match self {
+            Stream::Plain(s) => s.close().await,
+            Stream::Tls(s) => s.close().await,
+        };
+    }
+}
+
+/// What a connection needs from the server.
+pub struct Context {
+    pub listener: String,
+    pub tls: TlsAcceptor,
+    pub backend: Arc<Backend>,
+    pub send_timeout: Duration,
+    /// Resolves (with an error) when the server begins to shut down.
+    pub shutdown: smol::channel::Receiver<()>,
+    /// Held until the connection ends; shutdown waits for every copy to drop.
+    pub alive: smol::channel::Sender<()>,
+}
+
+/// What woke the connection up.
+enum Wake {
+    Read(std::io::Result<usize>),
+    Storage(RequestId, StorageResult),
+    Deadline,
+    Shutdown,
+}
+
+/// Why a connection ended, for the close log line.
+enum End {
+    Closed,
+    Io(std::io::Error),
+    TlsFailed(std::io::Error),
+}
+
+/// Serves one accepted connection to completion.
+pub async fn serve(
+    socket: TcpStream,
+    peer: SocketAddr,
+    config: SessionConfig,
+    implicit_tls: bool,
+    ctx: Arc<Context>,
+) {
+    let started = Instant::now();
+    let protocol = config.protocol;
+    tracing::info!(peer = %peer, listener = %ctx.listener, tls = implicit_tls, "connection opened");
+    let stream = if implicit_tls {
+        match ctx.tls.accept(socket).await {
+            Ok(tls) => Stream::Tls(Box::new(tls)),
+            Err(e) => {
+                tracing::info!(peer = %peer, listener = %ctx.listener, error = %e, "TLS handshake failed");
+                return;
+            }
+        }
+    } else {
+        Stream::Plain(socket)
+    };
+    let mut conn = Connection {
+        session: Session::new(config, Instant::now()),
+        stream: Some(stream),
+        ctx: ctx.clone(),
+        peer,
+        pending: None,
+        shutdown_seen: false,
+    };
+    let end = conn.run().await;
+    let tls = matches!(conn.stream, Some(Stream::Tls(_)));
+    if let Some(stream) = conn.stream.as_mut() {
+        stream.close().await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let account = conn.session.account().unwrap_or("-").to_string();
+    match end {
+        End::Closed => {
+            tracing::info!(peer = %peer, listener = %ctx.listener, ?protocol, tls, user = %account, duration = secs, "connection closed")
+        }
+        End::Io(e) => {
+            tracing::info!(peer = %peer, listener = %ctx.listener, ?protocol, tls, user = %account, duration = secs, error = %e, "connection lost")
+        }
+        End::TlsFailed(e) => {
+            tracing::info!(peer = %peer, listener = %ctx.listener, ?protocol, user = %account, duration = secs, error = %e, "STARTTLS handshake failed")
+        }
+    }
+}
+
+struct Connection {
+    session: Session,
+    /// `None` only transiently, while the socket is handed to the TLS handshake.
+    stream: Option<Stream>,
+    ctx: Arc<Context>,
+    peer: SocketAddr,
+    pending: Option<(RequestId, smol::Task<StorageResult>)>,
+    shutdown_seen: bool,
+}
+
+impl Connection {
+    async fn run(&mut self) -> End {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let deadline = match self.drain().await {
+                Ok(Some(deadline)) => deadline,
+                Ok(None) => return End::Closed,
+                Err(end) => return end,
+            };
+            let wake = self.wait(deadline, &mut buf).await;
+            let now = Instant::now();
+            let input = match wake {
+                Wake::Read(Ok(0)) => Input::PeerClosed { now },
+                Wake::Read(Ok(n)) => Input::Bytes {
+                    now,
+                    data: buf.get(..n).unwrap_or_default(),
+                },
+                Wake::Read(Err(e)) => {
+                    let _ = self.session.handle_input(Input::PeerClosed { now });
+                    return End::Io(e);
+                }
+                Wake::Storage(id, reply) => {
+                    self.pending = None;
+                    Input::Storage { now, id, reply }
+                }
+                Wake::Deadline => Input::Timeout { now },
+                Wake::Shutdown => {
+                    self.shutdown_seen = true;
+                    Input::Shutdown { now }
+                }
+            };
+            if let Err(e) = self.session.handle_input(input) {
+                // A bug in this driver, not the client's doing: drop the connection loudly.
+                tracing::error!(peer = %self.peer, error = %e, "session misuse");
+                return End::Closed;
+            }
+        }
+    }
+
+    /// Carries out the session's outputs until it waits; `None` once it asked to close.
+    async fn drain(&mut self) -> Result<Option<Instant>, End> {
+        loop {
+            match self.session.poll_output() {
+                Output::Transmit(bytes) => self.send(&bytes).await.map_err(End::Io)?,
+                Output::Storage(request) => {
+                    let task = smol::spawn(self.ctx.backend.clone().execute(request.op));
+                    self.pending = Some((request.id, task));
+                }
+                Output::StartTls => {
+                    self.flush().await.map_err(End::Io)?;
+                    let Some(Stream::Plain(socket)) = self.stream.take() else {
+                        return Ok(None);
+                    };
+                    let tls = self.ctx.tls.accept(socket).await.map_err(End::TlsFailed)?;
+                    self.stream = Some(Stream::Tls(Box::new(tls)));
+                    let now = Instant::now();
+                    if self
+                        .session
+                        .handle_input(Input::TlsEstablished { now })
+                        .is_err()
+                    {
+                        return Ok(None);
+                    }
+                }
+                Output::Event(event) => self.log(event),
+                Output::Close => {
+                    self.flush().await.map_err(End::Io)?;
+                    return Ok(None);
+                }
+                Output::Timeout(at) => {
+                    self.flush().await.map_err(End::Io)?;
+                    return Ok(Some(at));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Writes, dropping a peer that stops reading for longer than the send timeout.
+    async fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        let timeout = self.ctx.send_timeout;
+        stream
+            .write_all(data)
+            .or(async {
+                Timer::after(timeout).await;
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "peer stopped reading",
+                ))
+            })
+            .await
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        let timeout = self.ctx.send_timeout;
+        stream
+            .flush()
+            .or(async {
+                Timer::after(timeout).await;
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "peer stopped reading",
+                ))
+            })
+            .await
+    }
+
+    /// Waits for whichever comes first: input, the storage reply, the deadline, shutdown.
+    async fn wait(&mut self, deadline: Instant, buf: &mut [u8]) -> Wake {
+        let wants_read = self.session.wants_read();
+        let shutdown_seen = self.shutdown_seen;
+        // Async blocks capture whole variables: split the borrows by field first.
+        let Connection {
+            stream,
+            pending,
+            ctx,
+            ..
+        } = self;
+        let read = async {
+            match (wants_read, stream.as_mut()) {
+                (true, Some(stream)) => Wake::Read(stream.read(buf).await),
+                _ => std::future::pending().await,
+            }
+        };
+        let storage = async {
+            match pending.as_mut() {
+                Some((id, task)) => Wake::Storage(*id, task.await),
+                None => std::future::pending().await,
+            }
+        };
+        let timer = async {
+            Timer::at(deadline).await;
+            Wake::Deadline
+        };
+        let shutdown = async {
+            if shutdown_seen {
+                std::future::pending::<()>().await;
+            }
+            // The channel never carries a message: its closing is the signal.
+            let _ = ctx.shutdown.recv().await;
+            Wake::Shutdown
+        };
+        // Storage first: a finished request is handed over before more input.
+        storage.or(shutdown).or(read).or(timer).await
+    }
+
+    fn log(&self, event: Event) {
+        match event {
+            Event::Command { name } => {
+                tracing::debug!(peer = %self.peer, listener = %self.ctx.listener, command = %name, "command")
+            }
+            Event::LoggedIn { account, mechanism } => {
+                tracing::info!(peer = %self.peer, listener = %self.ctx.listener, user = %account, mechanism, "authentication succeeded")
+            }
+            Event::AuthFailed {
+                username,
+                mechanism,
+            } => {
+                tracing::info!(peer = %self.peer, listener = %self.ctx.listener, user = %username, mechanism, "authentication failed")
+            }
+            _ => {}
+        }
+    }
+}

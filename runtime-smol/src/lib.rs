@@ -1,0 +1,33 @@
+//! `tern-smol`: the tern server around `tern-core`, on the smol runtime.
+//!
+//! The connection tasks only move bytes between sockets and core sessions and carry out what
+//! the sessions ask: run a storage request on the blocking pool, upgrade to TLS, wait for a
+//! deadline, close. Everything protocol-shaped lives in `tern-core`.
+
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod config;
+pub mod connection;
+pub mod directory;
+pub mod error;
+pub mod server;
+pub mod tls;
+
+/// A password for the starter account: 20 characters from an alphabet without look-alikes,
+/// about 115 bits from the OS's random source.
+pub fn random_password() -> String {
+    use rand_core::{OsRng, RngCore};
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    (0..20)
+        .map(|_| {
+            // Rejection sampling keeps every character equally likely.
+            loop {
+                let b = (OsRng.next_u32() & 0xff) as usize;
+                if b < 256 - 256 % ALPHABET.len() {
+                    break char::from(ALPHABET[b % ALPHABET.len()]);
+                }
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,188 @@
+//! Real clients (Python's imaplib and poplib) against the real binary: plain on loopback,
+//! STARTTLS/STLS, implicit TLS, and a clean LOGOUT/QUIT.
+
+mod common;
+
+use common::{have, python, Client, Server};
+
+const IMAP_SCRIPT: &str = r#"
+import imaplib, ssl, sys
+plain, tls, cert = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context(cafile=cert)
+
+m = imaplib.IMAP4("127.0.0.1", plain)
+assert "STARTTLS" in m.capabilities, m.capabilities
+typ, data = m.login("alice", "wonderland")
+assert typ == "OK", (typ, data)
+assert m.noop()[0] == "OK"
+assert m.logout()[0] == "BYE"
+print("plain ok")
+
+m = imaplib.IMAP4("127.0.0.1", plain)
+m.starttls(ssl_context=ctx)
+assert "STARTTLS" not in m.capabilities and "AUTH=PLAIN" in m.capabilities, m.capabilities
+assert m.login("ALICE", "wonderland")[0] == "OK"
+assert m.logout()[0] == "BYE"
+print("starttls ok")
+
+m = imaplib.IMAP4_SSL("localhost", tls, ssl_context=ctx)
+try:
+    m.login("alice", "wrong")
+    raise SystemExit("wrong password accepted")
+except imaplib.IMAP4.error as e:
+    assert "AUTHENTICATIONFAILED" in str(e), e
+m.authenticate("PLAIN", lambda _: b"\0alice\0wonderland")
+assert m.state == "AUTH"
+assert m.logout()[0] == "BYE"
+print("implicit tls ok")
+"#;
+
+const POP3_SCRIPT: &str = r#"
+import poplib, ssl, sys
+plain, tls, cert = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context(cafile=cert)
+
+p = poplib.POP3("127.0.0.1", plain)
+assert "STLS" in p.capa()
+assert p.user("alice").startswith(b"+OK")
+assert p.pass_("wonderland").startswith(b"+OK")
+assert p.quit().startswith(b"+OK")
+print("plain ok")
+
+p = poplib.POP3("127.0.0.1", plain)
+p.stls(ctx)
+caps = p.capa()
+assert "STLS" not in caps and "USER" in caps, caps
+p.user("alice"); p.pass_("wonderland")
+assert p.quit().startswith(b"+OK")
+print("stls ok")
+
+p = poplib.POP3_SSL("localhost", tls, context=ctx)
+p.user("alice")
+try:
+    p.pass_("wrong")
+    raise SystemExit("wrong password accepted")
+except poplib.error_proto as e:
+    assert "[AUTH]" in str(e), e
+p.user("alice"); p.pass_("wonderland")
+assert p.quit().startswith(b"+OK")
+print("implicit tls ok")
+"#;
+
+fn fast_failures() -> &'static str {
+    "[auth]\nfailure-delay = 0.1\n"
+}
+
+#[test]
+fn python_imaplib_plain_starttls_and_implicit_tls() {
+    if !have("python3") {
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    }
+    let server = Server::start(fast_failures());
+    let out = python(
+        IMAP_SCRIPT,
+        &[
+            server.port("imap").to_string(),
+            server.port("imaps").to_string(),
+            server.cert().display().to_string(),
+        ],
+    );
+    assert_eq!(out, "plain ok\nstarttls ok\nimplicit tls ok\n");
+    let log = server.log();
+    assert!(log.contains("authentication succeeded"), "{log}");
+    assert!(log.contains("authentication failed"), "{log}");
+    assert!(
+        !log.contains("wonderland"),
+        "the password reached the log:\n{log}"
+    );
+}
+
+#[test]
+fn python_poplib_plain_stls_and_implicit_tls() {
+    if !have("python3") {
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    }
+    let server = Server::start(fast_failures());
+    let out = python(
+        POP3_SCRIPT,
+        &[
+            server.port("pop3").to_string(),
+            server.port("pop3s").to_string(),
+            server.cert().display().to_string(),
+        ],
+    );
+    assert_eq!(out, "plain ok\nstls ok\nimplicit tls ok\n");
+}
+
+#[test]
+fn sigterm_says_bye_to_open_sessions_and_exits_zero() {
+    let mut server = Server::start("");
+    let mut imap = Client::connect(server.port("imap"));
+    assert!(imap.line().unwrap().starts_with("* OK [CAPABILITY "));
+    let mut pop = Client::connect(server.port("pop3"));
+    assert_eq!(pop.line().unwrap(), "+OK tern ready.");
+    let status = server
+        .terminate()
+        .expect("server did not exit after SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(imap.line().unwrap(), "* BYE Server shutting down.");
+    assert!(imap.closed());
+    assert_eq!(pop.line().unwrap(), "-ERR Server shutting down.");
+}
+
+#[test]
+fn autologout_timer_closes_idle_connections() {
+    // A short timeout stands in for RFC 9051 §5.4's 30 minutes.
+    let server = Server::start("[timeouts]\nimap-autologout = 1\npop3-inactivity = 1\n");
+    let mut imap = Client::connect(server.port("imap"));
+    imap.line().unwrap();
+    assert_eq!(imap.line().unwrap(), "* BYE Autologout; idle for too long.");
+    assert!(imap.closed());
+    let mut pop = Client::connect(server.port("pop3"));
+    pop.line().unwrap();
+    assert_eq!(pop.line().unwrap(), "-ERR Disconnected for inactivity.");
+    assert!(pop.closed());
+}
+
+const INJECTION_SCRIPT: &str = r#"
+import socket, ssl, sys
+port, cert, proto = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=cert)
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+f = s.makefile("rb")
+f.readline()
+if proto == "imap":
+    s.sendall(b"a STARTTLS\r\nb NOOP\r\n")
+    assert f.readline() == b"a OK Begin TLS negotiation now.\r\n"
+else:
+    s.sendall(b"STLS\r\nUSER injected\r\n")
+    assert f.readline() == b"+OK Begin TLS negotiation now.\r\n"
+t = ctx.wrap_socket(s, server_hostname="localhost")
+g = t.makefile("rb")
+t.sendall(b"c NOOP\r\n" if proto == "imap" else b"PASS x\r\n")
+# The pipelined plaintext command must not have run: the first answer is to the new one.
+print(g.readline().decode().strip())
+"#;
+
+#[test]
+fn starttls_and_stls_discard_pipelined_plaintext() {
+    if !have("python3") {
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    }
+    let server = Server::start("");
+    let cert = server.cert().display().to_string();
+    let imap = python(
+        INJECTION_SCRIPT,
+        &[server.port("imap").to_string(), cert.clone(), "imap".into()],
+    );
+    assert_eq!(imap, "c OK NOOP completed.\n");
+    // Had the injected USER run, PASS would try that user instead of lacking one.
+    let pop = python(
+        INJECTION_SCRIPT,
+        &[server.port("pop3").to_string(), cert, "pop3".into()],
+    );
+    assert_eq!(pop, "-ERR No user name given.\n");
+}

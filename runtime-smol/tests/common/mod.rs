@@ -1,0 +1,221 @@
+//! Starts the real `tern` binary on ephemeral loopback ports for end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tern");
+
+/// The standard four listeners on port 0, a `{plain}` account and extra TOML.
+pub fn config_text(extra: &str) -> String {
+    format!(
+        r#"[storage]
+path = "data"
+
+[server.listener."imap"]
+bind = ["127.0.0.1:0"]
+protocol = "imap"
+
+[server.listener."imaps"]
+bind = ["127.0.0.1:0"]
+protocol = "imap"
+tls.implicit = true
+
+[server.listener."pop3"]
+bind = ["127.0.0.1:0"]
+protocol = "pop3"
+
+[server.listener."pop3s"]
+bind = ["127.0.0.1:0"]
+protocol = "pop3"
+tls.implicit = true
+
+[[directory.users]]
+name = "alice"
+secret = "{{plain}}wonderland"
+
+{extra}
+"#
+    )
+}
+
+/// A running server; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub ports: HashMap<String, SocketAddr>,
+    stderr: PathBuf,
+}
+
+impl Server {
+    pub fn start(extra: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("tern.toml");
+        std::fs::write(&config, config_text(extra)).unwrap();
+        Self::start_with(dir, &config)
+    }
+
+    pub fn start_with(dir: tempfile::TempDir, config: &Path) -> Server {
+        let stderr = dir.path().join("stderr.log");
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut ports = HashMap::new();
+        loop {
+            let line = match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => line,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "server did not become ready; stderr:\n{}",
+                        std::fs::read_to_string(&stderr).unwrap_or_default()
+                    );
+                }
+            };
+            if line == "tern is ready" {
+                break;
+            }
+            if let Some(rest) = line.strip_prefix("listening ") {
+                let mut parts = rest.split(' ');
+                let name = parts.next().unwrap().to_string();
+                let addr: SocketAddr = parts.next().unwrap().parse().unwrap();
+                ports.insert(name, addr);
+            }
+        }
+        Server {
+            child,
+            dir,
+            ports,
+            stderr,
+        }
+    }
+
+    pub fn port(&self, listener: &str) -> u16 {
+        self.ports[listener].port()
+    }
+
+    pub fn cert(&self) -> PathBuf {
+        self.dir.path().join("data/tls/cert.pem")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain TCP client with bounded reads.
+pub struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, data: &str) {
+        self.stream.write_all(data.as_bytes()).unwrap();
+    }
+
+    /// Reads one line (CRLF stripped); `None` at EOF.
+    pub fn line(&mut self) -> Option<String> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                let s = String::from_utf8_lossy(&line);
+                return Some(s.trim_end_matches(['\r', '\n']).to_string());
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    /// Whether the server closed the connection (EOF within the read timeout).
+    pub fn closed(&mut self) -> bool {
+        let mut chunk = [0u8; 64];
+        matches!(self.stream.read(&mut chunk), Ok(0) | Err(_))
+    }
+}
+
+/// Whether a program is on PATH; tests that need it print why they skip otherwise.
+pub fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Runs a Python script with arguments; panics with its output when it fails.
+pub fn python(script: &str, args: &[String]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "python failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
