@@ -1,5 +1,7 @@
 //! Session behaviour for the foundation commands, driven with a virtual clock and `MemStore`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use tern_core::drive::{pump, Blocked};

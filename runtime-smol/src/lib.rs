@@ -31,3 +31,8 @@ pub fn random_password() -> String {
         })
         .collect()
 }
+
+/// README.md's code blocks are compiled as doctests, so its examples cannot silently rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

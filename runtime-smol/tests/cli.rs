@@ -1,5 +1,7 @@
 //! The command line: starter config, check-config, hash-password, and one-line errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -172,5 +174,24 @@ fn first_start_writes_a_starter_config_and_prints_the_password_once() {
     }
     // A second start reuses the file instead of minting a new password.
     let (code, _, err) = run(&["check-config", "tern.toml"], dir.path());
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn the_readme_reference_config_is_valid() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("```toml\n[storage]")
+        .expect("README has the reference config");
+    let body = &readme[start + "```toml\n".len()..];
+    let text = &body[..body.find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    std::fs::create_dir(&tls).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(tls.join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(tls.join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+    std::fs::write(dir.path().join("t.toml"), text).unwrap();
+    let (code, _, err) = run(&["check-config", "t.toml"], dir.path());
     assert_eq!(code, 0, "{err}");
 }

@@ -1,6 +1,8 @@
 //! Real clients (Python's imaplib and poplib) against the real binary: plain on loopback,
 //! STARTTLS/STLS, implicit TLS, and a clean LOGOUT/QUIT.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{have, python, Client, Server};

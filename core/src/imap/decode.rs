@@ -81,7 +81,7 @@ pub(crate) fn command(input: &Bytes) -> Result<CommandLine, DecodeError> {
         }
     };
     match parsed {
-        Ok((rest, command)) if rest.is_empty() => Ok(CommandLine { tag, command }),
+        Ok((&[], command)) => Ok(CommandLine { tag, command }),
         _ => Err(fail("Error in IMAP command: invalid arguments.")),
     }
 }

@@ -139,9 +139,13 @@ impl Framer {
         self.skip_tail.clear();
     }
 
-    /// The tag of the command being framed, when its first octets form one.
-    fn current_tag(&self) -> Option<Bytes> {
-        let end = self.buf.iter().position(|&b| !super::is_tag_char(b))?;
+    /// The tag of the command being framed, when its first octets form one. Only the first
+    /// `max_line` octets are searched: that much of an over-long line is all that is buffered
+    /// when it is rejected piecemeal, so the answer must not depend on how it was split (and a
+    /// tag cannot exceed the line limit).
+    fn current_tag(&self, max_line: usize) -> Option<Bytes> {
+        let head = &self.buf[..self.buf.len().min(max_line)];
+        let end = head.iter().position(|&b| !super::is_tag_char(b))?;
         (end > 0 && self.buf.get(end) == Some(&b' '))
             .then(|| Bytes::copy_from_slice(&self.buf[..end]))
     }
@@ -172,7 +176,7 @@ impl Framer {
                     return Frame::LiteralAnnounced {
                         len,
                         total: self.line_start as u64 + len,
-                        tag: self.current_tag(),
+                        tag: self.current_tag(limits.max_line),
                     }
                 }
                 State::Literal { remaining } => {
@@ -243,18 +247,18 @@ impl Framer {
                 State::Line => {
                     let Some(lf) = self.find_lf() else {
                         if self.buf.len() - self.line_start > limits.max_line {
-                            self.start_skipping(Rejection::LineTooLong);
+                            self.start_skipping(Rejection::LineTooLong, limits);
                             continue;
                         }
                         self.scanned = self.buf.len();
                         return Frame::NeedMore;
                     };
                     if lf - self.line_start > limits.max_line {
-                        self.start_skipping(Rejection::LineTooLong);
+                        self.start_skipping(Rejection::LineTooLong, limits);
                         continue;
                     }
                     if lf as u64 >= limits.max_command {
-                        self.start_skipping(Rejection::TooLarge);
+                        self.start_skipping(Rejection::TooLarge, limits);
                         continue;
                     }
                     let line = &self.buf[self.line_start..=lf];
@@ -293,7 +297,8 @@ impl Framer {
                                 let remaining = usize::try_from(ann.len).unwrap_or(usize::MAX);
                                 self.state = State::Literal { remaining };
                             } else if ann.len <= limits.max_discard {
-                                self.rejected = Some((self.current_tag(), Rejection::TooLarge));
+                                self.rejected =
+                                    Some((self.current_tag(limits.max_line), Rejection::TooLarge));
                                 // Keep only the tag's line; the literal is skipped unbuffered.
                                 self.state = State::Discard { remaining: ann.len };
                             } else {
@@ -315,9 +320,9 @@ impl Framer {
             .map(|i| from + i)
     }
 
-    fn start_skipping(&mut self, why: Rejection) {
+    fn start_skipping(&mut self, why: Rejection, limits: &FrameLimits) {
         if self.rejected.is_none() {
-            self.rejected = Some((self.current_tag(), why));
+            self.rejected = Some((self.current_tag(limits.max_line), why));
         }
         self.scanned = self.line_start;
         self.state = State::SkipLine;

@@ -39,35 +39,33 @@ impl LineReader {
 
     /// The next line of at most `max` octets, line end included in the count.
     pub(crate) fn next(&mut self, max: usize) -> LineFrame {
-        loop {
-            let found = self
-                .buf
-                .get(self.scanned..)
-                .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
-                .map(|i| self.scanned + i);
-            match found {
-                None => {
-                    if self.skipping || self.buf.len() > max {
-                        self.skipping = true;
-                        self.buf.clear();
-                        self.scanned = 0;
-                    } else {
-                        self.scanned = self.buf.len();
-                    }
-                    return LineFrame::NeedMore;
-                }
-                Some(lf) => {
-                    let line = self.buf.split_to(lf + 1).freeze();
+        let found = self
+            .buf
+            .get(self.scanned..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+            .map(|i| self.scanned + i);
+        match found {
+            None => {
+                if self.skipping || self.buf.len() > max {
+                    self.skipping = true;
+                    self.buf.clear();
                     self.scanned = 0;
-                    if std::mem::take(&mut self.skipping) || line.len() > max {
-                        return LineFrame::TooLong;
-                    }
-                    let mut end = line.len() - 1;
-                    if end > 0 && line.get(end - 1) == Some(&b'\r') {
-                        end -= 1;
-                    }
-                    return LineFrame::Line(line.slice(..end));
+                } else {
+                    self.scanned = self.buf.len();
                 }
+                LineFrame::NeedMore
+            }
+            Some(lf) => {
+                let line = self.buf.split_to(lf + 1).freeze();
+                self.scanned = 0;
+                if std::mem::take(&mut self.skipping) || line.len() > max {
+                    return LineFrame::TooLong;
+                }
+                let mut end = line.len() - 1;
+                if end > 0 && line.get(end - 1) == Some(&b'\r') {
+                    end -= 1;
+                }
+                LineFrame::Line(line.slice(..end))
             }
         }
     }

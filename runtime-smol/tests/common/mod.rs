@@ -1,6 +1,6 @@
 //! Starts the real `tern` binary on ephemeral loopback ports for end-to-end tests.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
