@@ -69,6 +69,7 @@ mod auth;
 pub mod drive;
 pub mod imap;
 pub mod limits;
+pub mod mail;
 mod outbox;
 pub mod pop3;
 mod sasl;

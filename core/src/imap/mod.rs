@@ -4,7 +4,9 @@ pub mod command;
 pub(crate) mod decode;
 pub(crate) mod encode;
 pub(crate) mod framing;
+pub mod response;
 pub(crate) mod session;
+pub mod types;
 
 /// `tag = 1*<any ASTRING-CHAR except "+">` (RFC 9051 §9).
 pub(crate) fn is_tag_char(b: u8) -> bool {

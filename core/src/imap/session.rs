@@ -466,6 +466,7 @@ impl ImapSession {
                 State::Authenticated { .. } | State::Logout { .. },
             ) => self.bad(Some(&tag), None, "Already authenticated."),
             (Command::Unknown { .. }, _) => self.bad(Some(&tag), None, "Unknown command."),
+            (_, _) => self.bad(Some(&tag), None, "Command not available in this state."),
         }
     }
 
