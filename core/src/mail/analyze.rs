@@ -255,13 +255,7 @@ fn default_type(message: bool) -> HeaderValue {
 /// reported as text, the type RFC 2046 gives unrecognised content.
 fn leaf(header: &[u8], body: &[u8], ct: Option<HeaderValue>) -> BodyStructure {
     let ct = match ct {
-        Some(ct)
-            if !ct.main.eq_ignore_ascii_case(b"multipart")
-                && !(ct.main.eq_ignore_ascii_case(b"message")
-                    && ct.sub.eq_ignore_ascii_case(b"rfc822")) =>
-        {
-            ct
-        }
+        Some(ct) if !is_composite(&ct) => ct,
         _ => default_type(false),
     };
     let is_text = ct.main.eq_ignore_ascii_case(b"text");
@@ -273,6 +267,11 @@ fn leaf(header: &[u8], body: &[u8], ct: Option<HeaderValue>) -> BodyStructure {
         md5: md5(header),
         ext: extension(header),
     }
+}
+
+fn is_composite(ct: &HeaderValue) -> bool {
+    ct.main.eq_ignore_ascii_case(b"multipart")
+        || (ct.main.eq_ignore_ascii_case(b"message") && ct.sub.eq_ignore_ascii_case(b"rfc822"))
 }
 
 fn plain_text(header: &[u8], body: &[u8]) -> BodyStructure {

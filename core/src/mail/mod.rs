@@ -3,7 +3,9 @@
 
 pub mod address;
 pub mod analyze;
+pub mod flags;
 pub mod header;
+pub mod mailbox_name;
 pub mod mime;
 pub mod section;
 pub mod structure;
