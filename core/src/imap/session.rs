@@ -565,6 +565,10 @@ impl ImapSession {
                     }
                 }
                 Err(e) => self.storage_failed(&tag, &e),
+                Ok(other) => self.storage_failed(
+                    &tag,
+                    &StorageError::Internal(format!("unexpected reply {other:?}")),
+                ),
             },
         }
     }

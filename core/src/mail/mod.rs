@@ -3,9 +3,11 @@
 
 pub mod address;
 pub mod analyze;
+pub mod date;
 pub mod flags;
 pub mod header;
 pub mod mailbox_name;
 pub mod mime;
 pub mod section;
 pub mod structure;
+pub mod text;

@@ -414,7 +414,7 @@ impl Pop3Session {
                         self.expect = Expect::AuthDelay;
                     }
                 }
-                Err(_) => self.err("[SYS/TEMP] Temporary server failure; try again later."),
+                Err(_) | Ok(_) => self.err("[SYS/TEMP] Temporary server failure; try again later."),
             },
         }
     }

@@ -5,11 +5,31 @@
 //! matching reply back with [`crate::Input::Storage`]. The driver decides how to run the request:
 //! inline, on a thread pool, or over the network. [`Store`] is the synchronous form that the
 //! in-memory store and the embedded durable store implement.
+//!
+//! Protocol semantics stay in the session: sequence numbers, when an EXPUNGE may be announced,
+//! `\Recent` bookkeeping per session. Storage stores, and answers searches exactly as
+//! [`MemStore`] does.
 
-use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
+use bytes::Bytes;
+
+use crate::imap::types::{DateTime, Flag, StoreMode};
+use crate::mail::analyze::MessageInfo;
+use crate::mail::flags::Flags;
 use crate::secret::Secret;
+
+mod mem;
+pub mod query;
+
+pub use mem::MemStore;
+pub use query::Query;
+
+/// A message's unique identifier within its mailbox (RFC 9051 §2.3.1.1); never 0.
+pub type Uid = u32;
+/// A modification sequence (RFC 7162); grows with every change in a mailbox.
+pub type ModSeq = u64;
 
 /// Names one storage request of one session; the reply must carry the same id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -21,6 +41,10 @@ impl fmt::Display for RequestId {
     }
 }
 
+/// A mailbox's identity inside an account: stable across RENAME, never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MailboxId(pub u64);
+
 /// A request the session wants executed.
 #[derive(Debug)]
 pub struct StorageRequest {
@@ -30,7 +54,198 @@ pub struct StorageRequest {
     pub op: StorageOp,
 }
 
-/// The operations a session asks of storage.
+/// RFC 6154 special uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpecialUse {
+    /// `\All`.
+    All,
+    /// `\Archive`.
+    Archive,
+    /// `\Drafts`.
+    Drafts,
+    /// `\Flagged`.
+    Flagged,
+    /// `\Junk`.
+    Junk,
+    /// `\Sent`.
+    Sent,
+    /// `\Trash`.
+    Trash,
+}
+
+impl SpecialUse {
+    /// The attribute as LIST shows it.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            SpecialUse::All => "\\All",
+            SpecialUse::Archive => "\\Archive",
+            SpecialUse::Drafts => "\\Drafts",
+            SpecialUse::Flagged => "\\Flagged",
+            SpecialUse::Junk => "\\Junk",
+            SpecialUse::Sent => "\\Sent",
+            SpecialUse::Trash => "\\Trash",
+        }
+    }
+
+    /// Parses an attribute (case-insensitive, backslash included).
+    pub fn from_attribute(a: &[u8]) -> Option<SpecialUse> {
+        [
+            SpecialUse::All,
+            SpecialUse::Archive,
+            SpecialUse::Drafts,
+            SpecialUse::Flagged,
+            SpecialUse::Junk,
+            SpecialUse::Sent,
+            SpecialUse::Trash,
+        ]
+        .into_iter()
+        .find(|s| s.attribute().as_bytes().eq_ignore_ascii_case(a))
+    }
+}
+
+/// The mailboxes every new account starts with (besides INBOX).
+pub const DEFAULT_MAILBOXES: [(&str, SpecialUse); 5] = [
+    ("Drafts", SpecialUse::Drafts),
+    ("Sent", SpecialUse::Sent),
+    ("Trash", SpecialUse::Trash),
+    ("Junk", SpecialUse::Junk),
+    ("Archive", SpecialUse::Archive),
+];
+
+/// The state of one message as a session's view needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageState {
+    /// Its UID.
+    pub uid: Uid,
+    /// Its flags.
+    pub flags: Flags,
+    /// The MODSEQ of its last change.
+    pub modseq: ModSeq,
+}
+
+/// One mailbox in a LIST.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailboxEntry {
+    /// Canonical UTF-8 name, `/`-delimited.
+    pub name: String,
+    /// Its special use, if any.
+    pub special_use: Option<SpecialUse>,
+    /// False for a `\Noselect` name kept because it has children (RFC 9051 §6.3.5).
+    pub selectable: bool,
+}
+
+/// The account's mailboxes and subscriptions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MailboxList {
+    /// Every existing mailbox.
+    pub mailboxes: Vec<MailboxEntry>,
+    /// Subscribed names (which need not exist, RFC 9051 §6.3.7).
+    pub subscribed: Vec<String>,
+}
+
+/// STATUS figures of a mailbox.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MailboxStatus {
+    /// The mailbox.
+    pub id: Option<MailboxId>,
+    /// MESSAGES.
+    pub messages: u32,
+    /// RECENT: messages not yet claimed as recent by any session.
+    pub recent: u32,
+    /// UIDNEXT.
+    pub uid_next: Uid,
+    /// UIDVALIDITY.
+    pub uid_validity: u32,
+    /// UNSEEN.
+    pub unseen: u32,
+    /// DELETED.
+    pub deleted: u32,
+    /// SIZE: total octets.
+    pub size: u64,
+    /// HIGHESTMODSEQ.
+    pub highest_modseq: ModSeq,
+}
+
+/// What SELECT/EXAMINE learns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The mailbox.
+    pub id: MailboxId,
+    /// UIDVALIDITY.
+    pub uid_validity: u32,
+    /// UIDNEXT.
+    pub uid_next: Uid,
+    /// HIGHESTMODSEQ.
+    pub highest_modseq: ModSeq,
+    /// Every message, by ascending UID.
+    pub messages: Vec<MessageState>,
+    /// UIDs this session now holds as `\Recent` (it claimed them).
+    pub recent: Vec<Uid>,
+    /// Keywords defined in the mailbox, for FLAGS and PERMANENTFLAGS.
+    pub keywords: Vec<Bytes>,
+}
+
+/// What changed since a session last looked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// Messages with UIDs at or above the session's known UIDNEXT, ascending.
+    pub added: Vec<MessageState>,
+    /// Known messages whose flags changed after the session's MODSEQ.
+    pub changed: Vec<MessageState>,
+    /// Known UIDs that no longer exist, ascending.
+    pub expunged: Vec<Uid>,
+    /// UIDs newly claimed as `\Recent` by this session.
+    pub recent: Vec<Uid>,
+    /// HIGHESTMODSEQ now.
+    pub highest_modseq: ModSeq,
+    /// UIDNEXT now.
+    pub uid_next: Uid,
+    /// Keywords defined now.
+    pub keywords: Vec<Bytes>,
+    /// The mailbox was deleted (or renumbered) under the session.
+    pub gone: bool,
+}
+
+/// A message to APPEND.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Flags to set.
+    pub flags: Vec<Flag>,
+    /// The internal date; `None` means "now" by the store's clock.
+    pub internal_date: Option<DateTime>,
+    /// The message octets, line ends already CRLF.
+    pub data: Bytes,
+}
+
+/// What FETCH needs loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FetchWant {
+    /// The message octets (BODY[...], RFC822, BINARY).
+    pub content: bool,
+    /// The parsed structure (ENVELOPE, BODYSTRUCTURE, sections).
+    pub info: bool,
+}
+
+/// One fetched message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchedMessage {
+    /// Its UID.
+    pub uid: Uid,
+    /// Flags after any implicit `\Seen`.
+    pub flags: Flags,
+    /// Its MODSEQ after any implicit `\Seen`.
+    pub modseq: ModSeq,
+    /// INTERNALDATE.
+    pub internal_date: DateTime,
+    /// RFC822.SIZE.
+    pub size: u64,
+    /// The octets, when asked for.
+    pub content: Option<Bytes>,
+    /// The structure, when asked for.
+    pub info: Option<Arc<MessageInfo>>,
+}
+
+/// The operations a session asks of storage. Every mailbox-level operation names the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StorageOp {
@@ -42,14 +257,214 @@ pub enum StorageOp {
         /// The password octets as the client sent them.
         password: Secret<Vec<u8>>,
     },
+    /// List mailboxes and subscriptions.
+    ListMailboxes {
+        /// The account.
+        account: String,
+    },
+    /// Create a mailbox (and missing parents).
+    CreateMailbox {
+        /// The account.
+        account: String,
+        /// Canonical name.
+        name: String,
+        /// A special use to give it.
+        special_use: Option<SpecialUse>,
+    },
+    /// Delete a mailbox (RFC 9051 §6.3.5).
+    DeleteMailbox {
+        /// The account.
+        account: String,
+        /// Canonical name.
+        name: String,
+    },
+    /// Rename a mailbox and its children; INBOX moves its messages instead.
+    RenameMailbox {
+        /// The account.
+        account: String,
+        /// The existing name.
+        from: String,
+        /// The new name.
+        to: String,
+    },
+    /// Subscribe or unsubscribe a name.
+    Subscribe {
+        /// The account.
+        account: String,
+        /// Canonical name.
+        name: String,
+        /// Subscribe (true) or unsubscribe.
+        subscribed: bool,
+    },
+    /// STATUS figures.
+    Status {
+        /// The account.
+        account: String,
+        /// Canonical name.
+        name: String,
+    },
+    /// SELECT/EXAMINE.
+    Open {
+        /// The account.
+        account: String,
+        /// Canonical name.
+        name: String,
+        /// EXAMINE: do not claim `\Recent`.
+        read_only: bool,
+    },
+    /// Changes since the session's last view.
+    Changes {
+        /// The account.
+        account: String,
+        /// The selected mailbox.
+        mailbox: MailboxId,
+        /// The session's UIDNEXT: UIDs below it are known to the session.
+        uid_next: Uid,
+        /// The highest MODSEQ the session has synchronised to.
+        since: ModSeq,
+        /// Claim new messages as `\Recent` for this session (read-write sessions).
+        claim_recent: bool,
+    },
+    /// APPEND one or more messages atomically (MULTIAPPEND).
+    Append {
+        /// The account.
+        account: String,
+        /// Canonical target name.
+        name: String,
+        /// The messages.
+        messages: Vec<NewMessage>,
+    },
+    /// Load messages for FETCH.
+    Fetch {
+        /// The account.
+        account: String,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Which messages (those that no longer exist are skipped).
+        uids: Vec<Uid>,
+        /// What to load.
+        want: FetchWant,
+        /// Set `\Seen` on them first (BODY[] without PEEK in a read-write session).
+        mark_seen: bool,
+    },
+    /// SEARCH among the session's messages.
+    Search {
+        /// The account.
+        account: String,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// The UIDs to consider (the session's view).
+        uids: Vec<Uid>,
+        /// The criteria, with session-relative parts resolved to UIDs.
+        query: Query,
+    },
+    /// STORE flags.
+    SetFlags {
+        /// The account.
+        account: String,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Which messages.
+        uids: Vec<Uid>,
+        /// Replace, add or remove.
+        mode: StoreMode,
+        /// The flags.
+        flags: Vec<Flag>,
+        /// UNCHANGEDSINCE (RFC 7162).
+        unchanged_since: Option<ModSeq>,
+    },
+    /// EXPUNGE (all `\Deleted`) or UID EXPUNGE (those of `uids` that are `\Deleted`).
+    Expunge {
+        /// The account.
+        account: String,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Restrict to these UIDs.
+        uids: Option<Vec<Uid>>,
+    },
+    /// COPY or MOVE.
+    CopyMove {
+        /// The account.
+        account: String,
+        /// The source mailbox.
+        mailbox: MailboxId,
+        /// Which messages.
+        uids: Vec<Uid>,
+        /// Canonical target name.
+        target: String,
+        /// MOVE: remove from the source atomically.
+        remove: bool,
+    },
 }
 
-/// What storage answers to a [`StorageOp`].
+impl StorageOp {
+    /// The account a mutating operation changes, for change notification.
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            StorageOp::Authenticate { .. } => None,
+            StorageOp::ListMailboxes { account }
+            | StorageOp::CreateMailbox { account, .. }
+            | StorageOp::DeleteMailbox { account, .. }
+            | StorageOp::RenameMailbox { account, .. }
+            | StorageOp::Subscribe { account, .. }
+            | StorageOp::Status { account, .. }
+            | StorageOp::Open { account, .. }
+            | StorageOp::Changes { account, .. }
+            | StorageOp::Append { account, .. }
+            | StorageOp::Fetch { account, .. }
+            | StorageOp::Search { account, .. }
+            | StorageOp::SetFlags { account, .. }
+            | StorageOp::Expunge { account, .. }
+            | StorageOp::CopyMove { account, .. } => Some(account),
+        }
+    }
+}
+
+/// What storage answers, one variant per operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StorageReply {
-    /// The answer to [`StorageOp::Authenticate`].
+    /// To [`StorageOp::Authenticate`].
     Authenticated(AuthOutcome),
+    /// To [`StorageOp::ListMailboxes`].
+    Mailboxes(MailboxList),
+    /// To create, delete, rename and subscribe.
+    Done,
+    /// To [`StorageOp::Status`].
+    Status(MailboxStatus),
+    /// To [`StorageOp::Open`].
+    Opened(Snapshot),
+    /// To [`StorageOp::Changes`].
+    Changes(ChangeSet),
+    /// To [`StorageOp::Append`].
+    Appended {
+        /// The target's UIDVALIDITY.
+        uid_validity: u32,
+        /// The new UIDs in order.
+        uids: Vec<Uid>,
+        /// The target mailbox.
+        mailbox: MailboxId,
+    },
+    /// To [`StorageOp::Fetch`].
+    Fetched(Vec<FetchedMessage>),
+    /// To [`StorageOp::Search`]: matching UIDs, ascending.
+    Found(Vec<Uid>),
+    /// To [`StorageOp::SetFlags`].
+    FlagsSet {
+        /// Messages whose flags were written (new state).
+        updated: Vec<MessageState>,
+        /// UNCHANGEDSINCE failures.
+        modified: Vec<Uid>,
+    },
+    /// To [`StorageOp::Expunge`]: removed UIDs, ascending.
+    Expunged(Vec<Uid>),
+    /// To [`StorageOp::CopyMove`].
+    Copied {
+        /// The target's UIDVALIDITY.
+        uid_validity: u32,
+        /// (source UID, new UID) pairs, by ascending source UID.
+        pairs: Vec<(Uid, Uid)>,
+    },
 }
 
 /// Whether credentials were accepted.
@@ -69,6 +484,24 @@ pub enum AuthOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
+    /// The named mailbox does not exist.
+    #[error("no such mailbox")]
+    NoSuchMailbox,
+    /// The target name already exists.
+    #[error("mailbox already exists")]
+    AlreadyExists,
+    /// The operation is not permitted on this mailbox (e.g. deleting INBOX).
+    #[error("{0}")]
+    Cannot(&'static str),
+    /// The mailbox has children that prevent the operation.
+    #[error("mailbox has children")]
+    HasChildren,
+    /// A quota would be exceeded.
+    #[error("quota exceeded")]
+    OverQuota,
+    /// A size or count bound was hit.
+    #[error("{0}")]
+    Limit(&'static str),
     /// A passing condition (a busy database, a full queue); the client may retry.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
@@ -80,78 +513,21 @@ pub enum StorageError {
 /// The reply type every store returns.
 pub type StorageResult = Result<StorageReply, StorageError>;
 
+/// A change another session should hear about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Changed {
+    /// The account.
+    pub account: String,
+    /// The mailbox whose contents changed.
+    pub mailbox: MailboxId,
+}
+
 /// Executes storage requests synchronously.
 pub trait Store {
-    /// Carries out `op`. Must not panic on any op; failures are [`StorageError`]s.
+    /// Carries out `op`. Must not panic on any op; failures are [`StorageError`]s. Returns
+    /// only after any change is durable.
     fn execute(&mut self, op: StorageOp) -> StorageResult;
-}
 
-/// An in-memory store for tests, examples and the conformance suite.
-///
-/// Passwords are kept as given: it is never used to serve real accounts.
-#[derive(Debug, Default, Clone)]
-pub struct MemStore {
-    users: HashMap<String, (String, Secret<Vec<u8>>)>,
-}
-
-impl MemStore {
-    /// An empty store with no accounts.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds (or replaces) an account. Names match case-insensitively, as real clients expect.
-    pub fn add_user(&mut self, name: &str, password: &str) {
-        self.users.insert(
-            name.to_lowercase(),
-            (name.to_string(), Secret::new(password.as_bytes().to_vec())),
-        );
-    }
-}
-
-impl Store for MemStore {
-    fn execute(&mut self, op: StorageOp) -> StorageResult {
-        match op {
-            StorageOp::Authenticate { username, password } => {
-                let outcome = match self.users.get(&username.to_lowercase()) {
-                    Some((account, stored)) if stored == &password => AuthOutcome::Accepted {
-                        account: account.clone(),
-                    },
-                    _ => AuthOutcome::Rejected,
-                };
-                Ok(StorageReply::Authenticated(outcome))
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memstore_checks_passwords_and_folds_case() {
-        let mut store = MemStore::new();
-        store.add_user("Alice", "pw");
-        let auth = |store: &mut MemStore, user: &str, pw: &str| {
-            store.execute(StorageOp::Authenticate {
-                username: user.into(),
-                password: Secret::new(pw.as_bytes().to_vec()),
-            })
-        };
-        assert_eq!(
-            auth(&mut store, "alice", "pw"),
-            Ok(StorageReply::Authenticated(AuthOutcome::Accepted {
-                account: "Alice".into()
-            }))
-        );
-        assert_eq!(
-            auth(&mut store, "alice", "PW"),
-            Ok(StorageReply::Authenticated(AuthOutcome::Rejected))
-        );
-        assert_eq!(
-            auth(&mut store, "bob", "pw"),
-            Ok(StorageReply::Authenticated(AuthOutcome::Rejected))
-        );
-    }
+    /// Mailboxes changed since the last call, so the driver can wake sessions that watch them.
+    fn take_changes(&mut self) -> Vec<Changed>;
 }

@@ -1,0 +1,170 @@
+//! Decoded text for SEARCH: header values with RFC 2047 words and addresses decoded, body text
+//! after transfer decoding and charset conversion, all folded for i;unicode-casemap matching.
+
+use mail_parser::{Address, HeaderValue, MessageParser, MessagePart, PartType};
+
+use crate::imap::types::Date;
+
+/// Nested messages beyond this depth contribute no body text (bounded work on hostile mail).
+const MAX_DEPTH: usize = 16;
+
+/// What SEARCH's text keys look at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SearchText {
+    /// (lower-case field name, folded decoded value) for every top-level header field.
+    pub headers: Vec<(String, String)>,
+    /// Folded text of every text part, nested messages included.
+    pub body: String,
+    /// The Date header's calendar date, in its own time zone (for SENTBEFORE/ON/SINCE).
+    pub sent: Option<Date>,
+}
+
+impl SearchText {
+    /// Whether a header field with this (lower-case) name contains the folded needle; an
+    /// empty needle matches any message that has the field (RFC 9051 §6.4.4 HEADER).
+    pub fn header_contains(&self, name: &str, needle: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, v)| n == name && v.contains(needle))
+    }
+
+    /// Whether the header block or body contains the folded needle (TEXT).
+    pub fn text_contains(&self, needle: &str) -> bool {
+        self.body.contains(needle)
+            || self
+                .headers
+                .iter()
+                .any(|(n, v)| n.contains(needle) || v.contains(needle))
+    }
+}
+
+/// Folds text for comparison: an approximation of i;unicode-casemap (RFC 5051), which
+/// lower-cases and decomposes; tern lower-cases and collapses runs of white space.
+pub fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// Extracts the searchable text of a message.
+pub fn extract(raw: &[u8]) -> SearchText {
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return SearchText {
+            body: fold(&String::from_utf8_lossy(raw)),
+            ..SearchText::default()
+        };
+    };
+    let mut text = SearchText::default();
+    if let Some(root) = message.parts.first() {
+        for h in &root.headers {
+            let name = h.name.as_str().to_ascii_lowercase();
+            let value = match &h.value {
+                HeaderValue::Text(t) => t.to_string(),
+                HeaderValue::TextList(list) => list.join(", "),
+                HeaderValue::Address(a) => address_text(a),
+                _ => raw
+                    .get(h.offset_start as usize..h.offset_end as usize)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default(),
+            };
+            text.headers.push((name, fold(&value)));
+        }
+    }
+    if let Some(date) = message.date() {
+        text.sent = Some(Date {
+            year: date.year,
+            month: date.month,
+            day: date.day,
+        });
+    }
+    let mut body = String::new();
+    collect_body(&message.parts, &mut body, 0);
+    text.body = fold(&body);
+    text
+}
+
+fn collect_body(parts: &[MessagePart<'_>], out: &mut String, depth: usize) {
+    for part in parts {
+        match &part.body {
+            PartType::Text(t) | PartType::Html(t) => {
+                out.push_str(t);
+                out.push('\n');
+            }
+            PartType::Message(inner) if depth < MAX_DEPTH => {
+                collect_body(&inner.parts, out, depth + 1);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn address_text(address: &Address<'_>) -> String {
+    let mut out = String::new();
+    let mut push = |name: Option<&str>, addr: Option<&str>| {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        if let Some(n) = name {
+            out.push_str(n);
+            out.push(' ');
+        }
+        if let Some(a) = addr {
+            out.push('<');
+            out.push_str(a);
+            out.push('>');
+        }
+    };
+    match address {
+        Address::List(list) => {
+            for a in list {
+                push(a.name.as_deref(), a.address.as_deref());
+            }
+        }
+        Address::Group(groups) => {
+            for g in groups {
+                push(g.name.as_deref(), None);
+                for a in &g.addresses {
+                    push(a.name.as_deref(), a.address.as_deref());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_words_addresses_and_bodies() {
+        let raw = b"From: =?utf-8?q?J=C3=B6rg?= <joerg@example.com>\r\nSubject: =?iso-8859-1?q?Gr=FC=DFe?=\r\nDate: Tue, 3 Feb 2026 10:00:00 +0100\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nSch=C3=B6ne   Welt\r\n";
+        let t = extract(raw);
+        assert!(t.header_contains("from", "jörg"));
+        assert!(t.header_contains("from", "joerg@example"));
+        assert!(t.header_contains("subject", "grüße"));
+        assert!(t.header_contains("subject", ""));
+        assert!(!t.header_contains("cc", ""));
+        assert!(t.body.contains("schöne welt"));
+        assert!(t.text_contains("grüße"));
+        assert_eq!(
+            t.sent,
+            Some(Date {
+                year: 2026,
+                month: 2,
+                day: 3
+            })
+        );
+    }
+}

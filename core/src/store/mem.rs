@@ -1,0 +1,724 @@
+//! The in-memory store: the reference every other store must agree with, and the store of
+//! every core test and in-process conformance run.
+//!
+//! Written for obviousness over speed. Passwords are kept as given: it never serves real
+//! accounts. Its clock is set by whoever drives it, since the core reads none.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+
+use super::query::Candidate;
+use super::{
+    AuthOutcome, ChangeSet, Changed, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
+    MailboxStatus, MessageState, ModSeq, NewMessage, Snapshot, SpecialUse, StorageError, StorageOp,
+    StorageReply, StorageResult, Store, Uid, DEFAULT_MAILBOXES,
+};
+use crate::imap::types::{Date, DateTime, Flag, StoreMode};
+use crate::mail::analyze::{analyze, MessageInfo};
+use crate::mail::date::{from_unix, to_unix};
+use crate::mail::flags::{Flags, SystemFlag};
+use crate::mail::mailbox_name::DELIMITER;
+use crate::mail::text::{extract, SearchText};
+use crate::secret::Secret;
+
+/// Per-account bound on mailboxes, so CREATE cannot grow memory without limit.
+const MAX_MAILBOXES: usize = 10_000;
+
+/// An in-memory multi-account store.
+#[derive(Debug, Default)]
+pub struct MemStore {
+    users: HashMap<String, (String, Secret<Vec<u8>>)>,
+    accounts: HashMap<String, Account>,
+    /// Unix seconds; the driver advances it.
+    now: i64,
+    changes: Vec<Changed>,
+    uid_validity_seed: u32,
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    mailboxes: BTreeMap<String, Mailbox>,
+    subscribed: BTreeSet<String>,
+    next_id: u64,
+}
+
+#[derive(Debug)]
+struct Mailbox {
+    id: MailboxId,
+    uid_validity: u32,
+    uid_next: Uid,
+    highest_modseq: ModSeq,
+    special_use: Option<SpecialUse>,
+    selectable: bool,
+    messages: Vec<Message>,
+    /// (UID, MODSEQ of its expunge), for sessions catching up.
+    expunged: Vec<(Uid, ModSeq)>,
+    /// UIDs below this have been claimed as `\Recent` by some session.
+    recent_claimed: Uid,
+    keywords: Vec<Bytes>,
+}
+
+#[derive(Debug, Clone)]
+struct Message {
+    uid: Uid,
+    flags: Flags,
+    modseq: ModSeq,
+    internal_date: DateTime,
+    data: Bytes,
+    info: Arc<MessageInfo>,
+    text: Arc<OnceLock<SearchText>>,
+}
+
+impl Candidate for Message {
+    fn uid(&self) -> Uid {
+        self.uid
+    }
+    fn flags(&self) -> &Flags {
+        &self.flags
+    }
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn internal_day(&self) -> Date {
+        self.internal_date.date
+    }
+    fn internal_unix(&self) -> i64 {
+        to_unix(&self.internal_date)
+    }
+    fn modseq(&self) -> ModSeq {
+        self.modseq
+    }
+    fn text(&self) -> &SearchText {
+        self.text.get_or_init(|| extract(&self.data))
+    }
+}
+
+impl MemStore {
+    /// An empty store with no accounts, its clock at 2026-01-01T00:00:00Z.
+    pub fn new() -> Self {
+        MemStore {
+            now: 1_767_225_600,
+            ..Self::default()
+        }
+    }
+
+    /// Adds (or replaces) a user. Names match case-insensitively, as real clients expect.
+    pub fn add_user(&mut self, name: &str, password: &str) {
+        self.users.insert(
+            name.to_lowercase(),
+            (name.to_string(), Secret::new(password.as_bytes().to_vec())),
+        );
+    }
+
+    /// Sets the store's clock (Unix seconds): the default internal date and OLDER/YOUNGER.
+    pub fn set_now(&mut self, unix: i64) {
+        self.now = unix;
+    }
+
+    /// The store's clock.
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    fn account(&mut self, name: &str) -> &mut Account {
+        let seed = &mut self.uid_validity_seed;
+        let now = self.now;
+        self.accounts.entry(name.to_string()).or_insert_with(|| {
+            let mut account = Account::default();
+            account.insert("INBOX", None, now, seed);
+            for (name, special) in DEFAULT_MAILBOXES {
+                account.insert(name, Some(special), now, seed);
+                account.subscribed.insert(name.to_string());
+            }
+            account.subscribed.insert("INBOX".to_string());
+            account
+        })
+    }
+}
+
+impl Account {
+    fn insert(&mut self, name: &str, special_use: Option<SpecialUse>, now: i64, seed: &mut u32) {
+        self.next_id += 1;
+        *seed = seed.wrapping_add(1);
+        // Distinct per mailbox, and never repeated for a name re-created later in the run.
+        let uid_validity = (now as u32).wrapping_add(*seed).max(1);
+        self.mailboxes.insert(
+            name.to_string(),
+            Mailbox {
+                id: MailboxId(self.next_id),
+                uid_validity,
+                uid_next: 1,
+                highest_modseq: 1,
+                special_use,
+                selectable: true,
+                messages: Vec::new(),
+                expunged: Vec::new(),
+                recent_claimed: 1,
+                keywords: Vec::new(),
+            },
+        );
+    }
+
+    fn by_id(&mut self, id: MailboxId) -> Result<&mut Mailbox, StorageError> {
+        self.mailboxes
+            .values_mut()
+            .find(|m| m.id == id && m.selectable)
+            .ok_or(StorageError::NoSuchMailbox)
+    }
+
+    fn selectable(&mut self, name: &str) -> Result<&mut Mailbox, StorageError> {
+        self.mailboxes
+            .get_mut(name)
+            .filter(|m| m.selectable)
+            .ok_or(StorageError::NoSuchMailbox)
+    }
+
+    fn has_children(&self, name: &str) -> bool {
+        let prefix = format!("{name}{DELIMITER}");
+        self.mailboxes
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(n, _)| n.starts_with(&prefix))
+    }
+}
+
+impl Mailbox {
+    fn position(&self, uid: Uid) -> Option<usize> {
+        self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    fn bump(&mut self) -> ModSeq {
+        self.highest_modseq += 1;
+        self.highest_modseq
+    }
+
+    fn note_keywords(&mut self, flags: &Flags) {
+        for k in flags.keywords() {
+            if !self.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                self.keywords.push(k.clone());
+            }
+        }
+    }
+
+    fn state(m: &Message) -> MessageState {
+        MessageState {
+            uid: m.uid,
+            flags: m.flags.clone(),
+            modseq: m.modseq,
+        }
+    }
+
+    fn claim_recent(&mut self) -> Vec<Uid> {
+        let from = self.recent_claimed;
+        self.recent_claimed = self.uid_next;
+        self.messages
+            .iter()
+            .filter(|m| m.uid >= from)
+            .map(|m| m.uid)
+            .collect()
+    }
+
+    fn status(&self) -> MailboxStatus {
+        let count =
+            |f: &dyn Fn(&Message) -> bool| self.messages.iter().filter(|m| f(m)).count() as u32;
+        MailboxStatus {
+            id: Some(self.id),
+            messages: self.messages.len() as u32,
+            recent: count(&|m| m.uid >= self.recent_claimed),
+            uid_next: self.uid_next,
+            uid_validity: self.uid_validity,
+            unseen: count(&|m| !m.flags.has(SystemFlag::Seen)),
+            deleted: count(&|m| m.flags.has(SystemFlag::Deleted)),
+            size: self.messages.iter().map(|m| m.data.len() as u64).sum(),
+            highest_modseq: self.highest_modseq,
+        }
+    }
+
+    fn add(&mut self, mut message: Message) -> Uid {
+        message.uid = self.uid_next;
+        self.uid_next += 1;
+        message.modseq = self.bump();
+        self.note_keywords(&message.flags);
+        let uid = message.uid;
+        self.messages.push(message);
+        uid
+    }
+
+    fn remove(&mut self, uids: &[Uid]) -> Vec<Uid> {
+        if uids.is_empty() {
+            return Vec::new();
+        }
+        let modseq = self.bump();
+        let mut removed = Vec::new();
+        self.messages.retain(|m| {
+            let gone = uids.binary_search(&m.uid).is_ok();
+            if gone {
+                removed.push(m.uid);
+            }
+            !gone
+        });
+        self.expunged.extend(removed.iter().map(|&u| (u, modseq)));
+        removed
+    }
+}
+
+impl Store for MemStore {
+    fn execute(&mut self, op: StorageOp) -> StorageResult {
+        let now = self.now;
+        match op {
+            StorageOp::Authenticate { username, password } => {
+                let outcome = match self.users.get(&username.to_lowercase()) {
+                    Some((account, stored)) if stored == &password => AuthOutcome::Accepted {
+                        account: account.clone(),
+                    },
+                    _ => AuthOutcome::Rejected,
+                };
+                Ok(StorageReply::Authenticated(outcome))
+            }
+            StorageOp::ListMailboxes { account } => {
+                let a = self.account(&account);
+                Ok(StorageReply::Mailboxes(MailboxList {
+                    mailboxes: a
+                        .mailboxes
+                        .iter()
+                        .map(|(name, m)| MailboxEntry {
+                            name: name.clone(),
+                            special_use: m.special_use,
+                            selectable: m.selectable,
+                        })
+                        .collect(),
+                    subscribed: a.subscribed.iter().cloned().collect(),
+                }))
+            }
+            StorageOp::CreateMailbox {
+                account,
+                name,
+                special_use,
+            } => {
+                let mut seed = self.uid_validity_seed;
+                let a = self.account(&account);
+                if let Some(existing) = a.mailboxes.get_mut(&name) {
+                    if existing.selectable {
+                        return Err(StorageError::AlreadyExists);
+                    }
+                    // A \Noselect placeholder becomes a real mailbox again.
+                    existing.selectable = true;
+                    existing.special_use = special_use;
+                    return Ok(StorageReply::Done);
+                }
+                if a.mailboxes.len() >= MAX_MAILBOXES {
+                    return Err(StorageError::Limit("too many mailboxes"));
+                }
+                // RFC 9051 §6.3.4: superior names are created too.
+                let mut parent = String::new();
+                for level in name.split(DELIMITER) {
+                    if !parent.is_empty() {
+                        parent.push(DELIMITER);
+                    }
+                    parent.push_str(level);
+                    if parent != name && !a.mailboxes.contains_key(&parent) {
+                        a.insert(&parent, None, now, &mut seed);
+                    }
+                }
+                a.insert(&name, special_use, now, &mut seed);
+                self.uid_validity_seed = seed;
+                Ok(StorageReply::Done)
+            }
+            StorageOp::DeleteMailbox { account, name } => {
+                if name == "INBOX" {
+                    return Err(StorageError::Cannot("INBOX cannot be deleted."));
+                }
+                let a = self.account(&account);
+                let children = a.has_children(&name);
+                let mailbox = a
+                    .mailboxes
+                    .get_mut(&name)
+                    .ok_or(StorageError::NoSuchMailbox)?;
+                let id = mailbox.id;
+                if children {
+                    // RFC 9051 §6.3.5: the name stays, as \Noselect, and loses its messages.
+                    if !mailbox.selectable {
+                        return Err(StorageError::HasChildren);
+                    }
+                    mailbox.selectable = false;
+                    mailbox.messages.clear();
+                } else {
+                    a.mailboxes.remove(&name);
+                }
+                self.changes.push(Changed {
+                    account,
+                    mailbox: id,
+                });
+                Ok(StorageReply::Done)
+            }
+            StorageOp::RenameMailbox { account, from, to } => {
+                let mut seed = self.uid_validity_seed;
+                let a = self.account(&account);
+                if !a.mailboxes.get(&from).is_some_and(|m| m.selectable) && !a.has_children(&from) {
+                    return Err(StorageError::NoSuchMailbox);
+                }
+                if !a.mailboxes.contains_key(&from) {
+                    return Err(StorageError::NoSuchMailbox);
+                }
+                if a.mailboxes.get(&to).is_some_and(|m| m.selectable) || a.has_children(&to) {
+                    return Err(StorageError::AlreadyExists);
+                }
+                if to.starts_with(&format!("{from}{DELIMITER}")) {
+                    return Err(StorageError::Cannot("Cannot rename a mailbox into itself."));
+                }
+                a.mailboxes.remove(&to);
+                // Parents of the new name, as CREATE would make them.
+                let mut parent = String::new();
+                let levels: Vec<&str> = to.split(DELIMITER).collect();
+                for level in levels.iter().take(levels.len().saturating_sub(1)) {
+                    if !parent.is_empty() {
+                        parent.push(DELIMITER);
+                    }
+                    parent.push_str(level);
+                    if !a.mailboxes.contains_key(&parent) {
+                        a.insert(&parent, None, now, &mut seed);
+                    }
+                }
+                if from == "INBOX" {
+                    // RFC 9051 §6.3.6: INBOX's messages move to the new name; INBOX stays.
+                    a.insert(&to, None, now, &mut seed);
+                    let inbox = a
+                        .mailboxes
+                        .get_mut("INBOX")
+                        .ok_or(StorageError::NoSuchMailbox)?;
+                    let messages = std::mem::take(&mut inbox.messages);
+                    let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
+                    let modseq = inbox.bump();
+                    inbox.expunged.extend(uids.iter().map(|&u| (u, modseq)));
+                    let inbox_id = inbox.id;
+                    let target = a
+                        .mailboxes
+                        .get_mut(&to)
+                        .ok_or(StorageError::NoSuchMailbox)?;
+                    for m in messages {
+                        target.add(m);
+                    }
+                    self.uid_validity_seed = seed;
+                    self.changes.push(Changed {
+                        account,
+                        mailbox: inbox_id,
+                    });
+                    return Ok(StorageReply::Done);
+                }
+                let prefix = format!("{from}{DELIMITER}");
+                let moving: Vec<String> = a
+                    .mailboxes
+                    .keys()
+                    .filter(|n| **n == from || n.starts_with(&prefix))
+                    .cloned()
+                    .collect();
+                for old in moving {
+                    if let Some(m) = a.mailboxes.remove(&old) {
+                        let new = format!("{to}{}", &old[from.len()..]);
+                        a.mailboxes.insert(new, m);
+                    }
+                }
+                self.uid_validity_seed = seed;
+                Ok(StorageReply::Done)
+            }
+            StorageOp::Subscribe {
+                account,
+                name,
+                subscribed,
+            } => {
+                let a = self.account(&account);
+                if subscribed {
+                    a.subscribed.insert(name);
+                } else {
+                    a.subscribed.remove(&name);
+                }
+                Ok(StorageReply::Done)
+            }
+            StorageOp::Status { account, name } => {
+                let a = self.account(&account);
+                Ok(StorageReply::Status(a.selectable(&name)?.status()))
+            }
+            StorageOp::Open {
+                account,
+                name,
+                read_only,
+            } => {
+                let a = self.account(&account);
+                let m = a.selectable(&name)?;
+                let recent = if read_only {
+                    Vec::new()
+                } else {
+                    m.claim_recent()
+                };
+                Ok(StorageReply::Opened(Snapshot {
+                    id: m.id,
+                    uid_validity: m.uid_validity,
+                    uid_next: m.uid_next,
+                    highest_modseq: m.highest_modseq,
+                    messages: m.messages.iter().map(Mailbox::state).collect(),
+                    recent,
+                    keywords: m.keywords.clone(),
+                }))
+            }
+            StorageOp::Changes {
+                account,
+                mailbox,
+                uid_next,
+                since,
+                claim_recent,
+            } => {
+                let a = self.account(&account);
+                let Ok(m) = a.by_id(mailbox) else {
+                    return Ok(StorageReply::Changes(ChangeSet {
+                        gone: true,
+                        ..ChangeSet::default()
+                    }));
+                };
+                let recent = if claim_recent {
+                    m.claim_recent()
+                } else {
+                    Vec::new()
+                };
+                Ok(StorageReply::Changes(ChangeSet {
+                    added: m
+                        .messages
+                        .iter()
+                        .filter(|x| x.uid >= uid_next)
+                        .map(Mailbox::state)
+                        .collect(),
+                    changed: m
+                        .messages
+                        .iter()
+                        .filter(|x| x.uid < uid_next && x.modseq > since)
+                        .map(Mailbox::state)
+                        .collect(),
+                    expunged: m
+                        .expunged
+                        .iter()
+                        .filter(|(u, ms)| *u < uid_next && *ms > since)
+                        .map(|(u, _)| *u)
+                        .collect(),
+                    recent,
+                    highest_modseq: m.highest_modseq,
+                    uid_next: m.uid_next,
+                    keywords: m.keywords.clone(),
+                    gone: false,
+                }))
+            }
+            StorageOp::Append {
+                account,
+                name,
+                messages,
+            } => {
+                let a = self.account(&account);
+                let m = a.selectable(&name)?;
+                let mut uids = Vec::with_capacity(messages.len());
+                for NewMessage {
+                    flags,
+                    internal_date,
+                    data,
+                } in messages
+                {
+                    let info = Arc::new(analyze(&data));
+                    uids.push(m.add(Message {
+                        uid: 0,
+                        flags: Flags::from_flags(&flags),
+                        modseq: 0,
+                        internal_date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
+                        data,
+                        info,
+                        text: Arc::default(),
+                    }));
+                }
+                let (uid_validity, id) = (m.uid_validity, m.id);
+                self.changes.push(Changed {
+                    account,
+                    mailbox: id,
+                });
+                Ok(StorageReply::Appended {
+                    uid_validity,
+                    uids,
+                    mailbox: id,
+                })
+            }
+            StorageOp::Fetch {
+                account,
+                mailbox,
+                uids,
+                want,
+                mark_seen,
+            } => {
+                let a = self.account(&account);
+                let m = a.by_id(mailbox)?;
+                let mut out = Vec::with_capacity(uids.len());
+                let mut changed = false;
+                for uid in uids {
+                    let Some(i) = m.position(uid) else { continue };
+                    if mark_seen && !m.messages[i].flags.has(SystemFlag::Seen) {
+                        let modseq = m.bump();
+                        let msg = &mut m.messages[i];
+                        msg.flags.set(SystemFlag::Seen, true);
+                        msg.modseq = modseq;
+                        changed = true;
+                    }
+                    let msg = &m.messages[i];
+                    out.push(FetchedMessage {
+                        uid,
+                        flags: msg.flags.clone(),
+                        modseq: msg.modseq,
+                        internal_date: msg.internal_date,
+                        size: msg.data.len() as u64,
+                        content: want.content.then(|| msg.data.clone()),
+                        info: want.info.then(|| msg.info.clone()),
+                    });
+                }
+                if changed {
+                    self.changes.push(Changed { account, mailbox });
+                }
+                Ok(StorageReply::Fetched(out))
+            }
+            StorageOp::Search {
+                account,
+                mailbox,
+                uids,
+                query,
+            } => {
+                let a = self.account(&account);
+                let m = a.by_id(mailbox)?;
+                let found = m
+                    .messages
+                    .iter()
+                    .filter(|msg| uids.binary_search(&msg.uid).is_ok())
+                    .filter(|msg| query.matches(*msg, now))
+                    .map(|msg| msg.uid)
+                    .collect();
+                Ok(StorageReply::Found(found))
+            }
+            StorageOp::SetFlags {
+                account,
+                mailbox,
+                uids,
+                mode,
+                flags,
+                unchanged_since,
+            } => {
+                let a = self.account(&account);
+                let m = a.by_id(mailbox)?;
+                let mut updated = Vec::new();
+                let mut modified = Vec::new();
+                for uid in uids {
+                    let Some(i) = m.position(uid) else { continue };
+                    if unchanged_since.is_some_and(|u| m.messages[i].modseq > u) {
+                        modified.push(uid);
+                        continue;
+                    }
+                    let new = apply(&m.messages[i].flags, mode, &flags);
+                    if new != m.messages[i].flags {
+                        let modseq = m.bump();
+                        m.note_keywords(&new);
+                        let msg = &mut m.messages[i];
+                        msg.flags = new;
+                        msg.modseq = modseq;
+                    }
+                    updated.push(Mailbox::state(&m.messages[i]));
+                }
+                self.changes.push(Changed { account, mailbox });
+                Ok(StorageReply::FlagsSet { updated, modified })
+            }
+            StorageOp::Expunge {
+                account,
+                mailbox,
+                uids,
+            } => {
+                let a = self.account(&account);
+                let m = a.by_id(mailbox)?;
+                let doomed: Vec<Uid> = m
+                    .messages
+                    .iter()
+                    .filter(|x| x.flags.has(SystemFlag::Deleted))
+                    .filter(|x| {
+                        uids.as_ref()
+                            .is_none_or(|u| u.binary_search(&x.uid).is_ok())
+                    })
+                    .map(|x| x.uid)
+                    .collect();
+                let removed = m.remove(&doomed);
+                if !removed.is_empty() {
+                    self.changes.push(Changed { account, mailbox });
+                }
+                Ok(StorageReply::Expunged(removed))
+            }
+            StorageOp::CopyMove {
+                account,
+                mailbox,
+                uids,
+                target,
+                remove,
+            } => {
+                let a = self.account(&account);
+                let source = a.by_id(mailbox)?;
+                let picked: Vec<Message> = uids
+                    .iter()
+                    .filter_map(|&u| source.position(u).map(|i| source.messages[i].clone()))
+                    .collect();
+                let source_uids: Vec<Uid> = picked.iter().map(|m| m.uid).collect();
+                let target_box = a.selectable(&target)?;
+                if remove && target_box.id == mailbox {
+                    return Err(StorageError::Cannot("Source and destination are the same."));
+                }
+                let target_id = target_box.id;
+                let uid_validity = target_box.uid_validity;
+                let mut pairs = Vec::with_capacity(picked.len());
+                for m in picked {
+                    let from = m.uid;
+                    pairs.push((from, target_box.add(m)));
+                }
+                if remove {
+                    a.by_id(mailbox)?.remove(&source_uids);
+                    self.changes.push(Changed {
+                        account: account.clone(),
+                        mailbox,
+                    });
+                }
+                self.changes.push(Changed {
+                    account,
+                    mailbox: target_id,
+                });
+                Ok(StorageReply::Copied {
+                    uid_validity,
+                    pairs,
+                })
+            }
+        }
+    }
+
+    fn take_changes(&mut self) -> Vec<Changed> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = std::mem::take(&mut self.changes);
+        out.retain(|c| seen.insert(c.clone()));
+        out
+    }
+}
+
+/// STORE's effect on one message's flags.
+fn apply(current: &Flags, mode: StoreMode, flags: &[Flag]) -> Flags {
+    match mode {
+        StoreMode::Replace => Flags::from_flags(flags),
+        StoreMode::Add => {
+            let mut f = current.clone();
+            for flag in flags {
+                f.insert(flag);
+            }
+            f
+        }
+        StoreMode::Remove => {
+            let mut f = current.clone();
+            for flag in flags {
+                f.remove(flag);
+            }
+            f
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Search criteria as storage sees them: everything session-relative (sequence numbers,
+//! `\Recent`, `$`) already resolved to UIDs, text already folded. One evaluator serves every
+//! store, so a durable store can fall back to it and must agree with it.
+
+use bytes::Bytes;
+
+use super::{ModSeq, Uid};
+use crate::imap::types::Date;
+use crate::mail::flags::{Flags, SystemFlag};
+use crate::mail::text::SearchText;
+
+/// Date comparisons of SEARCH (RFC 9051 §6.4.4: the date part only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DateCmp {
+    /// Strictly earlier than the day.
+    Before,
+    /// Within the day.
+    On,
+    /// On or after the day.
+    Since,
+}
+
+/// A search criterion tree.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Query {
+    /// Every message.
+    All,
+    /// No message.
+    Nothing,
+    /// All of these.
+    And(Vec<Query>),
+    /// Either.
+    Or(Box<Query>, Box<Query>),
+    /// Not this.
+    Not(Box<Query>),
+    /// UID in this ascending list.
+    Uids(Vec<Uid>),
+    /// A system flag set (true) or clear (false).
+    Flag(SystemFlag, bool),
+    /// A keyword set (true) or clear (false).
+    Keyword(Bytes, bool),
+    /// RFC822.SIZE larger than.
+    Larger(u64),
+    /// RFC822.SIZE smaller than.
+    Smaller(u64),
+    /// INTERNALDATE compared by day.
+    InternalDate(DateCmp, Date),
+    /// The Date header compared by day.
+    SentDate(DateCmp, Date),
+    /// A header field (lower-case name) containing folded text; empty text tests presence.
+    Header(String, String),
+    /// The body containing folded text.
+    Body(String),
+    /// Header or body containing folded text.
+    Text(String),
+    /// INTERNALDATE at least this many seconds before now (RFC 5032 OLDER).
+    Older(u32),
+    /// INTERNALDATE at most this many seconds before now (RFC 5032 YOUNGER).
+    Younger(u32),
+    /// MODSEQ at least this (RFC 7162).
+    ModSeq(ModSeq),
+}
+
+/// What the evaluator needs to know about a message.
+pub trait Candidate {
+    /// Its UID.
+    fn uid(&self) -> Uid;
+    /// Its flags.
+    fn flags(&self) -> &Flags;
+    /// RFC822.SIZE.
+    fn size(&self) -> u64;
+    /// The internal date's day (in the zone it was recorded with).
+    fn internal_day(&self) -> Date;
+    /// The internal date as Unix seconds.
+    fn internal_unix(&self) -> i64;
+    /// Its MODSEQ.
+    fn modseq(&self) -> ModSeq;
+    /// Its decoded text; only called for text criteria, so stores may compute it lazily.
+    fn text(&self) -> &SearchText;
+}
+
+impl Query {
+    /// Whether the query needs message text (so a store can prepare it once).
+    pub fn needs_text(&self) -> bool {
+        match self {
+            Query::Header(..) | Query::Body(_) | Query::Text(_) | Query::SentDate(..) => true,
+            Query::And(v) => v.iter().any(Query::needs_text),
+            Query::Or(a, b) => a.needs_text() || b.needs_text(),
+            Query::Not(q) => q.needs_text(),
+            _ => false,
+        }
+    }
+
+    /// Evaluates the query on one message; `now` is Unix seconds for OLDER/YOUNGER.
+    pub fn matches(&self, m: &dyn Candidate, now: i64) -> bool {
+        match self {
+            Query::All => true,
+            Query::Nothing => false,
+            Query::And(v) => v.iter().all(|q| q.matches(m, now)),
+            Query::Or(a, b) => a.matches(m, now) || b.matches(m, now),
+            Query::Not(q) => !q.matches(m, now),
+            Query::Uids(uids) => uids.binary_search(&m.uid()).is_ok(),
+            Query::Flag(f, on) => m.flags().has(*f) == *on,
+            Query::Keyword(k, on) => m.flags().has_keyword(k) == *on,
+            Query::Larger(n) => m.size() > *n,
+            Query::Smaller(n) => m.size() < *n,
+            Query::InternalDate(cmp, d) => compare(*cmp, m.internal_day(), *d),
+            Query::SentDate(cmp, d) => m.text().sent.is_some_and(|s| compare(*cmp, s, *d)),
+            Query::Header(name, needle) => m.text().header_contains(name, needle),
+            Query::Body(needle) => m.text().body.contains(needle.as_str()),
+            Query::Text(needle) => m.text().text_contains(needle),
+            Query::Older(secs) => now - m.internal_unix() >= i64::from(*secs),
+            Query::Younger(secs) => now - m.internal_unix() <= i64::from(*secs),
+            Query::ModSeq(n) => m.modseq() >= *n,
+        }
+    }
+}
+
+fn compare(cmp: DateCmp, day: Date, reference: Date) -> bool {
+    match cmp {
+        DateCmp::Before => day < reference,
+        DateCmp::On => day == reference,
+        DateCmp::Since => day >= reference,
+    }
+}
