@@ -72,6 +72,13 @@ impl Store for Shared<'_> {
         let mut store = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         store.execute(op)
     }
+
+    fn take_changes(&mut self) -> Vec<tern_core::store::Changed> {
+        // Sessions here learn of other connections' changes when they next poll (NOOP,
+        // IDLE's periodic check), so the notifications are simply drained.
+        let mut store = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        store.take_changes()
+    }
 }
 
 #[allow(clippy::disallowed_methods)] // The driver owns the clock; the core only receives it.
