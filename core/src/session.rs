@@ -89,6 +89,17 @@ pub enum Input<'a> {
         /// The current time.
         now: Instant,
     },
+    /// A mailbox of an account changed (another session or delivery wrote to it); sessions
+    /// that have it selected report the change at their next opportunity, or at once while
+    /// idling.
+    MailboxChanged {
+        /// The current time.
+        now: Instant,
+        /// The account.
+        account: &'a str,
+        /// The mailbox.
+        mailbox: crate::store::MailboxId,
+    },
     /// The peer closed its side, or the connection failed.
     PeerClosed {
         /// The current time.

@@ -15,15 +15,18 @@ pub enum Timer {
     Inactivity,
     /// A failed authentication is answered only when this expires (brute-force tarpit).
     AuthDelay,
+    /// While idling, a keepalive `* OK` goes out when this expires.
+    IdleKeepalive,
 }
 
 impl Timer {
-    const ALL: [Timer; 2] = [Timer::Inactivity, Timer::AuthDelay];
+    const ALL: [Timer; 3] = [Timer::Inactivity, Timer::AuthDelay, Timer::IdleKeepalive];
 
     fn slot(self) -> usize {
         match self {
             Timer::Inactivity => 0,
             Timer::AuthDelay => 1,
+            Timer::IdleKeepalive => 2,
         }
     }
 }

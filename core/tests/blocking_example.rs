@@ -67,7 +67,7 @@ fn imap_login_and_logout_over_tcp() {
     let mut c = Client::connect(start(Protocol::Imap, Limits::default()));
     assert_eq!(
         c.line(),
-        "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN] tern ready.\r\n"
+        "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE AUTH=PLAIN] tern ready.\r\n"
     );
     // A command split across two segments is framed once.
     c.send("a LOG");
@@ -76,7 +76,7 @@ fn imap_login_and_logout_over_tcp() {
     c.send("IN demo demo\r\n");
     assert_eq!(
         c.line(),
-        "a OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+] Logged in.\r\n"
+        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND UTF8=ACCEPT WITHIN APPENDLIMIT=67108864] Logged in.\r\n"
     );
     c.send("b LOGOUT\r\n");
     assert_eq!(c.line(), "* BYE Logging out.\r\n");

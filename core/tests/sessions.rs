@@ -77,7 +77,7 @@ fn rfc9051_7_1_1_greeting_carries_capabilities() {
     let mut h = imap(Transport::StartTlsAvailable, false);
     assert_eq!(
         h.take(),
-        "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ STARTTLS LOGINDISABLED] tern ready.\r\n"
+        "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE STARTTLS LOGINDISABLED] tern ready.\r\n"
     );
 }
 
@@ -93,7 +93,7 @@ fn rfc9051_6_2_3_login_refused_without_tls_and_allowed_on_loopback() {
     h.take();
     assert_eq!(
         h.send("a LOGIN alice wonderland\r\n"),
-        "a OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+] Logged in.\r\n"
+        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND UTF8=ACCEPT WITHIN APPENDLIMIT=67108864] Logged in.\r\n"
     );
     assert_eq!(h.session.account(), Some("alice"));
     assert_eq!(
@@ -118,7 +118,7 @@ fn rfc9051_6_2_1_starttls_discards_pipelined_plaintext() {
     h.pump();
     assert_eq!(
         h.send("c CAPABILITY\r\n"),
-        "* CAPABILITY IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN\r\nc OK CAPABILITY completed.\r\n"
+        "* CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE AUTH=PLAIN\r\nc OK CAPABILITY completed.\r\n"
     );
     assert_eq!(
         h.send("d STARTTLS\r\n"),
@@ -133,7 +133,7 @@ fn rfc4959_authenticate_plain_with_and_without_initial_response() {
     // "\0alice\0wonderland"
     assert_eq!(
         h.send("a AUTHENTICATE PLAIN AGFsaWNlAHdvbmRlcmxhbmQ=\r\n"),
-        "a OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+] Logged in.\r\n"
+        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND UTF8=ACCEPT WITHIN APPENDLIMIT=67108864] Logged in.\r\n"
     );
     let mut h = imap(Transport::ImplicitTls, false);
     h.take();
@@ -148,7 +148,7 @@ fn rfc4959_authenticate_plain_with_and_without_initial_response() {
     assert_eq!(h.send("d AUTHENTICATE PLAIN\r\n"), "+ \r\n");
     assert_eq!(
         h.send("AGFsaWNlAHdvbmRlcmxhbmQ=\r\n"),
-        "d OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+] Logged in.\r\n"
+        "d OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND UTF8=ACCEPT WITHIN APPENDLIMIT=67108864] Logged in.\r\n"
     );
 }
 
@@ -200,7 +200,7 @@ fn literals_get_continuations_and_oversized_ones_toobig() {
     assert_eq!(h.send("a LOGIN {5}\r\n"), "+ Ready for literal data\r\n");
     assert_eq!(
         h.send("alice {10+}\r\nwonderland\r\n"),
-        "a OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+] Logged in.\r\n"
+        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND UTF8=ACCEPT WITHIN APPENDLIMIT=67108864] Logged in.\r\n"
     );
     let mut h = imap(Transport::ImplicitTls, false);
     h.take();
@@ -266,7 +266,7 @@ fn rfc2449_capa_depends_on_state_and_transport() {
     assert_eq!(h.take(), "+OK tern ready.\r\n");
     assert_eq!(
         h.send("CAPA\r\n"),
-        "+OK Capability list follows.\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nSTLS\r\nIMPLEMENTATION tern\r\n.\r\n"
+        "+OK Capability list follows.\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\nSTLS\r\nIMPLEMENTATION tern\r\n.\r\n"
     );
     assert_eq!(
         h.send("USER alice\r\n"),
@@ -283,7 +283,7 @@ fn rfc2449_capa_depends_on_state_and_transport() {
     h.pump();
     assert_eq!(
         h.send("CAPA\r\n"),
-        "+OK Capability list follows.\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUSER\r\nSASL PLAIN\r\nIMPLEMENTATION tern\r\n.\r\n"
+        "+OK Capability list follows.\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\nUSER\r\nSASL PLAIN\r\nIMPLEMENTATION tern\r\n.\r\n"
     );
     assert_eq!(h.send("PASS x\r\n"), "-ERR No user name given.\r\n");
     assert_eq!(
@@ -332,4 +332,122 @@ fn rfc1939_3_inactivity_closes_without_update() {
         "-ERR Disconnected for inactivity.\r\n"
     );
     assert_eq!(h.blocked, Blocked::Close);
+}
+
+fn append(h: &mut Harness, raw: &str) {
+    use tern_core::store::NewMessage;
+    use tern_core::{StorageOp, Store};
+    h.store
+        .execute(StorageOp::Append {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            messages: vec![NewMessage {
+                flags: vec![],
+                internal_date: None,
+                data: bytes::Bytes::copy_from_slice(raw.as_bytes()),
+            }],
+        })
+        .unwrap();
+}
+
+fn pop3_logged_in() -> Harness {
+    let mut h = pop3(Transport::ImplicitTls, false);
+    append(&mut h, "Subject: one\r\n\r\nfirst\r\n.hidden dot\r\n");
+    append(&mut h, "Subject: two\r\n\r\nl1\r\nl2\r\nl3\r\n");
+    h.take();
+    assert_eq!(
+        h.send("USER alice\r\nPASS wonderland\r\n"),
+        "+OK\r\n+OK Logged in.\r\n"
+    );
+    h
+}
+
+#[test]
+fn rfc1939_5_stat_list_uidl_retr_top() {
+    let mut h = pop3_logged_in();
+    assert_eq!(h.send("STAT\r\n"), "+OK 2 64\r\n");
+    assert_eq!(
+        h.send("LIST\r\n"),
+        "+OK 2 messages:\r\n1 36\r\n2 28\r\n.\r\n"
+    );
+    assert_eq!(h.send("LIST 2\r\n"), "+OK 2 28\r\n");
+    assert_eq!(h.send("LIST 3\r\n"), "-ERR There is no such message.\r\n");
+    let uidl = h.send("UIDL\r\n");
+    let lines: Vec<&str> = uidl.lines().collect();
+    assert_eq!(lines.len(), 4, "{uidl}");
+    assert!(lines[1].starts_with("1 00000001") && lines[2].starts_with("2 00000002"));
+    // RFC 1939 §3: a line starting with "." is byte-stuffed.
+    assert_eq!(
+        h.send("RETR 1\r\n"),
+        "+OK 36 octets\r\nSubject: one\r\n\r\nfirst\r\n..hidden dot\r\n.\r\n"
+    );
+    assert_eq!(
+        h.send("TOP 2 1\r\n"),
+        "+OK\r\nSubject: two\r\n\r\nl1\r\n.\r\n"
+    );
+    assert_eq!(h.send("TOP 2 0\r\n"), "+OK\r\nSubject: two\r\n\r\n.\r\n");
+}
+
+#[test]
+fn rfc1939_6_dele_rset_and_quit_update() {
+    let mut h = pop3_logged_in();
+    assert_eq!(h.send("DELE 1\r\n"), "+OK Marked to be deleted.\r\n");
+    assert_eq!(h.send("DELE 1\r\n"), "-ERR Message is deleted.\r\n");
+    assert_eq!(h.send("RETR 1\r\n"), "-ERR Message is deleted.\r\n");
+    assert_eq!(h.send("STAT\r\n"), "+OK 1 28\r\n");
+    assert_eq!(h.send("RSET\r\n"), "+OK 2 messages.\r\n");
+    assert_eq!(h.send("STAT\r\n"), "+OK 2 64\r\n");
+    assert_eq!(
+        h.send("DELE 2\r\nQUIT\r\n"),
+        "+OK Marked to be deleted.\r\n+OK Logging out.\r\n"
+    );
+    assert_eq!(h.blocked, Blocked::Close);
+    // A new session sees only the first message, still as message 1.
+    let config = {
+        let mut c = SessionConfig::new(Protocol::Pop3, Transport::ImplicitTls);
+        c.plaintext_auth_without_tls = true;
+        c
+    };
+    h.session = Session::new(config, h.now);
+    h.pump();
+    h.take();
+    assert_eq!(
+        h.send("USER alice\r\nPASS wonderland\r\nSTAT\r\n"),
+        "+OK\r\n+OK Logged in.\r\n+OK 1 36\r\n"
+    );
+}
+
+#[test]
+fn rfc1939_8_second_session_gets_in_use_and_a_drop_deletes_nothing() {
+    let mut h = pop3_logged_in();
+    assert_eq!(h.send("DELE 1\r\n"), "+OK Marked to be deleted.\r\n");
+    let first = std::mem::replace(
+        &mut h.session,
+        Session::new(
+            SessionConfig::new(Protocol::Pop3, Transport::ImplicitTls),
+            h.now,
+        ),
+    );
+    h.pump();
+    h.take();
+    assert_eq!(
+        h.send("USER alice\r\nPASS wonderland\r\n"),
+        "+OK\r\n-ERR [IN-USE] Mailbox is locked by another POP3 session.\r\n"
+    );
+    // The first session's connection drops: no UPDATE, and the lock is released.
+    h.session = first;
+    h.session
+        .handle_input(Input::PeerClosed { now: h.now })
+        .unwrap();
+    h.pump();
+    h.session = Session::new(
+        SessionConfig::new(Protocol::Pop3, Transport::ImplicitTls),
+        h.now,
+    );
+    h.pump();
+    h.take();
+    assert_eq!(
+        h.send("USER alice\r\nPASS wonderland\r\nSTAT\r\n"),
+        "+OK\r\n+OK Logged in.\r\n+OK 2 64\r\n"
+    );
 }

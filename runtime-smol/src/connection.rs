@@ -13,7 +13,7 @@ use smol::net::TcpStream;
 use smol::Timer;
 use tern_core::{Event, Input, Output, RequestId, Session, SessionConfig, StorageResult};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Watch};
 
 /// The socket, before or after the TLS handshake.
 enum Stream {
@@ -67,6 +67,7 @@ pub struct Context {
 /// What woke the connection up.
 enum Wake {
     Read(std::io::Result<usize>),
+    Changed(tern_core::store::MailboxId),
     Storage(RequestId, StorageResult),
     Deadline,
     Shutdown,
@@ -108,8 +109,10 @@ pub async fn serve(
         peer,
         pending: None,
         shutdown_seen: false,
+        watch: None,
     };
     let end = conn.run().await;
+    conn.settle().await;
     let tls = matches!(conn.stream, Some(Stream::Tls(_)));
     if let Some(stream) = conn.stream.as_mut() {
         stream.close().await;
@@ -137,9 +140,33 @@ struct Connection {
     peer: SocketAddr,
     pending: Option<(RequestId, smol::Task<StorageResult>)>,
     shutdown_seen: bool,
+    /// Change notifications for the account, once logged in.
+    watch: Option<Watch>,
 }
 
 impl Connection {
+    /// After the connection ends, however it ended: lets the session clean up (a POP3 session
+    /// releases its maildrop lock) by running its last storage requests; bytes are no longer
+    /// sent.
+    async fn settle(&mut self) {
+        let _ = self.session.handle_input(Input::PeerClosed {
+            now: Instant::now(),
+        });
+        if let Some((_, task)) = self.pending.take() {
+            let _ = task.await;
+        }
+        // Bounded: a session emits at most a few clean-up requests before Close.
+        for _ in 0..16 {
+            match self.session.poll_output() {
+                Output::Storage(request) => {
+                    let _ = self.ctx.backend.clone().execute(request.op).await;
+                }
+                Output::Transmit(_) | Output::Event(_) | Output::StartTls => {}
+                _ => break,
+            }
+        }
+    }
+
     async fn run(&mut self) -> End {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
@@ -150,7 +177,13 @@ impl Connection {
             };
             let wake = self.wait(deadline, &mut buf).await;
             let now = Instant::now();
+            let account = self.watch.as_ref().map(|w| w.account().to_string());
             let input = match wake {
+                Wake::Changed(mailbox) => Input::MailboxChanged {
+                    now,
+                    account: account.as_deref().unwrap_or_default(),
+                    mailbox,
+                },
                 Wake::Read(Ok(0)) => Input::PeerClosed { now },
                 Wake::Read(Ok(n)) => Input::Bytes {
                     now,
@@ -175,6 +208,11 @@ impl Connection {
                 tracing::error!(peer = %self.peer, error = %e, "session misuse");
                 return End::Closed;
             }
+            if self.watch.is_none() {
+                if let Some(account) = self.session.account() {
+                    self.watch = Some(self.ctx.backend.watch(account));
+                }
+            }
         }
     }
 
@@ -185,7 +223,13 @@ impl Connection {
                 Output::Transmit(bytes) => self.send(&bytes).await.map_err(End::Io)?,
                 Output::Storage(request) => {
                     let task = smol::spawn(self.ctx.backend.clone().execute(request.op));
-                    self.pending = Some((request.id, task));
+                    if self.pending.is_some() {
+                        // A clean-up request emitted on the way to Close (no reply awaited):
+                        // let it finish on its own.
+                        task.detach();
+                    } else {
+                        self.pending = Some((request.id, task));
+                    }
                 }
                 Output::StartTls => {
                     self.flush().await.map_err(End::Io)?;
@@ -261,8 +305,18 @@ impl Connection {
             stream,
             pending,
             ctx,
+            watch,
             ..
         } = self;
+        let changed = async {
+            match watch.as_ref() {
+                Some(w) => match w.changes.recv().await {
+                    Ok(mailbox) => Wake::Changed(mailbox),
+                    Err(_) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
         let read = async {
             match (wants_read, stream.as_mut()) {
                 (true, Some(stream)) => Wake::Read(stream.read(buf).await),
@@ -288,7 +342,7 @@ impl Connection {
             Wake::Shutdown
         };
         // Storage first: a finished request is handed over before more input.
-        storage.or(shutdown).or(read).or(timer).await
+        storage.or(shutdown).or(read).or(changed).or(timer).await
     }
 
     fn log(&self, event: Event) {

@@ -27,6 +27,22 @@ pub enum Command {
     Noop,
     /// RFC 1939 §§5, 6.
     Quit,
+    /// RFC 1939 §5.
+    Stat,
+    /// RFC 1939 §5: all messages or one.
+    List(Option<u32>),
+    /// RFC 1939 §7: all messages or one.
+    Uidl(Option<u32>),
+    /// RFC 1939 §5.
+    Retr(u32),
+    /// RFC 1939 §5.
+    Dele(u32),
+    /// RFC 1939 §5.
+    Rset,
+    /// RFC 1939 §7: message and number of body lines.
+    Top(u32, u64),
+    /// RFC 1939 §7 (not enabled; parsed to answer it properly).
+    Apop,
     /// A keyword tern does not know, or known arguments in the wrong shape.
     Invalid {
         /// The keyword as sent (for logs).
@@ -47,6 +63,14 @@ impl Command {
             Command::Stls => "STLS",
             Command::Noop => "NOOP",
             Command::Quit => "QUIT",
+            Command::Stat => "STAT",
+            Command::List(_) => "LIST",
+            Command::Uidl(_) => "UIDL",
+            Command::Retr(_) => "RETR",
+            Command::Dele(_) => "DELE",
+            Command::Rset => "RSET",
+            Command::Top(..) => "TOP",
+            Command::Apop => "APOP",
             Command::Invalid { .. } => "(invalid)",
         }
     }
@@ -78,6 +102,39 @@ impl Command {
             b"STLS" => no_args(Command::Stls),
             b"NOOP" => no_args(Command::Noop),
             b"QUIT" => no_args(Command::Quit),
+            b"STAT" => no_args(Command::Stat),
+            b"RSET" => no_args(Command::Rset),
+            b"LIST" | b"UIDL" => {
+                let n = match args.as_slice() {
+                    [] => None,
+                    [n] => match number(n) {
+                        Some(n) => Some(n),
+                        None => return invalid("Invalid message number."),
+                    },
+                    _ => return invalid("Too many arguments."),
+                };
+                if upper.as_slice() == b"LIST" {
+                    Command::List(n)
+                } else {
+                    Command::Uidl(n)
+                }
+            }
+            b"RETR" | b"DELE" => match args.as_slice() {
+                [n] => match number(n) {
+                    Some(n) if upper.as_slice() == b"RETR" => Command::Retr(n),
+                    Some(n) => Command::Dele(n),
+                    None => invalid("Invalid message number."),
+                },
+                _ => invalid("Exactly one message number expected."),
+            },
+            b"TOP" => match args.as_slice() {
+                [n, lines] => match (number(n), lines_count(lines)) {
+                    (Some(n), Some(l)) => Command::Top(n, l),
+                    _ => invalid("Invalid TOP arguments."),
+                },
+                _ => invalid("TOP takes a message number and a line count."),
+            },
+            b"APOP" => Command::Apop,
             b"USER" => match args.as_slice() {
                 [name] if !name.is_empty() => Command::User(name.clone()),
                 _ => invalid("USER takes one argument."),
@@ -106,6 +163,28 @@ impl Command {
     }
 }
 
+/// A message number: 1 or more, at most ten digits.
+fn number(arg: &[u8]) -> Option<u32> {
+    if arg.is_empty() || arg.len() > 10 || !arg.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(arg)
+        .ok()?
+        .parse::<u32>()
+        .ok()
+        .filter(|&n| n > 0)
+}
+
+/// TOP's line count: 0 or more (saturating, as asking for more lines than exist is harmless).
+fn lines_count(arg: &[u8]) -> Option<u64> {
+    if arg.is_empty() || !arg.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(arg.iter().fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +207,29 @@ mod tests {
         assert!(matches!(parse(b"QUIT now"), Command::Invalid { .. }));
         assert!(matches!(parse(b"USER"), Command::Invalid { .. }));
         assert!(matches!(parse(b"XYZZY"), Command::Invalid { .. }));
+    }
+
+    #[test]
+    fn rfc1939_transaction_commands() {
+        assert_eq!(parse(b"STAT"), Command::Stat);
+        assert_eq!(parse(b"list"), Command::List(None));
+        assert_eq!(parse(b"LIST 2"), Command::List(Some(2)));
+        assert_eq!(parse(b"UIDL 1"), Command::Uidl(Some(1)));
+        assert_eq!(parse(b"RETR 1"), Command::Retr(1));
+        assert_eq!(parse(b"DELE 3"), Command::Dele(3));
+        assert_eq!(parse(b"TOP 1 10"), Command::Top(1, 10));
+        assert_eq!(
+            parse(b"TOP 1 99999999999999999999999"),
+            Command::Top(1, u64::MAX)
+        );
+        assert!(matches!(parse(b"RETR 0"), Command::Invalid { .. }));
+        assert!(matches!(parse(b"RETR x"), Command::Invalid { .. }));
+        assert!(matches!(parse(b"LIST 1 2"), Command::Invalid { .. }));
+        assert!(matches!(parse(b"TOP 1"), Command::Invalid { .. }));
+        assert!(matches!(
+            parse(b"DELE 99999999999"),
+            Command::Invalid { .. }
+        ));
     }
 
     #[test]

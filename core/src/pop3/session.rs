@@ -17,7 +17,10 @@ use crate::outbox::Outbox;
 use crate::sasl::{self, Credentials, Mechanism};
 use crate::secret::Secret;
 use crate::session::{Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport};
-use crate::store::{AuthOutcome, RequestId, StorageError, StorageOp, StorageReply, StorageRequest};
+use crate::store::{
+    AuthOutcome, FetchWant, FetchedMessage, MailboxId, RequestId, StorageError, StorageOp,
+    StorageReply, StorageRequest, StorageResult, Uid,
+};
 use crate::time::{Timer, Timers};
 
 /// Consecutive unusable commands before the connection is dropped.
@@ -30,6 +33,7 @@ enum State {
     },
     Transaction {
         account: String,
+        maildrop: Maildrop,
     },
     /// Over; the account is kept for the driver's closing log line.
     Closed {
@@ -47,12 +51,44 @@ enum Expect {
     Closed,
 }
 
+/// The maildrop as snapshotted at login: message numbers stay fixed for the session
+/// whatever IMAP sessions do meanwhile (RFC 1939 §8).
+#[derive(Debug)]
+struct Maildrop {
+    mailbox: MailboxId,
+    uid_validity: u32,
+    messages: Vec<Message>,
+}
+
+#[derive(Debug)]
+struct Message {
+    uid: Uid,
+    size: u64,
+    deleted: bool,
+}
+
 #[derive(Debug)]
 enum AfterReply {
     Login {
         username: String,
         mechanism: &'static str,
     },
+    /// The maildrop lock was asked for.
+    Lock { account: String },
+    /// INBOX was opened.
+    Open { account: String },
+    /// The sizes of the maildrop's messages were loaded.
+    Sizes {
+        account: String,
+        mailbox: MailboxId,
+        uid_validity: u32,
+    },
+    /// RETR, or TOP with a line count.
+    Retrieve { top: Option<u64> },
+    /// UPDATE removed the deleted messages.
+    Update,
+    /// The lock was released; QUIT's answer follows.
+    Unlocked,
 }
 
 #[derive(Debug)]
@@ -140,6 +176,7 @@ impl Pop3Session {
                             self.err("Disconnected for inactivity.");
                             self.close();
                         }
+                        Timer::IdleKeepalive => {}
                         Timer::AuthDelay => {
                             if matches!(self.expect, Expect::AuthDelay) {
                                 self.expect = Expect::Command;
@@ -171,6 +208,9 @@ impl Pop3Session {
                 self.touch(now);
                 self.after_step();
             }
+            // POP3 works on a snapshot of the maildrop (RFC 1939 §8): changes wait for the
+            // next session.
+            Input::MailboxChanged { .. } => {}
             Input::PeerClosed { .. } => self.close(),
             Input::Shutdown { .. } => {
                 self.shutting_down = true;
@@ -193,9 +233,22 @@ impl Pop3Session {
         self.process();
     }
 
+    /// Ends the session; a held maildrop lock is released first (without UPDATE: RFC 1939 §6
+    /// removes messages only on QUIT).
     fn close(&mut self) {
+        if let State::Transaction { account, .. } = &self.state {
+            let account = account.clone();
+            self.out.push(Output::Storage(StorageRequest {
+                id: self.ids.next(),
+                op: StorageOp::UnlockMaildrop { account },
+            }));
+        }
+        self.close_unlocked();
+    }
+
+    fn close_unlocked(&mut self) {
         let account = match std::mem::replace(&mut self.state, State::Closed { account: None }) {
-            State::Transaction { account } => Some(account),
+            State::Transaction { account, .. } => Some(account),
             State::Closed { account } => account,
             State::Authorization { .. } => None,
         };
@@ -249,12 +302,98 @@ impl Pop3Session {
                 self.ok("Logging out.");
                 self.close();
             }
-            (Command::Quit, State::Transaction { .. }) => {
-                // UPDATE state (RFC 1939 §6): nothing is marked for deletion yet.
-                self.ok("Logging out.");
-                self.close();
+            (Command::Quit, State::Transaction { account, maildrop }) => {
+                // RFC 1939 §6: UPDATE removes the marked messages, all or none, before +OK.
+                let uids: Vec<Uid> = maildrop
+                    .messages
+                    .iter()
+                    .filter(|m| m.deleted)
+                    .map(|m| m.uid)
+                    .collect();
+                let (account, mailbox) = (account.clone(), maildrop.mailbox);
+                if uids.is_empty() {
+                    self.unlock_then_quit(account);
+                } else {
+                    self.request(
+                        StorageOp::Remove {
+                            account,
+                            mailbox,
+                            uids,
+                        },
+                        AfterReply::Update,
+                    );
+                }
             }
             (Command::Noop, State::Transaction { .. }) => self.ok(""),
+            (Command::Stat, State::Transaction { maildrop, .. }) => {
+                let live = maildrop.messages.iter().filter(|m| !m.deleted);
+                let (count, size) = live.fold((0u64, 0u64), |(c, s), m| (c + 1, s + m.size));
+                self.ok(&format!("{count} {size}"));
+            }
+            (Command::List(None), State::Transaction { maildrop, .. }) => {
+                let lines: Vec<String> = maildrop
+                    .messages
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| !m.deleted)
+                    .map(|(i, m)| format!("{} {}", i + 1, m.size))
+                    .collect();
+                self.ok(&format!("{} messages:", lines.len()));
+                self.multiline(lines);
+            }
+            (Command::List(Some(n)), State::Transaction { maildrop, .. }) => {
+                match message(maildrop, n) {
+                    Ok(m) => {
+                        let size = m.size;
+                        self.ok(&format!("{n} {size}"));
+                    }
+                    Err(why) => self.err(why),
+                }
+            }
+            (Command::Uidl(None), State::Transaction { maildrop, .. }) => {
+                let validity = maildrop.uid_validity;
+                let lines: Vec<String> = maildrop
+                    .messages
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| !m.deleted)
+                    .map(|(i, m)| format!("{} {}", i + 1, uidl(validity, m.uid)))
+                    .collect();
+                self.ok("");
+                self.multiline(lines);
+            }
+            (Command::Uidl(Some(n)), State::Transaction { maildrop, .. }) => {
+                let validity = maildrop.uid_validity;
+                match message(maildrop, n) {
+                    Ok(m) => {
+                        let id = uidl(validity, m.uid);
+                        self.ok(&format!("{n} {id}"));
+                    }
+                    Err(why) => self.err(why),
+                }
+            }
+            (Command::Dele(n), State::Transaction { maildrop, .. }) => {
+                match message_mut(maildrop, n) {
+                    Ok(m) => {
+                        m.deleted = true;
+                        self.ok("Marked to be deleted.");
+                    }
+                    Err(why) => self.err(why),
+                }
+            }
+            (Command::Rset, State::Transaction { maildrop, .. }) => {
+                for m in &mut maildrop.messages {
+                    m.deleted = false;
+                }
+                let count = maildrop.messages.len();
+                self.ok(&format!("{count} messages."));
+            }
+            (Command::Retr(n), State::Transaction { .. }) => self.retrieve(n, None),
+            (Command::Top(n, lines), State::Transaction { .. }) => self.retrieve(n, Some(lines)),
+            (Command::Apop, State::Authorization { .. }) => {
+                // APOP needs a plaintext-equivalent secret on the server; tern keeps hashes.
+                self.err("APOP is not enabled on this server.")
+            }
             (Command::Stls, State::Authorization { .. }) => {
                 if self.tls_active || self.config.transport != Transport::StartTlsAvailable {
                     self.err("TLS is already active or not available.");
@@ -334,13 +473,18 @@ impl Pop3Session {
 
     fn capa(&mut self) {
         self.ok("Capability list follows.");
+        let plaintext = plaintext_allowed(self.tls_active, self.config.plaintext_auth_without_tls);
+        let starttls = !self.tls_active && self.config.transport == Transport::StartTlsAvailable;
+        let authorization = matches!(self.state, State::Authorization { .. });
         let buf = self.out.bytes();
-        buf.put_slice(b"RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
-        if let State::Authorization { .. } = self.state {
-            if plaintext_allowed(self.tls_active, self.config.plaintext_auth_without_tls) {
+        buf.put_slice(b"TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
+        // RFC 2449 §6.7: tern never deletes mail on its own.
+        buf.put_slice(b"EXPIRE NEVER\r\n");
+        if authorization {
+            if plaintext {
                 buf.put_slice(b"USER\r\nSASL PLAIN\r\n");
             }
-            if !self.tls_active && self.config.transport == Transport::StartTlsAvailable {
+            if starttls {
                 buf.put_slice(b"STLS\r\n");
             }
         }
@@ -365,29 +509,26 @@ impl Pop3Session {
     }
 
     fn authenticate(&mut self, creds: Credentials, mechanism: &'static str) {
-        let id = self.ids.next();
-        self.expect = Expect::Reply {
-            id,
-            then: AfterReply::Login {
-                username: creds.username.clone(),
-                mechanism,
-            },
-        };
-        self.out.push(Output::Storage(StorageRequest {
-            id,
-            op: StorageOp::Authenticate {
+        let username = creds.username.clone();
+        self.request(
+            StorageOp::Authenticate {
                 username: creds.username,
                 password: creds.password,
             },
-        }));
+            AfterReply::Login {
+                username,
+                mechanism,
+            },
+        );
     }
 
-    fn on_reply(
-        &mut self,
-        then: AfterReply,
-        reply: Result<StorageReply, StorageError>,
-        now: Instant,
-    ) {
+    fn request(&mut self, op: StorageOp, then: AfterReply) {
+        let id = self.ids.next();
+        self.expect = Expect::Reply { id, then };
+        self.out.push(Output::Storage(StorageRequest { id, op }));
+    }
+
+    fn on_reply(&mut self, then: AfterReply, reply: StorageResult, now: Instant) {
         match then {
             AfterReply::Login {
                 username,
@@ -398,8 +539,12 @@ impl Pop3Session {
                         account: account.clone(),
                         mechanism,
                     }));
-                    self.state = State::Transaction { account };
-                    self.ok("Logged in.");
+                    self.request(
+                        StorageOp::LockMaildrop {
+                            account: account.clone(),
+                        },
+                        AfterReply::Lock { account },
+                    );
                 }
                 Ok(StorageReply::Authenticated(AuthOutcome::Rejected)) => {
                     self.out.push(Output::Event(Event::AuthFailed {
@@ -414,9 +559,190 @@ impl Pop3Session {
                         self.expect = Expect::AuthDelay;
                     }
                 }
-                Err(_) | Ok(_) => self.err("[SYS/TEMP] Temporary server failure; try again later."),
+                Err(_) | Ok(_) => self.temporary_failure(),
             },
+            AfterReply::Lock { account } => match reply {
+                Ok(StorageReply::Done) => self.request(
+                    StorageOp::Open {
+                        account: account.clone(),
+                        name: "INBOX".to_string(),
+                        read_only: true,
+                    },
+                    AfterReply::Open { account },
+                ),
+                // RFC 2449 §8.1.1: IN-USE, so the client knows retrying later may work.
+                Err(StorageError::InUse) => {
+                    self.err("[IN-USE] Mailbox is locked by another POP3 session.")
+                }
+                Err(_) | Ok(_) => self.temporary_failure(),
+            },
+            AfterReply::Open { account } => match reply {
+                Ok(StorageReply::Opened(snapshot)) => {
+                    let uids = snapshot.messages.iter().map(|m| m.uid).collect();
+                    self.request(
+                        StorageOp::Fetch {
+                            account: account.clone(),
+                            mailbox: snapshot.id,
+                            uids,
+                            want: FetchWant::default(),
+                            mark_seen: false,
+                        },
+                        AfterReply::Sizes {
+                            account,
+                            mailbox: snapshot.id,
+                            uid_validity: snapshot.uid_validity,
+                        },
+                    );
+                }
+                Err(_) | Ok(_) => self.release_after_failure(account),
+            },
+            AfterReply::Sizes {
+                account,
+                mailbox,
+                uid_validity,
+            } => match reply {
+                Ok(StorageReply::Fetched(found)) => {
+                    let messages = found
+                        .iter()
+                        .map(|m| Message {
+                            uid: m.uid,
+                            size: m.size,
+                            deleted: false,
+                        })
+                        .collect();
+                    self.state = State::Transaction {
+                        account,
+                        maildrop: Maildrop {
+                            mailbox,
+                            uid_validity,
+                            messages,
+                        },
+                    };
+                    self.ok("Logged in.");
+                }
+                Err(_) | Ok(_) => self.release_after_failure(account),
+            },
+            AfterReply::Retrieve { top } => match reply {
+                Ok(StorageReply::Fetched(found)) => match found.first() {
+                    Some(m) => self.send_message(m, top),
+                    None => self.err("Message was deleted by another session."),
+                },
+                Err(_) | Ok(_) => self.temporary_failure(),
+            },
+            AfterReply::Update => match reply {
+                Ok(StorageReply::Expunged(_)) => {
+                    if let Some(account) = self.account().map(str::to_string) {
+                        self.unlock_then_quit(account);
+                    }
+                }
+                // RFC 1939 §6: if removal fails, say so; nothing was removed.
+                Err(_) | Ok(_) => {
+                    self.err("[SYS/TEMP] Some deleted messages were not removed.");
+                    self.close();
+                }
+            },
+            AfterReply::Unlocked => {
+                self.ok("Logging out.");
+                self.close_unlocked();
+            }
         }
+    }
+
+    fn temporary_failure(&mut self) {
+        self.err("[SYS/TEMP] Temporary server failure; try again later.");
+    }
+
+    fn release_after_failure(&mut self, account: String) {
+        self.temporary_failure();
+        self.out.push(Output::Storage(StorageRequest {
+            id: self.ids.next(),
+            op: StorageOp::UnlockMaildrop { account },
+        }));
+        self.close_unlocked();
+    }
+
+    fn unlock_then_quit(&mut self, account: String) {
+        self.request(StorageOp::UnlockMaildrop { account }, AfterReply::Unlocked);
+    }
+
+    fn retrieve(&mut self, n: u32, top: Option<u64>) {
+        let State::Transaction { account, maildrop } = &self.state else {
+            return;
+        };
+        let (account, mailbox) = (account.clone(), maildrop.mailbox);
+        let uid = match message(maildrop, n) {
+            Ok(m) => m.uid,
+            Err(why) => {
+                self.err(why);
+                return;
+            }
+        };
+        self.request(
+            StorageOp::Fetch {
+                account,
+                mailbox,
+                uids: vec![uid],
+                want: FetchWant {
+                    content: true,
+                    info: false,
+                },
+                // RETR sets \Seen for IMAP's view (Dovecot does the same); TOP does not.
+                mark_seen: top.is_none(),
+            },
+            AfterReply::Retrieve { top },
+        );
+    }
+
+    /// Sends a message (or its header and first lines) byte-stuffed (RFC 1939 §3).
+    fn send_message(&mut self, m: &FetchedMessage, top: Option<u64>) {
+        let data = m.content.clone().unwrap_or_default();
+        let data = match top {
+            None => data,
+            Some(lines) => {
+                let body_start = header_end(&data);
+                let mut end = body_start;
+                for _ in 0..lines {
+                    match data
+                        .get(end..)
+                        .and_then(|r| r.iter().position(|&b| b == b'\n'))
+                    {
+                        Some(lf) => end += lf + 1,
+                        None => {
+                            end = data.len();
+                            break;
+                        }
+                    }
+                }
+                data.slice(..end.min(data.len()))
+            }
+        };
+        match top {
+            None => self.ok(&format!("{} octets", m.size)),
+            Some(_) => self.ok(""),
+        }
+        let buf = self.out.bytes();
+        buf.reserve(data.len() + data.len() / 32 + 8);
+        let mut at_line_start = true;
+        for line in data.split_inclusive(|&b| b == b'\n') {
+            if at_line_start && line.first() == Some(&b'.') {
+                buf.put_u8(b'.');
+            }
+            buf.put_slice(line);
+            at_line_start = line.ends_with(b"\n");
+        }
+        if !data.is_empty() && !data.ends_with(b"\n") {
+            buf.put_slice(b"\r\n");
+        }
+        buf.put_slice(b".\r\n");
+    }
+
+    fn multiline(&mut self, lines: Vec<String>) {
+        let buf = self.out.bytes();
+        for line in lines {
+            buf.put_slice(line.as_bytes());
+            buf.put_slice(b"\r\n");
+        }
+        buf.put_slice(b".\r\n");
     }
 
     fn answer_failed_auth(&mut self) {
@@ -460,9 +786,49 @@ impl Pop3Session {
 
     pub(crate) fn account(&self) -> Option<&str> {
         match &self.state {
-            State::Transaction { account } => Some(account),
+            State::Transaction { account, .. } => Some(account),
             State::Closed { account } => account.as_deref(),
             State::Authorization { .. } => None,
         }
     }
+}
+
+/// The message a number names (RFC 1939 §5: deleted messages may not be referred to).
+fn message(maildrop: &Maildrop, n: u32) -> Result<&Message, &'static str> {
+    let m = (n as usize)
+        .checked_sub(1)
+        .and_then(|i| maildrop.messages.get(i))
+        .ok_or("There is no such message.")?;
+    if m.deleted {
+        return Err("Message is deleted.");
+    }
+    Ok(m)
+}
+
+fn message_mut(maildrop: &mut Maildrop, n: u32) -> Result<&mut Message, &'static str> {
+    let m = (n as usize)
+        .checked_sub(1)
+        .and_then(|i| maildrop.messages.get_mut(i))
+        .ok_or("There is no such message.")?;
+    if m.deleted {
+        return Err("Message is deleted.");
+    }
+    Ok(m)
+}
+
+/// A unique id per message, stable across sessions and restarts, that changes when the
+/// mailbox is renumbered: UID then UIDVALIDITY, as Dovecot's default `%08Xu%08Xv`, so
+/// clients migrating from Dovecot do not download everything again.
+fn uidl(uid_validity: u32, uid: Uid) -> String {
+    format!("{uid:08X}{uid_validity:08X}")
+}
+
+/// Offset just past the header's blank line.
+fn header_end(data: &[u8]) -> usize {
+    if data.starts_with(b"\r\n") {
+        return 2;
+    }
+    data.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(data.len(), |p| p + 4)
 }

@@ -35,6 +35,8 @@ pub struct MemStore {
     now: i64,
     changes: Vec<Changed>,
     uid_validity_seed: u32,
+    /// Accounts whose POP3 maildrop is locked.
+    locked: std::collections::HashSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -250,6 +252,8 @@ impl Mailbox {
         if uids.is_empty() {
             return Vec::new();
         }
+        let mut uids = uids.to_vec();
+        uids.sort_unstable();
         let modseq = self.bump();
         let mut removed = Vec::new();
         self.messages.retain(|m| {
@@ -649,6 +653,33 @@ impl Store for MemStore {
                     self.changes.push(Changed { account, mailbox });
                 }
                 Ok(StorageReply::Expunged(removed))
+            }
+            StorageOp::Remove {
+                account,
+                mailbox,
+                uids,
+            } => {
+                let a = self.account(&account);
+                let m = a.by_id(mailbox)?;
+                let mut uids = uids;
+                uids.sort_unstable();
+                uids.dedup();
+                let removed = m.remove(&uids);
+                if !removed.is_empty() {
+                    self.changes.push(Changed { account, mailbox });
+                }
+                Ok(StorageReply::Expunged(removed))
+            }
+            StorageOp::LockMaildrop { account } => {
+                if self.locked.insert(account.to_lowercase()) {
+                    Ok(StorageReply::Done)
+                } else {
+                    Err(StorageError::InUse)
+                }
+            }
+            StorageOp::UnlockMaildrop { account } => {
+                self.locked.remove(&account.to_lowercase());
+                Ok(StorageReply::Done)
             }
             StorageOp::CopyMove {
                 account,

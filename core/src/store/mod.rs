@@ -382,6 +382,26 @@ pub enum StorageOp {
         /// Restrict to these UIDs.
         uids: Option<Vec<Uid>>,
     },
+    /// Remove messages whatever their flags (POP3's UPDATE state), atomically.
+    Remove {
+        /// The account.
+        account: String,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Which messages.
+        uids: Vec<Uid>,
+    },
+    /// Take the account's exclusive POP3 maildrop lock (RFC 1939 §8); fails with
+    /// [`StorageError::InUse`] while another session holds it.
+    LockMaildrop {
+        /// The account.
+        account: String,
+    },
+    /// Release the maildrop lock.
+    UnlockMaildrop {
+        /// The account.
+        account: String,
+    },
     /// COPY or MOVE.
     CopyMove {
         /// The account.
@@ -415,6 +435,9 @@ impl StorageOp {
             | StorageOp::Search { account, .. }
             | StorageOp::SetFlags { account, .. }
             | StorageOp::Expunge { account, .. }
+            | StorageOp::Remove { account, .. }
+            | StorageOp::LockMaildrop { account }
+            | StorageOp::UnlockMaildrop { account }
             | StorageOp::CopyMove { account, .. } => Some(account),
         }
     }
@@ -428,7 +451,7 @@ pub enum StorageReply {
     Authenticated(AuthOutcome),
     /// To [`StorageOp::ListMailboxes`].
     Mailboxes(MailboxList),
-    /// To create, delete, rename and subscribe.
+    /// To create, delete, rename, subscribe, and the maildrop lock.
     Done,
     /// To [`StorageOp::Status`].
     Status(MailboxStatus),
@@ -496,6 +519,9 @@ pub enum StorageError {
     /// The mailbox has children that prevent the operation.
     #[error("mailbox has children")]
     HasChildren,
+    /// Another session holds the resource exclusively (POP3's maildrop lock).
+    #[error("in use by another session")]
+    InUse,
     /// A quota would be exceeded.
     #[error("quota exceeded")]
     OverQuota,

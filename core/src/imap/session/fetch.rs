@@ -1,0 +1,303 @@
+//! FETCH (RFC 9051 §6.4.5, RFC 3516 BINARY): one storage request loads what the attributes
+//! need; responses are built from the stored structure without parsing the message again.
+
+use bytes::Bytes;
+
+use super::{Finish, ImapSession, Pending as SessionPending};
+use crate::imap::command::{Command, CommandLine, Tag};
+use crate::imap::response::{Code, Data, FetchItem, Response};
+use crate::imap::types::{FetchAttr, FetchItems, FetchModifiers, Flag, Partial, SequenceSet};
+use crate::mail::section::{binary, body_section, BinaryError};
+use crate::store::{FetchWant, FetchedMessage, StorageOp, StorageReply, StorageResult};
+
+#[derive(Debug)]
+pub(super) struct Pending {
+    tag: Tag,
+    attrs: Vec<FetchAttr>,
+    requested: usize,
+    mark_seen: bool,
+}
+
+impl ImapSession {
+    pub(super) fn fetch(
+        &mut self,
+        tag: Tag,
+        uid: bool,
+        set: SequenceSet,
+        items: FetchItems,
+        modifiers: FetchModifiers,
+    ) {
+        if modifiers != FetchModifiers::default() {
+            self.bad(
+                Some(tag),
+                None,
+                "FETCH modifiers need CONDSTORE, which is not enabled.",
+            );
+            return;
+        }
+        let mut attrs = items.expand();
+        if attrs.iter().any(|a| {
+            matches!(
+                a,
+                FetchAttr::EmailId
+                    | FetchAttr::ThreadId
+                    | FetchAttr::SaveDate
+                    | FetchAttr::Preview { .. }
+                    | FetchAttr::ModSeq
+            )
+        }) {
+            self.bad(Some(tag), None, "FETCH attribute not supported.");
+            return;
+        }
+        if uid && !attrs.contains(&FetchAttr::Uid) {
+            // RFC 9051 §6.4.9: UID FETCH always reports the UID.
+            attrs.insert(0, FetchAttr::Uid);
+        }
+        let (rerun_set, rerun_items, rerun_tag) = (set.clone(), items.clone(), tag.clone());
+        let Some(uids) = self.resolve(&tag, uid, &set, move || CommandLine {
+            tag: rerun_tag,
+            command: Command::Fetch {
+                uid,
+                set: rerun_set,
+                items: rerun_items,
+                modifiers: FetchModifiers::default(),
+            },
+        }) else {
+            return;
+        };
+        let Some(view) = self.selected_view() else {
+            return;
+        };
+        let content = attrs.iter().any(|a| {
+            matches!(
+                a,
+                FetchAttr::Rfc822
+                    | FetchAttr::Rfc822Header
+                    | FetchAttr::Rfc822Text
+                    | FetchAttr::BodySection { .. }
+                    | FetchAttr::Binary { .. }
+                    | FetchAttr::BinarySize { .. }
+            )
+        });
+        let info = content
+            || attrs.iter().any(|a| {
+                matches!(
+                    a,
+                    FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure
+                )
+            });
+        // RFC 9051 §6.4.5: BODY[...] without PEEK sets \Seen, unless the mailbox is read-only.
+        let mark_seen = !view.read_only
+            && attrs.iter().any(|a| {
+                matches!(
+                    a,
+                    FetchAttr::Rfc822
+                        | FetchAttr::Rfc822Text
+                        | FetchAttr::BodySection { peek: false, .. }
+                        | FetchAttr::Binary { peek: false, .. }
+                )
+            });
+        if uids.is_empty() {
+            self.finish(Finish::ok(tag, "FETCH completed.").no_expunge());
+            return;
+        }
+        let op = StorageOp::Fetch {
+            account: self.account().unwrap_or("").to_string(),
+            mailbox: view.id,
+            uids: uids.clone(),
+            want: FetchWant { content, info },
+            mark_seen,
+        };
+        self.request(
+            op,
+            SessionPending::Fetch(Pending {
+                tag,
+                attrs,
+                requested: uids.len(),
+                mark_seen,
+            }),
+        );
+    }
+
+    pub(super) fn fetch_reply(&mut self, p: Pending, reply: StorageResult) {
+        let messages = match reply {
+            Ok(StorageReply::Fetched(m)) => m,
+            Err(e) => return self.storage_failed(p.tag, &e),
+            Ok(_) => return self.unexpected(p.tag),
+        };
+        let mut unknown_cte = false;
+        let found = messages.len();
+        for m in &messages {
+            match self.fetch_items(&p, m) {
+                Some((seq, items)) => {
+                    if items.is_empty() {
+                        continue;
+                    }
+                    self.send(Response::Data(Data::Fetch { seq, items }));
+                }
+                None => unknown_cte = true,
+            }
+        }
+        let finish = if unknown_cte {
+            Finish {
+                condition: crate::imap::response::Condition::No,
+                ..Finish::ok(p.tag, "Unknown Content-Transfer-Encoding.")
+                    .with_code(Code::UnknownCte)
+            }
+        } else if found < p.requested {
+            // RFC 9051 §7.1: some messages were expunged by another session meanwhile.
+            Finish {
+                condition: crate::imap::response::Condition::No,
+                ..Finish::ok(p.tag, "Some of the requested messages no longer exist.")
+                    .with_code(Code::ExpungeIssued)
+            }
+        } else {
+            Finish::ok(p.tag, "FETCH completed.")
+        };
+        self.finish(finish.no_expunge());
+    }
+
+    /// The FETCH items for one message; `None` when BINARY met an unknown encoding.
+    fn fetch_items(&mut self, p: &Pending, m: &FetchedMessage) -> Option<(u32, Vec<FetchItem>)> {
+        let rev1 = !self.enabled.rev2;
+        let view = self.selected_view_mut()?;
+        let seq = view.seq(m.uid)?;
+        let newly_seen = p.mark_seen && m.modseq > view.modseq;
+        if newly_seen {
+            view.own_changes.insert(m.uid, m.modseq);
+        }
+        let recent = rev1 && view.is_recent(m.uid);
+        let flags = || {
+            let mut f = m.flags.to_flags();
+            if recent {
+                f.push(Flag::Recent);
+            }
+            f
+        };
+        let raw = m.content.clone().unwrap_or_default();
+        let mut items = Vec::with_capacity(p.attrs.len() + 1);
+        let mut unknown_cte = false;
+        for attr in &p.attrs {
+            let item = match attr {
+                FetchAttr::Uid => FetchItem::Uid(m.uid),
+                FetchAttr::Flags => FetchItem::Flags(flags()),
+                FetchAttr::InternalDate => FetchItem::InternalDate(m.internal_date),
+                FetchAttr::Rfc822Size => FetchItem::Rfc822Size(m.size),
+                FetchAttr::Envelope => match &m.info {
+                    Some(info) => FetchItem::Envelope(Box::new(info.envelope.clone())),
+                    None => continue,
+                },
+                FetchAttr::Body => match &m.info {
+                    Some(info) => FetchItem::Body(Box::new(info.body.clone())),
+                    None => continue,
+                },
+                FetchAttr::BodyStructure => match &m.info {
+                    Some(info) => FetchItem::BodyStructure(Box::new(info.body.clone())),
+                    None => continue,
+                },
+                FetchAttr::Rfc822 => FetchItem::Rfc822(Some(raw.clone())),
+                FetchAttr::Rfc822Header => FetchItem::Rfc822Header(Some(
+                    m.info
+                        .as_ref()
+                        .and_then(|i| {
+                            raw.get(i.root.header.clone())
+                                .map(|_| raw.slice(i.root.header.clone()))
+                        })
+                        .unwrap_or_default(),
+                )),
+                FetchAttr::Rfc822Text => FetchItem::Rfc822Text(Some(
+                    m.info
+                        .as_ref()
+                        .and_then(|i| {
+                            raw.get(i.root.body.clone())
+                                .map(|_| raw.slice(i.root.body.clone()))
+                        })
+                        .unwrap_or_default(),
+                )),
+                FetchAttr::BodySection {
+                    section, partial, ..
+                } => {
+                    let data = m
+                        .info
+                        .as_ref()
+                        .and_then(|i| body_section(&raw, &i.root, section))
+                        .unwrap_or_default();
+                    let (origin, data) = cut(data, *partial);
+                    FetchItem::BodySection {
+                        section: section.clone(),
+                        origin,
+                        data: Some(data),
+                    }
+                }
+                FetchAttr::Binary { part, partial, .. } => {
+                    let decoded = match m.info.as_ref().map(|i| binary(&raw, &i.root, part)) {
+                        Some(Ok(d)) => d,
+                        Some(Err(BinaryError::UnknownCte | BinaryError::Corrupt)) => {
+                            unknown_cte = true;
+                            continue;
+                        }
+                        None => None,
+                    };
+                    match decoded {
+                        Some(d) => {
+                            let (origin, data) = cut(d, *partial);
+                            FetchItem::Binary {
+                                part: part.clone(),
+                                origin,
+                                data: Some(data),
+                            }
+                        }
+                        None => FetchItem::Binary {
+                            part: part.clone(),
+                            origin: None,
+                            data: None,
+                        },
+                    }
+                }
+                FetchAttr::BinarySize { part } => {
+                    match m.info.as_ref().map(|i| binary(&raw, &i.root, part)) {
+                        Some(Ok(Some(d))) => FetchItem::BinarySize {
+                            part: part.clone(),
+                            size: d.len() as u64,
+                        },
+                        Some(Ok(None)) | None => FetchItem::BinarySize {
+                            part: part.clone(),
+                            size: 0,
+                        },
+                        Some(Err(_)) => {
+                            unknown_cte = true;
+                            continue;
+                        }
+                    }
+                }
+                // Refused before the request was made.
+                FetchAttr::ModSeq
+                | FetchAttr::EmailId
+                | FetchAttr::ThreadId
+                | FetchAttr::SaveDate
+                | FetchAttr::Preview { .. } => continue,
+            };
+            items.push(item);
+        }
+        if newly_seen && !p.attrs.contains(&FetchAttr::Flags) {
+            // RFC 9051 §6.4.5: flags changed by the fetch are reported with it.
+            items.push(FetchItem::Flags(flags()));
+        }
+        if unknown_cte {
+            return None;
+        }
+        Some((seq, items))
+    }
+}
+
+/// Applies `<origin.length>`: the octets from origin, at most length of them.
+fn cut(data: Bytes, partial: Option<Partial>) -> (Option<u32>, Bytes) {
+    match partial {
+        None => (None, data),
+        Some(Partial { origin, length }) => {
+            let start = (origin as usize).min(data.len());
+            let end = start.saturating_add(length.get() as usize).min(data.len());
+            (Some(origin), data.slice(start..end))
+        }
+    }
+}

@@ -1,0 +1,576 @@
+//! Mailbox commands: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS
+//! (RFC 9051 §6.3, RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE).
+
+use std::collections::{BTreeSet, VecDeque};
+
+use bytes::Bytes;
+
+use super::{Finish, ImapSession, Pending as SessionPending, State};
+use crate::imap::command::Tag;
+use crate::imap::response::{Code, Data, ListItem, Response, StatusValue};
+use crate::imap::types::{ListPattern, ListReturn, ListSelect, MailboxArg, StatusItem};
+use crate::mail::mailbox_name::{self, DELIMITER};
+use crate::store::{
+    MailboxList, MailboxStatus, SpecialUse, StorageOp, StorageReply, StorageResult,
+};
+
+#[derive(Debug)]
+pub(super) enum Pending {
+    Done {
+        tag: Tag,
+        text: &'static str,
+    },
+    List {
+        tag: Tag,
+        request: ListRequest,
+    },
+    ListStatus {
+        tag: Tag,
+        items: Vec<StatusItem>,
+        /// (canonical name, wire name) still to report, the head being asked now.
+        queue: VecDeque<(String, Bytes)>,
+    },
+    Status {
+        tag: Tag,
+        items: Vec<StatusItem>,
+        wire: Bytes,
+    },
+}
+
+#[derive(Debug)]
+pub(super) struct ListRequest {
+    select: Vec<ListSelect>,
+    /// Decoded reference+pattern pairs combined; empty means the `LIST "" ""` delimiter query.
+    patterns: Vec<String>,
+    returns: Vec<ListReturn>,
+    lsub: bool,
+}
+
+impl ImapSession {
+    pub(super) fn account_name(&self) -> Option<String> {
+        match &self.state {
+            State::Authenticated { account } | State::Selected { account, .. } => {
+                Some(account.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Decodes a mailbox argument, answering NO itself when it is unusable.
+    pub(super) fn mailbox_name(&mut self, tag: &Tag, arg: &MailboxArg) -> Option<String> {
+        match mailbox_name::from_wire(&arg.0, self.encode_options().utf8) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                self.no(
+                    tag.clone(),
+                    Some(Code::Cannot),
+                    &format!("Invalid mailbox name: {e}."),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn wire_name(&self, name: &str) -> Bytes {
+        Bytes::from(mailbox_name::to_wire(name, self.encode_options().utf8))
+    }
+
+    pub(super) fn create(&mut self, tag: Tag, mailbox: &MailboxArg, special_use: &[Bytes]) {
+        let Some(name) = self.mailbox_name(&tag, mailbox) else {
+            return;
+        };
+        let Some(account) = self.account_name() else {
+            return;
+        };
+        if name == "INBOX" {
+            self.no(tag, Some(Code::AlreadyExists), "INBOX always exists.");
+            return;
+        }
+        let special = match special_use {
+            [] => None,
+            [one] => match SpecialUse::from_attribute(one) {
+                Some(s) => Some(s),
+                None => {
+                    // RFC 6154 §5.3: USEATTR for a special use the server cannot give.
+                    self.no(
+                        tag,
+                        Some(Code::Other(Bytes::from_static(b"USEATTR"), None)),
+                        "Unsupported special-use attribute.",
+                    );
+                    return;
+                }
+            },
+            _ => {
+                self.no(
+                    tag,
+                    Some(Code::Other(Bytes::from_static(b"USEATTR"), None)),
+                    "Only one special-use attribute per mailbox.",
+                );
+                return;
+            }
+        };
+        self.request(
+            StorageOp::CreateMailbox {
+                account,
+                name,
+                special_use: special,
+            },
+            SessionPending::Mailbox(Pending::Done {
+                tag,
+                text: "CREATE completed.",
+            }),
+        );
+    }
+
+    pub(super) fn delete(&mut self, tag: Tag, mailbox: &MailboxArg) {
+        let Some(name) = self.mailbox_name(&tag, mailbox) else {
+            return;
+        };
+        let Some(account) = self.account_name() else {
+            return;
+        };
+        self.request(
+            StorageOp::DeleteMailbox { account, name },
+            SessionPending::Mailbox(Pending::Done {
+                tag,
+                text: "DELETE completed.",
+            }),
+        );
+    }
+
+    pub(super) fn rename(&mut self, tag: Tag, from: &MailboxArg, to: &MailboxArg) {
+        let Some(from) = self.mailbox_name(&tag, from) else {
+            return;
+        };
+        let Some(to) = self.mailbox_name(&tag, to) else {
+            return;
+        };
+        let Some(account) = self.account_name() else {
+            return;
+        };
+        if to == "INBOX" {
+            self.no(tag, Some(Code::AlreadyExists), "INBOX always exists.");
+            return;
+        }
+        self.request(
+            StorageOp::RenameMailbox { account, from, to },
+            SessionPending::Mailbox(Pending::Done {
+                tag,
+                text: "RENAME completed.",
+            }),
+        );
+    }
+
+    pub(super) fn subscribe(&mut self, tag: Tag, mailbox: &MailboxArg, subscribed: bool) {
+        let Some(name) = self.mailbox_name(&tag, mailbox) else {
+            return;
+        };
+        let Some(account) = self.account_name() else {
+            return;
+        };
+        self.request(
+            StorageOp::Subscribe {
+                account,
+                name,
+                subscribed,
+            },
+            SessionPending::Mailbox(Pending::Done {
+                tag,
+                text: if subscribed {
+                    "SUBSCRIBE completed."
+                } else {
+                    "UNSUBSCRIBE completed."
+                },
+            }),
+        );
+    }
+
+    pub(super) fn list(
+        &mut self,
+        tag: Tag,
+        select: Vec<ListSelect>,
+        reference: &MailboxArg,
+        patterns: &[ListPattern],
+        returns: Vec<ListReturn>,
+    ) {
+        let utf8 = self.encode_options().utf8;
+        let decode = |raw: &[u8]| -> Option<String> {
+            if utf8 {
+                String::from_utf8(raw.to_vec()).ok()
+            } else {
+                mailbox_name::decode_mutf7(raw).ok()
+            }
+        };
+        let Some(reference) = decode(&reference.0) else {
+            self.no(tag, Some(Code::Cannot), "Invalid reference name.");
+            return;
+        };
+        let mut combined = Vec::new();
+        for p in patterns {
+            let Some(p) = decode(&p.0) else {
+                self.no(tag, Some(Code::Cannot), "Invalid mailbox pattern.");
+                return;
+            };
+            if p.is_empty() {
+                continue;
+            }
+            combined.push(inbox_case(&format!("{reference}{p}")));
+        }
+        if combined.is_empty() && select.is_empty() && returns.is_empty() {
+            // RFC 9051 §6.3.9: an empty pattern asks for the delimiter and root.
+            self.send(Response::Data(Data::List(ListItem {
+                attributes: vec![Bytes::from_static(b"\\Noselect")],
+                delimiter: Some(b'/'),
+                name: Bytes::new(),
+                extended: Vec::new(),
+            })));
+            self.finish(Finish::ok(tag, "LIST completed."));
+            return;
+        }
+        let Some(account) = self.account_name() else {
+            return;
+        };
+        self.request(
+            StorageOp::ListMailboxes { account },
+            SessionPending::Mailbox(Pending::List {
+                tag,
+                request: ListRequest {
+                    select,
+                    patterns: combined,
+                    returns,
+                    lsub: false,
+                },
+            }),
+        );
+    }
+
+    pub(super) fn lsub(&mut self, tag: Tag, reference: &MailboxArg, pattern: &ListPattern) {
+        let utf8 = self.encode_options().utf8;
+        let decode = |raw: &[u8]| {
+            if utf8 {
+                String::from_utf8(raw.to_vec()).ok()
+            } else {
+                mailbox_name::decode_mutf7(raw).ok()
+            }
+        };
+        let (Some(reference), Some(pattern)) = (decode(&reference.0), decode(&pattern.0)) else {
+            self.no(tag, Some(Code::Cannot), "Invalid mailbox pattern.");
+            return;
+        };
+        if pattern.is_empty() {
+            self.finish(Finish::ok(tag, "LSUB completed."));
+            return;
+        }
+        let Some(account) = self.account_name() else {
+            return;
+        };
+        self.request(
+            StorageOp::ListMailboxes { account },
+            SessionPending::Mailbox(Pending::List {
+                tag,
+                request: ListRequest {
+                    select: vec![ListSelect::Subscribed],
+                    patterns: vec![inbox_case(&format!("{reference}{pattern}"))],
+                    returns: Vec::new(),
+                    lsub: true,
+                },
+            }),
+        );
+    }
+
+    pub(super) fn status_command(
+        &mut self,
+        tag: Tag,
+        mailbox: &MailboxArg,
+        items: Vec<StatusItem>,
+    ) {
+        let Some(name) = self.mailbox_name(&tag, mailbox) else {
+            return;
+        };
+        let Some(account) = self.account_name() else {
+            return;
+        };
+        let wire = self.wire_name(&name);
+        self.request(
+            StorageOp::Status { account, name },
+            SessionPending::Mailbox(Pending::Status { tag, items, wire }),
+        );
+    }
+
+    pub(super) fn mailbox_reply(&mut self, pending: Pending, reply: StorageResult) {
+        match pending {
+            Pending::Done { tag, text } => match reply {
+                Ok(StorageReply::Done) => self.finish(Finish::ok(tag, text)),
+                Err(crate::store::StorageError::NoSuchMailbox) => {
+                    self.no(tag, Some(Code::NonExistent), "Mailbox does not exist.")
+                }
+                Err(e) => self.storage_failed(tag, &e),
+                Ok(_) => self.unexpected(tag),
+            },
+            Pending::Status { tag, items, wire } => match reply {
+                Ok(StorageReply::Status(status)) => {
+                    self.send_status(wire, &items, &status);
+                    self.finish(Finish::ok(tag, "STATUS completed."));
+                }
+                Err(crate::store::StorageError::NoSuchMailbox) => {
+                    self.no(tag, Some(Code::NonExistent), "Mailbox does not exist.")
+                }
+                Err(e) => self.storage_failed(tag, &e),
+                Ok(_) => self.unexpected(tag),
+            },
+            Pending::List { tag, request } => match reply {
+                Ok(StorageReply::Mailboxes(list)) => self.list_reply(tag, request, &list),
+                Err(e) => self.storage_failed(tag, &e),
+                Ok(_) => self.unexpected(tag),
+            },
+            Pending::ListStatus {
+                tag,
+                items,
+                mut queue,
+            } => {
+                if let (Some((_, wire)), Ok(StorageReply::Status(status))) =
+                    (queue.pop_front(), &reply)
+                {
+                    self.send_status(wire, &items, status);
+                }
+                self.next_list_status(tag, items, queue);
+            }
+        }
+    }
+
+    fn next_list_status(
+        &mut self,
+        tag: Tag,
+        items: Vec<StatusItem>,
+        queue: VecDeque<(String, Bytes)>,
+    ) {
+        let (Some((name, _)), Some(account)) = (queue.front(), self.account_name()) else {
+            self.finish(Finish::ok(tag, "LIST completed."));
+            return;
+        };
+        let name = name.clone();
+        self.request(
+            StorageOp::Status { account, name },
+            SessionPending::Mailbox(Pending::ListStatus { tag, items, queue }),
+        );
+    }
+
+    fn send_status(&mut self, wire: Bytes, items: &[StatusItem], s: &MailboxStatus) {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let value = match item {
+                StatusItem::Messages => StatusValue::Number(s.messages.into()),
+                StatusItem::Recent => StatusValue::Number(s.recent.into()),
+                StatusItem::UidNext => StatusValue::Number(s.uid_next.into()),
+                StatusItem::UidValidity => StatusValue::Number(s.uid_validity.into()),
+                StatusItem::Unseen => StatusValue::Number(s.unseen.into()),
+                StatusItem::Deleted => StatusValue::Number(s.deleted.into()),
+                StatusItem::Size => StatusValue::Number(s.size),
+                StatusItem::HighestModSeq => StatusValue::Number(s.highest_modseq),
+                StatusItem::AppendLimit => StatusValue::Number(self.limits().imap_max_literal),
+                // Not advertised (OBJECTID): left out rather than invented.
+                StatusItem::MailboxId => continue,
+            };
+            out.push((*item, value));
+        }
+        self.send(Response::Data(Data::Status {
+            mailbox: wire,
+            items: out,
+        }));
+    }
+
+    fn list_reply(&mut self, tag: Tag, request: ListRequest, list: &MailboxList) {
+        let subscribed_only = request.select.contains(&ListSelect::Subscribed);
+        let recursive = request.select.contains(&ListSelect::RecursiveMatch);
+        let special_only = request.select.contains(&ListSelect::SpecialUse);
+        let show_subscribed = subscribed_only || request.returns.contains(&ListReturn::Subscribed);
+        let status_items = request.returns.iter().find_map(|r| match r {
+            ListReturn::Status(items) => Some(items.clone()),
+            _ => None,
+        });
+        let matches = |name: &str| request.patterns.iter().any(|p| pattern_match(p, name));
+        let subscribed: BTreeSet<&str> = list.subscribed.iter().map(String::as_str).collect();
+        let existing = |name: &str| list.mailboxes.iter().find(|m| m.name == name);
+        let has_children = |name: &str| {
+            let prefix = format!("{name}{DELIMITER}");
+            list.mailboxes.iter().any(|m| m.name.starts_with(&prefix))
+        };
+
+        // Candidate names: existing mailboxes, or subscriptions for SUBSCRIBED/LSUB.
+        let mut names: Vec<String> = if subscribed_only {
+            list.subscribed.clone()
+        } else {
+            list.mailboxes.iter().map(|m| m.name.clone()).collect()
+        };
+        // INBOX first, as clients and Dovecot expect; the rest in name order.
+        names.sort_by(|a, b| (a != "INBOX", a).cmp(&(b != "INBOX", b)));
+        names.dedup();
+
+        let mut lines = Vec::new();
+        let mut statuses = VecDeque::new();
+        for name in &names {
+            let entry = existing(name);
+            let listed = matches(name);
+            // RFC 5258 §4 RECURSIVEMATCH: a parent of a matching subscription is reported
+            // with CHILDINFO even when it is not itself subscribed.
+            if !listed {
+                continue;
+            }
+            if special_only && entry.and_then(|e| e.special_use).is_none() {
+                continue;
+            }
+            let mut attributes = Vec::new();
+            match entry {
+                None => attributes.push(Bytes::from_static(b"\\NonExistent")),
+                Some(e) => {
+                    if !e.selectable {
+                        attributes.push(Bytes::from_static(b"\\Noselect"));
+                    }
+                    if !request.lsub {
+                        attributes.push(Bytes::from_static(if has_children(name) {
+                            b"\\HasChildren"
+                        } else {
+                            b"\\HasNoChildren"
+                        }));
+                    }
+                    if let Some(s) = e.special_use {
+                        if !request.lsub {
+                            attributes.push(Bytes::from_static(s.attribute().as_bytes()));
+                        }
+                    }
+                }
+            }
+            if show_subscribed && !request.lsub && subscribed.contains(name.as_str()) {
+                attributes.push(Bytes::from_static(b"\\Subscribed"));
+            }
+            let wire = self.wire_name(name);
+            if status_items.is_some() && entry.is_some_and(|e| e.selectable) {
+                statuses.push_back((name.clone(), wire.clone()));
+            }
+            lines.push(ListItem {
+                attributes,
+                delimiter: Some(b'/'),
+                name: wire,
+                extended: Vec::new(),
+            });
+        }
+        if recursive && subscribed_only {
+            // Parents (matching the pattern) of subscribed names that did not match.
+            let mut parents = BTreeSet::new();
+            for sub in &list.subscribed {
+                let mut parent = sub.as_str();
+                while let Some(cut) = parent.rfind(DELIMITER) {
+                    parent = &parent[..cut];
+                    if matches(parent) && !subscribed.contains(parent) && !matches(sub) {
+                        parents.insert(parent.to_string());
+                    }
+                }
+            }
+            for parent in parents {
+                let wire = self.wire_name(&parent);
+                lines.push(ListItem {
+                    attributes: Vec::new(),
+                    delimiter: Some(b'/'),
+                    name: wire,
+                    extended: vec![(
+                        Bytes::from_static(b"CHILDINFO"),
+                        vec![Bytes::from_static(b"SUBSCRIBED")],
+                    )],
+                });
+            }
+        }
+        for line in lines {
+            let data = if request.lsub {
+                Data::Lsub(line)
+            } else {
+                Data::List(line)
+            };
+            self.send(Response::Data(data));
+        }
+        match status_items {
+            Some(items) if !statuses.is_empty() => self.next_list_status(tag, items, statuses),
+            _ => {
+                let text = if request.lsub {
+                    "LSUB completed."
+                } else {
+                    "LIST completed."
+                };
+                self.finish(Finish::ok(tag, text));
+            }
+        }
+    }
+}
+
+/// `INBOX` at the start of a pattern is matched case-insensitively (RFC 9051 §5.1).
+fn inbox_case(pattern: &str) -> String {
+    match pattern.get(..5) {
+        Some(p) if p.eq_ignore_ascii_case("INBOX") => {
+            let rest = pattern.get(5..).unwrap_or_default();
+            if rest.is_empty() || rest.starts_with(DELIMITER) {
+                return format!("INBOX{rest}");
+            }
+            pattern.to_string()
+        }
+        _ => pattern.to_string(),
+    }
+}
+
+/// LIST wildcards (RFC 9051 §6.3.9): `*` matches anything, `%` anything but the delimiter.
+/// Dynamic programming over (pattern, name) positions: linear in their product, never
+/// exponential however many wildcards a client sends.
+pub(super) fn pattern_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // reach[j]: pattern prefix so far matches name prefix of length j.
+    let mut reach = vec![false; n.len() + 1];
+    reach[0] = true;
+    for &pc in &p {
+        let mut next = vec![false; n.len() + 1];
+        match pc {
+            '*' | '%' => {
+                let mut open = false;
+                for j in 0..=n.len() {
+                    if reach[j] {
+                        open = true;
+                    }
+                    next[j] = open;
+                    if pc == '%' && n.get(j) == Some(&DELIMITER) {
+                        open = false;
+                    }
+                }
+            }
+            c => {
+                for j in 0..n.len() {
+                    if reach[j] && n[j] == c {
+                        next[j + 1] = true;
+                    }
+                }
+            }
+        }
+        reach = next;
+    }
+    reach[n.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc9051_6_3_9_wildcards() {
+        assert!(pattern_match("*", "a/b/c"));
+        assert!(pattern_match("%", "INBOX"));
+        assert!(!pattern_match("%", "a/b"));
+        assert!(pattern_match("a/%", "a/b"));
+        assert!(!pattern_match("a/%", "a/b/c"));
+        assert!(pattern_match("a/*", "a/b/c"));
+        assert!(pattern_match("*c", "a/b/c"));
+        assert!(pattern_match("%/%", "a/b"));
+        assert!(!pattern_match("a", "ab"));
+        assert!(pattern_match("", ""));
+        let long = "%".repeat(500) + "x";
+        assert!(!pattern_match(&long, &"a".repeat(1000)));
+        assert_eq!(inbox_case("inbox/*"), "INBOX/*");
+        assert_eq!(inbox_case("inboxes"), "inboxes");
+    }
+}

@@ -1,0 +1,705 @@
+//! Selecting a mailbox and changing its messages: SELECT, EXAMINE, the synchronisation that
+//! reports other sessions' changes, CLOSE, UNSELECT, EXPUNGE, STORE, COPY, MOVE, APPEND, IDLE.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use super::view::{to_set, View};
+use super::{Expect, Finish, ImapSession, Pending as SessionPending, State, IDLE_KEEPALIVE};
+use crate::imap::command::{CommandLine, Tag};
+use crate::imap::response::{Code, Condition, Data, FetchItem, Response};
+use crate::imap::types::{AppendMessage, Flag, MailboxArg, SelectParam, SequenceSet, StoreMode};
+use crate::mail::flags::SystemFlag;
+use crate::store::{
+    ChangeSet, MailboxId, MessageState, NewMessage, Snapshot, StorageError, StorageOp,
+    StorageReply, StorageResult, Uid,
+};
+use crate::time::Timer;
+
+#[derive(Debug)]
+pub(super) enum Pending {
+    Select { tag: Tag, read_only: bool },
+    Append { tag: Tag, target: String },
+    Store { tag: Tag, uid: bool, silent: bool },
+    Expunge { tag: Tag, silent_close: bool },
+    Copy { tag: Tag, remove: bool },
+}
+
+impl ImapSession {
+    pub(super) fn selected_view(&self) -> Option<&View> {
+        match &self.state {
+            State::Selected { view, .. } => Some(view),
+            _ => None,
+        }
+    }
+
+    pub(super) fn selected_view_mut(&mut self) -> Option<&mut View> {
+        match &mut self.state {
+            State::Selected { view, .. } => Some(view),
+            _ => None,
+        }
+    }
+
+    /// Leaves the selected state (if in it), keeping the account.
+    fn deselect(&mut self) -> bool {
+        let previous = std::mem::replace(&mut self.state, State::NotAuthenticated);
+        let (state, was) = match previous {
+            State::Selected { account, .. } => (State::Authenticated { account }, true),
+            other => (other, false),
+        };
+        self.state = state;
+        self.dirty = false;
+        was
+    }
+
+    pub(super) fn select(
+        &mut self,
+        tag: Tag,
+        mailbox: &MailboxArg,
+        params: &[SelectParam],
+        read_only: bool,
+    ) {
+        if !params.is_empty() {
+            // CONDSTORE/QRESYNC are not advertised.
+            self.bad(Some(tag), None, "SELECT parameters are not supported.");
+            return;
+        }
+        let Some(name) = self.mailbox_name(&tag, mailbox) else {
+            return;
+        };
+        // RFC 9051 §6.3.2: selecting ends the previous selection, even if this one fails.
+        if self.deselect() {
+            self.untagged(
+                Condition::Ok,
+                Some(Code::Closed),
+                "Previous mailbox closed.",
+            );
+        }
+        let Some(account) = self.account_name() else {
+            return;
+        };
+        self.request(
+            StorageOp::Open {
+                account,
+                name,
+                read_only,
+            },
+            SessionPending::Message(Pending::Select { tag, read_only }),
+        );
+    }
+
+    fn opened(&mut self, tag: Tag, read_only: bool, snap: Snapshot) {
+        let rev1 = !self.enabled.rev2;
+        let first_unseen = snap
+            .messages
+            .iter()
+            .position(|m| !m.flags.has(SystemFlag::Seen))
+            .map(|i| i as u32 + 1);
+        let view = View {
+            id: snap.id,
+            read_only,
+            uids: snap.messages.iter().map(|m| m.uid).collect(),
+            recent: snap.recent.clone(),
+            uid_next: snap.uid_next,
+            modseq: snap.highest_modseq,
+            keywords: snap.keywords.clone(),
+            pending_expunges: Vec::new(),
+            own_changes: HashMap::new(),
+            saved: None,
+        };
+        let exists = view.uids.len() as u32;
+        self.send_flags(&snap.keywords, read_only);
+        self.send(Response::Data(Data::Exists(exists)));
+        if rev1 {
+            self.send(Response::Data(Data::Recent(snap.recent.len() as u32)));
+            if let Some(n) = first_unseen {
+                self.untagged(Condition::Ok, Some(Code::Unseen(n)), "First unseen.");
+            }
+        }
+        self.untagged(
+            Condition::Ok,
+            Some(Code::UidValidity(snap.uid_validity)),
+            "UIDs valid.",
+        );
+        self.untagged(
+            Condition::Ok,
+            Some(Code::UidNext(snap.uid_next)),
+            "Predicted next UID.",
+        );
+        let account = self.account_name().unwrap_or_default();
+        self.state = State::Selected {
+            account,
+            view: Box::new(view),
+        };
+        let (code, text) = if read_only {
+            (Code::ReadOnly, "EXAMINE completed.")
+        } else {
+            (Code::ReadWrite, "SELECT completed.")
+        };
+        self.finish(Finish::ok(tag, text).with_code(code));
+    }
+
+    /// `* FLAGS` and `* OK [PERMANENTFLAGS]` (RFC 9051 §7.3.5, §7.1).
+    fn send_flags(&mut self, keywords: &[Bytes], read_only: bool) {
+        let mut flags: Vec<Flag> = SystemFlag::ALL.iter().map(|f| f.flag()).collect();
+        flags.extend(keywords.iter().cloned().map(Flag::Keyword));
+        self.send(Response::Data(Data::Flags(flags.clone())));
+        let (flags, keywords) = if read_only {
+            (Vec::new(), false)
+        } else {
+            (flags, true)
+        };
+        self.untagged(
+            Condition::Ok,
+            Some(Code::PermanentFlags { flags, keywords }),
+            if read_only {
+                "No permanent flags permitted."
+            } else {
+                "Flags permitted."
+            },
+        );
+    }
+
+    /// The Changes request for the selected mailbox, if any.
+    pub(super) fn sync_op(&self) -> Option<StorageOp> {
+        let State::Selected { account, view } = &self.state else {
+            return None;
+        };
+        Some(StorageOp::Changes {
+            account: account.clone(),
+            mailbox: view.id,
+            uid_next: view.uid_next,
+            since: view.modseq,
+            claim_recent: !view.read_only && !self.enabled.rev2,
+        })
+    }
+
+    /// Reports a ChangeSet: EXPUNGE (when allowed), then EXISTS and RECENT, then flag changes.
+    pub(super) fn apply_sync(&mut self, reply: StorageResult, expunge_ok: bool) {
+        let changes = match reply {
+            Ok(StorageReply::Changes(c)) => c,
+            // A failed synchronisation is retried at the next command.
+            _ => {
+                self.dirty = true;
+                return;
+            }
+        };
+        if changes.gone {
+            self.untagged(
+                Condition::Bye,
+                None,
+                "The selected mailbox was deleted; reconnecting is needed.",
+            );
+            self.close();
+            return;
+        }
+        let rev1 = !self.enabled.rev2;
+        let ChangeSet {
+            added,
+            changed,
+            expunged,
+            recent,
+            highest_modseq,
+            uid_next,
+            keywords,
+            gone: _,
+        } = changes;
+        let Some(view) = self.selected_view_mut() else {
+            return;
+        };
+        for uid in expunged {
+            if view.seq(uid).is_some() && !view.pending_expunges.contains(&uid) {
+                view.pending_expunges.push(uid);
+            }
+        }
+        let keywords_changed = keywords.len() != view.keywords.len();
+        view.keywords = keywords.clone();
+        view.modseq = view.modseq.max(highest_modseq);
+        view.uid_next = view.uid_next.max(uid_next);
+        let before = view.uids.len();
+        for m in &added {
+            if view.uids.last().is_none_or(|&last| m.uid > last) {
+                view.uids.push(m.uid);
+            }
+        }
+        let grew = view.uids.len() != before;
+        for uid in &recent {
+            if let Err(i) = view.recent.binary_search(uid) {
+                view.recent.insert(i, *uid);
+            }
+        }
+        let exists = view.uids.len() as u32;
+        let recent_count = view.recent.len() as u32;
+        let own = std::mem::take(&mut view.own_changes);
+        let read_only = view.read_only;
+        if expunge_ok {
+            self.flush_expunges();
+        }
+        if keywords_changed {
+            self.send_flags(&keywords, read_only);
+        }
+        if grew {
+            self.send(Response::Data(Data::Exists(exists)));
+            if rev1 {
+                self.send(Response::Data(Data::Recent(recent_count)));
+            }
+        }
+        for m in changed {
+            if own.get(&m.uid) == Some(&m.modseq) {
+                continue;
+            }
+            self.send_flag_update(&m, false);
+        }
+    }
+
+    /// Announces expunges held back while they were not allowed.
+    pub(super) fn flush_expunges(&mut self) {
+        let Some(view) = self.selected_view_mut() else {
+            return;
+        };
+        let mut doomed = std::mem::take(&mut view.pending_expunges);
+        doomed.sort_unstable();
+        let mut numbers = Vec::with_capacity(doomed.len());
+        // Ascending, each number as it is after the previous removals: RFC 9051 §7.5.1's
+        // example (messages 3, 4, 7, 11 go out as 3, 3, 5, 8).
+        for uid in doomed {
+            if let Some(seq) = view.remove(uid) {
+                numbers.push(seq);
+            }
+        }
+        for seq in numbers {
+            self.send(Response::Data(Data::Expunge(seq)));
+        }
+    }
+
+    /// `* n FETCH (FLAGS (...) [UID u])` for one message's new flags.
+    fn send_flag_update(&mut self, m: &MessageState, with_uid: bool) {
+        let rev1 = !self.enabled.rev2;
+        let Some(view) = self.selected_view() else {
+            return;
+        };
+        let Some(seq) = view.seq(m.uid) else { return };
+        let mut flags = m.flags.to_flags();
+        if rev1 && view.is_recent(m.uid) {
+            flags.push(Flag::Recent);
+        }
+        let mut items = vec![FetchItem::Flags(flags)];
+        if with_uid {
+            items.insert(0, FetchItem::Uid(m.uid));
+        }
+        self.send(Response::Data(Data::Fetch { seq, items }));
+    }
+
+    pub(super) fn close_mailbox(&mut self, tag: Tag, expunge: bool) {
+        let Some(view) = self.selected_view() else {
+            return;
+        };
+        if expunge && !view.read_only {
+            // RFC 9051 §6.4.1: CLOSE expunges silently.
+            let op = StorageOp::Expunge {
+                account: self.account_name().unwrap_or_default(),
+                mailbox: view.id,
+                uids: None,
+            };
+            self.request(
+                op,
+                SessionPending::Message(Pending::Expunge {
+                    tag,
+                    silent_close: true,
+                }),
+            );
+            return;
+        }
+        self.deselect();
+        let text = if expunge {
+            "CLOSE completed."
+        } else {
+            "UNSELECT completed."
+        };
+        self.status(Some(tag), Condition::Ok, None, text);
+    }
+
+    pub(super) fn expunge(&mut self, tag: Tag, set: Option<SequenceSet>) {
+        let Some(view) = self.selected_view() else {
+            return;
+        };
+        if view.read_only {
+            self.no(tag, Some(Code::Cannot), "Mailbox is read-only.");
+            return;
+        }
+        let uids = set.map(|s| view.resolve_uid(&s));
+        let op = StorageOp::Expunge {
+            account: self.account_name().unwrap_or_default(),
+            mailbox: view.id,
+            uids,
+        };
+        self.request(
+            op,
+            SessionPending::Message(Pending::Expunge {
+                tag,
+                silent_close: false,
+            }),
+        );
+    }
+
+    /// Resolves a message set for a command, answering BAD itself for bad numbers. For UID
+    /// commands naming UIDs the view has not heard of, synchronises first and re-runs the
+    /// command, so that messages another session just added are found.
+    pub(super) fn resolve(
+        &mut self,
+        tag: &Tag,
+        uid: bool,
+        set: &SequenceSet,
+        rerun: impl FnOnce() -> CommandLine,
+    ) -> Option<Vec<Uid>> {
+        let view = self.selected_view()?;
+        if uid {
+            if view.names_unknown_uids(set) && !self.presynced {
+                if let Some(op) = self.sync_op() {
+                    self.dirty = false;
+                    self.request(op, SessionPending::PreSync(Box::new(rerun())));
+                    return None;
+                }
+            }
+            return Some(view.resolve_uid(set));
+        }
+        match view.resolve_seq(set) {
+            Ok(uids) => Some(uids),
+            Err(_) => {
+                self.bad(Some(tag.clone()), None, "Invalid message sequence number.");
+                None
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn store(
+        &mut self,
+        tag: Tag,
+        uid: bool,
+        set: SequenceSet,
+        unchanged_since: Option<u64>,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<Flag>,
+    ) {
+        if flags.iter().any(|f| matches!(f, Flag::Recent)) {
+            // RFC 9051 §2.3.2: \Recent is the server's to set.
+            self.bad(Some(tag), None, "The \\Recent flag cannot be changed.");
+            return;
+        }
+        if self.selected_view().is_some_and(|v| v.read_only) {
+            self.no(tag, Some(Code::Cannot), "Mailbox is read-only.");
+            return;
+        }
+        let line_set = set.clone();
+        let line_flags = flags.clone();
+        let rerun_tag = tag.clone();
+        let Some(uids) = self.resolve(&tag, uid, &set, move || CommandLine {
+            tag: rerun_tag,
+            command: crate::imap::command::Command::Store {
+                uid,
+                set: line_set,
+                unchanged_since,
+                mode,
+                silent,
+                flags: line_flags,
+            },
+        }) else {
+            return;
+        };
+        let Some(view) = self.selected_view() else {
+            return;
+        };
+        let op = StorageOp::SetFlags {
+            account: self.account_name().unwrap_or_default(),
+            mailbox: view.id,
+            uids,
+            mode,
+            flags,
+            unchanged_since,
+        };
+        self.request(
+            op,
+            SessionPending::Message(Pending::Store { tag, uid, silent }),
+        );
+    }
+
+    pub(super) fn copy_move(
+        &mut self,
+        tag: Tag,
+        uid: bool,
+        set: SequenceSet,
+        mailbox: &MailboxArg,
+        remove: bool,
+    ) {
+        let Some(target) = self.mailbox_name(&tag, mailbox) else {
+            return;
+        };
+        if remove && self.selected_view().is_some_and(|v| v.read_only) {
+            self.no(tag, Some(Code::Cannot), "Mailbox is read-only.");
+            return;
+        }
+        let (line_set, line_box, rerun_tag) = (set.clone(), mailbox.clone(), tag.clone());
+        let Some(uids) = self.resolve(&tag, uid, &set, move || CommandLine {
+            tag: rerun_tag,
+            command: if remove {
+                crate::imap::command::Command::Move {
+                    uid,
+                    set: line_set,
+                    mailbox: line_box,
+                }
+            } else {
+                crate::imap::command::Command::Copy {
+                    uid,
+                    set: line_set,
+                    mailbox: line_box,
+                }
+            },
+        }) else {
+            return;
+        };
+        let Some(view) = self.selected_view() else {
+            return;
+        };
+        let op = StorageOp::CopyMove {
+            account: self.account_name().unwrap_or_default(),
+            mailbox: view.id,
+            uids,
+            target,
+            remove,
+        };
+        self.request(op, SessionPending::Message(Pending::Copy { tag, remove }));
+    }
+
+    pub(super) fn append(&mut self, tag: Tag, mailbox: &MailboxArg, messages: Vec<AppendMessage>) {
+        let Some(target) = self.mailbox_name(&tag, mailbox) else {
+            return;
+        };
+        let Some(account) = self.account_name() else {
+            return;
+        };
+        let mut new = Vec::with_capacity(messages.len());
+        for m in messages {
+            if m.data.is_empty() {
+                self.no(tag, None, "Cannot save an empty message.");
+                return;
+            }
+            if m.flags.iter().any(|f| matches!(f, Flag::Recent)) {
+                self.bad(Some(tag), None, "The \\Recent flag cannot be set.");
+                return;
+            }
+            let data = if m.binary { m.data } else { crlf(m.data) };
+            new.push(NewMessage {
+                flags: m.flags,
+                internal_date: m.date,
+                data,
+            });
+        }
+        self.request(
+            StorageOp::Append {
+                account,
+                name: target.clone(),
+                messages: new,
+            },
+            SessionPending::Message(Pending::Append { tag, target }),
+        );
+    }
+
+    pub(super) fn idle(&mut self, tag: Tag, now: Instant) {
+        self.send(Response::Continue(Bytes::from_static(b"idling")));
+        self.timers.set(Timer::IdleKeepalive, now + IDLE_KEEPALIVE);
+        if self.selected_view().is_some() {
+            self.idle_sync(tag, now);
+        } else {
+            self.expect = Expect::IdleDone { tag };
+        }
+    }
+
+    /// Looks for changes while idling; updates go out at once (RFC 2177).
+    pub(super) fn idle_sync(&mut self, tag: Tag, _now: Instant) {
+        match self.sync_op() {
+            Some(op) => {
+                self.dirty = false;
+                self.request(op, SessionPending::IdleSync { tag });
+            }
+            None => self.expect = Expect::IdleDone { tag },
+        }
+    }
+
+    pub(super) fn idle_line(&mut self, line: &[u8], _now: Instant) {
+        let Expect::IdleDone { tag } = std::mem::replace(&mut self.expect, Expect::Command) else {
+            return;
+        };
+        self.timers.clear(Timer::IdleKeepalive);
+        if line.eq_ignore_ascii_case(b"DONE") {
+            self.finish(Finish::ok(tag, "IDLE terminated."));
+        } else {
+            self.status(Some(tag), Condition::Bad, None, "Expected DONE.");
+        }
+    }
+
+    pub(super) fn message_reply(&mut self, pending: Pending, reply: StorageResult) {
+        match (pending, reply) {
+            (Pending::Select { tag, read_only }, Ok(StorageReply::Opened(snap))) => {
+                self.opened(tag, read_only, snap)
+            }
+            (Pending::Select { tag, .. }, Err(StorageError::NoSuchMailbox)) => {
+                self.no(tag, Some(Code::NonExistent), "Mailbox does not exist.")
+            }
+            (
+                Pending::Append { tag, target },
+                Ok(StorageReply::Appended {
+                    uid_validity,
+                    uids,
+                    mailbox,
+                }),
+            ) => {
+                let code = Code::AppendUid {
+                    uid_validity,
+                    uids: to_set(&uids),
+                };
+                if self.is_selected(mailbox) {
+                    self.dirty = true;
+                }
+                let _ = target;
+                self.finish(Finish::ok(tag, "APPEND completed.").with_code(code));
+            }
+            (Pending::Append { tag, .. }, Err(StorageError::NoSuchMailbox)) => {
+                // RFC 9051 §6.3.12: TRYCREATE tells the client CREATE would help.
+                self.no(tag, Some(Code::TryCreate), "Mailbox does not exist.")
+            }
+            (
+                Pending::Store { tag, uid, silent },
+                Ok(StorageReply::FlagsSet { updated, modified }),
+            ) => {
+                if let Some(view) = self.selected_view_mut() {
+                    for m in &updated {
+                        view.own_changes.insert(m.uid, m.modseq);
+                    }
+                }
+                if !silent {
+                    for m in &updated {
+                        self.send_flag_update(m, uid);
+                    }
+                }
+                self.dirty = true;
+                let mut finish = Finish::ok(tag, "STORE completed.").no_expunge();
+                if !modified.is_empty() {
+                    finish = finish.with_code(Code::Modified(to_set(&modified)));
+                }
+                self.finish(finish);
+            }
+            (Pending::Expunge { tag, silent_close }, Ok(StorageReply::Expunged(uids))) => {
+                if silent_close {
+                    self.deselect();
+                    self.status(Some(tag), Condition::Ok, None, "CLOSE completed.");
+                    return;
+                }
+                if let Some(view) = self.selected_view_mut() {
+                    for uid in uids {
+                        if !view.pending_expunges.contains(&uid) {
+                            view.pending_expunges.push(uid);
+                        }
+                    }
+                }
+                self.dirty = true;
+                self.finish(Finish::ok(tag, "EXPUNGE completed."));
+            }
+            (
+                Pending::Copy { tag, remove },
+                Ok(StorageReply::Copied {
+                    uid_validity,
+                    pairs,
+                }),
+            ) => {
+                let (source, target): (Vec<Uid>, Vec<Uid>) = pairs.iter().copied().unzip();
+                let code = (!pairs.is_empty()).then(|| Code::CopyUid {
+                    uid_validity,
+                    source: to_set(&source),
+                    target: to_set(&target),
+                });
+                if remove {
+                    // RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
+                    if let Some(code) = code {
+                        self.untagged(Condition::Ok, Some(code), "Moved UIDs.");
+                    }
+                    if let Some(view) = self.selected_view_mut() {
+                        view.pending_expunges.extend(source.iter().copied());
+                    }
+                    self.dirty = true;
+                    self.finish(Finish::ok(tag, "MOVE completed."));
+                } else {
+                    self.dirty = true;
+                    let mut finish = Finish::ok(tag, "COPY completed.");
+                    if let Some(code) = code {
+                        finish = finish.with_code(code);
+                    }
+                    self.finish(finish);
+                }
+            }
+            (Pending::Copy { tag, .. }, Err(StorageError::NoSuchMailbox)) => {
+                self.no(tag, Some(Code::TryCreate), "Mailbox does not exist.")
+            }
+            (
+                Pending::Select { tag, .. }
+                | Pending::Append { tag, .. }
+                | Pending::Store { tag, .. }
+                | Pending::Expunge { tag, .. }
+                | Pending::Copy { tag, .. },
+                Err(e),
+            ) => self.storage_failed(tag, &e),
+            (
+                Pending::Select { tag, .. }
+                | Pending::Append { tag, .. }
+                | Pending::Store { tag, .. }
+                | Pending::Expunge { tag, .. }
+                | Pending::Copy { tag, .. },
+                Ok(_),
+            ) => self.unexpected(tag),
+        }
+    }
+
+    fn is_selected(&self, mailbox: MailboxId) -> bool {
+        self.selected_view().is_some_and(|v| v.id == mailbox)
+    }
+}
+
+/// Stores messages with CRLF line ends, so that sizes and literals match what clients get
+/// (bare LF, which some clients APPEND, becomes CRLF as Dovecot sends it).
+fn crlf(data: Bytes) -> Bytes {
+    let bare = data
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || data.get(i - 1) != Some(&b'\r')));
+    if !bare {
+        return data;
+    }
+    let mut out = BytesMut::with_capacity(data.len() + data.len() / 16);
+    let mut prev = 0u8;
+    for &b in data.iter() {
+        if b == b'\n' && prev != b'\r' {
+            out.extend_from_slice(b"\r");
+        }
+        out.extend_from_slice(&[b]);
+        prev = b;
+    }
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_line_feeds_become_crlf() {
+        assert_eq!(
+            crlf(Bytes::from_static(b"a\nb\r\nc\n")),
+            &b"a\r\nb\r\nc\r\n"[..]
+        );
+        let same = Bytes::from_static(b"a\r\n");
+        assert_eq!(crlf(same.clone()), same);
+    }
+}

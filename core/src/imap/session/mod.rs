@@ -1,0 +1,823 @@
+//! The IMAP session state machine.
+//!
+//! States follow RFC 9051 §3:
+//!
+//! ```text
+//!            greeting
+//!               │
+//!               ▼
+//!      Not Authenticated ──LOGIN / AUTHENTICATE──▶ Authenticated ◀──CLOSE/UNSELECT──┐
+//!               │                                    │      │                       │
+//!               │                                    │  SELECT/EXAMINE ──▶ Selected ┘
+//!               └───────────LOGOUT / BYE─────────────┴──────────────────────┴──▶ Logout
+//! ```
+//!
+//! Orthogonal to the state, [`Expect`] says what the session waits for: a command, a SASL
+//! response line, IDLE's DONE, a storage reply, the end of a failed-login delay, or a TLS
+//! handshake. Only the first three consume input; otherwise input stays buffered in the
+//! framer, which keeps pipelined commands in order and bounds what a client can queue.
+//!
+//! Every command that touches storage issues exactly one request at a time and names, in its
+//! [`Pending`] value, how to continue when the reply comes back.
+
+mod auth;
+mod fetch;
+mod mailboxes;
+mod messages;
+mod search;
+mod view;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::command::{Command, CommandLine, Tag};
+use super::decode;
+use super::encode::{self, EncodeOptions};
+use super::framing::{Frame, FrameLimits, Framer, Mode, Rejection};
+use super::response::{Code, Condition, Data, Response, StatusResponse};
+use crate::auth::FailureCounter;
+use crate::limits::Limits;
+use crate::outbox::Outbox;
+use crate::sasl::Mechanism;
+use crate::session::{Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport};
+use crate::store::{MailboxId, StorageError, StorageOp, StorageRequest, StorageResult};
+use crate::time::{Timer, Timers};
+
+use view::View;
+
+/// Consecutive unusable commands before the connection is dropped (Dovecot uses 20 too).
+const MAX_BAD_COMMANDS: u32 = 20;
+
+/// How often an idling client hears `* OK Still here`, so NAT boxes keep the connection.
+const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
+
+#[derive(Debug)]
+enum State {
+    NotAuthenticated,
+    Authenticated {
+        account: String,
+    },
+    Selected {
+        account: String,
+        view: Box<View>,
+    },
+    /// Over; the account is kept for the driver's closing log line.
+    Logout {
+        account: Option<String>,
+    },
+}
+
+#[derive(Debug)]
+enum Expect {
+    Command,
+    /// AUTHENTICATE sent a continuation; the next line is the client's SASL response.
+    SaslResponse {
+        tag: Tag,
+        mechanism: Mechanism,
+    },
+    /// IDLE is running; the next line should be DONE.
+    IdleDone {
+        tag: Tag,
+    },
+    /// A storage request is in flight.
+    Reply {
+        id: RequestId,
+        pending: Pending,
+    },
+    /// A failed authentication is answered when [`Timer::AuthDelay`] fires.
+    AuthDelay {
+        tag: Tag,
+    },
+    /// STARTTLS was answered; the driver is running the handshake.
+    TlsHandshake,
+    /// Nothing more will be read.
+    Closed,
+}
+
+use crate::store::RequestId;
+
+/// What to do with the reply to the request in flight.
+#[derive(Debug)]
+enum Pending {
+    Login {
+        tag: Tag,
+        username: String,
+        mechanism: &'static str,
+    },
+    Mailbox(mailboxes::Pending),
+    Message(messages::Pending),
+    Fetch(fetch::Pending),
+    Search(search::Pending),
+    /// A synchronisation (Changes) before finishing a command.
+    Sync(Finish),
+    /// A synchronisation while idling.
+    IdleSync {
+        tag: Tag,
+    },
+    /// A synchronisation before running a UID command that names UIDs the view lacks.
+    PreSync(Box<CommandLine>),
+}
+
+/// The tagged response that ends a command, sent after any pending updates.
+#[derive(Debug)]
+pub(super) struct Finish {
+    pub(super) tag: Tag,
+    pub(super) condition: Condition,
+    pub(super) code: Option<Code>,
+    pub(super) text: String,
+    /// Whether EXPUNGE responses may be sent first (not after FETCH, STORE, SEARCH:
+    /// RFC 9051 §7.5.1).
+    pub(super) expunge_ok: bool,
+}
+
+impl Finish {
+    pub(super) fn ok(tag: Tag, text: impl Into<String>) -> Finish {
+        Finish {
+            tag,
+            condition: Condition::Ok,
+            code: None,
+            text: text.into(),
+            expunge_ok: true,
+        }
+    }
+
+    pub(super) fn with_code(mut self, code: Code) -> Finish {
+        self.code = Some(code);
+        self
+    }
+
+    pub(super) fn no_expunge(mut self) -> Finish {
+        self.expunge_ok = false;
+        self
+    }
+}
+
+/// Dialect and extension state switched on by ENABLE (RFC 5161).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Enabled {
+    /// IMAP4rev2 (RFC 9051): no `\Recent`, ESEARCH results, UTF-8 names.
+    pub(super) rev2: bool,
+    /// UTF8=ACCEPT (RFC 9755).
+    pub(super) utf8: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct ImapSession {
+    config: SessionConfig,
+    state: State,
+    expect: Expect,
+    framer: Framer,
+    out: Outbox,
+    timers: Timers,
+    ids: RequestIds,
+    tls_active: bool,
+    failures: FailureCounter,
+    bad_commands: u32,
+    shutting_down: bool,
+    enabled: Enabled,
+    /// The selected mailbox changed since the session last synchronised with it.
+    dirty: bool,
+    /// The command being dispatched was preceded by a synchronisation (no second one).
+    presynced: bool,
+}
+
+impl ImapSession {
+    pub(crate) fn new(config: SessionConfig, now: Instant) -> Self {
+        let mut s = ImapSession {
+            tls_active: config.transport == Transport::ImplicitTls,
+            config,
+            state: State::NotAuthenticated,
+            expect: Expect::Command,
+            framer: Framer::new(),
+            out: Outbox::default(),
+            timers: Timers::default(),
+            ids: RequestIds::default(),
+            failures: FailureCounter::default(),
+            bad_commands: 0,
+            shutting_down: false,
+            enabled: Enabled::default(),
+            dirty: false,
+            presynced: false,
+        };
+        let caps = s.capability_list();
+        let greeting = format!("{} ready.", s.config.server_name);
+        s.untagged(Condition::Ok, Some(Code::Capability(caps)), &greeting);
+        s.touch(now);
+        s
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.config.limits
+    }
+
+    fn touch(&mut self, now: Instant) {
+        let at = now + self.limits().imap_autologout;
+        self.timers.set(Timer::Inactivity, at);
+    }
+
+    pub(crate) fn wants_read(&self) -> bool {
+        match self.expect {
+            Expect::Closed => false,
+            Expect::Command | Expect::SaslResponse { .. } | Expect::IdleDone { .. } => true,
+            Expect::Reply { .. } | Expect::AuthDelay { .. } | Expect::TlsHandshake => {
+                self.framer.buffered() < self.limits().max_buffered_input
+            }
+        }
+    }
+
+    pub(crate) fn poll_output(&mut self) -> Output {
+        if let Some(out) = self.out.pop() {
+            return out;
+        }
+        match (&self.expect, self.timers.next()) {
+            (Expect::Closed, _) | (_, None) => Output::Close,
+            (_, Some(at)) => Output::Timeout(at),
+        }
+    }
+
+    pub(crate) fn account(&self) -> Option<&str> {
+        match &self.state {
+            State::Authenticated { account } | State::Selected { account, .. } => Some(account),
+            State::Logout { account } => account.as_deref(),
+            State::NotAuthenticated => None,
+        }
+    }
+
+    pub(crate) fn handle_input(&mut self, input: Input<'_>) -> Result<(), MisuseError> {
+        if matches!(self.expect, Expect::Closed) {
+            return match input {
+                Input::Bytes { .. } | Input::TlsEstablished { .. } => Err(MisuseError::Closed),
+                // A reply, timer or notification that raced with the close is harmless.
+                _ => Ok(()),
+            };
+        }
+        match input {
+            Input::Bytes { now, data } => {
+                self.touch(now);
+                if !matches!(self.expect, Expect::TlsHandshake) {
+                    // RFC 9051 §6.2.1: nothing sent before the handshake may be acted on after it.
+                    self.framer.push(data);
+                }
+                self.process(now);
+            }
+            Input::Timeout { now } => {
+                while let Some(timer) = self.timers.pop_expired(now) {
+                    self.fire(timer, now);
+                }
+            }
+            Input::Storage { now, id, reply } => {
+                match &self.expect {
+                    Expect::Reply { id: expected, .. } if *expected == id => {}
+                    _ => return Err(MisuseError::UnknownRequest(id)),
+                }
+                if let Expect::Reply { pending, .. } =
+                    std::mem::replace(&mut self.expect, Expect::Command)
+                {
+                    self.on_reply(pending, reply, now);
+                }
+                self.after_step(now);
+            }
+            Input::TlsEstablished { now } => {
+                if !matches!(self.expect, Expect::TlsHandshake) {
+                    return Err(MisuseError::UnexpectedTls);
+                }
+                self.tls_active = true;
+                self.expect = Expect::Command;
+                self.touch(now);
+                self.after_step(now);
+            }
+            Input::MailboxChanged {
+                now,
+                account,
+                mailbox,
+            } => {
+                self.mailbox_changed(account, mailbox, now);
+            }
+            Input::PeerClosed { .. } => self.close(),
+            Input::Shutdown { now } => {
+                self.shutting_down = true;
+                self.after_step(now);
+            }
+        }
+        Ok(())
+    }
+
+    fn mailbox_changed(&mut self, account: &str, mailbox: MailboxId, now: Instant) {
+        let State::Selected {
+            account: mine,
+            view,
+        } = &self.state
+        else {
+            return;
+        };
+        if mine != account || view.id != mailbox {
+            return;
+        }
+        self.dirty = true;
+        if let Expect::IdleDone { tag } = &self.expect {
+            let tag = tag.clone();
+            self.idle_sync(tag, now);
+        }
+    }
+
+    /// Continues after a step that may have unblocked buffered input or a pending shutdown.
+    fn after_step(&mut self, now: Instant) {
+        if self.shutting_down
+            && matches!(
+                self.expect,
+                Expect::Command
+                    | Expect::SaslResponse { .. }
+                    | Expect::IdleDone { .. }
+                    | Expect::TlsHandshake
+            )
+        {
+            self.untagged(Condition::Bye, None, "Server shutting down.");
+            self.close();
+            return;
+        }
+        self.process(now);
+    }
+
+    fn close(&mut self) {
+        let account = self.account().map(str::to_string);
+        self.state = State::Logout { account };
+        self.expect = Expect::Closed;
+        self.timers = Timers::default();
+        self.framer.clear();
+        self.out.push(Output::Close);
+    }
+
+    fn fire(&mut self, timer: Timer, now: Instant) {
+        match timer {
+            Timer::Inactivity => {
+                // RFC 9051 §5.4: the autologout is announced with an untagged BYE.
+                self.untagged(Condition::Bye, None, "Autologout; idle for too long.");
+                self.close();
+            }
+            Timer::AuthDelay => {
+                let Expect::AuthDelay { tag } =
+                    std::mem::replace(&mut self.expect, Expect::Command)
+                else {
+                    return;
+                };
+                self.answer_failed_auth(&tag);
+                self.after_step(now);
+            }
+            Timer::IdleKeepalive => {
+                if let Expect::IdleDone { tag } = &self.expect {
+                    let tag = tag.clone();
+                    self.untagged(Condition::Ok, None, "Still here");
+                    self.timers.set(Timer::IdleKeepalive, now + IDLE_KEEPALIVE);
+                    // Also catches changes a driver without notifications would not report.
+                    self.idle_sync(tag, now);
+                }
+            }
+        }
+    }
+
+    fn frame_limits(&self) -> FrameLimits {
+        let l = self.limits();
+        let max_literal = match self.state {
+            State::NotAuthenticated => l.imap_max_literal_unauthenticated,
+            _ => l.imap_max_literal,
+        };
+        FrameLimits {
+            max_line: l.imap_max_line,
+            max_literal,
+            max_discard: l.imap_max_discard,
+            max_command: max_literal.saturating_add(l.imap_max_line as u64),
+            literal_plus: true,
+        }
+    }
+
+    /// Runs every complete unit of buffered input the current expectation can consume.
+    fn process(&mut self, now: Instant) {
+        loop {
+            let limits = self.frame_limits();
+            let frame = match &self.expect {
+                Expect::Command => self.framer.next(Mode::Command, &limits),
+                Expect::SaslResponse { .. } | Expect::IdleDone { .. } => {
+                    let line = FrameLimits {
+                        max_line: self.limits().sasl_max_line,
+                        ..limits
+                    };
+                    self.framer.next(Mode::Line, &line)
+                }
+                _ => return,
+            };
+            match frame {
+                Frame::NeedMore => return,
+                Frame::LiteralAnnounced { len, total, tag } => {
+                    if len <= limits.max_literal && total <= limits.max_command {
+                        self.framer.accept_literal();
+                        self.send(Response::Continue(Bytes::from_static(
+                            b"Ready for literal data",
+                        )));
+                    } else {
+                        self.framer.reject_literal();
+                        let tag = tag.and_then(Tag::new);
+                        self.status(tag, Condition::No, Some(Code::TooBig), "Literal too large.");
+                    }
+                }
+                Frame::Command(bytes) => self.command(bytes, now),
+                Frame::Line(line) => match &self.expect {
+                    Expect::IdleDone { .. } => self.idle_line(&line, now),
+                    _ => self.sasl_response(line),
+                },
+                Frame::Rejected { tag, why } => {
+                    let tag = tag.and_then(Tag::new);
+                    let text = match why {
+                        Rejection::LineTooLong => "Command line too long.",
+                        Rejection::TooLarge => "Command too large.",
+                    };
+                    match std::mem::replace(&mut self.expect, Expect::Command) {
+                        Expect::SaslResponse { tag, .. } | Expect::IdleDone { tag } => {
+                            self.timers.clear(Timer::IdleKeepalive);
+                            self.status(Some(tag), Condition::Bad, None, text);
+                        }
+                        _ => self.bad(tag, Some(Code::TooBig), text),
+                    }
+                }
+                Frame::Hostile => {
+                    self.untagged(
+                        Condition::Bye,
+                        Some(Code::TooBig),
+                        "Literal size beyond any limit.",
+                    );
+                    self.close();
+                    return;
+                }
+            }
+            if matches!(self.expect, Expect::Closed) {
+                return;
+            }
+        }
+    }
+
+    fn command(&mut self, bytes: Bytes, now: Instant) {
+        let line = match decode::command(&bytes) {
+            Ok(line) => line,
+            Err(e) => {
+                self.bad(e.tag, None, e.message);
+                return;
+            }
+        };
+        self.out.push(Output::Event(Event::Command {
+            name: line.command.name().to_string(),
+        }));
+        if !matches!(line.command, Command::Unknown { .. }) {
+            self.bad_commands = 0;
+        }
+        self.dispatch(line, now);
+    }
+
+    /// Runs one command in the current state (RFC 9051 §6: which commands each state allows).
+    fn dispatch(&mut self, line: CommandLine, now: Instant) {
+        let CommandLine { tag, command } = line;
+        let authenticated = matches!(
+            self.state,
+            State::Authenticated { .. } | State::Selected { .. }
+        );
+        let selected = matches!(self.state, State::Selected { .. });
+        match command {
+            Command::Capability => {
+                let caps = self.capability_list();
+                self.send(Response::Data(Data::Capability(caps)));
+                self.finish(Finish::ok(tag, "CAPABILITY completed."));
+            }
+            Command::Noop => {
+                // NOOP is how clients poll: always look at the mailbox.
+                self.dirty = true;
+                self.finish(Finish::ok(tag, "NOOP completed."));
+            }
+            Command::Logout => {
+                self.untagged(Condition::Bye, None, "Logging out.");
+                self.status(Some(tag), Condition::Ok, None, "LOGOUT completed.");
+                self.close();
+            }
+            Command::Id(_) => {
+                self.send(Response::Data(Data::Id(Some(vec![
+                    (
+                        Bytes::from_static(b"name"),
+                        Some(Bytes::from_static(b"tern")),
+                    ),
+                    (
+                        Bytes::from_static(b"version"),
+                        Some(Bytes::from_static(env!("CARGO_PKG_VERSION").as_bytes())),
+                    ),
+                ]))));
+                self.finish(Finish::ok(tag, "ID completed."));
+            }
+            Command::StartTls if !authenticated => self.starttls(tag),
+            Command::Login { username, password } if !authenticated => {
+                self.login(tag, username, password)
+            }
+            Command::Authenticate {
+                mechanism,
+                initial_response,
+            } if !authenticated => self.authenticate_command(tag, &mechanism, initial_response),
+            Command::StartTls | Command::Login { .. } | Command::Authenticate { .. } => {
+                self.bad(Some(tag), None, "Already authenticated.")
+            }
+            Command::Unknown { .. } => self.bad(Some(tag), None, "Unknown command."),
+            _ if !authenticated => self.bad(Some(tag), None, "Please authenticate first."),
+            Command::Enable(caps) if !selected => self.enable(tag, &caps),
+            Command::Enable(_) => {
+                // RFC 5161 §3.1: ENABLE is valid only in the authenticated state.
+                self.bad(
+                    Some(tag),
+                    None,
+                    "ENABLE is not allowed in the selected state.",
+                )
+            }
+            Command::Namespace => {
+                self.send(Response::Data(Data::Namespace {
+                    personal: Some(vec![(Bytes::new(), Some(b'/'))]),
+                    other: None,
+                    shared: None,
+                }));
+                self.finish(Finish::ok(tag, "NAMESPACE completed."));
+            }
+            Command::Select { mailbox, params } => self.select(tag, &mailbox, &params, false),
+            Command::Examine { mailbox, params } => self.select(tag, &mailbox, &params, true),
+            Command::Create {
+                mailbox,
+                special_use,
+            } => self.create(tag, &mailbox, &special_use),
+            Command::Delete { mailbox } => self.delete(tag, &mailbox),
+            Command::Rename { from, to } => self.rename(tag, &from, &to),
+            Command::Subscribe { mailbox } => self.subscribe(tag, &mailbox, true),
+            Command::Unsubscribe { mailbox } => self.subscribe(tag, &mailbox, false),
+            Command::List {
+                select,
+                reference,
+                patterns,
+                returns,
+            } => self.list(tag, select, &reference, &patterns, returns),
+            Command::Lsub { reference, pattern } => self.lsub(tag, &reference, &pattern),
+            Command::Status { mailbox, items } => self.status_command(tag, &mailbox, items),
+            Command::Append { mailbox, messages } => self.append(tag, &mailbox, messages),
+            Command::Idle => self.idle(tag, now),
+            Command::Check if selected => {
+                self.dirty = true;
+                self.finish(Finish::ok(tag, "CHECK completed."));
+            }
+            Command::Close if selected => self.close_mailbox(tag, true),
+            Command::Unselect if selected => self.close_mailbox(tag, false),
+            Command::Expunge if selected => self.expunge(tag, None),
+            Command::UidExpunge(set) if selected => self.expunge(tag, Some(set)),
+            Command::Search {
+                uid,
+                returns,
+                program,
+            } if selected => self.search(tag, uid, returns, program),
+            Command::Fetch {
+                uid,
+                set,
+                items,
+                modifiers,
+            } if selected => self.fetch(tag, uid, set, items, modifiers),
+            Command::Store {
+                uid,
+                set,
+                unchanged_since,
+                mode,
+                silent,
+                flags,
+            } if selected => self.store(tag, uid, set, unchanged_since, mode, silent, flags),
+            Command::Copy { uid, set, mailbox } if selected => {
+                self.copy_move(tag, uid, set, &mailbox, false)
+            }
+            Command::Move { uid, set, mailbox } if selected => {
+                self.copy_move(tag, uid, set, &mailbox, true)
+            }
+            Command::Check
+            | Command::Close
+            | Command::Unselect
+            | Command::Expunge
+            | Command::UidExpunge(_)
+            | Command::Search { .. }
+            | Command::Fetch { .. }
+            | Command::Store { .. }
+            | Command::Copy { .. }
+            | Command::Move { .. } => self.bad(Some(tag), None, "No mailbox selected."),
+            _ => self.bad(Some(tag), None, "Command not supported."),
+        }
+    }
+
+    fn on_reply(&mut self, pending: Pending, reply: StorageResult, now: Instant) {
+        match pending {
+            Pending::Login {
+                tag,
+                username,
+                mechanism,
+            } => self.login_reply(tag, username, mechanism, reply, now),
+            Pending::Mailbox(p) => self.mailbox_reply(p, reply),
+            Pending::Message(p) => self.message_reply(p, reply),
+            Pending::Fetch(p) => self.fetch_reply(p, reply),
+            Pending::Search(p) => self.search_reply(p, reply),
+            Pending::Sync(finish) => {
+                self.apply_sync(reply, finish.expunge_ok);
+                self.write_finish(finish);
+            }
+            Pending::IdleSync { tag } => {
+                self.apply_sync(reply, true);
+                if !matches!(self.expect, Expect::Closed) {
+                    self.expect = Expect::IdleDone { tag };
+                }
+            }
+            Pending::PreSync(line) => {
+                self.apply_sync(reply, false);
+                if matches!(self.state, State::Selected { .. }) {
+                    self.presynced = true;
+                    self.dispatch(*line, now);
+                    self.presynced = false;
+                } else {
+                    self.status(Some(line.tag), Condition::No, None, "Mailbox is gone.");
+                }
+            }
+        }
+    }
+
+    /// Issues a storage request; `pending` says what to do with the reply.
+    fn request(&mut self, op: StorageOp, pending: Pending) {
+        let id = self.ids.next();
+        self.expect = Expect::Reply { id, pending };
+        self.out.push(Output::Storage(StorageRequest { id, op }));
+    }
+
+    /// Ends a command: synchronises with the selected mailbox first when it may have changed,
+    /// then sends the tagged response.
+    pub(super) fn finish(&mut self, finish: Finish) {
+        if self.dirty {
+            if let Some(op) = self.sync_op() {
+                self.dirty = false;
+                self.request(op, Pending::Sync(finish));
+                return;
+            }
+        }
+        self.write_finish(finish);
+    }
+
+    fn write_finish(&mut self, finish: Finish) {
+        if finish.expunge_ok {
+            self.flush_expunges();
+        }
+        self.status(
+            Some(finish.tag),
+            finish.condition,
+            finish.code,
+            &finish.text,
+        );
+    }
+
+    /// Maps a storage failure to the response code RFC 9051 §7.1 and RFC 5530 name for it.
+    pub(super) fn storage_failed(&mut self, tag: Tag, error: &StorageError) {
+        let (code, text): (Code, &str) = match error {
+            StorageError::NoSuchMailbox => (Code::NonExistent, "Mailbox does not exist."),
+            StorageError::AlreadyExists => (Code::AlreadyExists, "Mailbox already exists."),
+            StorageError::Cannot(why) => (Code::Cannot, why),
+            StorageError::HasChildren => (Code::HasChildren, "Mailbox has children."),
+            StorageError::OverQuota => (Code::OverQuota, "Quota exceeded."),
+            StorageError::InUse => (Code::InUse, "In use by another session."),
+            StorageError::Limit(why) => (Code::Limit, why),
+            StorageError::Unavailable(_) => (
+                Code::Unavailable,
+                "Temporary server failure; try again later.",
+            ),
+            _ => (
+                Code::ServerBug,
+                "Internal error; the administrator has the details.",
+            ),
+        };
+        self.status(Some(tag), Condition::No, Some(code), text);
+    }
+
+    /// A reply of the wrong kind: a driver or store bug, answered as SERVERBUG.
+    pub(super) fn unexpected(&mut self, tag: Tag) {
+        self.storage_failed(tag, &StorageError::Internal("unexpected reply".into()));
+    }
+
+    pub(super) fn encode_options(&self) -> EncodeOptions {
+        EncodeOptions {
+            utf8: self.enabled.rev2 || self.enabled.utf8,
+        }
+    }
+
+    pub(super) fn send(&mut self, response: Response) {
+        let opts = self.encode_options();
+        encode::response(self.out.bytes(), &response, &opts);
+    }
+
+    pub(super) fn status(
+        &mut self,
+        tag: Option<Tag>,
+        condition: Condition,
+        code: Option<Code>,
+        text: &str,
+    ) {
+        self.send(Response::Status(StatusResponse {
+            tag,
+            condition,
+            code,
+            text: text.to_string(),
+        }));
+    }
+
+    pub(super) fn untagged(&mut self, condition: Condition, code: Option<Code>, text: &str) {
+        self.status(None, condition, code, text);
+    }
+
+    pub(super) fn no(&mut self, tag: Tag, code: Option<Code>, text: &str) {
+        self.status(Some(tag), Condition::No, code, text);
+    }
+
+    fn bad(&mut self, tag: Option<Tag>, code: Option<Code>, text: &str) {
+        self.status(tag, Condition::Bad, code, text);
+        self.bad_commands += 1;
+        if self.bad_commands >= MAX_BAD_COMMANDS {
+            self.untagged(Condition::Bye, None, "Too many invalid commands.");
+            self.close();
+        }
+    }
+
+    fn starttls(&mut self, tag: Tag) {
+        if self.tls_active || self.config.transport != Transport::StartTlsAvailable {
+            self.bad(Some(tag), None, "TLS is already active or not available.");
+            return;
+        }
+        self.status(Some(tag), Condition::Ok, None, "Begin TLS negotiation now.");
+        // RFC 9051 §6.2.1: bytes pipelined after STARTTLS are an injection attempt.
+        self.framer.clear();
+        self.expect = Expect::TlsHandshake;
+        self.out.push(Output::StartTls);
+    }
+
+    fn enable(&mut self, tag: Tag, caps: &[Bytes]) {
+        let mut newly = Vec::new();
+        for cap in caps {
+            // RFC 5161 §3.1: unknown capabilities are ignored, not refused.
+            if cap.eq_ignore_ascii_case(b"IMAP4rev2") && !self.enabled.rev2 {
+                self.enabled.rev2 = true;
+                newly.push(Bytes::from_static(b"IMAP4rev2"));
+            } else if cap.eq_ignore_ascii_case(b"UTF8=ACCEPT") && !self.enabled.utf8 {
+                self.enabled.utf8 = true;
+                newly.push(Bytes::from_static(b"UTF8=ACCEPT"));
+            }
+        }
+        self.send(Response::Data(Data::Enabled(newly)));
+        self.finish(Finish::ok(tag, "ENABLE completed."));
+    }
+
+    /// The capability list for the current state and transport (RFC 9051 §7.2.2).
+    fn capability_list(&self) -> Vec<Bytes> {
+        let mut caps: Vec<&'static str> = vec!["IMAP4rev1", "IMAP4rev2"];
+        match self.state {
+            State::NotAuthenticated => {
+                caps.extend(["SASL-IR", "LITERAL+", "ID", "ENABLE"]);
+                if !self.tls_active && self.config.transport == Transport::StartTlsAvailable {
+                    caps.push("STARTTLS");
+                }
+                if self.plaintext_ok() {
+                    caps.push("AUTH=PLAIN");
+                } else {
+                    caps.push("LOGINDISABLED");
+                }
+            }
+            _ => caps.extend([
+                "LITERAL+",
+                "ID",
+                "ENABLE",
+                "IDLE",
+                "NAMESPACE",
+                "UNSELECT",
+                "UIDPLUS",
+                "ESEARCH",
+                "SEARCHRES",
+                "LIST-EXTENDED",
+                "LIST-STATUS",
+                "MOVE",
+                "BINARY",
+                "SPECIAL-USE",
+                "CREATE-SPECIAL-USE",
+                "STATUS=SIZE",
+                "CHILDREN",
+                "MULTIAPPEND",
+                "UTF8=ACCEPT",
+                "WITHIN",
+            ]),
+        }
+        let mut out: Vec<Bytes> = caps
+            .into_iter()
+            .map(|c| Bytes::from_static(c.as_bytes()))
+            .collect();
+        if !matches!(self.state, State::NotAuthenticated) {
+            out.push(Bytes::from(format!(
+                "APPENDLIMIT={}",
+                self.limits().imap_max_literal
+            )));
+        }
+        out
+    }
+}

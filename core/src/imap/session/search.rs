@@ -1,0 +1,246 @@
+//! SEARCH (RFC 9051 §6.4.4), ESEARCH results (RFC 4731), SEARCHRES `$` (RFC 5182) and
+//! WITHIN (RFC 5032). The session resolves what only it knows (sequence numbers, `\Recent`,
+//! `$`) into UIDs; storage evaluates the rest.
+
+use bytes::Bytes;
+
+use super::view::{to_set, View};
+use super::{Finish, ImapSession, Pending as SessionPending};
+use crate::imap::command::{SearchProgram, Tag};
+use crate::imap::response::{Code, Data, ESearchResult, Response};
+use crate::imap::types::{SearchKey, SearchReturn, SeqNo, SequenceSet};
+use crate::mail::flags::SystemFlag;
+use crate::mail::text::fold;
+use crate::store::query::{DateCmp, Query};
+use crate::store::{StorageOp, StorageReply, StorageResult, Uid};
+
+#[derive(Debug)]
+pub(super) struct Pending {
+    tag: Tag,
+    uid: bool,
+    returns: Option<Vec<SearchReturn>>,
+}
+
+impl ImapSession {
+    pub(super) fn search(
+        &mut self,
+        tag: Tag,
+        uid: bool,
+        returns: Option<Vec<SearchReturn>>,
+        program: SearchProgram,
+    ) {
+        if let Some(charset) = &program.charset {
+            if !charset.eq_ignore_ascii_case(b"UTF-8") && !charset.eq_ignore_ascii_case(b"US-ASCII")
+            {
+                // RFC 9051 §6.4.4: name the charsets that are supported.
+                self.no(
+                    tag,
+                    Some(Code::BadCharset(vec![
+                        Bytes::from_static(b"UTF-8"),
+                        Bytes::from_static(b"US-ASCII"),
+                    ])),
+                    "Unsupported charset.",
+                );
+                return;
+            }
+        }
+        let Some(view) = self.selected_view() else {
+            return;
+        };
+        let query = match and(&program.criteria, view) {
+            Ok(q) => q,
+            Err(why) => {
+                self.bad(Some(tag), None, why);
+                return;
+            }
+        };
+        let op = StorageOp::Search {
+            account: self.account_name().unwrap_or_default(),
+            mailbox: view.id,
+            uids: view.uids.clone(),
+            query,
+        };
+        self.request(op, SessionPending::Search(Pending { tag, uid, returns }));
+    }
+
+    pub(super) fn search_reply(&mut self, p: Pending, reply: StorageResult) {
+        let found = match reply {
+            Ok(StorageReply::Found(uids)) => uids,
+            Err(e) => return self.storage_failed(p.tag, &e),
+            Ok(_) => return self.unexpected(p.tag),
+        };
+        let rev2 = self.enabled.rev2;
+        let Some(view) = self.selected_view_mut() else {
+            return;
+        };
+        let numbers: Vec<u32> = if p.uid {
+            found.clone()
+        } else {
+            found.iter().filter_map(|&u| view.seq(u)).collect()
+        };
+        // Without RETURN, IMAP4rev1 answers SEARCH and IMAP4rev2 answers ESEARCH ALL.
+        let returns = match (&p.returns, rev2) {
+            (Some(r), _) if r.is_empty() => Some(vec![SearchReturn::All]),
+            (Some(r), _) => Some(r.clone()),
+            (None, true) => Some(vec![SearchReturn::All]),
+            (None, false) => None,
+        };
+        let Some(returns) = returns else {
+            self.send(Response::Data(Data::Search {
+                numbers,
+                mod_seq: None,
+            }));
+            self.finish(Finish::ok(p.tag, "SEARCH completed.").no_expunge());
+            return;
+        };
+        if returns.contains(&SearchReturn::Save) {
+            // RFC 5182 §2.4: with MIN or MAX (and not ALL or COUNT), only those are saved.
+            let min_max_only = (returns.contains(&SearchReturn::Min)
+                || returns.contains(&SearchReturn::Max))
+                && !returns.contains(&SearchReturn::All)
+                && !returns.contains(&SearchReturn::Count);
+            let saved: Vec<Uid> = if min_max_only {
+                let mut s = Vec::new();
+                if returns.contains(&SearchReturn::Min) {
+                    s.extend(found.first());
+                }
+                if returns.contains(&SearchReturn::Max) {
+                    s.extend(found.last());
+                }
+                s.sort_unstable();
+                s.dedup();
+                s
+            } else {
+                found.clone()
+            };
+            view.saved = Some(saved);
+        }
+        let mut results = Vec::new();
+        if returns.contains(&SearchReturn::Min) {
+            results.extend(numbers.first().map(|&n| ESearchResult::Min(n)));
+        }
+        if returns.contains(&SearchReturn::Max) {
+            results.extend(numbers.last().map(|&n| ESearchResult::Max(n)));
+        }
+        if returns.contains(&SearchReturn::Count) {
+            results.push(ESearchResult::Count(numbers.len() as u32));
+        }
+        if returns.contains(&SearchReturn::All) && !numbers.is_empty() {
+            results.push(ESearchResult::All(to_set(&numbers)));
+        }
+        // RFC 5182 §2.1: RETURN (SAVE) alone produces no ESEARCH response.
+        let only_save = returns.iter().all(|r| *r == SearchReturn::Save);
+        if !only_save {
+            self.send(Response::Data(Data::ESearch {
+                tag: Some(p.tag.clone()),
+                uid: p.uid,
+                results,
+            }));
+        }
+        self.finish(Finish::ok(p.tag, "SEARCH completed.").no_expunge());
+    }
+}
+
+fn and(keys: &[SearchKey], view: &View) -> Result<Query, &'static str> {
+    let parts = keys
+        .iter()
+        .map(|k| to_query(k, view))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(match parts.len() {
+        0 => Query::All,
+        1 => parts.into_iter().next().unwrap_or(Query::All),
+        _ => Query::And(parts),
+    })
+}
+
+fn text(s: &Bytes) -> String {
+    fold(&String::from_utf8_lossy(s))
+}
+
+/// Numbers in a SEARCH set beyond the mailbox simply match nothing (Dovecot does the same);
+/// unlike FETCH, SEARCH is a question, not an operation on those messages.
+fn seq_set(set: &SequenceSet, view: &View) -> Vec<Uid> {
+    match set {
+        SequenceSet::Saved => view.resolve_uid(set),
+        SequenceSet::Ranges(ranges) => {
+            let count = view.uids.len() as u32;
+            let mut uids = Vec::new();
+            for r in ranges {
+                let num = |n: SeqNo| match n {
+                    SeqNo::Star => count,
+                    SeqNo::Value(v) => v.get(),
+                };
+                let (a, b) = (num(r.from), num(r.to));
+                let (lo, hi) = (a.min(b).max(1), a.max(b).min(count));
+                if lo <= hi {
+                    uids.extend(
+                        view.uids
+                            .get(lo as usize - 1..hi as usize)
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+            uids.sort_unstable();
+            uids.dedup();
+            uids
+        }
+    }
+}
+
+fn to_query(key: &SearchKey, view: &View) -> Result<Query, &'static str> {
+    use SearchKey as K;
+    let header = |name: &str, s: &Bytes| Query::Header(name.to_string(), text(s));
+    Ok(match key {
+        K::All => Query::All,
+        K::Answered => Query::Flag(SystemFlag::Answered, true),
+        K::Unanswered => Query::Flag(SystemFlag::Answered, false),
+        K::Deleted => Query::Flag(SystemFlag::Deleted, true),
+        K::Undeleted => Query::Flag(SystemFlag::Deleted, false),
+        K::Draft => Query::Flag(SystemFlag::Draft, true),
+        K::Undraft => Query::Flag(SystemFlag::Draft, false),
+        K::Flagged => Query::Flag(SystemFlag::Flagged, true),
+        K::Unflagged => Query::Flag(SystemFlag::Flagged, false),
+        K::Seen => Query::Flag(SystemFlag::Seen, true),
+        K::Unseen => Query::Flag(SystemFlag::Seen, false),
+        K::Keyword(k) => Query::Keyword(k.clone(), true),
+        K::Unkeyword(k) => Query::Keyword(k.clone(), false),
+        K::Recent => Query::Uids(view.recent.clone()),
+        K::New => Query::And(vec![
+            Query::Uids(view.recent.clone()),
+            Query::Flag(SystemFlag::Seen, false),
+        ]),
+        K::Old => Query::Not(Box::new(Query::Uids(view.recent.clone()))),
+        K::Bcc(s) => header("bcc", s),
+        K::Cc(s) => header("cc", s),
+        K::From(s) => header("from", s),
+        K::To(s) => header("to", s),
+        K::Subject(s) => header("subject", s),
+        K::Header(name, s) => {
+            Query::Header(String::from_utf8_lossy(name).to_ascii_lowercase(), text(s))
+        }
+        K::Body(s) => Query::Body(text(s)),
+        K::Text(s) => Query::Text(text(s)),
+        K::Before(d) => Query::InternalDate(DateCmp::Before, *d),
+        K::On(d) => Query::InternalDate(DateCmp::On, *d),
+        K::Since(d) => Query::InternalDate(DateCmp::Since, *d),
+        K::SentBefore(d) => Query::SentDate(DateCmp::Before, *d),
+        K::SentOn(d) => Query::SentDate(DateCmp::On, *d),
+        K::SentSince(d) => Query::SentDate(DateCmp::Since, *d),
+        K::Larger(n) => Query::Larger(*n),
+        K::Smaller(n) => Query::Smaller(*n),
+        K::Older(s) => Query::Older(*s),
+        K::Younger(s) => Query::Younger(*s),
+        K::ModSeq { modseq, .. } => Query::ModSeq(*modseq),
+        K::Uid(set) => Query::Uids(view.resolve_uid(set)),
+        K::SequenceSet(set) => Query::Uids(seq_set(set, view)),
+        K::Not(k) => Query::Not(Box::new(to_query(k, view)?)),
+        K::Or(a, b) => Query::Or(Box::new(to_query(a, view)?), Box::new(to_query(b, view)?)),
+        K::And(keys) => and(keys, view)?,
+        K::EmailId(_)
+        | K::ThreadId(_)
+        | K::SavedBefore(_)
+        | K::SavedOn(_)
+        | K::SavedSince(_)
+        | K::SaveDateSupported => return Err("Search key not supported."),
+    })
+}

@@ -1,0 +1,226 @@
+//! A session's view of its selected mailbox: the sequence-number ↔ UID map as this session
+//! was told it, its `\Recent` messages, and what it has yet to be told.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::imap::types::{SeqNo, SequenceSet};
+use crate::store::{MailboxId, ModSeq, Uid};
+
+#[derive(Debug)]
+pub(super) struct View {
+    pub(super) id: MailboxId,
+    pub(super) read_only: bool,
+    /// UIDs in sequence order: `uids[n - 1]` is message n. Includes messages expunged by
+    /// others but not yet announced.
+    pub(super) uids: Vec<Uid>,
+    /// This session's `\Recent` messages, ascending (IMAP4rev1 only).
+    pub(super) recent: Vec<Uid>,
+    /// UIDs below this are in (or were removed from) `uids`.
+    pub(super) uid_next: Uid,
+    /// The MODSEQ the view is synchronised to.
+    pub(super) modseq: ModSeq,
+    /// Keywords defined in the mailbox, as last announced in FLAGS.
+    pub(super) keywords: Vec<Bytes>,
+    /// Expunged elsewhere, not yet announced (EXPUNGE must wait, RFC 9051 §7.5.1).
+    pub(super) pending_expunges: Vec<Uid>,
+    /// Flag changes this session made and already reported, by UID and MODSEQ, so the next
+    /// synchronisation does not repeat them.
+    pub(super) own_changes: HashMap<Uid, ModSeq>,
+    /// SEARCHRES `$` (RFC 5182).
+    pub(super) saved: Option<Vec<Uid>>,
+}
+
+/// A set that names messages that do not exist (RFC 9051 §6.4: BAD for sequence numbers).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct InvalidSet;
+
+impl View {
+    /// Message number of a UID.
+    pub(super) fn seq(&self, uid: Uid) -> Option<u32> {
+        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+    }
+
+    pub(super) fn is_recent(&self, uid: Uid) -> bool {
+        self.recent.binary_search(&uid).is_ok()
+    }
+
+    /// UIDs named by a message-number set, ascending. `*` is the last message; a number past
+    /// the end is an error.
+    pub(super) fn resolve_seq(&self, set: &SequenceSet) -> Result<Vec<Uid>, InvalidSet> {
+        let ranges = match set {
+            SequenceSet::Saved => return Ok(self.saved_in_view()),
+            SequenceSet::Ranges(r) => r,
+        };
+        let count = self.uids.len() as u32;
+        let mut picked = Vec::new();
+        for range in ranges {
+            let num = |n: SeqNo| match n {
+                SeqNo::Star => count,
+                SeqNo::Value(v) => v.get(),
+            };
+            let (a, b) = (num(range.from), num(range.to));
+            let (lo, hi) = (a.min(b), a.max(b));
+            if lo == 0 || hi > count {
+                return Err(InvalidSet);
+            }
+            picked.extend(
+                self.uids
+                    .get(lo as usize - 1..hi as usize)
+                    .unwrap_or_default(),
+            );
+        }
+        picked.sort_unstable();
+        picked.dedup();
+        Ok(picked)
+    }
+
+    /// UIDs named by a UID set that exist in the view, ascending. `*` is the highest UID in
+    /// use, so `n:*` always includes the last message (RFC 9051 §6.4.9).
+    pub(super) fn resolve_uid(&self, set: &SequenceSet) -> Vec<Uid> {
+        let ranges = match set {
+            SequenceSet::Saved => return self.saved_in_view(),
+            SequenceSet::Ranges(r) => r,
+        };
+        let max = self.uids.last().copied().unwrap_or(0);
+        let mut picked = Vec::new();
+        for range in ranges {
+            let num = |n: SeqNo| match n {
+                SeqNo::Star => max,
+                SeqNo::Value(v) => v.get(),
+            };
+            let (a, b) = (num(range.from), num(range.to));
+            let (lo, hi) = (a.min(b), a.max(b));
+            let start = self.uids.partition_point(|&u| u < lo);
+            let end = self.uids.partition_point(|&u| u <= hi);
+            picked.extend(self.uids.get(start..end).unwrap_or_default());
+        }
+        picked.sort_unstable();
+        picked.dedup();
+        picked
+    }
+
+    /// Whether a UID set names UIDs this view has not heard of yet.
+    pub(super) fn names_unknown_uids(&self, set: &SequenceSet) -> bool {
+        match set {
+            SequenceSet::Saved => false,
+            SequenceSet::Ranges(ranges) => ranges.iter().any(|r| {
+                [r.from, r.to].iter().any(|n| match n {
+                    SeqNo::Star => true,
+                    SeqNo::Value(v) => v.get() >= self.uid_next,
+                })
+            }),
+        }
+    }
+
+    fn saved_in_view(&self) -> Vec<Uid> {
+        let mut v: Vec<Uid> = self
+            .saved
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|u| self.uids.binary_search(u).is_ok())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Removes a UID, returning the message number it had.
+    pub(super) fn remove(&mut self, uid: Uid) -> Option<u32> {
+        let i = self.uids.binary_search(&uid).ok()?;
+        self.uids.remove(i);
+        if let Ok(r) = self.recent.binary_search(&uid) {
+            self.recent.remove(r);
+        }
+        self.pending_expunges.retain(|&u| u != uid);
+        self.own_changes.remove(&uid);
+        Some(i as u32 + 1)
+    }
+}
+
+/// Compresses ascending numbers into a sequence set (`1:3,7`).
+pub(super) fn to_set(numbers: &[u32]) -> SequenceSet {
+    use crate::imap::types::SeqRange;
+    use std::num::NonZeroU32;
+    let mut ranges: Vec<SeqRange> = Vec::new();
+    for &n in numbers {
+        let Some(v) = NonZeroU32::new(n) else {
+            continue;
+        };
+        if let Some(last) = ranges.last_mut() {
+            if let SeqNo::Value(to) = last.to {
+                if to.get().checked_add(1) == Some(n) {
+                    last.to = SeqNo::Value(v);
+                    continue;
+                }
+            }
+        }
+        ranges.push(SeqRange {
+            from: SeqNo::Value(v),
+            to: SeqNo::Value(v),
+        });
+    }
+    SequenceSet::Ranges(ranges)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::types::SeqRange;
+    use std::num::NonZeroU32;
+
+    fn view(uids: &[Uid]) -> View {
+        View {
+            id: MailboxId(1),
+            read_only: false,
+            uids: uids.to_vec(),
+            recent: Vec::new(),
+            uid_next: uids.last().map_or(1, |u| u + 1),
+            modseq: 1,
+            keywords: Vec::new(),
+            pending_expunges: Vec::new(),
+            own_changes: HashMap::new(),
+            saved: None,
+        }
+    }
+
+    fn set(ranges: &[(u32, u32)]) -> SequenceSet {
+        let n = |v: u32| match NonZeroU32::new(v) {
+            Some(v) => SeqNo::Value(v),
+            None => SeqNo::Star,
+        };
+        SequenceSet::Ranges(
+            ranges
+                .iter()
+                .map(|&(a, b)| SeqRange {
+                    from: n(a),
+                    to: n(b),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn rfc9051_sequence_and_uid_sets() {
+        let v = view(&[3, 5, 9, 12]);
+        assert_eq!(v.resolve_seq(&set(&[(2, 0)])), Ok(vec![5, 9, 12]));
+        assert_eq!(v.resolve_seq(&set(&[(4, 2)])), Ok(vec![5, 9, 12]));
+        assert_eq!(v.resolve_seq(&set(&[(5, 5)])), Err(InvalidSet));
+        assert_eq!(v.resolve_uid(&set(&[(4, 10)])), vec![5, 9]);
+        // RFC 9051 §6.4.9: 100:* includes the last message even past the highest UID.
+        assert_eq!(v.resolve_uid(&set(&[(100, 0)])), vec![12]);
+        assert_eq!(v.resolve_uid(&set(&[(13, 20)])), Vec::<Uid>::new());
+        assert!(v.names_unknown_uids(&set(&[(13, 13)])));
+        assert!(!v.names_unknown_uids(&set(&[(1, 12)])));
+        assert_eq!(view(&[]).resolve_seq(&set(&[(1, 0)])), Err(InvalidSet));
+    }
+
+    #[test]
+    fn sets_compress() {
+        assert_eq!(
+            to_set(&[1, 2, 3, 7, 9, 10]),
+            set(&[(1, 3), (7, 7), (9, 10)])
+        );
+    }
+}
