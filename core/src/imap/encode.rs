@@ -1,978 +1,354 @@
 //! Writes IMAP responses (RFC 9051 §7) into the session's output buffer.
 //!
-//! Strings take the lightest form that carries them: an atom where the grammar allows one
-//! (flags, capabilities, mailbox names), a quoted string when every octet is a TEXT-CHAR, and
-//! a literal otherwise (CR, LF, NUL, or 8-bit data in a session that has not enabled UTF-8).
-//! Message bodies always go as literals, and literal8 when they hold NUL (RFC 3516).
+//! [`response`] encodes any [`Response`]. Strings take the lightest form the grammar allows at
+//! their position: an atom where `astring` is allowed and every octet is an `ASTRING-CHAR`,
+//! else a quoted string, else a literal. CR, LF and NUL always force a literal (NUL a `literal8`
+//! where the grammar has one: BINARY data and METADATA values); 8-bit octets force a literal
+//! unless UTF-8 is enabled ([`EncodeOptions::utf8`]) and they form valid UTF-8. Server literals
+//! are always the synchronising form (RFC 7888 §4).
+//!
+//! Beyond the grammar, a few choices keep clients out of trouble: `NIL` is never written as an
+//! atom (a client reading an nstring would take it for nil), strings over 4096 octets and all
+//! message data (BODY[], BINARY[], RFC822.*) go as literals (no escaping scan on either side),
+//! and text is never empty.
 
-use std::fmt::Write as _;
+mod fetch;
 
 use bytes::{BufMut, BytesMut};
 
 use super::response::{
-    Code, Condition, Data, ESearchResult, FetchItem, ListItem, Response, StatusResponse,
-    StatusValue, ThreadNode,
+    self, Condition, Data, ESearchResult, ListItem, Response, StatusResponse, StatusValue,
+    ThreadNode,
 };
-use super::types::{DateTime, Flag, Section, SectionText, SeqNo, SequenceSet, StatusItem};
-use crate::mail::structure::{Address, BodyExtension, BodyFields, BodyStructure, Envelope};
+use super::types::{Date, DateTime, Flag, SeqNo, SequenceSet, StatusItem};
+use crate::imap::decode::prim::{ASTRING, ATOM, LIST_CHAR};
 
-/// What the session has enabled that changes the encoding.
+pub(crate) use self::fetch::put_fetch_attr;
+
+/// What the peer has enabled that changes how strings may be written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct EncodeOptions {
-    /// UTF-8 may appear in quoted strings (IMAP4rev2 or UTF8=ACCEPT enabled).
-    pub(crate) utf8: bool,
+#[non_exhaustive]
+pub struct EncodeOptions {
+    /// UTF-8 is allowed in quoted strings and text (RFC 9051 IMAP4rev2, or RFC 6855
+    /// `ENABLE UTF8=ACCEPT`). Otherwise 8-bit strings are sent as literals and 8-bit text is
+    /// replaced by `?`.
+    pub utf8: bool,
 }
 
-/// Quoted strings longer than this go as literals: long values are rare and literals need no
-/// escaping scan on the client side.
+impl EncodeOptions {
+    /// IMAP4rev1 without UTF8=ACCEPT: 7-bit quoted strings and text.
+    pub fn ascii() -> Self {
+        EncodeOptions { utf8: false }
+    }
+
+    /// IMAP4rev2 or UTF8=ACCEPT enabled.
+    pub fn utf8() -> Self {
+        EncodeOptions { utf8: true }
+    }
+}
+
+/// Appends one response, line end (and any literals) included.
+pub fn response(out: &mut BytesMut, r: &Response, opts: &EncodeOptions) {
+    let w = Strings::response(opts);
+    match r {
+        Response::Status(s) => status_response(out, s, &w),
+        Response::Data(d) => data(out, d, &w),
+        Response::Continue(text) => {
+            out.put_slice(b"+ ");
+            put_text_bytes(out, text, opts.utf8);
+            out.put_slice(b"\r\n");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- strings
+
+/// How strings are written on this side of the connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Strings {
+    /// UTF-8 may go in quoted strings.
+    pub(crate) utf8: bool,
+    /// Literals are announced `{n+}` (client side with LITERAL+); servers never do.
+    pub(crate) non_sync: bool,
+}
+
+/// Quoted strings longer than this go as literals: long values are rare, and a literal needs no
+/// escaping scan by either side.
 const MAX_QUOTED: usize = 4096;
 
-/// Appends one response, line end included.
-pub(crate) fn response(out: &mut BytesMut, r: &Response, opts: &EncodeOptions) {
-    let mut w = Writer { out, opts: *opts };
-    match r {
-        Response::Status(s) => w.status(s),
-        Response::Data(d) => w.data(d),
-        Response::Continue(text) => {
-            w.raw(b"+ ");
-            w.text(text);
+impl Strings {
+    pub(crate) fn response(opts: &EncodeOptions) -> Self {
+        Strings {
+            utf8: opts.utf8,
+            non_sync: false,
         }
     }
-    w.raw(b"\r\n");
-}
 
-struct Writer<'a> {
-    out: &'a mut BytesMut,
-    opts: EncodeOptions,
-}
-
-impl Writer<'_> {
-    fn raw(&mut self, b: &[u8]) {
-        self.out.put_slice(b);
-    }
-
-    fn num(&mut self, n: impl std::fmt::Display) {
-        let _ = write!(Fmt(self.out), "{n}");
-    }
-
-    /// Human-readable text: never a line break, whatever the caller passes.
-    fn text(&mut self, text: &[u8]) {
-        self.out.extend(
-            text.iter()
-                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-        );
-    }
-
-    fn status(&mut self, s: &StatusResponse) {
-        match &s.tag {
-            Some(tag) => self.raw(tag.as_bytes()),
-            None => self.raw(b"*"),
+    /// Whether `s` may be sent as a quoted string.
+    pub(crate) fn quotable(&self, s: &[u8]) -> bool {
+        if s.len() > MAX_QUOTED || s.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+            return false;
         }
-        self.raw(match s.condition {
-            Condition::Ok => b" OK",
-            Condition::No => b" NO",
-            Condition::Bad => b" BAD",
-            Condition::PreAuth => b" PREAUTH",
-            Condition::Bye => b" BYE",
-        });
-        if let Some(code) = &s.code {
-            self.raw(b" [");
-            self.code(code);
-            self.raw(b"]");
-        }
-        self.raw(b" ");
-        // RFC 9051 §9: resp-text needs some text; an empty one would be a lone space.
-        if s.text.is_empty() {
-            self.raw(b"Done.");
+        s.is_ascii() || (self.utf8 && std::str::from_utf8(s).is_ok())
+    }
+
+    /// `string`: quoted when possible, else a literal.
+    pub(crate) fn string(&self, out: &mut BytesMut, s: &[u8]) {
+        if self.quotable(s) {
+            put_quoted(out, s);
         } else {
-            self.text(s.text.as_bytes());
+            self.literal(out, s);
         }
     }
 
-    fn code(&mut self, code: &Code) {
-        match code {
-            Code::Alert => self.raw(b"ALERT"),
-            Code::AlreadyExists => self.raw(b"ALREADYEXISTS"),
-            Code::AppendUid { uid_validity, uids } => {
-                self.raw(b"APPENDUID ");
-                self.num(uid_validity);
-                self.raw(b" ");
-                self.set(uids);
-            }
-            Code::AuthenticationFailed => self.raw(b"AUTHENTICATIONFAILED"),
-            Code::AuthorizationFailed => self.raw(b"AUTHORIZATIONFAILED"),
-            Code::BadCharset(sets) => {
-                self.raw(b"BADCHARSET");
-                if !sets.is_empty() {
-                    self.raw(b" (");
-                    for (i, c) in sets.iter().enumerate() {
-                        if i > 0 {
-                            self.raw(b" ");
-                        }
-                        self.astring(c);
-                    }
-                    self.raw(b")");
-                }
-            }
-            Code::Cannot => self.raw(b"CANNOT"),
-            Code::Capability(caps) => {
-                self.raw(b"CAPABILITY");
-                for c in caps {
-                    self.raw(b" ");
-                    self.raw(c);
-                }
-            }
-            Code::ClientBug => self.raw(b"CLIENTBUG"),
-            Code::Closed => self.raw(b"CLOSED"),
-            Code::ContactAdmin => self.raw(b"CONTACTADMIN"),
-            Code::CopyUid {
-                uid_validity,
-                source,
-                target,
-            } => {
-                self.raw(b"COPYUID ");
-                self.num(uid_validity);
-                self.raw(b" ");
-                self.set(source);
-                self.raw(b" ");
-                self.set(target);
-            }
-            Code::Corruption => self.raw(b"CORRUPTION"),
-            Code::Expired => self.raw(b"EXPIRED"),
-            Code::ExpungeIssued => self.raw(b"EXPUNGEISSUED"),
-            Code::HasChildren => self.raw(b"HASCHILDREN"),
-            Code::HighestModSeq(n) => {
-                self.raw(b"HIGHESTMODSEQ ");
-                self.num(n);
-            }
-            Code::InUse => self.raw(b"INUSE"),
-            Code::Limit => self.raw(b"LIMIT"),
-            Code::Modified(set) => {
-                self.raw(b"MODIFIED ");
-                self.set(set);
-            }
-            Code::NoModSeq => self.raw(b"NOMODSEQ"),
-            Code::NonExistent => self.raw(b"NONEXISTENT"),
-            Code::NoPerm => self.raw(b"NOPERM"),
-            Code::NotSaved => self.raw(b"NOTSAVED"),
-            Code::OverQuota => self.raw(b"OVERQUOTA"),
-            Code::Parse => self.raw(b"PARSE"),
-            Code::PermanentFlags { flags, keywords } => {
-                self.raw(b"PERMANENTFLAGS (");
-                self.flag_list(flags);
-                if *keywords {
-                    if !flags.is_empty() {
-                        self.raw(b" ");
-                    }
-                    self.raw(b"\\*");
-                }
-                self.raw(b")");
-            }
-            Code::PrivacyRequired => self.raw(b"PRIVACYREQUIRED"),
-            Code::ReadOnly => self.raw(b"READ-ONLY"),
-            Code::ReadWrite => self.raw(b"READ-WRITE"),
-            Code::ServerBug => self.raw(b"SERVERBUG"),
-            Code::TooBig => self.raw(b"TOOBIG"),
-            Code::TryCreate => self.raw(b"TRYCREATE"),
-            Code::UidNext(n) => {
-                self.raw(b"UIDNEXT ");
-                self.num(n);
-            }
-            Code::UidNotSticky => self.raw(b"UIDNOTSTICKY"),
-            Code::UidValidity(n) => {
-                self.raw(b"UIDVALIDITY ");
-                self.num(n);
-            }
-            Code::Unavailable => self.raw(b"UNAVAILABLE"),
-            Code::UnknownCte => self.raw(b"UNKNOWN-CTE"),
-            Code::Unseen(n) => {
-                self.raw(b"UNSEEN ");
-                self.num(n);
-            }
-            Code::MailboxId(id) => {
-                self.raw(b"MAILBOXID (");
-                self.raw(id);
-                self.raw(b")");
-            }
-            Code::Other(atom, text) => {
-                self.raw(atom);
-                if let Some(t) = text {
-                    self.raw(b" ");
-                    // resp-text-code's free text may not contain "]".
-                    self.out.extend(t.iter().map(|&b| {
-                        if matches!(b, b']' | b'\r' | b'\n') {
-                            b' '
-                        } else {
-                            b
-                        }
-                    }));
-                }
-            }
-        }
-    }
-
-    fn data(&mut self, d: &Data) {
-        self.raw(b"* ");
-        match d {
-            Data::Capability(caps) => {
-                self.raw(b"CAPABILITY");
-                for c in caps {
-                    self.raw(b" ");
-                    self.raw(c);
-                }
-            }
-            Data::Enabled(caps) => {
-                self.raw(b"ENABLED");
-                for c in caps {
-                    self.raw(b" ");
-                    self.raw(c);
-                }
-            }
-            Data::List(item) => {
-                self.raw(b"LIST ");
-                self.list_item(item);
-            }
-            Data::Lsub(item) => {
-                self.raw(b"LSUB ");
-                self.list_item(item);
-            }
-            Data::Namespace {
-                personal,
-                other,
-                shared,
-            } => {
-                self.raw(b"NAMESPACE");
-                for ns in [personal, other, shared] {
-                    self.raw(b" ");
-                    match ns {
-                        None => self.raw(b"NIL"),
-                        Some(list) => {
-                            self.raw(b"(");
-                            for (prefix, delim) in list {
-                                self.raw(b"(");
-                                self.string(prefix);
-                                self.raw(b" ");
-                                self.delimiter(*delim);
-                                self.raw(b")");
-                            }
-                            self.raw(b")");
-                        }
-                    }
-                }
-            }
-            Data::Status { mailbox, items } => {
-                self.raw(b"STATUS ");
-                self.astring(mailbox);
-                self.raw(b" (");
-                for (i, (item, value)) in items.iter().enumerate() {
-                    if i > 0 {
-                        self.raw(b" ");
-                    }
-                    self.raw(status_item(*item));
-                    self.raw(b" ");
-                    match value {
-                        StatusValue::Number(n) => self.num(n),
-                        StatusValue::Nil => self.raw(b"NIL"),
-                        StatusValue::ObjectId(id) => {
-                            self.raw(b"(");
-                            self.raw(id);
-                            self.raw(b")");
-                        }
-                    }
-                }
-                self.raw(b")");
-            }
-            Data::ESearch { tag, uid, results } => {
-                self.raw(b"ESEARCH");
-                if let Some(tag) = tag {
-                    self.raw(b" (TAG ");
-                    self.string(tag.as_bytes());
-                    self.raw(b")");
-                }
-                if *uid {
-                    self.raw(b" UID");
-                }
-                for r in results {
-                    match r {
-                        ESearchResult::Min(n) => {
-                            self.raw(b" MIN ");
-                            self.num(n);
-                        }
-                        ESearchResult::Max(n) => {
-                            self.raw(b" MAX ");
-                            self.num(n);
-                        }
-                        ESearchResult::Count(n) => {
-                            self.raw(b" COUNT ");
-                            self.num(n);
-                        }
-                        ESearchResult::All(set) => {
-                            self.raw(b" ALL ");
-                            self.set(set);
-                        }
-                        ESearchResult::ModSeq(n) => {
-                            self.raw(b" MODSEQ ");
-                            self.num(n);
-                        }
-                    }
-                }
-            }
-            Data::Search { numbers, mod_seq } => {
-                self.raw(b"SEARCH");
-                for n in numbers {
-                    self.raw(b" ");
-                    self.num(n);
-                }
-                if let Some(m) = mod_seq {
-                    self.raw(b" (MODSEQ ");
-                    self.num(m);
-                    self.raw(b")");
-                }
-            }
-            Data::Sort(numbers) => {
-                self.raw(b"SORT");
-                for n in numbers {
-                    self.raw(b" ");
-                    self.num(n);
-                }
-            }
-            Data::Thread(nodes) => {
-                self.raw(b"THREAD");
-                for node in nodes {
-                    self.raw(b" ");
-                    self.thread(node);
-                }
-            }
-            Data::Flags(flags) => {
-                self.raw(b"FLAGS (");
-                self.flag_list(flags);
-                self.raw(b")");
-            }
-            Data::Exists(n) => {
-                self.num(n);
-                self.raw(b" EXISTS");
-            }
-            Data::Recent(n) => {
-                self.num(n);
-                self.raw(b" RECENT");
-            }
-            Data::Expunge(n) => {
-                self.num(n);
-                self.raw(b" EXPUNGE");
-            }
-            Data::Vanished { earlier, uids } => {
-                self.raw(b"VANISHED ");
-                if *earlier {
-                    self.raw(b"(EARLIER) ");
-                }
-                self.set(uids);
-            }
-            Data::Fetch { seq, items } => {
-                self.num(seq);
-                self.raw(b" FETCH (");
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        self.raw(b" ");
-                    }
-                    self.fetch_item(item);
-                }
-                self.raw(b")");
-            }
-            Data::Id(fields) => {
-                self.raw(b"ID ");
-                match fields {
-                    None => self.raw(b"NIL"),
-                    Some(fields) => {
-                        self.raw(b"(");
-                        for (i, (k, v)) in fields.iter().enumerate() {
-                            if i > 0 {
-                                self.raw(b" ");
-                            }
-                            self.string(k);
-                            self.raw(b" ");
-                            self.nstring(v.as_deref());
-                        }
-                        self.raw(b")");
-                    }
-                }
-            }
-            Data::Quota { root, resources } => {
-                self.raw(b"QUOTA ");
-                self.astring(root);
-                self.raw(b" (");
-                for (i, (name, usage, limit)) in resources.iter().enumerate() {
-                    if i > 0 {
-                        self.raw(b" ");
-                    }
-                    self.raw(name);
-                    self.raw(b" ");
-                    self.num(usage);
-                    self.raw(b" ");
-                    self.num(limit);
-                }
-                self.raw(b")");
-            }
-            Data::QuotaRoot { mailbox, roots } => {
-                self.raw(b"QUOTAROOT ");
-                self.astring(mailbox);
-                for r in roots {
-                    self.raw(b" ");
-                    self.astring(r);
-                }
-            }
-            Data::Metadata { mailbox, entries } => {
-                self.raw(b"METADATA ");
-                self.astring(mailbox);
-                self.raw(b" (");
-                for (i, (entry, value)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        self.raw(b" ");
-                    }
-                    self.astring(entry);
-                    self.raw(b" ");
-                    self.nstring(value.as_deref());
-                }
-                self.raw(b")");
-            }
-        }
-    }
-
-    fn thread(&mut self, node: &ThreadNode) {
-        self.raw(b"(");
-        let mut node = node;
-        let mut first = true;
-        // A chain of single children is written flat: (1 2 3), branches nested: (1 (2)(3)).
-        loop {
-            if let Some(seq) = node.seq {
-                if !first {
-                    self.raw(b" ");
-                }
-                self.num(seq);
-                first = false;
-            }
-            match node.children.as_slice() {
-                [] => break,
-                [only] => node = only,
-                many => {
-                    if !first {
-                        self.raw(b" ");
-                    }
-                    for child in many {
-                        self.thread(child);
-                    }
-                    break;
-                }
-            }
-        }
-        self.raw(b")");
-    }
-
-    fn list_item(&mut self, item: &ListItem) {
-        self.raw(b"(");
-        for (i, a) in item.attributes.iter().enumerate() {
-            if i > 0 {
-                self.raw(b" ");
-            }
-            self.raw(a);
-        }
-        self.raw(b") ");
-        self.delimiter(item.delimiter);
-        self.raw(b" ");
-        self.astring(&item.name);
-        if !item.extended.is_empty() {
-            self.raw(b" (");
-            for (i, (tag, values)) in item.extended.iter().enumerate() {
-                if i > 0 {
-                    self.raw(b" ");
-                }
-                self.string(tag);
-                self.raw(b" (");
-                for (j, v) in values.iter().enumerate() {
-                    if j > 0 {
-                        self.raw(b" ");
-                    }
-                    self.string(v);
-                }
-                self.raw(b")");
-            }
-            self.raw(b")");
-        }
-    }
-
-    fn delimiter(&mut self, d: Option<u8>) {
-        match d {
-            None => self.raw(b"NIL"),
-            Some(b'"') => self.raw(b"\"\\\"\""),
-            Some(b'\\') => self.raw(b"\"\\\\\""),
-            Some(c) => {
-                self.raw(b"\"");
-                self.raw(&[c]);
-                self.raw(b"\"");
-            }
-        }
-    }
-
-    fn flag_list(&mut self, flags: &[Flag]) {
-        for (i, f) in flags.iter().enumerate() {
-            if i > 0 {
-                self.raw(b" ");
-            }
-            self.flag(f);
-        }
-    }
-
-    fn flag(&mut self, f: &Flag) {
-        match f {
-            Flag::Answered => self.raw(b"\\Answered"),
-            Flag::Flagged => self.raw(b"\\Flagged"),
-            Flag::Deleted => self.raw(b"\\Deleted"),
-            Flag::Seen => self.raw(b"\\Seen"),
-            Flag::Draft => self.raw(b"\\Draft"),
-            Flag::Recent => self.raw(b"\\Recent"),
-            Flag::Keyword(k) => self.raw(k),
-            Flag::Extension(e) => {
-                self.raw(b"\\");
-                self.raw(e);
-            }
-        }
-    }
-
-    fn set(&mut self, set: &SequenceSet) {
-        match set {
-            SequenceSet::Saved => self.raw(b"$"),
-            SequenceSet::Ranges(ranges) => {
-                for (i, r) in ranges.iter().enumerate() {
-                    if i > 0 {
-                        self.raw(b",");
-                    }
-                    self.seq_no(r.from);
-                    if r.from != r.to {
-                        self.raw(b":");
-                        self.seq_no(r.to);
-                    }
-                }
-            }
-        }
-    }
-
-    fn seq_no(&mut self, n: SeqNo) {
-        match n {
-            SeqNo::Star => self.raw(b"*"),
-            SeqNo::Value(v) => self.num(v),
-        }
-    }
-
-    fn fetch_item(&mut self, item: &FetchItem) {
-        match item {
-            FetchItem::Flags(flags) => {
-                self.raw(b"FLAGS (");
-                self.flag_list(flags);
-                self.raw(b")");
-            }
-            FetchItem::Uid(u) => {
-                self.raw(b"UID ");
-                self.num(u);
-            }
-            FetchItem::InternalDate(dt) => {
-                self.raw(b"INTERNALDATE ");
-                self.date_time(dt);
-            }
-            FetchItem::Rfc822Size(n) => {
-                self.raw(b"RFC822.SIZE ");
-                self.num(n);
-            }
-            FetchItem::Envelope(e) => {
-                self.raw(b"ENVELOPE ");
-                self.envelope(e);
-            }
-            FetchItem::Body(b) => {
-                self.raw(b"BODY ");
-                self.body(b, false);
-            }
-            FetchItem::BodyStructure(b) => {
-                self.raw(b"BODYSTRUCTURE ");
-                self.body(b, true);
-            }
-            FetchItem::BodySection {
-                section,
-                origin,
-                data,
-            } => {
-                self.raw(b"BODY[");
-                self.section(section);
-                self.raw(b"]");
-                self.origin(*origin);
-                self.raw(b" ");
-                self.body_data(data.as_deref(), false);
-            }
-            FetchItem::Binary { part, origin, data } => {
-                self.raw(b"BINARY[");
-                self.part(part);
-                self.raw(b"]");
-                self.origin(*origin);
-                self.raw(b" ");
-                self.body_data(data.as_deref(), true);
-            }
-            FetchItem::BinarySize { part, size } => {
-                self.raw(b"BINARY.SIZE[");
-                self.part(part);
-                self.raw(b"] ");
-                self.num(size);
-            }
-            FetchItem::Rfc822(d) => {
-                self.raw(b"RFC822 ");
-                self.body_data(d.as_deref(), false);
-            }
-            FetchItem::Rfc822Header(d) => {
-                self.raw(b"RFC822.HEADER ");
-                self.body_data(d.as_deref(), false);
-            }
-            FetchItem::Rfc822Text(d) => {
-                self.raw(b"RFC822.TEXT ");
-                self.body_data(d.as_deref(), false);
-            }
-            FetchItem::ModSeq(n) => {
-                self.raw(b"MODSEQ (");
-                self.num(n);
-                self.raw(b")");
-            }
-            FetchItem::EmailId(id) => {
-                self.raw(b"EMAILID (");
-                self.raw(id);
-                self.raw(b")");
-            }
-            FetchItem::ThreadId(id) => {
-                self.raw(b"THREADID ");
-                match id {
-                    Some(id) => {
-                        self.raw(b"(");
-                        self.raw(id);
-                        self.raw(b")");
-                    }
-                    None => self.raw(b"NIL"),
-                }
-            }
-            FetchItem::SaveDate(d) => {
-                self.raw(b"SAVEDATE ");
-                match d {
-                    Some(d) => self.date_time(d),
-                    None => self.raw(b"NIL"),
-                }
-            }
-            FetchItem::Preview(p) => {
-                self.raw(b"PREVIEW ");
-                self.nstring(p.as_deref());
-            }
-        }
-    }
-
-    fn origin(&mut self, origin: Option<u32>) {
-        if let Some(o) = origin {
-            self.raw(b"<");
-            self.num(o);
-            self.raw(b">");
-        }
-    }
-
-    fn part(&mut self, part: &[u32]) {
-        for (i, p) in part.iter().enumerate() {
-            if i > 0 {
-                self.raw(b".");
-            }
-            self.num(p);
-        }
-    }
-
-    fn section(&mut self, s: &Section) {
-        self.part(&s.part);
-        let Some(text) = &s.text else { return };
-        if !s.part.is_empty() {
-            self.raw(b".");
-        }
-        let fields = |w: &mut Self, names: &[bytes::Bytes]| {
-            w.raw(b" (");
-            for (i, n) in names.iter().enumerate() {
-                if i > 0 {
-                    w.raw(b" ");
-                }
-                w.astring(n);
-            }
-            w.raw(b")");
-        };
-        match text {
-            SectionText::Header => self.raw(b"HEADER"),
-            SectionText::Text => self.raw(b"TEXT"),
-            SectionText::Mime => self.raw(b"MIME"),
-            SectionText::HeaderFields(names) => {
-                self.raw(b"HEADER.FIELDS");
-                fields(self, names);
-            }
-            SectionText::HeaderFieldsNot(names) => {
-                self.raw(b"HEADER.FIELDS.NOT");
-                fields(self, names);
-            }
-        }
-    }
-
-    /// Message data: always a literal (literal8 for binary with NUL), or NIL.
-    fn body_data(&mut self, data: Option<&[u8]>, binary: bool) {
-        match data {
-            None => self.raw(b"NIL"),
-            Some(d) => {
-                if binary && d.contains(&0) {
-                    self.raw(b"~");
-                }
-                self.literal(d);
-            }
-        }
-    }
-
-    fn literal(&mut self, d: &[u8]) {
-        self.raw(b"{");
-        self.num(d.len());
-        self.raw(b"}\r\n");
-        self.raw(d);
-    }
-
-    fn date_time(&mut self, dt: &DateTime) {
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let month = MONTHS
-            .get(usize::from(dt.date.month.saturating_sub(1)))
-            .copied()
-            .unwrap_or("Jan");
-        let (sign, zone) = if dt.zone_minutes < 0 {
-            ('-', -i32::from(dt.zone_minutes))
+    /// `astring`: an atom when possible, but never `NIL`, which a lenient client could read as
+    /// nil.
+    pub(crate) fn astring(&self, out: &mut BytesMut, s: &[u8]) {
+        if is_class(s, &ASTRING) && !s.eq_ignore_ascii_case(b"NIL") {
+            out.put_slice(s);
         } else {
-            ('+', i32::from(dt.zone_minutes))
-        };
-        let _ = write!(
-            Fmt(self.out),
-            "\"{:>2}-{}-{:04} {:02}:{:02}:{:02} {}{:02}{:02}\"",
-            dt.date.day,
-            month,
-            dt.date.year,
-            dt.hour,
-            dt.minute,
-            dt.second,
-            sign,
-            zone / 60,
-            zone % 60
-        );
+            self.string(out, s);
+        }
     }
 
-    fn envelope(&mut self, e: &Envelope) {
-        self.raw(b"(");
-        self.nstring(e.date.as_deref());
-        self.raw(b" ");
-        self.nstring(e.subject.as_deref());
-        for list in [&e.from, &e.sender, &e.reply_to, &e.to, &e.cc, &e.bcc] {
-            self.raw(b" ");
-            self.addresses(list);
+    /// `list-mailbox`: list-chars (wildcards included) bare, anything else as a string.
+    pub(crate) fn list_mailbox(&self, out: &mut BytesMut, s: &[u8]) {
+        if is_class(s, &LIST_CHAR) {
+            out.put_slice(s);
+        } else {
+            self.string(out, s);
         }
-        self.raw(b" ");
-        self.nstring(e.in_reply_to.as_deref());
-        self.raw(b" ");
-        self.nstring(e.message_id.as_deref());
-        self.raw(b")");
     }
 
-    fn addresses(&mut self, list: &[Address]) {
-        if list.is_empty() {
-            self.raw(b"NIL");
-            return;
-        }
-        self.raw(b"(");
-        for a in list {
-            self.raw(b"(");
-            self.nstring(a.name.as_deref());
-            self.raw(b" ");
-            self.nstring(a.adl.as_deref());
-            self.raw(b" ");
-            self.nstring(a.mailbox.as_deref());
-            self.raw(b" ");
-            self.nstring(a.host.as_deref());
-            self.raw(b")");
-        }
-        self.raw(b")");
-    }
-
-    fn body(&mut self, b: &BodyStructure, ext: bool) {
-        self.raw(b"(");
-        match b {
-            BodyStructure::Single {
-                media_type,
-                subtype,
-                fields,
-                lines,
-                md5,
-                ext: extension,
-            } => {
-                self.string(media_type);
-                self.raw(b" ");
-                self.string(subtype);
-                self.raw(b" ");
-                self.body_fields(fields);
-                if let Some(l) = lines {
-                    self.raw(b" ");
-                    self.num(l);
-                }
-                if ext {
-                    self.raw(b" ");
-                    self.nstring(md5.as_deref());
-                    self.extension(extension);
-                }
-            }
-            BodyStructure::Message {
-                subtype,
-                fields,
-                envelope,
-                body,
-                lines,
-                md5,
-                ext: extension,
-            } => {
-                self.raw(b"\"MESSAGE\" ");
-                self.string(subtype);
-                self.raw(b" ");
-                self.body_fields(fields);
-                self.raw(b" ");
-                self.envelope(envelope);
-                self.raw(b" ");
-                self.body(body, ext);
-                self.raw(b" ");
-                self.num(lines);
-                if ext {
-                    self.raw(b" ");
-                    self.nstring(md5.as_deref());
-                    self.extension(extension);
-                }
-            }
-            BodyStructure::Multipart {
-                parts,
-                subtype,
-                params,
-                ext: extension,
-            } => {
-                for p in parts {
-                    self.body(p, ext);
-                }
-                self.raw(b" ");
-                self.string(subtype);
-                if ext {
-                    self.raw(b" ");
-                    self.params(params);
-                    self.extension(extension);
-                }
-            }
-        }
-        self.raw(b")");
-    }
-
-    fn body_fields(&mut self, f: &BodyFields) {
-        self.params(&f.params);
-        self.raw(b" ");
-        self.nstring(f.id.as_deref());
-        self.raw(b" ");
-        self.nstring(f.description.as_deref());
-        self.raw(b" ");
-        self.string(&f.encoding);
-        self.raw(b" ");
-        self.num(f.octets);
-    }
-
-    fn params(&mut self, params: &[(bytes::Bytes, bytes::Bytes)]) {
-        if params.is_empty() {
-            self.raw(b"NIL");
-            return;
-        }
-        self.raw(b"(");
-        for (i, (k, v)) in params.iter().enumerate() {
-            if i > 0 {
-                self.raw(b" ");
-            }
-            self.string(k);
-            self.raw(b" ");
-            self.string(v);
-        }
-        self.raw(b")");
-    }
-
-    /// body-fld-dsp, body-fld-lang and body-fld-loc.
-    fn extension(&mut self, e: &BodyExtension) {
-        self.raw(b" ");
-        match &e.disposition {
-            None => self.raw(b"NIL"),
-            Some(d) => {
-                self.raw(b"(");
-                self.string(&d.kind);
-                self.raw(b" ");
-                self.params(&d.params);
-                self.raw(b")");
-            }
-        }
-        self.raw(b" ");
-        match e.language.as_slice() {
-            [] => self.raw(b"NIL"),
-            [one] => self.string(one),
-            many => {
-                self.raw(b"(");
-                for (i, l) in many.iter().enumerate() {
-                    if i > 0 {
-                        self.raw(b" ");
-                    }
-                    self.string(l);
-                }
-                self.raw(b")");
-            }
-        }
-        self.raw(b" ");
-        self.nstring(e.location.as_deref());
-    }
-
-    fn nstring(&mut self, s: Option<&[u8]>) {
+    /// `nstring`.
+    pub(crate) fn nstring(&self, out: &mut BytesMut, s: Option<&[u8]>) {
         match s {
-            None => self.raw(b"NIL"),
-            Some(s) => self.string(s),
+            Some(s) => self.string(out, s),
+            None => out.put_slice(b"NIL"),
         }
     }
 
-    /// An astring: an atom where possible (not `NIL`, which would read as nil).
-    fn astring(&mut self, s: &[u8]) {
-        if !s.is_empty()
-            && s.iter().all(|&b| super::is_astring_char(b))
-            && !s.eq_ignore_ascii_case(b"NIL")
-        {
-            self.raw(s);
-        } else {
-            self.string(s);
+    /// Message data (`BODY[]`, `RFC822.*`): NIL or always a literal.
+    pub(crate) fn message_data(&self, out: &mut BytesMut, s: Option<&[u8]>) {
+        match s {
+            Some(s) => self.literal(out, s),
+            None => out.put_slice(b"NIL"),
         }
     }
 
-    /// A quoted string when every octet may appear in one, a literal otherwise.
-    fn string(&mut self, s: &[u8]) {
-        let quotable = s.len() <= MAX_QUOTED
-            && s.iter()
-                .all(|&b| b != 0 && b != b'\r' && b != b'\n' && (b < 0x80 || self.opts.utf8))
-            && (s.is_ascii() || std::str::from_utf8(s).is_ok());
-        if !quotable {
-            self.literal(s);
-            return;
-        }
-        self.raw(b"\"");
-        for &b in s {
-            if b == b'"' || b == b'\\' {
-                self.out.put_u8(b'\\');
+    /// `nstring / literal8`: NUL forces literal8 (RFC 3516 §4.2 BINARY, RFC 5464 values).
+    pub(crate) fn nstring8(&self, out: &mut BytesMut, s: Option<&[u8]>) {
+        match s {
+            Some(s) if s.contains(&0) => {
+                out.put_u8(b'~');
+                self.literal(out, s);
             }
-            self.out.put_u8(b);
+            other => self.nstring(out, other),
         }
-        self.raw(b"\"");
+    }
+
+    /// `charset = atom / quoted`.
+    pub(crate) fn charset(&self, out: &mut BytesMut, s: &[u8]) {
+        if is_class(s, &ATOM) {
+            out.put_slice(s);
+        } else {
+            self.string(out, s);
+        }
+    }
+
+    /// `"{" n ["+"] "}" CRLF octets`.
+    pub(crate) fn literal(&self, out: &mut BytesMut, s: &[u8]) {
+        out.put_u8(b'{');
+        put_u64(out, s.len() as u64);
+        if self.non_sync {
+            out.put_u8(b'+');
+        }
+        out.put_slice(b"}\r\n");
+        out.put_slice(s);
     }
 }
 
-fn status_item(item: StatusItem) -> &'static [u8] {
-    match item {
+/// Non-empty and every octet in `class`.
+pub(crate) fn is_class(s: &[u8], class: &[bool; 256]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| class[usize::from(b)])
+}
+
+/// `DQUOTE *QUOTED-CHAR DQUOTE` with `"` and `\` escaped; the caller has checked quotability.
+pub(crate) fn put_quoted(out: &mut BytesMut, s: &[u8]) {
+    out.reserve(s.len() + 2);
+    out.put_u8(b'"');
+    let mut rest = s;
+    while let Some(n) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
+        let (plain, tail) = rest.split_at(n);
+        out.put_slice(plain);
+        out.put_u8(b'\\');
+        if let Some((&c, tail)) = tail.split_first() {
+            out.put_u8(c);
+            rest = tail;
+        } else {
+            rest = tail;
+        }
+    }
+    out.put_slice(rest);
+    out.put_u8(b'"');
+}
+
+/// A decimal number.
+pub(crate) fn put_u64(out: &mut BytesMut, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        if let Some(slot) = buf.get_mut(at) {
+            *slot = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(buf.get(at..).unwrap_or_default());
+}
+
+pub(crate) fn put_u32(out: &mut BytesMut, n: u32) {
+    put_u64(out, u64::from(n));
+}
+
+/// A line's worth of human-readable bytes: never a line break, and 7-bit unless UTF-8 is on
+/// (each non-ASCII character then becomes one `?`).
+fn put_text_bytes(out: &mut BytesMut, text: &[u8], utf8: bool) {
+    let clean = |b: u8| match b {
+        b'\r' | b'\n' | 0 => b' ',
+        b => b,
+    };
+    match std::str::from_utf8(text) {
+        Ok(_) if utf8 => out.extend(text.iter().map(|&b| clean(b))),
+        Ok(s) => out.extend(
+            s.chars()
+                .map(|c| if c.is_ascii() { clean(c as u8) } else { b'?' }),
+        ),
+        Err(_) => out.extend(
+            text.iter()
+                .map(|&b| if b >= 0x80 { b'?' } else { clean(b) }),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------- shared values
+
+/// `sequence-set`, or `$`.
+pub(crate) fn put_sequence_set(out: &mut BytesMut, set: &SequenceSet) {
+    match set {
+        SequenceSet::Saved => out.put_u8(b'$'),
+        SequenceSet::Ranges(ranges) => {
+            for (n, r) in ranges.iter().enumerate() {
+                if n > 0 {
+                    out.put_u8(b',');
+                }
+                put_seq_no(out, r.from);
+                if r.to != r.from {
+                    out.put_u8(b':');
+                    put_seq_no(out, r.to);
+                }
+            }
+        }
+    }
+}
+
+fn put_seq_no(out: &mut BytesMut, n: SeqNo) {
+    match n {
+        SeqNo::Value(v) => put_u32(out, v.get()),
+        SeqNo::Star => out.put_u8(b'*'),
+    }
+}
+
+/// One flag as the grammar spells it.
+pub(crate) fn put_flag(out: &mut BytesMut, f: &Flag) {
+    match f {
+        Flag::Answered => out.put_slice(b"\\Answered"),
+        Flag::Flagged => out.put_slice(b"\\Flagged"),
+        Flag::Deleted => out.put_slice(b"\\Deleted"),
+        Flag::Seen => out.put_slice(b"\\Seen"),
+        Flag::Draft => out.put_slice(b"\\Draft"),
+        Flag::Recent => out.put_slice(b"\\Recent"),
+        Flag::Keyword(k) => out.put_slice(k),
+        Flag::Extension(e) => {
+            out.put_u8(b'\\');
+            out.put_slice(e);
+        }
+    }
+}
+
+/// `"(" [flag *(SP flag)] ")"`.
+pub(crate) fn put_flag_list(out: &mut BytesMut, flags: &[Flag]) {
+    out.put_u8(b'(');
+    for (n, f) in flags.iter().enumerate() {
+        if n > 0 {
+            out.put_u8(b' ');
+        }
+        put_flag(out, f);
+    }
+    out.put_u8(b')');
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+fn put_month(out: &mut BytesMut, month: u8) {
+    let name = MONTHS
+        .get(usize::from(month.wrapping_sub(1)))
+        .copied()
+        .unwrap_or(b"Jan");
+    out.put_slice(name);
+}
+
+fn put_2digits(out: &mut BytesMut, n: u16) {
+    out.put_u8(b'0' + (n / 10 % 10) as u8);
+    out.put_u8(b'0' + (n % 10) as u8);
+}
+
+/// `date-text` (SEARCH): `d-Mon-yyyy`.
+pub(crate) fn put_date(out: &mut BytesMut, d: &Date) {
+    put_u32(out, u32::from(d.day));
+    out.put_u8(b'-');
+    put_month(out, d.month);
+    out.put_u8(b'-');
+    put_2digits(out, d.year / 100);
+    put_2digits(out, d.year % 100);
+}
+
+/// `date-time`: `"dd-Mon-yyyy hh:mm:ss +zzzz"`, the day space-padded as `date-day-fixed`
+/// shows it (` 7-Feb-1994`).
+pub(crate) fn put_date_time(out: &mut BytesMut, t: &DateTime) {
+    out.put_u8(b'"');
+    if t.date.day < 10 {
+        out.put_u8(b' ');
+        out.put_u8(b'0' + t.date.day);
+    } else {
+        put_2digits(out, u16::from(t.date.day));
+    }
+    out.put_u8(b'-');
+    put_month(out, t.date.month);
+    out.put_u8(b'-');
+    put_2digits(out, t.date.year / 100);
+    put_2digits(out, t.date.year % 100);
+    out.put_u8(b' ');
+    put_2digits(out, u16::from(t.hour));
+    out.put_u8(b':');
+    put_2digits(out, u16::from(t.minute));
+    out.put_u8(b':');
+    put_2digits(out, u16::from(t.second));
+    out.put_u8(b' ');
+    out.put_u8(if t.zone_minutes < 0 { b'-' } else { b'+' });
+    let z = t.zone_minutes.unsigned_abs();
+    put_2digits(out, z / 60);
+    put_2digits(out, z % 60);
+    out.put_u8(b'"');
+}
+
+pub(crate) fn status_item_name(i: StatusItem) -> &'static [u8] {
+    match i {
         StatusItem::Messages => b"MESSAGES",
         StatusItem::Recent => b"RECENT",
         StatusItem::UidNext => b"UIDNEXT",
@@ -986,120 +362,487 @@ fn status_item(item: StatusItem) -> &'static [u8] {
     }
 }
 
-struct Fmt<'a>(&'a mut BytesMut);
-
-impl std::fmt::Write for Fmt<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.put_slice(s.as_bytes());
-        Ok(())
+/// Words separated by single spaces.
+fn put_words(out: &mut BytesMut, words: &[bytes::Bytes]) {
+    for w in words {
+        out.put_u8(b' ');
+        out.put_slice(w);
     }
+}
+
+// ---------------------------------------------------------------- status responses
+
+fn condition_name(c: Condition) -> &'static [u8] {
+    match c {
+        Condition::Ok => b"OK",
+        Condition::No => b"NO",
+        Condition::Bad => b"BAD",
+        Condition::PreAuth => b"PREAUTH",
+        Condition::Bye => b"BYE",
+    }
+}
+
+/// `[tag | *] SP cond [SP "[" code "]"] SP text CRLF`. Text is never empty on the wire (RFC 3501
+/// requires it and some clients depend on it; `Done.` stands in), and text that would read as a
+/// response code (a leading `[` without one) gets a leading space.
+fn status_response(out: &mut BytesMut, s: &StatusResponse, w: &Strings) {
+    match &s.tag {
+        Some(t) => out.put_slice(t.as_bytes()),
+        None => out.put_u8(b'*'),
+    }
+    out.put_u8(b' ');
+    out.put_slice(condition_name(s.condition));
+    out.put_u8(b' ');
+    if let Some(code) = &s.code {
+        out.put_u8(b'[');
+        put_code(out, code, w);
+        out.put_slice(b"] ");
+    } else if s.text.starts_with('[') {
+        out.put_u8(b' ');
+    }
+    if s.text.is_empty() {
+        out.put_slice(b"Done.");
+    } else {
+        put_text_bytes(out, s.text.as_bytes(), w.utf8);
+    }
+    out.put_slice(b"\r\n");
+}
+
+fn put_code(out: &mut BytesMut, code: &response::Code, w: &Strings) {
+    use response::Code as C;
+    let word: &[u8] = match code {
+        C::Alert => b"ALERT",
+        C::AlreadyExists => b"ALREADYEXISTS",
+        C::AuthenticationFailed => b"AUTHENTICATIONFAILED",
+        C::AuthorizationFailed => b"AUTHORIZATIONFAILED",
+        C::Cannot => b"CANNOT",
+        C::ClientBug => b"CLIENTBUG",
+        C::Closed => b"CLOSED",
+        C::ContactAdmin => b"CONTACTADMIN",
+        C::Corruption => b"CORRUPTION",
+        C::Expired => b"EXPIRED",
+        C::ExpungeIssued => b"EXPUNGEISSUED",
+        C::HasChildren => b"HASCHILDREN",
+        C::InUse => b"INUSE",
+        C::Limit => b"LIMIT",
+        C::NoModSeq => b"NOMODSEQ",
+        C::NonExistent => b"NONEXISTENT",
+        C::NoPerm => b"NOPERM",
+        C::NotSaved => b"NOTSAVED",
+        C::OverQuota => b"OVERQUOTA",
+        C::Parse => b"PARSE",
+        C::PrivacyRequired => b"PRIVACYREQUIRED",
+        C::ReadOnly => b"READ-ONLY",
+        C::ReadWrite => b"READ-WRITE",
+        C::ServerBug => b"SERVERBUG",
+        C::TooBig => b"TOOBIG",
+        C::TryCreate => b"TRYCREATE",
+        C::UidNotSticky => b"UIDNOTSTICKY",
+        C::Unavailable => b"UNAVAILABLE",
+        C::UnknownCte => b"UNKNOWN-CTE",
+        C::AppendUid { uid_validity, uids } => {
+            out.put_slice(b"APPENDUID ");
+            put_u32(out, *uid_validity);
+            out.put_u8(b' ');
+            put_sequence_set(out, uids);
+            return;
+        }
+        C::CopyUid {
+            uid_validity,
+            source,
+            target,
+        } => {
+            out.put_slice(b"COPYUID ");
+            put_u32(out, *uid_validity);
+            out.put_u8(b' ');
+            put_sequence_set(out, source);
+            out.put_u8(b' ');
+            put_sequence_set(out, target);
+            return;
+        }
+        C::BadCharset(charsets) => {
+            out.put_slice(b"BADCHARSET");
+            if !charsets.is_empty() {
+                out.put_slice(b" (");
+                for (n, c) in charsets.iter().enumerate() {
+                    if n > 0 {
+                        out.put_u8(b' ');
+                    }
+                    w.charset(out, c);
+                }
+                out.put_u8(b')');
+            }
+            return;
+        }
+        C::Capability(caps) => {
+            out.put_slice(b"CAPABILITY");
+            put_words(out, caps);
+            return;
+        }
+        C::HighestModSeq(n) => {
+            out.put_slice(b"HIGHESTMODSEQ ");
+            put_u64(out, *n);
+            return;
+        }
+        C::Modified(set) => {
+            out.put_slice(b"MODIFIED ");
+            put_sequence_set(out, set);
+            return;
+        }
+        C::PermanentFlags { flags, keywords } => {
+            out.put_slice(b"PERMANENTFLAGS (");
+            for (n, f) in flags.iter().enumerate() {
+                if n > 0 {
+                    out.put_u8(b' ');
+                }
+                put_flag(out, f);
+            }
+            if *keywords {
+                if !flags.is_empty() {
+                    out.put_u8(b' ');
+                }
+                out.put_slice(b"\\*");
+            }
+            out.put_u8(b')');
+            return;
+        }
+        C::UidNext(n) | C::UidValidity(n) | C::Unseen(n) => {
+            out.put_slice(match code {
+                C::UidNext(_) => b"UIDNEXT ",
+                C::UidValidity(_) => b"UIDVALIDITY ",
+                _ => b"UNSEEN ",
+            });
+            put_u32(out, *n);
+            return;
+        }
+        C::MailboxId(id) => {
+            out.put_slice(b"MAILBOXID (");
+            out.put_slice(id);
+            out.put_u8(b')');
+            return;
+        }
+        C::Other(name, text) => {
+            out.put_slice(name);
+            if let Some(text) = text {
+                out.put_u8(b' ');
+                // `atom [SP 1*<any TEXT-CHAR except "]">]`.
+                out.extend(text.iter().map(|&b| match b {
+                    b']' | b'\r' | b'\n' | 0 => b' ',
+                    b if b >= 0x80 && !w.utf8 => b'?',
+                    b => b,
+                }));
+            }
+            return;
+        }
+    };
+    out.put_slice(word);
+}
+
+// ---------------------------------------------------------------- untagged data
+
+fn data(out: &mut BytesMut, d: &Data, w: &Strings) {
+    out.put_slice(b"* ");
+    match d {
+        Data::Capability(caps) => {
+            out.put_slice(b"CAPABILITY");
+            put_words(out, caps);
+        }
+        Data::Enabled(caps) => {
+            out.put_slice(b"ENABLED");
+            put_words(out, caps);
+        }
+        Data::List(item) => {
+            out.put_slice(b"LIST ");
+            list_item(out, item, w);
+        }
+        Data::Lsub(item) => {
+            out.put_slice(b"LSUB ");
+            list_item(out, item, w);
+        }
+        Data::Namespace {
+            personal,
+            other,
+            shared,
+        } => {
+            out.put_slice(b"NAMESPACE ");
+            namespace(out, personal.as_deref(), w);
+            out.put_u8(b' ');
+            namespace(out, other.as_deref(), w);
+            out.put_u8(b' ');
+            namespace(out, shared.as_deref(), w);
+        }
+        Data::Status { mailbox, items } => {
+            out.put_slice(b"STATUS ");
+            w.astring(out, mailbox);
+            out.put_slice(b" (");
+            for (n, (item, value)) in items.iter().enumerate() {
+                if n > 0 {
+                    out.put_u8(b' ');
+                }
+                out.put_slice(status_item_name(*item));
+                out.put_u8(b' ');
+                match value {
+                    StatusValue::Number(v) => put_u64(out, *v),
+                    StatusValue::Nil => out.put_slice(b"NIL"),
+                    StatusValue::ObjectId(id) => {
+                        out.put_u8(b'(');
+                        out.put_slice(id);
+                        out.put_u8(b')');
+                    }
+                }
+            }
+            out.put_u8(b')');
+        }
+        Data::ESearch { tag, uid, results } => {
+            out.put_slice(b"ESEARCH");
+            if let Some(tag) = tag {
+                // `search-correlator`: tag-string is an astring; quoted, as RFC 4731 shows it.
+                out.put_slice(b" (TAG ");
+                w.string(out, tag.as_bytes());
+                out.put_u8(b')');
+            }
+            if *uid {
+                out.put_slice(b" UID");
+            }
+            for r in results {
+                out.put_u8(b' ');
+                match r {
+                    ESearchResult::Min(n) => {
+                        out.put_slice(b"MIN ");
+                        put_u32(out, *n);
+                    }
+                    ESearchResult::Max(n) => {
+                        out.put_slice(b"MAX ");
+                        put_u32(out, *n);
+                    }
+                    ESearchResult::Count(n) => {
+                        out.put_slice(b"COUNT ");
+                        put_u32(out, *n);
+                    }
+                    ESearchResult::All(set) => {
+                        out.put_slice(b"ALL ");
+                        put_sequence_set(out, set);
+                    }
+                    ESearchResult::ModSeq(n) => {
+                        out.put_slice(b"MODSEQ ");
+                        put_u64(out, *n);
+                    }
+                }
+            }
+        }
+        Data::Search { numbers, mod_seq } => {
+            out.put_slice(b"SEARCH");
+            for n in numbers {
+                out.put_u8(b' ');
+                put_u32(out, *n);
+            }
+            // RFC 7162 §7: the MODSEQ item only follows at least one number.
+            if let (Some(m), false) = (mod_seq, numbers.is_empty()) {
+                out.put_slice(b" (MODSEQ ");
+                put_u64(out, *m);
+                out.put_u8(b')');
+            }
+        }
+        Data::Sort(numbers) => {
+            out.put_slice(b"SORT");
+            for n in numbers {
+                out.put_u8(b' ');
+                put_u32(out, *n);
+            }
+        }
+        Data::Thread(threads) => {
+            out.put_slice(b"THREAD");
+            if !threads.is_empty() {
+                out.put_u8(b' ');
+            }
+            for t in threads {
+                thread_list(out, t);
+            }
+        }
+        Data::Flags(flags) => {
+            out.put_slice(b"FLAGS ");
+            put_flag_list(out, flags);
+        }
+        Data::Exists(n) => {
+            put_u32(out, *n);
+            out.put_slice(b" EXISTS");
+        }
+        Data::Recent(n) => {
+            put_u32(out, *n);
+            out.put_slice(b" RECENT");
+        }
+        Data::Expunge(n) => {
+            put_u32(out, *n);
+            out.put_slice(b" EXPUNGE");
+        }
+        Data::Vanished { earlier, uids } => {
+            out.put_slice(b"VANISHED ");
+            if *earlier {
+                out.put_slice(b"(EARLIER) ");
+            }
+            put_sequence_set(out, uids);
+        }
+        Data::Fetch { seq, items } => {
+            put_u32(out, *seq);
+            out.put_slice(b" FETCH (");
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.put_u8(b' ');
+                }
+                fetch::put_fetch_item(out, item, w);
+            }
+            out.put_u8(b')');
+        }
+        Data::Id(params) => {
+            out.put_slice(b"ID ");
+            match params {
+                None => out.put_slice(b"NIL"),
+                Some(params) => {
+                    out.put_u8(b'(');
+                    for (n, (k, v)) in params.iter().enumerate() {
+                        if n > 0 {
+                            out.put_u8(b' ');
+                        }
+                        w.string(out, k);
+                        out.put_u8(b' ');
+                        w.nstring(out, v.as_deref());
+                    }
+                    out.put_u8(b')');
+                }
+            }
+        }
+        Data::Quota { root, resources } => {
+            out.put_slice(b"QUOTA ");
+            w.astring(out, root);
+            out.put_slice(b" (");
+            for (n, (name, usage, limit)) in resources.iter().enumerate() {
+                if n > 0 {
+                    out.put_u8(b' ');
+                }
+                out.put_slice(name);
+                out.put_u8(b' ');
+                put_u64(out, *usage);
+                out.put_u8(b' ');
+                put_u64(out, *limit);
+            }
+            out.put_u8(b')');
+        }
+        Data::QuotaRoot { mailbox, roots } => {
+            out.put_slice(b"QUOTAROOT ");
+            w.astring(out, mailbox);
+            for r in roots {
+                out.put_u8(b' ');
+                w.astring(out, r);
+            }
+        }
+        Data::Metadata { mailbox, entries } => {
+            out.put_slice(b"METADATA ");
+            w.astring(out, mailbox);
+            out.put_slice(b" (");
+            for (n, (entry, value)) in entries.iter().enumerate() {
+                if n > 0 {
+                    out.put_u8(b' ');
+                }
+                w.astring(out, entry);
+                out.put_u8(b' ');
+                w.nstring8(out, value.as_deref());
+            }
+            out.put_u8(b')');
+        }
+    }
+    out.put_slice(b"\r\n");
+}
+
+/// `mailbox-list = "(" [mbx-list-flags] ")" SP (DQUOTE QUOTED-CHAR DQUOTE / nil) SP mailbox
+/// [SP mbox-list-extended]`.
+fn list_item(out: &mut BytesMut, item: &ListItem, w: &Strings) {
+    out.put_u8(b'(');
+    for (n, a) in item.attributes.iter().enumerate() {
+        if n > 0 {
+            out.put_u8(b' ');
+        }
+        out.put_slice(a);
+    }
+    out.put_slice(b") ");
+    put_delimiter(out, item.delimiter);
+    out.put_u8(b' ');
+    w.astring(out, &item.name);
+    if !item.extended.is_empty() {
+        // RFC 5258 §9 writes extended item tags and values quoted: ("CHILDINFO" ("SUBSCRIBED")).
+        out.put_slice(b" (");
+        for (n, (tag, values)) in item.extended.iter().enumerate() {
+            if n > 0 {
+                out.put_u8(b' ');
+            }
+            w.string(out, tag);
+            out.put_slice(b" (");
+            for (m, v) in values.iter().enumerate() {
+                if m > 0 {
+                    out.put_u8(b' ');
+                }
+                w.string(out, v);
+            }
+            out.put_u8(b')');
+        }
+        out.put_u8(b')');
+    }
+}
+
+/// `DQUOTE QUOTED-CHAR DQUOTE / nil`.
+fn put_delimiter(out: &mut BytesMut, d: Option<u8>) {
+    match d {
+        Some(c) => put_quoted(out, &[c]),
+        None => out.put_slice(b"NIL"),
+    }
+}
+
+/// `namespace = nil / "(" 1*namespace-descr ")"` (RFC 2342 §5).
+fn namespace(out: &mut BytesMut, ns: Option<&[(bytes::Bytes, Option<u8>)]>, w: &Strings) {
+    let Some(ns) = ns else {
+        out.put_slice(b"NIL");
+        return;
+    };
+    out.put_u8(b'(');
+    for (prefix, delim) in ns {
+        out.put_u8(b'(');
+        w.string(out, prefix);
+        out.put_u8(b' ');
+        put_delimiter(out, *delim);
+        out.put_u8(b')');
+    }
+    out.put_u8(b')');
+}
+
+/// One `thread-list` (RFC 5256 §5). A chain of single replies is written as consecutive
+/// numbers; two or more replies as nested lists; a node without a message only as nested lists.
+fn thread_list(out: &mut BytesMut, node: &ThreadNode) {
+    out.put_u8(b'(');
+    let mut node = node;
+    let mut first = true;
+    loop {
+        if let Some(seq) = node.seq {
+            if !first {
+                out.put_u8(b' ');
+            }
+            put_u32(out, seq);
+            first = false;
+        }
+        match node.children.as_slice() {
+            [] => break,
+            [only] if only.seq.is_some() => node = only,
+            children => {
+                if !first {
+                    out.put_u8(b' ');
+                }
+                for c in children {
+                    thread_list(out, c);
+                }
+                break;
+            }
+        }
+    }
+    out.put_u8(b')');
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::imap::command::Tag;
-    use crate::imap::types::Date;
-    use bytes::Bytes;
-
-    fn enc(r: Response) -> String {
-        let mut out = BytesMut::new();
-        response(&mut out, &r, &EncodeOptions::default());
-        String::from_utf8_lossy(&out).into_owned()
-    }
-
-    #[test]
-    fn status_lines_and_codes() {
-        let tag = Tag::new(Bytes::from_static(b"a1"));
-        assert_eq!(
-            enc(Response::Status(StatusResponse {
-                tag,
-                condition: Condition::No,
-                code: Some(Code::TooBig),
-                text: "too\r\nbig".into(),
-            })),
-            "a1 NO [TOOBIG] too  big\r\n"
-        );
-        assert_eq!(
-            enc(Response::Status(StatusResponse {
-                tag: None,
-                condition: Condition::Ok,
-                code: Some(Code::PermanentFlags {
-                    flags: vec![Flag::Seen, Flag::Keyword(Bytes::from_static(b"$Junk"))],
-                    keywords: true
-                }),
-                text: "x".into(),
-            })),
-            "* OK [PERMANENTFLAGS (\\Seen $Junk \\*)] x\r\n"
-        );
-    }
-
-    #[test]
-    fn rfc9051_7_strings_pick_their_form() {
-        let item = ListItem {
-            attributes: vec![Bytes::from_static(b"\\HasNoChildren")],
-            delimiter: Some(b'/'),
-            name: Bytes::from_static(b"Sent Items"),
-            extended: vec![],
-        };
-        assert_eq!(
-            enc(Response::Data(Data::List(item))),
-            "* LIST (\\HasNoChildren) \"/\" \"Sent Items\"\r\n"
-        );
-        assert_eq!(
-            enc(Response::Data(Data::Status {
-                mailbox: Bytes::from_static(b"nil"),
-                items: vec![(StatusItem::Messages, StatusValue::Number(3))]
-            })),
-            "* STATUS \"nil\" (MESSAGES 3)\r\n"
-        );
-        let mut out = BytesMut::new();
-        response(
-            &mut out,
-            &Response::Data(Data::Id(Some(vec![(
-                Bytes::from_static(b"name"),
-                Some(Bytes::from("tërn")),
-            )]))),
-            &EncodeOptions::default(),
-        );
-        assert_eq!(&out[..], "* ID (\"name\" {5}\r\ntërn)\r\n".as_bytes());
-    }
-
-    #[test]
-    fn fetch_items() {
-        let r = Response::Data(Data::Fetch {
-            seq: 12,
-            items: vec![
-                FetchItem::Uid(7),
-                FetchItem::InternalDate(DateTime {
-                    date: Date {
-                        year: 1996,
-                        month: 7,
-                        day: 1,
-                    },
-                    hour: 2,
-                    minute: 44,
-                    second: 25,
-                    zone_minutes: -420,
-                }),
-                FetchItem::BodySection {
-                    section: Section {
-                        part: vec![1],
-                        text: Some(SectionText::Mime),
-                    },
-                    origin: Some(0),
-                    data: Some(Bytes::from_static(b"ab")),
-                },
-                FetchItem::Binary {
-                    part: vec![2],
-                    origin: None,
-                    data: Some(Bytes::from_static(b"a\0")),
-                },
-            ],
-        });
-        assert_eq!(
-            enc(r),
-            "* 12 FETCH (UID 7 INTERNALDATE \" 1-Jul-1996 02:44:25 -0700\" BODY[1.MIME]<0> {2}\r\nab BINARY[2] ~{2}\r\na\0)\r\n"
-        );
-    }
-}
+mod tests;

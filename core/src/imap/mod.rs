@@ -1,10 +1,12 @@
 //! IMAP: the command types, framing, decoder, response encoder and the session state machine.
 
 pub mod command;
-pub(crate) mod decode;
-pub(crate) mod encode;
+pub mod decode;
+pub mod encode;
+pub mod encode_command;
 pub(crate) mod framing;
 pub mod response;
+pub mod response_decode;
 pub(crate) mod session;
 pub mod types;
 
