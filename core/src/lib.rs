@@ -61,6 +61,7 @@
 //! - [`imap`] and [`pop3`]: command types, framing, grammar and state machines.
 //! - [`store`]: storage requests and replies, the [`Store`] trait and [`MemStore`].
 //! - [`time`]: timers as a deadline table; [`limits`]: every bound with its reason.
+//! - [`sasl`]: PLAIN, LOGIN and SCRAM-SHA-256(-PLUS) as step machines, and SASLprep.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -72,7 +73,7 @@ pub mod limits;
 pub mod mail;
 mod outbox;
 pub mod pop3;
-mod sasl;
+pub mod sasl;
 pub mod secret;
 pub mod session;
 pub mod store;
