@@ -2,19 +2,36 @@
 //! a mailbox of their account changed.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
+use tern_core::sasl::username_key;
 use tern_core::store::{Changed, MailboxId};
-use tern_core::{MemStore, StorageOp, StorageReply, StorageResult, Store};
+use tern_core::{
+    AuthOutcome, MemStore, Protocol, StorageError, StorageOp, StorageReply, StorageResult, Store,
+};
 
 use crate::directory::Directory;
+use crate::guard::AuthGuard;
+use crate::limits::ConnectionSlot;
 
 /// Connections waiting to hear about changes, by account.
 type Watchers = HashMap<String, Vec<(u64, smol::channel::Sender<MailboxId>)>>;
 
+/// The connection a request comes from, for the login defences.
+#[derive(Debug)]
+pub struct Client {
+    pub peer: SocketAddr,
+    pub protocol: Protocol,
+    /// Its share of the connection limits; a login adds the account to it.
+    pub slot: ConnectionSlot,
+}
+
 /// What storage requests run against. Shared by every connection.
 pub struct Backend {
     directory: Directory,
+    guard: AuthGuard,
     store: Mutex<Box<dyn Store + Send>>,
     watchers: Mutex<Watchers>,
     next_watcher: std::sync::atomic::AtomicU64,
@@ -59,11 +76,12 @@ impl Drop for Watch {
 }
 
 impl Backend {
-    pub fn new(directory: Directory) -> Arc<Backend> {
+    pub fn new(directory: Directory, guard: AuthGuard) -> Arc<Backend> {
         // The durable store is a separate piece of work; until it lands, mail lives in memory.
         tracing::warn!("messages are kept in memory and are lost when the server stops");
         Arc::new(Backend {
             directory,
+            guard,
             store: Mutex::new(Box::new(MemStore::new())),
             watchers: Mutex::new(HashMap::new()),
             next_watcher: std::sync::atomic::AtomicU64::new(1),
@@ -94,14 +112,13 @@ impl Backend {
 
     /// Runs one request on smol's blocking pool, so hashing or disk work never holds up the
     /// executor threads that move other connections' bytes.
-    pub async fn execute(self: Arc<Self>, op: StorageOp) -> StorageResult {
-        smol::unblock(move || self.execute_blocking(op)).await
+    pub async fn execute(self: Arc<Self>, op: StorageOp, client: Arc<Client>) -> StorageResult {
+        smol::unblock(move || self.execute_blocking(op, &client)).await
     }
 
-    fn execute_blocking(&self, op: StorageOp) -> StorageResult {
+    fn execute_blocking(&self, op: StorageOp, client: &Client) -> StorageResult {
         if let StorageOp::Authenticate { username, password } = op {
-            let outcome = self.directory.verify(&username, password.expose());
-            return Ok(StorageReply::Authenticated(outcome));
+            return self.authenticate(&username, password.expose(), client);
         }
         let (reply, changes) = {
             let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
@@ -110,6 +127,46 @@ impl Backend {
         };
         self.notify(&changes);
         reply
+    }
+
+    /// Checks a login against the failure counters, then the password, then the account's
+    /// connection limit. Refusals are `Unavailable` (IMAP `NO [UNAVAILABLE]`, POP3
+    /// `-ERR [SYS/TEMP]`), or `InUse` for a POP3 account already in use; neither counts as a
+    /// failed login.
+    fn authenticate(&self, username: &str, password: &[u8], client: &Client) -> StorageResult {
+        let key = username_key(username).ok();
+        let ip = client.peer.ip();
+        if let Err(blocked) = self.guard.check(ip, key.as_deref(), Instant::now()) {
+            tracing::info!(peer = %client.peer, user = %username, reason = %blocked, "login refused without checking the password");
+            return Err(StorageError::Unavailable(blocked.to_string()));
+        }
+        let outcome = self.directory.verify(username, password);
+        if let AuthOutcome::Accepted { account } = &outcome {
+            let account_key = username_key(account).unwrap_or_else(|_| account.to_lowercase());
+            if !client.slot.claim_account(client.protocol, &account_key) {
+                tracing::info!(peer = %client.peer, user = %account, protocol = ?client.protocol, "login refused: the account has as many connections as allowed");
+                return Err(match client.protocol {
+                    Protocol::Pop3 => StorageError::InUse,
+                    _ => StorageError::Unavailable("too many connections for this account".into()),
+                });
+            }
+        }
+        Ok(StorageReply::Authenticated(outcome))
+    }
+
+    /// Counts a failed login; the connection calls this on the session's `AuthFailed` event,
+    /// so every mechanism (including ones verified inside the core, like SCRAM) is counted.
+    pub fn login_failed(&self, client: &Client, username: &str) {
+        let key = username_key(username).ok();
+        self.guard
+            .record_failure(client.peer.ip(), key.as_deref(), Instant::now());
+    }
+
+    /// Records a successful login (the session's `LoggedIn` event).
+    pub fn logged_in(&self, client: &Client, account: &str) {
+        let key = username_key(account).unwrap_or_else(|_| account.to_lowercase());
+        self.guard
+            .record_success(client.peer.ip(), &key, Instant::now());
     }
 
     fn notify(&self, changes: &[Changed]) {

@@ -10,6 +10,8 @@ use serde::Deserialize;
 use tern_core::Limits;
 
 use crate::error::StartError;
+use crate::guard::GuardConfig;
+use crate::limits::ConnectionLimitsConfig;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -105,6 +107,20 @@ pub struct Auth {
     /// Failed authentications before a connection is closed.
     #[serde(default = "default_max_failures")]
     pub max_failures: u32,
+    /// Failed logins from one address (IPv6: one /64) within `failure-window` that block it
+    /// for `block-duration`; 0 turns the counter off.
+    #[serde(default = "default_ip_failure_limit")]
+    pub ip_failure_limit: u32,
+    /// Failed logins for one account name within `failure-window` that block it for
+    /// addresses it has not seen log in successfully; 0 turns the counter off.
+    #[serde(default = "default_account_failure_limit")]
+    pub account_failure_limit: u32,
+    /// Seconds of the sliding window failures are counted in.
+    #[serde(default = "default_guard_seconds")]
+    pub failure_window: u64,
+    /// Seconds a block lasts.
+    #[serde(default = "default_guard_seconds")]
+    pub block_duration: u64,
 }
 
 impl Default for Auth {
@@ -113,8 +129,24 @@ impl Default for Auth {
             allow_plain_text: false,
             failure_delay: default_failure_delay(),
             max_failures: default_max_failures(),
+            ip_failure_limit: default_ip_failure_limit(),
+            account_failure_limit: default_account_failure_limit(),
+            failure_window: default_guard_seconds(),
+            block_duration: default_guard_seconds(),
         }
     }
+}
+
+fn default_ip_failure_limit() -> u32 {
+    GuardConfig::default().ip_limit
+}
+
+fn default_account_failure_limit() -> u32 {
+    GuardConfig::default().account_limit
+}
+
+fn default_guard_seconds() -> u64 {
+    GuardConfig::default().window.as_secs()
 }
 
 fn default_failure_delay() -> f64 {
@@ -133,6 +165,14 @@ pub struct LimitsConfig {
     pub imap_max_literal: Option<u64>,
     pub pop3_max_line: Option<usize>,
     pub max_buffered_input: Option<usize>,
+    /// Open connections in all; 0 for no limit. Defaults in [`ConnectionLimitsConfig`].
+    pub max_connections: Option<usize>,
+    /// Open connections from one address (IPv6: one /64); 0 for no limit.
+    pub max_connections_per_ip: Option<usize>,
+    /// Logged-in IMAP connections per account; 0 for no limit.
+    pub imap_max_connections_per_account: Option<usize>,
+    /// Logged-in POP3 connections per account; 0 for no limit.
+    pub pop3_max_connections_per_account: Option<usize>,
 }
 
 /// Durations in seconds.
@@ -182,14 +222,20 @@ fn default_shutdown_grace() -> u64 {
 pub struct Directory {
     #[serde(default)]
     pub users: Vec<User>,
+    /// A Dovecot-style passwd-file with more accounts, re-read when it changes.
+    pub passwd_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct User {
     pub name: String,
-    /// A PHC string (`$argon2id$...`) or `{plain}text` for tests.
+    /// A PHC string (`$argon2id$...`), another supported hash (see `passwords.rs`), or
+    /// `{plain}text` for tests.
     pub secret: String,
+    /// SCRAM-SHA-256 keys in RFC 5803 form (`tern hash-password --scram`), so the account can
+    /// use SCRAM although its secret is a hash.
+    pub scram: Option<String>,
 }
 
 impl Config {
@@ -244,6 +290,14 @@ impl Config {
             return Err(invalid("auth.max-failures: must be at least 1".into()));
         }
         for (key, value) in [
+            ("auth.failure-window", self.auth.failure_window),
+            ("auth.block-duration", self.auth.block_duration),
+        ] {
+            if value == 0 {
+                return Err(invalid(format!("{key}: must be at least 1 second")));
+            }
+        }
+        for (key, value) in [
             ("timeouts.imap-autologout", self.timeouts.imap_autologout),
             ("timeouts.pop3-inactivity", self.timeouts.pop3_inactivity),
             ("timeouts.send", self.timeouts.send),
@@ -255,21 +309,26 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, user) in self.directory.users.iter().enumerate() {
             let key = format!("directory.users[{i}]");
-            if !valid_account_name(&user.name) {
-                return Err(invalid(format!(
-                    "{key}.name: {:?} is not a valid account name (1-255 characters, no '/', \
-                     whitespace or control characters)",
-                    user.name
-                )));
+            crate::directory::check_name(&user.name)
+                .map_err(|why| invalid(format!("{key}.name: {why}")))?;
+            crate::directory::check_secret(&user.secret)
+                .map_err(|why| invalid(format!("{key}.secret: {why}")))?;
+            let account = crate::directory::Account::new(&user.name, &user.secret)
+                .map_err(|why| invalid(format!("{key}: {why}")))?;
+            if let Some(record) = &user.scram {
+                account
+                    .with_scram(record)
+                    .map_err(|why| invalid(format!("{key}.scram: {why}")))?;
             }
-            if !seen.insert(user.name.to_lowercase()) {
+            // Names that differ only in case or Unicode spelling are one account.
+            let lookup = tern_core::sasl::username_key(&user.name)
+                .map_err(|why| invalid(format!("{key}.name: {why}")))?;
+            if !seen.insert(lookup) {
                 return Err(invalid(format!(
                     "{key}.name: account {:?} is defined twice",
                     user.name
                 )));
             }
-            crate::directory::check_secret(&user.secret)
-                .map_err(|why| invalid(format!("{key}.secret: {why}")))?;
         }
         Ok(())
     }
@@ -286,6 +345,43 @@ impl Config {
     /// The storage folder.
     pub fn storage_path(&self) -> PathBuf {
         self.resolve(&self.storage.path)
+    }
+
+    /// The passwd-file, resolved against the config file's folder.
+    pub fn passwd_file(&self) -> Option<PathBuf> {
+        self.directory
+            .passwd_file
+            .as_deref()
+            .map(|p| self.resolve(p))
+    }
+
+    /// The failed-login counters' settings.
+    pub fn guard(&self) -> GuardConfig {
+        GuardConfig {
+            ip_limit: self.auth.ip_failure_limit,
+            account_limit: self.auth.account_failure_limit,
+            window: Duration::from_secs(self.auth.failure_window),
+            block: Duration::from_secs(self.auth.block_duration),
+        }
+    }
+
+    /// The connection limits.
+    pub fn connection_limits(&self) -> ConnectionLimitsConfig {
+        let mut limits = ConnectionLimitsConfig::default();
+        let l = &self.limits;
+        if let Some(v) = l.max_connections {
+            limits.total = v;
+        }
+        if let Some(v) = l.max_connections_per_ip {
+            limits.per_ip = v;
+        }
+        if let Some(v) = l.imap_max_connections_per_account {
+            limits.imap_per_account = v;
+        }
+        if let Some(v) = l.pop3_max_connections_per_account {
+            limits.pop3_per_account = v;
+        }
+        limits
     }
 
     /// The session limits this configuration asks for.
@@ -310,17 +406,6 @@ impl Config {
         limits.pop3_inactivity = Duration::from_secs(self.timeouts.pop3_inactivity);
         limits
     }
-}
-
-/// Account names end up in paths and protocol strings: keep them plain.
-fn valid_account_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && !name
-            .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_whitespace() || c.is_control())
-        && name != "."
-        && name != ".."
 }
 
 /// 1-based line and column of a byte offset.
@@ -430,6 +515,77 @@ mod tests {
         assert!(e.contains("directory.users[0].secret"), "{e}");
         let e = parse("[storage]\npath = \"d\"\n").unwrap_err().to_string();
         assert!(e.contains("no [server.listener.NAME]"), "{e}");
+    }
+
+    #[test]
+    fn defence_keys_have_safe_defaults_and_can_be_set() {
+        let c = parse(&starter("{plain}pw")).unwrap();
+        assert_eq!(c.guard(), GuardConfig::default());
+        assert_eq!(c.connection_limits(), ConnectionLimitsConfig::default());
+        assert_eq!(c.passwd_file(), None);
+        let text = starter("{plain}pw").replace(
+            "[storage]",
+            "[auth]\nip-failure-limit = 3\naccount-failure-limit = 0\nfailure-window = 60\n\
+             block-duration = 120\n[limits]\nmax-connections = 10\nmax-connections-per-ip = 2\n\
+             imap-max-connections-per-account = 4\npop3-max-connections-per-account = 0\n\
+             [directory]\npasswd-file = \"users\"\n[storage]",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(
+            c.guard(),
+            GuardConfig {
+                ip_limit: 3,
+                account_limit: 0,
+                window: Duration::from_secs(60),
+                block: Duration::from_secs(120),
+            }
+        );
+        assert_eq!(
+            c.connection_limits(),
+            ConnectionLimitsConfig {
+                total: 10,
+                per_ip: 2,
+                imap_per_account: 4,
+                pop3_per_account: 0,
+            }
+        );
+        assert_eq!(c.passwd_file(), Some(PathBuf::from("users")));
+    }
+
+    #[test]
+    fn account_errors_name_the_key() {
+        let base = "[storage]\npath = \"d\"\n[server.listener.x]\nbind = [\"127.0.0.1:1\"]\nprotocol = \"imap\"\n";
+        for (extra, expected) in [
+            (
+                "[[directory.users]]\nname = \"a\"\nsecret = \"{MD5-CRYPT}$1$x$y\"\n",
+                "directory.users[0].secret: unsupported password scheme {MD5-CRYPT}",
+            ),
+            (
+                "[[directory.users]]\nname = \"a\"\nsecret = \"$6$salt$x\"\n",
+                "directory.users[0].secret: not a valid SHA512-CRYPT value",
+            ),
+            (
+                "[[directory.users]]\nname = \"a\"\nsecret = \"{plain}x\"\nscram = \"SCRAM-SHA-256$1:x$y:z\"\n",
+                "directory.users[0].scram: ",
+            ),
+            (
+                "[[directory.users]]\nname = \"Bob\"\nsecret = \"{plain}x\"\n\
+                 [[directory.users]]\nname = \"BOB\"\nsecret = \"{plain}y\"\n",
+                "directory.users[1].name: account \"BOB\" is defined twice",
+            ),
+            (
+                "[[directory.users]]\nname = \"\\u2168\"\nsecret = \"{plain}x\"\n",
+                "directory.users[0].name: account name \"\u{2168}\" is not in SASLprep normal form",
+            ),
+            (
+                "[auth]\nfailure-window = 0\n",
+                "auth.failure-window: must be at least 1 second",
+            ),
+        ] {
+            let e = parse(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(e.contains(expected), "{extra}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
     }
 
     #[test]

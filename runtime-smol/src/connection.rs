@@ -13,7 +13,12 @@ use smol::net::TcpStream;
 use smol::Timer;
 use tern_core::{Event, Input, Output, RequestId, Session, SessionConfig, StorageResult};
 
-use crate::backend::{Backend, Watch};
+use crate::backend::{Backend, Client, Watch};
+use crate::limits::ConnectionSlot;
+
+/// Writes go out in pieces of at most this size, each with its own send timeout, so the
+/// timeout bounds a stall rather than a whole large response to a slow reader.
+const WRITE_CHUNK: usize = 64 * 1024;
 
 /// The socket, before or after the TLS handshake.
 enum Stream {
@@ -87,9 +92,15 @@ pub async fn serve(
     config: SessionConfig,
     implicit_tls: bool,
     ctx: Arc<Context>,
+    slot: ConnectionSlot,
 ) {
     let started = Instant::now();
     let protocol = config.protocol;
+    let client = Arc::new(Client {
+        peer,
+        protocol,
+        slot,
+    });
     tracing::info!(peer = %peer, listener = %ctx.listener, tls = implicit_tls, "connection opened");
     let stream = if implicit_tls {
         match ctx.tls.accept(socket).await {
@@ -110,6 +121,7 @@ pub async fn serve(
         pending: None,
         shutdown_seen: false,
         watch: None,
+        client,
     };
     let end = conn.run().await;
     conn.settle().await;
@@ -142,6 +154,8 @@ struct Connection {
     shutdown_seen: bool,
     /// Change notifications for the account, once logged in.
     watch: Option<Watch>,
+    /// Who this is, for the login defences; holds the connection's limit slot.
+    client: Arc<Client>,
 }
 
 impl Connection {
@@ -159,7 +173,12 @@ impl Connection {
         for _ in 0..16 {
             match self.session.poll_output() {
                 Output::Storage(request) => {
-                    let _ = self.ctx.backend.clone().execute(request.op).await;
+                    let _ = self
+                        .ctx
+                        .backend
+                        .clone()
+                        .execute(request.op, self.client.clone())
+                        .await;
                 }
                 Output::Transmit(_) | Output::Event(_) | Output::StartTls => {}
                 _ => break,
@@ -222,7 +241,12 @@ impl Connection {
             match self.session.poll_output() {
                 Output::Transmit(bytes) => self.send(&bytes).await.map_err(End::Io)?,
                 Output::Storage(request) => {
-                    let task = smol::spawn(self.ctx.backend.clone().execute(request.op));
+                    let task = smol::spawn(
+                        self.ctx
+                            .backend
+                            .clone()
+                            .execute(request.op, self.client.clone()),
+                    );
                     if self.pending.is_some() {
                         // A clean-up request emitted on the way to Close (no reply awaited):
                         // let it finish on its own.
@@ -262,21 +286,28 @@ impl Connection {
     }
 
     /// Writes, dropping a peer that stops reading for longer than the send timeout.
+    ///
+    /// Unsent output stays bounded without a separate byte limit: the task reads no input
+    /// while a write is pending, so the session produces nothing more until the peer takes
+    /// what it has been sent.
     async fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(());
         };
         let timeout = self.ctx.send_timeout;
-        stream
-            .write_all(data)
-            .or(async {
-                Timer::after(timeout).await;
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "peer stopped reading",
-                ))
-            })
-            .await
+        for chunk in data.chunks(WRITE_CHUNK) {
+            stream
+                .write_all(chunk)
+                .or(async {
+                    Timer::after(timeout).await;
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "peer stopped reading",
+                    ))
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
@@ -351,12 +382,14 @@ impl Connection {
                 tracing::debug!(peer = %self.peer, listener = %self.ctx.listener, command = %name, "command")
             }
             Event::LoggedIn { account, mechanism } => {
+                self.ctx.backend.logged_in(&self.client, &account);
                 tracing::info!(peer = %self.peer, listener = %self.ctx.listener, user = %account, mechanism, "authentication succeeded")
             }
             Event::AuthFailed {
                 username,
                 mechanism,
             } => {
+                self.ctx.backend.login_failed(&self.client, &username);
                 tracing::info!(peer = %self.peer, listener = %self.ctx.listener, user = %username, mechanism, "authentication failed")
             }
             _ => {}

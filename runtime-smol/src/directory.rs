@@ -1,124 +1,296 @@
-//! Accounts and password checks.
+//! Accounts and password checks: the `[[directory.users]]` of the configuration and an
+//! optional Dovecot-style passwd-file.
 //!
-//! Runs on the blocking pool (see `backend.rs`): argon2 is deliberately slow, and a slow hash
-//! must never stall other connections.
+//! Runs on the blocking pool (see `backend.rs`): password hashes are deliberately slow, and a
+//! slow hash must never stall other connections.
+//!
+//! Names are matched by their lookup key, SASLprep (RFC 4013) then lower case, so `Alice`,
+//! `ALICE` and `alice` are one account. A name in both the configuration and the passwd-file
+//! is taken from the configuration (a warning at start says so).
+//!
+//! SCRAM-SHA-256 needs keys derived from the password, which a password hash cannot give.
+//! An account has them when its secret is `{plain}` (derived at load), `{SCRAM-SHA-256}…`, or
+//! when its configuration gives `scram = "SCRAM-SHA-256$…"` (RFC 5803, as
+//! `tern hash-password --scram` prints it). For other accounts, and for unknown names,
+//! [`Directory::scram`] hands out stand-in keys that no proof can match, so SCRAM fails for
+//! them exactly as a wrong password does and reveals nothing about which names exist.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
-use rand_core::OsRng;
-use subtle::ConstantTimeEq;
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use rand_core::{OsRng, RngCore};
+use sha2::Sha256;
+use tern_core::sasl::{saslprep, username_key, ScramCredentials};
 use tern_core::AuthOutcome;
 
 use crate::config::User;
+use crate::passwd_file::PasswdFile;
+use crate::passwords::StoredSecret;
 
-/// A stored secret, parsed once at start.
-#[derive(Clone)]
-enum Secret {
-    /// A PHC string of an argon2 variant.
-    Argon2(String),
-    /// A plaintext password, for tests only.
-    Plain(Vec<u8>),
+/// PBKDF2 iterations for SCRAM keys tern makes itself (`{plain}` accounts, stand-ins, and
+/// `hash-password --scram`). RFC 7677 §4 asks for at least 4096; more slows offline guessing
+/// should the keys leak, at a cost clients pay at each login.
+pub const SCRAM_ITERATIONS: u32 = 10_000;
+
+/// One account as the directory knows it.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The name as configured: the account's canonical name in the store.
+    pub name: String,
+    /// The lookup key (SASLprep, lower case).
+    pub key: String,
+    /// What a password is checked against.
+    pub secret: StoredSecret,
+    /// SCRAM-SHA-256 keys, if the account can use SCRAM.
+    pub scram: Option<ScramCredentials>,
 }
 
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Secret::Argon2(_) => "Argon2(..)",
-            Secret::Plain(_) => "Plain(..)",
+impl Account {
+    /// Checks a configured name and secret. The error names neither the secret nor a part of it.
+    pub fn new(name: &str, secret: &str) -> Result<Account, String> {
+        check_name(name)?;
+        let secret = StoredSecret::parse(secret).map_err(|e| e.to_string())?;
+        let key = username_key(name).map_err(|e| format!("account name {name:?} {e}"))?;
+        let scram = match &secret {
+            StoredSecret::Scram(keys) => Some(keys.clone()),
+            _ => None,
+        };
+        Ok(Account {
+            name: name.to_string(),
+            key,
+            secret,
+            scram,
         })
     }
+
+    /// Adds SCRAM keys given in RFC 5803 form.
+    pub fn with_scram(mut self, record: &str) -> Result<Account, String> {
+        self.scram = Some(ScramCredentials::from_rfc5803(record).map_err(|e| e.to_string())?);
+        Ok(self)
+    }
+
+    /// For a `{plain}` secret, derives SCRAM keys with a fresh salt (unless some are given).
+    pub fn derive_scram_from_plain(&mut self) {
+        if self.scram.is_none() && self.secret.is_plain() {
+            self.scram = self.secret.scram_keys(&random_salt(), SCRAM_ITERATIONS);
+        }
+    }
+}
+
+/// Account names end up in paths and protocol strings: keep them plain. They must also be
+/// in SASLprep's normal form, so the name the store sees is the one a client can type.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name.len() <= 255
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c == ':' || c.is_whitespace() || c.is_control())
+        && name != "."
+        && name != "..";
+    if !plain {
+        return Err(format!(
+            "{name:?} is not a valid account name (1-255 characters, no '/', '\\', ':', \
+             whitespace or control characters)"
+        ));
+    }
+    match saslprep(name) {
+        Ok(prepared) if prepared == name => Ok(()),
+        Ok(prepared) => Err(format!(
+            "account name {name:?} is not in SASLprep normal form; write it as {prepared:?}"
+        )),
+        Err(e) => Err(format!("account name {name:?} {e}")),
+    }
+}
+
+fn random_salt() -> [u8; 16] {
+    let mut salt = [0u8; 16];
+    OsRng.fill_bytes(&mut salt);
+    salt
+}
+
+/// What [`Directory::scram`] answers.
+#[derive(Debug, Clone)]
+pub struct ScramLookup {
+    /// The canonical account name, if the name is an account that can use SCRAM.
+    pub account: Option<String>,
+    /// Its keys, or stand-ins (see the module docs).
+    pub credentials: ScramCredentials,
 }
 
 /// The configured accounts.
 #[derive(Debug)]
 pub struct Directory {
-    /// Lower-cased name → (canonical name, secret).
-    users: HashMap<String, (String, Secret)>,
+    /// From `[[directory.users]]`, by lookup key.
+    users: HashMap<String, Arc<Account>>,
+    file: Option<PasswdFile>,
     /// Verified against when the user does not exist, so that an unknown name costs the same
     /// time as a wrong password and cannot be told apart by timing.
-    decoy: String,
+    decoy: StoredSecret,
+    /// Keys the stand-in SCRAM credentials are derived from; random per start.
+    decoy_key: [u8; 32],
 }
 
 /// Checks that a configured secret is in a scheme tern can verify.
 pub fn check_secret(secret: &str) -> Result<(), String> {
-    if secret.starts_with("{plain}") {
-        return Ok(());
-    }
-    if secret.starts_with("$argon2") {
-        let hash = PasswordHash::new(secret)
-            .map_err(|e| format!("not a valid argon2 PHC string ({e})"))?;
-        argon2::Params::try_from(&hash).map_err(|e| format!("invalid argon2 parameters ({e})"))?;
-        if hash.salt.is_none() || hash.hash.is_none() {
-            return Err("argon2 PHC string lacks its salt or hash".into());
-        }
-        return Ok(());
-    }
-    Err(
-        "unsupported password scheme: expected an argon2 PHC string ($argon2id$...) or {plain}text"
-            .into(),
-    )
+    StoredSecret::parse(secret)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
-/// Hashes a password for the config file: argon2id with the crate's default (OWASP) parameters.
+/// Hashes a password for the config file: argon2id with the crate's default (OWASP)
+/// parameters, over the SASLprep-ed password when it has one (see `StoredSecret::verify`).
 pub fn hash_password(password: &[u8]) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
+    let prepared = std::str::from_utf8(password)
+        .ok()
+        .and_then(|p| saslprep(p).ok());
+    let input = prepared.as_deref().map_or(password, str::as_bytes);
     Argon2::default()
-        .hash_password(password, &salt)
+        .hash_password(input, &salt)
         .map(|h| h.to_string())
         .map_err(|e| e.to_string())
 }
 
+/// SCRAM-SHA-256 keys for a password in RFC 5803 form, with a fresh salt.
+pub fn scram_record(password: &str, iterations: u32) -> Result<String, String> {
+    ScramCredentials::derive(password, &random_salt(), iterations)
+        .map(|c| c.to_rfc5803())
+        .map_err(|e| format!("the password {e}"))
+}
+
 impl Directory {
-    /// Builds the directory from checked configuration (see `Config::check`).
-    pub fn new(users: &[User]) -> Result<Directory, String> {
+    /// Builds the directory from checked configuration (see `Config::check`) and reads the
+    /// passwd-file, if one is configured.
+    pub fn new(users: &[User], passwd_file: Option<&Path>) -> Result<Directory, String> {
         let mut map = HashMap::new();
         for user in users {
-            let secret = match user.secret.strip_prefix("{plain}") {
-                Some(plain) => {
-                    tracing::warn!(
-                        user = %user.name,
-                        "account has a {{plain}} secret: use only for tests (tern hash-password makes a hash)"
-                    );
-                    Secret::Plain(plain.as_bytes().to_vec())
-                }
-                None => Secret::Argon2(user.secret.clone()),
-            };
-            map.insert(user.name.to_lowercase(), (user.name.clone(), secret));
+            let mut account = Account::new(&user.name, &user.secret)
+                .map_err(|e| format!("user {:?}: {e}", user.name))?;
+            if let Some(record) = &user.scram {
+                account = account
+                    .with_scram(record)
+                    .map_err(|e| format!("user {:?}: scram: {e}", user.name))?;
+            }
+            if account.secret.is_plain() {
+                tracing::warn!(
+                    user = %user.name,
+                    "account has a {{plain}} secret: use only for tests (tern hash-password makes a hash)"
+                );
+            }
+            account.derive_scram_from_plain();
+            map.insert(account.key.clone(), Arc::new(account));
         }
-        let decoy = hash_password(b"tern decoy password")?;
-        Ok(Directory { users: map, decoy })
+        let file = match passwd_file {
+            Some(path) => {
+                let file = PasswdFile::open(path, Instant::now()).map_err(|e| e.to_string())?;
+                let table = file.table(Instant::now());
+                let plain = table.values().filter(|a| a.secret.is_plain()).count();
+                if plain > 0 {
+                    tracing::warn!(path = %path.display(), accounts = plain, "passwd-file has {{plain}} secrets: use only for tests");
+                }
+                for key in table.keys().filter(|k| map.contains_key(*k)) {
+                    tracing::warn!(account = %key, "account is in both the configuration and the passwd-file; the configuration's entry is used");
+                }
+                tracing::info!(path = %path.display(), accounts = table.len(), "passwd-file read");
+                Some(file)
+            }
+            None => None,
+        };
+        let decoy = StoredSecret::parse(&hash_password(b"tern decoy password")?)
+            .map_err(|e| e.to_string())?;
+        let mut decoy_key = [0u8; 32];
+        OsRng.fill_bytes(&mut decoy_key);
+        Ok(Directory {
+            users: map,
+            file,
+            decoy,
+            decoy_key,
+        })
+    }
+
+    fn find(&self, key: &str) -> Option<Arc<Account>> {
+        if let Some(account) = self.users.get(key) {
+            return Some(account.clone());
+        }
+        let table = self.file.as_ref()?.table(Instant::now());
+        table.get(key).cloned()
+    }
+
+    /// The canonical name of the account `username` names, if there is one.
+    pub fn canonical(&self, username: &str) -> Option<String> {
+        let key = username_key(username).ok()?;
+        self.find(&key).map(|a| a.name.clone())
     }
 
     /// Checks a name and password. Blocking and slow by design.
     pub fn verify(&self, username: &str, password: &[u8]) -> AuthOutcome {
-        let Some((account, secret)) = self.users.get(&username.to_lowercase()) else {
-            let _ = verify_phc(&self.decoy, password);
+        let account = username_key(username).ok().and_then(|key| self.find(&key));
+        let Some(account) = account else {
+            let _ = self.decoy.verify(password);
             return AuthOutcome::Rejected;
         };
-        let ok = match secret {
-            Secret::Argon2(phc) => verify_phc(phc, password),
-            Secret::Plain(stored) => bool::from(stored.as_slice().ct_eq(password)),
-        };
-        if ok {
+        if account.secret.verify(password) {
             AuthOutcome::Accepted {
-                account: account.clone(),
+                account: account.name.clone(),
             }
         } else {
             AuthOutcome::Rejected
         }
     }
-}
 
-fn verify_phc(phc: &str, password: &[u8]) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|hash| Argon2::default().verify_password(password, &hash).is_ok())
+    /// SCRAM keys for `username`: the account's, or stand-ins that never verify.
+    pub fn scram(&self, username: &str) -> ScramLookup {
+        let key = username_key(username).unwrap_or_else(|_| username.to_string());
+        if let Some(account) = self.find(&key) {
+            if let Some(credentials) = &account.scram {
+                return ScramLookup {
+                    account: Some(account.name.clone()),
+                    credentials: credentials.clone(),
+                };
+            }
+        }
+        // Stable per name within a run, so repeated lookups cannot tell stand-ins from real
+        // keys by a changing salt.
+        let derive = |label: &[u8]| -> [u8; 32] {
+            // HMAC zero-pads short keys to its 64-byte block (RFC 2104 §2); padding here lets
+            // the infallible fixed-size constructor take the key.
+            let mut block = [0u8; 64];
+            block[..32].copy_from_slice(&self.decoy_key);
+            let mut mac = <Hmac<Sha256> as KeyInit>::new(&block.into());
+            mac.update(label);
+            mac.update(key.as_bytes());
+            mac.finalize().into_bytes().into()
+        };
+        let salt = derive(b"salt\0");
+        ScramLookup {
+            account: None,
+            credentials: ScramCredentials {
+                salt: salt.get(..16).unwrap_or(&salt).to_vec(),
+                iterations: SCRAM_ITERATIONS,
+                stored_key: derive(b"stored\0"),
+                server_key: derive(b"server\0"),
+            },
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user(name: &str, secret: &str) -> User {
+        User {
+            name: name.into(),
+            secret: secret.into(),
+            scram: None,
+        }
+    }
 
     #[test]
     fn verifies_argon2_and_plain_secrets_case_insensitively() {
@@ -128,17 +300,7 @@ mod tests {
         assert!(check_secret("{plain}x").is_ok());
         assert!(check_secret("$6$abc$def").is_err());
         assert!(check_secret("$argon2id$garbage").is_err());
-        let dir = Directory::new(&[
-            User {
-                name: "Alice".into(),
-                secret: hash,
-            },
-            User {
-                name: "bob".into(),
-                secret: "{plain}pw".into(),
-            },
-        ])
-        .unwrap();
+        let dir = Directory::new(&[user("Alice", &hash), user("bob", "{plain}pw")], None).unwrap();
         assert_eq!(
             dir.verify("alice", b"s3cret"),
             AuthOutcome::Accepted {
@@ -154,5 +316,103 @@ mod tests {
         );
         assert_eq!(dir.verify("bob", b"pw "), AuthOutcome::Rejected);
         assert_eq!(dir.verify("carol", b"pw"), AuthOutcome::Rejected);
+        assert_eq!(dir.verify("\u{7}", b"pw"), AuthOutcome::Rejected);
+        assert_eq!(dir.canonical("ALICE").as_deref(), Some("Alice"));
+        assert_eq!(dir.canonical("carol"), None);
+    }
+
+    #[test]
+    fn names_match_after_saslprep() {
+        let dir = Directory::new(&[user("jos\u{e9}", "{plain}pw")], None).unwrap();
+        // Decomposed and upper-case spellings name the same account.
+        assert_eq!(
+            dir.verify("JOSE\u{301}", b"pw"),
+            AuthOutcome::Accepted {
+                account: "jos\u{e9}".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for (name, why) in [
+            ("a b", "not a valid account name"),
+            ("a:b", "not a valid account name"),
+            ("..", "not a valid account name"),
+            ("I\u{2168}", "SASLprep normal form; write it as \"IIX\""),
+            ("a\u{E000}", "prohibits"),
+        ] {
+            let e = check_name(name).unwrap_err();
+            assert!(e.contains(why), "{name:?}: {e}");
+        }
+        assert!(check_name("alice@example.org").is_ok());
+    }
+
+    #[test]
+    fn scram_keys_for_plain_configured_and_unknown_users() {
+        let stored = scram_record("pencil", 4096).unwrap();
+        let dir = Directory::new(
+            &[
+                user("plain", "{plain}pencil"),
+                User {
+                    name: "hashed".into(),
+                    secret: hash_password(b"pencil").unwrap(),
+                    scram: Some(stored.clone()),
+                },
+                user("nokeys", &hash_password(b"pencil").unwrap()),
+            ],
+            None,
+        )
+        .unwrap();
+        let plain = dir.scram("PLAIN");
+        assert_eq!(plain.account.as_deref(), Some("plain"));
+        let expected =
+            ScramCredentials::derive("pencil", &plain.credentials.salt, SCRAM_ITERATIONS).unwrap();
+        assert_eq!(plain.credentials, expected);
+        let hashed = dir.scram("hashed");
+        assert_eq!(hashed.account.as_deref(), Some("hashed"));
+        assert_eq!(hashed.credentials.to_rfc5803(), stored);
+        // Stand-ins: stable per name, different across names, and shaped like real keys.
+        let a = dir.scram("nokeys");
+        assert_eq!(a.account, None);
+        assert_eq!(a.credentials, dir.scram("NOKEYS").credentials);
+        assert_ne!(a.credentials, dir.scram("nobody").credentials);
+        assert_eq!(a.credentials.salt.len(), 16);
+        assert_eq!(a.credentials.iterations, SCRAM_ITERATIONS);
+    }
+
+    #[test]
+    fn hash_password_hashes_the_prepared_form() {
+        let hash = hash_password("a\u{A0}b".as_bytes()).unwrap();
+        let secret = StoredSecret::parse(&hash).unwrap();
+        assert!(secret.verify(b"a b"));
+        assert!(secret.verify("a\u{A0}b".as_bytes()));
+    }
+
+    #[test]
+    fn passwd_file_accounts_and_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        std::fs::write(
+            &path,
+            "alice:{plain}from-file\ncarol:{SHA256-CRYPT}$5$3v8O0AChEo.nIGTG$lRXDZnelW/zbYSByUje5QCaUoXiWKALVGrT3TJLi6p0\n",
+        )
+        .unwrap();
+        let d = Directory::new(&[user("Alice", "{plain}from-config")], Some(&path)).unwrap();
+        assert_eq!(d.verify("alice", b"from-file"), AuthOutcome::Rejected);
+        assert_eq!(
+            d.verify("alice", b"from-config"),
+            AuthOutcome::Accepted {
+                account: "Alice".into()
+            }
+        );
+        assert_eq!(
+            d.verify("Carol", b"pencil"),
+            AuthOutcome::Accepted {
+                account: "carol".into()
+            }
+        );
+        let e = Directory::new(&[], Some(&dir.path().join("missing"))).unwrap_err();
+        assert!(e.contains("missing"), "{e}");
     }
 }

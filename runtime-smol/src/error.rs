@@ -34,6 +34,9 @@ pub enum StartError {
     /// Certificates or keys could not be read, generated or used.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The accounts (configuration users or passwd-file) cannot be loaded.
+    #[error("accounts: {0}")]
+    Accounts(String),
     /// Some other file operation failed.
     #[error("{what} {}: {source}", path.display())]
     Io {

@@ -11,6 +11,10 @@ pub mod config;
 pub mod connection;
 pub mod directory;
 pub mod error;
+pub mod guard;
+pub mod limits;
+pub mod passwd_file;
+pub mod passwords;
 pub mod server;
 pub mod tls;
 

@@ -5,6 +5,8 @@
 //! tern --config PATH         serve PATH
 //! tern check-config PATH     validate PATH and exit
 //! tern hash-password         read a password on stdin, print its argon2id PHC string
+//! tern hash-password --scram [--iterations N]
+//!                            print its SCRAM-SHA-256 keys (RFC 5803) for a user's `scram`
 //! ```
 
 use std::io::{IsTerminal, Read};
@@ -15,12 +17,15 @@ use tern_smol::config::{self, Config};
 use tern_smol::error::StartError;
 use tern_smol::{directory, server};
 
-const USAGE: &str = "usage: tern [--config PATH] | tern check-config PATH | tern hash-password";
+const USAGE: &str = "usage: tern [--config PATH] | tern check-config PATH | \
+                     tern hash-password [--scram [--iterations N]]";
 
 enum Command {
     Serve(Option<PathBuf>),
     CheckConfig(PathBuf),
     HashPassword,
+    /// SCRAM keys with this many PBKDF2 iterations.
+    ScramKeys(u32),
     Help,
     Version,
 }
@@ -34,6 +39,20 @@ fn parse_args(args: &[String]) -> Result<Command, StartError> {
         }
         [cmd, path] if cmd == "check-config" => Ok(Command::CheckConfig(PathBuf::from(path))),
         [cmd] if cmd == "hash-password" => Ok(Command::HashPassword),
+        [cmd, flag] if cmd == "hash-password" && flag == "--scram" => {
+            Ok(Command::ScramKeys(directory::SCRAM_ITERATIONS))
+        }
+        [cmd, flag, it, n]
+            if cmd == "hash-password" && flag == "--scram" && it == "--iterations" =>
+        {
+            match n.parse::<u32>() {
+                // RFC 7677 §4: at least 4096.
+                Ok(n) if n >= 4096 => Ok(Command::ScramKeys(n)),
+                _ => Err(StartError::Usage(
+                    "hash-password: --iterations must be a number of at least 4096".into(),
+                )),
+            }
+        }
         [flag] if flag == "--help" || flag == "-h" => Ok(Command::Help),
         [flag] if flag == "--version" || flag == "-V" => Ok(Command::Version),
         _ => Err(usage()),
@@ -63,25 +82,25 @@ fn run(command: Command) -> Result<(), StartError> {
             Ok(())
         }
         Command::HashPassword => {
-            let mut input = String::new();
-            std::io::stdin()
-                .read_to_string(&mut input)
-                .map_err(|source| StartError::Io {
-                    what: "cannot read",
-                    path: "standard input".into(),
-                    source,
-                })?;
-            let password = input.strip_suffix('\n').unwrap_or(&input);
-            let password = password.strip_suffix('\r').unwrap_or(password);
-            if password.is_empty() {
-                return Err(StartError::Usage("hash-password: empty password".into()));
-            }
+            let password = read_password()?;
             let hash = directory::hash_password(password.as_bytes()).map_err(StartError::Usage)?;
             println!("{hash}");
             Ok(())
         }
+        Command::ScramKeys(iterations) => {
+            let password = read_password()?;
+            let record = directory::scram_record(&password, iterations)
+                .map_err(|e| StartError::Usage(format!("hash-password: {e}")))?;
+            println!("{record}");
+            Ok(())
+        }
         Command::CheckConfig(path) => {
             let config = Config::load(&path)?;
+            // The passwd-file must parse too.
+            if let Some(file) = config.passwd_file() {
+                tern_smol::passwd_file::PasswdFile::open(&file, std::time::Instant::now())
+                    .map_err(|e| StartError::Accounts(e.to_string()))?;
+            }
             // Configured certificate files must load too; a generated one is made at start.
             if config.server.tls.is_some() {
                 tern_smol::tls::acceptor(&config)?;
@@ -98,6 +117,24 @@ fn run(command: Command) -> Result<(), StartError> {
             server::run(Config::load(path)?)
         }
     }
+}
+
+/// Reads the password for `hash-password` from standard input, without its line ending.
+fn read_password() -> Result<String, StartError> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|source| StartError::Io {
+            what: "cannot read",
+            path: "standard input".into(),
+            source,
+        })?;
+    let password = input.strip_suffix('\n').unwrap_or(&input);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err(StartError::Usage("hash-password: empty password".into()));
+    }
+    Ok(password.to_string())
 }
 
 /// Writes `./tern.toml` with a `demo` account whose random password is printed once.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_rustls::TlsAcceptor;
 use smol::future::FutureExt as _;
+use smol::io::AsyncWriteExt as _;
 use smol::stream::StreamExt as _;
 use smol::Executor;
 use tern_core::{Protocol, SessionConfig, Transport};
@@ -15,6 +16,9 @@ use crate::config::{Config, ListenerProtocol};
 use crate::connection::{self, Context};
 use crate::directory::Directory;
 use crate::error::StartError;
+use crate::guard::AuthGuard;
+use crate::limits::{ConnectionLimits, Refused};
+use crate::tls::CertReloader;
 
 /// A socket bound for one configured listener.
 struct Bound {
@@ -27,17 +31,21 @@ struct Bound {
 
 /// Binds every listener, then serves until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), StartError> {
-    let tls = crate::tls::acceptor(&config)?;
-    let directory = Directory::new(&config.directory.users).map_err(StartError::Tls)?;
-    let backend = Backend::new(directory);
+    let (tls, reloader) = crate::tls::reloadable(&config)?;
+    let directory = Directory::new(&config.directory.users, config.passwd_file().as_deref())
+        .map_err(StartError::Accounts)?;
+    let backend = Backend::new(directory, AuthGuard::new(config.guard()));
     let bound = bind_all(&config)?;
-    let signals =
-        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
-            .map_err(|e| StartError::Io {
-                what: "cannot install signal handlers",
-                path: "".into(),
-                source: e,
-            })?;
+    let signals = async_signal::Signals::new([
+        async_signal::Signal::Term,
+        async_signal::Signal::Int,
+        async_signal::Signal::Hup,
+    ])
+    .map_err(|e| StartError::Io {
+        what: "cannot install signal handlers",
+        path: "".into(),
+        source: e,
+    })?;
 
     let executor = Arc::new(Executor::new());
     // One executor thread per core beside the main one; they live as long as the process.
@@ -53,6 +61,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         executor.clone(),
         config,
         tls,
+        reloader,
         backend,
         bound,
         signals,
@@ -97,13 +106,15 @@ async fn serve(
     executor: Arc<Executor<'static>>,
     config: Config,
     tls: TlsAcceptor,
+    reloader: CertReloader,
     backend: Arc<Backend>,
     bound: Vec<Bound>,
     mut signals: async_signal::Signals,
 ) {
+    let limits = ConnectionLimits::new(config.connection_limits());
     let (shutdown_tx, shutdown_rx) = smol::channel::bounded::<()>(1);
     let (alive_tx, alive_rx) = smol::channel::bounded::<()>(1);
-    let limits = config.limits();
+    let session_limits = config.limits();
     let mut accept_tasks = Vec::new();
     for b in bound {
         let mode = match (b.protocol, b.implicit_tls) {
@@ -131,22 +142,39 @@ async fn serve(
                 Transport::StartTlsAvailable
             },
         );
-        session_config.limits = limits.clone();
+        session_config.limits = session_limits.clone();
         session_config.server_name = config.server.name.clone();
         let allow_plain = config.auth.allow_plain_text;
         let ex = executor.clone();
+        let limits = limits.clone();
         accept_tasks.push(executor.spawn(async move {
             loop {
                 match b.socket.accept().await {
                     Ok((socket, peer)) => {
+                        let slot = match limits.admit(peer.ip()) {
+                            Ok(slot) => slot,
+                            Err(why) => {
+                                tracing::info!(peer = %peer, listener = %b.name, reason = %why, "connection refused");
+                                ex.spawn(refuse(socket, b.protocol, b.implicit_tls, why))
+                                    .detach();
+                                continue;
+                            }
+                        };
                         let _ = socket.set_nodelay(true);
                         let mut cfg = session_config.clone();
                         // Loopback traffic never leaves the machine: no eavesdropper to fear.
                         cfg.plaintext_auth_without_tls = allow_plain || peer.ip().is_loopback();
                         let ctx = ctx.clone();
                         // The task holds `ctx`, and with it a shutdown-tracking sender.
-                        ex.spawn(connection::serve(socket, peer, cfg, b.implicit_tls, ctx))
-                            .detach();
+                        ex.spawn(connection::serve(
+                            socket,
+                            peer,
+                            cfg,
+                            b.implicit_tls,
+                            ctx,
+                            slot,
+                        ))
+                        .detach();
                     }
                     Err(e) => {
                         // Out of descriptors or similar: pause rather than spin.
@@ -160,7 +188,12 @@ async fn serve(
     drop(alive_tx);
     println!("tern is ready");
 
-    let signal = signals.next().await;
+    let signal = loop {
+        match signals.next().await {
+            Some(Ok(async_signal::Signal::Hup)) => reload_certificate(&reloader),
+            other => break other,
+        }
+    };
     tracing::info!(
         ?signal,
         "shutting down: no new connections; finishing open ones"
@@ -182,4 +215,44 @@ async fn serve(
         tracing::warn!("shutdown grace period over; dropping remaining connections");
     }
     tracing::info!("stopped");
+}
+
+/// SIGHUP: swaps in the certificate files as they are now, for new handshakes only.
+fn reload_certificate(reloader: &CertReloader) {
+    match reloader.reload() {
+        Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGHUP: TLS certificate not reloaded; keeping the current one")
+        }
+    }
+}
+
+/// Turns away a connection over a limit with a line the client can show, then closes it.
+///
+/// On implicit-TLS listeners the socket is just closed: answering would need a TLS
+/// handshake, which is exactly the work a flood of connections should not get.
+async fn refuse(
+    mut socket: smol::net::TcpStream,
+    protocol: Protocol,
+    implicit_tls: bool,
+    why: Refused,
+) {
+    if implicit_tls {
+        return;
+    }
+    let line: &[u8] = match (protocol, why) {
+        (Protocol::Pop3, _) => b"-ERR [SYS/TEMP] Too many connections; try again later.\r\n",
+        (_, Refused::PerIp) => b"* BYE [UNAVAILABLE] Too many connections from your address.\r\n",
+        (_, Refused::Total) => b"* BYE [UNAVAILABLE] Too many connections; try again later.\r\n",
+    };
+    // Bounded: a refused client gets a few seconds of attention at most.
+    let _ = async {
+        let _ = socket.write_all(line).await;
+        let _ = socket.flush().await;
+        let _ = socket.close().await;
+    }
+    .or(async {
+        smol::Timer::after(Duration::from_secs(5)).await;
+    })
+    .await;
 }

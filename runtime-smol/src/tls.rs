@@ -1,12 +1,19 @@
 //! The TLS server configuration: a configured PEM chain and key, or a self-signed certificate
 //! generated on first start and kept in the storage folder.
+//!
+//! The certificate can be replaced while the server runs (SIGHUP, see `server.rs`): the one
+//! `ServerConfig` asks a resolver for the certificate at each handshake, and a reload swaps
+//! what the resolver holds. Established connections keep their sessions; new handshakes get
+//! the new certificate; session resumption keeps working across the swap.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use futures_rustls::TlsAcceptor;
-use rustls::crypto::ring;
+use rustls::crypto::{ring, CryptoProvider};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -16,6 +23,11 @@ use crate::error::StartError;
 
 /// Builds the acceptor every TLS listener and STARTTLS upgrade uses.
 pub fn acceptor(config: &Config) -> Result<TlsAcceptor, StartError> {
+    reloadable(config).map(|(acceptor, _)| acceptor)
+}
+
+/// Builds the acceptor and the handle that reloads its certificate.
+pub fn reloadable(config: &Config) -> Result<(TlsAcceptor, CertReloader), StartError> {
     let (cert, key) = match &config.server.tls {
         Some(files) => (
             config.resolve(&files.certificate),
@@ -23,7 +35,28 @@ pub fn acceptor(config: &Config) -> Result<TlsAcceptor, StartError> {
         ),
         None => self_signed(&config.storage_path().join("tls"))?,
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+    let provider = Arc::new(ring::default_provider());
+    let resolver = Arc::new(Resolver {
+        current: RwLock::new(Arc::new(load(&cert, &key, &provider)?)),
+    });
+    // TLS 1.2 and 1.3 only (rustls supports nothing older), ring as the one crypto provider.
+    let server = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| StartError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver.clone());
+    let reloader = CertReloader {
+        resolver,
+        provider,
+        cert,
+        key,
+    };
+    Ok((TlsAcceptor::from(Arc::new(server)), reloader))
+}
+
+/// Reads a PEM chain and key and checks that they belong together.
+fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, StartError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<_, _>>())
         .map_err(|e| StartError::Tls(format!("certificate {}: {e}", cert.display())))?;
     if certs.is_empty() {
@@ -32,16 +65,49 @@ pub fn acceptor(config: &Config) -> Result<TlsAcceptor, StartError> {
             cert.display()
         )));
     }
-    let key = PrivateKeyDer::from_pem_file(&key)
+    let key_der = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| StartError::Tls(format!("private key {}: {e}", key.display())))?;
-    // TLS 1.2 and 1.3 only (rustls supports nothing older), ring as the one crypto provider.
-    let server = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| StartError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| StartError::Tls(format!("certificate and key do not fit: {e}")))?;
-    Ok(TlsAcceptor::from(Arc::new(server)))
+    CertifiedKey::from_der(certs, key_der, provider)
+        .map_err(|e| StartError::Tls(format!("certificate and key do not fit: {e}")))
+}
+
+/// Hands every handshake the current certificate.
+#[derive(Debug)]
+struct Resolver {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
+
+/// Re-reads the certificate and key files into the running acceptor.
+#[derive(Debug)]
+pub struct CertReloader {
+    resolver: Arc<Resolver>,
+    provider: Arc<CryptoProvider>,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl CertReloader {
+    /// Loads the files again; on any error the certificate in use stays.
+    pub fn reload(&self) -> Result<(), StartError> {
+        let fresh = load(&self.cert, &self.key, &self.provider)?;
+        *self
+            .resolver
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(fresh);
+        Ok(())
+    }
 }
 
 /// Paths of the generated certificate, creating it when missing.
