@@ -291,8 +291,20 @@ fn fields(header: &[u8], ct: &HeaderValue, octets: usize) -> BodyFields {
         .map(unfold)
         .filter(|e| !e.is_empty())
         .map_or(Bytes::from_static(b"7bit"), Bytes::from);
+    let mut params = ct.params.clone();
+    // Dovecot reports the RFC 2045 §5.2 default charset for text parts that name none;
+    // clients display it, so tern does the same.
+    if ct.main.eq_ignore_ascii_case(b"text") && ct.param("charset").is_none() {
+        params.insert(
+            0,
+            (
+                Bytes::from_static(b"charset"),
+                Bytes::from_static(b"us-ascii"),
+            ),
+        );
+    }
     BodyFields {
-        params: ct.params.clone(),
+        params,
         id: nstring(header, "Content-ID"),
         description: nstring(header, "Content-Description"),
         encoding,

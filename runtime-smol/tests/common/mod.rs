@@ -165,6 +165,25 @@ impl Client {
         }
     }
 
+    /// Connects from another loopback address (127.0.0.2, …), which the server counts as
+    /// another client address.
+    pub fn connect_from(source: &str, port: u16) -> Client {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let source: SocketAddr = format!("{source}:0").parse().unwrap();
+        socket.bind(&source.into()).unwrap();
+        let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        socket.connect(&target.into()).unwrap();
+        let stream: TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn send(&mut self, data: &str) {
         self.stream.write_all(data.as_bytes()).unwrap();
     }

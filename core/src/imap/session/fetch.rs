@@ -6,7 +6,9 @@ use bytes::Bytes;
 use super::{Finish, ImapSession, Pending as SessionPending};
 use crate::imap::command::{Command, CommandLine, Tag};
 use crate::imap::response::{Code, Data, FetchItem, Response};
-use crate::imap::types::{FetchAttr, FetchItems, FetchModifiers, Flag, Partial, SequenceSet};
+use crate::imap::types::{
+    FetchAttr, FetchItems, FetchModifiers, Flag, Partial, Section, SectionText, SequenceSet,
+};
 use crate::mail::section::{binary, body_section, BinaryError};
 use crate::store::{FetchWant, FetchedMessage, StorageOp, StorageReply, StorageResult};
 
@@ -224,7 +226,7 @@ impl ImapSession {
                         .unwrap_or_default();
                     let (origin, data) = cut(data, *partial);
                     FetchItem::BodySection {
-                        section: section.clone(),
+                        section: echoed(section),
                         origin,
                         data: Some(data),
                     }
@@ -287,6 +289,26 @@ impl ImapSession {
             return None;
         }
         Some((seq, items))
+    }
+}
+
+/// The section as the response names it: header field names upper-cased, as Dovecot
+/// sends them (clients compare them case-insensitively, RFC 9051 §7.5.2).
+fn echoed(section: &Section) -> Section {
+    let upper = |names: &[Bytes]| {
+        names
+            .iter()
+            .map(|n| Bytes::from(n.to_ascii_uppercase()))
+            .collect()
+    };
+    let text = match &section.text {
+        Some(SectionText::HeaderFields(n)) => Some(SectionText::HeaderFields(upper(n))),
+        Some(SectionText::HeaderFieldsNot(n)) => Some(SectionText::HeaderFieldsNot(upper(n))),
+        other => other.clone(),
+    };
+    Section {
+        part: section.part.clone(),
+        text,
     }
 }
 

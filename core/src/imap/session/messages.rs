@@ -575,10 +575,22 @@ impl ImapSession {
                 Pending::Store { tag, uid, silent },
                 Ok(StorageReply::FlagsSet { updated, modified }),
             ) => {
+                let mut new_keywords = None;
                 if let Some(view) = self.selected_view_mut() {
                     for m in &updated {
                         view.own_changes.insert(m.uid, m.modseq);
+                        for k in m.flags.keywords() {
+                            if !view.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                                view.keywords.push(k.clone());
+                                new_keywords = Some((view.keywords.clone(), view.read_only));
+                            }
+                        }
                     }
+                }
+                // A new keyword is announced (FLAGS, PERMANENTFLAGS) before it is used in a
+                // FETCH response, as Dovecot does, so clients know the flag exists.
+                if let Some((keywords, read_only)) = new_keywords {
+                    self.send_flags(&keywords, read_only);
                 }
                 if !silent {
                     for m in &updated {
