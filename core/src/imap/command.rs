@@ -21,6 +21,12 @@ impl Tag {
         (!raw.is_empty() && raw.iter().all(|&b| super::is_tag_char(b))).then_some(Tag(raw))
     }
 
+    /// A tag the grammar has already checked character by character.
+    pub(crate) fn from_checked(raw: Bytes) -> Tag {
+        debug_assert!(Tag::new(raw.clone()).is_some());
+        Tag(raw)
+    }
+
     /// The tag's octets.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0

@@ -56,41 +56,31 @@ pub fn command(input: &Bytes) -> Result<CommandLine, DecodeError> {
 pub fn command_with_depth(input: &Bytes, max_depth: usize) -> Result<CommandLine, DecodeError> {
     let whole: &[u8] = input;
     let (rest, raw_tag) = span(whole, &TAG);
-    let tag = match rest.split_first() {
-        Some((b' ', _)) => Tag::new(input.slice_ref(raw_tag)),
-        _ => None,
-    };
-    let Some(tag) = tag else {
+    let (false, Some((b' ', line))) = (raw_tag.is_empty(), rest.split_first()) else {
         return Err(DecodeError {
             tag: None,
             message: "Error in IMAP command: missing or invalid tag.",
         });
     };
-    let rest = rest.get(1..).unwrap_or_default();
     let cx = Cx::new(input, max_depth);
-    let Ok((args, name)) = atom(rest) else {
+    // `span` only took tag characters, and there is at least one.
+    let tag = Tag::from_checked(input.slice(..raw_tag.len()));
+    let Ok((args, name)) = atom(line) else {
         return Err(DecodeError {
             tag: Some(tag),
             message: "Error in IMAP command: missing command name.",
         });
     };
-    match dispatch(&cx, name, args) {
-        Ok(Some((rest, command))) => match crlf(rest) {
+    match dispatch(&cx, line, name, args) {
+        // An unknown command's arguments are not looked at: the answer is BAD either way.
+        Ok((_, command @ Command::Unknown { .. })) => Ok(CommandLine { tag, command }),
+        Ok((rest, command)) => match crlf(rest) {
             Ok((&[], ())) => Ok(CommandLine { tag, command }),
             _ => Err(DecodeError {
                 tag: Some(tag),
                 message: "Unexpected characters at the end of the command.",
             }),
         },
-        Ok(None) => {
-            let name = unknown_name(rest, name, args);
-            Ok(CommandLine {
-                tag,
-                command: Command::Unknown {
-                    name: cx.bytes(name),
-                },
-            })
-        }
         Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(DecodeError {
             tag: Some(tag),
             message: e.msg,
@@ -120,14 +110,12 @@ fn unknown_name<'a>(from_name: &'a [u8], name: &[u8], args: &[u8]) -> &'a [u8] {
     from_name.get(..len).unwrap_or_default()
 }
 
-type CmdRes<'a> = Result<Option<(&'a [u8], Command)>, nom::Err<prim::PErr<'a>>>;
-
-/// Parses the arguments of the command `name` up to (not including) the line end. `None` for
-/// a name tern does not know.
-fn dispatch<'a>(cx: &Cx<'_>, name: &[u8], i: &'a [u8]) -> CmdRes<'a> {
+/// Parses the arguments of the command `name` up to (not including) the line end; `line`
+/// starts at the name. A name tern does not know gives [`Command::Unknown`].
+fn dispatch<'a>(cx: &Cx<'_>, line: &[u8], name: &[u8], i: &'a [u8]) -> Res<'a, Command> {
     let mut buf = [0u8; 24];
     let upper = upcase(name, &mut buf);
-    let r: Res<'a, Command> = match upper {
+    match upper {
         b"CAPABILITY" => Ok((i, Command::Capability)),
         b"NOOP" => Ok((i, Command::Noop)),
         b"LOGOUT" => Ok((i, Command::Logout)),
@@ -180,18 +168,23 @@ fn dispatch<'a>(cx: &Cx<'_>, name: &[u8], i: &'a [u8]) -> CmdRes<'a> {
         b"STORE" => store(cx, i, false),
         b"COPY" => copy_move(cx, i, false, false),
         b"MOVE" => copy_move(cx, i, false, true),
-        b"UID" => return uid(cx, i),
-        _ => return Ok(None),
-    };
-    r.map(Some)
+        b"UID" => uid(cx, line, name, i),
+        _ => Ok((i, unknown(cx, line, name, i))),
+    }
+}
+
+fn unknown(cx: &Cx<'_>, line: &[u8], name: &[u8], args: &[u8]) -> Command {
+    Command::Unknown {
+        name: cx.bytes(unknown_name(line, name, args)),
+    }
 }
 
 /// `"UID" SP (copy / move / fetch / search / store / uid-expunge / sort / thread)`.
-fn uid<'a>(cx: &Cx<'_>, i: &'a [u8]) -> CmdRes<'a> {
-    let (i, _) = sp(i)?;
+fn uid<'a>(cx: &Cx<'_>, line: &[u8], name: &[u8], args: &'a [u8]) -> Res<'a, Command> {
+    let (i, _) = sp(args)?;
     let (rest, sub) = atom(i)?;
     let mut buf = [0u8; 24];
-    let r = match upcase(sub, &mut buf) {
+    match upcase(sub, &mut buf) {
         b"SEARCH" => search(cx, rest, true),
         b"SORT" => sort(cx, rest, true),
         b"THREAD" => thread(cx, rest, true),
@@ -204,11 +197,11 @@ fn uid<'a>(cx: &Cx<'_>, i: &'a [u8]) -> CmdRes<'a> {
             let (rest, set) = sequence_set(rest)?;
             Ok((rest, Command::UidExpunge(set)))
         }
-        _ => return Ok(None),
-    };
-    r.map(Some)
+        _ => Ok((rest, unknown(cx, line, name, args))),
+    }
 }
 
+#[inline]
 fn mailbox<'a>(cx: &Cx<'_>, i: &'a [u8]) -> Res<'a, MailboxArg> {
     let (rest, m) = astring(cx, i)?;
     Ok((rest, MailboxArg(m)))

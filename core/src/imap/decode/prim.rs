@@ -226,7 +226,9 @@ pub(crate) fn paren_list<'a, T>(
     mut item: impl FnMut(&'a [u8]) -> Res<'a, T>,
 ) -> Res<'a, Vec<T>> {
     let (mut i, _) = byte(i, b'(', "Expected '('.")?;
-    let mut out = Vec::new();
+    // Lists of fetch attributes and header names usually hold 5–20 items: starting at 8 saves
+    // the 4 → 8 regrowth without sizing anything from what the client claims.
+    let mut out = Vec::with_capacity(8);
     if let Some(rest) = i.strip_prefix(b")") {
         return if empty_ok {
             Ok((rest, out))
@@ -315,15 +317,26 @@ pub(crate) fn has_nul(d: &[u8]) -> bool {
     chunks.remainder().contains(&0)
 }
 
+/// Octets that end the plain run of a quoted string: its end, an escape, or an octet that has
+/// no place in it.
+static QUOTED_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[0] = true;
+    t
+};
+
 /// `quoted`: `\` escapes only `"` and `\` (RFC 9051 §4.3). Without escapes the value is a
 /// slice of the input; with them, an unescaped copy.
+#[inline]
 pub(crate) fn quoted<'a>(cx: &Cx<'_>, i: &'a [u8]) -> Res<'a, Bytes> {
     let Some(body) = i.strip_prefix(b"\"") else {
         return fail(i, "Expected a quoted string.");
     };
-    let stop = body
-        .iter()
-        .position(|&b| matches!(b, b'"' | b'\\' | b'\r' | b'\n' | 0));
+    let stop = body.iter().position(|&b| QUOTED_STOP[usize::from(b)]);
     let Some(n) = stop else {
         return fail(i, "Unterminated quoted string.");
     };
@@ -394,6 +407,7 @@ pub(crate) fn literal8(i: &[u8]) -> Res<'_, &[u8]> {
 }
 
 /// `string = quoted / literal`.
+#[inline]
 pub(crate) fn string<'a>(cx: &Cx<'_>, i: &'a [u8]) -> Res<'a, Bytes> {
     match peek(i) {
         Some(b'"') => quoted(cx, i),
