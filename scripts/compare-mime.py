@@ -35,17 +35,19 @@ def crlf(data):
 
 def fetch_all(m, box, n):
     m.select(box)
-    typ, data = m.fetch(f"1:{n}", "(ENVELOPE BODYSTRUCTURE RFC822.SIZE)")
     out = {}
-    current = None
-    for item in data:
-        if isinstance(item, tuple):
-            head = item[0]
-            seq = int(head.split(b" ", 1)[0])
-            out[seq] = head + b"{lit}" + (item[1] or b"")
-            current = seq
-        elif item and current is not None:
-            out[current] += item
+    # One attribute per FETCH: servers order items differently, which is not a difference.
+    for i in range(1, n + 1):
+        flat = b""
+        for attr in ("ENVELOPE", "BODYSTRUCTURE", "RFC822.SIZE"):
+            typ, data = m.fetch(str(i), f"({attr})")
+            for item in data:
+                if isinstance(item, tuple):
+                    flat += item[0] + b"{lit}" + (item[1] or b"")
+                elif item:
+                    flat += item
+            flat += b"\n"
+        out[i] = flat
     return out
 
 
@@ -70,12 +72,24 @@ def main():
     kept = []
     for f in files:
         data = crlf(open(f, "rb").read())
-        ok = True
+        answers = []
         for m in servers:
-            typ, _ = m.append(box, None, None, data)
-            ok = ok and typ == "OK"
-        if ok:
+            try:
+                typ, detail = m.append(box, None, None, data)
+            except imaplib.IMAP4.error as e:
+                typ, detail = "ERR", str(e)
+            answers.append((typ, detail))
+        if all(t == "OK" for t, _ in answers):
             kept.append(f)
+        elif any(t == "OK" for t, _ in answers):
+            # One accepted what the other refused: the two mailboxes no longer line up, so
+            # undo by expunging the accepted copy.
+            print(f"APPEND differs for {f}: {answers}")
+            for m, (t, _) in zip(servers, answers):
+                if t == "OK":
+                    m.select(box)
+                    m.store("*", "+FLAGS.SILENT", "(\\Deleted)")
+                    m.expunge()
     results = [fetch_all(m, box, len(kept)) for m in servers]
     differ = 0
     for i, f in enumerate(kept, 1):

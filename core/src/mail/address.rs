@@ -260,24 +260,29 @@ fn mailbox(tokens: &[Token<'_>], out: &mut Vec<Address>) {
     });
 }
 
-/// A display name: words joined by single spaces, quotes removed, comments dropped.
+/// A display name: words joined by single spaces (a `.` sticks to the word before it, as in
+/// `M. Last`), quotes removed, runs of white space inside quotes collapsed, comments dropped.
+/// This is how Dovecot presents names.
 fn phrase(tokens: &[Token<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for t in tokens {
-        let word: &[u8] = match t {
-            Token::Atom(a) => a,
-            Token::Quoted(q) => q,
-            Token::Literal(l) => l,
+        let word: Vec<u8> = match t {
+            Token::Atom(a) => a.to_vec(),
+            Token::Quoted(q) => collapse(q),
+            Token::Literal(l) => l.to_vec(),
             Token::Special(b'.') => {
                 out.push(b'.');
                 continue;
             }
             _ => continue,
         };
-        if !out.is_empty() && out.last() != Some(&b'.') {
+        if word.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
             out.push(b' ');
         }
-        out.extend_from_slice(word);
+        out.extend_from_slice(&word);
     }
     out
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use mail_parser::{MessageParser, MessagePart, PartType};
 
 use super::address::parse_list;
-use super::header::{first, unfold};
+use super::header::{self, first, unfold};
 use super::mime::{self, HeaderValue};
 use super::structure::{BodyExtension, BodyFields, BodyStructure, Disposition, Envelope};
 
@@ -71,7 +71,11 @@ pub struct MessageInfo {
 
 /// Analyses a message (ideally with CRLF line ends, as tern stores them).
 pub fn analyze(raw: &[u8]) -> MessageInfo {
-    let parsed = MessageParser::default().parse(raw);
+    // A panic inside the MIME parser on hostile input must cost only the structure, never the
+    // session or the store: the message is then described as one text part.
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
+        .ok()
+        .flatten();
     let mut budget = MAX_PARTS;
     match parsed.as_ref().filter(|m| !m.parts.is_empty()) {
         Some(message) => {
@@ -288,7 +292,7 @@ fn plain_text(header: &[u8], body: &[u8]) -> BodyStructure {
 
 fn fields(header: &[u8], ct: &HeaderValue, octets: usize) -> BodyFields {
     let encoding = first(header, "Content-Transfer-Encoding")
-        .map(unfold)
+        .map(trimmed)
         .filter(|e| !e.is_empty())
         .map_or(Bytes::from_static(b"7bit"), Bytes::from);
     let mut params = ct.params.clone();
@@ -339,15 +343,24 @@ fn extension(header: &[u8]) -> BodyExtension {
     }
 }
 
+/// A MIME field's value, unfolded and without trailing white space.
 fn nstring(header: &[u8], name: &str) -> Option<Bytes> {
-    first(header, name).map(|v| Bytes::from(unfold(v)))
+    first(header, name).map(|v| Bytes::from(trimmed(v)))
+}
+
+fn trimmed(v: &[u8]) -> Vec<u8> {
+    let mut v = unfold(v);
+    while v.last().is_some_and(|b| *b == b' ' || *b == b'\t') {
+        v.pop();
+    }
+    v
 }
 
 fn transfer_encoding(header: &[u8]) -> TransferEncoding {
     let Some(raw) = first(header, "Content-Transfer-Encoding") else {
         return TransferEncoding::Identity;
     };
-    let value = unfold(raw).to_ascii_lowercase();
+    let value = trimmed(raw).to_ascii_lowercase();
     match value.as_slice() {
         b"" | b"7bit" | b"8bit" | b"binary" => TransferEncoding::Identity,
         b"base64" => TransferEncoding::Base64,
@@ -361,23 +374,54 @@ pub fn count_lines(body: &[u8]) -> u64 {
     body.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
-/// The ENVELOPE of a header block (RFC 9051 §7.5.2).
+/// The ENVELOPE of a header block (RFC 9051 §7.5.2), with Dovecot's handling of what
+/// RFC 5322 forbids but mail contains: a repeated single field counts in its last
+/// occurrence, repeated address fields are concatenated.
 pub fn envelope(header: &[u8]) -> Envelope {
-    let list = |name| first(header, name).map(parse_list).unwrap_or_default();
+    let list = |name: &str| {
+        let mut all = Vec::new();
+        for f in header::fields(header).filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes())) {
+            all.extend(parse_list(f.value));
+        }
+        all
+    };
+    let last = |name: &str| {
+        header::fields(header)
+            .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+            .last()
+            .map(|f| f.value)
+    };
+    let text = |name: &str| last(name).map(|v| Bytes::from(unfold(v)));
     let from = list("From");
     let or_from = |v: Vec<_>| if v.is_empty() { from.clone() } else { v };
     Envelope {
-        date: nstring(header, "Date"),
-        subject: nstring(header, "Subject"),
+        date: text("Date"),
+        // Folding white space in a subject is one space, as clients show it.
+        subject: last("Subject").map(|v| Bytes::from(collapse_space(&unfold(v)))),
         sender: or_from(list("Sender")),
         reply_to: or_from(list("Reply-To")),
         to: list("To"),
         cc: list("Cc"),
         bcc: list("Bcc"),
-        in_reply_to: nstring(header, "In-Reply-To"),
-        message_id: nstring(header, "Message-ID"),
+        in_reply_to: text("In-Reply-To"),
+        message_id: text("Message-ID"),
         from,
     }
+}
+
+/// Runs of spaces and tabs become one space.
+fn collapse_space(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    for &b in v {
+        if b == b' ' || b == b'\t' {
+            if out.last() != Some(&b' ') {
+                out.push(b' ');
+            }
+        } else {
+            out.push(b);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

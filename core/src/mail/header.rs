@@ -66,20 +66,27 @@ pub fn first<'a>(block: &'a [u8], name: &str) -> Option<&'a [u8]> {
         .map(|f| f.value)
 }
 
-/// Removes folding line ends and trims surrounding white space (RFC 5322 §2.2.3).
+/// Removes folding line ends (RFC 5322 §2.2.3) and the white space that follows the colon.
+/// Other white space is kept as Dovecot keeps it: a folded `\t<id>` after an empty first line
+/// stays `\t<id>`, and trailing spaces stay.
 pub fn unfold(value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(value.len());
-    for &b in value {
-        if b != b'\r' && b != b'\n' {
-            out.push(b);
-        }
-    }
-    let start = out.iter().position(|b| !is_wsp(*b)).unwrap_or(out.len());
-    let end = out
+    let first_line = value
         .iter()
-        .rposition(|b| !is_wsp(*b))
-        .map_or(start, |e| e + 1);
-    out.get(start..end).unwrap_or_default().to_vec()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(value.len());
+    let lead = value
+        .iter()
+        .take(first_line)
+        .take_while(|b| is_wsp(**b))
+        .count();
+    let mut out: Vec<u8> = value
+        .get(lead..)
+        .unwrap_or_default()
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    out
 }
 
 pub(crate) fn is_wsp(b: u8) -> bool {
@@ -104,6 +111,7 @@ mod tests {
         assert_eq!(f[0].value, b" a\r\n b");
         assert_eq!(f[0].raw, b"Subject: a\r\n b\r\n");
         assert_eq!(unfold(f[0].value), b"a b");
+        assert_eq!(unfold(b" x \r\n\ty "), b"x \ty ");
         assert_eq!(first(block, "from"), Some(&b"  x@y"[..]));
         assert_eq!(first(block, "body"), None);
     }

@@ -86,8 +86,66 @@ fn parse(raw: &[u8], with_subtype: bool) -> Option<HeaderValue> {
     Some(HeaderValue {
         main: Bytes::from(main),
         sub: Bytes::from(sub),
-        params,
+        params: join_continuations(params),
     })
+}
+
+/// RFC 2231 §3: `name*0`, `name*1`... (and `name*0*`... for encoded parts) are pieces of one
+/// value. They are joined in order into `name` (or `name*` when the first piece is encoded),
+/// still undecoded, which is what Dovecot reports.
+fn join_continuations(params: Vec<(Bytes, Bytes)>) -> Vec<(Bytes, Bytes)> {
+    if !params.iter().any(|(n, _)| n.contains(&b'*')) {
+        return params;
+    }
+    let mut out: Vec<(Bytes, Bytes)> = Vec::with_capacity(params.len());
+    // (base name, index in `out`, pieces by section number)
+    let mut joined: Vec<(Vec<u8>, usize, Vec<(u32, Bytes)>)> = Vec::new();
+    for (name, value) in params {
+        let Some((base, section, encoded)) = continuation(&name) else {
+            out.push((name, value));
+            continue;
+        };
+        let key = base.to_ascii_lowercase();
+        match joined.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, pieces)) => pieces.push((section, value)),
+            None => {
+                let mut out_name = base.to_vec();
+                if section == 0 && encoded {
+                    out_name.push(b'*');
+                }
+                out.push((Bytes::from(out_name), Bytes::new()));
+                joined.push((key, out.len() - 1, vec![(section, value)]));
+            }
+        }
+    }
+    for (_, index, mut pieces) in joined {
+        pieces.sort_by_key(|(n, _)| *n);
+        let mut value = Vec::new();
+        for (_, piece) in pieces {
+            value.extend_from_slice(&piece);
+        }
+        if let Some(slot) = out.get_mut(index) {
+            slot.1 = Bytes::from(value);
+        }
+    }
+    out
+}
+
+/// Splits `name*N` / `name*N*` into (name, N, encoded).
+fn continuation(name: &[u8]) -> Option<(&[u8], u32, bool)> {
+    let (name, encoded) = match name.strip_suffix(b"*") {
+        Some(n) => (n, true),
+        None => (name, false),
+    };
+    let star = name.iter().rposition(|&b| b == b'*')?;
+    let digits = name.get(star + 1..)?;
+    if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    Some((name.get(..star)?, n, encoded))
 }
 
 struct Cursor<'a> {
@@ -217,6 +275,29 @@ mod tests {
         assert_eq!(content_type(b""), None);
         let v = content_type(b"application/x; filename*=utf-8''%C3%A9.txt").unwrap();
         assert_eq!(&v.params[0].0[..], b"filename*");
+    }
+
+    #[test]
+    fn rfc2231_continuations_are_joined_undecoded() {
+        let v = disposition(
+            b"attachment; filename*0*=utf-8''Ma%C3%9Fna; filename*1*=hm; filename*2*=en.html; size=3",
+        )
+        .unwrap();
+        assert_eq!(
+            v.params,
+            vec![
+                (
+                    Bytes::from_static(b"filename*"),
+                    Bytes::from_static(b"utf-8''Ma%C3%9Fnahmen.html")
+                ),
+                (Bytes::from_static(b"size"), Bytes::from_static(b"3")),
+            ]
+        );
+        let v = disposition(b"inline; name*1=\"b\"; name*0=\"a\"").unwrap();
+        assert_eq!(
+            v.params,
+            vec![(Bytes::from_static(b"name"), Bytes::from_static(b"ab"))]
+        );
     }
 
     #[test]

@@ -59,7 +59,11 @@ pub fn fold(text: &str) -> String {
 
 /// Extracts the searchable text of a message.
 pub fn extract(raw: &[u8]) -> SearchText {
-    let Some(message) = MessageParser::default().parse(raw) else {
+    // As in analysis: a parser panic on hostile input degrades to searching the raw octets.
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
+        .ok()
+        .flatten();
+    let Some(message) = parsed else {
         return SearchText {
             body: fold(&String::from_utf8_lossy(raw)),
             ..SearchText::default()

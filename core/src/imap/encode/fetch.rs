@@ -301,7 +301,9 @@ fn body(out: &mut BytesMut, b: &BodyStructure, ext: bool, w: &Strings) {
             md5,
             ext: e,
         } => {
-            out.put_slice(b"\"MESSAGE\" ");
+            // As Dovecot writes it for the usual lower-case header; the type is always
+            // "message" here, only its case could differ from the header's.
+            out.put_slice(b"\"message\" ");
             w.string(out, subtype);
             out.put_u8(b' ');
             body_fields(out, fields, w);
@@ -385,9 +387,9 @@ fn body_ext(out: &mut BytesMut, e: &BodyExtension, w: &Strings) {
         None => out.put_slice(b"NIL"),
     }
     out.put_u8(b' ');
+    // A list even for one tag, as Dovecot sends it (RFC 9051 allows either form).
     match e.language.as_slice() {
         [] => out.put_slice(b"NIL"),
-        [one] => w.string(out, one),
         many => {
             out.put_u8(b'(');
             for (n, l) in many.iter().enumerate() {
