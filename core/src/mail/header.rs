@@ -79,7 +79,7 @@ pub fn unfold(value: &[u8]) -> Vec<u8> {
         .take(first_line)
         .take_while(|b| is_wsp(**b))
         .count();
-    let mut out: Vec<u8> = value
+    let out: Vec<u8> = value
         .get(lead..)
         .unwrap_or_default()
         .iter()

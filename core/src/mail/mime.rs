@@ -98,8 +98,7 @@ fn join_continuations(params: Vec<(Bytes, Bytes)>) -> Vec<(Bytes, Bytes)> {
         return params;
     }
     let mut out: Vec<(Bytes, Bytes)> = Vec::with_capacity(params.len());
-    // (base name, index in `out`, pieces by section number)
-    let mut joined: Vec<(Vec<u8>, usize, Vec<(u32, Bytes)>)> = Vec::new();
+    let mut joined: Vec<Joined> = Vec::new();
     for (name, value) in params {
         let Some((base, section, encoded)) = continuation(&name) else {
             out.push((name, value));
@@ -130,6 +129,10 @@ fn join_continuations(params: Vec<(Bytes, Bytes)>) -> Vec<(Bytes, Bytes)> {
     }
     out
 }
+
+/// A parameter being joined: lower-cased base name, its slot in the output, and its pieces
+/// by section number.
+type Joined = (Vec<u8>, usize, Vec<(u32, Bytes)>);
 
 /// Splits `name*N` / `name*N*` into (name, N, encoded).
 fn continuation(name: &[u8]) -> Option<(&[u8], u32, bool)> {
