@@ -43,6 +43,9 @@ pub struct SessionConfig {
     pub limits: Limits,
     /// Names the server in greetings.
     pub server_name: String,
+    /// Channel-binding data of an implicit-TLS connection (STARTTLS supplies its own with
+    /// [`Input::TlsEstablished`]).
+    pub channel_bindings: crate::sasl::ChannelBindings,
 }
 
 impl SessionConfig {
@@ -54,6 +57,7 @@ impl SessionConfig {
             plaintext_auth_without_tls: false,
             limits: Limits::default(),
             server_name: "tern".to_string(),
+            channel_bindings: crate::sasl::ChannelBindings::default(),
         }
     }
 }
@@ -88,6 +92,8 @@ pub enum Input<'a> {
     TlsEstablished {
         /// The current time.
         now: Instant,
+        /// The new TLS session's channel-binding data (for SCRAM-SHA-256-PLUS).
+        channel_bindings: crate::sasl::ChannelBindings,
     },
     /// A mailbox of an account changed (another session or delivery wrote to it); sessions
     /// that have it selected report the change at their next opportunity, or at once while

@@ -67,7 +67,7 @@ fn imap_login_and_logout_over_tcp() {
     let mut c = Client::connect(start(Protocol::Imap, Limits::default()));
     assert_eq!(
         c.line(),
-        "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE AUTH=PLAIN] tern ready.\r\n"
+        "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE AUTH=SCRAM-SHA-256 AUTH=PLAIN AUTH=LOGIN] tern ready.\r\n"
     );
     // A command split across two segments is framed once.
     c.send("a LOG");

@@ -89,7 +89,10 @@ impl Driver {
                 return Ok(());
             }
             self.session
-                .handle_input(Input::TlsEstablished { now: self.now })
+                .handle_input(Input::TlsEstablished {
+                    now: self.now,
+                    channel_bindings: Default::default(),
+                })
                 .map_err(|e| format!("TlsEstablished: {e}"))?;
         }
     }

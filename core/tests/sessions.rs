@@ -77,7 +77,7 @@ fn rfc9051_7_1_1_greeting_carries_capabilities() {
     let mut h = imap(Transport::StartTlsAvailable, false);
     assert_eq!(
         h.take(),
-        "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE STARTTLS LOGINDISABLED] tern ready.\r\n"
+        "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE STARTTLS AUTH=SCRAM-SHA-256 LOGINDISABLED] tern ready.\r\n"
     );
 }
 
@@ -113,12 +113,15 @@ fn rfc9051_6_2_1_starttls_discards_pipelined_plaintext() {
     assert_eq!(h.blocked, Blocked::StartTls);
     assert!(h.send("more plaintext\r\n").is_empty());
     h.session
-        .handle_input(Input::TlsEstablished { now: h.now })
+        .handle_input(Input::TlsEstablished {
+            now: h.now,
+            channel_bindings: Default::default(),
+        })
         .unwrap();
     h.pump();
     assert_eq!(
         h.send("c CAPABILITY\r\n"),
-        "* CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE AUTH=PLAIN\r\nc OK CAPABILITY completed.\r\n"
+        "* CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE AUTH=SCRAM-SHA-256 AUTH=PLAIN AUTH=LOGIN\r\nc OK CAPABILITY completed.\r\n"
     );
     assert_eq!(
         h.send("d STARTTLS\r\n"),
@@ -266,7 +269,7 @@ fn rfc2449_capa_depends_on_state_and_transport() {
     assert_eq!(h.take(), "+OK tern ready.\r\n");
     assert_eq!(
         h.send("CAPA\r\n"),
-        "+OK Capability list follows.\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\nSTLS\r\nIMPLEMENTATION tern\r\n.\r\n"
+        "+OK Capability list follows.\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\nSASL SCRAM-SHA-256\r\nSTLS\r\nIMPLEMENTATION tern\r\n.\r\n"
     );
     assert_eq!(
         h.send("USER alice\r\n"),
@@ -278,12 +281,15 @@ fn rfc2449_capa_depends_on_state_and_transport() {
     );
     assert_eq!(h.blocked, Blocked::StartTls);
     h.session
-        .handle_input(Input::TlsEstablished { now: h.now })
+        .handle_input(Input::TlsEstablished {
+            now: h.now,
+            channel_bindings: Default::default(),
+        })
         .unwrap();
     h.pump();
     assert_eq!(
         h.send("CAPA\r\n"),
-        "+OK Capability list follows.\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\nUSER\r\nSASL PLAIN\r\nIMPLEMENTATION tern\r\n.\r\n"
+        "+OK Capability list follows.\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\nUSER\r\nSASL SCRAM-SHA-256 PLAIN LOGIN\r\nIMPLEMENTATION tern\r\n.\r\n"
     );
     assert_eq!(h.send("PASS x\r\n"), "-ERR No user name given.\r\n");
     assert_eq!(
@@ -301,7 +307,10 @@ fn rfc5034_auth_plain() {
     h.take();
     assert_eq!(h.send("AUTH PLAIN\r\n"), "+ \r\n");
     assert_eq!(h.send("*\r\n"), "-ERR Authentication cancelled.\r\n");
-    assert_eq!(h.send("AUTH\r\n"), "+OK\r\nPLAIN\r\n.\r\n");
+    assert_eq!(
+        h.send("AUTH\r\n"),
+        "+OK\r\nSCRAM-SHA-256\r\nPLAIN\r\nLOGIN\r\n.\r\n"
+    );
     assert_eq!(
         h.send("AUTH PLAIN AGFsaWNlAHdvbmRlcmxhbmQ=\r\n"),
         "+OK Logged in.\r\n"
@@ -450,4 +459,166 @@ fn rfc1939_8_second_session_gets_in_use_and_a_drop_deletes_nothing() {
         h.send("USER alice\r\nPASS wonderland\r\nSTAT\r\n"),
         "+OK\r\n+OK Logged in.\r\n+OK 2 64\r\n"
     );
+}
+
+/// The client half of SCRAM-SHA-256 (RFC 5802 §3), enough to drive the server in tests.
+mod scram_client {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+
+    fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+        m.update(data);
+        m.finalize().into_bytes().to_vec()
+    }
+
+    pub struct Client {
+        pub gs2: String,
+        pub bare: String,
+        pub binding: Vec<u8>,
+    }
+
+    impl Client {
+        pub fn new(user: &str, cbind: Option<&[u8]>) -> Client {
+            Client {
+                gs2: if cbind.is_some() {
+                    "p=tls-exporter,,".into()
+                } else {
+                    "n,,".into()
+                },
+                bare: format!("n={user},r=clientnonce123"),
+                binding: cbind.unwrap_or_default().to_vec(),
+            }
+        }
+
+        pub fn first(&self) -> String {
+            B64.encode(format!("{}{}", self.gs2, self.bare))
+        }
+
+        /// The client-final message for a server-first message (both base64 on the wire).
+        pub fn last(&self, server_first_b64: &str, password: &str) -> String {
+            let server_first = String::from_utf8(B64.decode(server_first_b64).unwrap()).unwrap();
+            let mut nonce = "";
+            let mut salt = Vec::new();
+            let mut iterations = 0;
+            for part in server_first.split(',') {
+                match part.split_at(2) {
+                    ("r=", v) => nonce = v,
+                    ("s=", v) => salt = B64.decode(v).unwrap(),
+                    ("i=", v) => iterations = v.parse().unwrap(),
+                    _ => {}
+                }
+            }
+            let mut salted = [0u8; 32];
+            pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut salted);
+            let client_key = hmac(&salted, b"Client Key");
+            let stored_key = Sha256::digest(&client_key);
+            let mut cb = self.gs2.as_bytes().to_vec();
+            cb.extend_from_slice(&self.binding);
+            let without_proof = format!("c={},r={nonce}", B64.encode(cb));
+            let auth = format!("{},{server_first},{without_proof}", self.bare);
+            let signature = hmac(&stored_key, auth.as_bytes());
+            let proof: Vec<u8> = client_key
+                .iter()
+                .zip(signature)
+                .map(|(a, b)| a ^ b)
+                .collect();
+            B64.encode(format!("{without_proof},p={}", B64.encode(proof)))
+        }
+    }
+}
+
+fn challenge(line: &str) -> String {
+    line.strip_prefix("+ ").unwrap().trim_end().to_string()
+}
+
+#[test]
+fn rfc7677_scram_sha_256_over_imap_and_pop3() {
+    use scram_client::Client;
+    let mut h = imap(Transport::Plaintext, false);
+    h.take();
+    let c = Client::new("alice", None);
+    let first = h.send(&format!("a AUTHENTICATE SCRAM-SHA-256 {}\r\n", c.first()));
+    let last = c.last(&challenge(&first), "wonderland");
+    let server_final = h.send(&format!("{last}\r\n"));
+    assert!(server_final.starts_with("+ "), "{server_final}");
+    let ok = h.send("\r\n");
+    assert!(ok.starts_with("a OK [CAPABILITY IMAP4rev1"), "{ok}");
+    assert_eq!(h.session.account(), Some("alice"));
+
+    // A wrong password fails after the tarpit, like any failed login.
+    let mut h = imap(Transport::Plaintext, false);
+    h.take();
+    let first = h.send(&format!("b AUTHENTICATE SCRAM-SHA-256 {}\r\n", c.first()));
+    let last = c.last(&challenge(&first), "wrong");
+    assert_eq!(h.send(&format!("{last}\r\n")), "");
+    assert_eq!(
+        h.advance(Duration::from_secs(2)),
+        "b NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+    );
+
+    let mut h = pop3(Transport::Plaintext, false);
+    h.take();
+    let first = h.send(&format!("AUTH SCRAM-SHA-256 {}\r\n", c.first()));
+    let last = c.last(&challenge(&first), "wonderland");
+    assert!(h.send(&format!("{last}\r\n")).starts_with("+ "));
+    assert_eq!(h.send("\r\n"), "+OK Logged in.\r\n");
+}
+
+#[test]
+fn rfc9266_scram_plus_checks_the_channel_binding() {
+    use scram_client::Client;
+    let bindings = tern_core::sasl::ChannelBindings {
+        tls_exporter: Some(vec![7; 32]),
+        tls_server_end_point: None,
+    };
+    let start = |bindings: &tern_core::sasl::ChannelBindings| {
+        let mut config = SessionConfig::new(Protocol::Imap, Transport::ImplicitTls);
+        config.channel_bindings = bindings.clone();
+        let mut store = MemStore::new();
+        store.add_user("alice", "wonderland");
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let mut h = Harness {
+            session: Session::new(config, now),
+            store,
+            now,
+            wire: Vec::new(),
+            blocked: Blocked::Close,
+        };
+        h.pump();
+        h
+    };
+    let mut h = start(&bindings);
+    assert!(h.take().contains("AUTH=SCRAM-SHA-256-PLUS"));
+    let good = Client::new("alice", Some(&[7; 32]));
+    let first = h.send(&format!(
+        "a AUTHENTICATE SCRAM-SHA-256-PLUS {}\r\n",
+        good.first()
+    ));
+    let last = good.last(&challenge(&first), "wonderland");
+    assert!(h.send(&format!("{last}\r\n")).starts_with("+ "));
+    assert!(h.send("\r\n").starts_with("a OK"));
+
+    // A man in the middle terminates TLS itself: the client's binding differs.
+    let mut h = start(&bindings);
+    h.take();
+    let bad = Client::new("alice", Some(&[8; 32]));
+    let first = h.send(&format!(
+        "a AUTHENTICATE SCRAM-SHA-256-PLUS {}\r\n",
+        bad.first()
+    ));
+    let last = bad.last(&challenge(&first), "wonderland");
+    assert_eq!(
+        h.send(&format!("{last}\r\n")),
+        "a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+    );
+    // Without bindings, -PLUS is neither offered nor accepted.
+    let mut h = start(&Default::default());
+    assert!(!h.take().contains("SCRAM-SHA-256-PLUS"));
+    assert!(h
+        .send("a AUTHENTICATE SCRAM-SHA-256-PLUS\r\n")
+        .starts_with("a NO"));
 }

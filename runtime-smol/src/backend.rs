@@ -117,8 +117,12 @@ impl Backend {
     }
 
     fn execute_blocking(&self, op: StorageOp, client: &Client) -> StorageResult {
-        if let StorageOp::Authenticate { username, password } = op {
-            return self.authenticate(&username, password.expose(), client);
+        match op {
+            StorageOp::Authenticate { username, password } => {
+                return self.authenticate(&username, password.expose(), client);
+            }
+            StorageOp::ScramLookup { username } => return self.scram(&username, client),
+            _ => {}
         }
         let (reply, changes) = {
             let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
@@ -152,6 +156,28 @@ impl Backend {
             }
         }
         Ok(StorageReply::Authenticated(outcome))
+    }
+
+    /// SCRAM keys and a fresh server nonce; blocked clients are refused before any work, as
+    /// for a password check.
+    fn scram(&self, username: &str, client: &Client) -> StorageResult {
+        use rand_core::RngCore;
+        let key = username_key(username).ok();
+        if let Err(blocked) = self
+            .guard
+            .check(client.peer.ip(), key.as_deref(), Instant::now())
+        {
+            tracing::info!(peer = %client.peer, user = %username, reason = %blocked, "SCRAM refused without a lookup");
+            return Err(tern_core::StorageError::Unavailable(blocked.to_string()));
+        }
+        let lookup = self.directory.scram(username);
+        let mut entropy = [0u8; 18];
+        rand_core::OsRng.fill_bytes(&mut entropy);
+        Ok(StorageReply::Scram {
+            account: lookup.account,
+            credentials: lookup.credentials,
+            nonce: tern_core::sasl::ServerNonce::from_entropy(&entropy),
+        })
     }
 
     /// Counts a failed login; the connection calls this on the session's `AuthFailed` event,

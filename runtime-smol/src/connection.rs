@@ -85,11 +85,29 @@ enum End {
     TlsFailed(std::io::Error),
 }
 
+/// The `tls-exporter` channel binding (RFC 9266) of a TLS 1.3 session, for
+/// SCRAM-SHA-256-PLUS. TLS 1.2 sessions get none: without the extended master secret the
+/// exporter is not unique to the connection (RFC 9266 §3).
+fn channel_bindings(tls: &TlsStream<TcpStream>) -> tern_core::sasl::ChannelBindings {
+    let conn = tls.get_ref().1;
+    let mut bindings = tern_core::sasl::ChannelBindings::default();
+    if conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
+        let mut out = [0u8; 32];
+        if conn
+            .export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None)
+            .is_ok()
+        {
+            bindings.tls_exporter = Some(out.to_vec());
+        }
+    }
+    bindings
+}
+
 /// Serves one accepted connection to completion.
 pub async fn serve(
     socket: TcpStream,
     peer: SocketAddr,
-    config: SessionConfig,
+    mut config: SessionConfig,
     implicit_tls: bool,
     ctx: Arc<Context>,
     slot: ConnectionSlot,
@@ -104,7 +122,10 @@ pub async fn serve(
     tracing::info!(peer = %peer, listener = %ctx.listener, tls = implicit_tls, "connection opened");
     let stream = if implicit_tls {
         match ctx.tls.accept(socket).await {
-            Ok(tls) => Stream::Tls(Box::new(tls)),
+            Ok(tls) => {
+                config.channel_bindings = channel_bindings(&tls);
+                Stream::Tls(Box::new(tls))
+            }
             Err(e) => {
                 tracing::info!(peer = %peer, listener = %ctx.listener, error = %e, "TLS handshake failed");
                 return;
@@ -261,11 +282,15 @@ impl Connection {
                         return Ok(None);
                     };
                     let tls = self.ctx.tls.accept(socket).await.map_err(End::TlsFailed)?;
+                    let channel_bindings = channel_bindings(&tls);
                     self.stream = Some(Stream::Tls(Box::new(tls)));
                     let now = Instant::now();
                     if self
                         .session
-                        .handle_input(Input::TlsEstablished { now })
+                        .handle_input(Input::TlsEstablished {
+                            now,
+                            channel_bindings,
+                        })
                         .is_err()
                     {
                         return Ok(None);

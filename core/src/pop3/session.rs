@@ -14,7 +14,9 @@ use super::command::Command;
 use super::lines::{LineFrame, LineReader};
 use crate::auth::{plaintext_allowed, FailureCounter};
 use crate::outbox::Outbox;
-use crate::sasl::{self, Credentials, Mechanism};
+use crate::sasl::{
+    self, ChannelBindings, Credentials, Exchange, Mechanism, Outcome, SaslContext, SaslError, Step,
+};
 use crate::secret::Secret;
 use crate::session::{Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport};
 use crate::store::{
@@ -44,7 +46,7 @@ enum State {
 #[derive(Debug)]
 enum Expect {
     Command,
-    SaslResponse { mechanism: Mechanism },
+    SaslResponse(Box<SaslState>),
     Reply { id: RequestId, then: AfterReply },
     AuthDelay,
     TlsHandshake,
@@ -67,8 +69,20 @@ struct Message {
     deleted: bool,
 }
 
+/// An AUTH exchange in progress (RFC 5034).
+#[derive(Debug)]
+struct SaslState {
+    mechanism: Mechanism,
+    exchange: Exchange,
+    /// The account whose SCRAM keys are in use, once storage named it.
+    account: Option<String>,
+    username: String,
+}
+
 #[derive(Debug)]
 enum AfterReply {
+    /// SCRAM keys were asked for.
+    ScramKeys(Box<SaslState>),
     Login {
         username: String,
         mechanism: &'static str,
@@ -104,10 +118,15 @@ pub(crate) struct Pop3Session {
     failures: FailureCounter,
     bad_commands: u32,
     shutting_down: bool,
+    /// The time of the latest input (the core reads no clock).
+    now: Instant,
+    /// The TLS session's channel-binding data, for SCRAM-SHA-256-PLUS.
+    channel_bindings: ChannelBindings,
 }
 
 impl Pop3Session {
     pub(crate) fn new(config: SessionConfig, now: Instant) -> Self {
+        let channel_bindings = config.channel_bindings.clone();
         let mut s = Pop3Session {
             tls_active: config.transport == Transport::ImplicitTls,
             config,
@@ -120,6 +139,8 @@ impl Pop3Session {
             failures: FailureCounter::default(),
             bad_commands: 0,
             shutting_down: false,
+            now,
+            channel_bindings,
         };
         let greeting = format!("{} ready.", s.config.server_name);
         s.ok(&greeting);
@@ -135,7 +156,7 @@ impl Pop3Session {
     pub(crate) fn wants_read(&self) -> bool {
         match self.expect {
             Expect::Closed => false,
-            Expect::Command | Expect::SaslResponse { .. } => true,
+            Expect::Command | Expect::SaslResponse(_) => true,
             Expect::Reply { .. } | Expect::AuthDelay | Expect::TlsHandshake => {
                 self.lines.buffered() < self.config.limits.max_buffered_input
             }
@@ -159,6 +180,14 @@ impl Pop3Session {
                 _ => Ok(()),
             };
         }
+        let (Input::Bytes { now, .. }
+        | Input::Timeout { now }
+        | Input::Storage { now, .. }
+        | Input::TlsEstablished { now, .. }
+        | Input::MailboxChanged { now, .. }
+        | Input::PeerClosed { now }
+        | Input::Shutdown { now }) = &input;
+        self.now = *now;
         match input {
             Input::Bytes { now, data } => {
                 self.touch(now);
@@ -187,7 +216,7 @@ impl Pop3Session {
                     }
                 }
             }
-            Input::Storage { now, id, reply } => {
+            Input::Storage { id, reply, .. } => {
                 match &self.expect {
                     Expect::Reply { id: expected, .. } if *expected == id => {}
                     _ => return Err(MisuseError::UnknownRequest(id)),
@@ -195,15 +224,19 @@ impl Pop3Session {
                 if let Expect::Reply { then, .. } =
                     std::mem::replace(&mut self.expect, Expect::Command)
                 {
-                    self.on_reply(then, reply, now);
+                    self.on_reply(then, reply);
                 }
                 self.after_step();
             }
-            Input::TlsEstablished { now } => {
+            Input::TlsEstablished {
+                now,
+                channel_bindings,
+            } => {
                 if !matches!(self.expect, Expect::TlsHandshake) {
                     return Err(MisuseError::UnexpectedTls);
                 }
                 self.tls_active = true;
+                self.channel_bindings = channel_bindings;
                 self.expect = Expect::Command;
                 self.touch(now);
                 self.after_step();
@@ -223,7 +256,7 @@ impl Pop3Session {
     fn after_step(&mut self) {
         let idle = matches!(
             self.expect,
-            Expect::Command | Expect::SaslResponse { .. } | Expect::TlsHandshake
+            Expect::Command | Expect::SaslResponse(_) | Expect::TlsHandshake
         );
         if self.shutting_down && idle {
             self.err("Server shutting down.");
@@ -263,24 +296,26 @@ impl Pop3Session {
         loop {
             let max = match self.expect {
                 Expect::Command => self.config.limits.pop3_max_line,
-                Expect::SaslResponse { .. } => self.config.limits.sasl_max_line,
+                Expect::SaslResponse(_) => self.config.limits.sasl_max_line,
                 _ => return,
             };
             match self.lines.next(max) {
                 LineFrame::NeedMore => return,
                 LineFrame::TooLong => {
-                    if let Expect::SaslResponse { .. } = self.expect {
+                    if let Expect::SaslResponse(_) = self.expect {
                         self.expect = Expect::Command;
                     }
                     self.bad("Line too long.");
                 }
-                LineFrame::Line(line) => match self.expect {
-                    Expect::SaslResponse { mechanism } => {
-                        self.expect = Expect::Command;
-                        self.sasl_response(mechanism, &line);
+                LineFrame::Line(line) => {
+                    match std::mem::replace(&mut self.expect, Expect::Command) {
+                        Expect::SaslResponse(state) => self.sasl_response(*state, &line),
+                        other => {
+                            self.expect = other;
+                            self.command(&line);
+                        }
                     }
-                    _ => self.command(&line),
-                },
+                }
             }
             if matches!(self.expect, Expect::Closed) {
                 return;
@@ -438,7 +473,13 @@ impl Pop3Session {
             ) => {
                 // The pre-RFC 5034 listing form that some clients still probe with.
                 self.ok("");
-                self.out.bytes().put_slice(b"PLAIN\r\n.\r\n");
+                let names: Vec<&str> = self.mechanisms().iter().map(|m| m.name()).collect();
+                let buf = self.out.bytes();
+                for name in names {
+                    buf.put_slice(name.as_bytes());
+                    buf.put_slice(b"\r\n");
+                }
+                buf.put_slice(b".\r\n");
             }
             (
                 Command::Auth {
@@ -447,23 +488,36 @@ impl Pop3Session {
                 },
                 State::Authorization { .. },
             ) => {
-                let Some(mechanism) = Mechanism::from_name(&name) else {
-                    self.err("Unsupported authentication mechanism.");
+                let mechanism = Mechanism::lookup(&name);
+                let Some(mechanism) = mechanism.filter(|m| self.mechanisms().contains(m)) else {
+                    if mechanism.is_some_and(Mechanism::is_plaintext) {
+                        self.err_auth(
+                            "Plaintext authentication disallowed on non-secure connections.",
+                        );
+                    } else {
+                        self.err("Unsupported authentication mechanism.");
+                    }
                     return;
                 };
-                if mechanism.is_plaintext()
-                    && !plaintext_allowed(self.tls_active, self.config.plaintext_auth_without_tls)
-                {
-                    self.err_auth("Plaintext authentication disallowed on non-secure connections.");
-                    return;
-                }
-                match initial_response {
-                    Some(ir) => self.finish_sasl(mechanism, ir.expose()),
-                    None => {
-                        self.out.bytes().put_slice(b"+ \r\n");
-                        self.expect = Expect::SaslResponse { mechanism };
-                    }
-                }
+                let initial = match initial_response {
+                    None => None,
+                    Some(ir) => match sasl::decode_response(ir.expose()) {
+                        Ok(decoded) => Some(decoded),
+                        Err(_) => {
+                            self.err("Invalid base64 data.");
+                            return;
+                        }
+                    },
+                };
+                let context = SaslContext::new(self.channel_bindings.clone());
+                let mut state = SaslState {
+                    mechanism,
+                    exchange: Exchange::new(mechanism, &context),
+                    account: None,
+                    username: String::new(),
+                };
+                let step = state.exchange.start(initial.as_deref());
+                self.sasl_step(state, step);
             }
             (Command::Invalid { reason, .. }, _) => self.bad(reason),
             (_, State::Authorization { .. }) => self.bad("Not allowed before authentication."),
@@ -476,14 +530,21 @@ impl Pop3Session {
         let plaintext = plaintext_allowed(self.tls_active, self.config.plaintext_auth_without_tls);
         let starttls = !self.tls_active && self.config.transport == Transport::StartTlsAvailable;
         let authorization = matches!(self.state, State::Authorization { .. });
+        let mechanisms = self.mechanisms();
         let buf = self.out.bytes();
         buf.put_slice(b"TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
         // RFC 2449 §6.7: tern never deletes mail on its own.
         buf.put_slice(b"EXPIRE NEVER\r\n");
         if authorization {
             if plaintext {
-                buf.put_slice(b"USER\r\nSASL PLAIN\r\n");
+                buf.put_slice(b"USER\r\n");
             }
+            buf.put_slice(b"SASL");
+            for m in &mechanisms {
+                buf.put_slice(b" ");
+                buf.put_slice(m.name().as_bytes());
+            }
+            buf.put_slice(b"\r\n");
             if starttls {
                 buf.put_slice(b"STLS\r\n");
             }
@@ -491,20 +552,58 @@ impl Pop3Session {
         buf.put_slice(b"IMPLEMENTATION tern\r\n.\r\n");
     }
 
-    fn sasl_response(&mut self, mechanism: Mechanism, line: &[u8]) {
+    /// The SASL mechanisms this connection offers (RFC 5034 §5: the SASL capability).
+    fn mechanisms(&self) -> Vec<Mechanism> {
+        let plaintext = plaintext_allowed(self.tls_active, self.config.plaintext_auth_without_tls);
+        Mechanism::ALL
+            .into_iter()
+            .filter(|m| match m {
+                Mechanism::ScramSha256Plus => self.channel_bindings.available(),
+                m if m.is_plaintext() => plaintext,
+                _ => true,
+            })
+            .collect()
+    }
+
+    fn sasl_response(&mut self, mut state: SaslState, line: &[u8]) {
         // RFC 5034 §4: "*" cancels the exchange.
         if line == b"*" {
             self.err("Authentication cancelled.");
             return;
         }
-        self.finish_sasl(mechanism, line);
+        let step = match sasl::decode_response(line) {
+            Ok(decoded) => state.exchange.respond(&decoded),
+            Err(e) => Step::Failed(e),
+        };
+        self.sasl_step(state, step);
     }
 
-    fn finish_sasl(&mut self, mechanism: Mechanism, response: &[u8]) {
-        match sasl::decode_response(response).and_then(|r| mechanism.finish(&r)) {
-            Ok(creds) => self.authenticate(creds, mechanism.name()),
-            Err(sasl::SaslError::BadBase64) => self.err("Invalid base64 data."),
-            Err(_) => self.err_auth("Authentication failed."),
+    fn sasl_step(&mut self, mut state: SaslState, step: Step) {
+        match step {
+            Step::Challenge(challenge) => {
+                let buf = self.out.bytes();
+                buf.put_slice(b"+ ");
+                buf.put_slice(sasl::encode_challenge(&challenge).as_bytes());
+                buf.put_slice(b"\r\n");
+                self.expect = Expect::SaslResponse(Box::new(state));
+            }
+            Step::NeedCredentials { username } => {
+                state.username = username.clone();
+                self.request(
+                    StorageOp::ScramLookup { username },
+                    AfterReply::ScramKeys(Box::new(state)),
+                );
+            }
+            Step::Done(Outcome::Verify(creds)) => self.authenticate(creds, state.mechanism.name()),
+            Step::Done(Outcome::Authenticated { .. }) => match state.account {
+                Some(account) => self.logged_in(account, state.mechanism.name()),
+                None => self.failed_login(state.username, state.mechanism.name()),
+            },
+            Step::Failed(SaslError::BadBase64) => self.err("Invalid base64 data."),
+            Step::Failed(SaslError::InvalidProof) => {
+                self.failed_login(state.username, state.mechanism.name())
+            }
+            Step::Failed(_) => self.err_auth("Authentication failed."),
         }
     }
 
@@ -528,36 +627,34 @@ impl Pop3Session {
         self.out.push(Output::Storage(StorageRequest { id, op }));
     }
 
-    fn on_reply(&mut self, then: AfterReply, reply: StorageResult, now: Instant) {
+    fn on_reply(&mut self, then: AfterReply, reply: StorageResult) {
         match then {
             AfterReply::Login {
                 username,
                 mechanism,
             } => match reply {
                 Ok(StorageReply::Authenticated(AuthOutcome::Accepted { account })) => {
-                    self.out.push(Output::Event(Event::LoggedIn {
-                        account: account.clone(),
-                        mechanism,
-                    }));
-                    self.request(
-                        StorageOp::LockMaildrop {
-                            account: account.clone(),
-                        },
-                        AfterReply::Lock { account },
-                    );
+                    self.logged_in(account, mechanism)
                 }
                 Ok(StorageReply::Authenticated(AuthOutcome::Rejected)) => {
-                    self.out.push(Output::Event(Event::AuthFailed {
-                        username,
-                        mechanism,
-                    }));
-                    let delay = self.failures.record(&self.config.limits);
-                    if delay.is_zero() {
-                        self.answer_failed_auth();
-                    } else {
-                        self.timers.set(Timer::AuthDelay, now + delay);
-                        self.expect = Expect::AuthDelay;
-                    }
+                    self.failed_login(username, mechanism)
+                }
+                // The account is at its connection limit (one POP3 session): RFC 2449 §8.1.1.
+                Err(StorageError::InUse) => {
+                    self.err("[IN-USE] Mailbox is locked by another POP3 session.")
+                }
+                Err(_) | Ok(_) => self.temporary_failure(),
+            },
+            AfterReply::ScramKeys(state) => match reply {
+                Ok(StorageReply::Scram {
+                    account,
+                    credentials,
+                    nonce,
+                }) => {
+                    let mut state = *state;
+                    state.account = account;
+                    let step = state.exchange.credentials(&credentials, &nonce);
+                    self.sasl_step(state, step);
                 }
                 Err(_) | Ok(_) => self.temporary_failure(),
             },
@@ -645,6 +742,34 @@ impl Pop3Session {
                 self.ok("Logging out.");
                 self.close_unlocked();
             }
+        }
+    }
+
+    fn logged_in(&mut self, account: String, mechanism: &'static str) {
+        self.out.push(Output::Event(Event::LoggedIn {
+            account: account.clone(),
+            mechanism,
+        }));
+        self.request(
+            StorageOp::LockMaildrop {
+                account: account.clone(),
+            },
+            AfterReply::Lock { account },
+        );
+    }
+
+    /// A wrong password (or proof): answered after the tarpit delay.
+    fn failed_login(&mut self, username: String, mechanism: &'static str) {
+        self.out.push(Output::Event(Event::AuthFailed {
+            username,
+            mechanism,
+        }));
+        let delay = self.failures.record(&self.config.limits);
+        if delay.is_zero() {
+            self.answer_failed_auth();
+        } else {
+            self.timers.set(Timer::AuthDelay, self.now + delay);
+            self.expect = Expect::AuthDelay;
         }
     }
 

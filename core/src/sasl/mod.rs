@@ -29,7 +29,6 @@
 //! further calls fail with [`SaslError::Misuse`]. The machines read no clock and draw no
 //! random numbers: SCRAM's server nonce comes from the caller.
 //!
-//! The older one-shot [`Mechanism::finish`] (PLAIN only) stays for the sessions that use it.
 
 use base64::Engine;
 
@@ -66,12 +65,6 @@ impl Mechanism {
         Mechanism::Login,
     ];
 
-    /// Looks up a mechanism that [`Mechanism::finish`] completes in one response (PLAIN).
-    /// Sessions that drive an [`Exchange`] use [`Mechanism::lookup`] instead.
-    pub(crate) fn from_name(name: &[u8]) -> Option<Mechanism> {
-        Mechanism::lookup(name).filter(|m| *m == Mechanism::Plain)
-    }
-
     /// Looks a mechanism up by its (case-insensitive) registered name.
     pub fn lookup(name: &[u8]) -> Option<Mechanism> {
         Mechanism::ALL
@@ -100,15 +93,6 @@ impl Mechanism {
     /// Whether the mechanism needs stored SCRAM keys rather than a password check.
     pub fn is_scram(self) -> bool {
         matches!(self, Mechanism::ScramSha256 | Mechanism::ScramSha256Plus)
-    }
-
-    /// Consumes the client's one response and yields the credentials to check. Only for
-    /// mechanisms [`Mechanism::from_name`] returns; the others need an [`Exchange`].
-    pub(crate) fn finish(self, response: &[u8]) -> Result<Credentials, SaslError> {
-        match self {
-            Mechanism::Plain => plain::parse(response),
-            other => Err(SaslError::Malformed(other.name())),
-        }
     }
 }
 
@@ -335,23 +319,14 @@ mod tests {
 
     #[test]
     fn mechanism_names_are_case_insensitive() {
-        assert_eq!(Mechanism::from_name(b"plain"), Some(Mechanism::Plain));
-        assert_eq!(Mechanism::from_name(b"CRAM-MD5"), None);
+        assert_eq!(Mechanism::lookup(b"plain"), Some(Mechanism::Plain));
+        assert_eq!(Mechanism::lookup(b"CRAM-MD5"), None);
         assert_eq!(
             Mechanism::lookup(b"scram-sha-256-plus"),
             Some(Mechanism::ScramSha256Plus)
         );
         assert_eq!(Mechanism::lookup(b"login"), Some(Mechanism::Login));
         assert_eq!(Mechanism::lookup(b"SCRAM-SHA-1"), None);
-    }
-
-    #[test]
-    fn the_one_shot_path_still_offers_only_plain() {
-        // Sessions that use `finish` must not start accepting mechanisms it cannot complete.
-        assert_eq!(Mechanism::from_name(b"LOGIN"), None);
-        assert_eq!(Mechanism::from_name(b"SCRAM-SHA-256"), None);
-        assert!(Mechanism::Plain.finish(b"\0tim\0pw").is_ok());
-        assert!(Mechanism::Login.finish(b"tim").is_err());
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub struct MemStore {
     uid_validity_seed: u32,
     /// Accounts whose POP3 maildrop is locked.
     locked: std::collections::HashSet<String>,
+    nonce_counter: u64,
 }
 
 #[derive(Debug, Default)]
@@ -280,6 +281,29 @@ impl Store for MemStore {
                     _ => AuthOutcome::Rejected,
                 };
                 Ok(StorageReply::Authenticated(outcome))
+            }
+            StorageOp::ScramLookup { username } => {
+                // Keys derived on demand from the test password; a fixed salt and a counter
+                // nonce keep transcripts deterministic (this store never serves real users).
+                self.nonce_counter += 1;
+                let nonce =
+                    crate::sasl::ServerNonce::from_entropy(&self.nonce_counter.to_be_bytes());
+                let found = self.users.get(&username.to_lowercase());
+                let (account, password) = match found {
+                    Some((account, password)) => (
+                        Some(account.clone()),
+                        String::from_utf8_lossy(password.expose()).into_owned(),
+                    ),
+                    None => (None, format!("unknown {username} {}", self.now)),
+                };
+                let credentials =
+                    crate::sasl::ScramCredentials::derive(&password, b"tern-memstore", 4096)
+                        .map_err(|_| StorageError::Internal("password not SASLprep-able".into()))?;
+                Ok(StorageReply::Scram {
+                    account: if found.is_some() { account } else { None },
+                    credentials,
+                    nonce,
+                })
             }
             StorageOp::ListMailboxes { account } => {
                 let a = self.account(&account);

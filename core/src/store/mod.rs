@@ -257,6 +257,13 @@ pub enum StorageOp {
         /// The password octets as the client sent them.
         password: Secret<Vec<u8>>,
     },
+    /// Look up a user's stored SCRAM keys (RFC 5802) and draw a fresh server nonce. Unknown
+    /// users get stand-in keys that never verify, so the exchange cannot reveal which names
+    /// exist.
+    ScramLookup {
+        /// The authentication identity, SASLprep-ed.
+        username: String,
+    },
     /// List mailboxes and subscriptions.
     ListMailboxes {
         /// The account.
@@ -421,7 +428,7 @@ impl StorageOp {
     /// The account a mutating operation changes, for change notification.
     pub fn account(&self) -> Option<&str> {
         match self {
-            StorageOp::Authenticate { .. } => None,
+            StorageOp::Authenticate { .. } | StorageOp::ScramLookup { .. } => None,
             StorageOp::ListMailboxes { account }
             | StorageOp::CreateMailbox { account, .. }
             | StorageOp::DeleteMailbox { account, .. }
@@ -449,6 +456,15 @@ impl StorageOp {
 pub enum StorageReply {
     /// To [`StorageOp::Authenticate`].
     Authenticated(AuthOutcome),
+    /// To [`StorageOp::ScramLookup`].
+    Scram {
+        /// The account the keys belong to; `None` for stand-in keys.
+        account: Option<String>,
+        /// The stored keys (or stand-ins).
+        credentials: crate::sasl::ScramCredentials,
+        /// The server's nonce part for this exchange.
+        nonce: crate::sasl::ServerNonce,
+    },
     /// To [`StorageOp::ListMailboxes`].
     Mailboxes(MailboxList),
     /// To create, delete, rename, subscribe, and the maildrop lock.

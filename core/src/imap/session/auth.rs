@@ -1,4 +1,5 @@
-//! LOGIN and AUTHENTICATE (RFC 9051 §6.2.2, §6.2.3; SASL-IR, RFC 4959).
+//! LOGIN and AUTHENTICATE (RFC 9051 §6.2.2, §6.2.3; SASL-IR, RFC 4959), driving the SASL
+//! step machines of [`crate::sasl`].
 
 use std::time::Instant;
 
@@ -8,11 +9,23 @@ use super::{Expect, Finish, ImapSession, Pending, State};
 use crate::auth::plaintext_allowed;
 use crate::imap::command::Tag;
 use crate::imap::response::{Code, Condition, Response};
-use crate::sasl::{self, Credentials, Mechanism};
+use crate::sasl::{self, Credentials, Exchange, Mechanism, Outcome, SaslContext, SaslError, Step};
 use crate::secret::Secret;
 use crate::session::{Event, Output};
 use crate::store::{AuthOutcome, StorageOp, StorageReply, StorageResult};
 use crate::time::Timer;
+
+/// An AUTHENTICATE exchange in progress.
+#[derive(Debug)]
+pub(super) struct SaslState {
+    pub(super) tag: Tag,
+    mechanism: Mechanism,
+    exchange: Exchange,
+    /// The account whose SCRAM keys are in use, once storage named it.
+    account: Option<String>,
+    /// The authentication identity, for failure logs.
+    username: String,
+}
 
 impl ImapSession {
     pub(super) fn plaintext_ok(&self) -> bool {
@@ -44,8 +57,9 @@ impl ImapSession {
         tag: Tag,
         mechanism: &[u8],
         initial_response: Option<Secret<Bytes>>,
+        now: Instant,
     ) {
-        let Some(mech) = Mechanism::from_name(mechanism) else {
+        let Some(mech) = Mechanism::lookup(mechanism) else {
             self.no(tag, None, "Unsupported authentication mechanism.");
             return;
         };
@@ -57,39 +71,108 @@ impl ImapSession {
             );
             return;
         }
-        match initial_response {
-            Some(ir) => self.finish_sasl(tag, mech, ir.expose()),
-            None => {
-                self.send(Response::Continue(Bytes::new()));
-                self.expect = Expect::SaslResponse {
-                    tag,
-                    mechanism: mech,
-                };
-            }
+        if mech == Mechanism::ScramSha256Plus && !self.channel_bindings.available() {
+            self.no(
+                tag,
+                None,
+                "Channel binding is not available on this connection.",
+            );
+            return;
         }
+        let initial = match initial_response {
+            None => None,
+            Some(ir) => match sasl::decode_response(ir.expose()) {
+                Ok(decoded) => Some(decoded),
+                Err(_) => {
+                    self.status(Some(tag), Condition::Bad, None, "Invalid base64 data.");
+                    return;
+                }
+            },
+        };
+        let context = SaslContext::new(self.channel_bindings.clone());
+        let mut state = SaslState {
+            tag,
+            mechanism: mech,
+            exchange: Exchange::new(mech, &context),
+            account: None,
+            username: String::new(),
+        };
+        let step = state.exchange.start(initial.as_deref());
+        self.sasl_step(state, step, now);
     }
 
-    pub(super) fn sasl_response(&mut self, line: Bytes) {
-        let Expect::SaslResponse { tag, mechanism } =
-            std::mem::replace(&mut self.expect, Expect::Command)
+    pub(super) fn sasl_response(&mut self, line: Bytes, now: Instant) {
+        let Expect::SaslResponse(state) = std::mem::replace(&mut self.expect, Expect::Command)
         else {
             return;
         };
+        let mut state = *state;
         // RFC 9051 §6.2.2: a lone "*" cancels the exchange with a tagged BAD.
         if line.as_ref() == b"*" {
-            self.status(Some(tag), Condition::Bad, None, "Authentication cancelled.");
+            self.status(
+                Some(state.tag),
+                Condition::Bad,
+                None,
+                "Authentication cancelled.",
+            );
             return;
         }
-        self.finish_sasl(tag, mechanism, &line);
+        let step = match sasl::decode_response(&line) {
+            Ok(decoded) => state.exchange.respond(&decoded),
+            Err(e) => Step::Failed(e),
+        };
+        self.sasl_step(state, step, now);
     }
 
-    fn finish_sasl(&mut self, tag: Tag, mechanism: Mechanism, response: &[u8]) {
-        match sasl::decode_response(response).and_then(|r| mechanism.finish(&r)) {
-            Ok(creds) => self.check_credentials(tag, creds, mechanism.name()),
-            Err(sasl::SaslError::BadBase64) => {
-                self.status(Some(tag), Condition::Bad, None, "Invalid base64 data.")
+    fn sasl_step(&mut self, mut state: SaslState, step: Step, now: Instant) {
+        match step {
+            Step::Challenge(challenge) => {
+                self.send(Response::Continue(Bytes::from(sasl::encode_challenge(
+                    &challenge,
+                ))));
+                self.expect = Expect::SaslResponse(Box::new(state));
             }
-            Err(_) => self.no_auth(tag),
+            Step::NeedCredentials { username } => {
+                state.username = username.clone();
+                self.request(
+                    StorageOp::ScramLookup { username },
+                    Pending::ScramKeys(Box::new(state)),
+                );
+            }
+            Step::Done(Outcome::Verify(creds)) => {
+                self.check_credentials(state.tag, creds, state.mechanism.name())
+            }
+            Step::Done(Outcome::Authenticated { .. }) => match state.account {
+                Some(account) => self.logged_in(state.tag, account, state.mechanism.name()),
+                // Stand-in keys cannot verify; reaching here would be a store bug.
+                None => self.failed_login(state.tag, state.username, state.mechanism.name(), now),
+            },
+            Step::Failed(SaslError::BadBase64) => self.status(
+                Some(state.tag),
+                Condition::Bad,
+                None,
+                "Invalid base64 data.",
+            ),
+            Step::Failed(SaslError::InvalidProof) => {
+                self.failed_login(state.tag, state.username, state.mechanism.name(), now)
+            }
+            Step::Failed(_) => self.no_auth(state.tag),
+        }
+    }
+
+    pub(super) fn scram_keys(&mut self, mut state: SaslState, reply: StorageResult, now: Instant) {
+        match reply {
+            Ok(StorageReply::Scram {
+                account,
+                credentials,
+                nonce,
+            }) => {
+                state.account = account;
+                let step = state.exchange.credentials(&credentials, &nonce);
+                self.sasl_step(state, step, now);
+            }
+            Err(e) => self.storage_failed(state.tag, &e),
+            Ok(_) => self.unexpected(state.tag),
         }
     }
 
@@ -118,29 +201,38 @@ impl ImapSession {
     ) {
         match reply {
             Ok(StorageReply::Authenticated(AuthOutcome::Accepted { account })) => {
-                self.out.push(Output::Event(Event::LoggedIn {
-                    account: account.clone(),
-                    mechanism,
-                }));
-                self.state = State::Authenticated { account };
-                let caps = self.capability_list();
-                self.finish(Finish::ok(tag, "Logged in.").with_code(Code::Capability(caps)));
+                self.logged_in(tag, account, mechanism)
             }
             Ok(StorageReply::Authenticated(AuthOutcome::Rejected)) => {
-                self.out.push(Output::Event(Event::AuthFailed {
-                    username,
-                    mechanism,
-                }));
-                let delay = self.failures.record(&self.config.limits);
-                if delay.is_zero() {
-                    self.answer_failed_auth(&tag);
-                } else {
-                    self.timers.set(Timer::AuthDelay, now + delay);
-                    self.expect = Expect::AuthDelay { tag };
-                }
+                self.failed_login(tag, username, mechanism, now)
             }
             Err(e) => self.storage_failed(tag, &e),
             Ok(_) => self.unexpected(tag),
+        }
+    }
+
+    fn logged_in(&mut self, tag: Tag, account: String, mechanism: &'static str) {
+        self.out.push(Output::Event(Event::LoggedIn {
+            account: account.clone(),
+            mechanism,
+        }));
+        self.state = State::Authenticated { account };
+        let caps = self.capability_list();
+        self.finish(Finish::ok(tag, "Logged in.").with_code(Code::Capability(caps)));
+    }
+
+    /// A wrong password (or proof): answered after the tarpit delay.
+    fn failed_login(&mut self, tag: Tag, username: String, mechanism: &'static str, now: Instant) {
+        self.out.push(Output::Event(Event::AuthFailed {
+            username,
+            mechanism,
+        }));
+        let delay = self.failures.record(&self.config.limits);
+        if delay.is_zero() {
+            self.answer_failed_auth(&tag);
+        } else {
+            self.timers.set(Timer::AuthDelay, now + delay);
+            self.expect = Expect::AuthDelay { tag };
         }
     }
 

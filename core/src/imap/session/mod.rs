@@ -39,7 +39,7 @@ use super::response::{Code, Condition, Data, Response, StatusResponse};
 use crate::auth::FailureCounter;
 use crate::limits::Limits;
 use crate::outbox::Outbox;
-use crate::sasl::Mechanism;
+use crate::sasl::ChannelBindings;
 use crate::session::{Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport};
 use crate::store::{MailboxId, StorageError, StorageOp, StorageRequest, StorageResult};
 use crate::time::{Timer, Timers};
@@ -72,10 +72,7 @@ enum State {
 enum Expect {
     Command,
     /// AUTHENTICATE sent a continuation; the next line is the client's SASL response.
-    SaslResponse {
-        tag: Tag,
-        mechanism: Mechanism,
-    },
+    SaslResponse(Box<auth::SaslState>),
     /// IDLE is running; the next line should be DONE.
     IdleDone {
         tag: Tag,
@@ -105,6 +102,8 @@ enum Pending {
         username: String,
         mechanism: &'static str,
     },
+    /// SCRAM keys were asked for.
+    ScramKeys(Box<auth::SaslState>),
     Mailbox(mailboxes::Pending),
     Message(messages::Pending),
     Fetch(fetch::Pending),
@@ -180,10 +179,13 @@ pub(crate) struct ImapSession {
     dirty: bool,
     /// The command being dispatched was preceded by a synchronisation (no second one).
     presynced: bool,
+    /// The TLS session's channel-binding data, for SCRAM-SHA-256-PLUS.
+    channel_bindings: ChannelBindings,
 }
 
 impl ImapSession {
     pub(crate) fn new(config: SessionConfig, now: Instant) -> Self {
+        let channel_bindings = config.channel_bindings.clone();
         let mut s = ImapSession {
             tls_active: config.transport == Transport::ImplicitTls,
             config,
@@ -199,6 +201,7 @@ impl ImapSession {
             enabled: Enabled::default(),
             dirty: false,
             presynced: false,
+            channel_bindings,
         };
         let caps = s.capability_list();
         let greeting = format!("{} ready.", s.config.server_name);
@@ -219,7 +222,7 @@ impl ImapSession {
     pub(crate) fn wants_read(&self) -> bool {
         match self.expect {
             Expect::Closed => false,
-            Expect::Command | Expect::SaslResponse { .. } | Expect::IdleDone { .. } => true,
+            Expect::Command | Expect::SaslResponse(_) | Expect::IdleDone { .. } => true,
             Expect::Reply { .. } | Expect::AuthDelay { .. } | Expect::TlsHandshake => {
                 self.framer.buffered() < self.limits().max_buffered_input
             }
@@ -278,11 +281,15 @@ impl ImapSession {
                 }
                 self.after_step(now);
             }
-            Input::TlsEstablished { now } => {
+            Input::TlsEstablished {
+                now,
+                channel_bindings,
+            } => {
                 if !matches!(self.expect, Expect::TlsHandshake) {
                     return Err(MisuseError::UnexpectedTls);
                 }
                 self.tls_active = true;
+                self.channel_bindings = channel_bindings;
                 self.expect = Expect::Command;
                 self.touch(now);
                 self.after_step(now);
@@ -327,7 +334,7 @@ impl ImapSession {
             && matches!(
                 self.expect,
                 Expect::Command
-                    | Expect::SaslResponse { .. }
+                    | Expect::SaslResponse(_)
                     | Expect::IdleDone { .. }
                     | Expect::TlsHandshake
             )
@@ -397,7 +404,7 @@ impl ImapSession {
             let limits = self.frame_limits();
             let frame = match &self.expect {
                 Expect::Command => self.framer.next(Mode::Command, &limits),
-                Expect::SaslResponse { .. } | Expect::IdleDone { .. } => {
+                Expect::SaslResponse(_) | Expect::IdleDone { .. } => {
                     let line = FrameLimits {
                         max_line: self.limits().sasl_max_line,
                         ..limits
@@ -423,7 +430,7 @@ impl ImapSession {
                 Frame::Command(bytes) => self.command(bytes, now),
                 Frame::Line(line) => match &self.expect {
                     Expect::IdleDone { .. } => self.idle_line(&line, now),
-                    _ => self.sasl_response(line),
+                    _ => self.sasl_response(line, now),
                 },
                 Frame::Rejected { tag, why } => {
                     let tag = tag.and_then(Tag::new);
@@ -432,7 +439,10 @@ impl ImapSession {
                         Rejection::TooLarge => "Command too large.",
                     };
                     match std::mem::replace(&mut self.expect, Expect::Command) {
-                        Expect::SaslResponse { tag, .. } | Expect::IdleDone { tag } => {
+                        Expect::SaslResponse(state) => {
+                            self.status(Some(state.tag), Condition::Bad, None, text);
+                        }
+                        Expect::IdleDone { tag } => {
                             self.timers.clear(Timer::IdleKeepalive);
                             self.status(Some(tag), Condition::Bad, None, text);
                         }
@@ -516,7 +526,9 @@ impl ImapSession {
             Command::Authenticate {
                 mechanism,
                 initial_response,
-            } if !authenticated => self.authenticate_command(tag, &mechanism, initial_response),
+            } if !authenticated => {
+                self.authenticate_command(tag, &mechanism, initial_response, now)
+            }
             Command::StartTls | Command::Login { .. } | Command::Authenticate { .. } => {
                 self.bad(Some(tag), None, "Already authenticated.")
             }
@@ -613,6 +625,7 @@ impl ImapSession {
                 username,
                 mechanism,
             } => self.login_reply(tag, username, mechanism, reply, now),
+            Pending::ScramKeys(state) => self.scram_keys(*state, reply, now),
             Pending::Mailbox(p) => self.mailbox_reply(p, reply),
             Pending::Message(p) => self.message_reply(p, reply),
             Pending::Fetch(p) => self.fetch_reply(p, reply),
@@ -779,8 +792,12 @@ impl ImapSession {
                 if !self.tls_active && self.config.transport == Transport::StartTlsAvailable {
                     caps.push("STARTTLS");
                 }
+                if self.channel_bindings.available() {
+                    caps.push("AUTH=SCRAM-SHA-256-PLUS");
+                }
+                caps.push("AUTH=SCRAM-SHA-256");
                 if self.plaintext_ok() {
-                    caps.push("AUTH=PLAIN");
+                    caps.extend(["AUTH=PLAIN", "AUTH=LOGIN"]);
                 } else {
                     caps.push("LOGINDISABLED");
                 }
