@@ -1,0 +1,1469 @@
+//! One account: its database connection, its large-body folder, and every operation, each
+//! in one transaction that either commits whole or leaves nothing behind.
+//!
+//! The operations follow `MemStore` step for step (it is the specification), including the
+//! order in which MODSEQs and UIDs are assigned and which changes are announced.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use tern_core::imap::types::{Date, DateTime, Flag, StoreMode};
+use tern_core::mail::analyze::analyze;
+use tern_core::mail::date::{from_unix, to_unix};
+use tern_core::mail::flags::{Flags, SystemFlag};
+use tern_core::mail::mailbox_name::DELIMITER;
+use tern_core::mail::text::{extract, SearchText};
+use tern_core::store::query::{Candidate, Query};
+use tern_core::store::{
+    ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList, MailboxStatus,
+    MessageState, ModSeq, NewMessage, Snapshot, SpecialUse, StorageError, StorageReply, Uid,
+    DEFAULT_MAILBOXES,
+};
+
+use crate::blobs::BlobDir;
+use crate::codec;
+use crate::error::{Fail, OpenError};
+use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
+use crate::search;
+
+/// Per-account bound on mailboxes, as in `MemStore`.
+const MAX_MAILBOXES: i64 = 10_000;
+
+/// Prepared statements kept per connection: every statement this module issues fits.
+const STATEMENT_CACHE: usize = 96;
+
+/// Requests with at least this many UIDs, in strictly ascending order, read one range scan
+/// instead of one lookup per UID.
+const SCAN_THRESHOLD: usize = 32;
+
+/// What an operation did besides its reply: mailboxes to announce, in `MemStore`'s order.
+pub type Outcome = (StorageReply, Vec<MailboxId>);
+
+/// An open account.
+pub struct Account {
+    conn: Connection,
+    blobs: BlobDir,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The database file inside an account folder.
+pub const DATABASE_FILE: &str = "index.sqlite";
+/// The large-body folder inside an account folder.
+pub const BLOB_FOLDER: &str = "blobs";
+
+#[derive(Clone, Debug)]
+struct Mailbox {
+    id: i64,
+    uid_validity: u32,
+    uid_next: Uid,
+    highest_modseq: ModSeq,
+    recent_claimed: Uid,
+    selectable: bool,
+}
+
+impl Mailbox {
+    fn bump(&mut self) -> ModSeq {
+        self.highest_modseq += 1;
+        self.highest_modseq
+    }
+}
+
+/// One message row.
+#[derive(Clone, Debug)]
+struct Msg {
+    uid: Uid,
+    flags: Flags,
+    modseq: ModSeq,
+    date: DateTime,
+    size: u64,
+    body: i64,
+}
+
+impl Msg {
+    fn state(&self) -> MessageState {
+        MessageState {
+            uid: self.uid,
+            flags: self.flags.clone(),
+            modseq: self.modseq,
+        }
+    }
+}
+
+/// A message as the search evaluator sees it; `text` is filled only when the query needs it.
+struct Searched {
+    msg: Msg,
+    text: SearchText,
+}
+
+impl Candidate for Searched {
+    fn uid(&self) -> Uid {
+        self.msg.uid
+    }
+    fn flags(&self) -> &Flags {
+        &self.msg.flags
+    }
+    fn size(&self) -> u64 {
+        self.msg.size
+    }
+    fn internal_day(&self) -> Date {
+        self.msg.date.date
+    }
+    fn internal_unix(&self) -> i64 {
+        to_unix(&self.msg.date)
+    }
+    fn modseq(&self) -> ModSeq {
+        self.msg.modseq
+    }
+    fn text(&self) -> &SearchText {
+        &self.text
+    }
+}
+
+const MSG_COLUMNS: &str = "uid, flags, keywords, modseq, idate, zone, size, body";
+
+fn sys_bit(f: SystemFlag) -> i64 {
+    match f {
+        SystemFlag::Seen => 1,
+        SystemFlag::Answered => 2,
+        SystemFlag::Flagged => 4,
+        SystemFlag::Deleted => 8,
+        SystemFlag::Draft => 16,
+    }
+}
+
+fn flag_bits(flags: &Flags) -> i64 {
+    SystemFlag::ALL
+        .iter()
+        .filter(|f| flags.has(**f))
+        .map(|f| sys_bit(*f))
+        .sum()
+}
+
+fn keyword_blob(flags: &Flags) -> Option<Vec<u8>> {
+    (!flags.keywords().is_empty()).then(|| codec::encode_keywords(flags.keywords()))
+}
+
+/// Packs a date-time field by field: a leap second (`:60`) survives, which a Unix time would
+/// not.
+fn pack_datetime(d: &DateTime) -> i64 {
+    (i64::from(d.date.year) << 40)
+        | (i64::from(d.date.month) << 32)
+        | (i64::from(d.date.day) << 24)
+        | (i64::from(d.hour) << 16)
+        | (i64::from(d.minute) << 8)
+        | i64::from(d.second)
+}
+
+fn unpack_datetime(v: i64, zone: i64) -> DateTime {
+    DateTime {
+        date: Date {
+            year: (v >> 40) as u16,
+            month: (v >> 32) as u8,
+            day: (v >> 24) as u8,
+        },
+        hour: (v >> 16) as u8,
+        minute: (v >> 8) as u8,
+        second: v as u8,
+        zone_minutes: zone as i16,
+    }
+}
+
+fn read_msg(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Msg, Option<Vec<u8>>, i64)> {
+    let bits: i64 = r.get(1)?;
+    let keywords: Option<Vec<u8>> = r.get(2)?;
+    let mut flags = Flags::new();
+    for f in SystemFlag::ALL {
+        if bits & sys_bit(f) != 0 {
+            flags.set(f, true);
+        }
+    }
+    let msg = Msg {
+        uid: r.get(0)?,
+        flags,
+        modseq: r.get::<_, i64>(3)? as u64,
+        date: unpack_datetime(r.get(4)?, r.get(5)?),
+        size: r.get::<_, i64>(6)? as u64,
+        body: r.get(7)?,
+    };
+    Ok((msg, keywords, bits))
+}
+
+/// Finishes a row read by [`read_msg`]: keywords decode outside rusqlite's error type.
+fn finish_msg((mut msg, keywords, _): (Msg, Option<Vec<u8>>, i64)) -> Result<Msg, Fail> {
+    if let Some(k) = keywords {
+        for k in codec::decode_keywords(Bytes::from(k))? {
+            msg.flags.insert(&Flag::Keyword(k));
+        }
+    }
+    Ok(msg)
+}
+
+fn special_code(s: SpecialUse) -> i64 {
+    match s {
+        SpecialUse::All => 1,
+        SpecialUse::Archive => 2,
+        SpecialUse::Drafts => 3,
+        SpecialUse::Flagged => 4,
+        SpecialUse::Junk => 5,
+        SpecialUse::Sent => 6,
+        SpecialUse::Trash => 7,
+    }
+}
+
+fn special_from_code(c: i64) -> Option<SpecialUse> {
+    Some(match c {
+        1 => SpecialUse::All,
+        2 => SpecialUse::Archive,
+        3 => SpecialUse::Drafts,
+        4 => SpecialUse::Flagged,
+        5 => SpecialUse::Junk,
+        6 => SpecialUse::Sent,
+        7 => SpecialUse::Trash,
+        _ => return None,
+    })
+}
+
+/// A stable, fast 64-bit hash for finding duplicate bodies. Not collision resistant, and it
+/// need not be: a hash match is confirmed by comparing the bytes.
+pub fn body_hash(data: &[u8]) -> i64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h: u64 = (data.len() as u64).wrapping_mul(K);
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
+    }
+    for &b in chunks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(K).rotate_left(29);
+    }
+    h ^= h >> 32;
+    h.wrapping_mul(K) as i64
+}
+
+/// STORE's effect on one message's flags (as `MemStore` computes it).
+fn apply(current: &Flags, mode: StoreMode, flags: &[Flag]) -> Flags {
+    match mode {
+        StoreMode::Replace => Flags::from_flags(flags),
+        StoreMode::Add => {
+            let mut f = current.clone();
+            for flag in flags {
+                f.insert(flag);
+            }
+            f
+        }
+        StoreMode::Remove => {
+            let mut f = current.clone();
+            for flag in flags {
+                f.remove(flag);
+            }
+            f
+        }
+    }
+}
+
+/// The keywords a mailbox has seen, loaded once per operation.
+struct Keywords {
+    mailbox: i64,
+    list: Vec<Bytes>,
+}
+
+impl Keywords {
+    fn load(conn: &Connection, mailbox: i64) -> Result<Keywords, Fail> {
+        let mut stmt =
+            conn.prepare_cached("SELECT name FROM keywords WHERE mailbox = ?1 ORDER BY seq")?;
+        let list = stmt
+            .query_map([mailbox], |r| r.get::<_, Vec<u8>>(0))?
+            .map(|r| r.map(Bytes::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Keywords { mailbox, list })
+    }
+
+    fn note(&mut self, conn: &Connection, flags: &Flags) -> Result<(), Fail> {
+        for k in flags.keywords() {
+            if !self.list.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                conn.prepare_cached(
+                    "INSERT INTO keywords (mailbox, seq, name) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![self.mailbox, self.list.len() as i64, &k[..]])?;
+                self.list.push(k.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Files written in the current transaction (removed if it fails) and files to unlink once
+/// it commits.
+#[derive(Default)]
+struct Pending {
+    written: Vec<i64>,
+    doomed: Vec<i64>,
+}
+
+impl Account {
+    /// Opens (creating and migrating as needed) the account in `dir`.
+    pub fn open(dir: &Path, now: i64) -> Result<Account, OpenError> {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::Folder {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(DATABASE_FILE);
+        let db = |source| OpenError::Database {
+            path: path.clone(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(db)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // One process owns the store; a second one (a backup tool, sqlite3) only waits briefly.
+        conn.busy_timeout(Duration::from_secs(5)).map_err(db)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db)?;
+        if version > SCHEMA_VERSION {
+            return Err(OpenError::NewerSchema {
+                path,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version == 0 {
+            // Only takes effect before the first table exists; lets deleted bodies' pages be
+            // returned to the file system instead of only reused.
+            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
+                .map_err(db)?;
+        }
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(db)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(OpenError::Database {
+                path,
+                source: rusqlite::Error::InvalidQuery,
+            });
+        }
+        // FULL: a commit fsyncs the WAL, so an acknowledged change survives power loss, not
+        // just a process crash (NORMAL would only promise the latter).
+        conn.execute_batch("PRAGMA synchronous = FULL")
+            .map_err(db)?;
+        let mut account = Account {
+            conn,
+            blobs: BlobDir::new(dir.join(BLOB_FOLDER)),
+            path: path.clone(),
+        };
+        account
+            .migrate(version, now)
+            .map_err(|e| OpenError::Migration {
+                path: path.clone(),
+                detail: StorageError::from(e).to_string(),
+            })?;
+        // Best effort: a store on a full or read-only disk must still open for reading.
+        let _ = account.collect_garbage();
+        let _ = account.conn.execute_batch("PRAGMA incremental_vacuum");
+        Ok(account)
+    }
+
+    fn migrate(&mut self, from: i64, now: i64) -> Result<(), Fail> {
+        for version in from..SCHEMA_VERSION {
+            let Some(sql) = MIGRATIONS.get(version as usize) else {
+                break;
+            };
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(sql)?;
+            if version == 0 {
+                // A new account: the mailboxes `MemStore` gives every account.
+                insert_mailbox(&tx, "INBOX", None, now)?;
+                subscribe(&tx, "INBOX", true)?;
+                for (name, special) in DEFAULT_MAILBOXES {
+                    insert_mailbox(&tx, name, Some(special), now)?;
+                    subscribe(&tx, name, true)?;
+                }
+            }
+            tx.pragma_update(None, "user_version", version + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Removes body files no row refers to (left by a crash between file and commit).
+    pub fn collect_garbage(&mut self) -> Result<usize, Fail> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM bodies WHERE external = 1")?;
+        let live: HashSet<i64> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        drop(stmt);
+        Ok(self.blobs.collect_garbage(|id| live.contains(&id))?)
+    }
+
+    /// `PRAGMA integrity_check` and FTS5's own check; `Ok` when both pass.
+    pub fn check(&mut self) -> Result<(), Fail> {
+        let result: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if result != "ok" {
+            return Err(Fail::Storage(StorageError::Internal(format!(
+                "integrity check: {result}"
+            ))));
+        }
+        self.conn
+            .execute("INSERT INTO fts (fts) VALUES ('integrity-check')", [])?;
+        Ok(())
+    }
+
+    /// Messages and octets in all mailboxes (as QUOTA counts them: shared bodies count in
+    /// every mailbox that holds them).
+    pub fn usage(&mut self) -> Result<(u64, u64), Fail> {
+        let (messages, size): (i64, i64) = self.conn.query_row(
+            "SELECT COALESCE(SUM(messages), 0), COALESCE(SUM(size), 0) FROM mailboxes",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((messages as u64, size as u64))
+    }
+
+    #[cfg(test)]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs `f` in an immediate transaction; on failure nothing it did remains, files
+    /// included. Files of dropped bodies are unlinked after the commit.
+    fn write<T>(
+        &mut self,
+        f: impl FnOnce(&Connection, &BlobDir, &mut Pending) -> Result<T, Fail>,
+    ) -> Result<T, Fail> {
+        let mut pending = Pending::default();
+        let result = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx, &self.blobs, &mut pending)?;
+            tx.commit()?;
+            Ok(out)
+        })();
+        match result {
+            Ok(out) => {
+                for id in pending.doomed {
+                    // An unlink that fails leaves an orphan, collected at the next open.
+                    let _ = self.blobs.remove(id);
+                }
+                Ok(out)
+            }
+            Err(e) => {
+                for id in pending.written {
+                    let _ = self.blobs.remove(id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    // ---- operations ----
+
+    pub fn list(&mut self) -> Result<Outcome, Fail> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, special_use, selectable FROM mailboxes ORDER BY name")?;
+        let mailboxes = stmt
+            .query_map([], |r| {
+                Ok(MailboxEntry {
+                    name: r.get(0)?,
+                    special_use: r.get::<_, Option<i64>>(1)?.and_then(special_from_code),
+                    selectable: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM subscriptions ORDER BY name")?;
+        let subscribed = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok((
+            StorageReply::Mailboxes(MailboxList {
+                mailboxes,
+                subscribed,
+            }),
+            Vec::new(),
+        ))
+    }
+
+    pub fn create(
+        &mut self,
+        name: &str,
+        special_use: Option<SpecialUse>,
+        now: i64,
+    ) -> Result<Outcome, Fail> {
+        self.write(|tx, _, _| {
+            if let Some(existing) = by_name(tx, name)? {
+                if existing.selectable {
+                    return Err(StorageError::AlreadyExists.into());
+                }
+                // A \Noselect placeholder becomes a real mailbox again.
+                tx.prepare_cached(
+                    "UPDATE mailboxes SET selectable = 1, special_use = ?2 WHERE id = ?1",
+                )?
+                .execute(params![existing.id, special_use.map(special_code)])?;
+                return Ok((StorageReply::Done, Vec::new()));
+            }
+            let count: i64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM mailboxes")?
+                .query_row([], |r| r.get(0))?;
+            if count >= MAX_MAILBOXES {
+                return Err(StorageError::Limit("too many mailboxes").into());
+            }
+            // RFC 9051 §6.3.4: superior names are created too.
+            let mut parent = String::new();
+            for level in name.split(DELIMITER) {
+                if !parent.is_empty() {
+                    parent.push(DELIMITER);
+                }
+                parent.push_str(level);
+                if parent != name && by_name(tx, &parent)?.is_none() {
+                    insert_mailbox(tx, &parent, None, now)?;
+                }
+            }
+            insert_mailbox(tx, name, special_use, now)?;
+            Ok((StorageReply::Done, Vec::new()))
+        })
+    }
+
+    pub fn delete(&mut self, name: &str) -> Result<Outcome, Fail> {
+        self.write(|tx, _, pending| {
+            let children = has_children(tx, name)?;
+            let mailbox = by_name(tx, name)?.ok_or(StorageError::NoSuchMailbox)?;
+            if children {
+                // RFC 9051 §6.3.5: the name stays, as \Noselect, and loses its messages.
+                if !mailbox.selectable {
+                    return Err(StorageError::HasChildren.into());
+                }
+                tx.prepare_cached("UPDATE mailboxes SET selectable = 0 WHERE id = ?1")?
+                    .execute([mailbox.id])?;
+                delete_all_messages(tx, mailbox.id, pending)?;
+            } else {
+                delete_all_messages(tx, mailbox.id, pending)?;
+                for sql in [
+                    "DELETE FROM keywords WHERE mailbox = ?1",
+                    "DELETE FROM expunged WHERE mailbox = ?1",
+                    "DELETE FROM mailboxes WHERE id = ?1",
+                ] {
+                    tx.prepare_cached(sql)?.execute([mailbox.id])?;
+                }
+            }
+            Ok((StorageReply::Done, vec![MailboxId(mailbox.id as u64)]))
+        })
+    }
+
+    pub fn rename(&mut self, from: &str, to: &str, now: i64) -> Result<Outcome, Fail> {
+        self.write(|tx, _, pending| {
+            let source = by_name(tx, from)?;
+            if !source.as_ref().is_some_and(|m| m.selectable) && !has_children(tx, from)? {
+                return Err(StorageError::NoSuchMailbox.into());
+            }
+            if source.is_none() {
+                return Err(StorageError::NoSuchMailbox.into());
+            }
+            let target = by_name(tx, to)?;
+            if target.as_ref().is_some_and(|m| m.selectable) || has_children(tx, to)? {
+                return Err(StorageError::AlreadyExists.into());
+            }
+            if to.starts_with(&format!("{from}{DELIMITER}")) {
+                return Err(StorageError::Cannot("Cannot rename a mailbox into itself.").into());
+            }
+            if let Some(placeholder) = target {
+                delete_all_messages(tx, placeholder.id, pending)?;
+                for sql in [
+                    "DELETE FROM keywords WHERE mailbox = ?1",
+                    "DELETE FROM expunged WHERE mailbox = ?1",
+                    "DELETE FROM mailboxes WHERE id = ?1",
+                ] {
+                    tx.prepare_cached(sql)?.execute([placeholder.id])?;
+                }
+            }
+            // Parents of the new name, as CREATE would make them.
+            let levels: Vec<&str> = to.split(DELIMITER).collect();
+            let mut parent = String::new();
+            for level in levels.iter().take(levels.len().saturating_sub(1)) {
+                if !parent.is_empty() {
+                    parent.push(DELIMITER);
+                }
+                parent.push_str(level);
+                if by_name(tx, &parent)?.is_none() {
+                    insert_mailbox(tx, &parent, None, now)?;
+                }
+            }
+            if from == "INBOX" {
+                // RFC 9051 §6.3.6: INBOX's messages move to the new name; INBOX stays.
+                insert_mailbox(tx, to, None, now)?;
+                let mut inbox = by_name(tx, "INBOX")?.ok_or(StorageError::NoSuchMailbox)?;
+                let mut target = by_name(tx, to)?.ok_or(StorageError::NoSuchMailbox)?;
+                let messages = scan(tx, inbox.id, 0, Uid::MAX)?;
+                let modseq = inbox.bump();
+                let mut keywords = Keywords::load(tx, target.id)?;
+                for m in &messages {
+                    add(tx, &mut target, &mut keywords, m)?;
+                }
+                for m in &messages {
+                    tx.prepare_cached("DELETE FROM messages WHERE mailbox = ?1 AND uid = ?2")?
+                        .execute(params![inbox.id, m.uid])?;
+                    tombstone(tx, inbox.id, m.uid, modseq)?;
+                }
+                save(tx, &inbox)?;
+                save(tx, &target)?;
+                return Ok((StorageReply::Done, vec![MailboxId(inbox.id as u64)]));
+            }
+            let prefix = format!("{from}{DELIMITER}");
+            let mut stmt = tx.prepare_cached("SELECT id, name FROM mailboxes")?;
+            let moving: Vec<(i64, String)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<(i64, String)>, _>>()?
+                .into_iter()
+                .filter(|(_, n)| n == from || n.starts_with(&prefix))
+                .collect();
+            drop(stmt);
+            for (id, old) in moving {
+                let new = format!("{to}{}", &old[from.len()..]);
+                tx.prepare_cached("UPDATE mailboxes SET name = ?2 WHERE id = ?1")?
+                    .execute(params![id, new])?;
+            }
+            Ok((StorageReply::Done, Vec::new()))
+        })
+    }
+
+    pub fn subscribe(&mut self, name: &str, subscribed: bool) -> Result<Outcome, Fail> {
+        self.write(|tx, _, _| {
+            subscribe(tx, name, subscribed)?;
+            Ok((StorageReply::Done, Vec::new()))
+        })
+    }
+
+    pub fn status(&mut self, name: &str) -> Result<Outcome, Fail> {
+        let m = selectable(&self.conn, name)?;
+        let (messages, size, unseen, deleted): (i64, i64, i64, i64) = self
+            .conn
+            .prepare_cached("SELECT messages, size, unseen, deleted FROM mailboxes WHERE id = ?1")?
+            .query_row([m.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let recent: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM messages WHERE mailbox = ?1 AND uid >= ?2")?
+            .query_row(params![m.id, m.recent_claimed], |r| r.get(0))?;
+        Ok((
+            StorageReply::Status(MailboxStatus {
+                id: Some(MailboxId(m.id as u64)),
+                messages: messages as u32,
+                recent: recent as u32,
+                uid_next: m.uid_next,
+                uid_validity: m.uid_validity,
+                unseen: unseen as u32,
+                deleted: deleted as u32,
+                size: size as u64,
+                highest_modseq: m.highest_modseq,
+            }),
+            Vec::new(),
+        ))
+    }
+
+    pub fn open_mailbox(&mut self, name: &str, read_only: bool) -> Result<Outcome, Fail> {
+        let m = selectable(&self.conn, name)?;
+        let recent = if read_only {
+            Vec::new()
+        } else {
+            self.claim_recent(&m)?
+        };
+        let messages = scan(&self.conn, m.id, 0, Uid::MAX)?
+            .iter()
+            .map(Msg::state)
+            .collect();
+        let keywords = Keywords::load(&self.conn, m.id)?.list;
+        Ok((
+            StorageReply::Opened(Snapshot {
+                id: MailboxId(m.id as u64),
+                uid_validity: m.uid_validity,
+                uid_next: m.uid_next,
+                highest_modseq: m.highest_modseq,
+                messages,
+                recent,
+                keywords,
+            }),
+            Vec::new(),
+        ))
+    }
+
+    /// Claims the mailbox's unclaimed messages as `\Recent` for the calling session.
+    fn claim_recent(&mut self, m: &Mailbox) -> Result<Vec<Uid>, Fail> {
+        let from = m.recent_claimed;
+        if from != m.uid_next {
+            // Written only when there is something new: a SELECT of an unchanged mailbox
+            // costs no fsync.
+            let (id, next) = (m.id, m.uid_next);
+            self.write(|tx, _, _| {
+                tx.prepare_cached("UPDATE mailboxes SET recent_claimed = ?2 WHERE id = ?1")?
+                    .execute(params![id, next])?;
+                Ok(())
+            })?;
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT uid FROM messages WHERE mailbox = ?1 AND uid >= ?2 ORDER BY uid",
+        )?;
+        let uids = stmt
+            .query_map(params![m.id, from], |r| r.get(0))?
+            .collect::<Result<Vec<Uid>, _>>()?;
+        Ok(uids)
+    }
+
+    pub fn changes(
+        &mut self,
+        mailbox: MailboxId,
+        uid_next: Uid,
+        since: ModSeq,
+        claim_recent: bool,
+    ) -> Result<Outcome, Fail> {
+        let Ok(m) = by_id(&self.conn, mailbox) else {
+            return Ok((
+                StorageReply::Changes(ChangeSet {
+                    gone: true,
+                    ..ChangeSet::default()
+                }),
+                Vec::new(),
+            ));
+        };
+        let recent = if claim_recent {
+            self.claim_recent(&m)?
+        } else {
+            Vec::new()
+        };
+        let added = scan(&self.conn, m.id, uid_next, Uid::MAX)?
+            .iter()
+            .map(Msg::state)
+            .collect();
+        let since_i = i64::try_from(since).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {MSG_COLUMNS} FROM messages WHERE mailbox = ?1 AND modseq > ?2 AND uid < ?3 \
+             ORDER BY uid"
+        ))?;
+        let changed = stmt
+            .query_map(params![m.id, since_i, uid_next], read_msg)?
+            .map(|r| r.map_err(Fail::from).and_then(finish_msg))
+            .map(|r| r.map(|m| m.state()))
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        // MemStore lists tombstones in the order the expunges happened.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT uid FROM expunged WHERE mailbox = ?1 AND modseq > ?2 AND uid < ?3 \
+             ORDER BY modseq, uid",
+        )?;
+        let expunged = stmt
+            .query_map(params![m.id, since_i, uid_next], |r| r.get(0))?
+            .collect::<Result<Vec<Uid>, _>>()?;
+        drop(stmt);
+        let keywords = Keywords::load(&self.conn, m.id)?.list;
+        Ok((
+            StorageReply::Changes(ChangeSet {
+                added,
+                changed,
+                expunged,
+                recent,
+                highest_modseq: m.highest_modseq,
+                uid_next: m.uid_next,
+                keywords,
+                gone: false,
+            }),
+            Vec::new(),
+        ))
+    }
+
+    pub fn append(
+        &mut self,
+        name: &str,
+        messages: Vec<NewMessage>,
+        now: i64,
+        inline_limit: usize,
+    ) -> Result<Outcome, Fail> {
+        self.write(|tx, blobs, pending| {
+            let mut m = selectable(tx, name)?;
+            let mut keywords = Keywords::load(tx, m.id)?;
+            let mut uids = Vec::with_capacity(messages.len());
+            for NewMessage {
+                flags,
+                internal_date,
+                data,
+            } in messages
+            {
+                let body = store_body(tx, blobs, pending, &data, inline_limit)?;
+                let msg = Msg {
+                    uid: 0,
+                    flags: Flags::from_flags(&flags),
+                    modseq: 0,
+                    date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
+                    size: data.len() as u64,
+                    body,
+                };
+                uids.push(add(tx, &mut m, &mut keywords, &msg)?);
+            }
+            save(tx, &m)?;
+            let id = MailboxId(m.id as u64);
+            Ok((
+                StorageReply::Appended {
+                    uid_validity: m.uid_validity,
+                    uids,
+                    mailbox: id,
+                },
+                vec![id],
+            ))
+        })
+    }
+
+    pub fn fetch(
+        &mut self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        want: FetchWant,
+        mark_seen: bool,
+    ) -> Result<Outcome, Fail> {
+        let load = |conn: &Connection, blobs: &BlobDir, msg: &Msg| -> Result<_, Fail> {
+            Ok(FetchedMessage {
+                uid: msg.uid,
+                flags: msg.flags.clone(),
+                modseq: msg.modseq,
+                internal_date: msg.date,
+                size: msg.size,
+                content: if want.content {
+                    Some(load_content(conn, blobs, msg.body)?)
+                } else {
+                    None
+                },
+                info: if want.info {
+                    Some(Arc::new(load_info(conn, msg.body)?))
+                } else {
+                    None
+                },
+            })
+        };
+        if !mark_seen {
+            let m = by_id(&self.conn, mailbox)?;
+            let mut out = Vec::with_capacity(uids.len());
+            for_each_msg(&self.conn, m.id, uids, |conn, msg| {
+                out.push(load(conn, &self.blobs, &msg)?);
+                Ok(())
+            })?;
+            return Ok((StorageReply::Fetched(out), Vec::new()));
+        }
+        self.write(|tx, blobs, _| {
+            let mut m = by_id(tx, mailbox)?;
+            let mut out = Vec::with_capacity(uids.len());
+            let mut changed = false;
+            for_each_msg(tx, m.id, uids, |tx, mut msg| {
+                if !msg.flags.has(SystemFlag::Seen) {
+                    msg.flags.set(SystemFlag::Seen, true);
+                    msg.modseq = m.bump();
+                    update_flags(tx, m.id, &msg)?;
+                    changed = true;
+                }
+                out.push(load(tx, blobs, &msg)?);
+                Ok(())
+            })?;
+            let mut announce = Vec::new();
+            if changed {
+                save(tx, &m)?;
+                announce.push(mailbox);
+            }
+            Ok((StorageReply::Fetched(out), announce))
+        })
+    }
+
+    pub fn search(
+        &mut self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        query: &Query,
+        now: i64,
+    ) -> Result<Outcome, Fail> {
+        let m = by_id(&self.conn, mailbox)?;
+        if uids.is_empty() {
+            return Ok((StorageReply::Found(Vec::new()), Vec::new()));
+        }
+        // MemStore filters with a binary search over `uids`; on a sorted list the range
+        // below is exactly the UIDs that search can find.
+        let (lo, hi) = match (uids.first(), uids.last()) {
+            (Some(&lo), Some(&hi)) if uids.is_sorted() => (lo, hi),
+            _ => (0, Uid::MAX),
+        };
+        let narrowed = search::narrow(&self.conn, query)?;
+        let full_text = search::needs_full_text(query);
+        let sent_only = !full_text && query.needs_text();
+        let mut found = Vec::new();
+        for msg in scan(&self.conn, m.id, lo, hi)? {
+            if uids.binary_search(&msg.uid).is_err() {
+                continue;
+            }
+            if narrowed.as_ref().is_some_and(|n| !n.contains(&msg.body)) {
+                continue;
+            }
+            let mut c = Searched {
+                msg,
+                text: SearchText::default(),
+            };
+            let matched = match search::decide_without_text(query, &c, now) {
+                Some(certain) => certain,
+                None => {
+                    if full_text {
+                        c.text = load_text(&self.conn, c.msg.body)?;
+                    } else if sent_only {
+                        c.text.sent = load_sent(&self.conn, c.msg.body)?;
+                    }
+                    query.matches(&c, now)
+                }
+            };
+            if matched {
+                found.push(c.msg.uid);
+            }
+        }
+        Ok((StorageReply::Found(found), Vec::new()))
+    }
+
+    pub fn set_flags(
+        &mut self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        mode: StoreMode,
+        flags: &[Flag],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<Outcome, Fail> {
+        self.write(|tx, _, _| {
+            let mut m = by_id(tx, mailbox)?;
+            let mut keywords: Option<Keywords> = None;
+            let mut updated = Vec::new();
+            let mut modified = Vec::new();
+            let mut changed = false;
+            for_each_msg(tx, m.id, uids, |tx, mut msg| {
+                if unchanged_since.is_some_and(|u| msg.modseq > u) {
+                    modified.push(msg.uid);
+                    return Ok(());
+                }
+                let new = apply(&msg.flags, mode, flags);
+                if new != msg.flags {
+                    msg.modseq = m.bump();
+                    let kw = match &mut keywords {
+                        Some(k) => k,
+                        None => keywords.insert(Keywords::load(tx, m.id)?),
+                    };
+                    kw.note(tx, &new)?;
+                    msg.flags = new;
+                    update_flags(tx, m.id, &msg)?;
+                    changed = true;
+                }
+                updated.push(msg.state());
+                Ok(())
+            })?;
+            if changed {
+                save(tx, &m)?;
+            }
+            Ok((StorageReply::FlagsSet { updated, modified }, vec![mailbox]))
+        })
+    }
+
+    pub fn expunge(&mut self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Outcome, Fail> {
+        self.write(|tx, _, pending| {
+            let mut m = by_id(tx, mailbox)?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT uid FROM messages WHERE mailbox = ?1 AND flags & 8 != 0 ORDER BY uid",
+            )?;
+            let doomed: Vec<Uid> = stmt
+                .query_map([m.id], |r| r.get(0))?
+                .collect::<Result<Vec<Uid>, _>>()?
+                .into_iter()
+                .filter(|u| uids.is_none_or(|list| list.binary_search(u).is_ok()))
+                .collect();
+            drop(stmt);
+            let removed = remove(tx, &mut m, &doomed, pending)?;
+            let mut announce = Vec::new();
+            if !removed.is_empty() {
+                save(tx, &m)?;
+                announce.push(mailbox);
+            }
+            Ok((StorageReply::Expunged(removed), announce))
+        })
+    }
+
+    pub fn remove(&mut self, mailbox: MailboxId, uids: &[Uid]) -> Result<Outcome, Fail> {
+        let mut uids = uids.to_vec();
+        uids.sort_unstable();
+        uids.dedup();
+        self.write(|tx, _, pending| {
+            let mut m = by_id(tx, mailbox)?;
+            let removed = remove(tx, &mut m, &uids, pending)?;
+            // MemStore's remove advances MODSEQ for any non-empty request, found or not.
+            save(tx, &m)?;
+            let announce = if removed.is_empty() {
+                Vec::new()
+            } else {
+                vec![mailbox]
+            };
+            Ok((StorageReply::Expunged(removed), announce))
+        })
+    }
+
+    pub fn copy_move(
+        &mut self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        target: &str,
+        remove_source: bool,
+    ) -> Result<Outcome, Fail> {
+        self.write(|tx, _, pending| {
+            let mut source = by_id(tx, mailbox)?;
+            let mut picked = Vec::new();
+            for_each_msg(tx, source.id, uids, |_, msg| {
+                picked.push(msg);
+                Ok(())
+            })?;
+            let source_uids: Vec<Uid> = picked.iter().map(|m| m.uid).collect();
+            let mut target_box = selectable(tx, target)?;
+            if remove_source && target_box.id == source.id {
+                return Err(StorageError::Cannot("Source and destination are the same.").into());
+            }
+            let mut keywords = Keywords::load(tx, target_box.id)?;
+            let mut pairs = Vec::with_capacity(picked.len());
+            for msg in &picked {
+                pairs.push((msg.uid, add(tx, &mut target_box, &mut keywords, msg)?));
+            }
+            save(tx, &target_box)?;
+            let target_id = MailboxId(target_box.id as u64);
+            let mut announce = Vec::new();
+            if remove_source {
+                let mut sorted = source_uids;
+                sorted.sort_unstable();
+                // The target's row is saved: re-read the source in case it is the same one.
+                source = by_id(tx, mailbox)?;
+                remove(tx, &mut source, &sorted, pending)?;
+                save(tx, &source)?;
+                announce.push(mailbox);
+            }
+            announce.push(target_id);
+            Ok((
+                StorageReply::Copied {
+                    uid_validity: target_box.uid_validity,
+                    pairs,
+                },
+                announce,
+            ))
+        })
+    }
+}
+
+// ---- helpers over a connection or transaction ----
+
+fn get_meta(conn: &Connection, key: &str) -> Result<i64, Fail> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+fn set_meta(conn: &Connection, key: &str, value: i64) -> Result<(), Fail> {
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+        .execute(params![key, value])?;
+    Ok(())
+}
+
+/// Creates a mailbox row, as `MemStore`'s `insert`: a new id (never reused) and a
+/// UIDVALIDITY that is the clock, or one past the previous one if the clock has not moved
+/// on, so a re-created name never repeats an old UIDVALIDITY, even across restarts.
+fn insert_mailbox(
+    conn: &Connection,
+    name: &str,
+    special_use: Option<SpecialUse>,
+    now: i64,
+) -> Result<i64, Fail> {
+    let id = get_meta(conn, "last_mailbox_id")? + 1;
+    set_meta(conn, "last_mailbox_id", id)?;
+    let last = get_meta(conn, "last_uid_validity")?;
+    let uid_validity = now.clamp(1, i64::from(u32::MAX)).max(last + 1);
+    if uid_validity > i64::from(u32::MAX) {
+        return Err(StorageError::Limit("UIDVALIDITY exhausted").into());
+    }
+    set_meta(conn, "last_uid_validity", uid_validity)?;
+    conn.prepare_cached(
+        "INSERT INTO mailboxes (id, name, special_use, selectable, uid_validity, uid_next, \
+         highest_modseq, recent_claimed) VALUES (?1, ?2, ?3, 1, ?4, 1, 1, 1)",
+    )?
+    .execute(params![
+        id,
+        name,
+        special_use.map(special_code),
+        uid_validity
+    ])?;
+    Ok(id)
+}
+
+fn subscribe(conn: &Connection, name: &str, subscribed: bool) -> Result<(), Fail> {
+    let sql = if subscribed {
+        "INSERT OR IGNORE INTO subscriptions (name) VALUES (?1)"
+    } else {
+        "DELETE FROM subscriptions WHERE name = ?1"
+    };
+    conn.prepare_cached(sql)?.execute([name])?;
+    Ok(())
+}
+
+const MAILBOX_COLUMNS: &str =
+    "id, uid_validity, uid_next, highest_modseq, recent_claimed, selectable";
+
+fn read_mailbox(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
+    Ok(Mailbox {
+        id: r.get(0)?,
+        uid_validity: r.get(1)?,
+        uid_next: r.get(2)?,
+        highest_modseq: r.get::<_, i64>(3)? as u64,
+        recent_claimed: r.get(4)?,
+        selectable: r.get(5)?,
+    })
+}
+
+fn by_name(conn: &Connection, name: &str) -> Result<Option<Mailbox>, Fail> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE name = ?1"
+        ))?
+        .query_row([name], read_mailbox)
+        .optional()?)
+}
+
+fn selectable(conn: &Connection, name: &str) -> Result<Mailbox, Fail> {
+    match by_name(conn, name)? {
+        Some(m) if m.selectable => Ok(m),
+        _ => Err(StorageError::NoSuchMailbox.into()),
+    }
+}
+
+fn by_id(conn: &Connection, id: MailboxId) -> Result<Mailbox, Fail> {
+    let Ok(id) = i64::try_from(id.0) else {
+        return Err(StorageError::NoSuchMailbox.into());
+    };
+    match conn
+        .prepare_cached(&format!(
+            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?1"
+        ))?
+        .query_row([id], read_mailbox)
+        .optional()?
+    {
+        Some(m) if m.selectable => Ok(m),
+        _ => Err(StorageError::NoSuchMailbox.into()),
+    }
+}
+
+fn has_children(conn: &Connection, name: &str) -> Result<bool, Fail> {
+    // Names under "a/" sort between "a/" and "a0" ('0' follows '/').
+    let low = format!("{name}{DELIMITER}");
+    let high = format!("{name}{}", char::from(DELIMITER as u8 + 1));
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM mailboxes WHERE name >= ?1 AND name < ?2 LIMIT 1")?
+        .query_row(params![low, high], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn save(conn: &Connection, m: &Mailbox) -> Result<(), Fail> {
+    conn.prepare_cached(
+        "UPDATE mailboxes SET uid_next = ?2, highest_modseq = ?3, recent_claimed = ?4 \
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        m.id,
+        m.uid_next,
+        m.highest_modseq as i64,
+        m.recent_claimed
+    ])?;
+    Ok(())
+}
+
+/// Messages of a mailbox with `lo <= uid <= hi`, ascending.
+fn scan(conn: &Connection, mailbox: i64, lo: Uid, hi: Uid) -> Result<Vec<Msg>, Fail> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MSG_COLUMNS} FROM messages WHERE mailbox = ?1 AND uid >= ?2 AND uid <= ?3 \
+         ORDER BY uid"
+    ))?;
+    let rows = stmt.query_map(params![mailbox, lo, hi], read_msg)?;
+    rows.map(|r| r.map_err(Fail::from).and_then(finish_msg))
+        .collect()
+}
+
+fn lookup(conn: &Connection, mailbox: i64, uid: Uid) -> Result<Option<Msg>, Fail> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {MSG_COLUMNS} FROM messages WHERE mailbox = ?1 AND uid = ?2"
+        ))?
+        .query_row(params![mailbox, uid], read_msg)
+        .optional()?;
+    row.map(finish_msg).transpose()
+}
+
+/// Calls `f` for each existing message of `uids`, in request order (duplicates included, as
+/// `MemStore` does). Each lookup happens when its turn comes, so `f` sees its own earlier
+/// writes; a long strictly ascending request (no duplicates, so nothing to see) is read with
+/// one range scan instead.
+fn for_each_msg(
+    conn: &Connection,
+    mailbox: i64,
+    uids: &[Uid],
+    mut f: impl FnMut(&Connection, Msg) -> Result<(), Fail>,
+) -> Result<(), Fail> {
+    let ascending = uids.windows(2).all(|w| w[0] < w[1]);
+    match (uids.first(), uids.last()) {
+        (Some(&lo), Some(&hi)) if ascending && uids.len() >= SCAN_THRESHOLD => {
+            let rows = scan(conn, mailbox, lo, hi)?;
+            let mut want = uids.iter().peekable();
+            for msg in rows {
+                while want.next_if(|&&u| u < msg.uid).is_some() {}
+                if want.next_if(|&&u| u == msg.uid).is_some() {
+                    f(conn, msg)?;
+                }
+            }
+        }
+        _ => {
+            for &uid in uids {
+                if let Some(msg) = lookup(conn, mailbox, uid)? {
+                    f(conn, msg)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn update_flags(conn: &Connection, mailbox: i64, msg: &Msg) -> Result<(), Fail> {
+    conn.prepare_cached(
+        "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5 \
+         WHERE mailbox = ?1 AND uid = ?2",
+    )?
+    .execute(params![
+        mailbox,
+        msg.uid,
+        flag_bits(&msg.flags),
+        keyword_blob(&msg.flags),
+        msg.modseq as i64
+    ])?;
+    Ok(())
+}
+
+/// Adds a message (its body already stored) under the next UID and MODSEQ.
+fn add(
+    conn: &Connection,
+    m: &mut Mailbox,
+    keywords: &mut Keywords,
+    msg: &Msg,
+) -> Result<Uid, Fail> {
+    let uid = m.uid_next;
+    if uid == Uid::MAX {
+        return Err(StorageError::Limit("UIDs exhausted").into());
+    }
+    m.uid_next += 1;
+    let modseq = m.bump();
+    keywords.note(conn, &msg.flags)?;
+    conn.prepare_cached(
+        "INSERT INTO messages (mailbox, uid, modseq, flags, keywords, idate, zone, size, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        m.id,
+        uid,
+        modseq as i64,
+        flag_bits(&msg.flags),
+        keyword_blob(&msg.flags),
+        pack_datetime(&msg.date),
+        i64::from(msg.date.zone_minutes),
+        msg.size as i64,
+        msg.body
+    ])?;
+    Ok(uid)
+}
+
+fn tombstone(conn: &Connection, mailbox: i64, uid: Uid, modseq: ModSeq) -> Result<(), Fail> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO expunged (mailbox, uid, modseq) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![mailbox, uid, modseq as i64])?;
+    Ok(())
+}
+
+/// `MemStore`'s `remove`: one MODSEQ for the whole request (if non-empty), tombstones for the
+/// messages that existed. `uids` is ascending.
+fn remove(
+    conn: &Connection,
+    m: &mut Mailbox,
+    uids: &[Uid],
+    pending: &mut Pending,
+) -> Result<Vec<Uid>, Fail> {
+    if uids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let modseq = m.bump();
+    let mut removed = Vec::new();
+    let mut bodies = Vec::new();
+    for &uid in uids {
+        if removed.last() == Some(&uid) {
+            continue;
+        }
+        let body: Option<i64> = conn
+            .prepare_cached("DELETE FROM messages WHERE mailbox = ?1 AND uid = ?2 RETURNING body")?
+            .query_row(params![m.id, uid], |r| r.get(0))
+            .optional()?;
+        if let Some(body) = body {
+            tombstone(conn, m.id, uid, modseq)?;
+            removed.push(uid);
+            bodies.push(body);
+        }
+    }
+    release_bodies(conn, &bodies, pending)?;
+    Ok(removed)
+}
+
+/// Removes every message of a mailbox without tombstones or MODSEQ (DELETE, as `MemStore`).
+fn delete_all_messages(conn: &Connection, mailbox: i64, pending: &mut Pending) -> Result<(), Fail> {
+    let mut stmt = conn.prepare_cached("DELETE FROM messages WHERE mailbox = ?1 RETURNING body")?;
+    let bodies = stmt
+        .query_map([mailbox], |r| r.get(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    drop(stmt);
+    release_bodies(conn, &bodies, pending)
+}
+
+/// Drops the bodies among `ids` that no message refers to any more.
+fn release_bodies(conn: &Connection, ids: &[i64], pending: &mut Pending) -> Result<(), Fail> {
+    let mut seen = HashSet::new();
+    for &id in ids {
+        if !seen.insert(id) {
+            continue;
+        }
+        let row: Option<(i64, bool)> = conn
+            .prepare_cached("SELECT refs, external FROM bodies WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((refs, external)) = row else {
+            continue;
+        };
+        if refs > 0 {
+            continue;
+        }
+        for sql in [
+            "DELETE FROM fts WHERE rowid = ?1",
+            "DELETE FROM infos WHERE id = ?1",
+            "DELETE FROM texts WHERE id = ?1",
+            "DELETE FROM contents WHERE id = ?1",
+            "DELETE FROM bodies WHERE id = ?1",
+        ] {
+            conn.prepare_cached(sql)?.execute([id])?;
+        }
+        if external {
+            pending.doomed.push(id);
+        }
+    }
+    Ok(())
+}
+
+/// Stores a body, or finds the identical one already stored; returns its id. Everything
+/// FETCH and SEARCH need is computed here, once.
+fn store_body(
+    conn: &Connection,
+    blobs: &BlobDir,
+    pending: &mut Pending,
+    data: &[u8],
+    inline_limit: usize,
+) -> Result<i64, Fail> {
+    let hash = body_hash(data);
+    let mut stmt = conn.prepare_cached("SELECT id FROM bodies WHERE hash = ?1 AND size = ?2")?;
+    let same: Vec<i64> = stmt
+        .query_map(params![hash, data.len() as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    drop(stmt);
+    for id in same {
+        if load_content(conn, blobs, id)?[..] == *data {
+            return Ok(id);
+        }
+    }
+    let info = analyze(data);
+    let text = extract(data);
+    let external = data.len() > inline_limit;
+    conn.prepare_cached(
+        "INSERT INTO bodies (hash, size, refs, external, sent) VALUES (?1, ?2, 0, ?3, ?4)",
+    )?
+    .execute(params![
+        hash,
+        data.len() as i64,
+        external,
+        text.sent.map(codec::pack_date)
+    ])?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO infos (id, data) VALUES (?1, ?2)")?
+        .execute(params![id, codec::encode_info(&info)])?;
+    conn.prepare_cached("INSERT INTO texts (id, data) VALUES (?1, ?2)")?
+        .execute(params![id, codec::encode_text(&text)])?;
+    let [subj, sender, hdr, body] = search::fts_row(&text);
+    conn.prepare_cached(&format!(
+        "INSERT INTO fts (rowid, {}) VALUES (?1, ?2, ?3, ?4, ?5)",
+        search::FTS_COLUMNS
+    ))?
+    .execute(params![id, subj, sender, hdr, body])?;
+    if external {
+        // Written and fsync'd before the row can commit: a committed row has its file.
+        pending.written.push(id);
+        blobs.write(id, data)?;
+    } else {
+        conn.prepare_cached("INSERT INTO contents (id, data) VALUES (?1, ?2)")?
+            .execute(params![id, data])?;
+    }
+    Ok(id)
+}
+
+fn load_content(conn: &Connection, blobs: &BlobDir, id: i64) -> Result<Bytes, Fail> {
+    let inline: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT data FROM contents WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    match inline {
+        Some(data) => Ok(Bytes::from(data)),
+        None => Ok(Bytes::from(blobs.read(id)?)),
+    }
+}
+
+fn load_info(conn: &Connection, id: i64) -> Result<tern_core::mail::analyze::MessageInfo, Fail> {
+    let data: Vec<u8> = conn
+        .prepare_cached("SELECT data FROM infos WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    Ok(codec::decode_info(Bytes::from(data))?)
+}
+
+fn load_text(conn: &Connection, id: i64) -> Result<SearchText, Fail> {
+    let data: Vec<u8> = conn
+        .prepare_cached("SELECT data FROM texts WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    Ok(codec::decode_text(Bytes::from(data))?)
+}
+
+fn load_sent(conn: &Connection, id: i64) -> Result<Option<Date>, Fail> {
+    let sent: Option<i64> = conn
+        .prepare_cached("SELECT sent FROM bodies WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    Ok(sent.map(codec::unpack_date).transpose()?)
+}

@@ -1,0 +1,596 @@
+//! A compact binary encoding of what APPEND computes once: [`MessageInfo`] (ENVELOPE,
+//! BODYSTRUCTURE, part offsets), [`SearchText`] and keyword lists.
+//!
+//! Hand-written rather than serde because the core's types carry no serde derives (the core
+//! stays free of such dependencies) and because the format is tiny: LEB128 integers,
+//! length-prefixed octet strings, one tag byte per option or enum. Decoding slices one shared
+//! [`Bytes`] buffer, so a decoded envelope costs one allocation for all its strings.
+//!
+//! The format is part of the on-disk schema: changing it means a new `user_version` and a
+//! migration that re-encodes (or re-analyses) the stored rows.
+
+use bytes::Bytes;
+use tern_core::imap::types::Date;
+use tern_core::mail::analyze::{Children, MessageInfo, Part, TransferEncoding};
+use tern_core::mail::structure::{
+    Address, BodyExtension, BodyFields, BodyStructure, Disposition, Envelope, NString,
+};
+use tern_core::mail::text::SearchText;
+
+/// Deeper than anything `analyze` produces (its bound is 100 levels, each at most two codec
+/// levels): a corrupt row cannot overflow the stack.
+const MAX_DEPTH: usize = 512;
+
+/// A stored value could not be decoded: the database row is damaged.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt stored {what}")]
+pub struct CodecError {
+    what: &'static str,
+}
+
+fn corrupt<T>(what: &'static str) -> Result<T, CodecError> {
+    Err(CodecError { what })
+}
+
+/// Appends values to a buffer.
+#[derive(Default)]
+pub struct Writer {
+    out: Vec<u8>,
+}
+
+impl Writer {
+    pub fn finish(self) -> Vec<u8> {
+        self.out
+    }
+
+    pub fn uint(&mut self, mut v: u64) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.out.push(byte);
+                return;
+            }
+            self.out.push(byte | 0x80);
+        }
+    }
+
+    fn usize(&mut self, v: usize) {
+        self.uint(v as u64);
+    }
+
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.usize(b.len());
+        self.out.extend_from_slice(b);
+    }
+
+    fn tag(&mut self, t: u8) {
+        self.out.push(t);
+    }
+
+    fn nstring(&mut self, s: &NString) {
+        match s {
+            None => self.tag(0),
+            Some(b) => {
+                self.tag(1);
+                self.bytes(b);
+            }
+        }
+    }
+
+    fn list<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T)) {
+        self.usize(items.len());
+        for item in items {
+            each(self, item);
+        }
+    }
+
+    fn params(&mut self, params: &[(Bytes, Bytes)]) {
+        self.list(params, |w, (k, v)| {
+            w.bytes(k);
+            w.bytes(v);
+        });
+    }
+
+    fn address(&mut self, a: &Address) {
+        self.nstring(&a.name);
+        self.nstring(&a.adl);
+        self.nstring(&a.mailbox);
+        self.nstring(&a.host);
+    }
+
+    fn envelope(&mut self, e: &Envelope) {
+        self.nstring(&e.date);
+        self.nstring(&e.subject);
+        for list in [&e.from, &e.sender, &e.reply_to, &e.to, &e.cc, &e.bcc] {
+            self.list(list, Self::address);
+        }
+        self.nstring(&e.in_reply_to);
+        self.nstring(&e.message_id);
+    }
+
+    fn fields(&mut self, f: &BodyFields) {
+        self.params(&f.params);
+        self.nstring(&f.id);
+        self.nstring(&f.description);
+        self.bytes(&f.encoding);
+        self.uint(f.octets);
+    }
+
+    fn extension(&mut self, x: &BodyExtension) {
+        match &x.disposition {
+            None => self.tag(0),
+            Some(d) => {
+                self.tag(1);
+                self.bytes(&d.kind);
+                self.params(&d.params);
+            }
+        }
+        self.list(&x.language, |w, l| w.bytes(l));
+        self.nstring(&x.location);
+    }
+
+    fn structure(&mut self, b: &BodyStructure) {
+        match b {
+            BodyStructure::Single {
+                media_type,
+                subtype,
+                fields,
+                lines,
+                md5,
+                ext,
+            } => {
+                self.tag(0);
+                self.bytes(media_type);
+                self.bytes(subtype);
+                self.fields(fields);
+                match lines {
+                    None => self.tag(0),
+                    Some(n) => {
+                        self.tag(1);
+                        self.uint(*n);
+                    }
+                }
+                self.nstring(md5);
+                self.extension(ext);
+            }
+            BodyStructure::Message {
+                subtype,
+                fields,
+                envelope,
+                body,
+                lines,
+                md5,
+                ext,
+            } => {
+                self.tag(1);
+                self.bytes(subtype);
+                self.fields(fields);
+                self.envelope(envelope);
+                self.structure(body);
+                self.uint(*lines);
+                self.nstring(md5);
+                self.extension(ext);
+            }
+            BodyStructure::Multipart {
+                parts,
+                subtype,
+                params,
+                ext,
+            } => {
+                self.tag(2);
+                self.list(parts, Self::structure);
+                self.bytes(subtype);
+                self.params(params);
+                self.extension(ext);
+            }
+        }
+    }
+
+    fn part(&mut self, p: &Part) {
+        self.usize(p.header.start);
+        self.usize(p.header.end);
+        self.usize(p.body.start);
+        self.usize(p.body.end);
+        match &p.encoding {
+            TransferEncoding::Identity => self.tag(0),
+            TransferEncoding::Base64 => self.tag(1),
+            TransferEncoding::QuotedPrintable => self.tag(2),
+            TransferEncoding::Unknown(name) => {
+                self.tag(3);
+                self.bytes(name);
+            }
+        }
+        match &p.children {
+            Children::None => self.tag(0),
+            Children::Multipart(parts) => {
+                self.tag(1);
+                self.list(parts, Self::part);
+            }
+            Children::Message(inner) => {
+                self.tag(2);
+                self.part(inner);
+            }
+        }
+    }
+}
+
+/// Reads values back, slicing the shared buffer.
+pub struct Reader {
+    buf: Bytes,
+    pos: usize,
+    depth: usize,
+    what: &'static str,
+}
+
+impl Reader {
+    pub fn new(buf: Bytes, what: &'static str) -> Reader {
+        Reader {
+            buf,
+            pos: 0,
+            depth: 0,
+            what,
+        }
+    }
+
+    fn fail<T>(&self) -> Result<T, CodecError> {
+        corrupt(self.what)
+    }
+
+    pub fn uint(&mut self) -> Result<u64, CodecError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let Some(&byte) = self.buf.get(self.pos) else {
+                return self.fail();
+            };
+            self.pos += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        self.fail()
+    }
+
+    fn usize(&mut self) -> Result<usize, CodecError> {
+        let v = self.uint()?;
+        usize::try_from(v).or_else(|_| self.fail())
+    }
+
+    /// A length that cannot exceed what is left: a corrupt count never allocates wildly.
+    fn count(&mut self) -> Result<usize, CodecError> {
+        let n = self.usize()?;
+        if n > self.buf.len() - self.pos {
+            return self.fail();
+        }
+        Ok(n)
+    }
+
+    pub fn bytes(&mut self) -> Result<Bytes, CodecError> {
+        let n = self.count()?;
+        let b = self.buf.slice(self.pos..self.pos + n);
+        self.pos += n;
+        Ok(b)
+    }
+
+    fn string(&mut self) -> Result<String, CodecError> {
+        let b = self.bytes()?;
+        String::from_utf8(b.to_vec()).or_else(|_| self.fail())
+    }
+
+    fn tag(&mut self) -> Result<u8, CodecError> {
+        let Some(&t) = self.buf.get(self.pos) else {
+            return self.fail();
+        };
+        self.pos += 1;
+        Ok(t)
+    }
+
+    pub fn at_end(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    fn nstring(&mut self) -> Result<NString, CodecError> {
+        match self.tag()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.bytes()?)),
+            _ => self.fail(),
+        }
+    }
+
+    fn list<T>(
+        &mut self,
+        mut each: impl FnMut(&mut Self) -> Result<T, CodecError>,
+    ) -> Result<Vec<T>, CodecError> {
+        let n = self.count()?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(each(self)?);
+        }
+        Ok(out)
+    }
+
+    fn params(&mut self) -> Result<Vec<(Bytes, Bytes)>, CodecError> {
+        self.list(|r| Ok((r.bytes()?, r.bytes()?)))
+    }
+
+    fn address(&mut self) -> Result<Address, CodecError> {
+        Ok(Address {
+            name: self.nstring()?,
+            adl: self.nstring()?,
+            mailbox: self.nstring()?,
+            host: self.nstring()?,
+        })
+    }
+
+    fn envelope(&mut self) -> Result<Envelope, CodecError> {
+        let date = self.nstring()?;
+        let subject = self.nstring()?;
+        let from = self.list(Self::address)?;
+        let sender = self.list(Self::address)?;
+        let reply_to = self.list(Self::address)?;
+        let to = self.list(Self::address)?;
+        let cc = self.list(Self::address)?;
+        let bcc = self.list(Self::address)?;
+        Ok(Envelope {
+            date,
+            subject,
+            from,
+            sender,
+            reply_to,
+            to,
+            cc,
+            bcc,
+            in_reply_to: self.nstring()?,
+            message_id: self.nstring()?,
+        })
+    }
+
+    fn fields(&mut self) -> Result<BodyFields, CodecError> {
+        Ok(BodyFields {
+            params: self.params()?,
+            id: self.nstring()?,
+            description: self.nstring()?,
+            encoding: self.bytes()?,
+            octets: self.uint()?,
+        })
+    }
+
+    fn extension(&mut self) -> Result<BodyExtension, CodecError> {
+        let disposition = match self.tag()? {
+            0 => None,
+            1 => Some(Disposition {
+                kind: self.bytes()?,
+                params: self.params()?,
+            }),
+            _ => return self.fail(),
+        };
+        Ok(BodyExtension {
+            disposition,
+            language: self.list(Self::bytes)?,
+            location: self.nstring()?,
+        })
+    }
+
+    fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, CodecError>,
+    ) -> Result<T, CodecError> {
+        if self.depth >= MAX_DEPTH {
+            return self.fail();
+        }
+        self.depth += 1;
+        let out = f(self);
+        self.depth -= 1;
+        out
+    }
+
+    fn structure(&mut self) -> Result<BodyStructure, CodecError> {
+        self.nested(|r| match r.tag()? {
+            0 => Ok(BodyStructure::Single {
+                media_type: r.bytes()?,
+                subtype: r.bytes()?,
+                fields: r.fields()?,
+                lines: match r.tag()? {
+                    0 => None,
+                    1 => Some(r.uint()?),
+                    _ => return r.fail(),
+                },
+                md5: r.nstring()?,
+                ext: r.extension()?,
+            }),
+            1 => Ok(BodyStructure::Message {
+                subtype: r.bytes()?,
+                fields: r.fields()?,
+                envelope: Box::new(r.envelope()?),
+                body: Box::new(r.structure()?),
+                lines: r.uint()?,
+                md5: r.nstring()?,
+                ext: r.extension()?,
+            }),
+            2 => Ok(BodyStructure::Multipart {
+                parts: r.list(Self::structure)?,
+                subtype: r.bytes()?,
+                params: r.params()?,
+                ext: r.extension()?,
+            }),
+            _ => r.fail(),
+        })
+    }
+
+    fn range(&mut self) -> Result<std::ops::Range<usize>, CodecError> {
+        Ok(self.usize()?..self.usize()?)
+    }
+
+    fn part(&mut self) -> Result<Part, CodecError> {
+        self.nested(|r| {
+            let header = r.range()?;
+            let body = r.range()?;
+            let encoding = match r.tag()? {
+                0 => TransferEncoding::Identity,
+                1 => TransferEncoding::Base64,
+                2 => TransferEncoding::QuotedPrintable,
+                3 => TransferEncoding::Unknown(r.bytes()?),
+                _ => return r.fail(),
+            };
+            let children = match r.tag()? {
+                0 => Children::None,
+                1 => Children::Multipart(r.list(Self::part)?),
+                2 => Children::Message(Box::new(r.part()?)),
+                _ => return r.fail(),
+            };
+            Ok(Part {
+                header,
+                body,
+                encoding,
+                children,
+            })
+        })
+    }
+}
+
+/// Encodes a message's analysis.
+pub fn encode_info(info: &MessageInfo) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.envelope(&info.envelope);
+    w.structure(&info.body);
+    w.part(&info.root);
+    w.finish()
+}
+
+/// Decodes what [`encode_info`] wrote.
+pub fn decode_info(buf: Bytes) -> Result<MessageInfo, CodecError> {
+    let mut r = Reader::new(buf, "message structure");
+    let info = MessageInfo {
+        envelope: r.envelope()?,
+        body: r.structure()?,
+        root: r.part()?,
+    };
+    if !r.at_end() {
+        return r.fail();
+    }
+    Ok(info)
+}
+
+/// Packs a date into an integer that orders like the date (for the `sent` column).
+pub fn pack_date(d: Date) -> i64 {
+    (i64::from(d.year) << 16) | (i64::from(d.month) << 8) | i64::from(d.day)
+}
+
+/// Inverse of [`pack_date`].
+pub fn unpack_date(v: i64) -> Result<Date, CodecError> {
+    let year = u16::try_from(v >> 16).or_else(|_| corrupt("date"))?;
+    Ok(Date {
+        year,
+        month: ((v >> 8) & 0xff) as u8,
+        day: (v & 0xff) as u8,
+    })
+}
+
+/// Encodes the decoded search text.
+pub fn encode_text(text: &SearchText) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.list(&text.headers, |w, (n, v)| {
+        w.bytes(n.as_bytes());
+        w.bytes(v.as_bytes());
+    });
+    w.bytes(text.body.as_bytes());
+    match text.sent {
+        None => w.tag(0),
+        Some(d) => {
+            w.tag(1);
+            w.uint(pack_date(d) as u64);
+        }
+    }
+    w.finish()
+}
+
+/// Decodes what [`encode_text`] wrote.
+pub fn decode_text(buf: Bytes) -> Result<SearchText, CodecError> {
+    let mut r = Reader::new(buf, "search text");
+    let headers = r.list(|r| Ok((r.string()?, r.string()?)))?;
+    let body = r.string()?;
+    let sent = match r.tag()? {
+        0 => None,
+        1 => {
+            let v = i64::try_from(r.uint()?).or_else(|_| r.fail())?;
+            Some(unpack_date(v)?)
+        }
+        _ => return r.fail(),
+    };
+    if !r.at_end() {
+        return r.fail();
+    }
+    Ok(SearchText {
+        headers,
+        body,
+        sent,
+    })
+}
+
+/// Encodes a message's keywords, in the order they were set.
+pub fn encode_keywords(keywords: &[Bytes]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.list(keywords, |w, k| w.bytes(k));
+    w.finish()
+}
+
+/// Decodes what [`encode_keywords`] wrote.
+pub fn decode_keywords(buf: Bytes) -> Result<Vec<Bytes>, CodecError> {
+    let mut r = Reader::new(buf, "keywords");
+    let out = r.list(Reader::bytes)?;
+    if !r.at_end() {
+        return r.fail();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_core::mail::analyze::analyze;
+    use tern_core::mail::text::extract;
+
+    const SAMPLES: &[&[u8]] = &[
+        b"",
+        b"From: \"A\" <a@x.test>\r\nTo: b@y.test, undisclosed:;\r\nSubject: =?utf-8?q?hi?=\r\nDate: Tue, 3 Feb 2026 10:00:00 +0100\r\nMessage-ID: <1@x>\r\n\r\nline1\r\nline2\r\n",
+        b"Content-Type: multipart/mixed; boundary=b\r\nSubject: outer\r\n\r\npre\r\n--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt\r\nContent-Language: en, de\r\n\r\nhello\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: x-weird\r\n\r\n<p>x</p>\r\n--b--\r\n",
+    ];
+
+    #[test]
+    fn info_and_text_round_trip() {
+        for raw in SAMPLES {
+            let info = analyze(raw);
+            assert_eq!(decode_info(Bytes::from(encode_info(&info))).unwrap(), info);
+            let text = extract(raw);
+            assert_eq!(decode_text(Bytes::from(encode_text(&text))).unwrap(), text);
+        }
+        let kw = vec![Bytes::from_static(b"$Junk"), Bytes::from_static(b"x")];
+        assert_eq!(
+            decode_keywords(Bytes::from(encode_keywords(&kw))).unwrap(),
+            kw
+        );
+    }
+
+    #[test]
+    fn corrupt_input_is_an_error_not_a_panic() {
+        let info = encode_info(&analyze(SAMPLES[2]));
+        for cut in 0..info.len() {
+            assert!(decode_info(Bytes::copy_from_slice(&info[..cut])).is_err());
+        }
+        let mut huge = Writer::default();
+        huge.uint(u64::MAX);
+        assert!(decode_keywords(Bytes::from(huge.finish())).is_err());
+        // A self-nesting part chain deeper than the bound.
+        let mut deep = Vec::new();
+        for _ in 0..10_000 {
+            deep.extend_from_slice(&[0, 0, 0, 0, 0, 2]);
+        }
+        let mut w = Writer::default();
+        w.envelope(&Envelope::default());
+        w.structure(&analyze(b"").body);
+        let mut buf = w.finish();
+        buf.extend_from_slice(&deep);
+        assert!(decode_info(Bytes::from(buf)).is_err());
+    }
+}

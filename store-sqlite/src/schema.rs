@@ -1,0 +1,122 @@
+//! The account database's schema and its forward migrations.
+//!
+//! `PRAGMA user_version` holds the schema version. `MIGRATIONS[i]` takes a database from
+//! version `i` to `i + 1`, so version 0 (a new, empty file) runs them all. A database whose
+//! version is above [`SCHEMA_VERSION`] was written by a newer tern and is refused rather
+//! than guessed at.
+
+/// The version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Each step's SQL, applied in one transaction together with the new `user_version`.
+pub const MIGRATIONS: &[&str] = &[V1];
+
+/// Version 1.
+///
+/// - `meta`: counters that must never go backwards (mailbox ids, UIDVALIDITY).
+/// - `mailboxes`: one row per name; `messages`/`size`/`unseen`/`deleted` are kept by triggers
+///   so STATUS and quota never scan messages.
+/// - `messages`: the per-mailbox view (flags, MODSEQ, internal date); the bytes and everything
+///   derived from them live once per distinct body, shared by COPY and duplicates.
+/// - `expunged`: tombstones (UID, MODSEQ of the expunge) for QRESYNC-style catch-up.
+/// - `bodies` (+ `infos`, `texts`, `contents`, `fts`): content-derived data, reference
+///   counted by trigger. `contents` holds bodies up to the inline limit; larger ones are files.
+///   Split into tables so a refcount update never rewrites a large value.
+const V1: &str = r#"
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE mailboxes (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    special_use INTEGER,
+    selectable INTEGER NOT NULL,
+    uid_validity INTEGER NOT NULL,
+    uid_next INTEGER NOT NULL,
+    highest_modseq INTEGER NOT NULL,
+    recent_claimed INTEGER NOT NULL,
+    messages INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0,
+    unseen INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE subscriptions (
+    name TEXT PRIMARY KEY
+) WITHOUT ROWID;
+
+CREATE TABLE keywords (
+    mailbox INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    name BLOB NOT NULL,
+    PRIMARY KEY (mailbox, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE messages (
+    mailbox INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    flags INTEGER NOT NULL,
+    keywords BLOB,
+    idate INTEGER NOT NULL,
+    zone INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    body INTEGER NOT NULL,
+    PRIMARY KEY (mailbox, uid)
+) WITHOUT ROWID;
+CREATE INDEX messages_modseq ON messages (mailbox, modseq);
+CREATE INDEX messages_deleted ON messages (mailbox, uid) WHERE flags & 8 != 0;
+
+CREATE TABLE expunged (
+    mailbox INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    PRIMARY KEY (mailbox, uid)
+) WITHOUT ROWID;
+CREATE INDEX expunged_modseq ON expunged (mailbox, modseq);
+
+CREATE TABLE bodies (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    refs INTEGER NOT NULL,
+    external INTEGER NOT NULL,
+    sent INTEGER
+);
+CREATE INDEX bodies_hash ON bodies (hash);
+CREATE TABLE infos (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE texts (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE contents (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE VIRTUAL TABLE fts USING fts5 (
+    subj, sender, hdr, body,
+    content = '', contentless_delete = 1, detail = column,
+    tokenize = 'trigram case_sensitive 1'
+);
+
+CREATE TRIGGER messages_insert AFTER INSERT ON messages BEGIN
+    UPDATE mailboxes SET
+        messages = messages + 1,
+        size = size + NEW.size,
+        unseen = unseen + ((NEW.flags & 1) = 0),
+        deleted = deleted + ((NEW.flags & 8) != 0)
+    WHERE id = NEW.mailbox;
+    UPDATE bodies SET refs = refs + 1 WHERE id = NEW.body;
+END;
+CREATE TRIGGER messages_delete AFTER DELETE ON messages BEGIN
+    UPDATE mailboxes SET
+        messages = messages - 1,
+        size = size - OLD.size,
+        unseen = unseen - ((OLD.flags & 1) = 0),
+        deleted = deleted - ((OLD.flags & 8) != 0)
+    WHERE id = OLD.mailbox;
+    UPDATE bodies SET refs = refs - 1 WHERE id = OLD.body;
+END;
+CREATE TRIGGER messages_flags AFTER UPDATE OF flags ON messages BEGIN
+    UPDATE mailboxes SET
+        unseen = unseen + ((NEW.flags & 1) = 0) - ((OLD.flags & 1) = 0),
+        deleted = deleted + ((NEW.flags & 8) != 0) - ((OLD.flags & 8) != 0)
+    WHERE id = NEW.mailbox;
+END;
+"#;

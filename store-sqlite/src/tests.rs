@@ -1,0 +1,453 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+
+use bytes::Bytes;
+use tern_core::imap::types::{Flag, StoreMode};
+use tern_core::store::query::Query;
+use tern_core::store::{FetchWant, MailboxId, NewMessage, Snapshot};
+
+use super::*;
+
+const INBOX: MailboxId = MailboxId(1);
+
+fn message(subject: &str, body_len: usize) -> Bytes {
+    let body: String = "lorem ipsum dolor sit amet\r\n"
+        .chars()
+        .cycle()
+        .take(body_len)
+        .collect();
+    Bytes::from(format!(
+        "From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject: {subject}\r\n\r\n{body}\r\n"
+    ))
+}
+
+fn append(store: &mut SqliteStore, name: &str, data: Bytes) -> u32 {
+    let reply = store
+        .execute(StorageOp::Append {
+            account: "alice".into(),
+            name: name.into(),
+            messages: vec![NewMessage {
+                flags: vec![Flag::Keyword(Bytes::from_static(b"work"))],
+                internal_date: None,
+                data,
+            }],
+        })
+        .unwrap();
+    match reply {
+        StorageReply::Appended { uids, .. } => uids[0],
+        other => panic!("{other:?}"),
+    }
+}
+
+fn open_inbox(store: &mut SqliteStore) -> Snapshot {
+    match store
+        .execute(StorageOp::Open {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            read_only: true,
+        })
+        .unwrap()
+    {
+        StorageReply::Opened(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn fetch_content(store: &mut SqliteStore, uid: u32) -> Option<Bytes> {
+    match store
+        .execute(StorageOp::Fetch {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![uid],
+            want: FetchWant {
+                content: true,
+                info: true,
+            },
+            mark_seen: false,
+        })
+        .unwrap()
+    {
+        StorageReply::Fetched(mut v) => v.pop().and_then(|m| m.content),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn count(store: &mut SqliteStore, sql: &str) -> i64 {
+    store.open_account("alice").unwrap();
+    let (account, _) = store.accounts.get("alice").unwrap();
+    account
+        .connection()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+fn blob_files(store: &SqliteStore) -> Vec<PathBuf> {
+    let dir = store.account_dir("alice").unwrap().join(BLOB_FOLDER);
+    let mut out = Vec::new();
+    for fan in fs::read_dir(dir).into_iter().flatten().flatten() {
+        for f in fs::read_dir(fan.path()).into_iter().flatten().flatten() {
+            out.push(f.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn store_is_send() {
+    fn send<T: Send>() {}
+    send::<SqliteStore>();
+}
+
+#[test]
+fn data_survives_reopen_and_counters_stay_monotonic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let small = message("small one", 100);
+    let large = message("large one", 300_000);
+    let u1 = append(&mut store, "INBOX", small.clone());
+    let u2 = append(&mut store, "INBOX", large.clone());
+    store
+        .execute(StorageOp::SetFlags {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![u1, u2],
+            mode: StoreMode::Add,
+            flags: vec![Flag::Deleted],
+            unchanged_since: None,
+        })
+        .unwrap();
+    let u3 = append(&mut store, "INBOX", message("third", 10));
+    store
+        .execute(StorageOp::Expunge {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: Some(vec![u1]),
+        })
+        .unwrap();
+    let before = open_inbox(&mut store);
+    drop(store);
+
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let after = open_inbox(&mut store);
+    assert_eq!(before, after);
+    assert_eq!(fetch_content(&mut store, u2), Some(large));
+    assert_eq!(fetch_content(&mut store, u1), None);
+    // Expunging the highest UID and restarting must not let UIDNEXT or MODSEQ go back.
+    store
+        .execute(StorageOp::Remove {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![u3],
+        })
+        .unwrap();
+    let removed = open_inbox(&mut store);
+    drop(store);
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let u4 = append(&mut store, "INBOX", message("fourth", 10));
+    assert!(u4 > u3);
+    let last = open_inbox(&mut store);
+    assert!(last.highest_modseq > removed.highest_modseq);
+    assert_eq!(last.uid_next, u4 + 1);
+    assert_eq!(last.uid_validity, before.uid_validity);
+    store.check("alice").unwrap();
+    let octets = inbox_size(&mut store);
+    assert_eq!(
+        store.usage("alice").unwrap(),
+        Usage {
+            messages: 2,
+            octets,
+        }
+    );
+}
+
+fn inbox_size(store: &mut SqliteStore) -> u64 {
+    match store
+        .execute(StorageOp::Status {
+            account: "alice".into(),
+            name: "INBOX".into(),
+        })
+        .unwrap()
+    {
+        StorageReply::Status(s) => s.size,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn copy_and_duplicate_appends_store_the_bytes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_inline_limit(1000);
+    let large = message("shared", 5000);
+    let uid = append(&mut store, "INBOX", large.clone());
+    append(&mut store, "Archive", large.clone());
+    store
+        .execute(StorageOp::CopyMove {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![uid],
+            target: "Trash".into(),
+            remove: false,
+        })
+        .unwrap();
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM messages"), 3);
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM bodies"), 1);
+    assert_eq!(count(&mut store, "SELECT refs FROM bodies"), 3);
+    assert_eq!(blob_files(&store).len(), 1);
+    assert_eq!(store.usage("alice").unwrap().messages, 3);
+
+    // The body goes only with its last message.
+    for name in ["INBOX", "Archive", "Trash"] {
+        let id = match store
+            .execute(StorageOp::Status {
+                account: "alice".into(),
+                name: name.into(),
+            })
+            .unwrap()
+        {
+            StorageReply::Status(s) => s.id.unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(blob_files(&store).len(), 1);
+        store
+            .execute(StorageOp::Remove {
+                account: "alice".into(),
+                mailbox: id,
+                uids: vec![1],
+            })
+            .unwrap();
+    }
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM bodies"), 0);
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM texts"), 0);
+    assert!(blob_files(&store).is_empty());
+    store.check("alice").unwrap();
+}
+
+#[test]
+fn orphan_body_files_are_collected_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_inline_limit(100);
+    let data = message("kept", 1000);
+    let uid = append(&mut store, "INBOX", data.clone());
+    let files = blob_files(&store);
+    assert_eq!(files.len(), 1);
+    let fan = files[0].parent().unwrap().to_path_buf();
+    // What a crash leaves: a renamed file whose row never committed, a half-written one.
+    fs::write(fan.join(format!("{:016x}", 999)), b"orphan").unwrap();
+    fs::write(fan.join(format!("{:016x}.tmp", 1000)), b"half").unwrap();
+    fs::create_dir_all(fan.with_file_name("ff")).unwrap();
+    fs::write(fan.with_file_name("ff").join("00000000000000ff"), b"x").unwrap();
+    drop(store);
+
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.open_account("alice").unwrap();
+    assert_eq!(blob_files(&store), files);
+    assert_eq!(fetch_content(&mut store, uid), Some(data));
+}
+
+#[test]
+fn a_failed_append_leaves_no_file_and_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_inline_limit(100);
+    store.open_account("alice").unwrap();
+    // Fail after the body file is written, before the commit.
+    store.accounts["alice"]
+        .0
+        .connection()
+        .execute_batch(
+            "CREATE TEMP TRIGGER boom BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+        )
+        .unwrap();
+    let err = store
+        .execute(StorageOp::Append {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            messages: vec![NewMessage {
+                flags: Vec::new(),
+                internal_date: None,
+                data: message("doomed", 5000),
+            }],
+        })
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Internal(_)), "{err:?}");
+    assert!(blob_files(&store).is_empty());
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM bodies"), 0);
+    assert_eq!(open_inbox(&mut store).uid_next, 1);
+    assert!(store.take_changes().is_empty());
+}
+
+#[test]
+fn a_full_disk_refuses_writes_but_keeps_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let uid = append(&mut store, "INBOX", message("before", 100));
+    let pages = count(&mut store, "PRAGMA page_count");
+    // SQLite reports a database at its page limit exactly as a full disk (SQLITE_FULL).
+    store.accounts["alice"]
+        .0
+        .connection()
+        .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+        .unwrap();
+    let mut failed = false;
+    for i in 0..50 {
+        let r = store.execute(StorageOp::Append {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            messages: vec![NewMessage {
+                flags: Vec::new(),
+                internal_date: None,
+                data: message(&format!("after {i}"), 20_000),
+            }],
+        });
+        if let Err(e) = r {
+            assert_eq!(e, StorageError::Unavailable("disk full".into()));
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed);
+    assert!(fetch_content(&mut store, uid).is_some());
+    let found = store
+        .execute(StorageOp::Search {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: (1..100).collect(),
+            query: Query::Text("before".into()),
+        })
+        .unwrap();
+    assert_eq!(found, StorageReply::Found(vec![uid]));
+    store.check("alice").unwrap();
+}
+
+#[test]
+fn unusable_folders_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-folder");
+    fs::write(&file, b"x").unwrap();
+    assert!(matches!(
+        SqliteStore::open(&file),
+        Err(OpenError::Folder { .. })
+    ));
+
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    // An account whose folder cannot be created.
+    fs::write(store.account_dir("carol").unwrap(), b"in the way").unwrap();
+    let r = store.execute(StorageOp::ListMailboxes {
+        account: "carol".into(),
+    });
+    assert!(matches!(r, Err(StorageError::Unavailable(_))), "{r:?}");
+    // A database path that is a folder.
+    fs::create_dir_all(store.account_dir("dave").unwrap().join(DATABASE_FILE)).unwrap();
+    let r = store.execute(StorageOp::ListMailboxes {
+        account: "dave".into(),
+    });
+    assert!(matches!(r, Err(StorageError::Unavailable(_))), "{r:?}");
+
+    // Permission bits only bind an unprivileged user (root writes anyway), so this part is
+    // checked only where it can be.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let ro = dir.path().join("read-only");
+        fs::create_dir_all(ro.join(ACCOUNTS_FOLDER)).unwrap();
+        fs::set_permissions(ro.join(ACCOUNTS_FOLDER), fs::Permissions::from_mode(0o555)).unwrap();
+        let privileged = fs::write(ro.join(ACCOUNTS_FOLDER).join("probe"), b"x").is_ok();
+        if !privileged {
+            let mut store = SqliteStore::open(&ro).unwrap();
+            let r = store.execute(StorageOp::ListMailboxes {
+                account: "erin".into(),
+            });
+            assert!(matches!(r, Err(StorageError::Unavailable(_))), "{r:?}");
+        }
+        fs::set_permissions(ro.join(ACCOUNTS_FOLDER), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+#[test]
+fn a_newer_schema_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.open_account("alice").unwrap();
+    store.accounts["alice"]
+        .0
+        .connection()
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(store);
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let err = store.open_account("alice").unwrap_err();
+    assert!(matches!(err, OpenError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1));
+    assert!(err.to_string().contains("newer tern"), "{err}");
+    let r = store.execute(StorageOp::ListMailboxes {
+        account: "alice".into(),
+    });
+    assert!(matches!(r, Err(StorageError::Internal(m)) if m.contains("schema version")));
+}
+
+#[test]
+fn a_new_account_gets_the_default_mailboxes_at_the_current_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let list = store
+        .execute(StorageOp::ListMailboxes {
+            account: "alice".into(),
+        })
+        .unwrap();
+    let mut mem = tern_core::MemStore::new();
+    assert_eq!(
+        list,
+        mem.execute(StorageOp::ListMailboxes {
+            account: "alice".into()
+        })
+        .unwrap()
+    );
+    assert_eq!(count(&mut store, "PRAGMA user_version"), SCHEMA_VERSION);
+    let mode: String = store.accounts["alice"]
+        .0
+        .connection()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(count(&mut store, "PRAGMA synchronous"), 2);
+    assert!(dir
+        .path()
+        .join("accounts/alice")
+        .join(DATABASE_FILE)
+        .is_file());
+}
+
+#[test]
+fn account_folder_names_are_safe_and_distinct() {
+    assert_eq!(folder_name("demo").as_deref(), Some("demo"));
+    assert_eq!(
+        folder_name("bob@example.com").as_deref(),
+        Some("bob@example.com")
+    );
+    assert_eq!(folder_name("..").as_deref(), Some("%2E."));
+    assert_eq!(folder_name(".").as_deref(), Some("%2E"));
+    assert_eq!(folder_name("a/../b").as_deref(), Some("a%2F..%2Fb"));
+    assert_eq!(folder_name("Alice").as_deref(), Some("%41lice"));
+    assert_eq!(folder_name("").as_deref(), Some("%"));
+    assert_eq!(folder_name("ü").as_deref(), Some("%C3%BC"));
+    assert_ne!(folder_name("a%41"), folder_name("aA"));
+    assert_eq!(folder_name(&"x".repeat(300)), None);
+}
+
+#[test]
+fn maildrop_lock_is_exclusive_and_process_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let lock = |s: &mut SqliteStore| {
+        s.execute(StorageOp::LockMaildrop {
+            account: "Alice".into(),
+        })
+    };
+    assert_eq!(lock(&mut store), Ok(StorageReply::Done));
+    assert_eq!(lock(&mut store), Err(StorageError::InUse));
+    drop(store);
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(lock(&mut store), Ok(StorageReply::Done));
+}

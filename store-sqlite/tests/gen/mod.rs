@@ -1,0 +1,384 @@
+//! Deterministic generation of varied, realistic messages, shared by the equivalence property
+//! test and the benchmark. A tiny xorshift generator keeps runs reproducible from one seed
+//! without another dependency.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use tern_core::imap::types::{Date, DateTime, Flag};
+
+/// xorshift64*.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// Words bodies and subjects are made of; a few are rare so searches vary in selectivity.
+pub const WORDS: &[&str] = &[
+    "the",
+    "meeting",
+    "project",
+    "budget",
+    "report",
+    "schedule",
+    "invoice",
+    "quarterly",
+    "review",
+    "please",
+    "attached",
+    "deadline",
+    "tomorrow",
+    "thanks",
+    "regards",
+    "update",
+    "release",
+    "server",
+    "database",
+    "customer",
+    "contract",
+    "holiday",
+    "lunch",
+    "team",
+    "agenda",
+    "minutes",
+    "proposal",
+    "feedback",
+    "question",
+    "answer",
+    "problem",
+    "solution",
+    "urgent",
+    "important",
+    "reminder",
+    "weekly",
+    "monthly",
+    "coffee",
+    "office",
+    "travel",
+    "flight",
+    "hotel",
+    "conference",
+    "presentation",
+    "slides",
+    "draft",
+    "final",
+    "version",
+    "grüße",
+    "schöne",
+    "naïve",
+    "café",
+    "jörg",
+    "straße",
+    "日本語",
+    "привет",
+    "zebra",
+    "xylophone",
+    "quokka",
+    "kumquat",
+    "wombat",
+];
+
+const NAMES: &[(&str, &str)] = &[
+    ("Alice Example", "alice@example.com"),
+    ("Bob Builder", "bob@builder.test"),
+    ("Carol Singer", "carol@music.test"),
+    ("Dave", "dave@ops.example.org"),
+    ("Eve Mallory", "eve@evil.test"),
+    ("Jörg Müller", "joerg@beispiel.de"),
+    ("", "noreply@service.test"),
+];
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+fn words(rng: &mut Rng, n: usize) -> String {
+    let mut out = String::new();
+    for i in 0..n {
+        if i > 0 {
+            out.push(if rng.chance(8) { '\n' } else { ' ' });
+        }
+        let w = rng.pick::<&str>(WORDS);
+        out.push_str(w);
+    }
+    out
+}
+
+fn address(rng: &mut Rng) -> String {
+    let (name, addr) = *rng.pick(NAMES);
+    if name.is_empty() {
+        addr.to_string()
+    } else if !name.is_ascii() {
+        format!("=?utf-8?b?{}?= <{addr}>", base64(name.as_bytes()))
+    } else if rng.chance(30) {
+        format!("\"{name}\" <{addr}>")
+    } else {
+        format!("{name} <{addr}>")
+    }
+}
+
+fn base64(data: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(char::from(A[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_lines(data: &[u8]) -> String {
+    let b = base64(data);
+    let mut out = String::new();
+    for chunk in b.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or(""));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn quoted_printable(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for &b in text.as_bytes() {
+        let piece = if b == b'\n' {
+            line = 0;
+            out.push_str("\r\n");
+            continue;
+        } else if b.is_ascii_graphic() && b != b'=' || b == b' ' {
+            char::from(b).to_string()
+        } else {
+            format!("={b:02X}")
+        };
+        if line + piece.len() > 72 {
+            out.push_str("=\r\n");
+            line = 0;
+        }
+        line += piece.len();
+        out.push_str(&piece);
+    }
+    out
+}
+
+fn crlf(text: &str) -> String {
+    text.replace('\n', "\r\n")
+}
+
+/// A generated date header value and the date.
+pub fn date(rng: &mut Rng) -> (String, DateTime) {
+    let year = rng.range(2020, 2026) as u16;
+    let month = rng.range(1, 12) as u8;
+    let day = rng.range(1, 28) as u8;
+    let hour = rng.below(24) as u8;
+    let minute = rng.below(60) as u8;
+    let zone = *rng.pick(&[0i16, 60, -300, 330, 120]);
+    let sign = if zone < 0 { '-' } else { '+' };
+    let header = format!(
+        "{day} {} {year} {hour:02}:{minute:02}:00 {sign}{:02}{:02}",
+        MONTHS[usize::from(month - 1)],
+        zone.abs() / 60,
+        zone.abs() % 60
+    );
+    let dt = DateTime {
+        date: Date { year, month, day },
+        hour,
+        minute,
+        second: 0,
+        zone_minutes: zone,
+    };
+    (header, dt)
+}
+
+/// How big generated messages get.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// Words in a text part (upper bound).
+    pub max_words: u64,
+    /// Percent of messages with a binary attachment.
+    pub attachment_percent: u64,
+    /// Attachment size range in octets.
+    pub attachment: (u64, u64),
+}
+
+/// Small messages for property tests (an occasional attachment crosses the inline limit).
+pub const SMALL: Shape = Shape {
+    max_words: 60,
+    attachment_percent: 10,
+    attachment: (200, 3000),
+};
+
+/// Closer to real mail for the benchmark: a few hundred words, some attachments.
+pub const REALISTIC: Shape = Shape {
+    max_words: 900,
+    attachment_percent: 4,
+    attachment: (40_000, 400_000),
+};
+
+fn header_block(rng: &mut Rng, subject: &str) -> String {
+    let mut h = String::new();
+    h.push_str(&format!("From: {}\r\n", address(rng)));
+    let to: Vec<String> = (0..rng.range(1, 3)).map(|_| address(rng)).collect();
+    h.push_str(&format!("To: {}\r\n", to.join(", ")));
+    if rng.chance(30) {
+        h.push_str(&format!("Cc: {}\r\n", address(rng)));
+    }
+    let subject = if !subject.is_ascii() || rng.chance(20) {
+        format!(
+            "=?utf-8?q?{}?=",
+            quoted_printable(subject).replace(' ', "_")
+        )
+    } else {
+        subject.to_string()
+    };
+    h.push_str(&format!("Subject: {subject}\r\n"));
+    if !rng.chance(5) {
+        h.push_str(&format!("Date: {}\r\n", date(rng).0));
+    }
+    h.push_str(&format!("Message-ID: <{}@gen.test>\r\n", rng.next()));
+    if rng.chance(30) {
+        h.push_str(&format!("In-Reply-To: <{}@gen.test>\r\n", rng.below(1000)));
+    }
+    if rng.chance(40) {
+        h.push_str(&format!(
+            "X-Mailer: {}\r\n",
+            rng.pick(&["Gen 1.0", "Mutt", "Thunderbird"])
+        ));
+    }
+    h.push_str("MIME-Version: 1.0\r\n");
+    h
+}
+
+fn text_part(rng: &mut Rng, shape: Shape) -> (String, String) {
+    let n = rng.range(1, shape.max_words) as usize;
+    let text = words(rng, n);
+    match rng.below(4) {
+        0 => (
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n".into(),
+            quoted_printable(&text),
+        ),
+        1 => (
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n".into(),
+            base64_lines(text.as_bytes()),
+        ),
+        2 => (
+            "Content-Type: text/html; charset=utf-8\r\n".into(),
+            crlf(&format!("<html><body><p>{text}</p></body></html>\n")),
+        ),
+        _ => (
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n".into(),
+            crlf(&format!("{text}\n")),
+        ),
+    }
+}
+
+/// One message, CRLF line ends.
+pub fn message(rng: &mut Rng, shape: Shape) -> Bytes {
+    if rng.chance(2) {
+        // Not really a message: no header, odd bytes.
+        let junk = format!("{}\r\n\r\n\0{}", words(rng, 5), words(rng, 3));
+        return Bytes::from(junk);
+    }
+    let n = rng.range(1, 6) as usize;
+    let subject = words(rng, n).replace('\n', " ");
+    let mut m = header_block(rng, &subject);
+    let attach = rng.chance(shape.attachment_percent);
+    match rng.below(if attach { 1 } else { 5 }) {
+        0 if attach => {
+            let (th, tb) = text_part(rng, shape);
+            let size = rng.range(shape.attachment.0, shape.attachment.1) as usize;
+            let blob: Vec<u8> = (0..size).map(|_| rng.next() as u8).collect();
+            m.push_str("Content-Type: multipart/mixed; boundary=\"=_mix\"\r\n\r\n");
+            m.push_str(&format!("--=_mix\r\n{th}\r\n{tb}\r\n"));
+            m.push_str("--=_mix\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n");
+            m.push_str("Content-Disposition: attachment; filename=\"data.bin\"\r\n");
+            m.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
+            m.push_str(&base64_lines(&blob));
+            m.push_str("--=_mix--\r\n");
+        }
+        0 | 1 => {
+            let (th, tb) = text_part(rng, shape);
+            m.push_str(&th);
+            m.push_str("\r\n");
+            m.push_str(&tb);
+        }
+        2 => {
+            let (h1, b1) = text_part(rng, shape);
+            let (h2, b2) = text_part(rng, shape);
+            m.push_str("Content-Type: multipart/alternative; boundary=alt\r\n\r\n");
+            m.push_str(&format!(
+                "--alt\r\n{h1}\r\n{b1}\r\n--alt\r\n{h2}\r\n{b2}\r\n--alt--\r\n"
+            ));
+        }
+        3 => {
+            let (th, tb) = text_part(rng, shape);
+            let inner_subject = words(rng, 3).replace('\n', " ");
+            let inner = header_block(rng, &inner_subject);
+            m.push_str("Content-Type: multipart/mixed; boundary=outer\r\n\r\n");
+            m.push_str(&format!("--outer\r\n{th}\r\n{tb}\r\n"));
+            m.push_str("--outer\r\nContent-Type: message/rfc822\r\n\r\n");
+            m.push_str(&inner);
+            m.push_str("Content-Type: text/plain\r\n\r\n");
+            m.push_str(&crlf(&words(rng, 20)));
+            m.push_str("\r\n--outer--\r\n");
+        }
+        _ => {
+            m.push_str("\r\n");
+            let n = rng.range(0, shape.max_words) as usize;
+            m.push_str(&crlf(&words(rng, n)));
+            m.push_str("\r\n");
+        }
+    }
+    Bytes::from(m)
+}
+
+/// Random flags, keywords included (in varying case: keywords compare case-insensitively).
+pub fn flags(rng: &mut Rng) -> Vec<Flag> {
+    let all = [
+        Flag::Seen,
+        Flag::Answered,
+        Flag::Flagged,
+        Flag::Deleted,
+        Flag::Draft,
+        Flag::Recent,
+        Flag::Keyword(Bytes::from_static(b"$Junk")),
+        Flag::Keyword(Bytes::from_static(b"work")),
+        Flag::Keyword(Bytes::from_static(b"WORK")),
+        Flag::Keyword(Bytes::from_static(b"$Forwarded")),
+        Flag::Extension(Bytes::from_static(b"Unknown")),
+    ];
+    (0..rng.below(4)).map(|_| rng.pick(&all).clone()).collect()
+}
