@@ -366,7 +366,7 @@ fn fetchmail_delivers_every_message_to_an_mda_then_deletes_them() {
     let normalise = |m: &[u8]| -> Vec<u8> {
         let text = String::from_utf8_lossy(m).replace("\r\n", "\n");
         let start = text.find("From: Sender").unwrap_or(0);
-        text[start..].as_bytes().to_vec()
+        text.as_bytes()[start..].to_vec()
     };
     got.iter_mut().for_each(|m| *m = normalise(m));
     got.sort();
