@@ -1418,7 +1418,7 @@ fn store_body(
     conn.prepare_cached("INSERT INTO infos (id, data) VALUES (?1, ?2)")?
         .execute(params![id, codec::encode_info(&info)])?;
     conn.prepare_cached("INSERT INTO texts (id, data) VALUES (?1, ?2)")?
-        .execute(params![id, codec::encode_text(&text)])?;
+        .execute(params![id, codec::pack(&codec::encode_text(&text))])?;
     let [subj, sender, hdr, body] = search::fts_row(&text);
     conn.prepare_cached(&format!(
         "INSERT INTO fts (rowid, {}) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1431,7 +1431,7 @@ fn store_body(
         blobs.write(id, data)?;
     } else {
         conn.prepare_cached("INSERT INTO contents (id, data) VALUES (?1, ?2)")?
-            .execute(params![id, data])?;
+            .execute(params![id, codec::pack(data)])?;
     }
     Ok(id)
 }
@@ -1442,7 +1442,7 @@ fn load_content(conn: &Connection, blobs: &BlobDir, id: i64) -> Result<Bytes, Fa
         .query_row([id], |r| r.get(0))
         .optional()?;
     match inline {
-        Some(data) => Ok(Bytes::from(data)),
+        Some(stored) => Ok(codec::unpack(stored)?),
         None => Ok(Bytes::from(blobs.read(id)?)),
     }
 }
@@ -1458,7 +1458,7 @@ fn load_text(conn: &Connection, id: i64) -> Result<SearchText, Fail> {
     let data: Vec<u8> = conn
         .prepare_cached("SELECT data FROM texts WHERE id = ?1")?
         .query_row([id], |r| r.get(0))?;
-    Ok(codec::decode_text(Bytes::from(data))?)
+    Ok(codec::decode_text(codec::unpack(data)?)?)
 }
 
 fn load_sent(conn: &Connection, id: i64) -> Result<Option<Date>, Fail> {

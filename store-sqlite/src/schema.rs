@@ -21,7 +21,8 @@ pub const MIGRATIONS: &[&str] = &[V1];
 /// - `expunged`: tombstones (UID, MODSEQ of the expunge) for QRESYNC-style catch-up.
 /// - `bodies` (+ `infos`, `texts`, `contents`, `fts`): content-derived data, reference
 ///   counted by trigger. `contents` holds bodies up to the inline limit; larger ones are files.
-///   Split into tables so a refcount update never rewrites a large value.
+///   Split into tables so a refcount update never rewrites a large value. `texts` and
+///   `contents` values carry a one-byte tag: raw, or LZ4 (`codec::pack`).
 const V1: &str = r#"
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,

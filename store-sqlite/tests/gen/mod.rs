@@ -284,7 +284,8 @@ fn header_block(rng: &mut Rng, subject: &str) -> String {
 
 fn text_part(rng: &mut Rng, shape: Shape) -> (String, String) {
     let n = rng.range(1, shape.max_words) as usize;
-    let text = words(rng, n);
+    // A ticket number: one of a thousand, so searching for one is selective (about 0.1%).
+    let text = format!("{}\nticket tk{:04}", words(rng, n), rng.below(1000));
     match rng.below(4) {
         0 => (
             "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n".into(),
