@@ -38,6 +38,9 @@ pub struct Limits {
     pub imap_autologout: Duration,
     /// POP3 inactivity timer: RFC 1939 §3 requires at least 10 minutes.
     pub pop3_inactivity: Duration,
+    /// How often an idling IMAP client hears `* OK Still here`: two minutes keeps NAT boxes
+    /// on mobile networks from dropping push connections silently.
+    pub imap_idle_keepalive: Duration,
 }
 
 impl Default for Limits {
@@ -54,6 +57,7 @@ impl Default for Limits {
             auth_failure_delay: Duration::from_secs(2),
             imap_autologout: Duration::from_secs(30 * 60),
             pop3_inactivity: Duration::from_secs(10 * 60),
+            imap_idle_keepalive: Duration::from_secs(2 * 60),
         }
     }
 }

@@ -185,6 +185,9 @@ pub struct Timeouts {
     /// POP3 inactivity; RFC 1939 §3 asks for at least 600.
     #[serde(default = "default_pop3_inactivity")]
     pub pop3_inactivity: u64,
+    /// Seconds between `* OK Still here` lines to an idling IMAP client.
+    #[serde(default = "default_idle_keepalive")]
+    pub idle_keepalive: u64,
     /// A write that makes no progress for this long drops the connection.
     #[serde(default = "default_send")]
     pub send: u64,
@@ -198,6 +201,7 @@ impl Default for Timeouts {
         Timeouts {
             imap_autologout: default_autologout(),
             pop3_inactivity: default_pop3_inactivity(),
+            idle_keepalive: default_idle_keepalive(),
             send: default_send(),
             shutdown_grace: default_shutdown_grace(),
         }
@@ -206,6 +210,9 @@ impl Default for Timeouts {
 
 fn default_autologout() -> u64 {
     30 * 60
+}
+fn default_idle_keepalive() -> u64 {
+    2 * 60
 }
 fn default_pop3_inactivity() -> u64 {
     10 * 60
@@ -300,6 +307,7 @@ impl Config {
         for (key, value) in [
             ("timeouts.imap-autologout", self.timeouts.imap_autologout),
             ("timeouts.pop3-inactivity", self.timeouts.pop3_inactivity),
+            ("timeouts.idle-keepalive", self.timeouts.idle_keepalive),
             ("timeouts.send", self.timeouts.send),
         ] {
             if value == 0 {
@@ -404,6 +412,7 @@ impl Config {
         limits.max_auth_failures = self.auth.max_failures;
         limits.imap_autologout = Duration::from_secs(self.timeouts.imap_autologout);
         limits.pop3_inactivity = Duration::from_secs(self.timeouts.pop3_inactivity);
+        limits.imap_idle_keepalive = Duration::from_secs(self.timeouts.idle_keepalive);
         limits
     }
 }

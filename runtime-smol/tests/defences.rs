@@ -346,11 +346,16 @@ fn hash_password_scram_prints_an_rfc5803_record_the_config_accepts() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(b"pencil\n").unwrap();
+        // A child that died early closes stdin; its stderr then says why.
+        let _ = child.stdin.take().unwrap().write_all(b"pencil\n");
         child.wait_with_output().unwrap()
     };
     let out = run(&["hash-password", "--scram"]);
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let record = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let keys = tern_core::sasl::ScramCredentials::from_rfc5803(&record).unwrap();
     assert_eq!(keys.iterations, 10_000);

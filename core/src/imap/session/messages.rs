@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use super::view::{to_set, View};
-use super::{Expect, Finish, ImapSession, Pending as SessionPending, State, IDLE_KEEPALIVE};
+use super::{Expect, Finish, ImapSession, Pending as SessionPending, State};
 use crate::imap::command::{CommandLine, Tag};
 use crate::imap::response::{Code, Condition, Data, FetchItem, Response};
 use crate::imap::types::{AppendMessage, Flag, MailboxArg, SelectParam, SequenceSet, StoreMode};
@@ -510,7 +510,8 @@ impl ImapSession {
 
     pub(super) fn idle(&mut self, tag: Tag, now: Instant) {
         self.send(Response::Continue(Bytes::from_static(b"idling")));
-        self.timers.set(Timer::IdleKeepalive, now + IDLE_KEEPALIVE);
+        let keepalive = self.limits().imap_idle_keepalive;
+        self.timers.set(Timer::IdleKeepalive, now + keepalive);
         if self.selected_view().is_some() {
             self.idle_sync(tag, now);
         } else {

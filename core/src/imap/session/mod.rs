@@ -27,7 +27,7 @@ mod messages;
 mod search;
 mod view;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -48,9 +48,6 @@ use view::View;
 
 /// Consecutive unusable commands before the connection is dropped (Dovecot uses 20 too).
 const MAX_BAD_COMMANDS: u32 = 20;
-
-/// How often an idling client hears `* OK Still here`, so NAT boxes keep the connection.
-const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
 
 #[derive(Debug)]
 enum State {
@@ -375,7 +372,10 @@ impl ImapSession {
                 if let Expect::IdleDone { tag } = &self.expect {
                     let tag = tag.clone();
                     self.untagged(Condition::Ok, None, "Still here");
-                    self.timers.set(Timer::IdleKeepalive, now + IDLE_KEEPALIVE);
+                    self.timers.set(
+                        Timer::IdleKeepalive,
+                        now + self.limits().imap_idle_keepalive,
+                    );
                     // Also catches changes a driver without notifications would not report.
                     self.idle_sync(tag, now);
                 }
