@@ -461,71 +461,26 @@ fn rfc1939_8_second_session_gets_in_use_and_a_drop_deletes_nothing() {
     );
 }
 
-/// The client half of SCRAM-SHA-256 (RFC 5802 §3), enough to drive the server in tests.
+/// The test's side of a SCRAM exchange, base64 on the wire as IMAP and POP3 carry it.
 mod scram_client {
     use base64::engine::general_purpose::STANDARD as B64;
     use base64::Engine;
-    use hmac::{Hmac, Mac};
-    use sha2::{Digest, Sha256};
+    use tern_core::sasl::ScramClient;
 
-    fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-        let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
-        m.update(data);
-        m.finalize().into_bytes().to_vec()
-    }
-
-    pub struct Client {
-        pub gs2: String,
-        pub bare: String,
-        pub binding: Vec<u8>,
-    }
+    pub struct Client(ScramClient);
 
     impl Client {
         pub fn new(user: &str, cbind: Option<&[u8]>) -> Client {
-            Client {
-                gs2: if cbind.is_some() {
-                    "p=tls-exporter,,".into()
-                } else {
-                    "n,,".into()
-                },
-                bare: format!("n={user},r=clientnonce123"),
-                binding: cbind.unwrap_or_default().to_vec(),
-            }
+            Client(ScramClient::new(user, "clientnonce123", cbind))
         }
 
         pub fn first(&self) -> String {
-            B64.encode(format!("{}{}", self.gs2, self.bare))
+            B64.encode(self.0.client_first())
         }
 
-        /// The client-final message for a server-first message (both base64 on the wire).
         pub fn last(&self, server_first_b64: &str, password: &str) -> String {
-            let server_first = String::from_utf8(B64.decode(server_first_b64).unwrap()).unwrap();
-            let mut nonce = "";
-            let mut salt = Vec::new();
-            let mut iterations = 0;
-            for part in server_first.split(',') {
-                match part.split_at(2) {
-                    ("r=", v) => nonce = v,
-                    ("s=", v) => salt = B64.decode(v).unwrap(),
-                    ("i=", v) => iterations = v.parse().unwrap(),
-                    _ => {}
-                }
-            }
-            let mut salted = [0u8; 32];
-            pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut salted);
-            let client_key = hmac(&salted, b"Client Key");
-            let stored_key = Sha256::digest(&client_key);
-            let mut cb = self.gs2.as_bytes().to_vec();
-            cb.extend_from_slice(&self.binding);
-            let without_proof = format!("c={},r={nonce}", B64.encode(cb));
-            let auth = format!("{},{server_first},{without_proof}", self.bare);
-            let signature = hmac(&stored_key, auth.as_bytes());
-            let proof: Vec<u8> = client_key
-                .iter()
-                .zip(signature)
-                .map(|(a, b)| a ^ b)
-                .collect();
-            B64.encode(format!("{without_proof},p={}", B64.encode(proof)))
+            let server_first = B64.decode(server_first_b64).unwrap();
+            B64.encode(self.0.client_final(&server_first, password).unwrap())
         }
     }
 }

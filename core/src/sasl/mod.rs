@@ -40,7 +40,7 @@ pub mod prep;
 pub mod scram;
 
 pub use prep::{saslprep, username_key, PrepError};
-pub use scram::{ChannelBindings, ScramCredentials, ScramRecordError, ServerNonce};
+pub use scram::{ChannelBindings, ScramClient, ScramCredentials, ScramRecordError, ServerNonce};
 
 /// The mechanisms tern speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
