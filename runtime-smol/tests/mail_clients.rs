@@ -411,3 +411,52 @@ fn curl_lists_and_retrieves_over_pop3() {
         .unwrap();
     assert_eq!(retr.stdout, messages[0]);
 }
+
+/// Resident memory of a process, from /proc (Linux).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+}
+
+#[test]
+fn a_client_that_never_reads_a_large_fetch_costs_bounded_memory() {
+    if rss_kib(std::process::id()).is_none() {
+        eprintln!("SKIPPED: /proc is not available to measure memory");
+        return;
+    }
+    let server = Server::start("");
+    let pid = server.child.id();
+    // 60 messages of 1 MiB: FETCH 1:* BODY[] asks for 60 MiB of responses.
+    let mut c = common::Client::connect(server.port("imap"));
+    c.line().unwrap();
+    c.send("l LOGIN alice wonderland\r\n");
+    assert!(c.line().unwrap().starts_with("l OK"));
+    let body = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(1024 * 1024));
+    for i in 0..60 {
+        c.send(&format!(
+            "a{i} APPEND INBOX {{{}+}}\r\n{body}\r\n",
+            body.len()
+        ));
+        assert!(c.line().unwrap().starts_with(&format!("a{i} OK")));
+    }
+    c.send("s SELECT INBOX\r\n");
+    while !c.line().unwrap().starts_with("s OK") {}
+    let before = rss_kib(pid).unwrap();
+    // Ask for everything and read nothing.
+    c.send("f FETCH 1:* BODY[]\r\n");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let during = rss_kib(pid).unwrap();
+    let growth_mib = during.saturating_sub(before) / 1024;
+    // FETCH goes out in batches of 16 messages, and the next batch waits for the socket:
+    // the growth stays near one batch, far below the 60 MiB the whole answer would take.
+    assert!(
+        growth_mib < 40,
+        "server memory grew by {growth_mib} MiB while the client did not read"
+    );
+    // Another client is still served meanwhile.
+    let mut other = common::Client::connect(server.port("imap"));
+    assert!(other.line().unwrap().starts_with("* OK"));
+}

@@ -10,15 +10,30 @@ use crate::imap::types::{
     FetchAttr, FetchItems, FetchModifiers, Flag, Partial, Section, SectionText, SequenceSet,
 };
 use crate::mail::section::{binary, body_section, BinaryError};
-use crate::store::{FetchWant, FetchedMessage, StorageOp, StorageReply, StorageResult};
+use crate::store::{FetchWant, FetchedMessage, StorageOp, StorageReply, StorageResult, Uid};
 
 #[derive(Debug)]
 pub(super) struct Pending {
     tag: Tag,
     attrs: Vec<FetchAttr>,
+    /// Messages asked for in the batch in flight.
     requested: usize,
     mark_seen: bool,
+    want: FetchWant,
+    /// UIDs for the batches still to come, in order.
+    rest: Vec<Uid>,
+    /// Some messages of an earlier batch had been expunged meanwhile.
+    missing: bool,
+    /// BINARY met an encoding it cannot undo in an earlier batch.
+    unknown_cte: bool,
 }
+
+/// Messages per storage request when bodies are fetched: the response for one batch is built
+/// in memory, so this bounds a session's memory however much a `FETCH 1:* BODY[]` asks for,
+/// and a client that stops reading stalls the next batch instead of growing a buffer.
+const CONTENT_BATCH: usize = 16;
+/// Messages per storage request for metadata only (flags, sizes, envelopes).
+const METADATA_BATCH: usize = 1024;
 
 impl ImapSession {
     pub(super) fn fetch(
@@ -103,32 +118,49 @@ impl ImapSession {
             self.finish(Finish::ok(tag, "FETCH completed.").no_expunge());
             return;
         }
+        let want = FetchWant { content, info };
+        self.fetch_batch(Pending {
+            tag,
+            attrs,
+            requested: 0,
+            mark_seen,
+            want,
+            rest: uids,
+            missing: false,
+            unknown_cte: false,
+        });
+    }
+
+    /// Asks storage for the next batch of a FETCH.
+    fn fetch_batch(&mut self, mut p: Pending) {
+        let Some(view) = self.selected_view() else {
+            return;
+        };
+        let batch = if p.want.content {
+            CONTENT_BATCH
+        } else {
+            METADATA_BATCH
+        };
+        let rest = p.rest.split_off(p.rest.len().min(batch));
+        let uids = std::mem::replace(&mut p.rest, rest);
+        p.requested = uids.len();
         let op = StorageOp::Fetch {
             account: self.account().unwrap_or("").to_string(),
             mailbox: view.id,
-            uids: uids.clone(),
-            want: FetchWant { content, info },
-            mark_seen,
+            uids,
+            want: p.want,
+            mark_seen: p.mark_seen,
         };
-        self.request(
-            op,
-            SessionPending::Fetch(Pending {
-                tag,
-                attrs,
-                requested: uids.len(),
-                mark_seen,
-            }),
-        );
+        self.request(op, SessionPending::Fetch(p));
     }
 
-    pub(super) fn fetch_reply(&mut self, p: Pending, reply: StorageResult) {
+    pub(super) fn fetch_reply(&mut self, mut p: Pending, reply: StorageResult) {
         let messages = match reply {
             Ok(StorageReply::Fetched(m)) => m,
             Err(e) => return self.storage_failed(p.tag, &e),
             Ok(_) => return self.unexpected(p.tag),
         };
-        let mut unknown_cte = false;
-        let found = messages.len();
+        p.missing |= messages.len() < p.requested;
         for m in &messages {
             match self.fetch_items(&p, m) {
                 Some((seq, items)) => {
@@ -137,16 +169,21 @@ impl ImapSession {
                     }
                     self.send(Response::Data(Data::Fetch { seq, items }));
                 }
-                None => unknown_cte = true,
+                None => p.unknown_cte = true,
             }
         }
-        let finish = if unknown_cte {
+        if !p.rest.is_empty() {
+            // The driver writes this batch before it feeds the next reply back.
+            self.fetch_batch(p);
+            return;
+        }
+        let finish = if p.unknown_cte {
             Finish {
                 condition: crate::imap::response::Condition::No,
                 ..Finish::ok(p.tag, "Unknown Content-Transfer-Encoding.")
                     .with_code(Code::UnknownCte)
             }
-        } else if found < p.requested {
+        } else if p.missing {
             // RFC 9051 §7.1: some messages were expunged by another session meanwhile.
             Finish {
                 condition: crate::imap::response::Condition::No,
