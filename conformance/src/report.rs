@@ -79,7 +79,7 @@ pub fn generate(tcp: bool) -> Result<String, LoadError> {
     let mut tcp_note = None;
     let tcp_statuses = if tcp {
         match suite::local_pool() {
-            Ok(mut pool) => Some(run_tcp(&transcripts, &mut pool)),
+            Ok(pool) => Some(run_tcp(&transcripts, &pool)),
             Err(e) => {
                 tcp_note = Some(format!("not run: {e}"));
                 None
@@ -99,7 +99,7 @@ pub fn generate(tcp: bool) -> Result<String, LoadError> {
     ))
 }
 
-fn run_tcp(transcripts: &[Transcript], pool: &mut ServerPool) -> Vec<Status> {
+fn run_tcp(transcripts: &[Transcript], pool: &ServerPool) -> Vec<Status> {
     transcripts
         .iter()
         .map(|t| {

@@ -295,46 +295,20 @@ failure-delay = 0
     Ok(text)
 }
 
-/// Servers shared between transcripts: one per distinct set of accounts, started on first use.
-///
-/// Transcripts without `@mailbox`/`@message` are taken to leave the store as they found it
-/// (they only log in and out), so those with the same `@user` lines share a server; the
-/// others get a fresh one each ([`ServerPool::fresh`]).
+/// Starts servers from one binary: every run gets its own, so that what one transcript stores
+/// (or a POP3 maildrop lock it leaves for a moment) cannot change the next.
 pub struct ServerPool {
     binary: PathBuf,
-    servers: Vec<(Vec<User>, LocalServer)>,
 }
 
 impl ServerPool {
     /// A pool that starts `binary`.
     pub fn new(binary: PathBuf) -> ServerPool {
-        ServerPool {
-            binary,
-            servers: Vec::new(),
-        }
+        ServerPool { binary }
     }
 
-    /// A server of its own, for a transcript that changes what is stored.
+    /// A server of its own with these accounts.
     pub fn fresh(&self, users: &[User]) -> Result<LocalServer, ServerError> {
         LocalServer::start(&self.binary, users)
-    }
-
-    /// A shared server with exactly these accounts.
-    pub fn get(&mut self, users: &[User]) -> Result<&LocalServer, ServerError> {
-        let mut key = users.to_vec();
-        key.sort();
-        key.dedup();
-        let index = match self.servers.iter().position(|(k, _)| *k == key) {
-            Some(i) => i,
-            None => {
-                let server = LocalServer::start(&self.binary, &key)?;
-                self.servers.push((key, server));
-                self.servers.len() - 1
-            }
-        };
-        self.servers
-            .get(index)
-            .map(|(_, s)| s)
-            .ok_or_else(|| ServerError::NotReady { log: String::new() })
     }
 }

@@ -26,10 +26,10 @@ pub fn in_process(transcript: &Transcript, security: Security, chunk: usize) -> 
     runner::run(transcript, &mut target)
 }
 
-/// Runs `transcript` over TCP against a `tern` from `pool`.
-pub fn tcp(transcript: &Transcript, security: Security, pool: &mut ServerPool) -> Outcome {
-    let fresh = pool.fresh(&transcript.users);
-    let server = match &fresh {
+/// Runs `transcript` over TCP against a `tern` of its own from `pool`.
+pub fn tcp(transcript: &Transcript, security: Security, pool: &ServerPool) -> Outcome {
+    let server = pool.fresh(&transcript.users);
+    let server = match &server {
         Ok(server) => server,
         Err(e) => return setup_failure(transcript, &e),
     };
