@@ -9,8 +9,9 @@ use std::time::Instant;
 use tern_core::sasl::username_key;
 use tern_core::store::{Changed, MailboxId};
 use tern_core::{
-    AuthOutcome, MemStore, Protocol, StorageError, StorageOp, StorageReply, StorageResult, Store,
+    AuthOutcome, Protocol, StorageError, StorageOp, StorageReply, StorageResult, Store,
 };
+use tern_store_sqlite::SqliteStore;
 
 use crate::directory::Directory;
 use crate::guard::AuthGuard;
@@ -32,7 +33,7 @@ pub struct Client {
 pub struct Backend {
     directory: Directory,
     guard: AuthGuard,
-    store: Mutex<Box<dyn Store + Send>>,
+    store: Mutex<SqliteStore>,
     watchers: Mutex<Watchers>,
     next_watcher: std::sync::atomic::AtomicU64,
 }
@@ -76,16 +77,22 @@ impl Drop for Watch {
 }
 
 impl Backend {
-    pub fn new(directory: Directory, guard: AuthGuard) -> Arc<Backend> {
-        // The durable store is a separate piece of work; until it lands, mail lives in memory.
-        tracing::warn!("messages are kept in memory and are lost when the server stops");
+    pub fn new(directory: Directory, guard: AuthGuard, store: SqliteStore) -> Arc<Backend> {
         Arc::new(Backend {
             directory,
             guard,
-            store: Mutex::new(Box::new(MemStore::new())),
+            store: Mutex::new(store),
             watchers: Mutex::new(HashMap::new()),
             next_watcher: std::sync::atomic::AtomicU64::new(1),
         })
+    }
+
+    /// Closes every account database (checkpointing its log) at shutdown.
+    pub fn close(&self) {
+        self.store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .close_all();
     }
 
     /// Subscribes a connection to changes in its account's mailboxes.
@@ -126,6 +133,12 @@ impl Backend {
         }
         let (reply, changes) = {
             let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+            // The store takes wall-clock time from its driver: default internal dates and
+            // SEARCH OLDER/YOUNGER.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            store.set_now(now);
             let reply = store.execute(op);
             (reply, store.take_changes())
         };

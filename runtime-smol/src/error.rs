@@ -44,6 +44,9 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The message store could not be opened.
+    #[error("store: {0}")]
+    Store(String),
     /// The command line is not understood.
     #[error("{0}")]
     Usage(String),

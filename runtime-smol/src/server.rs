@@ -34,7 +34,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let (tls, reloader) = crate::tls::reloadable(&config)?;
     let directory = Directory::new(&config.directory.users, config.passwd_file().as_deref())
         .map_err(StartError::Accounts)?;
-    let backend = Backend::new(directory, AuthGuard::new(config.guard()));
+    let store_path = config.storage_path();
+    let store = tern_store_sqlite::SqliteStore::open(&store_path)
+        .map_err(|e| StartError::Store(e.to_string()))?;
+    let backend = Backend::new(directory, AuthGuard::new(config.guard()), store);
     let bound = bind_all(&config)?;
     let signals = async_signal::Signals::new([
         async_signal::Signal::Term,
@@ -214,6 +217,9 @@ async fn serve(
     if !finished {
         tracing::warn!("shutdown grace period over; dropping remaining connections");
     }
+    // Every acknowledged change is already durable; closing checkpoints the logs so the
+    // databases are compact files at rest.
+    backend.close();
     tracing::info!("stopped");
 }
 

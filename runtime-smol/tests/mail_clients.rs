@@ -450,7 +450,7 @@ fn a_client_that_never_reads_a_large_fetch_costs_bounded_memory() {
     std::thread::sleep(std::time::Duration::from_secs(3));
     let during = rss_kib(pid).unwrap();
     let growth_mib = during.saturating_sub(before) / 1024;
-    // FETCH goes out in batches of 16 messages, and the next batch waits for the socket:
+    // FETCH goes out in batches of 8 messages, and the next batch waits for the socket:
     // the growth stays near one batch, far below the 60 MiB the whole answer would take.
     assert!(
         growth_mib < 40,

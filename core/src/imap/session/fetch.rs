@@ -31,7 +31,7 @@ pub(super) struct Pending {
 /// Messages per storage request when bodies are fetched: the response for one batch is built
 /// in memory, so this bounds a session's memory however much a `FETCH 1:* BODY[]` asks for,
 /// and a client that stops reading stalls the next batch instead of growing a buffer.
-const CONTENT_BATCH: usize = 16;
+const CONTENT_BATCH: usize = 8;
 /// Messages per storage request for metadata only (flags, sizes, envelopes).
 const METADATA_BATCH: usize = 1024;
 
