@@ -40,6 +40,13 @@ const STATEMENT_CACHE: usize = 96;
 /// instead of one lookup per UID.
 const SCAN_THRESHOLD: usize = 32;
 
+/// Unreferenced bodies reclaimed at the end of each write: enough to keep up with normal
+/// traffic, small enough that no single command pays for a mass expunge.
+const RECLAIM_PER_WRITE: usize = 32;
+
+/// Unreferenced bodies reclaimed per transaction by [`Account::reclaim_all`].
+const RECLAIM_BATCH: usize = 1000;
+
 /// What an operation did besides its reply: mailboxes to announce, in `MemStore`'s order.
 pub type Outcome = (StorageReply, Vec<MailboxId>);
 
@@ -316,10 +323,12 @@ struct Pending {
 impl Account {
     /// Opens (creating and migrating as needed) the account in `dir`.
     pub fn open(dir: &Path, now: i64) -> Result<Account, OpenError> {
-        std::fs::create_dir_all(dir).map_err(|source| OpenError::Folder {
+        let folder = |source| OpenError::Folder {
             path: dir.to_path_buf(),
             source,
-        })?;
+        };
+        let new = !dir.exists();
+        std::fs::create_dir_all(dir.join(BLOB_FOLDER)).map_err(folder)?;
         let path = dir.join(DATABASE_FILE);
         let db = |source| OpenError::Database {
             path: path.clone(),
@@ -372,6 +381,16 @@ impl Account {
                 path: path.clone(),
                 detail: StorageError::from(e).to_string(),
             })?;
+        if new {
+            // The account's folder entries must survive a crash as well as its first commit.
+            for d in [
+                dir.join(BLOB_FOLDER).as_path(),
+                dir,
+                dir.parent().unwrap_or(dir),
+            ] {
+                crate::blobs::sync_dir(d).map_err(folder)?;
+            }
+        }
         // Best effort: a store on a full or read-only disk must still open for reading.
         let _ = account.collect_garbage();
         let _ = account.conn.execute_batch("PRAGMA incremental_vacuum");
@@ -440,6 +459,21 @@ impl Account {
         Ok((messages as u64, size as u64))
     }
 
+    /// Reclaims every unreferenced body and returns free pages to the file system; returns
+    /// how many bodies went. Maintenance work, in batches of short transactions.
+    pub fn reclaim_all(&mut self) -> Result<usize, Fail> {
+        let mut total = 0;
+        loop {
+            let n = self.write(|tx, _, pending| reclaim(tx, pending, RECLAIM_BATCH))?;
+            total += n;
+            if n < RECLAIM_BATCH {
+                break;
+            }
+        }
+        self.conn.execute_batch("PRAGMA incremental_vacuum")?;
+        Ok(total)
+    }
+
     #[cfg(test)]
     pub fn connection(&self) -> &Connection {
         &self.conn
@@ -452,29 +486,31 @@ impl Account {
         f: impl FnOnce(&Connection, &BlobDir, &mut Pending) -> Result<T, Fail>,
     ) -> Result<T, Fail> {
         let mut pending = Pending::default();
-        let result = (|| {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx, &self.blobs, &mut pending)?;
-            tx.commit()?;
-            Ok(out)
-        })();
-        match result {
-            Ok(out) => {
-                for id in pending.doomed {
-                    // An unlink that fails leaves an orphan, collected at the next open.
-                    let _ = self.blobs.remove(id);
-                }
-                Ok(out)
-            }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = match f(&tx, &self.blobs, &mut pending)
+            .and_then(|out| reclaim(&tx, &mut pending, RECLAIM_PER_WRITE).map(|_| out))
+        {
+            Ok(out) => out,
             Err(e) => {
+                drop(tx);
+                // Rolled back for certain: the new files belong to nothing.
                 for id in pending.written {
                     let _ = self.blobs.remove(id);
                 }
-                Err(e)
+                return Err(e);
             }
+        };
+        // A failed COMMIT (an fsync error, say) may still have reached the disk and be
+        // replayed after a crash, so its files stay; if the rows really are gone, the next
+        // open collects the files as orphans. Never a row without its body.
+        tx.commit()?;
+        for id in pending.doomed {
+            // An unlink that fails leaves an orphan, collected at the next open.
+            let _ = self.blobs.remove(id);
         }
+        Ok(out)
     }
 
     // ---- operations ----
@@ -549,7 +585,7 @@ impl Account {
     }
 
     pub fn delete(&mut self, name: &str) -> Result<Outcome, Fail> {
-        self.write(|tx, _, pending| {
+        self.write(|tx, _, _| {
             let children = has_children(tx, name)?;
             let mailbox = by_name(tx, name)?.ok_or(StorageError::NoSuchMailbox)?;
             if children {
@@ -559,9 +595,9 @@ impl Account {
                 }
                 tx.prepare_cached("UPDATE mailboxes SET selectable = 0 WHERE id = ?1")?
                     .execute([mailbox.id])?;
-                delete_all_messages(tx, mailbox.id, pending)?;
+                delete_all_messages(tx, mailbox.id)?;
             } else {
-                delete_all_messages(tx, mailbox.id, pending)?;
+                delete_all_messages(tx, mailbox.id)?;
                 for sql in [
                     "DELETE FROM keywords WHERE mailbox = ?1",
                     "DELETE FROM expunged WHERE mailbox = ?1",
@@ -575,7 +611,7 @@ impl Account {
     }
 
     pub fn rename(&mut self, from: &str, to: &str, now: i64) -> Result<Outcome, Fail> {
-        self.write(|tx, _, pending| {
+        self.write(|tx, _, _| {
             let source = by_name(tx, from)?;
             if !source.as_ref().is_some_and(|m| m.selectable) && !has_children(tx, from)? {
                 return Err(StorageError::NoSuchMailbox.into());
@@ -591,7 +627,7 @@ impl Account {
                 return Err(StorageError::Cannot("Cannot rename a mailbox into itself.").into());
             }
             if let Some(placeholder) = target {
-                delete_all_messages(tx, placeholder.id, pending)?;
+                delete_all_messages(tx, placeholder.id)?;
                 for sql in [
                     "DELETE FROM keywords WHERE mailbox = ?1",
                     "DELETE FROM expunged WHERE mailbox = ?1",
@@ -983,7 +1019,7 @@ impl Account {
     }
 
     pub fn expunge(&mut self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Outcome, Fail> {
-        self.write(|tx, _, pending| {
+        self.write(|tx, _, _| {
             let mut m = by_id(tx, mailbox)?;
             let mut stmt = tx.prepare_cached(
                 "SELECT uid FROM messages WHERE mailbox = ?1 AND flags & 8 != 0 ORDER BY uid",
@@ -995,7 +1031,7 @@ impl Account {
                 .filter(|u| uids.is_none_or(|list| list.binary_search(u).is_ok()))
                 .collect();
             drop(stmt);
-            let removed = remove(tx, &mut m, &doomed, pending)?;
+            let removed = remove(tx, &mut m, &doomed)?;
             let mut announce = Vec::new();
             if !removed.is_empty() {
                 save(tx, &m)?;
@@ -1009,9 +1045,9 @@ impl Account {
         let mut uids = uids.to_vec();
         uids.sort_unstable();
         uids.dedup();
-        self.write(|tx, _, pending| {
+        self.write(|tx, _, _| {
             let mut m = by_id(tx, mailbox)?;
-            let removed = remove(tx, &mut m, &uids, pending)?;
+            let removed = remove(tx, &mut m, &uids)?;
             // MemStore's remove advances MODSEQ for any non-empty request, found or not.
             save(tx, &m)?;
             let announce = if removed.is_empty() {
@@ -1030,7 +1066,7 @@ impl Account {
         target: &str,
         remove_source: bool,
     ) -> Result<Outcome, Fail> {
-        self.write(|tx, _, pending| {
+        self.write(|tx, _, _| {
             let mut source = by_id(tx, mailbox)?;
             let mut picked = Vec::new();
             for_each_msg(tx, source.id, uids, |_, msg| {
@@ -1055,7 +1091,7 @@ impl Account {
                 sorted.sort_unstable();
                 // The target's row is saved: re-read the source in case it is the same one.
                 source = by_id(tx, mailbox)?;
-                remove(tx, &mut source, &sorted, pending)?;
+                remove(tx, &mut source, &sorted)?;
                 save(tx, &source)?;
                 announce.push(mailbox);
             }
@@ -1309,63 +1345,47 @@ fn tombstone(conn: &Connection, mailbox: i64, uid: Uid, modseq: ModSeq) -> Resul
 
 /// `MemStore`'s `remove`: one MODSEQ for the whole request (if non-empty), tombstones for the
 /// messages that existed. `uids` is ascending.
-fn remove(
-    conn: &Connection,
-    m: &mut Mailbox,
-    uids: &[Uid],
-    pending: &mut Pending,
-) -> Result<Vec<Uid>, Fail> {
+fn remove(conn: &Connection, m: &mut Mailbox, uids: &[Uid]) -> Result<Vec<Uid>, Fail> {
     if uids.is_empty() {
         return Ok(Vec::new());
     }
     let modseq = m.bump();
     let mut removed = Vec::new();
-    let mut bodies = Vec::new();
     for &uid in uids {
         if removed.last() == Some(&uid) {
             continue;
         }
-        let body: Option<i64> = conn
-            .prepare_cached("DELETE FROM messages WHERE mailbox = ?1 AND uid = ?2 RETURNING body")?
-            .query_row(params![m.id, uid], |r| r.get(0))
-            .optional()?;
-        if let Some(body) = body {
+        let deleted = conn
+            .prepare_cached("DELETE FROM messages WHERE mailbox = ?1 AND uid = ?2")?
+            .execute(params![m.id, uid])?;
+        if deleted > 0 {
             tombstone(conn, m.id, uid, modseq)?;
             removed.push(uid);
-            bodies.push(body);
         }
     }
-    release_bodies(conn, &bodies, pending)?;
     Ok(removed)
 }
 
 /// Removes every message of a mailbox without tombstones or MODSEQ (DELETE, as `MemStore`).
-fn delete_all_messages(conn: &Connection, mailbox: i64, pending: &mut Pending) -> Result<(), Fail> {
-    let mut stmt = conn.prepare_cached("DELETE FROM messages WHERE mailbox = ?1 RETURNING body")?;
-    let bodies = stmt
-        .query_map([mailbox], |r| r.get(0))?
-        .collect::<Result<Vec<i64>, _>>()?;
-    drop(stmt);
-    release_bodies(conn, &bodies, pending)
+fn delete_all_messages(conn: &Connection, mailbox: i64) -> Result<(), Fail> {
+    conn.prepare_cached("DELETE FROM messages WHERE mailbox = ?1")?
+        .execute([mailbox])?;
+    Ok(())
 }
 
-/// Drops the bodies among `ids` that no message refers to any more.
-fn release_bodies(conn: &Connection, ids: &[i64], pending: &mut Pending) -> Result<(), Fail> {
-    let mut seen = HashSet::new();
-    for &id in ids {
-        if !seen.insert(id) {
-            continue;
-        }
-        let row: Option<(i64, bool)> = conn
-            .prepare_cached("SELECT refs, external FROM bodies WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let Some((refs, external)) = row else {
-            continue;
-        };
-        if refs > 0 {
-            continue;
-        }
+/// Drops up to `limit` bodies that no message refers to any more (the triggers keep the
+/// counts); their files go once the transaction commits. A body's id is never reused
+/// (AUTOINCREMENT), so index entries of a body not yet reclaimed can match no message.
+fn reclaim(conn: &Connection, pending: &mut Pending, limit: usize) -> Result<usize, Fail> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, external FROM bodies WHERE refs = 0 LIMIT ?1")?;
+    let dead = stmt
+        .query_map([limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    drop(stmt);
+    for &(id, external) in &dead {
         for sql in [
             "DELETE FROM fts WHERE rowid = ?1",
             "DELETE FROM infos WHERE id = ?1",
@@ -1379,7 +1399,7 @@ fn release_bodies(conn: &Connection, ids: &[i64], pending: &mut Pending) -> Resu
             pending.doomed.push(id);
         }
     }
-    Ok(())
+    Ok(dead.len())
 }
 
 /// Stores a body, or finds the identical one already stored; returns its id. Everything

@@ -41,7 +41,8 @@ impl BlobDir {
     pub fn write(&self, id: i64, data: &[u8]) -> io::Result<()> {
         let fan = self.fan(id);
         if !fan.is_dir() {
-            fs::create_dir_all(&fan)?;
+            // The blob folder itself exists since the account was created (and synced then).
+            fs::create_dir(&fan)?;
             // The new folder's own entry must survive a crash too.
             sync_dir(&self.dir)?;
         }

@@ -90,7 +90,9 @@
 //! Authentication is not the store's job: the runtime checks passwords against its own
 //! directory and never sends `Authenticate` here. For tests and conformance runs the store
 //! answers it from an optional in-memory table ([`SqliteStore::add_user`]), exactly like
-//! `MemStore`; with no users every login is rejected.
+//! `MemStore`; with no users every login is rejected. `ScramLookup` is refused with
+//! `StorageError::Internal`: deriving SCRAM keys needs the core's private SASL types, and
+//! the runtime answers it from its directory anyway.
 //!
 //! # Concurrency
 //!
@@ -232,6 +234,12 @@ impl SqliteStore {
         Ok(Usage { messages, octets })
     }
 
+    /// Reclaims every body no message refers to any more (normally reclaimed a few per
+    /// write) and returns free pages to the file system; returns how many bodies went.
+    pub fn reclaim(&mut self, account: &str) -> Result<usize, StorageError> {
+        Ok(self.account(account)?.reclaim_all()?)
+    }
+
     /// Runs SQLite's and FTS5's integrity checks on an account.
     pub fn check(&mut self, account: &str) -> Result<(), StorageError> {
         Ok(self.account(account)?.check()?)
@@ -302,6 +310,9 @@ impl SqliteStore {
                 self.locked.remove(&account.to_lowercase());
                 Ok(StorageReply::Done)
             }
+            StorageOp::ScramLookup { .. } => Err(StorageError::Internal(
+                "SCRAM keys are the runtime directory's business, not the store's".into(),
+            )),
             StorageOp::DeleteMailbox { name, .. } if name == "INBOX" => {
                 Err(StorageError::Cannot("INBOX cannot be deleted."))
             }

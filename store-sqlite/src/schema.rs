@@ -21,6 +21,8 @@ pub const MIGRATIONS: &[&str] = &[V1];
 /// - `expunged`: tombstones (UID, MODSEQ of the expunge) for QRESYNC-style catch-up.
 /// - `bodies` (+ `infos`, `texts`, `contents`, `fts`): content-derived data, reference
 ///   counted by trigger. `contents` holds bodies up to the inline limit; larger ones are files.
+///   A body whose count reaches zero is reclaimed a few at a time by later writes (see
+///   `reclaim`), so an EXPUNGE of thousands costs only its message rows.
 ///   Split into tables so a refcount update never rewrites a large value. `texts` and
 ///   `contents` values carry a one-byte tag: raw, or LZ4 (`codec::pack`).
 const V1: &str = r#"
@@ -87,6 +89,7 @@ CREATE TABLE bodies (
     sent INTEGER
 );
 CREATE INDEX bodies_hash ON bodies (hash);
+CREATE INDEX bodies_unreferenced ON bodies (id) WHERE refs = 0;
 CREATE TABLE infos (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE texts (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE contents (id INTEGER PRIMARY KEY, data BLOB NOT NULL);

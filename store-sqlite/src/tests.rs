@@ -451,3 +451,51 @@ fn maildrop_lock_is_exclusive_and_process_local() {
     let mut store = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(lock(&mut store), Ok(StorageReply::Done));
 }
+
+#[test]
+fn a_mass_expunge_reclaims_bodies_gradually_and_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_inline_limit(500);
+    let messages = (0..100)
+        .map(|i| NewMessage {
+            flags: vec![Flag::Deleted],
+            internal_date: None,
+            data: message(&format!("m{i}"), if i % 2 == 0 { 100 } else { 1000 }),
+        })
+        .collect();
+    store
+        .execute(StorageOp::Append {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            messages,
+        })
+        .unwrap();
+    assert_eq!(blob_files(&store).len(), 50);
+    let r = store
+        .execute(StorageOp::Expunge {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: None,
+        })
+        .unwrap();
+    assert!(matches!(r, StorageReply::Expunged(v) if v.len() == 100));
+    // The expunge itself reclaimed a first handful; the rest waits.
+    let left = count(&mut store, "SELECT COUNT(*) FROM bodies");
+    assert_eq!(left, 100 - 32);
+    // Unreferenced bodies are invisible to SEARCH (their index rows match no message).
+    let found = store
+        .execute(StorageOp::Search {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: (1..200).collect(),
+            query: Query::Text("lorem".into()),
+        })
+        .unwrap();
+    assert_eq!(found, StorageReply::Found(Vec::new()));
+    assert_eq!(store.reclaim("alice").unwrap(), 68);
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM bodies"), 0);
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM contents"), 0);
+    assert!(blob_files(&store).is_empty());
+    store.check("alice").unwrap();
+}
