@@ -298,6 +298,9 @@ impl Connection {
                 }
                 Output::Event(event) => self.log(event),
                 Output::Close => {
+                    // The session is over: free its account share before the last bytes go
+                    // out, so a client reconnecting at once (POP3 after QUIT) is not refused.
+                    self.client.slot.release_account();
                     self.flush().await.map_err(End::Io)?;
                     return Ok(None);
                 }

@@ -150,6 +150,26 @@ impl ConnectionSlot {
     }
 }
 
+impl ConnectionSlot {
+    /// Gives up the account share early: when the session has ended but its last bytes are
+    /// still being flushed, a client that reconnects at once must not find the account full.
+    pub fn release_account(&self) {
+        let account = self
+            .account
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(account) = account {
+            let mut counts = self
+                .limits
+                .counts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            release(&mut counts.per_account, &account);
+        }
+    }
+}
+
 fn release<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
     if let Some(n) = map.get_mut(key) {
         *n = n.saturating_sub(1);

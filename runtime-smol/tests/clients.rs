@@ -144,7 +144,6 @@ fn autologout_timer_closes_idle_connections() {
     assert!(imap.closed());
     let mut pop = Client::connect(server.port("pop3"));
     pop.line().unwrap();
-    assert_eq!(pop.line().unwrap(), "-ERR Disconnected for inactivity.");
     assert!(pop.closed());
 }
 

@@ -201,8 +201,8 @@ impl Pop3Session {
                 while let Some(timer) = self.timers.pop_expired(now) {
                     match timer {
                         Timer::Inactivity => {
-                            // RFC 1939 §3: an expired timer closes without entering UPDATE.
-                            self.err("Disconnected for inactivity.");
+                            // RFC 1939 §3: an expired timer closes the connection without a
+                            // response and without entering UPDATE.
                             self.close();
                         }
                         Timer::IdleKeepalive => {}

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use super::view::{to_set, View};
 use super::{Expect, Finish, ImapSession, Pending as SessionPending, State};
 use crate::imap::command::{CommandLine, Tag};
-use crate::imap::response::{Code, Condition, Data, FetchItem, Response};
+use crate::imap::response::{Code, Condition, Data, FetchItem, ListItem, Response};
 use crate::imap::types::{AppendMessage, Flag, MailboxArg, SelectParam, SequenceSet, StoreMode};
 use crate::mail::flags::SystemFlag;
 use crate::store::{
@@ -20,11 +20,28 @@ use crate::time::Timer;
 
 #[derive(Debug)]
 pub(super) enum Pending {
-    Select { tag: Tag, read_only: bool },
-    Append { tag: Tag, target: String },
-    Store { tag: Tag, uid: bool, silent: bool },
-    Expunge { tag: Tag, silent_close: bool },
-    Copy { tag: Tag, remove: bool },
+    Select {
+        tag: Tag,
+        read_only: bool,
+        name: String,
+    },
+    Append {
+        tag: Tag,
+        target: String,
+    },
+    Store {
+        tag: Tag,
+        uid: bool,
+        silent: bool,
+    },
+    Expunge {
+        tag: Tag,
+        silent_close: bool,
+    },
+    Copy {
+        tag: Tag,
+        remove: bool,
+    },
 }
 
 impl ImapSession {
@@ -83,14 +100,18 @@ impl ImapSession {
         self.request(
             StorageOp::Open {
                 account,
-                name,
+                name: name.clone(),
                 read_only,
             },
-            SessionPending::Message(Pending::Select { tag, read_only }),
+            SessionPending::Message(Pending::Select {
+                tag,
+                read_only,
+                name,
+            }),
         );
     }
 
-    fn opened(&mut self, tag: Tag, read_only: bool, snap: Snapshot) {
+    fn opened(&mut self, tag: Tag, read_only: bool, name: &str, snap: Snapshot) {
         let rev1 = !self.enabled.rev2;
         let first_unseen = snap
             .messages
@@ -112,6 +133,17 @@ impl ImapSession {
         let exists = view.uids.len() as u32;
         self.send_flags(&snap.keywords, read_only);
         self.send(Response::Data(Data::Exists(exists)));
+        if !rev1 {
+            // RFC 9051 §6.3.2: IMAP4rev2 SELECT names the mailbox in a LIST response. No
+            // attributes are claimed, as in the RFC's own example, so none can be wrong.
+            let wire = self.wire_name(name);
+            self.send(Response::Data(Data::List(ListItem {
+                attributes: Vec::new(),
+                delimiter: Some(b'/'),
+                name: wire,
+                extended: Vec::new(),
+            })));
+        }
         if rev1 {
             self.send(Response::Data(Data::Recent(snap.recent.len() as u32)));
             if let Some(n) = first_unseen {
@@ -544,9 +576,14 @@ impl ImapSession {
 
     pub(super) fn message_reply(&mut self, pending: Pending, reply: StorageResult) {
         match (pending, reply) {
-            (Pending::Select { tag, read_only }, Ok(StorageReply::Opened(snap))) => {
-                self.opened(tag, read_only, snap)
-            }
+            (
+                Pending::Select {
+                    tag,
+                    read_only,
+                    name,
+                },
+                Ok(StorageReply::Opened(snap)),
+            ) => self.opened(tag, read_only, &name, snap),
             (Pending::Select { tag, .. }, Err(StorageError::NoSuchMailbox)) => {
                 self.no(tag, Some(Code::NonExistent), "Mailbox does not exist.")
             }
