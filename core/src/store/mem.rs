@@ -371,7 +371,11 @@ impl Store for MemStore {
                         return Err(StorageError::HasChildren);
                     }
                     mailbox.selectable = false;
-                    mailbox.messages.clear();
+                    // As expunges with a new MODSEQ, not a silent clear: CREATE can make the
+                    // name a mailbox again (same UIDVALIDITY), and a session that still has
+                    // it selected must then learn that these messages are gone.
+                    let uids: Vec<Uid> = mailbox.messages.iter().map(|m| m.uid).collect();
+                    mailbox.remove(&uids);
                 } else {
                     a.mailboxes.remove(&name);
                 }

@@ -316,7 +316,7 @@ pub enum StorageOp {
         account: String,
         /// Canonical name.
         name: String,
-        /// EXAMINE: do not claim `\Recent`.
+        /// Do not claim `\Recent`: EXAMINE, and IMAP4rev2 sessions (which have no `\Recent`).
         read_only: bool,
     },
     /// Changes since the session's last view.

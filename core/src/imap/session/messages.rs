@@ -101,7 +101,9 @@ impl ImapSession {
             StorageOp::Open {
                 account,
                 name: name.clone(),
-                read_only,
+                // IMAP4rev2 has no \Recent (RFC 9051 §2.3.2): its sessions must not take it
+                // from IMAP4rev1 sessions, at SELECT as at every later synchronisation.
+                read_only: read_only || self.enabled.rev2,
             },
             SessionPending::Message(Pending::Select {
                 tag,
@@ -262,13 +264,17 @@ impl ImapSession {
                 view.recent.insert(i, *uid);
             }
         }
-        let exists = view.uids.len() as u32;
-        let recent_count = view.recent.len() as u32;
         let own = std::mem::take(&mut view.own_changes);
         let read_only = view.read_only;
         if expunge_ok {
             self.flush_expunges();
         }
+        // Counted after the EXPUNGEs above: EXISTS must not count messages they removed.
+        let Some(view) = self.selected_view() else {
+            return;
+        };
+        let exists = view.uids.len() as u32;
+        let recent_count = view.recent.len() as u32;
         if keywords_changed {
             self.send_flags(&keywords, read_only);
         }
