@@ -595,7 +595,16 @@ impl Account {
                 }
                 tx.prepare_cached("UPDATE mailboxes SET selectable = 0 WHERE id = ?1")?
                     .execute([mailbox.id])?;
-                delete_all_messages(tx, mailbox.id)?;
+                // As expunges with a new MODSEQ (as MemStore), not a silent clear: CREATE can
+                // make the name a mailbox again (same UIDVALIDITY), and a session that still
+                // has it selected must then learn that these messages are gone.
+                let mut m = mailbox.clone();
+                let uids: Vec<Uid> = tx
+                    .prepare_cached("SELECT uid FROM messages WHERE mailbox = ?1 ORDER BY uid")?
+                    .query_map([m.id], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                remove(tx, &mut m, &uids)?;
+                save(tx, &m)?;
             } else {
                 delete_all_messages(tx, mailbox.id)?;
                 for sql in [

@@ -136,6 +136,7 @@ pub struct World<'b, B: Backend> {
     msg_modseq: BTreeMap<(u64, Uid), (u64, FlagSet)>,
     uidl: BTreeMap<(u64, Uid), String>,
     probes: usize,
+    since_probe: usize,
 }
 
 type R = Result<(), String>;
@@ -166,6 +167,7 @@ impl<'b, B: Backend> World<'b, B> {
             msg_modseq: BTreeMap::new(),
             uidl: BTreeMap::new(),
             probes: 0,
+            since_probe: 0,
         }
     }
 
@@ -218,9 +220,16 @@ impl<'b, B: Backend> World<'b, B> {
         }
         self.after_step(&before)?;
         let every = self.backend.probe_every();
-        if every > 0 && self.step_no % every == 0 {
+        self.since_probe += 1;
+        if every > 0 && self.since_probe >= every {
+            self.since_probe = 0;
+            // Octets are compared on every tenth probe: they change least and cost most.
             self.probes += 1;
-            self.probe(self.probes % 10 == 0)?;
+            let octets = self.probes >= 10;
+            if octets {
+                self.probes = 0;
+            }
+            self.probe(octets)?;
         }
         Ok(())
     }
