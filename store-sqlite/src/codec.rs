@@ -17,9 +17,9 @@ use tern_core::mail::structure::{
 };
 use tern_core::mail::text::SearchText;
 
-/// Deeper than anything `analyze` produces (its bound is 100 levels, each at most two codec
-/// levels): a corrupt row cannot overflow the stack.
-const MAX_DEPTH: usize = 512;
+/// Deeper than anything `analyze` produces (at most 100 MIME levels, one codec level each),
+/// shallow enough for a 2 MiB thread stack: a corrupt row cannot overflow the stack.
+const MAX_DEPTH: usize = 256;
 
 /// A stored value could not be decoded: the database row is damaged.
 #[derive(Debug, thiserror::Error)]

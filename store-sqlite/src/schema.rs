@@ -95,7 +95,7 @@ CREATE TABLE texts (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE contents (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE VIRTUAL TABLE fts USING fts5 (
     subj, sender, hdr, body,
-    content = '', contentless_delete = 1, detail = column,
+    content = '', detail = column,
     tokenize = 'trigram case_sensitive 1'
 );
 

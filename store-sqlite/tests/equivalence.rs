@@ -429,6 +429,36 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                         trace.join("\n")
                     ));
                 }
+                if std::env::var_os("TERN_EQUIVALENCE_DEEP").is_some() {
+                    // Compare every mailbox's STATUS after each step, to find the step where
+                    // the states part even if no reply shows it yet.
+                    for account in ["alice", "bob"] {
+                        let Ok(StorageReply::Mailboxes(list)) =
+                            mem.execute(StorageOp::ListMailboxes {
+                                account: account.into(),
+                            })
+                        else {
+                            continue;
+                        };
+                        for entry in list.mailboxes {
+                            let name = entry.name;
+                            let op = StorageOp::Status {
+                                account: account.into(),
+                                name: name.clone(),
+                            };
+                            let (x, y) = (
+                                normalize(mem.execute(op.clone())),
+                                normalize(sql.execute(op)),
+                            );
+                            if x != y {
+                                return Err(format!(
+                                    "seed {seed}: {account}/{name} differs after step {i}:\n{}\n{x:?}\n{y:?}",
+                                    trace.join("\n")
+                                ));
+                            }
+                        }
+                    }
+                }
                 let (a, b) = (mem.take_changes(), sql.take_changes());
                 if a != b {
                     return Err(format!(
