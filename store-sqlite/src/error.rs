@@ -50,6 +50,12 @@ pub enum OpenError {
         /// What went wrong.
         detail: String,
     },
+    /// Another store (in this or another process) has the folder open.
+    #[error("the store {path} is already open in another process (or another SqliteStore)")]
+    InUse {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// The account name cannot be turned into a folder name.
     #[error("the account name is too long to store")]
     AccountName,
@@ -61,6 +67,7 @@ impl From<OpenError> for StorageError {
             OpenError::Folder { source, .. } => io_error(&source),
             OpenError::Database { source, .. } => sql_error(&source),
             OpenError::AccountName => StorageError::Limit("account name too long"),
+            OpenError::InUse { .. } => StorageError::InUse,
             e @ (OpenError::NewerSchema { .. } | OpenError::Migration { .. }) => {
                 StorageError::Internal(e.to_string())
             }

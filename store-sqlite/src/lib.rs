@@ -85,6 +85,42 @@
 //! megabyte bodies). Most mail is well under 128 KB, so bodies up to
 //! [`DEFAULT_INLINE_LIMIT`] (128 KiB) are inline and larger ones are files.
 //!
+//! # Figures
+//!
+//! `cargo bench -p tern-store-sqlite --bench store` (`TERN_BENCH_MESSAGES` overrides N =
+//! 100,000) builds one INBOX of generated mail (16.7 KB average: plain, quoted-printable,
+//! base64 and HTML text, alternatives, forwarded messages, 4% with 40–400 KB attachments),
+//! the first 5,000 messages one APPEND each, the rest as MULTIAPPENDs of 100, every commit
+//! durable. Release build, 2-core VM shared with other engineers' builds and tests (load
+//! average about 4 throughout), so treat the figures as upper bounds; the whole run took
+//! 3 min 50 s (3 min 02 s in a quieter earlier run, where reads were up to 2x faster).
+//!
+//! | operation, 100,000 messages | time | note |
+//! |---|---:|---|
+//! | APPEND, one message per command | 3.6 ms each | 281 msg/s, 5.3 MB/s: one fsync'd commit each |
+//! | APPEND, 100 per command (MULTIAPPEND) | 1.6 ms each | 620 msg/s, 10.3 MB/s (828 msg/s in the quieter run) |
+//! | SELECT (snapshot of all UIDs/flags/MODSEQs) | 114 ms | |
+//! | FETCH 1:* (UID FLAGS) | 120 ms | |
+//! | FETCH ENVELOPE of the last 1,000 | 9.4 ms | stored structure, no parsing |
+//! | SEARCH TEXT rare word (75 hits) | 94 ms | FTS narrows to the hits |
+//! | SEARCH FROM address (13,943 hits) | 435 ms | |
+//! | SEARCH BODY two words (12,869 hits) | 1.7 s | trigrams alone do not narrow: text of ~90% loaded |
+//! | SEARCH TEXT common word (93,341 hits) | 2.5 s | every text loaded and checked |
+//! | SEARCH TEXT of 2 characters (scan) | 1.7 s | below the trigram length: full scan |
+//! | SEARCH UNSEEN (no text) | 90 ms | no text loaded |
+//! | STORE +FLAGS on 10,000 | 59 ms | one transaction |
+//! | EXPUNGE 10,000 | 186 ms | bodies are reclaimed later |
+//! | reclaim 9,680 expunged bodies (maintenance) | 4.9 s | normally 32 per write |
+//! | reopen account | 60 ms | includes orphan-file scan |
+//!
+//! Disk after expunging 10,000: 1,955 MB for 90,000 messages, 21.7 KB per message against
+//! 16.6 KB raw (1.31x): 951 MB database, 1,004 MB body files. Per message (from
+//! `examples/space.rs`, 5,000 messages): inline bodies 3.8 KB (LZ4), stored search text
+//! 2.8 KB (LZ4), FTS index 2.3 KB, structure 0.5 KB, message rows and indexes under 0.1 KB;
+//! the attachments in files are stored raw. Single-message APPEND is bound by the fsync of
+//! each commit (without fsync the same loop ran at about 820 msg/s), which `synchronous=FULL`
+//! makes the price of durability.
+//!
 //! # Users
 //!
 //! Authentication is not the store's job: the runtime checks passwords against its own
@@ -98,7 +134,8 @@
 //!
 //! The store is `Send` and takes `&mut self`; the runtime serialises calls behind a mutex.
 //! The POP3 maildrop lock is therefore an in-process set, deliberately not persisted: a lock
-//! must die with the process that held it. One process per store folder is assumed.
+//! must die with the process that held it. One process per store folder is enforced by a
+//! lock on [`LOCK_FILE`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -130,6 +167,11 @@ pub const DEFAULT_INLINE_LIMIT: usize = 128 * 1024;
 /// number of file descriptors stays bounded however many accounts exist.
 const MAX_OPEN_ACCOUNTS: usize = 128;
 
+/// A file in the root that an open store holds an exclusive lock on. Two processes on one
+/// store would each collect the other's not-yet-committed body files as orphans and keep
+/// separate POP3 maildrop locks, so the second is refused ([`OpenError::InUse`]).
+pub const LOCK_FILE: &str = "store.lock";
+
 /// The folder under the root that holds one folder per account.
 pub const ACCOUNTS_FOLDER: &str = "accounts";
 
@@ -151,6 +193,8 @@ pub struct Usage {
 /// `Send`, not `Sync`: the runtime keeps it behind a mutex and calls it from a blocking pool.
 pub struct SqliteStore {
     root: PathBuf,
+    /// Held (locked) for the store's lifetime: see [`LOCK_FILE`].
+    _lock: std::fs::File,
     accounts: HashMap<String, (Account, u64)>,
     tick: u64,
     now: i64,
@@ -181,7 +225,30 @@ impl SqliteStore {
             path: accounts.clone(),
             source,
         })?;
+        let lock_path = root.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| OpenError::Folder {
+                path: lock_path.clone(),
+                source,
+            })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::InUse { path: lock_path })
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(OpenError::Folder {
+                    path: lock_path,
+                    source,
+                })
+            }
+        }
         Ok(SqliteStore {
+            _lock: lock,
             root: root.to_path_buf(),
             accounts: HashMap::new(),
             tick: 0,

@@ -30,7 +30,9 @@ const NUL_STAND_IN: char = '\u{FFFD}';
 /// "name value" lines, and the body.
 pub const FTS_COLUMNS: &str = "subj, sender, hdr, body";
 
-/// The four column values indexed for one message.
+/// The four column values indexed for one message. Reclaiming a body deletes its index row
+/// by feeding these same values to FTS5's 'delete' command, so changing this function needs a
+/// schema migration that rebuilds the index.
 pub fn fts_row(text: &SearchText) -> [String; 4] {
     let mut subject = String::new();
     let mut from = String::new();

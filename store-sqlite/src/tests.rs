@@ -499,3 +499,15 @@ fn a_mass_expunge_reclaims_bodies_gradually_and_on_request() {
     assert!(blob_files(&store).is_empty());
     store.check("alice").unwrap();
 }
+
+#[test]
+fn one_store_per_folder_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert!(matches!(
+        SqliteStore::open(dir.path()),
+        Err(OpenError::InUse { .. })
+    ));
+    drop(store);
+    SqliteStore::open(dir.path()).unwrap();
+}
