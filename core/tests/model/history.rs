@@ -170,7 +170,8 @@ pub struct Shape {
 #[derive(Clone, Copy, Default)]
 struct Shadow {
     open: bool,
-    selected: bool,
+    /// The mailbox SELECT was last asked for (it may not exist).
+    selected: Option<usize>,
     idle: bool,
 }
 
@@ -243,14 +244,15 @@ pub fn generate(seed: u64, shape: &Shape) -> Vec<Step> {
                 Step::Idle { c }
             }
             _ => {
-                let cmd = if s.selected && roll >= 30 {
-                    message_cmd(&mut r)
-                } else {
-                    mailbox_cmd(&mut r, s.selected)
+                let cmd = match s.selected {
+                    // Messages for the selected mailbox, so that message commands find some.
+                    Some(mb) if roll >= 88 => Cmd::Append(mb, new_messages(&mut r)),
+                    Some(_) if roll >= 30 => message_cmd(&mut r),
+                    _ => mailbox_cmd(&mut r, s.selected.is_some()),
                 };
                 match &cmd {
-                    Cmd::Select(_) | Cmd::Examine(_) => s.selected = true,
-                    Cmd::Close | Cmd::Unselect => s.selected = false,
+                    Cmd::Select(mb) | Cmd::Examine(mb) => s.selected = Some(*mb),
+                    Cmd::Close | Cmd::Unselect => s.selected = None,
                     _ => {}
                 }
                 Step::Cmd { c, cmd }

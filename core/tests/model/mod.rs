@@ -14,7 +14,8 @@
 //!
 //! Budget: each test runs its default number of histories; `TERN_MODEL_CASES=n` runs n,
 //! `TERN_MODEL_SECONDS=s` stops after s seconds, `TERN_MODEL_SEED=x` starts from seed x
-//! (otherwise a fresh one, printed on failure). A failing history is shrunk to a minimal one
+//! (otherwise a fresh one, printed on failure), `TERN_MODEL_STATS=1` prints how often each
+//! command ended how. A failing history is shrunk to a minimal one
 //! (greedily: drop runs of steps, then simplify steps) and printed as steps and as a transcript
 //! in the `testdata/transcripts/` format.
 
@@ -185,6 +186,9 @@ pub fn check<B: Backend>(backend: &mut B, config: &Config) {
         config.name,
         start.elapsed()
     );
+    if std::env::var_os("TERN_MODEL_STATS").is_some() {
+        eprintln!("outcomes so far:\n{}", runner::outcomes());
+    }
 }
 
 /// Runs one given history; for regression tests that pin a history a bug needed.

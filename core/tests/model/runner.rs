@@ -141,6 +141,28 @@ pub struct World<'b, B: Backend> {
 
 type R = Result<(), String>;
 
+/// How often each command ended how, across every history of the process (for the summary).
+static OUTCOMES: std::sync::Mutex<BTreeMap<String, u64>> = std::sync::Mutex::new(BTreeMap::new());
+
+fn record(key: String) {
+    if let Ok(mut m) = OUTCOMES.lock() {
+        *m.entry(key).or_default() += 1;
+    }
+}
+
+/// The outcome counts so far, one `key: n` per line.
+pub fn outcomes() -> String {
+    OUTCOMES
+        .lock()
+        .map(|m| {
+            m.iter()
+                .map(|(k, n)| format!("  {k}: {n}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
 fn fail<T>(msg: impl Into<String>) -> Result<T, String> {
     Err(msg.into())
 }
@@ -578,6 +600,30 @@ impl<'b, B: Backend> World<'b, B> {
         }
         check_status(&obs, &tag, expect.cond, expect.code.as_ref(), &name)
             .map_err(|e| format!("{e}\n  command: {}", text.trim_end()))?;
+        let words: Vec<&str> = text.split(' ').skip(1).take(2).collect();
+        let verb = match words.as_slice() {
+            ["UID", w, ..] => format!("UID {}", w.trim_end()),
+            [w, ..] => w.trim_end().to_string(),
+            [] => String::new(),
+        };
+        let code = expect
+            .code
+            .as_ref()
+            .map(|c| {
+                format!(
+                    " [{}]",
+                    format!("{c:?}").split('(').next().unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        let mut detail = String::new();
+        if obs.expunges > 0 {
+            detail.push_str(" +EXPUNGE");
+        }
+        if obs.exists.len() > usize::from(matches!(cmd, Cmd::Select(_) | Cmd::Examine(_))) {
+            detail.push_str(" +EXISTS");
+        }
+        record(format!("{verb} {:?}{code}{detail}", expect.cond));
         self.check_data(c, cmd, &expect, &obs, before)
             .map_err(|e| format!("{e}\n  command: {}", text.trim_end()))?;
         match cmd {
@@ -1732,6 +1778,15 @@ impl<'b, B: Backend> World<'b, B> {
         };
         let out = self.send(false, p, format!("{text}\r\n").as_bytes())?;
         let s = lossy(&out);
+        record(format!(
+            "POP3 {} {}",
+            text.split(' ').next().unwrap_or_default(),
+            if out.starts_with(b"+OK") {
+                "+OK"
+            } else {
+                "-ERR"
+            }
+        ));
         let lines: Vec<&str> = s.split_terminator("\r\n").collect();
         let first = lines.first().copied().unwrap_or_default();
         let bad = |why: String| format!("{name}: {text}: {why}; got {s:?}");
