@@ -56,6 +56,16 @@ pub enum Class {
         /// Capabilities that must be absent.
         must_not: Vec<String>,
     },
+    /// `{{flags A B !C}}`: a space-separated list of flags or mailbox attributes (`\Seen`,
+    /// `$Junk`, `\*`), possibly empty, that contains every `must` and none of `must_not`, in
+    /// any order, compared case-insensitively. For FLAGS and LIST attributes, whose order
+    /// the server chooses.
+    Flags {
+        /// Flags that must be present.
+        must: Vec<String>,
+        /// Flags that must be absent.
+        must_not: Vec<String>,
+    },
 }
 
 impl Class {
@@ -69,6 +79,7 @@ impl Class {
             Class::Base64 => "base64",
             Class::Date => "date",
             Class::Caps { .. } => "caps",
+            Class::Flags { .. } => "flags",
         }
     }
 
@@ -103,6 +114,27 @@ impl Class {
                     && !must_not
                         .iter()
                         .any(|m| caps.iter().any(|c| c.eq_ignore_ascii_case(m)))
+            }
+            Class::Flags { must, must_not } => {
+                let Ok(text) = std::str::from_utf8(text) else {
+                    return false;
+                };
+                let flags: Vec<&str> = if text.is_empty() {
+                    Vec::new()
+                } else {
+                    text.split(' ').collect()
+                };
+                let well_formed = flags.iter().all(|f| {
+                    let atom = f.strip_prefix('\\').unwrap_or(f);
+                    *f == "\\*" || (!atom.is_empty() && atom.bytes().all(is_atom_char))
+                });
+                well_formed
+                    && must
+                        .iter()
+                        .all(|m| flags.iter().any(|f| f.eq_ignore_ascii_case(m)))
+                    && !must_not
+                        .iter()
+                        .any(|m| flags.iter().any(|f| f.eq_ignore_ascii_case(m)))
             }
         }
     }
@@ -325,6 +357,27 @@ mod tests {
         .is_none());
         assert!(matches(&p, b"* CAPABILITY IMAP4rev1\r\n", &NoValues).is_none());
         assert!(matches(&p, b"* CAPABILITY IMAP4rev1  AUTH=PLAIN\r\n", &NoValues).is_none());
+    }
+
+    #[test]
+    fn flags_are_a_set_and_may_be_empty() {
+        let flags = Class::Flags {
+            must: vec!["\\Seen".into()],
+            must_not: vec!["\\deleted".into()],
+        };
+        let p = vec![exact("* FLAGS ("), hole(flags), exact(")\r\n")];
+        assert!(matches(&p, b"* FLAGS (\\Answered \\seen $Junk \\*)\r\n", &NoValues).is_some());
+        assert!(matches(&p, b"* FLAGS (\\Seen \\Deleted)\r\n", &NoValues).is_none());
+        assert!(matches(&p, b"* FLAGS ()\r\n", &NoValues).is_none());
+        assert!(matches(&p, b"* FLAGS (\\Seen  \\Draft)\r\n", &NoValues).is_none());
+        let any = Class::Flags {
+            must: Vec::new(),
+            must_not: vec!["\\Noselect".into()],
+        };
+        let p = vec![exact("* LIST ("), hole(any), exact(") \"/\" foo\r\n")];
+        assert!(matches(&p, b"* LIST () \"/\" foo\r\n", &NoValues).is_some());
+        assert!(matches(&p, b"* LIST (\\HasNoChildren) \"/\" foo\r\n", &NoValues).is_some());
+        assert!(matches(&p, b"* LIST (\\NoSelect) \"/\" foo\r\n", &NoValues).is_none());
     }
 
     #[test]

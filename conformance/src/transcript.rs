@@ -1138,7 +1138,7 @@ impl Parser {
             "date" => class(self, Class::Date),
             "base64" => class(self, Class::Base64),
             "atom" => class(self, Class::Atom),
-            "caps" => {
+            "caps" | "flags" => {
                 if let Place::Client = place {
                     return Err(not_sendable(self));
                 }
@@ -1156,10 +1156,12 @@ impl Parser {
                         None => must.push(cap.to_string()),
                     }
                 }
-                Ok(PatPiece::Hole(Hole {
-                    class: Class::Caps { must, must_not },
-                    bind: None,
-                }))
+                let class = if word == "caps" {
+                    Class::Caps { must, must_not }
+                } else {
+                    Class::Flags { must, must_not }
+                };
+                Ok(PatPiece::Hole(Hole { class, bind: None }))
             }
             _ => self.named(inner, word, arg, place, so_far),
         }
