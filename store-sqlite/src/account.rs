@@ -730,8 +730,15 @@ impl Account {
 
     pub fn open_mailbox(&mut self, name: &str, read_only: bool) -> Result<Outcome, Fail> {
         let m = selectable(&self.conn, name)?;
+        // EXAMINE shows what SELECT would show (RFC 3501 §6.3.2) but claims nothing.
         let recent = if read_only {
-            Vec::new()
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT uid FROM messages WHERE mailbox = ?1 AND uid >= ?2 ORDER BY uid",
+            )?;
+            let uids = stmt
+                .query_map(params![m.id, m.recent_claimed], |r| r.get(0))?
+                .collect::<Result<Vec<Uid>, _>>()?;
+            uids
         } else {
             self.claim_recent(&m)?
         };

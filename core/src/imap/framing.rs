@@ -150,6 +150,21 @@ impl Framer {
             .then(|| Bytes::copy_from_slice(&self.buf[..end]))
     }
 
+    /// Whether the command being framed names a command tern knows (looked at when a
+    /// literal is announced: an unknown command is refused before its data is asked for).
+    pub(crate) fn names_known_command(&self, max_line: usize) -> bool {
+        let head = &self.buf[..self.buf.len().min(max_line)];
+        let Some(space) = head.iter().position(|&b| b == b' ') else {
+            return false;
+        };
+        let rest = head.get(space + 1..).unwrap_or_default();
+        let end = rest
+            .iter()
+            .position(|&b| !super::is_atom_char(b))
+            .unwrap_or(rest.len());
+        super::is_command_name(rest.get(..end).unwrap_or_default())
+    }
+
     /// Takes the session's yes to an announced synchronising literal.
     pub(crate) fn accept_literal(&mut self) {
         if let State::AwaitDecision { len } = self.state {

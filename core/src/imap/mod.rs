@@ -10,6 +10,57 @@ pub mod response_decode;
 pub(crate) mod session;
 pub mod types;
 
+/// Every command name the grammar knows (RFC 9051 §6 and the extensions in the AST).
+const COMMAND_NAMES: &[&str] = &[
+    "APPEND",
+    "AUTHENTICATE",
+    "CAPABILITY",
+    "CHECK",
+    "CLOSE",
+    "COMPRESS",
+    "COPY",
+    "CREATE",
+    "DELETE",
+    "ENABLE",
+    "EXAMINE",
+    "EXPUNGE",
+    "FETCH",
+    "GETMETADATA",
+    "GETQUOTA",
+    "GETQUOTAROOT",
+    "ID",
+    "IDLE",
+    "LIST",
+    "LOGIN",
+    "LOGOUT",
+    "LSUB",
+    "MOVE",
+    "NAMESPACE",
+    "NOOP",
+    "NOTIFY",
+    "RENAME",
+    "SEARCH",
+    "SELECT",
+    "SETMETADATA",
+    "SETQUOTA",
+    "SORT",
+    "STARTTLS",
+    "STATUS",
+    "STORE",
+    "SUBSCRIBE",
+    "THREAD",
+    "UID",
+    "UNSELECT",
+    "UNSUBSCRIBE",
+];
+
+/// Whether `name` is a command name tern's grammar knows (case-insensitive).
+pub(crate) fn is_command_name(name: &[u8]) -> bool {
+    COMMAND_NAMES
+        .iter()
+        .any(|c| c.as_bytes().eq_ignore_ascii_case(name))
+}
+
 /// `tag = 1*<any ASTRING-CHAR except "+">` (RFC 9051 §9).
 pub(crate) fn is_tag_char(b: u8) -> bool {
     is_astring_char(b) && b != b'+'

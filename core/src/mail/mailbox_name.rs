@@ -121,8 +121,15 @@ pub fn from_wire(raw: &[u8], utf8: bool) -> Result<String, NameError> {
     canonical(name)
 }
 
-/// The canonical form of a decoded name.
+/// The canonical form of a decoded name: Net-Unicode (NFC, RFC 5198), as RFC 9051 §6.3.4
+/// requires of names created over UTF-8, so one name cannot exist in two spellings.
 pub fn canonical(name: String) -> Result<String, NameError> {
+    let name = if name.is_ascii() {
+        name
+    } else {
+        use unicode_normalization::UnicodeNormalization;
+        name.nfc().collect()
+    };
     let name = match name.get(..5) {
         Some(p) if p.eq_ignore_ascii_case("INBOX") => match name.get(5..) {
             Some("") => "INBOX".to_string(),
@@ -181,5 +188,10 @@ mod tests {
         assert!(from_wire(b"/a", false).is_err());
         assert!(from_wire(b"", false).is_err());
         assert_eq!(from_wire("Entwürfe".as_bytes(), true).unwrap(), "Entwürfe");
+        // "Cafe" + U+0301 (combining acute) is stored as "Café" with U+00E9.
+        assert_eq!(
+            from_wire("Cafe\u{301}".as_bytes(), true).unwrap(),
+            "Caf\u{e9}"
+        );
     }
 }

@@ -479,8 +479,14 @@ impl Store for MemStore {
             } => {
                 let a = self.account(&account);
                 let m = a.selectable(&name)?;
+                // EXAMINE shows what SELECT would show (RFC 3501 §6.3.2) but claims nothing.
                 let recent = if read_only {
-                    Vec::new()
+                    let from = m.recent_claimed;
+                    m.messages
+                        .iter()
+                        .filter(|x| x.uid >= from)
+                        .map(|x| x.uid)
+                        .collect()
                 } else {
                     m.claim_recent()
                 };

@@ -179,7 +179,7 @@ pub struct Snapshot {
     pub highest_modseq: ModSeq,
     /// Every message, by ascending UID.
     pub messages: Vec<MessageState>,
-    /// UIDs this session now holds as `\Recent` (it claimed them).
+    /// UIDs this session holds as `\Recent`: claimed by SELECT, only shown to EXAMINE.
     pub recent: Vec<Uid>,
     /// Keywords defined in the mailbox, for FLAGS and PERMANENTFLAGS.
     pub keywords: Vec<Bytes>,

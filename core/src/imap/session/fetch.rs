@@ -202,7 +202,9 @@ impl ImapSession {
         let view = self.selected_view_mut()?;
         let seq = view.seq(m.uid)?;
         let newly_seen = p.mark_seen && m.modseq > view.modseq;
-        if newly_seen {
+        // Flags this response reports need not be reported again by the next synchronisation
+        // (the same message would otherwise get a second, unsolicited FETCH).
+        if newly_seen || p.attrs.contains(&FetchAttr::Flags) {
             view.own_changes.insert(m.uid, m.modseq);
         }
         let recent = rev1 && view.is_recent(m.uid);

@@ -24,17 +24,26 @@ pub(super) enum Pending {
         tag: Tag,
         request: ListRequest,
     },
+    /// LIST ... RETURN (STATUS ...): the STATUS of the head of `queue` is being asked.
     ListStatus {
         tag: Tag,
         items: Vec<StatusItem>,
-        /// (canonical name, wire name) still to report, the head being asked now.
-        queue: VecDeque<(String, Bytes)>,
+        /// Lines still to send, each with the canonical name to ask STATUS for, if any.
+        queue: VecDeque<ListLine>,
     },
     Status {
         tag: Tag,
         items: Vec<StatusItem>,
         wire: Bytes,
     },
+}
+
+/// One LIST (or LSUB) line, and the mailbox whose STATUS follows it (RFC 5819 §2).
+#[derive(Debug)]
+pub(super) struct ListLine {
+    item: ListItem,
+    lsub: bool,
+    status_of: Option<String>,
 }
 
 #[derive(Debug)]
@@ -217,11 +226,18 @@ impl ImapSession {
             combined.push(inbox_case(&format!("{reference}{p}")));
         }
         if combined.is_empty() && select.is_empty() && returns.is_empty() {
-            // RFC 9051 §6.3.9: an empty pattern asks for the delimiter and root.
+            // RFC 9051 §6.3.9: an empty pattern asks for the delimiter and the root of the
+            // reference: "/" for a rooted one, its first level (with the delimiter) otherwise.
+            let root = match reference.find(DELIMITER) {
+                Some(0) => "/".to_string(),
+                Some(i) => reference[..=i].to_string(),
+                None => String::new(),
+            };
+            let name = self.wire_name(&root);
             self.send(Response::Data(Data::List(ListItem {
                 attributes: vec![Bytes::from_static(b"\\Noselect")],
                 delimiter: Some(b'/'),
-                name: Bytes::new(),
+                name,
                 extended: Vec::new(),
             })));
             self.finish(Finish::ok(tag, "LIST completed."));
@@ -328,31 +344,35 @@ impl ImapSession {
                 items,
                 mut queue,
             } => {
-                if let (Some((_, wire)), Ok(StorageReply::Status(status))) =
-                    (queue.pop_front(), &reply)
+                if let (Some(line), Ok(StorageReply::Status(status))) = (queue.pop_front(), &reply)
                 {
-                    self.send_status(wire, &items, status);
+                    self.send_status(line.item.name, &items, status);
                 }
-                self.next_list_status(tag, items, queue);
+                self.emit_list(tag, items, queue);
             }
         }
     }
 
-    fn next_list_status(
-        &mut self,
-        tag: Tag,
-        items: Vec<StatusItem>,
-        queue: VecDeque<(String, Bytes)>,
-    ) {
-        let (Some((name, _)), Some(account)) = (queue.front(), self.account_name()) else {
-            self.finish(Finish::ok(tag, "LIST completed."));
-            return;
-        };
-        let name = name.clone();
-        self.request(
-            StorageOp::Status { account, name },
-            SessionPending::Mailbox(Pending::ListStatus { tag, items, queue }),
-        );
+    /// Sends LIST lines in order; a line that wants STATUS is followed by it before the next
+    /// line goes out (RFC 5819 §2), which takes a storage request each.
+    fn emit_list(&mut self, tag: Tag, items: Vec<StatusItem>, mut queue: VecDeque<ListLine>) {
+        while let Some(line) = queue.front() {
+            let data = if line.lsub {
+                Data::Lsub(line.item.clone())
+            } else {
+                Data::List(line.item.clone())
+            };
+            self.send(Response::Data(data));
+            if let (Some(name), Some(account)) = (line.status_of.clone(), self.account_name()) {
+                self.request(
+                    StorageOp::Status { account, name },
+                    SessionPending::Mailbox(Pending::ListStatus { tag, items, queue }),
+                );
+                return;
+            }
+            queue.pop_front();
+        }
+        self.finish(Finish::ok(tag, "LIST completed."));
     }
 
     fn send_status(&mut self, wire: Bytes, items: &[StatusItem], s: &MailboxStatus) {
@@ -406,14 +426,34 @@ impl ImapSession {
         names.sort_by(|a, b| (a != "INBOX", a).cmp(&(b != "INBOX", b)));
         names.dedup();
 
-        let mut lines = Vec::new();
-        let mut statuses = VecDeque::new();
+        let want_children =
+            !request.lsub && (request.returns.contains(&ListReturn::Children) || !subscribed_only);
+        let children_attribute = |name: &str| {
+            Bytes::from_static(if has_children(name) {
+                b"\\HasChildren"
+            } else {
+                b"\\HasNoChildren"
+            })
+        };
+        // RFC 5258 §4 / RFC 9051 §6.3.9.6: with RECURSIVEMATCH, a listed name with a subscribed
+        // descendant that the pattern does not reach carries CHILDINFO ("SUBSCRIBED").
+        let has_hidden_subscribed_child = |name: &str| {
+            let prefix = format!("{name}{DELIMITER}");
+            list.subscribed
+                .iter()
+                .any(|s| s.starts_with(&prefix) && !matches(s))
+        };
+        let childinfo = || {
+            vec![(
+                Bytes::from_static(b"CHILDINFO"),
+                vec![Bytes::from_static(b"SUBSCRIBED")],
+            )]
+        };
+
+        let mut lines = VecDeque::new();
         for name in &names {
             let entry = existing(name);
-            let listed = matches(name);
-            // RFC 5258 §4 RECURSIVEMATCH: a parent of a matching subscription is reported
-            // with CHILDINFO even when it is not itself subscribed.
-            if !listed {
+            if !matches(name) {
                 continue;
             }
             if special_only && entry.and_then(|e| e.special_use).is_none() {
@@ -426,12 +466,8 @@ impl ImapSession {
                     if !e.selectable {
                         attributes.push(Bytes::from_static(b"\\Noselect"));
                     }
-                    if !request.lsub {
-                        attributes.push(Bytes::from_static(if has_children(name) {
-                            b"\\HasChildren"
-                        } else {
-                            b"\\HasNoChildren"
-                        }));
+                    if want_children {
+                        attributes.push(children_attribute(name));
                     }
                     if let Some(s) = e.special_use {
                         if !request.lsub {
@@ -443,19 +479,27 @@ impl ImapSession {
             if show_subscribed && !request.lsub && subscribed.contains(name.as_str()) {
                 attributes.push(Bytes::from_static(b"\\Subscribed"));
             }
-            let wire = self.wire_name(name);
-            if status_items.is_some() && entry.is_some_and(|e| e.selectable) {
-                statuses.push_back((name.clone(), wire.clone()));
-            }
-            lines.push(ListItem {
-                attributes,
-                delimiter: Some(b'/'),
-                name: wire,
-                extended: Vec::new(),
+            let extended = if recursive && subscribed_only && has_hidden_subscribed_child(name) {
+                childinfo()
+            } else {
+                Vec::new()
+            };
+            let status_of = (status_items.is_some() && entry.is_some_and(|e| e.selectable))
+                .then(|| name.clone());
+            lines.push_back(ListLine {
+                item: ListItem {
+                    attributes,
+                    delimiter: Some(b'/'),
+                    name: self.wire_name(name),
+                    extended,
+                },
+                lsub: request.lsub,
+                status_of,
             });
         }
         if recursive && subscribed_only {
-            // Parents (matching the pattern) of subscribed names that did not match.
+            // Matching parents of subscribed names the pattern does not reach, themselves not
+            // subscribed: listed for their CHILDINFO alone.
             let mut parents = BTreeSet::new();
             for sub in &list.subscribed {
                 let mut parent = sub.as_str();
@@ -467,37 +511,32 @@ impl ImapSession {
                 }
             }
             for parent in parents {
-                let wire = self.wire_name(&parent);
-                lines.push(ListItem {
-                    attributes: Vec::new(),
-                    delimiter: Some(b'/'),
-                    name: wire,
-                    extended: vec![(
-                        Bytes::from_static(b"CHILDINFO"),
-                        vec![Bytes::from_static(b"SUBSCRIBED")],
-                    )],
+                let mut attributes = Vec::new();
+                match existing(&parent) {
+                    None => attributes.push(Bytes::from_static(b"\\NonExistent")),
+                    Some(_) if want_children => attributes.push(children_attribute(&parent)),
+                    Some(_) => {}
+                }
+                lines.push_back(ListLine {
+                    item: ListItem {
+                        attributes,
+                        delimiter: Some(b'/'),
+                        name: self.wire_name(&parent),
+                        extended: childinfo(),
+                    },
+                    lsub: false,
+                    status_of: None,
                 });
             }
         }
-        for line in lines {
-            let data = if request.lsub {
-                Data::Lsub(line)
-            } else {
-                Data::List(line)
-            };
-            self.send(Response::Data(data));
-        }
-        match status_items {
-            Some(items) if !statuses.is_empty() => self.next_list_status(tag, items, statuses),
-            _ => {
-                let text = if request.lsub {
-                    "LSUB completed."
-                } else {
-                    "LIST completed."
-                };
-                self.finish(Finish::ok(tag, text));
+        if request.lsub {
+            for line in lines {
+                self.send(Response::Data(Data::Lsub(line.item)));
             }
+            self.finish(Finish::ok(tag, "LSUB completed."));
+            return;
         }
+        self.emit_list(tag, status_items.unwrap_or_default(), lines);
     }
 }
 

@@ -324,7 +324,8 @@ impl ImapSession {
             flags.push(Flag::Recent);
         }
         let mut items = vec![FetchItem::Flags(flags)];
-        if with_uid {
+        // RFC 9051 §7.5.2: in IMAP4rev2 every unsolicited FETCH carries the UID.
+        if with_uid || !rev1 {
             items.insert(0, FetchItem::Uid(m.uid));
         }
         self.send(Response::Data(Data::Fetch { seq, items }));

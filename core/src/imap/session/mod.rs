@@ -416,7 +416,13 @@ impl ImapSession {
             match frame {
                 Frame::NeedMore => return,
                 Frame::LiteralAnnounced { len, total, tag } => {
-                    if len <= limits.max_literal && total <= limits.max_command {
+                    if !self.framer.names_known_command(limits.max_line) {
+                        // RFC 9051 §7.6's example: an unknown command is refused at once,
+                        // without asking for its literal (which the client then never sends).
+                        self.framer.reject_literal();
+                        let tag = tag.and_then(Tag::new);
+                        self.bad(tag, None, "Unknown command.");
+                    } else if len <= limits.max_literal && total <= limits.max_command {
                         self.framer.accept_literal();
                         self.send(Response::Continue(Bytes::from_static(
                             b"Ready for literal data",

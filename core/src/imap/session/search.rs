@@ -29,6 +29,16 @@ impl ImapSession {
         returns: Option<Vec<SearchReturn>>,
         program: SearchProgram,
     ) {
+        // RFC 5182 §2.1: a SAVE search that fails leaves `$` empty, so later commands using
+        // it act on nothing rather than on an older result.
+        if returns
+            .as_ref()
+            .is_some_and(|r| r.contains(&SearchReturn::Save))
+        {
+            if let Some(view) = self.selected_view_mut() {
+                view.saved = Some(Vec::new());
+            }
+        }
         if let Some(charset) = &program.charset {
             if !charset.eq_ignore_ascii_case(b"UTF-8") && !charset.eq_ignore_ascii_case(b"US-ASCII")
             {
