@@ -173,6 +173,8 @@ struct Shadow {
     /// The mailbox SELECT was last asked for (it may not exist).
     selected: Option<usize>,
     idle: bool,
+    /// IMAP4rev2 has no RECENT/NEW/OLD search keys (RFC 9051 Appendix E), so none are sent.
+    rev2: bool,
 }
 
 pub fn generate(seed: u64, shape: &Shape) -> Vec<Step> {
@@ -215,11 +217,10 @@ pub fn generate(seed: u64, shape: &Shape) -> Vec<Step> {
         let c = r.below(shape.imap);
         let s = &mut imap[c];
         if !s.open {
-            steps.push(Step::Open {
-                c,
-                rev2: r.percent(30),
-            });
+            let rev2 = r.percent(30);
+            steps.push(Step::Open { c, rev2 });
             s.open = true;
+            s.rev2 = rev2;
             continue;
         }
         if s.idle {
@@ -247,8 +248,8 @@ pub fn generate(seed: u64, shape: &Shape) -> Vec<Step> {
                 let cmd = match s.selected {
                     // Messages for the selected mailbox, so that message commands find some.
                     Some(mb) if roll >= 88 => Cmd::Append(mb, new_messages(&mut r)),
-                    Some(_) if roll >= 30 => message_cmd(&mut r),
-                    _ => mailbox_cmd(&mut r, s.selected.is_some()),
+                    Some(_) if roll >= 30 => message_cmd(&mut r, s.rev2),
+                    _ => mailbox_cmd(&mut r, s.selected.is_some(), s.rev2),
                 };
                 match &cmd {
                     Cmd::Select(mb) | Cmd::Examine(mb) => s.selected = Some(*mb),
@@ -272,7 +273,7 @@ fn mailbox(r: &mut Rng) -> usize {
     }
 }
 
-fn mailbox_cmd(r: &mut Rng, selected: bool) -> Cmd {
+fn mailbox_cmd(r: &mut Rng, selected: bool, rev2: bool) -> Cmd {
     match r.below(if selected { 100 } else { 90 }) {
         0..=29 => {
             if r.percent(20) {
@@ -289,7 +290,7 @@ fn mailbox_cmd(r: &mut Rng, selected: bool) -> Cmd {
         72..=74 => Cmd::List,
         75..=84 => Cmd::Noop,
         // Message commands without a selection: BAD, which the state table also checks.
-        85..=89 => message_cmd(r),
+        85..=89 => message_cmd(r, rev2),
         _ => Cmd::Check,
     }
 }
@@ -331,7 +332,7 @@ fn set(r: &mut Rng) -> SetSpec {
         .collect()
 }
 
-fn message_cmd(r: &mut Rng) -> Cmd {
+fn message_cmd(r: &mut Rng, rev2: bool) -> Cmd {
     let uid = r.percent(40);
     match r.below(100) {
         0..=29 => {
@@ -372,7 +373,7 @@ fn message_cmd(r: &mut Rng) -> Cmd {
         55..=69 => {
             let mut sets = Vec::new();
             let crit = (0..1 + r.below(2))
-                .map(|_| criterion(r, 2, &mut sets))
+                .map(|_| criterion(r, 2, &mut sets, rev2))
                 .collect();
             let ret = if r.percent(25) {
                 let mut v = Vec::new();
@@ -410,7 +411,7 @@ fn message_cmd(r: &mut Rng) -> Cmd {
     }
 }
 
-fn criterion(r: &mut Rng, depth: usize, sets: &mut Vec<(bool, SetSpec)>) -> Crit {
+fn criterion(r: &mut Rng, depth: usize, sets: &mut Vec<(bool, SetSpec)>, rev2: bool) -> Crit {
     let leaf = depth == 0 || r.percent(70);
     if leaf {
         return match r.below(15) {
@@ -427,6 +428,7 @@ fn criterion(r: &mut Rng, depth: usize, sets: &mut Vec<(bool, SetSpec)>) -> Crit
                 1 => Crit::Before(r.below(5)),
                 _ => Crit::On(r.below(5)),
             },
+            11 if rev2 => Crit::All,
             11 => match r.below(3) {
                 0 => Crit::Recent,
                 1 => Crit::New,
@@ -439,12 +441,16 @@ fn criterion(r: &mut Rng, depth: usize, sets: &mut Vec<(bool, SetSpec)>) -> Crit
         };
     }
     match r.below(3) {
-        0 => Crit::Not(Box::new(criterion(r, depth - 1, sets))),
+        0 => Crit::Not(Box::new(criterion(r, depth - 1, sets, rev2))),
         1 => Crit::Or(
-            Box::new(criterion(r, depth - 1, sets)),
-            Box::new(criterion(r, depth - 1, sets)),
+            Box::new(criterion(r, depth - 1, sets, rev2)),
+            Box::new(criterion(r, depth - 1, sets, rev2)),
         ),
-        _ => Crit::And((0..2).map(|_| criterion(r, depth - 1, sets)).collect()),
+        _ => Crit::And(
+            (0..2)
+                .map(|_| criterion(r, depth - 1, sets, rev2))
+                .collect(),
+        ),
     }
 }
 

@@ -87,6 +87,10 @@ struct Sel {
     /// The mailbox was deleted under the session; what it says is not checked until it
     /// learns (BYE) or the mailbox comes back.
     orphan: bool,
+    /// EXAMINE under IMAP4rev1: the unclaimed messages, which the session may show as
+    /// `\Recent` without claiming them (RFC 3501 §2.3.2 lets a read-only first session see
+    /// them) or not; its RECENT response says which, and fixes the set.
+    examine_recent: Option<BTreeSet<Uid>>,
 }
 
 impl Sel {
@@ -690,6 +694,17 @@ impl<'b, B: Backend> World<'b, B> {
                         } else {
                             Vec::new()
                         };
+                        let examine_recent = (read_only && !client.rev2).then(|| {
+                            m.by_id(id)
+                                .map(|x| {
+                                    x.1.messages
+                                        .iter()
+                                        .filter(|m| !m.claimed)
+                                        .map(|m| m.uid)
+                                        .collect()
+                                })
+                                .unwrap_or_default()
+                        });
                         e.select = Some(Sel {
                             id,
                             read_only,
@@ -697,6 +712,7 @@ impl<'b, B: Backend> World<'b, B> {
                             max_known: 0,
                             recent: claimed.into_iter().collect(),
                             orphan: false,
+                            examine_recent,
                         });
                     }
                 }
@@ -1274,11 +1290,47 @@ impl<'b, B: Backend> World<'b, B> {
             .by_id(sel.id)
             .ok_or("selected mailbox vanished")?
             .1;
-        let solicited: Vec<&(u32, Uid, Vec<FetchItem>)> = obs
-            .fetches
+        // Solicited responses come first, in the order of the UIDs, and carry every requested
+        // item; what follows (or carries only FLAGS and UID) are unsolicited updates, which an
+        // IMAP4rev2 session gets with the UID too (RFC 9051 §7.5.2).
+        let kind = |i: &FetchItem| {
+            format!("{i:?}")
+                .split(['(', ' '])
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let wanted: BTreeSet<String> = f
+            .items
             .iter()
-            .filter(|x| x.2.iter().any(|i| !matches!(i, FetchItem::Flags(_))))
+            .map(|i| {
+                match i {
+                    Item::Flags => "Flags",
+                    Item::Uid => "Uid",
+                    Item::Size => "Rfc822Size",
+                    Item::InternalDate => "InternalDate",
+                    _ => "BodySection",
+                }
+                .to_string()
+            })
             .collect();
+        let mut solicited: Vec<&(u32, Uid, Vec<FetchItem>)> = Vec::new();
+        for x in &obs.fetches {
+            let kinds: BTreeSet<String> = x.2.iter().map(kind).collect();
+            let next = f.uids.get(solicited.len());
+            let mut with_flags = wanted.clone();
+            with_flags.insert("Flags".to_string());
+            // A presync may report flag changes (with the UID, under IMAP4rev2) before the
+            // answer; the answer has exactly the requested items (FLAGS too if \Seen was set).
+            if next == Some(&x.1) && (kinds == wanted || (f.marks && kinds == with_flags)) {
+                solicited.push(x);
+            } else if kinds.iter().any(|k| k != "Flags" && k != "Uid") {
+                return fail(format!(
+                    "{name}: unexpected FETCH data for UID {}: {:?}",
+                    x.1, x.2
+                ));
+            }
+        }
         let got: Vec<Uid> = solicited.iter().map(|x| x.1).collect();
         if got != f.uids {
             return fail(format!(
@@ -2139,7 +2191,12 @@ fn observe(
                     if client.rev2 {
                         return fail(format!("{name}: RECENT sent to an IMAP4rev2 session"));
                     }
-                    if let Some(sel) = &client.sel {
+                    if let Some(sel) = client.sel.as_mut() {
+                        if let Some(cands) = sel.examine_recent.take() {
+                            if n as usize == cands.len() {
+                                sel.recent = cands;
+                            }
+                        }
                         if !sel.orphan && n as usize != sel.recent.len() {
                             return fail(format!(
                                 "{name}: RECENT {n}, but the session holds {} \\Recent messages {:?}",
