@@ -124,7 +124,12 @@ impl ImapSession {
             id: snap.id,
             read_only,
             uids: snap.messages.iter().map(|m| m.uid).collect(),
-            recent: snap.recent.clone(),
+            // IMAP4rev2 has no \\Recent (RFC 9051 §2.3.2).
+            recent: if rev1 {
+                snap.recent.clone()
+            } else {
+                Vec::new()
+            },
             uid_next: snap.uid_next,
             modseq: snap.highest_modseq,
             keywords: snap.keywords.clone(),
