@@ -349,10 +349,15 @@ impl Target for InProcess {
 
     fn close(&mut self, conn: usize) -> Result<(), TargetError> {
         let now = self.now;
-        if let Some(slot) = self.conns.get_mut(conn) {
+        let InProcess { store, conns, .. } = self;
+        if let Some(slot) = conns.get_mut(conn) {
             if let Some(mut c) = slot.take() {
-                // A session that closed first has nothing left to say about it.
-                let _ = c.session.handle_input(Input::PeerClosed { now });
+                // A session that closed first has nothing left to say about it. One that did
+                // not may still have work to do, such as releasing a POP3 maildrop lock: it
+                // runs, as the binary's connection task runs it, with its output going nowhere.
+                if c.session.handle_input(Input::PeerClosed { now }).is_ok() {
+                    let _ = pump(&mut c.session, store, now, &mut |_| {});
+                }
             }
         }
         Ok(())
