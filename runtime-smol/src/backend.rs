@@ -119,8 +119,16 @@ impl Backend {
 
     /// Runs one request on smol's blocking pool, so hashing or disk work never holds up the
     /// executor threads that move other connections' bytes.
-    pub async fn execute(self: Arc<Self>, op: StorageOp, client: Arc<Client>) -> StorageResult {
-        smol::unblock(move || self.execute_blocking(op, &client)).await
+    ///
+    /// The pool's task is returned as is, for the connection to await (or detach): wrapping
+    /// it in a task of another executor would add a thread hand-off to every request, which
+    /// measurably slowed POP3 RETR (`scripts/bench-vs-dovecot.sh`).
+    pub fn execute(
+        self: Arc<Self>,
+        op: StorageOp,
+        client: Arc<Client>,
+    ) -> smol::Task<StorageResult> {
+        smol::unblock(move || self.execute_blocking(op, &client))
     }
 
     fn execute_blocking(&self, op: StorageOp, client: &Client) -> StorageResult {

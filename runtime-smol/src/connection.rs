@@ -262,12 +262,11 @@ impl Connection {
             match self.session.poll_output() {
                 Output::Transmit(bytes) => self.send(&bytes).await.map_err(End::Io)?,
                 Output::Storage(request) => {
-                    let task = smol::spawn(
-                        self.ctx
-                            .backend
-                            .clone()
-                            .execute(request.op, self.client.clone()),
-                    );
+                    let task = self
+                        .ctx
+                        .backend
+                        .clone()
+                        .execute(request.op, self.client.clone());
                     if self.pending.is_some() {
                         // A clean-up request emitted on the way to Close (no reply awaited):
                         // let it finish on its own.
