@@ -535,19 +535,18 @@ impl Pop3Session {
         buf.put_slice(b"TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
         // RFC 2449 §6.7: tern never deletes mail on its own.
         buf.put_slice(b"EXPIRE NEVER\r\n");
-        if authorization {
-            if plaintext {
-                buf.put_slice(b"USER\r\n");
-            }
-            buf.put_slice(b"SASL");
-            for m in &mechanisms {
-                buf.put_slice(b" ");
-                buf.put_slice(m.name().as_bytes());
-            }
-            buf.put_slice(b"\r\n");
-            if starttls {
-                buf.put_slice(b"STLS\r\n");
-            }
+        // RFC 2449 §6.2/§6.3 and RFC 5034 §3: USER and SASL are announced in both states.
+        if plaintext {
+            buf.put_slice(b"USER\r\n");
+        }
+        buf.put_slice(b"SASL");
+        for m in &mechanisms {
+            buf.put_slice(b" ");
+            buf.put_slice(m.name().as_bytes());
+        }
+        buf.put_slice(b"\r\n");
+        if authorization && starttls {
+            buf.put_slice(b"STLS\r\n");
         }
         buf.put_slice(b"IMPLEMENTATION tern\r\n.\r\n");
     }

@@ -67,8 +67,14 @@ impl ImapSession {
 
     /// Decodes a mailbox argument, answering NO itself when it is unusable.
     pub(super) fn mailbox_name(&mut self, tag: &Tag, arg: &MailboxArg) -> Option<String> {
-        match mailbox_name::from_wire(&arg.0, self.encode_options().utf8) {
+        let utf8 = self.encode_options().utf8;
+        match mailbox_name::from_wire(&arg.0, utf8) {
             Ok(name) => Some(name),
+            // RFC 9755 §3: a name that is not UTF-8 in a UTF-8 session is a syntax error.
+            Err(mailbox_name::NameError::Encoding) if utf8 => {
+                self.bad(Some(tag.clone()), None, "Mailbox name is not valid UTF-8.");
+                None
+            }
             Err(e) => {
                 self.no(
                     tag.clone(),

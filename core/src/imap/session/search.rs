@@ -39,6 +39,15 @@ impl ImapSession {
                 view.saved = Some(Vec::new());
             }
         }
+        if program.charset.is_some() && self.enabled.utf8 {
+            // RFC 9755 §3: after ENABLE UTF8=ACCEPT, clients send no CHARSET.
+            self.bad(
+                Some(tag),
+                None,
+                "CHARSET is not allowed after ENABLE UTF8=ACCEPT.",
+            );
+            return;
+        }
         if let Some(charset) = &program.charset {
             if !charset.eq_ignore_ascii_case(b"UTF-8") && !charset.eq_ignore_ascii_case(b"US-ASCII")
             {
