@@ -536,6 +536,30 @@ impl ImapSession {
             }
         }
         if request.lsub {
+            // RFC 3501 §6.3.9: when "%" stops at a level whose name is not subscribed but has
+            // subscribed names below it, LSUB returns that level flagged \Noselect.
+            let mut parents = BTreeSet::new();
+            for sub in &list.subscribed {
+                let mut parent = sub.as_str();
+                while let Some(cut) = parent.rfind(DELIMITER) {
+                    parent = &parent[..cut];
+                    if matches(parent) && !subscribed.contains(parent) && !matches(sub) {
+                        parents.insert(parent.to_string());
+                    }
+                }
+            }
+            for parent in parents {
+                lines.push_back(ListLine {
+                    item: ListItem {
+                        attributes: vec![Bytes::from_static(b"\\Noselect")],
+                        delimiter: Some(b'/'),
+                        name: self.wire_name(&parent),
+                        extended: Vec::new(),
+                    },
+                    lsub: true,
+                    status_of: None,
+                });
+            }
             for line in lines {
                 self.send(Response::Data(Data::Lsub(line.item)));
             }
