@@ -1,14 +1,38 @@
 #!/usr/bin/env bash
 # Starts Debian's Dovecot on loopback as the peer that tern is compared with (conformance
-# `run --host`, benchmarks). Usage: scripts/dovecot-peer.sh DIR [IMAP_PORT] [POP3_PORT]
+# `run --host`, benchmarks).
+# Usage: scripts/dovecot-peer.sh [--tls] [--users N] DIR [IMAP_PORT] [POP3_PORT] [IMAPS_PORT] [POP3S_PORT]
 # Writes DIR/dovecot.conf, a passwd-file with user "alice" / password "wonderland", a Maildir
 # under DIR/mail, and starts dovecot in the foreground-less mode; stop it with
 #   doveadm -c DIR/dovecot.conf stop
+# --tls       also enables TLS: a self-signed ECDSA P-256 certificate for localhost/127.0.0.1
+#             is generated once in DIR/tls/{cert,key}.pem (clients must be told to trust it),
+#             STARTTLS/STLS are offered and implicit-TLS listeners open on IMAPS_PORT (default
+#             11993) and POP3S_PORT (default 11995). Without it: no TLS, as before.
+# --users N   also creates user01 … userNN, password "wonderland", each with its own Maildir
+#             (benchmarks that need one POP3 maildrop per client).
 # Needs: apt-get install dovecot-imapd dovecot-pop3d (the script says so if they are missing).
 set -euo pipefail
-dir=$(realpath -m "${1:?usage: $0 DIR [IMAP_PORT] [POP3_PORT]}")
+usage="usage: $0 [--tls] [--users N] DIR [IMAP_PORT] [POP3_PORT] [IMAPS_PORT] [POP3S_PORT]"
+tls=no
+users=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tls) tls=yes; shift ;;
+    --users)
+      users=${2:?$usage}
+      [[ $users =~ ^[0-9]+$ ]] && [ "$users" -le 99 ] || { echo "--users: 0 to 99" >&2; exit 2; }
+      shift 2 ;;
+    --) shift; break ;;
+    -*) echo "$usage" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
+dir=$(realpath -m "${1:?$usage}")
 imap_port=${2:-11143}
 pop3_port=${3:-11110}
+imaps_port=${4:-11993}
+pop3s_port=${5:-11995}
 if ! command -v dovecot >/dev/null; then
   echo "dovecot is not installed: apt-get install dovecot-imapd dovecot-pop3d" >&2
   exit 2
@@ -23,13 +47,34 @@ uid=$(id -u "$vmail")
 gid=$(id -g "$vmail")
 chown -R "$vmail:$vmail" "$dir/mail"
 echo "alice:{PLAIN}wonderland:$uid:$gid::$dir/mail/alice::" > "$dir/passwd"
+for ((i = 1; i <= users; i++)); do
+  name=$(printf 'user%02d' "$i")
+  echo "$name:{PLAIN}wonderland:$uid:$gid::$dir/mail/$name::" >> "$dir/passwd"
+done
+ssl_settings="ssl = no"
+if [ "$tls" = yes ]; then
+  mkdir -p "$dir/tls"
+  if [ ! -s "$dir/tls/cert.pem" ] || [ ! -s "$dir/tls/key.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+      -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+      -keyout "$dir/tls/key.pem" -out "$dir/tls/cert.pem" 2>/dev/null
+    chmod 600 "$dir/tls/key.pem"
+  fi
+  ssl_settings="ssl = yes
+ssl_cert = <$dir/tls/cert.pem
+ssl_key = <$dir/tls/key.pem"
+else
+  # Port 0 disables a listener.
+  imaps_port=0
+  pop3s_port=0
+fi
 cat > "$dir/dovecot.conf" <<CONF
 protocols = imap pop3
 listen = 127.0.0.1
 base_dir = $dir/run
 state_dir = $dir/run
 log_path = $dir/dovecot.log
-ssl = no
+$ssl_settings
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
@@ -49,7 +94,8 @@ service imap-login {
     port = $imap_port
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = $imaps_port
   }
 }
 service pop3-login {
@@ -58,7 +104,8 @@ service pop3-login {
     port = $pop3_port
   }
   inet_listener pop3s {
-    port = 0
+    address = 127.0.0.1
+    port = $pop3s_port
   }
 }
 namespace inbox {
@@ -87,4 +134,8 @@ namespace inbox {
 }
 CONF
 dovecot -c "$dir/dovecot.conf"
-echo "dovecot listening: imap 127.0.0.1:$imap_port pop3 127.0.0.1:$pop3_port (alice/wonderland)"
+if [ "$tls" = yes ]; then
+  echo "dovecot listening: imap 127.0.0.1:$imap_port pop3 127.0.0.1:$pop3_port imaps 127.0.0.1:$imaps_port pop3s 127.0.0.1:$pop3s_port (alice/wonderland; certificate $dir/tls/cert.pem)"
+else
+  echo "dovecot listening: imap 127.0.0.1:$imap_port pop3 127.0.0.1:$pop3_port (alice/wonderland)"
+fi
