@@ -8,7 +8,7 @@ use super::view::{to_set, View};
 use super::{Finish, ImapSession, Pending as SessionPending};
 use crate::imap::command::{SearchProgram, Tag};
 use crate::imap::response::{Code, Data, ESearchResult, Response};
-use crate::imap::types::{SearchKey, SearchReturn, SeqNo, SequenceSet};
+use crate::imap::types::{SearchKey, SearchReturn};
 use crate::mail::flags::SystemFlag;
 use crate::mail::text::fold;
 use crate::store::query::{DateCmp, Query};
@@ -176,36 +176,6 @@ fn text(s: &Bytes) -> String {
     fold(&String::from_utf8_lossy(s))
 }
 
-/// Numbers in a SEARCH set beyond the mailbox simply match nothing (Dovecot does the same);
-/// unlike FETCH, SEARCH is a question, not an operation on those messages.
-fn seq_set(set: &SequenceSet, view: &View) -> Vec<Uid> {
-    match set {
-        SequenceSet::Saved => view.resolve_uid(set),
-        SequenceSet::Ranges(ranges) => {
-            let count = view.uids.len() as u32;
-            let mut uids = Vec::new();
-            for r in ranges {
-                let num = |n: SeqNo| match n {
-                    SeqNo::Star => count,
-                    SeqNo::Value(v) => v.get(),
-                };
-                let (a, b) = (num(r.from), num(r.to));
-                let (lo, hi) = (a.min(b).max(1), a.max(b).min(count));
-                if lo <= hi {
-                    uids.extend(
-                        view.uids
-                            .get(lo as usize - 1..hi as usize)
-                            .unwrap_or_default(),
-                    );
-                }
-            }
-            uids.sort_unstable();
-            uids.dedup();
-            uids
-        }
-    }
-}
-
 fn to_query(key: &SearchKey, view: &View) -> Result<Query, &'static str> {
     use SearchKey as K;
     let header = |name: &str, s: &Bytes| Query::Header(name.to_string(), text(s));
@@ -251,7 +221,7 @@ fn to_query(key: &SearchKey, view: &View) -> Result<Query, &'static str> {
         K::Younger(s) => Query::Younger(*s),
         K::ModSeq { modseq, .. } => Query::ModSeq(*modseq),
         K::Uid(set) => Query::Uids(view.resolve_uid(set)),
-        K::SequenceSet(set) => Query::Uids(seq_set(set, view)),
+        K::SequenceSet(set) => Query::Uids(view.resolve_seq_lenient(set)),
         K::Not(k) => Query::Not(Box::new(to_query(k, view)?)),
         K::Or(a, b) => Query::Or(Box::new(to_query(a, view)?), Box::new(to_query(b, view)?)),
         K::And(keys) => and(keys, view)?,
