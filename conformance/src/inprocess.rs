@@ -91,6 +91,12 @@ impl InProcess {
     /// every session of an account whose mailboxes changed, as the binary does.
     fn settle(&mut self, conn: usize) -> Result<(), TargetError> {
         self.settle_one(conn)?;
+        self.notify()
+    }
+
+    /// Hands the store's change notifications to every session of the account, until no
+    /// session makes further changes.
+    fn notify(&mut self) -> Result<(), TargetError> {
         for _ in 0..MAX_NOTIFY_ROUNDS {
             let changes = self.store.take_changes();
             if changes.is_empty() {
@@ -360,7 +366,8 @@ impl Target for InProcess {
                 }
             }
         }
-        Ok(())
+        // What that clean-up changed (POP3's \Seen) reaches the other sessions.
+        self.notify()
     }
 
     fn advance(&mut self, by: Duration) -> Result<(), TargetError> {

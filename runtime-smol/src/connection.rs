@@ -261,20 +261,29 @@ impl Connection {
         loop {
             match self.session.poll_output() {
                 Output::Transmit(bytes) => self.send(&bytes).await.map_err(End::Io)?,
-                Output::Storage(request) => {
-                    let task = self
-                        .ctx
-                        .backend
-                        .clone()
-                        .execute(request.op, self.client.clone());
-                    if self.pending.is_some() {
-                        // A clean-up request emitted on the way to Close (no reply awaited):
-                        // let it finish on its own.
-                        task.detach();
-                    } else {
+                Output::Storage(request) => match self.pending.take() {
+                    None => {
+                        let task = self
+                            .ctx
+                            .backend
+                            .clone()
+                            .execute(request.op, self.client.clone());
                         self.pending = Some((request.id, task));
                     }
-                }
+                    Some((id, earlier)) => {
+                        // A clean-up request emitted on the way to Close (no reply awaited):
+                        // it runs after the earlier one, in the order the session gave (POP3
+                        // sets \Seen before it releases the maildrop lock).
+                        let backend = self.ctx.backend.clone();
+                        let client = self.client.clone();
+                        let chained = smol::spawn(async move {
+                            let reply = earlier.await;
+                            let _ = backend.execute(request.op, client).await;
+                            reply
+                        });
+                        self.pending = Some((id, chained));
+                    }
+                },
                 Output::StartTls => {
                     self.flush().await.map_err(End::Io)?;
                     let Some(Stream::Plain(socket)) = self.stream.take() else {

@@ -1057,19 +1057,39 @@ impl Account {
         })
     }
 
-    pub fn remove(&mut self, mailbox: MailboxId, uids: &[Uid]) -> Result<Outcome, Fail> {
+    /// POP3's UPDATE: `seen` get `\Seen`, then `uids` go, in one transaction.
+    pub fn remove(
+        &mut self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        seen: &[Uid],
+    ) -> Result<Outcome, Fail> {
         let mut uids = uids.to_vec();
         uids.sort_unstable();
         uids.dedup();
+        let mut seen = seen.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.retain(|u| uids.binary_search(u).is_err());
         self.write(|tx, _, _| {
             let mut m = by_id(tx, mailbox)?;
+            let mut changed = false;
+            for_each_msg(tx, m.id, &seen, |tx, mut msg| {
+                if !msg.flags.has(SystemFlag::Seen) {
+                    msg.flags.set(SystemFlag::Seen, true);
+                    msg.modseq = m.bump();
+                    update_flags(tx, m.id, &msg)?;
+                    changed = true;
+                }
+                Ok(())
+            })?;
             let removed = remove(tx, &mut m, &uids)?;
             // MemStore's remove advances MODSEQ for any non-empty request, found or not.
             save(tx, &m)?;
-            let announce = if removed.is_empty() {
-                Vec::new()
-            } else {
+            let announce = if changed || !removed.is_empty() {
                 vec![mailbox]
+            } else {
+                Vec::new()
             };
             Ok((StorageReply::Expunged(removed), announce))
         })

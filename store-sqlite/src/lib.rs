@@ -434,7 +434,12 @@ impl SqliteStore {
                         ..
                     } => a.set_flags(mailbox, &uids, mode, &flags, unchanged_since),
                     StorageOp::Expunge { mailbox, uids, .. } => a.expunge(mailbox, uids.as_deref()),
-                    StorageOp::Remove { mailbox, uids, .. } => a.remove(mailbox, &uids),
+                    StorageOp::Remove {
+                        mailbox,
+                        uids,
+                        seen,
+                        ..
+                    } => a.remove(mailbox, &uids, &seen),
                     StorageOp::CopyMove {
                         mailbox,
                         uids,

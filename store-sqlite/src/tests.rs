@@ -139,6 +139,7 @@ fn data_survives_reopen_and_counters_stay_monotonic() {
             account: "alice".into(),
             mailbox: INBOX,
             uids: vec![u3],
+            seen: Vec::new(),
         })
         .unwrap();
     let removed = open_inbox(&mut store);
@@ -215,6 +216,7 @@ fn copy_and_duplicate_appends_store_the_bytes_once() {
                 account: "alice".into(),
                 mailbox: id,
                 uids: vec![1],
+                seen: Vec::new(),
             })
             .unwrap();
     }

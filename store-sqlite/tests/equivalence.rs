@@ -282,6 +282,11 @@ fn step(rng: &mut Rng) -> Step {
             account,
             mailbox: mailbox(rng),
             uids: uids(rng),
+            seen: if rng.chance(50) {
+                uids(rng)
+            } else {
+                Vec::new()
+            },
         },
         80..=86 => StorageOp::CopyMove {
             account,

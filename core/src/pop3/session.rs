@@ -13,6 +13,7 @@ use bytes::{BufMut, Bytes};
 use super::command::Command;
 use super::lines::{LineFrame, LineReader};
 use crate::auth::{plaintext_allowed, FailureCounter};
+use crate::imap::types::{Flag, StoreMode};
 use crate::outbox::Outbox;
 use crate::sasl::{
     self, ChannelBindings, Credentials, Exchange, Mechanism, Outcome, SaslContext, SaslError, Step,
@@ -67,6 +68,10 @@ struct Message {
     uid: Uid,
     size: u64,
     deleted: bool,
+    /// Sent in full by RETR: gets `\Seen` when the session ends. Deferring the flag to
+    /// UPDATE (one durable write for the session) rather than writing it at each RETR is
+    /// what lets a client download new mail at disk-read speed.
+    retrieved: bool,
 }
 
 /// An AUTH exchange in progress (RFC 5034).
@@ -97,8 +102,9 @@ enum AfterReply {
         mailbox: MailboxId,
         uid_validity: u32,
     },
-    /// RETR, or TOP with a line count.
-    Retrieve { top: Option<u64> },
+    /// RETR (`top` none), or TOP with a line count; `index` is the message's place in the
+    /// maildrop.
+    Retrieve { index: usize, top: Option<u64> },
     /// UPDATE removed the deleted messages.
     Update,
     /// The lock was released; QUIT's answer follows.
@@ -267,10 +273,25 @@ impl Pop3Session {
     }
 
     /// Ends the session; a held maildrop lock is released first (without UPDATE: RFC 1939 §6
-    /// removes messages only on QUIT).
+    /// removes messages only on QUIT). Messages the client retrieved still get `\Seen`, as
+    /// IMAP would show them after a read that ended in a dropped connection.
     fn close(&mut self) {
-        if let State::Transaction { account, .. } = &self.state {
+        if let State::Transaction { account, maildrop } = &self.state {
             let account = account.clone();
+            let seen = retrieved_kept(maildrop);
+            if !seen.is_empty() {
+                self.out.push(Output::Storage(StorageRequest {
+                    id: self.ids.next(),
+                    op: StorageOp::SetFlags {
+                        account: account.clone(),
+                        mailbox: maildrop.mailbox,
+                        uids: seen,
+                        mode: StoreMode::Add,
+                        flags: vec![Flag::Seen],
+                        unchanged_since: None,
+                    },
+                }));
+            }
             self.out.push(Output::Storage(StorageRequest {
                 id: self.ids.next(),
                 op: StorageOp::UnlockMaildrop { account },
@@ -338,15 +359,17 @@ impl Pop3Session {
                 self.close();
             }
             (Command::Quit, State::Transaction { account, maildrop }) => {
-                // RFC 1939 §6: UPDATE removes the marked messages, all or none, before +OK.
+                // RFC 1939 §6: UPDATE removes the marked messages, all or none, before +OK;
+                // the retrieved ones get \Seen in the same transaction.
                 let uids: Vec<Uid> = maildrop
                     .messages
                     .iter()
                     .filter(|m| m.deleted)
                     .map(|m| m.uid)
                     .collect();
+                let seen = retrieved_kept(maildrop);
                 let (account, mailbox) = (account.clone(), maildrop.mailbox);
-                if uids.is_empty() {
+                if uids.is_empty() && seen.is_empty() {
                     self.unlock_then_quit(account);
                 } else {
                     self.request(
@@ -354,6 +377,7 @@ impl Pop3Session {
                             account,
                             mailbox,
                             uids,
+                            seen,
                         },
                         AfterReply::Update,
                     );
@@ -704,6 +728,7 @@ impl Pop3Session {
                             uid: m.uid,
                             size: m.size,
                             deleted: false,
+                            retrieved: false,
                         })
                         .collect();
                     self.state = State::Transaction {
@@ -718,9 +743,18 @@ impl Pop3Session {
                 }
                 Err(_) | Ok(_) => self.release_after_failure(account),
             },
-            AfterReply::Retrieve { top } => match reply {
+            AfterReply::Retrieve { index, top } => match reply {
                 Ok(StorageReply::Fetched(found)) => match found.first() {
-                    Some(m) => self.send_message(m, top),
+                    Some(m) => {
+                        if top.is_none() {
+                            if let State::Transaction { maildrop, .. } = &mut self.state {
+                                if let Some(kept) = maildrop.messages.get_mut(index) {
+                                    kept.retrieved = true;
+                                }
+                            }
+                        }
+                        self.send_message(m, top)
+                    }
                     None => self.err("Message was deleted by another session."),
                 },
                 Err(_) | Ok(_) => self.temporary_failure(),
@@ -801,6 +835,7 @@ impl Pop3Session {
                 return;
             }
         };
+        let index = (n as usize).saturating_sub(1);
         self.request(
             StorageOp::Fetch {
                 account,
@@ -810,10 +845,10 @@ impl Pop3Session {
                     content: true,
                     info: false,
                 },
-                // RETR sets \Seen for IMAP's view (Dovecot does the same); TOP does not.
-                mark_seen: top.is_none(),
+                // RETR's \Seen is written once, when the session ends (see `Message`).
+                mark_seen: false,
             },
-            AfterReply::Retrieve { top },
+            AfterReply::Retrieve { index, top },
         );
     }
 
@@ -918,6 +953,16 @@ impl Pop3Session {
 }
 
 /// The message a number names (RFC 1939 §5: deleted messages may not be referred to).
+/// The messages RETR sent that are not marked for deletion, for `\Seen`.
+fn retrieved_kept(maildrop: &Maildrop) -> Vec<Uid> {
+    maildrop
+        .messages
+        .iter()
+        .filter(|m| m.retrieved && !m.deleted)
+        .map(|m| m.uid)
+        .collect()
+}
+
 fn message(maildrop: &Maildrop, n: u32) -> Result<&Message, &'static str> {
     let m = (n as usize)
         .checked_sub(1)

@@ -692,14 +692,30 @@ impl Store for MemStore {
                 account,
                 mailbox,
                 uids,
+                seen,
             } => {
                 let a = self.account(&account);
                 let m = a.by_id(mailbox)?;
                 let mut uids = uids;
                 uids.sort_unstable();
                 uids.dedup();
+                let mut seen = seen;
+                seen.sort_unstable();
+                seen.dedup();
+                seen.retain(|u| uids.binary_search(u).is_err());
+                let mut changed = false;
+                for uid in seen {
+                    let Some(i) = m.position(uid) else { continue };
+                    if !m.messages[i].flags.has(SystemFlag::Seen) {
+                        let modseq = m.bump();
+                        let msg = &mut m.messages[i];
+                        msg.flags.set(SystemFlag::Seen, true);
+                        msg.modseq = modseq;
+                        changed = true;
+                    }
+                }
                 let removed = m.remove(&uids);
-                if !removed.is_empty() {
+                if changed || !removed.is_empty() {
                     self.changes.push(Changed { account, mailbox });
                 }
                 Ok(StorageReply::Expunged(removed))

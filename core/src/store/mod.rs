@@ -389,14 +389,17 @@ pub enum StorageOp {
         /// Restrict to these UIDs.
         uids: Option<Vec<Uid>>,
     },
-    /// Remove messages whatever their flags (POP3's UPDATE state), atomically.
+    /// POP3's UPDATE state, as one atomic change: remove messages whatever their flags, and
+    /// set `\Seen` on the ones the session retrieved.
     Remove {
         /// The account.
         account: String,
         /// The mailbox.
         mailbox: MailboxId,
-        /// Which messages.
+        /// Which messages to remove.
         uids: Vec<Uid>,
+        /// Which messages get `\Seen` (those also in `uids` are simply removed).
+        seen: Vec<Uid>,
     },
     /// Take the account's exclusive POP3 maildrop lock (RFC 1939 §8); fails with
     /// [`StorageError::InUse`] while another session holds it.

@@ -112,6 +112,19 @@ struct PopClient {
     inbox: u64,
     /// (UID, size, marked deleted), numbered from 1.
     drop: Vec<(Uid, u64, bool)>,
+    /// UIDs sent in full by RETR: they get `\Seen` when the session ends, by QUIT or not.
+    retrieved: Vec<Uid>,
+}
+
+impl PopClient {
+    /// The retrieved messages not marked for deletion.
+    fn seen_at_end(&self) -> Vec<Uid> {
+        self.drop
+            .iter()
+            .filter(|m| !m.2 && self.retrieved.contains(&m.0))
+            .map(|m| m.0)
+            .collect()
+    }
 }
 
 struct Conn<C> {
@@ -221,6 +234,10 @@ impl<'b, B: Backend> World<'b, B> {
                     self.events.push(Event::Close(conn.name.clone()));
                     let mut conn = conn;
                     self.peer_closed(&mut conn.session)?;
+                    if conn.client.logged_in {
+                        let seen = conn.client.seen_at_end();
+                        self.model.mark_seen(conn.client.inbox, &seen);
+                    }
                     if self.model.pop3_lock == Some(*p) {
                         self.model.pop3_lock = None;
                     }
@@ -1736,6 +1753,7 @@ impl<'b, B: Backend> World<'b, B> {
                 logged_in: false,
                 inbox,
                 drop: Vec::new(),
+                retrieved: Vec::new(),
             },
         });
         let out = self.send(false, p, format!("USER {USER}\r\n").as_bytes())?;
@@ -1922,9 +1940,8 @@ impl<'b, B: Backend> World<'b, B> {
                         if !first.starts_with("+OK") || got != want {
                             return fail(bad(format!("content differs from UID {uid}")));
                         }
-                        if !top {
-                            // RETR marks the message \Seen for IMAP (Dovecot does the same).
-                            self.model.mark_seen(client.inbox, &[uid]);
+                        if !top && !client.retrieved.contains(&uid) {
+                            client.retrieved.push(uid);
                         }
                     }
                 }
@@ -1957,8 +1974,10 @@ impl<'b, B: Backend> World<'b, B> {
                 if !first.starts_with("+OK") {
                     return fail(bad("want +OK".into()));
                 }
-                // RFC 1939 §6: exactly the marked messages go (the probe checks the store).
+                // RFC 1939 §6: exactly the marked messages go (the probe checks the store),
+                // and the retrieved ones that stay are \Seen.
                 let marked: Vec<Uid> = client.drop.iter().filter(|m| m.2).map(|m| m.0).collect();
+                self.model.mark_seen(client.inbox, &client.seen_at_end());
                 self.model.remove(client.inbox, &marked);
                 self.model.pop3_lock = None;
                 if !self.pop[p].as_ref().is_some_and(|c| c.closed) {

@@ -401,7 +401,8 @@ impl Account {
         done
     }
 
-    /// FETCH BODY[] (not PEEK) in a read-write session, and POP3 RETR: `\Seen` is set.
+    /// FETCH BODY[] (not PEEK) in a read-write session, and what POP3 RETR sent once its
+    /// session ends: `\Seen` is set.
     pub fn mark_seen(&mut self, id: u64, uids: &[Uid]) {
         if let Some(m) = self.by_id_mut(id) {
             for &uid in uids {
