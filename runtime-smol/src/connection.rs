@@ -262,14 +262,23 @@ impl Connection {
             match self.session.poll_output() {
                 Output::Transmit(bytes) => self.send(&bytes).await.map_err(End::Io)?,
                 Output::Storage(request) => match self.pending.take() {
-                    None => {
-                        let task = self
-                            .ctx
-                            .backend
-                            .clone()
-                            .execute(request.op, self.client.clone());
-                        self.pending = Some((request.id, task));
-                    }
+                    None => match self.ctx.backend.try_inline(request.op) {
+                        Ok(reply) => {
+                            let input = Input::Storage {
+                                now: Instant::now(),
+                                id: request.id,
+                                reply,
+                            };
+                            if let Err(e) = self.session.handle_input(input) {
+                                tracing::error!(peer = %self.peer, error = %e, "session misuse");
+                                return Ok(None);
+                            }
+                        }
+                        Err(op) => {
+                            let task = self.ctx.backend.clone().execute(op, self.client.clone());
+                            self.pending = Some((request.id, task));
+                        }
+                    },
                     Some((id, earlier)) => {
                         // A clean-up request emitted on the way to Close (no reply awaited):
                         // it runs after the earlier one, in the order the session gave (POP3

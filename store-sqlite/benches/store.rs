@@ -125,10 +125,10 @@ fn main() {
     report(
         "SELECT (snapshot of every message)",
         t.elapsed(),
-        &format!("{} messages", snapshot.messages.len()),
+        &format!("{} messages", snapshot.uids.len()),
     );
     let mailbox: MailboxId = snapshot.id;
-    let all: Vec<u32> = snapshot.messages.iter().map(|m| m.uid).collect();
+    let all: Vec<u32> = snapshot.uids.clone();
 
     let t = Instant::now();
     let StorageReply::Fetched(f) = op(
@@ -287,7 +287,7 @@ fn main() {
     report(
         "EXAMINE after expunge",
         t.elapsed(),
-        &format!("{} messages", s.messages.len()),
+        &format!("{} messages", s.uids.len()),
     );
 
     let account_dir = store.account_dir(ACCOUNT).unwrap();

@@ -27,6 +27,7 @@ use tern_core::store::{
 use crate::blobs::BlobDir;
 use crate::codec;
 use crate::error::{Fail, OpenError};
+use crate::rows::{Budget, RowCache};
 use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
 use crate::search;
 
@@ -39,6 +40,10 @@ const STATEMENT_CACHE: usize = 96;
 /// Requests with at least this many UIDs, in strictly ascending order, read one range scan
 /// instead of one lookup per UID.
 const SCAN_THRESHOLD: usize = 32;
+
+/// A read of at least this many messages is bulk work (a client synchronising, POP3's login):
+/// it reads from the mailbox's cached rows, caching them first if need be.
+const BULK_REQUEST: usize = 256;
 
 /// Unreferenced bodies reclaimed at the end of each write: enough to keep up with normal
 /// traffic, small enough that no single command pays for a mass expunge.
@@ -55,6 +60,7 @@ pub struct Account {
     conn: Connection,
     blobs: BlobDir,
     path: PathBuf,
+    rows: RowCache,
 }
 
 impl std::fmt::Debug for Account {
@@ -71,11 +77,11 @@ pub const DATABASE_FILE: &str = "index.sqlite";
 pub const BLOB_FOLDER: &str = "blobs";
 
 #[derive(Clone, Debug)]
-struct Mailbox {
-    id: i64,
+pub(crate) struct Mailbox {
+    pub(crate) id: i64,
     uid_validity: u32,
     uid_next: Uid,
-    highest_modseq: ModSeq,
+    pub(crate) highest_modseq: ModSeq,
     recent_claimed: Uid,
     selectable: bool,
 }
@@ -89,8 +95,8 @@ impl Mailbox {
 
 /// One message row.
 #[derive(Clone, Debug)]
-struct Msg {
-    uid: Uid,
+pub(crate) struct Msg {
+    pub(crate) uid: Uid,
     flags: Flags,
     modseq: ModSeq,
     date: DateTime,
@@ -109,12 +115,12 @@ impl Msg {
 }
 
 /// A message as the search evaluator sees it; `text` is filled only when the query needs it.
-struct Searched {
-    msg: Msg,
+struct Searched<'a> {
+    msg: &'a Msg,
     text: SearchText,
 }
 
-impl Candidate for Searched {
+impl Candidate for Searched<'_> {
     fn uid(&self) -> Uid {
         self.msg.uid
     }
@@ -138,7 +144,7 @@ impl Candidate for Searched {
     }
 }
 
-const MSG_COLUMNS: &str = "uid, flags, keywords, modseq, idate, zone, size, body";
+pub(crate) const MSG_COLUMNS: &str = "uid, flags, keywords, modseq, idate, zone, size, body";
 
 fn sys_bit(f: SystemFlag) -> i64 {
     match f {
@@ -187,7 +193,7 @@ fn unpack_datetime(v: i64, zone: i64) -> DateTime {
     }
 }
 
-fn read_msg(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Msg, Option<Vec<u8>>, i64)> {
+pub(crate) fn read_msg(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Msg, Option<Vec<u8>>, i64)> {
     let bits: i64 = r.get(1)?;
     let keywords: Option<Vec<u8>> = r.get(2)?;
     let mut flags = Flags::new();
@@ -208,7 +214,7 @@ fn read_msg(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Msg, Option<Vec<u8>>, i6
 }
 
 /// Finishes a row read by [`read_msg`]: keywords decode outside rusqlite's error type.
-fn finish_msg((mut msg, keywords, _): (Msg, Option<Vec<u8>>, i64)) -> Result<Msg, Fail> {
+pub(crate) fn finish_msg((mut msg, keywords, _): (Msg, Option<Vec<u8>>, i64)) -> Result<Msg, Fail> {
     if let Some(k) = keywords {
         for k in codec::decode_keywords(Bytes::from(k))? {
             msg.flags.insert(&Flag::Keyword(k));
@@ -322,7 +328,7 @@ struct Pending {
 
 impl Account {
     /// Opens (creating and migrating as needed) the account in `dir`.
-    pub fn open(dir: &Path, now: i64) -> Result<Account, OpenError> {
+    pub fn open(dir: &Path, now: i64, budget: Budget) -> Result<Account, OpenError> {
         let folder = |source| OpenError::Folder {
             path: dir.to_path_buf(),
             source,
@@ -374,6 +380,7 @@ impl Account {
             conn,
             blobs: BlobDir::new(dir.join(BLOB_FOLDER)),
             path: path.clone(),
+            rows: RowCache::new(budget),
         };
         account
             .migrate(version, now)
@@ -742,18 +749,21 @@ impl Account {
         } else {
             self.claim_recent(&m)?
         };
-        let messages = scan(&self.conn, m.id, 0, Uid::MAX)?
-            .iter()
-            .map(Msg::state)
-            .collect();
         let keywords = Keywords::load(&self.conn, m.id)?.list;
+        let rows = self.rows.rows(&self.conn, &m)?;
+        let uids = rows.iter().map(|r| r.uid).collect();
+        let first_unseen = rows
+            .iter()
+            .find(|r| !r.flags.has(SystemFlag::Seen))
+            .map(|r| r.uid);
         Ok((
             StorageReply::Opened(Snapshot {
                 id: MailboxId(m.id as u64),
                 uid_validity: m.uid_validity,
                 uid_next: m.uid_next,
                 highest_modseq: m.highest_modseq,
-                messages,
+                uids,
+                first_unseen,
                 recent,
                 keywords,
             }),
@@ -914,10 +924,25 @@ impl Account {
         if !mark_seen {
             let m = by_id(&self.conn, mailbox)?;
             let mut out = Vec::with_capacity(uids.len());
-            for_each_msg(&self.conn, m.id, uids, |conn, msg| {
-                out.push(load(conn, &self.blobs, &msg)?);
-                Ok(())
-            })?;
+            if uids.len() >= BULK_REQUEST || self.rows.holds(m.id) {
+                let Account {
+                    conn, blobs, rows, ..
+                } = self;
+                let rows = rows.rows(conn, &m)?;
+                // MemStore's order: as requested, duplicates included.
+                for uid in uids {
+                    if let Ok(i) = rows.binary_search_by_key(uid, |r| r.uid) {
+                        if let Some(msg) = rows.get(i) {
+                            out.push(load(conn, blobs, msg)?);
+                        }
+                    }
+                }
+            } else {
+                for_each_msg(&self.conn, m.id, uids, |conn, msg| {
+                    out.push(load(conn, &self.blobs, &msg)?);
+                    Ok(())
+                })?;
+            }
             return Ok((StorageReply::Fetched(out), Vec::new()));
         }
         self.write(|tx, blobs, _| {
@@ -960,11 +985,13 @@ impl Account {
             (Some(&lo), Some(&hi)) if uids.is_sorted() => (lo, hi),
             _ => (0, Uid::MAX),
         };
-        let narrowed = search::narrow(&self.conn, query)?;
+        let Account { conn, rows, .. } = self;
+        let narrowed = search::narrow(conn, query)?;
         let full_text = search::needs_full_text(query);
         let sent_only = !full_text && query.needs_text();
         let mut found = Vec::new();
-        for msg in scan(&self.conn, m.id, lo, hi)? {
+        let rows = rows.range(conn, &m, lo, hi)?;
+        for msg in rows.iter() {
             if uids.binary_search(&msg.uid).is_err() {
                 continue;
             }
@@ -979,9 +1006,9 @@ impl Account {
                 Some(certain) => certain,
                 None => {
                     if full_text {
-                        c.text = load_text(&self.conn, c.msg.body)?;
+                        c.text = load_text(conn, c.msg.body)?;
                     } else if sent_only {
-                        c.text.sent = load_sent(&self.conn, c.msg.body)?;
+                        c.text.sent = load_sent(conn, c.msg.body)?;
                     }
                     query.matches(&c, now)
                 }
@@ -1271,7 +1298,7 @@ fn save(conn: &Connection, m: &Mailbox) -> Result<(), Fail> {
 }
 
 /// Messages of a mailbox with `lo <= uid <= hi`, ascending.
-fn scan(conn: &Connection, mailbox: i64, lo: Uid, hi: Uid) -> Result<Vec<Msg>, Fail> {
+pub(crate) fn scan(conn: &Connection, mailbox: i64, lo: Uid, hi: Uid) -> Result<Vec<Msg>, Fail> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {MSG_COLUMNS} FROM messages WHERE mailbox = ?1 AND uid >= ?2 AND uid <= ?3 \
          ORDER BY uid"

@@ -151,6 +151,7 @@ mod account;
 mod blobs;
 mod codec;
 mod error;
+mod rows;
 mod schema;
 mod search;
 
@@ -205,6 +206,8 @@ pub struct SqliteStore {
     /// A plain set suffices because `execute` takes `&mut self`.
     locked: HashSet<String>,
     users: HashMap<String, (String, Secret<Vec<u8>>)>,
+    /// Message rows the accounts keep in memory, store-wide (see `rows.rs`).
+    budget: rows::Budget,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -258,6 +261,7 @@ impl SqliteStore {
             changes: Vec::new(),
             locked: HashSet::new(),
             users: HashMap::new(),
+            budget: rows::Budget::new(rows::DEFAULT_BUDGET_ROWS),
         })
     }
 
@@ -275,6 +279,12 @@ impl SqliteStore {
     /// Changes the size above which bodies are kept in files rather than in the database.
     pub fn set_inline_limit(&mut self, bytes: usize) {
         self.inline_limit = bytes;
+    }
+
+    /// Sets how many message rows all accounts together may keep in memory (default two
+    /// million, some 180 MB; see `rows.rs`). Takes effect for accounts opened from now on.
+    pub fn set_cached_rows_limit(&mut self, rows: usize) {
+        self.budget = rows::Budget::new(rows);
     }
 
     /// Adds (or replaces) a user for [`StorageOp::Authenticate`], kept in memory only.
@@ -330,7 +340,7 @@ impl SqliteStore {
         let tick = self.tick;
         if !self.accounts.contains_key(name) {
             let dir = self.account_dir(name)?;
-            let account = Account::open(&dir, self.now)?;
+            let account = Account::open(&dir, self.now, self.budget.clone())?;
             if self.accounts.len() >= MAX_OPEN_ACCOUNTS {
                 let oldest = self
                     .accounts

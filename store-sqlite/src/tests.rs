@@ -513,3 +513,101 @@ fn one_store_per_folder_at_a_time() {
     drop(store);
     SqliteStore::open(dir.path()).unwrap();
 }
+
+/// Flags, MODSEQs and UIDs of every INBOX message, as FETCH reports them.
+fn states(store: &mut SqliteStore) -> Vec<(u32, Vec<Flag>, u64)> {
+    let snap = open_inbox(store);
+    match store
+        .execute(StorageOp::Fetch {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: snap.uids,
+            want: FetchWant::default(),
+            mark_seen: false,
+        })
+        .unwrap()
+    {
+        StorageReply::Fetched(v) => v
+            .into_iter()
+            .map(|m| (m.uid, m.flags.to_flags(), m.modseq))
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn set_flags(store: &mut SqliteStore, uids: Vec<u32>, mode: StoreMode, flag: Flag) {
+    store
+        .execute(StorageOp::SetFlags {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids,
+            mode,
+            flags: vec![flag],
+            unchanged_since: None,
+        })
+        .unwrap();
+}
+
+/// The cached rows (`rows.rs`) must follow every kind of change, whether it catches up from
+/// a few changed rows or is read again after many; a store reopened from disk (no cache) is
+/// the reference.
+#[test]
+fn cached_rows_follow_every_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    for i in 0..300 {
+        append(&mut store, "INBOX", message(&format!("m{i}"), 40));
+    }
+    let fresh = |store: SqliteStore| {
+        drop(store);
+        let mut again = SqliteStore::open(dir.path()).unwrap();
+        let s = states(&mut again);
+        (again, s)
+    };
+    let cached = states(&mut store);
+    let (mut store, reference) = fresh(store);
+    assert_eq!(cached, reference);
+    // A few changes: the cache catches up (flags, an expunge in the middle, a new message).
+    states(&mut store);
+    set_flags(&mut store, vec![5, 150], StoreMode::Add, Flag::Deleted);
+    store
+        .execute(StorageOp::Expunge {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: None,
+        })
+        .unwrap();
+    set_flags(&mut store, vec![7], StoreMode::Add, Flag::Seen);
+    append(&mut store, "INBOX", message("late", 10));
+    let cached = states(&mut store);
+    assert_eq!(open_inbox(&mut store).first_unseen, Some(1));
+    let (mut store, reference) = fresh(store);
+    assert_eq!(cached, reference);
+    assert_eq!(cached.len(), 299);
+    // Many changes: more than the catch-up limit, so the rows are read again.
+    states(&mut store);
+    set_flags(&mut store, (1..=301).collect(), StoreMode::Add, Flag::Seen);
+    let cached = states(&mut store);
+    assert_eq!(open_inbox(&mut store).first_unseen, None);
+    let (_, reference) = fresh(store);
+    assert_eq!(cached, reference);
+}
+
+/// A mailbox over the store-wide row budget is served straight from the database.
+#[test]
+fn a_mailbox_over_the_row_budget_is_read_uncached() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_cached_rows_limit(10);
+    for i in 0..40 {
+        append(&mut store, "INBOX", message(&format!("m{i}"), 40));
+    }
+    let first = states(&mut store);
+    assert_eq!(store.budget.used(), 0);
+    set_flags(&mut store, vec![3], StoreMode::Add, Flag::Flagged);
+    let second = states(&mut store);
+    assert_eq!(first.len(), 40);
+    assert_ne!(first, second);
+    assert!(second[2].1.contains(&Flag::Flagged));
+    assert_eq!(store.budget.used(), 0);
+}

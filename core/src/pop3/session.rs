@@ -698,7 +698,7 @@ impl Pop3Session {
             },
             AfterReply::Open { account } => match reply {
                 Ok(StorageReply::Opened(snapshot)) => {
-                    let uids = snapshot.messages.iter().map(|m| m.uid).collect();
+                    let uids = snapshot.uids;
                     self.request(
                         StorageOp::Fetch {
                             account: account.clone(),

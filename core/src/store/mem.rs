@@ -495,7 +495,12 @@ impl Store for MemStore {
                     uid_validity: m.uid_validity,
                     uid_next: m.uid_next,
                     highest_modseq: m.highest_modseq,
-                    messages: m.messages.iter().map(Mailbox::state).collect(),
+                    uids: m.messages.iter().map(|x| x.uid).collect(),
+                    first_unseen: m
+                        .messages
+                        .iter()
+                        .find(|x| !x.flags.has(SystemFlag::Seen))
+                        .map(|x| x.uid),
                     recent,
                     keywords: m.keywords.clone(),
                 }))

@@ -177,8 +177,11 @@ pub struct Snapshot {
     pub uid_next: Uid,
     /// HIGHESTMODSEQ.
     pub highest_modseq: ModSeq,
-    /// Every message, by ascending UID.
-    pub messages: Vec<MessageState>,
+    /// Every message's UID, ascending. Flags are not part of it: a session learns them from
+    /// FETCH, so a SELECT of a large mailbox moves only four bytes per message.
+    pub uids: Vec<Uid>,
+    /// The lowest UID without `\Seen` (IMAP4rev1's `[UNSEEN n]`).
+    pub first_unseen: Option<Uid>,
     /// UIDs this session holds as `\Recent`: claimed by SELECT, only shown to EXAMINE.
     pub recent: Vec<Uid>,
     /// Keywords defined in the mailbox, for FLAGS and PERMANENTFLAGS.

@@ -31,7 +31,7 @@ use tern_core::imap::response::{
 };
 use tern_core::imap::response_decode::parse_response;
 use tern_core::imap::types::{DateTime, Flag, SectionText, SeqNo, SequenceSet, StatusItem};
-use tern_core::mail::flags::Flags;
+use tern_core::mail::flags::{Flags, SystemFlag};
 use tern_core::store::{FetchWant, MailboxId, StorageOp, StorageReply};
 use tern_core::{Input, Protocol, Session, SessionConfig, Store, Transport};
 
@@ -1635,8 +1635,31 @@ impl<'b, B: Backend> World<'b, B> {
                 Ok(StorageReply::Opened(s)) => s,
                 other => return fail(format!("probe: Open {name} gave {other:?}")),
             };
-            let got: Vec<(Uid, FlagSet)> = snap
-                .messages
+            // The snapshot names the messages; their flags and MODSEQs come from FETCH.
+            let states = match self.store.execute(StorageOp::Fetch {
+                account: account.clone(),
+                mailbox: snap.id,
+                uids: snap.uids.clone(),
+                want: FetchWant::default(),
+                mark_seen: false,
+            }) {
+                Ok(StorageReply::Fetched(f)) => f,
+                other => return fail(format!("probe: Fetch {name} gave {other:?}")),
+            };
+            if states.iter().map(|m| m.uid).collect::<Vec<_>>() != snap.uids {
+                return fail(format!("probe: Fetch {name} did not return every UID"));
+            }
+            let first_unseen = states
+                .iter()
+                .find(|m| !m.flags.has(SystemFlag::Seen))
+                .map(|m| m.uid);
+            if snap.first_unseen != first_unseen {
+                return fail(format!(
+                    "probe: {name} first unseen {:?}, flags say {first_unseen:?}",
+                    snap.first_unseen
+                ));
+            }
+            let got: Vec<(Uid, FlagSet)> = states
                 .iter()
                 .map(|m| (m.uid, flags_of(&m.flags)))
                 .collect();
@@ -1656,7 +1679,7 @@ impl<'b, B: Backend> World<'b, B> {
                     snap.uid_next, mb.uid_next
                 ));
             }
-            for m in &snap.messages {
+            for m in &states {
                 if m.modseq > snap.highest_modseq {
                     return fail(format!(
                         "probe: {name} UID {} MODSEQ {} above HIGHESTMODSEQ {}",

@@ -116,14 +116,13 @@ impl ImapSession {
     fn opened(&mut self, tag: Tag, read_only: bool, name: &str, snap: Snapshot) {
         let rev1 = !self.enabled.rev2;
         let first_unseen = snap
-            .messages
-            .iter()
-            .position(|m| !m.flags.has(SystemFlag::Seen))
+            .first_unseen
+            .and_then(|uid| snap.uids.binary_search(&uid).ok())
             .map(|i| i as u32 + 1);
         let view = View {
             id: snap.id,
             read_only,
-            uids: snap.messages.iter().map(|m| m.uid).collect(),
+            uids: snap.uids,
             // IMAP4rev2 has no \\Recent (RFC 9051 §2.3.2).
             recent: if rev1 {
                 snap.recent.clone()

@@ -44,6 +44,15 @@ impl View {
         self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
     }
 
+    /// Message number of a UID expected at index `hint` (where the previous one ended), found
+    /// without a search when it is there.
+    pub(super) fn seq_near(&self, uid: Uid, hint: usize) -> Option<u32> {
+        match self.uids.get(hint) {
+            Some(&at) if at == uid => Some(hint as u32 + 1),
+            _ => self.seq(uid),
+        }
+    }
+
     pub(super) fn is_recent(&self, uid: Uid) -> bool {
         self.recent.binary_search(&uid).is_ok()
     }
