@@ -4,6 +4,7 @@
 //! The operations follow `MemStore` step for step (it is the specification), including the
 //! order in which MODSEQs and UIDs are assigned and which changes are announced.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -102,6 +103,9 @@ pub(crate) struct Msg {
     date: DateTime,
     size: u64,
     body: i64,
+    /// The body's headline (`search::headline`), once a search needed it; only cached rows
+    /// keep it between requests.
+    headline: Option<Arc<SearchText>>,
 }
 
 impl Msg {
@@ -114,10 +118,11 @@ impl Msg {
     }
 }
 
-/// A message as the search evaluator sees it; `text` is filled only when the query needs it.
+/// A message as the search evaluator sees it; `text` is filled only when the query needs it,
+/// borrowed when the headline suffices.
 struct Searched<'a> {
     msg: &'a Msg,
-    text: SearchText,
+    text: Cow<'a, SearchText>,
 }
 
 impl Candidate for Searched<'_> {
@@ -209,6 +214,7 @@ pub(crate) fn read_msg(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Msg, Option<V
         date: unpack_datetime(r.get(4)?, r.get(5)?),
         size: r.get::<_, i64>(6)? as u64,
         body: r.get(7)?,
+        headline: None,
     };
     Ok((msg, keywords, bits))
 }
@@ -413,6 +419,9 @@ impl Account {
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute_batch(sql)?;
+            if version == 1 {
+                derive_headlines(&tx)?;
+            }
             if version == 0 {
                 // A new account: the mailboxes `MemStore` gives every account.
                 insert_mailbox(&tx, "INBOX", None, now)?;
@@ -879,6 +888,7 @@ impl Account {
                     date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
                     size: data.len() as u64,
                     body,
+                    headline: None,
                 };
                 uids.push(add(tx, &mut m, &mut keywords, &msg)?);
             }
@@ -986,11 +996,22 @@ impl Account {
             _ => (0, Uid::MAX),
         };
         let Account { conn, rows, .. } = self;
-        let narrowed = search::narrow(conn, query)?;
         let full_text = search::needs_full_text(query);
+        // Header criteria on From/To/Cc/Bcc/Subject (and sent dates) are decided on the
+        // headlines, held with the cached rows: a scan of memory beats the trigram index,
+        // whose candidates would each need their whole text loaded.
+        let by_headline = query.needs_text() && search::headline_suffices(query);
+        let narrowed = if by_headline {
+            None
+        } else {
+            search::narrow(conn, query)?
+        };
         let sent_only = !full_text && query.needs_text();
         let mut found = Vec::new();
-        let rows = rows.range(conn, &m, lo, hi)?;
+        let mut rows = rows.range(conn, &m, lo, hi)?;
+        if by_headline {
+            fill_headlines(conn, &mut rows, uids)?;
+        }
         for msg in rows.iter() {
             if uids.binary_search(&msg.uid).is_err() {
                 continue;
@@ -1000,15 +1021,17 @@ impl Account {
             }
             let mut c = Searched {
                 msg,
-                text: SearchText::default(),
+                text: Cow::Owned(SearchText::default()),
             };
             let matched = match search::decide_without_text(query, &c, now) {
                 Some(certain) => certain,
                 None => {
-                    if full_text {
-                        c.text = load_text(conn, c.msg.body)?;
+                    if let (true, Some(h)) = (by_headline, &msg.headline) {
+                        c.text = Cow::Borrowed(h);
+                    } else if full_text {
+                        c.text = Cow::Owned(load_text(conn, c.msg.body)?);
                     } else if sent_only {
-                        c.text.sent = load_sent(conn, c.msg.body)?;
+                        c.text.to_mut().sent = load_sent(conn, c.msg.body)?;
                     }
                     query.matches(&c, now)
                 }
@@ -1461,6 +1484,7 @@ fn reclaim(conn: &Connection, pending: &mut Pending, limit: usize) -> Result<usi
         for sql in [
             "DELETE FROM infos WHERE id = ?1",
             "DELETE FROM texts WHERE id = ?1",
+            "DELETE FROM headlines WHERE id = ?1",
             "DELETE FROM contents WHERE id = ?1",
             "DELETE FROM bodies WHERE id = ?1",
         ] {
@@ -1510,6 +1534,7 @@ fn store_body(
         .execute(params![id, codec::encode_info(&info)])?;
     conn.prepare_cached("INSERT INTO texts (id, data) VALUES (?1, ?2)")?
         .execute(params![id, codec::pack(&codec::encode_text(&text))])?;
+    insert_headline(conn, id, &text)?;
     let [subj, sender, hdr, body] = search::fts_row(&text);
     conn.prepare_cached(&format!(
         "INSERT INTO fts (rowid, {}) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1550,6 +1575,40 @@ fn load_text(conn: &Connection, id: i64) -> Result<SearchText, Fail> {
         .prepare_cached("SELECT data FROM texts WHERE id = ?1")?
         .query_row([id], |r| r.get(0))?;
     Ok(codec::decode_text(codec::unpack(data)?)?)
+}
+
+fn insert_headline(conn: &Connection, id: i64, text: &SearchText) -> Result<(), Fail> {
+    conn.prepare_cached("INSERT INTO headlines (id, data) VALUES (?1, ?2)")?
+        .execute(params![
+            id,
+            codec::pack(&codec::encode_text(&search::headline(text)))
+        ])?;
+    Ok(())
+}
+
+/// Loads the headlines the rows named in `uids` lack (rows cached earlier keep theirs).
+fn fill_headlines(conn: &Connection, rows: &mut [Msg], uids: &[Uid]) -> Result<(), Fail> {
+    let mut stmt = conn.prepare_cached("SELECT data FROM headlines WHERE id = ?1")?;
+    for msg in rows.iter_mut() {
+        if msg.headline.is_some() || uids.binary_search(&msg.uid).is_err() {
+            continue;
+        }
+        let data: Vec<u8> = stmt.query_row([msg.body], |r| r.get(0))?;
+        msg.headline = Some(Arc::new(codec::decode_text(codec::unpack(data)?)?));
+    }
+    Ok(())
+}
+
+/// Schema version 2's data step: a headline for every body stored before it.
+fn derive_headlines(conn: &Connection) -> Result<(), Fail> {
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM texts ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in ids {
+        insert_headline(conn, id, &load_text(conn, id)?)?;
+    }
+    Ok(())
 }
 
 fn load_sent(conn: &Connection, id: i64) -> Result<Option<Date>, Fail> {

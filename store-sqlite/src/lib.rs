@@ -281,8 +281,8 @@ impl SqliteStore {
         self.inline_limit = bytes;
     }
 
-    /// Sets how many message rows all accounts together may keep in memory (default two
-    /// million, some 180 MB; see `rows.rs`). Takes effect for accounts opened from now on.
+    /// Sets how many message rows all accounts together may keep in memory (default one
+    /// million, at most about 300 MB; see `rows.rs`). Takes effect for accounts opened from now on.
     pub fn set_cached_rows_limit(&mut self, rows: usize) {
         self.budget = rows::Budget::new(rows);
     }

@@ -29,9 +29,10 @@ use crate::error::Fail;
 /// Mailboxes whose rows one account keeps.
 const MAILBOXES_PER_ACCOUNT: usize = 4;
 
-/// Rows all accounts of a store may keep together by default: at about 90 bytes a row, some
-/// 180 MB, enough for the hot mailboxes of many users, never the whole disk in memory.
-pub(crate) const DEFAULT_BUDGET_ROWS: usize = 2_000_000;
+/// Rows all accounts of a store may keep together by default: about 90 bytes a row, and some
+/// 200 more once a search has loaded its headline, so at most about 300 MB; enough for the
+/// hot mailboxes of many users, never the whole disk in memory.
+pub(crate) const DEFAULT_BUDGET_ROWS: usize = 1_000_000;
 
 /// Catching up reads the changed rows one by one through an index; past this share of the
 /// mailbox a fresh scan is cheaper.
@@ -93,13 +94,23 @@ pub(crate) struct RowCache {
 
 /// A mailbox's rows: from the cache, or read for this request only.
 pub(crate) enum Rows<'a> {
-    Cached(&'a [Msg]),
+    /// Mutable so that lazily loaded parts (headlines) can be filled in place.
+    Cached(&'a mut [Msg]),
     Read(Vec<Msg>),
 }
 
 impl std::ops::Deref for Rows<'_> {
     type Target = [Msg];
     fn deref(&self) -> &[Msg] {
+        match self {
+            Rows::Cached(rows) => rows,
+            Rows::Read(rows) => rows,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Rows<'_> {
+    fn deref_mut(&mut self) -> &mut [Msg] {
         match self {
             Rows::Cached(rows) => rows,
             Rows::Read(rows) => rows,
@@ -169,8 +180,11 @@ impl RowCache {
         })
     }
 
-    fn last_rows(&self) -> &[Msg] {
-        self.entries.last().map_or(&[], |e| &e.rows[..])
+    fn last_rows(&mut self) -> &mut [Msg] {
+        match self.entries.last_mut() {
+            Some(e) => &mut e.rows[..],
+            None => &mut [],
+        }
     }
 
     /// Accounts for an entry that went from `before` to `after` rows; false if it no longer
@@ -219,7 +233,9 @@ fn catch_up(conn: &Connection, entry: &mut Entry, m: &Mailbox) -> Result<bool, F
         "SELECT uid FROM expunged WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid LIMIT ?3",
     )?;
     let gone = stmt
-        .query_map(params![m.id, since, limit as i64 + 1], |r| r.get::<_, Uid>(0))?
+        .query_map(params![m.id, since, limit as i64 + 1], |r| {
+            r.get::<_, Uid>(0)
+        })?
         .collect::<Result<Vec<Uid>, _>>()?;
     drop(stmt);
     if gone.len() > limit {
@@ -243,10 +259,13 @@ fn catch_up(conn: &Connection, entry: &mut Entry, m: &Mailbox) -> Result<bool, F
 }
 
 /// The rows with UIDs in `lo..=hi`.
-fn slice(rows: &[Msg], lo: Uid, hi: Uid) -> &[Msg] {
+fn slice(rows: &mut [Msg], lo: Uid, hi: Uid) -> &mut [Msg] {
     let start = rows.partition_point(|r| r.uid < lo);
     let end = rows.partition_point(|r| r.uid <= hi);
-    rows.get(start..end.max(start)).unwrap_or_default()
+    match rows.get_mut(start..end.max(start)) {
+        Some(range) => range,
+        None => &mut [],
+    }
 }
 
 #[cfg(test)]

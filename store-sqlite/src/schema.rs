@@ -9,7 +9,7 @@
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Each step's SQL, applied in one transaction together with the new `user_version`.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Version 1.
 ///
@@ -123,4 +123,13 @@ CREATE TRIGGER messages_flags AFTER UPDATE OF flags ON messages BEGIN
         deleted = deleted + ((NEW.flags & 8) != 0) - ((OLD.flags & 8) != 0)
     WHERE id = NEW.mailbox;
 END;
+"#;
+
+/// Version 2: `headlines`, per body, the few header fields searches name most (From, To, Cc,
+/// Bcc, Subject) and the sent date, encoded as a small `SearchText` (`search::headline`).
+/// SEARCH FROM and its kind read these from the row cache instead of every message's whole
+/// text. The rows for bodies stored before this version are derived from `texts` by the
+/// migration step in `Account::migrate`.
+const V2: &str = r#"
+CREATE TABLE headlines (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 "#;

@@ -30,6 +30,37 @@ const NUL_STAND_IN: char = '\u{FFFD}';
 /// "name value" lines, and the body.
 pub const FTS_COLUMNS: &str = "subj, sender, hdr, body";
 
+/// Header fields kept in a body's headline (schema version 2), lower case.
+pub const HEADLINE_FIELDS: [&str; 5] = ["from", "to", "cc", "bcc", "subject"];
+
+/// The part of a message's search text that the headline keeps: those fields, every
+/// occurrence, and the sent date. Evaluating a query that [`headline_suffices`] for on it gives
+/// the same answer as on the whole text.
+pub fn headline(text: &SearchText) -> SearchText {
+    SearchText {
+        headers: text
+            .headers
+            .iter()
+            .filter(|(name, _)| HEADLINE_FIELDS.contains(&name.as_str()))
+            .cloned()
+            .collect(),
+        body: String::new(),
+        sent: text.sent,
+    }
+}
+
+/// Whether `q` reads no text beyond a headline: no BODY or TEXT, and only headline fields.
+pub fn headline_suffices(q: &Query) -> bool {
+    match q {
+        Query::Body(_) | Query::Text(_) => false,
+        Query::Header(name, _) => HEADLINE_FIELDS.contains(&name.as_str()),
+        Query::And(v) => v.iter().all(headline_suffices),
+        Query::Or(a, b) => headline_suffices(a) && headline_suffices(b),
+        Query::Not(q) => headline_suffices(q),
+        _ => true,
+    }
+}
+
 /// The four column values indexed for one message. Reclaiming a body deletes its index row
 /// by feeding these same values to FTS5's 'delete' command, so changing this function needs a
 /// schema migration that rebuilds the index.

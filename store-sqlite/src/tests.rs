@@ -611,3 +611,48 @@ fn a_mailbox_over_the_row_budget_is_read_uncached() {
     assert!(second[2].1.contains(&Flag::Flagged));
     assert_eq!(store.budget.used(), 0);
 }
+
+fn search(store: &mut SqliteStore, query: Query) -> StorageReply {
+    store
+        .execute(StorageOp::Search {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: (1..100).collect(),
+            query,
+        })
+        .unwrap()
+}
+
+/// Schema version 2 derives a headline for every body a version 1 database holds, and
+/// header searches answer from them as they did from the whole text.
+#[test]
+fn version_one_databases_gain_headlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    append(&mut store, "INBOX", message("first", 40));
+    let other = Bytes::from_static(
+        b"From: Carol <carol@music.test>\r\nCc: dave@example.net\r\nSubject: second\r\n\r\nhi\r\n",
+    );
+    append(&mut store, "INBOX", other);
+    let from = Query::Header("from".into(), "carol@music".into());
+    let cc = Query::Header("cc".into(), "dave".into());
+    let before = (
+        search(&mut store, from.clone()),
+        search(&mut store, cc.clone()),
+    );
+    assert_eq!(before.0, StorageReply::Found(vec![2]));
+    assert_eq!(before.1, StorageReply::Found(vec![2]));
+    store.open_account("alice").unwrap();
+    store.accounts["alice"]
+        .0
+        .connection()
+        .execute_batch("DROP TABLE headlines; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(store);
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(count(&mut store, "PRAGMA user_version"), SCHEMA_VERSION);
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM headlines"), 2);
+    let after = (search(&mut store, from), search(&mut store, cc));
+    assert_eq!(before, after);
+    store.check("alice").unwrap();
+}

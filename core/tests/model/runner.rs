@@ -1659,10 +1659,8 @@ impl<'b, B: Backend> World<'b, B> {
                     snap.first_unseen
                 ));
             }
-            let got: Vec<(Uid, FlagSet)> = states
-                .iter()
-                .map(|m| (m.uid, flags_of(&m.flags)))
-                .collect();
+            let got: Vec<(Uid, FlagSet)> =
+                states.iter().map(|m| (m.uid, flags_of(&m.flags))).collect();
             let want: Vec<(Uid, FlagSet)> = mb
                 .messages
                 .iter()
