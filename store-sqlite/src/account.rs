@@ -325,11 +325,17 @@ impl Keywords {
 }
 
 /// Files written in the current transaction (removed if it fails) and files to unlink once
-/// it commits.
+/// it commits; index rows to add just before it commits.
 #[derive(Default)]
 struct Pending {
     written: Vec<i64>,
     doomed: Vec<i64>,
+    /// FTS rows (body id, column values) of the bodies stored in this transaction. FTS5
+    /// writes its pending terms out as a new segment at every statement savepoint, and each
+    /// message INSERT (it fires triggers) opens one: inserted one by one between those, a
+    /// MULTIAPPEND of 100 made 100 tiny segments for the automerge to fold together again.
+    /// Added together at the end, they make one segment per transaction.
+    fts: Vec<(i64, [String; 4])>,
 }
 
 impl Account {
@@ -506,6 +512,7 @@ impl Account {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = match f(&tx, &self.blobs, &mut pending)
+            .and_then(|out| index_pending(&tx, &mut pending).map(|_| out))
             .and_then(|out| reclaim(&tx, &mut pending, RECLAIM_PER_WRITE).map(|_| out))
         {
             Ok(out) => out,
@@ -1535,12 +1542,7 @@ fn store_body(
     conn.prepare_cached("INSERT INTO texts (id, data) VALUES (?1, ?2)")?
         .execute(params![id, codec::pack(&codec::encode_text(&text))])?;
     insert_headline(conn, id, &text)?;
-    let [subj, sender, hdr, body] = search::fts_row(&text);
-    conn.prepare_cached(&format!(
-        "INSERT INTO fts (rowid, {}) VALUES (?1, ?2, ?3, ?4, ?5)",
-        search::FTS_COLUMNS
-    ))?
-    .execute(params![id, subj, sender, hdr, body])?;
+    pending.fts.push((id, search::fts_row(&text)));
     if external {
         // Written and fsync'd before the row can commit: a committed row has its file.
         pending.written.push(id);
@@ -1550,6 +1552,18 @@ fn store_body(
             .execute(params![id, codec::pack(data)])?;
     }
     Ok(id)
+}
+
+/// Adds the transaction's FTS rows (see [`Pending::fts`]).
+fn index_pending(conn: &Connection, pending: &mut Pending) -> Result<(), Fail> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "INSERT INTO fts (rowid, {}) VALUES (?1, ?2, ?3, ?4, ?5)",
+        search::FTS_COLUMNS
+    ))?;
+    for (id, [subj, sender, hdr, body]) in pending.fts.drain(..) {
+        stmt.execute(params![id, subj, sender, hdr, body])?;
+    }
+    Ok(())
 }
 
 fn load_content(conn: &Connection, blobs: &BlobDir, id: i64) -> Result<Bytes, Fail> {
