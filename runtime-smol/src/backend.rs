@@ -8,9 +8,7 @@ use std::time::Instant;
 
 use tern_core::sasl::username_key;
 use tern_core::store::{Changed, MailboxId};
-use tern_core::{
-    AuthOutcome, Protocol, StorageError, StorageOp, StorageReply, StorageResult, Store,
-};
+use tern_core::{AuthOutcome, Protocol, StorageError, StorageOp, StorageReply, StorageResult};
 use tern_store_sqlite::SqliteStore;
 
 use crate::directory::Directory;
@@ -33,7 +31,7 @@ pub struct Client {
 pub struct Backend {
     directory: Directory,
     guard: AuthGuard,
-    store: Mutex<SqliteStore>,
+    store: SqliteStore,
     watchers: Mutex<Watchers>,
     next_watcher: std::sync::atomic::AtomicU64,
 }
@@ -81,7 +79,7 @@ impl Backend {
         Arc::new(Backend {
             directory,
             guard,
-            store: Mutex::new(store),
+            store,
             watchers: Mutex::new(HashMap::new()),
             next_watcher: std::sync::atomic::AtomicU64::new(1),
         })
@@ -89,10 +87,7 @@ impl Backend {
 
     /// Closes every account database (checkpointing its log) at shutdown.
     pub fn close(&self) {
-        self.store
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .close_all();
+        self.store.close_all();
     }
 
     /// Subscribes a connection to changes in its account's mailboxes.
@@ -137,19 +132,13 @@ impl Backend {
     /// A POP3 RETR or an IMAP NOOP is tens of microseconds of work from the page cache; the
     /// two thread hand-offs of the blocking pool cost more than that (they were most of the
     /// CPU time of single-client RETR in `scripts/bench-vs-dovecot.sh`). Nothing that
-    /// writes, hashes a password, or may scan a mailbox qualifies, and the store lock is only
-    /// tried, never waited for, so an executor thread never sits behind another request.
+    /// writes, hashes a password, or may scan a mailbox qualifies, and the account's lock is
+    /// only tried, never waited for, so an executor thread never sits behind another request.
     pub fn try_inline(&self, op: StorageOp) -> Result<StorageResult, StorageOp> {
         if !is_short_read(&op) {
             return Err(op);
         }
-        let Ok(mut store) = self.store.try_lock() else {
-            return Err(op);
-        };
-        store.set_now(unix_now());
-        let reply = store.execute(op);
-        let changes = store.take_changes();
-        drop(store);
+        let (reply, changes) = self.store.try_execute_shared(op, unix_now())?;
         self.notify(&changes);
         Ok(reply)
     }
@@ -162,12 +151,7 @@ impl Backend {
             StorageOp::ScramLookup { username } => return self.scram(&username, client),
             _ => {}
         }
-        let (reply, changes) = {
-            let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
-            store.set_now(unix_now());
-            let reply = store.execute(op);
-            (reply, store.take_changes())
-        };
+        let (reply, changes) = self.store.execute_shared(op, unix_now());
         self.notify(&changes);
         reply
     }

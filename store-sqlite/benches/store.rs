@@ -294,7 +294,7 @@ fn main() {
     // Closing checkpoints the WAL into the database and removes it: what stays on disk.
     drop(store);
     let reopened = Instant::now();
-    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
     store.open_account(ACCOUNT).unwrap();
     report("reopen account", reopened.elapsed(), "");
     drop(store);

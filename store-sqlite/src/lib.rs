@@ -132,9 +132,12 @@
 //!
 //! # Concurrency
 //!
-//! The store is `Send` and takes `&mut self`; the runtime serialises calls behind a mutex.
-//! The POP3 maildrop lock is therefore an in-process set, deliberately not persisted: a lock
-//! must die with the process that held it. One process per store folder is enforced by a
+//! The store is `Sync`: [`SqliteStore::execute_shared`] locks only the account a request
+//! names, so requests of different users run in parallel and one user's long SEARCH holds up
+//! nobody else; [`SqliteStore::try_execute_shared`] runs a request only if that needs no
+//! waiting (the runtime uses it for short reads on its executor threads). The POP3 maildrop
+//! lock is an in-process set, deliberately not persisted: a lock must die with the process
+//! that held it. One process per store folder is enforced by a
 //! lock on [`LOCK_FILE`].
 
 #![forbid(unsafe_code)]
@@ -142,9 +145,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tern_core::secret::Secret;
-use tern_core::store::{Changed, MailboxId};
+use tern_core::store::Changed;
 use tern_core::{AuthOutcome, StorageError, StorageOp, StorageReply, StorageResult, Store};
 
 mod account;
@@ -191,30 +195,37 @@ pub struct Usage {
 
 /// The durable store: `<root>/accounts/<account>/index.sqlite` plus `blobs/` for large bodies.
 ///
-/// `Send`, not `Sync`: the runtime keeps it behind a mutex and calls it from a blocking pool.
+/// `Sync`: [`SqliteStore::execute_shared`] takes `&self` and locks only the account it works
+/// on, so one user's long SEARCH or fsync'd APPEND never holds up another user. The core's
+/// [`Store`] trait (`&mut self`) is served by the same code.
 pub struct SqliteStore {
     root: PathBuf,
     /// Held (locked) for the store's lifetime: see [`LOCK_FILE`].
     _lock: std::fs::File,
-    accounts: HashMap<String, (Account, u64)>,
-    tick: u64,
+    open: Mutex<OpenAccounts>,
     now: i64,
     inline_limit: usize,
     changes: Vec<Changed>,
     /// Accounts whose POP3 maildrop is locked. Process-local on purpose: a lock must not
     /// outlive the process that took it (a crash would otherwise lock the maildrop for good).
-    /// A plain set suffices because `execute` takes `&mut self`.
-    locked: HashSet<String>,
+    locked: Mutex<HashSet<String>>,
     users: HashMap<String, (String, Secret<Vec<u8>>)>,
     /// Message rows the accounts keep in memory, store-wide (see `rows.rs`).
     budget: rows::Budget,
+}
+
+/// The open account databases, each behind its own lock, with a use counter for closing the
+/// least recently used.
+#[derive(Default)]
+struct OpenAccounts {
+    map: HashMap<String, (Arc<Mutex<Account>>, u64)>,
+    tick: u64,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
             .field("root", &self.root)
-            .field("open_accounts", &self.accounts.len())
             .field("now", &self.now)
             .finish_non_exhaustive()
     }
@@ -253,20 +264,20 @@ impl SqliteStore {
         Ok(SqliteStore {
             _lock: lock,
             root: root.to_path_buf(),
-            accounts: HashMap::new(),
-            tick: 0,
+            open: Mutex::new(OpenAccounts::default()),
             // The same epoch as MemStore, so the two agree until someone sets the clock.
             now: 1_767_225_600,
             inline_limit: DEFAULT_INLINE_LIMIT,
             changes: Vec::new(),
-            locked: HashSet::new(),
+            locked: Mutex::new(HashSet::new()),
             users: HashMap::new(),
             budget: rows::Budget::new(rows::DEFAULT_BUDGET_ROWS),
         })
     }
 
-    /// Sets the store's clock (Unix seconds): the default internal date, OLDER/YOUNGER and
-    /// new UIDVALIDITYs. The runtime sets it before each request; tests freeze it.
+    /// Sets the store's clock (Unix seconds) for [`Store::execute`]: the default internal
+    /// date, OLDER/YOUNGER and new UIDVALIDITYs. Tests freeze it; the runtime passes the time
+    /// with each [`SqliteStore::execute_shared`] instead.
     pub fn set_now(&mut self, unix: i64) {
         self.now = unix;
     }
@@ -301,25 +312,30 @@ impl SqliteStore {
 
     /// Opens an account now (creating or migrating it), to surface problems at start-up
     /// rather than at a client's first command.
-    pub fn open_account(&mut self, account: &str) -> Result<(), OpenError> {
+    pub fn open_account(&self, account: &str) -> Result<(), OpenError> {
         self.account(account).map(|_| ())
     }
 
     /// Messages and octets stored for an account.
-    pub fn usage(&mut self, account: &str) -> Result<Usage, StorageError> {
-        let (messages, octets) = self.account(account)?.usage()?;
+    pub fn usage(&self, account: &str) -> Result<Usage, StorageError> {
+        let account = self.account(account)?;
+        let (messages, octets) = lock(&account).usage()?;
         Ok(Usage { messages, octets })
     }
 
     /// Reclaims every body no message refers to any more (normally reclaimed a few per
     /// write) and returns free pages to the file system; returns how many bodies went.
-    pub fn reclaim(&mut self, account: &str) -> Result<usize, StorageError> {
-        Ok(self.account(account)?.reclaim_all()?)
+    pub fn reclaim(&self, account: &str) -> Result<usize, StorageError> {
+        let account = self.account(account)?;
+        let reclaimed = lock(&account).reclaim_all()?;
+        Ok(reclaimed)
     }
 
     /// Runs SQLite's and FTS5's integrity checks on an account.
-    pub fn check(&mut self, account: &str) -> Result<(), StorageError> {
-        Ok(self.account(account)?.check()?)
+    pub fn check(&self, account: &str) -> Result<(), StorageError> {
+        let account = self.account(account)?;
+        let checked = lock(&account).check();
+        Ok(checked?)
     }
 
     /// The folder of an account (whether or not it exists yet).
@@ -330,43 +346,64 @@ impl SqliteStore {
             .join(folder_name(account).ok_or(OpenError::AccountName)?))
     }
 
-    /// Closes every open account database (they reopen on next use).
-    pub fn close_all(&mut self) {
-        self.accounts.clear();
+    /// Closes every open account database (they reopen on next use; one in use closes when
+    /// its request ends).
+    pub fn close_all(&self) {
+        lock(&self.open).map.clear();
     }
 
-    fn account(&mut self, name: &str) -> Result<&mut Account, OpenError> {
-        self.tick += 1;
-        let tick = self.tick;
-        if !self.accounts.contains_key(name) {
-            let dir = self.account_dir(name)?;
-            let account = Account::open(&dir, self.now, self.budget.clone())?;
-            if self.accounts.len() >= MAX_OPEN_ACCOUNTS {
-                let oldest = self
-                    .accounts
-                    .iter()
-                    .min_by_key(|(_, (_, used))| *used)
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    self.accounts.remove(&k);
-                }
-            }
-            self.accounts.insert(name.to_string(), (account, tick));
-        }
-        match self.accounts.get_mut(name) {
-            Some((account, used)) => {
-                *used = tick;
-                Ok(account)
-            }
-            // Inserted just above.
-            None => Err(OpenError::AccountName),
+    /// Runs one request at time `now` (Unix seconds), locking only the account it names;
+    /// returns the reply and the mailboxes it changed, to announce once the reply is out.
+    pub fn execute_shared(&self, op: StorageOp, now: i64) -> (StorageResult, Vec<Changed>) {
+        match self.without_account(op) {
+            Ok(reply) => (reply, Vec::new()),
+            Err(op) => match op.account().map(str::to_string) {
+                None => (
+                    Err(StorageError::Internal("operation without account".into())),
+                    Vec::new(),
+                ),
+                Some(name) => match self.account(&name) {
+                    Ok(account) => {
+                        let mut account = lock(&account);
+                        run(&mut account, &name, op, now, self.inline_limit)
+                    }
+                    Err(e) => (Err(e.into()), Vec::new()),
+                },
+            },
         }
     }
 
-    fn run(&mut self, op: StorageOp) -> Result<StorageReply, StorageError> {
-        let now = self.now;
-        let inline_limit = self.inline_limit;
-        match op {
+    /// As [`SqliteStore::execute_shared`], but only if the work can start at once: the
+    /// account is open and no other request holds it. Otherwise the request comes back
+    /// untouched, for a thread that may wait.
+    pub fn try_execute_shared(
+        &self,
+        op: StorageOp,
+        now: i64,
+    ) -> Result<(StorageResult, Vec<Changed>), StorageOp> {
+        let op = match self.without_account(op) {
+            Ok(reply) => return Ok((reply, Vec::new())),
+            Err(op) => op,
+        };
+        let Some(name) = op.account().map(str::to_string) else {
+            return Err(op);
+        };
+        let account = match self.open.try_lock() {
+            Ok(open) => match open.map.get(&name) {
+                Some((account, _)) => account.clone(),
+                None => return Err(op),
+            },
+            Err(_) => return Err(op),
+        };
+        let Ok(mut account) = account.try_lock() else {
+            return Err(op);
+        };
+        Ok(run(&mut account, &name, op, now, self.inline_limit))
+    }
+
+    /// Answers the requests that need no account database, or hands the request back.
+    fn without_account(&self, op: StorageOp) -> Result<StorageResult, StorageOp> {
+        Ok(match op {
             StorageOp::Authenticate { username, password } => {
                 let outcome = match self.users.get(&username.to_lowercase()) {
                     Some((account, stored)) if stored == &password => AuthOutcome::Accepted {
@@ -377,14 +414,14 @@ impl SqliteStore {
                 Ok(StorageReply::Authenticated(outcome))
             }
             StorageOp::LockMaildrop { account } => {
-                if self.locked.insert(account.to_lowercase()) {
+                if lock(&self.locked).insert(account.to_lowercase()) {
                     Ok(StorageReply::Done)
                 } else {
                     Err(StorageError::InUse)
                 }
             }
             StorageOp::UnlockMaildrop { account } => {
-                self.locked.remove(&account.to_lowercase());
+                lock(&self.locked).remove(&account.to_lowercase());
                 Ok(StorageReply::Done)
             }
             StorageOp::ScramLookup { .. } => Err(StorageError::Internal(
@@ -393,87 +430,150 @@ impl SqliteStore {
             StorageOp::DeleteMailbox { name, .. } if name == "INBOX" => {
                 Err(StorageError::Cannot("INBOX cannot be deleted."))
             }
-            op => {
-                let Some(name) = op.account().map(str::to_string) else {
-                    return Err(StorageError::Internal("operation without account".into()));
-                };
-                let a = self.account(&name)?;
-                let (reply, changed) = match op {
-                    StorageOp::ListMailboxes { .. } => a.list(),
-                    StorageOp::CreateMailbox {
-                        name, special_use, ..
-                    } => a.create(&name, special_use, now),
-                    StorageOp::DeleteMailbox { name, .. } => a.delete(&name),
-                    StorageOp::RenameMailbox { from, to, .. } => a.rename(&from, &to, now),
-                    StorageOp::Subscribe {
-                        name, subscribed, ..
-                    } => a.subscribe(&name, subscribed),
-                    StorageOp::Status { name, .. } => a.status(&name),
-                    StorageOp::Open {
-                        name, read_only, ..
-                    } => a.open_mailbox(&name, read_only),
-                    StorageOp::Changes {
-                        mailbox,
-                        uid_next,
-                        since,
-                        claim_recent,
-                        ..
-                    } => a.changes(mailbox, uid_next, since, claim_recent),
-                    StorageOp::Append { name, messages, .. } => {
-                        a.append(&name, messages, now, inline_limit)
-                    }
-                    StorageOp::Fetch {
-                        mailbox,
-                        uids,
-                        want,
-                        mark_seen,
-                        ..
-                    } => a.fetch(mailbox, &uids, want, mark_seen),
-                    StorageOp::Search {
-                        mailbox,
-                        uids,
-                        query,
-                        ..
-                    } => a.search(mailbox, &uids, &query, now),
-                    StorageOp::SetFlags {
-                        mailbox,
-                        uids,
-                        mode,
-                        flags,
-                        unchanged_since,
-                        ..
-                    } => a.set_flags(mailbox, &uids, mode, &flags, unchanged_since),
-                    StorageOp::Expunge { mailbox, uids, .. } => a.expunge(mailbox, uids.as_deref()),
-                    StorageOp::Remove {
-                        mailbox,
-                        uids,
-                        seen,
-                        ..
-                    } => a.remove(mailbox, &uids, &seen),
-                    StorageOp::CopyMove {
-                        mailbox,
-                        uids,
-                        target,
-                        remove,
-                        ..
-                    } => a.copy_move(mailbox, &uids, &target, remove),
-                    _ => return Err(StorageError::Internal("unsupported operation".into())),
-                }?;
-                // Only now, after the commit: a notified session must find the change.
-                self.changes
-                    .extend(changed.into_iter().map(|mailbox: MailboxId| Changed {
-                        account: name.clone(),
-                        mailbox,
-                    }));
-                Ok(reply)
+            op => return Err(op),
+        })
+    }
+
+    /// The account's handle, opening it (under the map's lock, so never twice at once: a
+    /// second handle's orphan collection could take the first one's uncommitted files).
+    fn account(&self, name: &str) -> Result<Arc<Mutex<Account>>, OpenError> {
+        let mut open = lock(&self.open);
+        open.tick += 1;
+        let tick = open.tick;
+        if let Some((account, used)) = open.map.get_mut(name) {
+            *used = tick;
+            return Ok(account.clone());
+        }
+        let dir = self.account_dir(name)?;
+        let account = Arc::new(Mutex::new(Account::open(
+            &dir,
+            self.now,
+            self.budget.clone(),
+        )?));
+        if open.map.len() >= MAX_OPEN_ACCOUNTS {
+            // Only an account no request holds: its handle is dropped with the map entry.
+            let oldest = open
+                .map
+                .iter()
+                .filter(|(_, (a, _))| Arc::strong_count(a) == 1)
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                open.map.remove(&k);
             }
         }
+        open.map.insert(name.to_string(), (account.clone(), tick));
+        Ok(account)
+    }
+
+    /// Runs `f` on an open account's database connection (tests reach below the interface).
+    #[cfg(test)]
+    fn with_connection<T>(&self, name: &str, f: impl FnOnce(&rusqlite::Connection) -> T) -> T {
+        let account = self.account(name).expect("account opens");
+        let account = lock(&account);
+        f(account.connection())
+    }
+}
+
+/// Locks a mutex; a panic elsewhere while it was held (a transaction then rolled back on
+/// drop) does not make the data unusable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One request on one account.
+fn run(
+    a: &mut Account,
+    name: &str,
+    op: StorageOp,
+    now: i64,
+    inline_limit: usize,
+) -> (StorageResult, Vec<Changed>) {
+    let outcome = match op {
+        StorageOp::ListMailboxes { .. } => a.list(),
+        StorageOp::CreateMailbox {
+            name, special_use, ..
+        } => a.create(&name, special_use, now),
+        StorageOp::DeleteMailbox { name, .. } => a.delete(&name),
+        StorageOp::RenameMailbox { from, to, .. } => a.rename(&from, &to, now),
+        StorageOp::Subscribe {
+            name, subscribed, ..
+        } => a.subscribe(&name, subscribed),
+        StorageOp::Status { name, .. } => a.status(&name),
+        StorageOp::Open {
+            name, read_only, ..
+        } => a.open_mailbox(&name, read_only),
+        StorageOp::Changes {
+            mailbox,
+            uid_next,
+            since,
+            claim_recent,
+            ..
+        } => a.changes(mailbox, uid_next, since, claim_recent),
+        StorageOp::Append { name, messages, .. } => a.append(&name, messages, now, inline_limit),
+        StorageOp::Fetch {
+            mailbox,
+            uids,
+            want,
+            mark_seen,
+            ..
+        } => a.fetch(mailbox, &uids, want, mark_seen),
+        StorageOp::Search {
+            mailbox,
+            uids,
+            query,
+            ..
+        } => a.search(mailbox, &uids, &query, now),
+        StorageOp::SetFlags {
+            mailbox,
+            uids,
+            mode,
+            flags,
+            unchanged_since,
+            ..
+        } => a.set_flags(mailbox, &uids, mode, &flags, unchanged_since),
+        StorageOp::Expunge { mailbox, uids, .. } => a.expunge(mailbox, uids.as_deref()),
+        StorageOp::Remove {
+            mailbox,
+            uids,
+            seen,
+            ..
+        } => a.remove(mailbox, &uids, &seen),
+        StorageOp::CopyMove {
+            mailbox,
+            uids,
+            target,
+            remove,
+            ..
+        } => a.copy_move(mailbox, &uids, &target, remove),
+        _ => {
+            return (
+                Err(StorageError::Internal("unsupported operation".into())),
+                Vec::new(),
+            )
+        }
+    };
+    match outcome {
+        // Announced only after the commit: a notified session must find the change.
+        Ok((reply, changed)) => (
+            Ok(reply),
+            changed
+                .into_iter()
+                .map(|mailbox| Changed {
+                    account: name.to_string(),
+                    mailbox,
+                })
+                .collect(),
+        ),
+        Err(e) => (Err(e.into()), Vec::new()),
     }
 }
 
 impl Store for SqliteStore {
     fn execute(&mut self, op: StorageOp) -> StorageResult {
-        self.run(op)
+        let (reply, changes) = self.execute_shared(op, self.now);
+        self.changes.extend(changes);
+        reply
     }
 
     fn take_changes(&mut self) -> Vec<Changed> {

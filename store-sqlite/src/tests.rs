@@ -74,12 +74,7 @@ fn fetch_content(store: &mut SqliteStore, uid: u32) -> Option<Bytes> {
 }
 
 fn count(store: &mut SqliteStore, sql: &str) -> i64 {
-    store.open_account("alice").unwrap();
-    let (account, _) = store.accounts.get("alice").unwrap();
-    account
-        .connection()
-        .query_row(sql, [], |r| r.get(0))
-        .unwrap()
+    store.with_connection("alice", |c| c.query_row(sql, [], |r| r.get(0)).unwrap())
 }
 
 fn blob_files(store: &SqliteStore) -> Vec<PathBuf> {
@@ -256,12 +251,9 @@ fn a_failed_append_leaves_no_file_and_no_row() {
     store.set_inline_limit(100);
     store.open_account("alice").unwrap();
     // Fail after the body file is written, before the commit.
-    store.accounts["alice"]
-        .0
-        .connection()
-        .execute_batch(
+    store.with_connection("alice", |c| c.execute_batch(
             "CREATE TEMP TRIGGER boom BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'boom'); END;",
-        )
+        ))
         .unwrap();
     let err = store
         .execute(StorageOp::Append {
@@ -288,10 +280,10 @@ fn a_full_disk_refuses_writes_but_keeps_reads() {
     let uid = append(&mut store, "INBOX", message("before", 100));
     let pages = count(&mut store, "PRAGMA page_count");
     // SQLite reports a database at its page limit exactly as a full disk (SQLITE_FULL).
-    store.accounts["alice"]
-        .0
-        .connection()
-        .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+    store
+        .with_connection("alice", |c| {
+            c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+        })
         .unwrap();
     let mut failed = false;
     for i in 0..50 {
@@ -371,12 +363,12 @@ fn unusable_folders_are_errors_not_panics() {
 #[test]
 fn a_newer_schema_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
     store.open_account("alice").unwrap();
-    store.accounts["alice"]
-        .0
-        .connection()
-        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+    store
+        .with_connection("alice", |c| {
+            c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        })
         .unwrap();
     drop(store);
     let mut store = SqliteStore::open(dir.path()).unwrap();
@@ -407,10 +399,10 @@ fn a_new_account_gets_the_default_mailboxes_at_the_current_version() {
         .unwrap()
     );
     assert_eq!(count(&mut store, "PRAGMA user_version"), SCHEMA_VERSION);
-    let mode: String = store.accounts["alice"]
-        .0
-        .connection()
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+    let mode: String = store
+        .with_connection("alice", |c| {
+            c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        })
         .unwrap();
     assert_eq!(mode, "wal");
     assert_eq!(count(&mut store, "PRAGMA synchronous"), 2);
@@ -643,10 +635,10 @@ fn version_one_databases_gain_headlines() {
     assert_eq!(before.0, StorageReply::Found(vec![2]));
     assert_eq!(before.1, StorageReply::Found(vec![2]));
     store.open_account("alice").unwrap();
-    store.accounts["alice"]
-        .0
-        .connection()
-        .execute_batch("DROP TABLE headlines; PRAGMA user_version = 1;")
+    store
+        .with_connection("alice", |c| {
+            c.execute_batch("DROP TABLE headlines; PRAGMA user_version = 1;")
+        })
         .unwrap();
     drop(store);
     let mut store = SqliteStore::open(dir.path()).unwrap();
@@ -655,4 +647,27 @@ fn version_one_databases_gain_headlines() {
     let after = (search(&mut store, from), search(&mut store, cc));
     assert_eq!(before, after);
     store.check("alice").unwrap();
+}
+
+/// Requests lock only their own account: while one of alice's is in progress, bob's runs at
+/// once, and a request that would have to wait for alice's is handed back, untouched.
+#[test]
+fn accounts_are_locked_separately() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.open_account("bob").unwrap();
+    let list = |account: &str| StorageOp::ListMailboxes {
+        account: account.into(),
+    };
+    store.with_connection("alice", |_| {
+        let (reply, _) = store.try_execute_shared(list("bob"), 0).unwrap();
+        assert!(matches!(reply, Ok(StorageReply::Mailboxes(_))));
+        let back = store.try_execute_shared(list("alice"), 0).unwrap_err();
+        assert_eq!(back, list("alice"));
+    });
+    let (reply, _) = store.try_execute_shared(list("alice"), 0).unwrap();
+    assert!(matches!(reply, Ok(StorageReply::Mailboxes(_))));
+    // An account not open yet is opened only by a request that may wait.
+    assert!(store.try_execute_shared(list("carol"), 0).is_err());
+    assert!(store.execute_shared(list("carol"), 0).0.is_ok());
 }
