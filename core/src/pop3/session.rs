@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::command::Command;
 use super::lines::{LineFrame, LineReader};
@@ -881,14 +881,7 @@ impl Pop3Session {
         }
         let buf = self.out.bytes();
         buf.reserve(data.len() + data.len() / 32 + 8);
-        let mut at_line_start = true;
-        for line in data.split_inclusive(|&b| b == b'\n') {
-            if at_line_start && line.first() == Some(&b'.') {
-                buf.put_u8(b'.');
-            }
-            buf.put_slice(line);
-            at_line_start = line.ends_with(b"\n");
-        }
+        put_stuffed(buf, &data);
         if !data.is_empty() && !data.ends_with(b"\n") {
             buf.put_slice(b"\r\n");
         }
@@ -953,6 +946,23 @@ impl Pop3Session {
 }
 
 /// The message a number names (RFC 1939 §5: deleted messages may not be referred to).
+/// Appends `data` byte-stuffed (RFC 1939 §3): a line that begins with "." gets another one in
+/// front. Copies whole runs between line-initial dots rather than line by line: most messages
+/// have none, and then this is one copy.
+fn put_stuffed(buf: &mut BytesMut, data: &[u8]) {
+    if data.first() == Some(&b'.') {
+        buf.put_u8(b'.');
+    }
+    let mut from = 0;
+    for at in memchr::memmem::find_iter(data, b"\n.") {
+        // Through the line feed, then the extra dot; the line's own dot starts the next run.
+        buf.put_slice(data.get(from..=at).unwrap_or_default());
+        buf.put_u8(b'.');
+        from = at + 1;
+    }
+    buf.put_slice(data.get(from..).unwrap_or_default());
+}
+
 /// The messages RETR sent that are not marked for deletion, for `\Seen`.
 fn retrieved_kept(maildrop: &Maildrop) -> Vec<Uid> {
     maildrop
@@ -1000,4 +1010,57 @@ fn header_end(data: &[u8]) -> usize {
     data.windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map_or(data.len(), |p| p + 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference: line by line, as RFC 1939 §3 words it.
+    fn stuffed_by_lines(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for line in data.split_inclusive(|&b| b == b'\n') {
+            if line.first() == Some(&b'.') {
+                out.push(b'.');
+            }
+            out.extend_from_slice(line);
+        }
+        out
+    }
+
+    #[test]
+    fn stuffing_matches_the_line_by_line_rule() {
+        for data in [
+            &b""[..],
+            b".",
+            b"..\r\n",
+            b"a\r\n.b\r\n..c\r\n.",
+            b"\n\n.\n.",
+            b"no dots at all\r\n",
+            b"x.\r\n.y",
+        ] {
+            let mut buf = BytesMut::new();
+            put_stuffed(&mut buf, data);
+            assert_eq!(&buf[..], &stuffed_by_lines(data)[..], "{data:?}");
+        }
+    }
+
+    #[test]
+    fn stuffing_matches_the_line_by_line_rule_on_any_input() {
+        fn prop(data: Vec<u8>) -> bool {
+            // Dots and line feeds often, so that lines starting with dots are common.
+            let data: Vec<u8> = data
+                .iter()
+                .map(|b| match b % 4 {
+                    0 => b'.',
+                    1 => b'\n',
+                    _ => *b,
+                })
+                .collect();
+            let mut buf = BytesMut::new();
+            put_stuffed(&mut buf, &data);
+            buf[..] == stuffed_by_lines(&data)[..]
+        }
+        quickcheck::quickcheck(prop as fn(Vec<u8>) -> bool);
+    }
 }
