@@ -131,11 +131,16 @@ impl Backend {
     ///
     /// A POP3 RETR or an IMAP NOOP is tens of microseconds of work from the page cache; the
     /// two thread hand-offs of the blocking pool cost more than that (they were most of the
-    /// CPU time of single-client RETR in `scripts/bench-vs-dovecot.sh`). Nothing that
-    /// writes, hashes a password, or may scan a mailbox qualifies, and the account's lock is
-    /// only tried, never waited for, so an executor thread never sits behind another request.
+    /// CPU time of single-client RETR in `scripts/bench-vs-dovecot.sh`). The store decides
+    /// what is quick (nothing that writes or may scan a mailbox); password checks never are;
+    /// and the account's lock is only tried, never waited for, so an executor thread never
+    /// sits behind another request.
     pub fn try_inline(&self, op: StorageOp) -> Result<StorageResult, StorageOp> {
-        if !is_short_read(&op) {
+        // Logins are this backend's business (directory, password hashing), never inline.
+        if matches!(
+            op,
+            StorageOp::Authenticate { .. } | StorageOp::ScramLookup { .. }
+        ) {
             return Err(op);
         }
         let (reply, changes) = self.store.try_execute_shared(op, unix_now())?;
@@ -237,23 +242,4 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Messages a fetch may name and still run on an executor thread: a POP3 RETR, one batch of
-/// an IMAP body FETCH.
-const SHORT_FETCH: usize = 16;
-
-/// Requests that only read a little: see [`Backend::try_inline`].
-fn is_short_read(op: &StorageOp) -> bool {
-    match op {
-        StorageOp::Fetch {
-            uids, mark_seen, ..
-        } => !mark_seen && uids.len() <= SHORT_FETCH,
-        StorageOp::Changes { claim_recent, .. } => !claim_recent,
-        StorageOp::Status { .. }
-        | StorageOp::ListMailboxes { .. }
-        | StorageOp::LockMaildrop { .. }
-        | StorageOp::UnlockMaildrop { .. } => true,
-        _ => false,
-    }
 }

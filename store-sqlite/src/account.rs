@@ -21,8 +21,8 @@ use tern_core::mail::text::{extract, SearchText};
 use tern_core::store::query::{Candidate, Query};
 use tern_core::store::{
     ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList, MailboxStatus,
-    MessageState, ModSeq, NewMessage, Snapshot, SpecialUse, StorageError, StorageReply, Uid,
-    DEFAULT_MAILBOXES,
+    MessageState, ModSeq, NewMessage, Snapshot, SpecialUse, StorageError, StorageOp, StorageReply,
+    Uid, DEFAULT_MAILBOXES,
 };
 
 use crate::blobs::BlobDir;
@@ -41,6 +41,10 @@ const STATEMENT_CACHE: usize = 96;
 /// Requests with at least this many UIDs, in strictly ascending order, read one range scan
 /// instead of one lookup per UID.
 const SCAN_THRESHOLD: usize = 32;
+
+/// A fetch of at most this many messages is quick whatever it reads (a POP3 RETR, a batch of
+/// an IMAP body FETCH).
+const QUICK_FETCH: usize = 16;
 
 /// A read of at least this many messages is bulk work (a client synchronising, POP3's login):
 /// it reads from the mailbox's cached rows, caching them first if need be.
@@ -109,6 +113,10 @@ pub(crate) struct Msg {
 }
 
 impl Msg {
+    pub(crate) fn is_seen(&self) -> bool {
+        self.flags.has(SystemFlag::Seen)
+    }
+
     fn state(&self) -> MessageState {
         MessageState {
             uid: self.uid,
@@ -751,6 +759,39 @@ impl Account {
         ))
     }
 
+    /// Whether `op` is a short read: no write, no scan, no body beyond a few (see
+    /// [`crate::SqliteStore::try_execute_shared`]). Reads one mailbox row to tell.
+    pub fn is_quick(&self, op: &StorageOp) -> bool {
+        let current = |m: Result<Mailbox, Fail>| m.is_ok_and(|m| self.rows.is_current(&m));
+        match op {
+            StorageOp::Fetch {
+                mailbox,
+                uids,
+                want,
+                mark_seen: false,
+                ..
+            } => {
+                uids.len() <= QUICK_FETCH
+                    || (!want.content && !want.info && current(by_id(&self.conn, *mailbox)))
+            }
+            StorageOp::Open {
+                name, read_only, ..
+            } => selectable(&self.conn, name).is_ok_and(|m| {
+                self.rows.is_current(&m) && (*read_only || m.recent_claimed == m.uid_next)
+            }),
+            StorageOp::Changes {
+                mailbox,
+                claim_recent,
+                ..
+            } => {
+                !claim_recent
+                    || by_id(&self.conn, *mailbox).is_ok_and(|m| m.recent_claimed == m.uid_next)
+            }
+            StorageOp::Status { .. } | StorageOp::ListMailboxes { .. } => true,
+            _ => false,
+        }
+    }
+
     pub fn open_mailbox(&mut self, name: &str, read_only: bool) -> Result<Outcome, Fail> {
         let m = selectable(&self.conn, name)?;
         // EXAMINE shows what SELECT would show (RFC 3501 §6.3.2) but claims nothing.
@@ -766,12 +807,7 @@ impl Account {
             self.claim_recent(&m)?
         };
         let keywords = Keywords::load(&self.conn, m.id)?.list;
-        let rows = self.rows.rows(&self.conn, &m)?;
-        let uids = rows.iter().map(|r| r.uid).collect();
-        let first_unseen = rows
-            .iter()
-            .find(|r| !r.flags.has(SystemFlag::Seen))
-            .map(|r| r.uid);
+        let (uids, first_unseen) = self.rows.listing(&self.conn, &m)?;
         Ok((
             StorageReply::Opened(Snapshot {
                 id: MailboxId(m.id as u64),
@@ -939,27 +975,35 @@ impl Account {
             })
         };
         if !mark_seen {
-            let m = by_id(&self.conn, mailbox)?;
+            let Account {
+                conn, blobs, rows, ..
+            } = self;
+            // One read transaction for the whole request: in autocommit mode each lookup
+            // took and released SQLite's WAL locks itself (system calls that were a tenth of
+            // a 1,000-message FETCH ENVELOPE).
+            let tx = conn.unchecked_transaction()?;
+            let m = by_id(&tx, mailbox)?;
             let mut out = Vec::with_capacity(uids.len());
-            if uids.len() >= BULK_REQUEST || self.rows.holds(m.id) {
-                let Account {
-                    conn, blobs, rows, ..
-                } = self;
-                let rows = rows.rows(conn, &m)?;
+            // A small request uses the cache only when it is current: bringing it up to date
+            // could cost a scan, more than the few lookups (and this may be running on an
+            // executor thread, see the runtime's `try_inline`).
+            if uids.len() >= BULK_REQUEST || rows.is_current(&m) {
+                let rows = rows.rows(&tx, &m)?;
                 // MemStore's order: as requested, duplicates included.
                 for uid in uids {
                     if let Ok(i) = rows.binary_search_by_key(uid, |r| r.uid) {
                         if let Some(msg) = rows.get(i) {
-                            out.push(load(conn, blobs, msg)?);
+                            out.push(load(&tx, blobs, msg)?);
                         }
                     }
                 }
             } else {
-                for_each_msg(&self.conn, m.id, uids, |conn, msg| {
-                    out.push(load(conn, &self.blobs, &msg)?);
+                for_each_msg(&tx, m.id, uids, |conn, msg| {
+                    out.push(load(conn, blobs, &msg)?);
                     Ok(())
                 })?;
             }
+            tx.commit()?;
             return Ok((StorageReply::Fetched(out), Vec::new()));
         }
         self.write(|tx, blobs, _| {
@@ -1003,6 +1047,9 @@ impl Account {
             _ => (0, Uid::MAX),
         };
         let Account { conn, rows, .. } = self;
+        // One read transaction, as in `fetch`: candidates' texts are loaded one by one.
+        let tx = conn.unchecked_transaction()?;
+        let conn: &Connection = &tx;
         let full_text = search::needs_full_text(query);
         // Header criteria on From/To/Cc/Bcc/Subject (and sent dates) are decided on the
         // headlines, held with the cached rows: a scan of memory beats the trigram index,
@@ -1047,6 +1094,8 @@ impl Account {
                 found.push(c.msg.uid);
             }
         }
+        drop(rows);
+        tx.commit()?;
         Ok((StorageReply::Found(found), Vec::new()))
     }
 

@@ -373,9 +373,11 @@ impl SqliteStore {
         }
     }
 
-    /// As [`SqliteStore::execute_shared`], but only if the work can start at once: the
-    /// account is open and no other request holds it. Otherwise the request comes back
-    /// untouched, for a thread that may wait.
+    /// As [`SqliteStore::execute_shared`], but only for quick work that can start at once:
+    /// the account is open, no other request holds it, and the request is a short read that
+    /// needs no disk write and no scan (a POP3 RETR, a NOOP's changes, a SELECT or a
+    /// `FETCH 1:* (FLAGS)` batch of a mailbox whose rows are cached). Otherwise the request
+    /// comes back untouched, for a thread that may wait.
     pub fn try_execute_shared(
         &self,
         op: StorageOp,
@@ -398,6 +400,9 @@ impl SqliteStore {
         let Ok(mut account) = account.try_lock() else {
             return Err(op);
         };
+        if !account.is_quick(&op) {
+            return Err(op);
+        }
         Ok(run(&mut account, &name, op, now, self.inline_limit))
     }
 

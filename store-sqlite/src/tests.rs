@@ -671,3 +671,53 @@ fn accounts_are_locked_separately() {
     assert!(store.try_execute_shared(list("carol"), 0).is_err());
     assert!(store.execute_shared(list("carol"), 0).0.is_ok());
 }
+
+/// Only short reads run through `try_execute_shared`: a SELECT once the mailbox's rows are
+/// cached and nothing is left to claim as \Recent, a small FETCH, never a SEARCH or a write.
+#[test]
+fn only_short_reads_are_quick() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    append(&mut store, "INBOX", message("one", 40));
+    let select = |read_only| StorageOp::Open {
+        account: "alice".into(),
+        name: "INBOX".into(),
+        read_only,
+    };
+    // Not cached yet, and SELECT would claim \Recent (a write).
+    assert!(store.try_execute_shared(select(true), 0).is_err());
+    assert!(store.try_execute_shared(select(false), 0).is_err());
+    store.execute(select(false)).unwrap();
+    assert!(store.try_execute_shared(select(true), 0).is_ok());
+    assert!(store.try_execute_shared(select(false), 0).is_ok());
+    // A new message must be claimed by the next SELECT: not quick any more.
+    append(&mut store, "INBOX", message("two", 40));
+    assert!(store.try_execute_shared(select(false), 0).is_err());
+    let fetch = StorageOp::Fetch {
+        account: "alice".into(),
+        mailbox: INBOX,
+        uids: vec![1],
+        want: FetchWant {
+            content: true,
+            info: true,
+        },
+        mark_seen: false,
+    };
+    assert!(store.try_execute_shared(fetch, 0).is_ok());
+    let search = StorageOp::Search {
+        account: "alice".into(),
+        mailbox: INBOX,
+        uids: vec![1, 2],
+        query: Query::All,
+    };
+    assert!(store.try_execute_shared(search, 0).is_err());
+    let store_flags = StorageOp::SetFlags {
+        account: "alice".into(),
+        mailbox: INBOX,
+        uids: vec![1],
+        mode: StoreMode::Add,
+        flags: vec![Flag::Seen],
+        unchanged_since: None,
+    };
+    assert!(store.try_execute_shared(store_flags, 0).is_err());
+}
