@@ -194,6 +194,10 @@ pub struct Timeouts {
     /// How long shutdown waits for connections to finish their command and say goodbye.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace: u64,
+    /// A TLS handshake (implicit TLS, STARTTLS, STLS) that has not finished by then drops the
+    /// connection: a peer that opens one and sends nothing must not hold a connection slot.
+    #[serde(default = "default_tls_handshake")]
+    pub tls_handshake: u64,
 }
 
 impl Default for Timeouts {
@@ -204,10 +208,14 @@ impl Default for Timeouts {
             idle_keepalive: default_idle_keepalive(),
             send: default_send(),
             shutdown_grace: default_shutdown_grace(),
+            tls_handshake: default_tls_handshake(),
         }
     }
 }
 
+fn default_tls_handshake() -> u64 {
+    30
+}
 fn default_autologout() -> u64 {
     30 * 60
 }
@@ -309,6 +317,7 @@ impl Config {
             ("timeouts.pop3-inactivity", self.timeouts.pop3_inactivity),
             ("timeouts.idle-keepalive", self.timeouts.idle_keepalive),
             ("timeouts.send", self.timeouts.send),
+            ("timeouts.tls-handshake", self.timeouts.tls_handshake),
         ] {
             if value == 0 {
                 return Err(invalid(format!("{key}: must be at least 1 second")));

@@ -63,6 +63,8 @@ pub struct Context {
     pub tls: TlsAcceptor,
     pub backend: Arc<Backend>,
     pub send_timeout: Duration,
+    /// Longest a TLS handshake may take.
+    pub handshake_timeout: Duration,
     /// Resolves (with an error) when the server begins to shut down.
     pub shutdown: smol::channel::Receiver<()>,
     /// Held until the connection ends; shutdown waits for every copy to drop.
@@ -103,6 +105,24 @@ fn channel_bindings(tls: &TlsStream<TcpStream>) -> tern_core::sasl::ChannelBindi
     bindings
 }
 
+/// The server side of a TLS handshake, bounded by the configured handshake timeout.
+async fn handshake(
+    ctx: &Context,
+    socket: TcpStream,
+) -> std::io::Result<futures_rustls::server::TlsStream<TcpStream>> {
+    let limit = ctx.handshake_timeout;
+    ctx.tls
+        .accept(socket)
+        .or(async {
+            Timer::after(limit).await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "TLS handshake did not finish in time",
+            ))
+        })
+        .await
+}
+
 /// Serves one accepted connection to completion.
 pub async fn serve(
     socket: TcpStream,
@@ -121,7 +141,7 @@ pub async fn serve(
     });
     tracing::info!(peer = %peer, listener = %ctx.listener, tls = implicit_tls, "connection opened");
     let stream = if implicit_tls {
-        match ctx.tls.accept(socket).await {
+        match handshake(&ctx, socket).await {
             Ok(tls) => {
                 config.channel_bindings = channel_bindings(&tls);
                 Stream::Tls(Box::new(tls))
@@ -298,7 +318,7 @@ impl Connection {
                     let Some(Stream::Plain(socket)) = self.stream.take() else {
                         return Ok(None);
                     };
-                    let tls = self.ctx.tls.accept(socket).await.map_err(End::TlsFailed)?;
+                    let tls = handshake(&self.ctx, socket).await.map_err(End::TlsFailed)?;
                     let channel_bindings = channel_bindings(&tls);
                     self.stream = Some(Stream::Tls(Box::new(tls)));
                     let now = Instant::now();

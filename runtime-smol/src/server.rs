@@ -134,6 +134,7 @@ async fn serve(
             tls: tls.clone(),
             backend: backend.clone(),
             send_timeout: Duration::from_secs(config.timeouts.send),
+            handshake_timeout: Duration::from_secs(config.timeouts.tls_handshake),
             shutdown: shutdown_rx.clone(),
             alive: alive_tx.clone(),
         });

@@ -388,3 +388,48 @@ fn hash_password_scram_prints_an_rfc5803_record_the_config_accepts() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Reads until the server closes the connection; how long that took, or `None` if it was
+/// still open after `limit`.
+fn closed_within(port: u16, before_silence: &[u8], limit: Duration) -> Option<Duration> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(before_silence).unwrap();
+    s.set_read_timeout(Some(limit)).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// A peer that opens a TLS handshake and then says nothing must not hold a connection slot:
+/// implicit TLS and STARTTLS alike end after `timeouts.tls-handshake`.
+#[test]
+fn a_stalled_tls_handshake_is_dropped() {
+    let server = Server::start("[timeouts]\ntls-handshake = 1\n");
+    // Implicit TLS: not even a ClientHello.
+    let took = closed_within(server.port("imaps"), b"", Duration::from_secs(15))
+        .expect("implicit TLS connection still open");
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed too early: {took:?}"
+    );
+    // Half a ClientHello record header, then silence.
+    closed_within(server.port("pop3s"), b"\x16\x03", Duration::from_secs(15))
+        .expect("POP3S connection still open");
+    // STARTTLS accepted, then no handshake.
+    closed_within(
+        server.port("imap"),
+        b"a STARTTLS\r\n",
+        Duration::from_secs(15),
+    )
+    .expect("STARTTLS connection still open");
+    // The server is still there for others.
+    let mut c = Client::connect(server.port("imap"));
+    assert!(greeted(&mut c).starts_with("* OK"));
+}

@@ -156,7 +156,19 @@ impl RowCache {
         if let Some(i) = self.entries.iter().position(|e| e.mailbox == m.id) {
             let mut entry = self.entries.remove(i);
             let before = entry.rows.len();
-            let current = entry.modseq == m.highest_modseq || catch_up(conn, &mut entry, m)?;
+            let caught_up = if entry.modseq == m.highest_modseq {
+                Ok(true)
+            } else {
+                catch_up(conn, &mut entry, m)
+            };
+            let current = match caught_up {
+                Ok(current) => current,
+                Err(e) => {
+                    // The entry is dropped: so is its share of the budget.
+                    self.budget.give_back(before);
+                    return Err(e);
+                }
+            };
             if current && self.resize(before, entry.rows.len()) {
                 self.entries.push(entry);
                 return Ok(Rows::Cached(self.last_rows()));
