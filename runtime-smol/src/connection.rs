@@ -110,17 +110,25 @@ async fn handshake(
     ctx: &Context,
     socket: TcpStream,
 ) -> std::io::Result<futures_rustls::server::TlsStream<TcpStream>> {
-    let limit = ctx.handshake_timeout;
-    ctx.tls
-        .accept(socket)
-        .or(async {
-            Timer::after(limit).await;
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "TLS handshake did not finish in time",
-            ))
-        })
-        .await
+    within(
+        ctx.handshake_timeout,
+        "TLS handshake did not finish in time",
+        ctx.tls.accept(socket),
+    )
+    .await
+}
+
+/// `io`, or a `TimedOut` error saying `what` once `limit` has passed.
+async fn within<T>(
+    limit: Duration,
+    what: &'static str,
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    io.or(async {
+        Timer::after(limit).await;
+        Err(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
+    })
+    .await
 }
 
 /// Serves one accepted connection to completion.
@@ -361,16 +369,7 @@ impl Connection {
         };
         let timeout = self.ctx.send_timeout;
         for chunk in data.chunks(WRITE_CHUNK) {
-            stream
-                .write_all(chunk)
-                .or(async {
-                    Timer::after(timeout).await;
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "peer stopped reading",
-                    ))
-                })
-                .await?;
+            within(timeout, "peer stopped reading", stream.write_all(chunk)).await?;
         }
         Ok(())
     }
@@ -379,17 +378,12 @@ impl Connection {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(());
         };
-        let timeout = self.ctx.send_timeout;
-        stream
-            .flush()
-            .or(async {
-                Timer::after(timeout).await;
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "peer stopped reading",
-                ))
-            })
-            .await
+        within(
+            self.ctx.send_timeout,
+            "peer stopped reading",
+            stream.flush(),
+        )
+        .await
     }
 
     /// Waits for whichever comes first: input, the storage reply, the deadline, shutdown.
