@@ -452,13 +452,33 @@ impl Target for Net {
     }
 
     fn close(&mut self, conn: usize) -> Result<(), TargetError> {
-        if let Some(slot) = self.conns.get_mut(conn) {
-            if let Some(mut c) = slot.take() {
-                if let Some(Stream::Tls(mut s)) = c.stream.take() {
-                    // Best effort: the server may be gone already.
-                    s.conn.send_close_notify();
-                    let _ = s.conn.complete_io(&mut s.sock);
-                }
+        let Some(mut stream) = self
+            .conns
+            .get_mut(conn)
+            .and_then(Option::take)
+            .and_then(|mut c| c.stream.take())
+        else {
+            return Ok(());
+        };
+        // Best effort throughout: the server may be gone already.
+        if let Stream::Tls(s) = &mut stream {
+            s.conn.send_close_notify();
+            let _ = s.conn.complete_io(&mut s.sock);
+        }
+        // Then wait (bounded) for the server to close its side. A server finishes what a
+        // client's leaving sets off (a POP3 maildrop lock released, flags written) before it
+        // closes, so the next step of the transcript does not race that clean-up; in-process
+        // runs have the same order by construction.
+        let tcp = stream.tcp();
+        let _ = tcp.shutdown(std::net::Shutdown::Write);
+        let _ = tcp.set_read_timeout(Some(self.timeout));
+        let deadline = std::time::Instant::now() + self.timeout;
+        let mut sink = [0u8; 4096];
+        let mut tcp = tcp;
+        while std::time::Instant::now() < deadline {
+            match tcp.read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
             }
         }
         Ok(())

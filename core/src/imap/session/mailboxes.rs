@@ -19,6 +19,8 @@ pub(super) enum Pending {
     Done {
         tag: Tag,
         text: &'static str,
+        /// An untagged LIST to send with the OK: CREATE's OLDNAME announcement.
+        announce: Option<ListItem>,
     },
     List {
         tag: Tag,
@@ -90,6 +92,27 @@ impl ImapSession {
         Bytes::from(mailbox_name::to_wire(name, self.encode_options().utf8))
     }
 
+    /// `* LIST () "/" name ("OLDNAME" (sent))` when the name the client sent is not the
+    /// normalised one it now stands for ("inbox" for INBOX, a name not in NFC): RFC 9051
+    /// §6.3.9.7 (a SHOULD, IMAP4rev2 only: the item is LIST-EXTENDED syntax). A trailing
+    /// hierarchy delimiter, which CREATE drops (§6.3.4), is not a different name.
+    pub(super) fn oldname(&self, name: &str, sent: &Bytes) -> Option<ListItem> {
+        if !self.enabled.rev2 {
+            return None;
+        }
+        let wire = self.wire_name(name);
+        let stripped = sent.strip_suffix(b"/").unwrap_or(sent);
+        if stripped == &wire[..] {
+            return None;
+        }
+        Some(ListItem {
+            attributes: Vec::new(),
+            delimiter: Some(b'/'),
+            name: wire,
+            extended: vec![(Bytes::from_static(b"OLDNAME"), vec![sent.clone()])],
+        })
+    }
+
     pub(super) fn create(&mut self, tag: Tag, mailbox: &MailboxArg, special_use: &[Bytes]) {
         let Some(name) = self.mailbox_name(&tag, mailbox) else {
             return;
@@ -124,6 +147,7 @@ impl ImapSession {
                 return;
             }
         };
+        let announce = self.oldname(&name, &mailbox.0);
         self.request(
             StorageOp::CreateMailbox {
                 account,
@@ -133,6 +157,7 @@ impl ImapSession {
             SessionPending::Mailbox(Pending::Done {
                 tag,
                 text: "CREATE completed.",
+                announce,
             }),
         );
     }
@@ -149,6 +174,7 @@ impl ImapSession {
             SessionPending::Mailbox(Pending::Done {
                 tag,
                 text: "DELETE completed.",
+                announce: None,
             }),
         );
     }
@@ -172,6 +198,7 @@ impl ImapSession {
             SessionPending::Mailbox(Pending::Done {
                 tag,
                 text: "RENAME completed.",
+                announce: None,
             }),
         );
     }
@@ -196,6 +223,7 @@ impl ImapSession {
                 } else {
                     "UNSUBSCRIBE completed."
                 },
+                announce: None,
             }),
         );
     }
@@ -321,8 +349,17 @@ impl ImapSession {
 
     pub(super) fn mailbox_reply(&mut self, pending: Pending, reply: StorageResult) {
         match pending {
-            Pending::Done { tag, text } => match reply {
-                Ok(StorageReply::Done) => self.finish(Finish::ok(tag, text)),
+            Pending::Done {
+                tag,
+                text,
+                announce,
+            } => match reply {
+                Ok(StorageReply::Done) => {
+                    if let Some(item) = announce {
+                        self.send(Response::Data(Data::List(item)));
+                    }
+                    self.finish(Finish::ok(tag, text))
+                }
                 Err(crate::store::StorageError::NoSuchMailbox) => {
                     self.no(tag, Some(Code::NonExistent), "Mailbox does not exist.")
                 }

@@ -24,6 +24,8 @@ pub(super) enum Pending {
         tag: Tag,
         read_only: bool,
         name: String,
+        /// The name as the client sent it, for OLDNAME.
+        sent: Bytes,
     },
     Append {
         tag: Tag,
@@ -109,11 +111,12 @@ impl ImapSession {
                 tag,
                 read_only,
                 name,
+                sent: mailbox.0.clone(),
             }),
         );
     }
 
-    fn opened(&mut self, tag: Tag, read_only: bool, name: &str, snap: Snapshot) {
+    fn opened(&mut self, tag: Tag, read_only: bool, name: &str, sent: &Bytes, snap: Snapshot) {
         let rev1 = !self.enabled.rev2;
         let first_unseen = snap
             .first_unseen
@@ -142,13 +145,13 @@ impl ImapSession {
         if !rev1 {
             // RFC 9051 §6.3.2: IMAP4rev2 SELECT names the mailbox in a LIST response. No
             // attributes are claimed, as in the RFC's own example, so none can be wrong.
-            let wire = self.wire_name(name);
-            self.send(Response::Data(Data::List(ListItem {
+            let item = self.oldname(name, sent).unwrap_or_else(|| ListItem {
                 attributes: Vec::new(),
                 delimiter: Some(b'/'),
-                name: wire,
+                name: self.wire_name(name),
                 extended: Vec::new(),
-            })));
+            });
+            self.send(Response::Data(Data::List(item)));
         }
         if rev1 {
             self.send(Response::Data(Data::Recent(snap.recent.len() as u32)));
@@ -592,9 +595,10 @@ impl ImapSession {
                     tag,
                     read_only,
                     name,
+                    sent,
                 },
                 Ok(StorageReply::Opened(snap)),
-            ) => self.opened(tag, read_only, &name, snap),
+            ) => self.opened(tag, read_only, &name, &sent, snap),
             (Pending::Select { tag, .. }, Err(StorageError::NoSuchMailbox)) => {
                 self.no(tag, Some(Code::NonExistent), "Mailbox does not exist.")
             }
