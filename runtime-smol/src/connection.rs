@@ -80,6 +80,23 @@ enum Wake {
     Shutdown,
 }
 
+/// A storage reply the session will be handed when it next waits.
+enum Reply {
+    /// Computed on the connection's thread (`Backend::try_inline`).
+    Ready(StorageResult),
+    /// Running on the blocking pool.
+    Running(smol::Task<StorageResult>),
+}
+
+impl Reply {
+    async fn finish(self) -> StorageResult {
+        match self {
+            Reply::Ready(reply) => reply,
+            Reply::Running(task) => task.await,
+        }
+    }
+}
+
 /// Why a connection ended, for the close log line.
 enum End {
     Closed,
@@ -199,7 +216,7 @@ struct Connection {
     stream: Option<Stream>,
     ctx: Arc<Context>,
     peer: SocketAddr,
-    pending: Option<(RequestId, smol::Task<StorageResult>)>,
+    pending: Option<(RequestId, Reply)>,
     shutdown_seen: bool,
     /// Change notifications for the account, once logged in.
     watch: Option<Watch>,
@@ -215,8 +232,8 @@ impl Connection {
         let _ = self.session.handle_input(Input::PeerClosed {
             now: Instant::now(),
         });
-        if let Some((_, task)) = self.pending.take() {
-            let _ = task.await;
+        if let Some((_, reply)) = self.pending.take() {
+            let _ = reply.finish().await;
         }
         // Bounded: a session emits at most a few clean-up requests before Close.
         for _ in 0..16 {
@@ -243,7 +260,14 @@ impl Connection {
                 Ok(None) => return End::Closed,
                 Err(end) => return end,
             };
-            let wake = self.wait(deadline, &mut buf).await;
+            let wake = match self.pending.take() {
+                // Answered on this thread already: hand it over at once.
+                Some((id, Reply::Ready(reply))) => Wake::Storage(id, reply),
+                other => {
+                    self.pending = other;
+                    self.wait(deadline, &mut buf).await
+                }
+            };
             let now = Instant::now();
             let account = self.watch.as_ref().map(|w| w.account().to_string());
             let input = match wake {
@@ -290,23 +314,17 @@ impl Connection {
             match self.session.poll_output() {
                 Output::Transmit(bytes) => self.send(&bytes).await.map_err(End::Io)?,
                 Output::Storage(request) => match self.pending.take() {
-                    None => match self.ctx.backend.try_inline(request.op) {
-                        Ok(reply) => {
-                            let input = Input::Storage {
-                                now: Instant::now(),
-                                id: request.id,
-                                reply,
-                            };
-                            if let Err(e) = self.session.handle_input(input) {
-                                tracing::error!(peer = %self.peer, error = %e, "session misuse");
-                                return Ok(None);
-                            }
-                        }
-                        Err(op) => {
-                            let task = self.ctx.backend.clone().execute(op, self.client.clone());
-                            self.pending = Some((request.id, task));
-                        }
-                    },
+                    // The reply, even one computed here at once, is handed over only once the
+                    // session waits: a request on the way to Close expects none.
+                    None => {
+                        let reply = match self.ctx.backend.try_inline(request.op) {
+                            Ok(reply) => Reply::Ready(reply),
+                            Err(op) => Reply::Running(
+                                self.ctx.backend.clone().execute(op, self.client.clone()),
+                            ),
+                        };
+                        self.pending = Some((request.id, reply));
+                    }
                     Some((id, earlier)) => {
                         // A clean-up request emitted on the way to Close (no reply awaited):
                         // it runs after the earlier one, in the order the session gave (POP3
@@ -314,11 +332,11 @@ impl Connection {
                         let backend = self.ctx.backend.clone();
                         let client = self.client.clone();
                         let chained = smol::spawn(async move {
-                            let reply = earlier.await;
+                            let reply = earlier.finish().await;
                             let _ = backend.execute(request.op, client).await;
                             reply
                         });
-                        self.pending = Some((id, chained));
+                        self.pending = Some((id, Reply::Running(chained)));
                     }
                 },
                 Output::StartTls => {
@@ -415,8 +433,9 @@ impl Connection {
         };
         let storage = async {
             match pending.as_mut() {
-                Some((id, task)) => Wake::Storage(*id, task.await),
-                None => std::future::pending().await,
+                Some((id, Reply::Running(task))) => Wake::Storage(*id, task.await),
+                // `run` takes a ready reply before it waits.
+                Some((_, Reply::Ready(_))) | None => std::future::pending().await,
             }
         };
         let timer = async {

@@ -187,3 +187,97 @@ fn starttls_and_stls_discard_pipelined_plaintext() {
     );
     assert_eq!(pop, "-ERR No user name given.\n");
 }
+
+/// The POP3 `\Seen` of a retrieved message is written when the session ends, by QUIT or by a
+/// dropped connection, and the maildrop lock is free afterwards; nothing about it is a
+/// driver error in the log.
+#[test]
+fn pop3_retr_marks_seen_at_the_end_of_the_session() {
+    let server = Server::start("");
+    let mut imap = Client::connect(server.port("imap"));
+    imap.line().unwrap();
+    imap.send("a LOGIN alice wonderland\r\n");
+    assert!(imap.line().unwrap().starts_with("a OK"));
+    // IMAP4rev2: no \Recent to tell apart from the flags under test.
+    imap.send("e ENABLE IMAP4rev2\r\n");
+    assert_eq!(imap.line().unwrap(), "* ENABLED IMAP4rev2");
+    assert!(imap.line().unwrap().starts_with("e OK"));
+    for n in 1..=2 {
+        let body = format!("Subject: {n}\r\n\r\nbody {n}\r\n");
+        imap.send(&format!(
+            "b{n} APPEND INBOX {{{}+}}\r\n{body}\r\n",
+            body.len()
+        ));
+        assert!(imap.line().unwrap().starts_with(&format!("b{n} OK")));
+    }
+    let flags = |imap: &mut Client| {
+        imap.send("c EXAMINE INBOX\r\n");
+        while !imap.line().unwrap().starts_with("c OK") {}
+        imap.send("d FETCH 1:2 (FLAGS)\r\n");
+        let mut lines = Vec::new();
+        loop {
+            let line = imap.line().unwrap();
+            if line.starts_with("d OK") {
+                return lines;
+            }
+            lines.push(line);
+        }
+    };
+    let pop_login = |server: &Server| {
+        let mut pop = Client::connect(server.port("pop3"));
+        pop.line().unwrap();
+        pop.send("USER alice\r\nPASS wonderland\r\n");
+        pop.line().unwrap();
+        let answer = pop.line().unwrap();
+        (pop, answer)
+    };
+    // RETR 1, then the connection drops without QUIT.
+    let (mut pop, answer) = pop_login(&server);
+    assert!(answer.starts_with("+OK"), "{answer}");
+    pop.send("RETR 1\r\n");
+    while pop.line().unwrap() != "." {}
+    drop(pop);
+    // The lock is released once the flag is written; the next login may come in before.
+    let mut again = None;
+    for _ in 0..100 {
+        let (pop, answer) = pop_login(&server);
+        if answer.starts_with("+OK") {
+            again = Some(pop);
+            break;
+        }
+        assert!(answer.starts_with("-ERR [IN-USE]"), "{answer}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut pop = again.expect("the maildrop stayed locked");
+    assert_eq!(
+        flags(&mut imap),
+        ["* 1 FETCH (FLAGS (\\Seen))", "* 2 FETCH (FLAGS ())"]
+    );
+    // RETR 2 and QUIT: the UPDATE transaction writes it before +OK.
+    pop.send("RETR 2\r\n");
+    while pop.line().unwrap() != "." {}
+    pop.send("QUIT\r\n");
+    assert!(pop.line().unwrap().starts_with("+OK"));
+    assert_eq!(
+        flags(&mut imap),
+        ["* 1 FETCH (FLAGS (\\Seen))", "* 2 FETCH (FLAGS (\\Seen))"]
+    );
+    // A session that retrieves nothing and drops: only the lock to release.
+    let (pop, answer) = pop_login(&server);
+    assert!(answer.starts_with("+OK"), "{answer}");
+    drop(pop);
+    let mut free = false;
+    for _ in 0..100 {
+        let (mut pop, answer) = pop_login(&server);
+        if answer.starts_with("+OK") {
+            pop.send("QUIT\r\n");
+            assert!(pop.line().unwrap().starts_with("+OK"));
+            free = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(free, "the maildrop stayed locked");
+    let log = server.log();
+    assert!(!log.contains("misuse"), "{log}");
+}
