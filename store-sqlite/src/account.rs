@@ -28,7 +28,7 @@ use tern_core::store::{
 use crate::blobs::BlobDir;
 use crate::codec;
 use crate::error::{Fail, OpenError};
-use crate::rows::{Budget, RowCache};
+use crate::rows::{Budget, RowCache, Rows};
 use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
 use crate::search;
 
@@ -115,6 +115,16 @@ pub(crate) struct Msg {
 impl Msg {
     pub(crate) fn is_seen(&self) -> bool {
         self.flags.has(SystemFlag::Seen)
+    }
+
+    /// Memory held by a loaded headline (strings and their headers), for the cache budget.
+    pub(crate) fn headline_bytes(&self) -> usize {
+        self.headline.as_ref().map_or(0, |h| {
+            h.headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 2 * std::mem::size_of::<String>())
+                .fold(std::mem::size_of::<SearchText>(), usize::saturating_add)
+        })
     }
 
     fn state(&self) -> MessageState {
@@ -1046,7 +1056,9 @@ impl Account {
             (Some(&lo), Some(&hi)) if uids.is_sorted() => (lo, hi),
             _ => (0, Uid::MAX),
         };
-        let Account { conn, rows, .. } = self;
+        let Account {
+            conn, rows: cache, ..
+        } = self;
         // One read transaction, as in `fetch`: candidates' texts are loaded one by one.
         let tx = conn.unchecked_transaction()?;
         let conn: &Connection = &tx;
@@ -1062,10 +1074,13 @@ impl Account {
         };
         let sent_only = !full_text && query.needs_text();
         let mut found = Vec::new();
-        let mut rows = rows.range(conn, &m, lo, hi)?;
-        if by_headline {
-            fill_headlines(conn, &mut rows, uids)?;
-        }
+        let mut rows = cache.range(conn, &m, lo, hi)?;
+        let loaded = if by_headline {
+            fill_headlines(conn, &mut rows, uids)?
+        } else {
+            0
+        };
+        let cached = matches!(rows, Rows::Cached(_));
         for msg in rows.iter() {
             if uids.binary_search(&msg.uid).is_err() {
                 continue;
@@ -1095,6 +1110,9 @@ impl Account {
             }
         }
         drop(rows);
+        if cached {
+            cache.charge(m.id, loaded);
+        }
         tx.commit()?;
         Ok((StorageReply::Found(found), Vec::new()))
     }
@@ -1649,17 +1667,20 @@ fn insert_headline(conn: &Connection, id: i64, text: &SearchText) -> Result<(), 
     Ok(())
 }
 
-/// Loads the headlines the rows named in `uids` lack (rows cached earlier keep theirs).
-fn fill_headlines(conn: &Connection, rows: &mut [Msg], uids: &[Uid]) -> Result<(), Fail> {
+/// Loads the headlines the rows named in `uids` lack (rows cached earlier keep theirs);
+/// returns the memory they take, for the cache budget.
+fn fill_headlines(conn: &Connection, rows: &mut [Msg], uids: &[Uid]) -> Result<usize, Fail> {
     let mut stmt = conn.prepare_cached("SELECT data FROM headlines WHERE id = ?1")?;
+    let mut added = 0usize;
     for msg in rows.iter_mut() {
         if msg.headline.is_some() || uids.binary_search(&msg.uid).is_err() {
             continue;
         }
         let data: Vec<u8> = stmt.query_row([msg.body], |r| r.get(0))?;
         msg.headline = Some(Arc::new(codec::decode_text(codec::unpack(data)?)?));
+        added = added.saturating_add(msg.headline_bytes());
     }
-    Ok(())
+    Ok(added)
 }
 
 /// Schema version 2's data step: a headline for every body stored before it.

@@ -280,7 +280,7 @@ impl SqliteStore {
             changes: Vec::new(),
             locked: Mutex::new(HashSet::new()),
             users: HashMap::new(),
-            budget: rows::Budget::new(rows::DEFAULT_BUDGET_ROWS),
+            budget: rows::Budget::new(rows::DEFAULT_BUDGET_BYTES),
         })
     }
 
@@ -301,10 +301,11 @@ impl SqliteStore {
         self.inline_limit = bytes;
     }
 
-    /// Sets how many message rows all accounts together may keep in memory (default one
-    /// million, at most about 300 MB; see `rows.rs`). Takes effect for accounts opened from now on.
-    pub fn set_cached_rows_limit(&mut self, rows: usize) {
-        self.budget = rows::Budget::new(rows);
+    /// Sets how many bytes of message rows (and loaded headlines) all accounts together may
+    /// keep in memory (default 256 MiB; see `rows.rs`). Takes effect for accounts opened from
+    /// now on.
+    pub fn set_row_cache_bytes(&mut self, bytes: usize) {
+        self.budget = rows::Budget::new(bytes);
     }
 
     /// Adds (or replaces) a user for [`StorageOp::Authenticate`], kept in memory only.

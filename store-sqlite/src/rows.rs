@@ -14,8 +14,9 @@
 //! only go stale, never wrong.
 //!
 //! Memory is bounded twice: each account keeps at most [`MAILBOXES_PER_ACCOUNT`] entries, and
-//! all accounts of a store share a budget of rows ([`Budget`]); a mailbox that does not fit is
-//! read from SQLite as before.
+//! all accounts of a store share a budget of bytes ([`Budget`]), counting each row and each
+//! headline a search loaded (a hostile message's headline can be megabytes); a mailbox that
+//! does not fit is read from SQLite as before.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -29,16 +30,20 @@ use crate::error::Fail;
 /// Mailboxes whose rows one account keeps.
 const MAILBOXES_PER_ACCOUNT: usize = 4;
 
-/// Rows all accounts of a store may keep together by default: about 90 bytes a row, and some
-/// 200 more once a search has loaded its headline, so at most about 300 MB; enough for the
-/// hot mailboxes of many users, never the whole disk in memory.
-pub(crate) const DEFAULT_BUDGET_ROWS: usize = 1_000_000;
+/// Bytes all accounts of a store may keep together by default: about 100 bytes a row and a
+/// few hundred more for a loaded headline, so a million or so messages; enough for the hot
+/// mailboxes of many users, never the whole disk in memory.
+pub(crate) const DEFAULT_BUDGET_BYTES: usize = 256 << 20;
+
+/// What one cached row costs, headline aside (the row itself, its UID in the listing, and
+/// a margin for allocator overhead).
+pub(crate) const ROW_BYTES: usize = std::mem::size_of::<Msg>() + std::mem::size_of::<Uid>() + 16;
 
 /// Catching up reads the changed rows one by one through an index; past this share of the
 /// mailbox a fresh scan is cheaper.
 const CATCH_UP_LIMIT_DIVISOR: usize = 4;
 
-/// The store-wide row budget, shared by its accounts' caches.
+/// The store-wide byte budget, shared by its accounts' caches.
 #[derive(Clone, Debug)]
 pub(crate) struct Budget {
     limit: usize,
@@ -46,7 +51,7 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    /// A budget of `limit` rows.
+    /// A budget of `limit` bytes.
     pub(crate) fn new(limit: usize) -> Budget {
         Budget {
             limit,
@@ -54,25 +59,25 @@ impl Budget {
         }
     }
 
-    /// Rows cached now, store-wide.
+    /// Bytes cached now, store-wide.
     #[cfg(test)]
     pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
 
-    fn take(&self, rows: usize) -> bool {
+    fn take(&self, bytes: usize) -> bool {
         self.used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                used.checked_add(rows).filter(|&total| total <= self.limit)
+                used.checked_add(bytes).filter(|&total| total <= self.limit)
             })
             .is_ok()
     }
 
-    fn give_back(&self, rows: usize) {
+    fn give_back(&self, bytes: usize) {
         let _ = self
             .used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                Some(used.saturating_sub(rows))
+                Some(used.saturating_sub(bytes))
             });
     }
 }
@@ -86,6 +91,8 @@ struct Entry {
     /// What SELECT needs, kept apart: gathering the UIDs out of 100,000 rows of 80-odd
     /// bytes each reads 8 MB and was most of a SELECT; copying this list reads 400 KB.
     listing: Listing,
+    /// What the entry holds, as charged to the budget.
+    bytes: usize,
 }
 
 /// Every UID of a mailbox, ascending, and the lowest one without `\Seen`.
@@ -101,13 +108,22 @@ fn listing_of(rows: &[Msg]) -> Listing {
 impl Entry {
     fn new(mailbox: i64, modseq: ModSeq, rows: Vec<Msg>) -> Entry {
         let listing = listing_of(&rows);
+        let bytes = bytes_of(&rows);
         Entry {
             mailbox,
             modseq,
             rows,
             listing,
+            bytes,
         }
     }
+}
+
+/// What rows cost in memory, loaded headlines included.
+fn bytes_of(rows: &[Msg]) -> usize {
+    rows.iter()
+        .map(|r| ROW_BYTES.saturating_add(r.headline_bytes()))
+        .fold(0, usize::saturating_add)
 }
 
 /// One account's cache.
@@ -155,11 +171,12 @@ impl RowCache {
     pub(crate) fn rows(&mut self, conn: &Connection, m: &Mailbox) -> Result<Rows<'_>, Fail> {
         if let Some(i) = self.entries.iter().position(|e| e.mailbox == m.id) {
             let mut entry = self.entries.remove(i);
-            let before = entry.rows.len();
-            let caught_up = if entry.modseq == m.highest_modseq {
-                Ok(true)
-            } else {
+            let before = entry.bytes;
+            let stale = entry.modseq != m.highest_modseq;
+            let caught_up = if stale {
                 catch_up(conn, &mut entry, m)
+            } else {
+                Ok(true)
             };
             let current = match caught_up {
                 Ok(current) => current,
@@ -169,7 +186,10 @@ impl RowCache {
                     return Err(e);
                 }
             };
-            if current && self.resize(before, entry.rows.len()) {
+            if current && stale {
+                entry.bytes = bytes_of(&entry.rows);
+            }
+            if current && self.resize(before, entry.bytes) {
                 self.entries.push(entry);
                 return Ok(Rows::Cached(self.last_rows()));
             }
@@ -179,16 +199,36 @@ impl RowCache {
         while self.entries.len() >= MAILBOXES_PER_ACCOUNT {
             self.evict_oldest();
         }
-        let mut fits = self.budget.take(rows.len());
+        let entry = Entry::new(m.id, m.highest_modseq, rows);
+        let mut fits = self.budget.take(entry.bytes);
         while !fits && !self.entries.is_empty() {
             self.evict_oldest();
-            fits = self.budget.take(rows.len());
+            fits = self.budget.take(entry.bytes);
         }
         if !fits {
-            return Ok(Rows::Read(rows));
+            return Ok(Rows::Read(entry.rows));
         }
-        self.entries.push(Entry::new(m.id, m.highest_modseq, rows));
+        self.entries.push(entry);
         Ok(Rows::Cached(self.last_rows()))
+    }
+
+    /// Charges `added` bytes loaded into `mailbox`'s cached rows (the headlines a search
+    /// filled in); an entry that no longer fits the budget is dropped.
+    pub(crate) fn charge(&mut self, mailbox: i64, added: usize) {
+        if added == 0 {
+            return;
+        }
+        let Some(i) = self.entries.iter().position(|e| e.mailbox == mailbox) else {
+            return;
+        };
+        if self.budget.take(added) {
+            if let Some(entry) = self.entries.get_mut(i) {
+                entry.bytes = entry.bytes.saturating_add(added);
+            }
+        } else {
+            let gone = self.entries.remove(i);
+            self.budget.give_back(gone.bytes);
+        }
     }
 
     /// `m`'s UIDs and first unseen UID, for SELECT.
@@ -238,7 +278,7 @@ impl RowCache {
         }
     }
 
-    /// Accounts for an entry that went from `before` to `after` rows; false if it no longer
+    /// Accounts for an entry that went from `before` to `after` bytes; false if it no longer
     /// fits the budget (then `before` is still counted).
     fn resize(&mut self, before: usize, after: usize) -> bool {
         if after <= before {
@@ -251,14 +291,18 @@ impl RowCache {
     fn evict_oldest(&mut self) {
         if !self.entries.is_empty() {
             let gone = self.entries.remove(0);
-            self.budget.give_back(gone.rows.len());
+            self.budget.give_back(gone.bytes);
         }
     }
 }
 
 impl Drop for RowCache {
     fn drop(&mut self) {
-        let held: usize = self.entries.iter().map(|e| e.rows.len()).sum();
+        let held = self
+            .entries
+            .iter()
+            .map(|e| e.bytes)
+            .fold(0, usize::saturating_add);
         self.budget.give_back(held);
     }
 }

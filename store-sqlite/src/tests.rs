@@ -585,12 +585,12 @@ fn cached_rows_follow_every_change() {
     assert_eq!(cached, reference);
 }
 
-/// A mailbox over the store-wide row budget is served straight from the database.
+/// A mailbox over the store-wide byte budget is served straight from the database.
 #[test]
 fn a_mailbox_over_the_row_budget_is_read_uncached() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(dir.path()).unwrap();
-    store.set_cached_rows_limit(10);
+    store.set_row_cache_bytes(1000);
     for i in 0..40 {
         append(&mut store, "INBOX", message(&format!("m{i}"), 40));
     }
@@ -720,4 +720,32 @@ fn only_short_reads_are_quick() {
         unchanged_since: None,
     };
     assert!(store.try_execute_shared(store_flags, 0).is_err());
+}
+
+/// Headlines count against the cache's byte budget: a search that loads more than fits
+/// leaves the mailbox uncached rather than over budget, and answers all the same.
+#[test]
+fn loaded_headlines_are_charged_to_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    // Room for the rows, with a little to spare, not for 40 headlines of 4 KB.
+    store.set_row_cache_bytes(40 * crate::rows::ROW_BYTES + 2000);
+    let long_to: String = (0..200).map(|i| format!("user{i}@example.org, ")).collect();
+    for i in 0..40 {
+        let data = format!("To: {long_to}\r\nSubject: m{i}\r\n\r\nbody\r\n");
+        append(&mut store, "INBOX", Bytes::from(data));
+    }
+    states(&mut store);
+    let cached = store.budget.used();
+    assert!(cached > 0 && cached <= 40 * crate::rows::ROW_BYTES);
+    let query = Query::Header("to".into(), "user199@example.org".into());
+    let all: Vec<u32> = (1..=40).collect();
+    for _ in 0..2 {
+        assert_eq!(
+            search(&mut store, query.clone()),
+            StorageReply::Found(all.clone())
+        );
+        assert_eq!(store.budget.used(), 0, "the entry should have been dropped");
+        states(&mut store);
+    }
 }
