@@ -42,9 +42,12 @@ const STATEMENT_CACHE: usize = 96;
 /// instead of one lookup per UID.
 const SCAN_THRESHOLD: usize = 32;
 
-/// A fetch of at most this many messages is quick whatever it reads (a POP3 RETR, a batch of
-/// an IMAP body FETCH).
+/// A fetch of at most this many messages may be quick (a POP3 RETR, a batch of an IMAP body
+/// FETCH)...
 const QUICK_FETCH: usize = 16;
+
+/// ... if their octets, when asked for, come to no more than this.
+const QUICK_FETCH_OCTETS: u64 = 1 << 20;
 
 /// A read of at least this many messages is bulk work (a client synchronising, POP3's login):
 /// it reads from the mailbox's cached rows, caching them first if need be.
@@ -781,8 +784,15 @@ impl Account {
                 mark_seen: false,
                 ..
             } => {
-                uids.len() <= QUICK_FETCH
-                    || (!want.content && !want.info && current(by_id(&self.conn, *mailbox)))
+                if uids.len() > QUICK_FETCH {
+                    !want.content && !want.info && current(by_id(&self.conn, *mailbox))
+                } else if want.content {
+                    // Octets: only as many as a short read moves (a body may be 64 MB).
+                    self.octets(*mailbox, uids)
+                        .is_ok_and(|octets| octets <= QUICK_FETCH_OCTETS)
+                } else {
+                    true
+                }
             }
             StorageOp::Open {
                 name, read_only, ..
@@ -800,6 +810,21 @@ impl Account {
             StorageOp::Status { .. } | StorageOp::ListMailboxes { .. } => true,
             _ => false,
         }
+    }
+
+    /// The summed size of the named messages (those that exist).
+    fn octets(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<u64, Fail> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT size FROM messages WHERE mailbox = ?1 AND uid = ?2")?;
+        let mut total = 0u64;
+        for &uid in uids {
+            let size: Option<i64> = stmt
+                .query_row(params![mailbox.0 as i64, uid], |r| r.get(0))
+                .optional()?;
+            total = total.saturating_add(size.map_or(0, |s| s.max(0) as u64));
+        }
+        Ok(total)
     }
 
     pub fn open_mailbox(&mut self, name: &str, read_only: bool) -> Result<Outcome, Fail> {

@@ -704,6 +704,20 @@ fn only_short_reads_are_quick() {
         mark_seen: false,
     };
     assert!(store.try_execute_shared(fetch, 0).is_ok());
+    // A large body is not a short read; its flags and size are.
+    let big = append(&mut store, "INBOX", message("big", 2 << 20));
+    let fetch_big = |content| StorageOp::Fetch {
+        account: "alice".into(),
+        mailbox: INBOX,
+        uids: vec![big],
+        want: FetchWant {
+            content,
+            info: false,
+        },
+        mark_seen: false,
+    };
+    assert!(store.try_execute_shared(fetch_big(true), 0).is_err());
+    assert!(store.try_execute_shared(fetch_big(false), 0).is_ok());
     let search = StorageOp::Search {
         account: "alice".into(),
         mailbox: INBOX,
