@@ -128,7 +128,7 @@ fn main() {
         &format!("{} messages", snapshot.uids.len()),
     );
     let mailbox: MailboxId = snapshot.id;
-    let all: Vec<u32> = snapshot.uids.clone();
+    let all: Vec<u32> = snapshot.uids.to_vec();
 
     let t = Instant::now();
     let StorageReply::Fetched(f) = op(

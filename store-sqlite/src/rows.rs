@@ -89,18 +89,19 @@ struct Entry {
     /// Ascending by UID.
     rows: Vec<Msg>,
     /// What SELECT needs, kept apart: gathering the UIDs out of 100,000 rows of 80-odd
-    /// bytes each reads 8 MB and was most of a SELECT; copying this list reads 400 KB.
+    /// bytes each reads 8 MB and was most of a SELECT; this list is handed out shared.
     listing: Listing,
     /// What the entry holds, as charged to the budget.
     bytes: usize,
 }
 
-/// Every UID of a mailbox, ascending, and the lowest one without `\Seen`.
-pub(crate) type Listing = (Vec<Uid>, Option<Uid>);
+/// Every UID of a mailbox, ascending (shared with the sessions that selected it), and the
+/// lowest one without `\Seen`.
+pub(crate) type Listing = (Arc<Vec<Uid>>, Option<Uid>);
 
 fn listing_of(rows: &[Msg]) -> Listing {
     (
-        rows.iter().map(|r| r.uid).collect(),
+        Arc::new(rows.iter().map(|r| r.uid).collect()),
         rows.iter().find(|r| !r.is_seen()).map(|r| r.uid),
     )
 }

@@ -513,7 +513,7 @@ fn states(store: &mut SqliteStore) -> Vec<(u32, Vec<Flag>, u64)> {
         .execute(StorageOp::Fetch {
             account: "alice".into(),
             mailbox: INBOX,
-            uids: snap.uids,
+            uids: snap.uids.to_vec(),
             want: FetchWant::default(),
             mark_seen: false,
         })
@@ -762,4 +762,23 @@ fn loaded_headlines_are_charged_to_the_budget() {
         assert_eq!(store.budget.used(), 0, "the entry should have been dropped");
         states(&mut store);
     }
+}
+
+/// Sessions that SELECT an unchanged mailbox share one UID list (each copies it only when its
+/// own view changes); a change gives later sessions a new one.
+#[test]
+fn selects_of_an_unchanged_mailbox_share_the_uid_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    for i in 0..3 {
+        append(&mut store, "INBOX", message(&format!("m{i}"), 40));
+    }
+    let first = open_inbox(&mut store);
+    let second = open_inbox(&mut store);
+    assert!(std::sync::Arc::ptr_eq(&first.uids, &second.uids));
+    append(&mut store, "INBOX", message("new", 40));
+    let third = open_inbox(&mut store);
+    assert!(!std::sync::Arc::ptr_eq(&first.uids, &third.uids));
+    assert_eq!(*first.uids, [1, 2, 3]);
+    assert_eq!(*third.uids, [1, 2, 3, 4]);
 }

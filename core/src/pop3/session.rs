@@ -6,6 +6,7 @@
 //!                     └──────────▶ close                     └──────────▶ close
 //! ```
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -698,7 +699,7 @@ impl Pop3Session {
             },
             AfterReply::Open { account } => match reply {
                 Ok(StorageReply::Opened(snapshot)) => {
-                    let uids = snapshot.uids;
+                    let uids = Arc::unwrap_or_clone(snapshot.uids);
                     self.request(
                         StorageOp::Fetch {
                             account: account.clone(),

@@ -495,7 +495,7 @@ impl Store for MemStore {
                     uid_validity: m.uid_validity,
                     uid_next: m.uid_next,
                     highest_modseq: m.highest_modseq,
-                    uids: m.messages.iter().map(|x| x.uid).collect(),
+                    uids: Arc::new(m.messages.iter().map(|x| x.uid).collect()),
                     first_unseen: m
                         .messages
                         .iter()

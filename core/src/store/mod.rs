@@ -178,8 +178,10 @@ pub struct Snapshot {
     /// HIGHESTMODSEQ.
     pub highest_modseq: ModSeq,
     /// Every message's UID, ascending. Flags are not part of it: a session learns them from
-    /// FETCH, so a SELECT of a large mailbox moves only four bytes per message.
-    pub uids: Vec<Uid>,
+    /// FETCH, so a SELECT of a large mailbox moves only four bytes per message. Shared: a
+    /// store may hand every session of a mailbox the same list, which a session copies only
+    /// when its view of the mailbox changes.
+    pub uids: Arc<Vec<Uid>>,
     /// The lowest UID without `\Seen` (IMAP4rev1's `[UNSEEN n]`).
     pub first_unseen: Option<Uid>,
     /// UIDs this session holds as `\Recent`: claimed by SELECT, only shown to EXAMINE.

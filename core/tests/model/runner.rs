@@ -1639,14 +1639,14 @@ impl<'b, B: Backend> World<'b, B> {
             let states = match self.store.execute(StorageOp::Fetch {
                 account: account.clone(),
                 mailbox: snap.id,
-                uids: snap.uids.clone(),
+                uids: snap.uids.to_vec(),
                 want: FetchWant::default(),
                 mark_seen: false,
             }) {
                 Ok(StorageReply::Fetched(f)) => f,
                 other => return fail(format!("probe: Fetch {name} gave {other:?}")),
             };
-            if states.iter().map(|m| m.uid).collect::<Vec<_>>() != snap.uids {
+            if states.iter().map(|m| m.uid).collect::<Vec<_>>() != *snap.uids {
                 return fail(format!("probe: Fetch {name} did not return every UID"));
             }
             let first_unseen = states

@@ -2,6 +2,7 @@
 //! reports other sessions' changes, CLOSE, UNSELECT, EXPUNGE, STORE, COPY, MOVE, APPEND, IDLE.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -262,7 +263,7 @@ impl ImapSession {
         let before = view.uids.len();
         for m in &added {
             if view.uids.last().is_none_or(|&last| m.uid > last) {
-                view.uids.push(m.uid);
+                Arc::make_mut(&mut view.uids).push(m.uid);
             }
         }
         let grew = view.uids.len() != before;

@@ -76,7 +76,7 @@ impl ImapSession {
         let op = StorageOp::Search {
             account: self.account_name().unwrap_or_default(),
             mailbox: view.id,
-            uids: view.uids.clone(),
+            uids: view.uids.to_vec(),
             query,
         };
         self.request(op, SessionPending::Search(Pending { tag, uid, returns }));

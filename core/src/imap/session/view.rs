@@ -2,6 +2,7 @@
 //! was told it, its `\Recent` messages, and what it has yet to be told.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -15,8 +16,9 @@ pub(super) struct View {
     pub(super) id: MailboxId,
     pub(super) read_only: bool,
     /// UIDs in sequence order: `uids[n - 1]` is message n. Includes messages expunged by
-    /// others but not yet announced.
-    pub(super) uids: Vec<Uid>,
+    /// others but not yet announced. Shared with the store's copy (and other sessions) until
+    /// this view changes (`Arc::make_mut`).
+    pub(super) uids: Arc<Vec<Uid>>,
     /// This session's `\Recent` messages, ascending (IMAP4rev1 only).
     pub(super) recent: Vec<Uid>,
     /// UIDs below this are in (or were removed from) `uids`.
@@ -163,7 +165,7 @@ impl View {
     /// Removes a UID, returning the message number it had.
     pub(super) fn remove(&mut self, uid: Uid) -> Option<u32> {
         let i = self.uids.binary_search(&uid).ok()?;
-        self.uids.remove(i);
+        Arc::make_mut(&mut self.uids).remove(i);
         if let Ok(r) = self.recent.binary_search(&uid) {
             self.recent.remove(r);
         }
@@ -217,7 +219,7 @@ mod tests {
         View {
             id: MailboxId(1),
             read_only: false,
-            uids: uids.to_vec(),
+            uids: Arc::new(uids.to_vec()),
             recent: Vec::new(),
             uid_next: uids.last().map_or(1, |u| u + 1),
             modseq: 1,
