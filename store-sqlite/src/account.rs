@@ -293,27 +293,6 @@ pub fn body_hash(data: &[u8]) -> i64 {
     h.wrapping_mul(K) as i64
 }
 
-/// STORE's effect on one message's flags (as `MemStore` computes it).
-fn apply(current: &Flags, mode: StoreMode, flags: &[Flag]) -> Flags {
-    match mode {
-        StoreMode::Replace => Flags::from_flags(flags),
-        StoreMode::Add => {
-            let mut f = current.clone();
-            for flag in flags {
-                f.insert(flag);
-            }
-            f
-        }
-        StoreMode::Remove => {
-            let mut f = current.clone();
-            for flag in flags {
-                f.remove(flag);
-            }
-            f
-        }
-    }
-}
-
 /// The keywords a mailbox has seen, loaded once per operation.
 struct Keywords {
     mailbox: i64,
@@ -1161,7 +1140,7 @@ impl Account {
                     modified.push(msg.uid);
                     return Ok(());
                 }
-                let new = apply(&msg.flags, mode, flags);
+                let new = msg.flags.stored(mode, flags);
                 if new != msg.flags {
                     msg.modseq = m.bump();
                     let kw = match &mut keywords {

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::imap::types::Flag;
+use crate::imap::types::{Flag, StoreMode};
 
 /// The flags of one message. `\Recent` is not here: it belongs to a session, not a message.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -126,6 +126,27 @@ impl Flags {
         }
     }
 
+    /// The flags after STORE in `mode` with `flags` (every store computes it this way).
+    pub fn stored(&self, mode: StoreMode, flags: &[Flag]) -> Flags {
+        match mode {
+            StoreMode::Replace => Flags::from_flags(flags),
+            StoreMode::Add => {
+                let mut f = self.clone();
+                for flag in flags {
+                    f.insert(flag);
+                }
+                f
+            }
+            StoreMode::Remove => {
+                let mut f = self.clone();
+                for flag in flags {
+                    f.remove(flag);
+                }
+                f
+            }
+        }
+    }
+
     /// The flags as protocol values, system flags first.
     pub fn to_flags(&self) -> Vec<Flag> {
         SystemFlag::ALL
@@ -151,6 +172,20 @@ fn system(flag: &Flag) -> Option<SystemFlag> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 9051 §6.4.6: FLAGS replaces, +FLAGS adds, -FLAGS removes.
+    #[test]
+    fn store_modes() {
+        let work = Flag::Keyword(Bytes::from_static(b"Work"));
+        let current = Flags::from_flags(&[Flag::Seen, work.clone()]);
+        let replaced = current.stored(StoreMode::Replace, &[Flag::Flagged]);
+        assert_eq!(replaced.to_flags(), [Flag::Flagged]);
+        let added = current.stored(StoreMode::Add, &[Flag::Deleted]);
+        assert!(added.has(SystemFlag::Deleted) && added.has(SystemFlag::Seen));
+        assert!(added.has_keyword(b"work"));
+        let removed = current.stored(StoreMode::Remove, &[Flag::Keyword("WORK".into())]);
+        assert_eq!(removed.to_flags(), [Flag::Seen]);
+    }
 
     #[test]
     fn keywords_are_case_insensitive_and_recent_is_not_stored() {

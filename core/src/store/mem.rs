@@ -15,7 +15,7 @@ use super::{
     MailboxStatus, MessageState, ModSeq, NewMessage, Snapshot, SpecialUse, StorageError, StorageOp,
     StorageReply, StorageResult, Store, Uid, DEFAULT_MAILBOXES,
 };
-use crate::imap::types::{Date, DateTime, Flag, StoreMode};
+use crate::imap::types::{Date, DateTime};
 use crate::mail::analyze::{analyze, MessageInfo};
 use crate::mail::date::{from_unix, to_unix};
 use crate::mail::flags::{Flags, SystemFlag};
@@ -657,7 +657,7 @@ impl Store for MemStore {
                         modified.push(uid);
                         continue;
                     }
-                    let new = apply(&m.messages[i].flags, mode, &flags);
+                    let new = m.messages[i].flags.stored(mode, &flags);
                     if new != m.messages[i].flags {
                         let modseq = m.bump();
                         m.note_keywords(&new);
@@ -785,26 +785,5 @@ impl Store for MemStore {
         let mut out = std::mem::take(&mut self.changes);
         out.retain(|c| seen.insert(c.clone()));
         out
-    }
-}
-
-/// STORE's effect on one message's flags.
-fn apply(current: &Flags, mode: StoreMode, flags: &[Flag]) -> Flags {
-    match mode {
-        StoreMode::Replace => Flags::from_flags(flags),
-        StoreMode::Add => {
-            let mut f = current.clone();
-            for flag in flags {
-                f.insert(flag);
-            }
-            f
-        }
-        StoreMode::Remove => {
-            let mut f = current.clone();
-            for flag in flags {
-                f.remove(flag);
-            }
-            f
-        }
     }
 }

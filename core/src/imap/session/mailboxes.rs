@@ -540,20 +540,25 @@ impl ImapSession {
                 status_of,
             });
         }
-        if recursive && subscribed_only {
-            // Matching parents of subscribed names the pattern does not reach, themselves not
-            // subscribed: listed for their CHILDINFO alone.
+        // Parents the pattern matches of subscribed names it does not, themselves not
+        // subscribed: listed by LIST (RECURSIVEMATCH) and LSUB below.
+        let unsubscribed_parents = || {
             let mut parents = BTreeSet::new();
             for sub in &list.subscribed {
                 let mut parent = sub.as_str();
                 while let Some(cut) = parent.rfind(DELIMITER) {
-                    parent = &parent[..cut];
+                    parent = parent.get(..cut).unwrap_or_default();
                     if matches(parent) && !subscribed.contains(parent) && !matches(sub) {
                         parents.insert(parent.to_string());
                     }
                 }
             }
-            for parent in parents {
+            parents
+        };
+        if recursive && subscribed_only {
+            // Matching parents of subscribed names the pattern does not reach, themselves not
+            // subscribed: listed for their CHILDINFO alone.
+            for parent in unsubscribed_parents() {
                 let mut attributes = Vec::new();
                 match existing(&parent) {
                     None => attributes.push(Bytes::from_static(b"\\NonExistent")),
@@ -575,17 +580,7 @@ impl ImapSession {
         if request.lsub {
             // RFC 3501 §6.3.9: when "%" stops at a level whose name is not subscribed but has
             // subscribed names below it, LSUB returns that level flagged \Noselect.
-            let mut parents = BTreeSet::new();
-            for sub in &list.subscribed {
-                let mut parent = sub.as_str();
-                while let Some(cut) = parent.rfind(DELIMITER) {
-                    parent = &parent[..cut];
-                    if matches(parent) && !subscribed.contains(parent) && !matches(sub) {
-                        parents.insert(parent.to_string());
-                    }
-                }
-            }
-            for parent in parents {
+            for parent in unsubscribed_parents() {
                 lines.push_back(ListLine {
                     item: ListItem {
                         attributes: vec![Bytes::from_static(b"\\Noselect")],
