@@ -67,10 +67,11 @@ pub enum TargetError {
     },
 }
 
-/// Timers this close pass by themselves in-process: the failed-login delay (2 s, doubling) is
-/// pacing that a client simply waits out, while inactivity timers (10 and 30 minutes) are
-/// protocol events that a transcript must ask for with `@advance`.
-pub const AUTO_ADVANCE: Duration = Duration::from_secs(60);
+/// Timers this close pass by themselves in-process: the failed-login delay (2 s, doubling up to
+/// 8 s with the default three attempts) is pacing that a client simply waits out, while the
+/// login timeout (1 minute) and the inactivity timers (10 and 30 minutes) are protocol events
+/// that a transcript must ask for with `@advance`.
+pub const AUTO_ADVANCE: Duration = Duration::from_secs(30);
 
 /// Something a transcript can run against.
 pub trait Target {

@@ -36,6 +36,10 @@ pub struct Limits {
     pub auth_failure_delay: Duration,
     /// IMAP autologout: RFC 9051 §5.4 requires at least 30 minutes.
     pub imap_autologout: Duration,
+    /// Time from connecting to a completed login, for IMAP and POP3. The RFCs' idle timers are
+    /// for users; a stranger who has not logged in within a minute (a person typing a password
+    /// into a client takes seconds) only holds a connection slot.
+    pub login_timeout: Duration,
     /// POP3 inactivity timer: RFC 1939 §3 requires at least 10 minutes.
     pub pop3_inactivity: Duration,
     /// How often an idling IMAP client hears `* OK Still here`: two minutes keeps NAT boxes
@@ -56,6 +60,7 @@ impl Default for Limits {
             max_auth_failures: 3,
             auth_failure_delay: Duration::from_secs(2),
             imap_autologout: Duration::from_secs(30 * 60),
+            login_timeout: Duration::from_secs(60),
             pop3_inactivity: Duration::from_secs(10 * 60),
             imap_idle_keepalive: Duration::from_secs(2 * 60),
         }

@@ -10,9 +10,12 @@ use std::time::Instant;
 /// The timers a session can arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
-    /// No input for too long: IMAP autologout (RFC 9051 §5.4) or POP3's inactivity timer
-    /// (RFC 1939 §3). Re-armed on every byte received.
+    /// No input for too long: IMAP autologout (RFC 9051 §5.4), re-armed on every byte
+    /// received, or POP3's inactivity timer (RFC 1939 §3), re-armed on every complete command.
     Inactivity,
+    /// No login within the pre-login time: armed when the connection opens, disarmed by a
+    /// login, never re-armed, so a stranger cannot hold a connection open by trickling bytes.
+    Login,
     /// A failed authentication is answered only when this expires (brute-force tarpit).
     AuthDelay,
     /// While idling, a keepalive `* OK` goes out when this expires.
@@ -20,13 +23,19 @@ pub enum Timer {
 }
 
 impl Timer {
-    const ALL: [Timer; 3] = [Timer::Inactivity, Timer::AuthDelay, Timer::IdleKeepalive];
+    const ALL: [Timer; 4] = [
+        Timer::Inactivity,
+        Timer::Login,
+        Timer::AuthDelay,
+        Timer::IdleKeepalive,
+    ];
 
     fn slot(self) -> usize {
         match self {
             Timer::Inactivity => 0,
-            Timer::AuthDelay => 1,
-            Timer::IdleKeepalive => 2,
+            Timer::Login => 1,
+            Timer::AuthDelay => 2,
+            Timer::IdleKeepalive => 3,
         }
     }
 }

@@ -185,6 +185,9 @@ fn failed_logins_are_delayed_growing_and_end_the_connection() {
 fn rfc9051_5_4_autologout_after_thirty_minutes() {
     let mut h = imap(Transport::ImplicitTls, false);
     h.take();
+    // Before a login, the login timeout (a minute) is the next deadline.
+    assert_eq!(h.blocked, Blocked::Until(h.now + Duration::from_secs(60)));
+    assert!(h.send("l LOGIN alice wonderland\r\n").starts_with("l OK"));
     assert_eq!(h.blocked, Blocked::Until(h.now + Duration::from_secs(1800)));
     assert_eq!(h.advance(Duration::from_secs(1799)), "");
     assert_eq!(h.send("a NOOP\r\n"), "a OK NOOP completed.\r\n");
@@ -334,9 +337,32 @@ fn pop3_failed_pass_is_delayed_and_long_lines_refused() {
 
 #[test]
 fn rfc1939_3_inactivity_closes_without_update() {
+    let mut h = pop3_logged_in();
+    assert_eq!(h.advance(Duration::from_secs(599)), "");
+    // Bytes that never complete a line are not activity.
+    assert_eq!(h.send("NOO"), "");
+    assert_eq!(h.advance(Duration::from_secs(1)), "");
+    assert_eq!(h.blocked, Blocked::Close);
+}
+
+#[test]
+fn strangers_are_closed_a_minute_after_connecting_whatever_they_send() {
     let mut h = pop3(Transport::ImplicitTls, false);
     h.take();
-    assert_eq!(h.advance(Duration::from_secs(600)), "");
+    assert_eq!(h.advance(Duration::from_secs(59)), "");
+    assert_eq!(h.send("USER alice\r\n"), "+OK\r\n");
+    assert_eq!(
+        h.advance(Duration::from_secs(1)),
+        "-ERR Login timed out.\r\n"
+    );
+    assert_eq!(h.blocked, Blocked::Close);
+    let mut h = imap(Transport::ImplicitTls, false);
+    h.take();
+    assert_eq!(h.send("a NOOP\r\n"), "a OK NOOP completed.\r\n");
+    assert_eq!(
+        h.advance(Duration::from_secs(60)),
+        "* BYE Login timed out.\r\n"
+    );
     assert_eq!(h.blocked, Blocked::Close);
 }
 

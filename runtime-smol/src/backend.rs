@@ -11,8 +11,10 @@ use tern_core::store::{Changed, MailboxId};
 use tern_core::{AuthOutcome, Protocol, StorageError, StorageOp, StorageReply, StorageResult};
 use tern_store_sqlite::SqliteStore;
 
+use crate::auth_cache::AuthCache;
+use crate::checks::CheckPool;
 use crate::directory::Directory;
-use crate::guard::AuthGuard;
+use crate::guard::{Attempt, AttemptEnd, AuthGuard, Blocked};
 use crate::limits::ConnectionSlot;
 
 /// Connections waiting to hear about changes, by account.
@@ -25,12 +27,40 @@ pub struct Client {
     pub protocol: Protocol,
     /// Its share of the connection limits; a login adds the account to it.
     pub slot: ConnectionSlot,
+    /// The login attempt under way, counted by the guard until the session reports how it
+    /// ended (or the connection does).
+    attempt: Mutex<Option<HeldAttempt>>,
+}
+
+#[derive(Debug)]
+struct HeldAttempt {
+    attempt: Attempt,
+    /// A password was checked: if the session never reports the outcome (the client hung
+    /// up first), it counts as a failure, since the work was done.
+    checked: bool,
+}
+
+impl Client {
+    pub fn new(peer: SocketAddr, protocol: Protocol, slot: ConnectionSlot) -> Client {
+        Client {
+            peer,
+            protocol,
+            slot,
+            attempt: Mutex::new(None),
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<HeldAttempt>> {
+        self.attempt.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// What storage requests run against. Shared by every connection.
 pub struct Backend {
-    directory: Directory,
+    directory: Arc<Directory>,
     guard: AuthGuard,
+    checks: CheckPool,
+    cache: AuthCache,
     store: SqliteStore,
     watchers: Mutex<Watchers>,
     next_watcher: std::sync::atomic::AtomicU64,
@@ -74,11 +104,21 @@ impl Drop for Watch {
     }
 }
 
+/// How logins are checked: the failure counters, the check pool and the cache of successes.
+#[derive(Debug)]
+pub struct LoginChecks {
+    pub guard: AuthGuard,
+    pub pool: CheckPool,
+    pub cache: AuthCache,
+}
+
 impl Backend {
-    pub fn new(directory: Directory, guard: AuthGuard, store: SqliteStore) -> Arc<Backend> {
+    pub fn new(directory: Directory, logins: LoginChecks, store: SqliteStore) -> Arc<Backend> {
         Arc::new(Backend {
-            directory,
-            guard,
+            directory: Arc::new(directory),
+            guard: logins.guard,
+            checks: logins.pool,
+            cache: logins.cache,
             store,
             watchers: Mutex::new(HashMap::new()),
             next_watcher: std::sync::atomic::AtomicU64::new(1),
@@ -123,7 +163,14 @@ impl Backend {
         op: StorageOp,
         client: Arc<Client>,
     ) -> smol::Task<StorageResult> {
-        smol::unblock(move || self.execute_blocking(op, &client))
+        match op {
+            // Password checks queue for the check pool, not the blocking pool.
+            StorageOp::Authenticate { username, password } => smol::spawn(async move {
+                self.authenticate(username, password.into_inner(), &client)
+                    .await
+            }),
+            op => smol::unblock(move || self.execute_blocking(op, &client)),
+        }
     }
 
     /// Runs a request on the calling (executor) thread when it is a short read and the store
@@ -149,41 +196,137 @@ impl Backend {
     }
 
     fn execute_blocking(&self, op: StorageOp, client: &Client) -> StorageResult {
-        match op {
-            StorageOp::Authenticate { username, password } => {
-                return self.authenticate(&username, password.expose(), client);
-            }
-            StorageOp::ScramLookup { username } => return self.scram(&username, client),
-            _ => {}
+        if let StorageOp::ScramLookup { username } = op {
+            return self.scram(&username, client);
         }
         let (reply, changes) = self.store.execute_shared(op, unix_now());
         self.notify(&changes);
         reply
     }
 
-    /// Checks a login against the failure counters, then the password, then the account's
-    /// connection limit. Refusals are `Unavailable` (IMAP `NO [UNAVAILABLE]`, POP3
-    /// `-ERR [SYS/TEMP]`), or `InUse` for a POP3 account already in use; neither counts as a
-    /// failed login.
-    fn authenticate(&self, username: &str, password: &[u8], client: &Client) -> StorageResult {
-        let key = username_key(username).ok();
+    /// Checks a login: blocks first (not even a right password gets past one), then the
+    /// cache of recent successes, then a password check on the check pool, counted by the
+    /// guard from the moment it starts; last, the account's connection limit. Refusals are
+    /// `Blocked` (the session hangs up), `Unavailable` (IMAP `NO [UNAVAILABLE]`, POP3
+    /// `-ERR [SYS/TEMP]`), or `InUse` for a POP3 account already in use; none of them counts
+    /// as a failed login.
+    async fn authenticate(
+        self: Arc<Self>,
+        username: String,
+        password: Vec<u8>,
+        client: &Client,
+    ) -> StorageResult {
+        let now = Instant::now();
+        let key = username_key(&username).ok();
         let ip = client.peer.ip();
-        if let Err(blocked) = self.guard.check(ip, key.as_deref(), Instant::now()) {
+        let refused = |blocked: Blocked| {
             tracing::info!(peer = %client.peer, user = %username, reason = %blocked, "login refused without checking the password");
-            return Err(StorageError::Unavailable(blocked.to_string()));
-        }
-        let outcome = self.directory.verify(username, password);
-        if let AuthOutcome::Accepted { account } = &outcome {
-            let account_key = username_key(account).unwrap_or_else(|_| account.to_lowercase());
-            if !client.slot.claim_account(client.protocol, &account_key) {
-                tracing::info!(peer = %client.peer, user = %account, protocol = ?client.protocol, "login refused: the account has as many connections as allowed");
-                return Err(match client.protocol {
-                    Protocol::Pop3 => StorageError::InUse,
-                    _ => StorageError::Unavailable("too many connections for this account".into()),
-                });
+            match blocked {
+                Blocked::Address => StorageError::Blocked,
+                Blocked::Account => StorageError::Unavailable(blocked.to_string()),
             }
+        };
+        self.guard
+            .check(ip, key.as_deref(), now)
+            .map_err(&refused)?;
+        let account = self.directory.account(&username);
+        if let Some(account) = account
+            .as_ref()
+            .filter(|a| self.cache.hit(a, &password, now))
+        {
+            return self.accept(&account.name, client);
         }
-        Ok(StorageReply::Authenticated(outcome))
+        let attempt = self
+            .guard
+            .begin(ip, key.as_deref(), now)
+            .map_err(&refused)?;
+        self.hold(client, attempt);
+        let directory = self.directory.clone();
+        let candidate = account.clone();
+        let check = self.checks.run(move |scratch| {
+            let verified = directory.verify_account(candidate.as_deref(), &password, scratch);
+            verified.then_some(password)
+        });
+        let verified = match check {
+            Ok(pending) => pending.await,
+            Err(busy) => {
+                self.end_attempt(client, None);
+                tracing::warn!(peer = %client.peer, user = %username, pending = self.checks.pending(), "login refused: {busy}");
+                return Err(StorageError::Unavailable(busy.to_string()));
+            }
+        };
+        if let Some(held) = client.held().as_mut() {
+            held.checked = true;
+        }
+        match (verified, account) {
+            (Some(Some(password)), Some(account)) => {
+                self.cache.insert(&account, &password, Instant::now());
+                self.accept(&account.name, client)
+            }
+            (Some(_), _) => Ok(StorageReply::Authenticated(AuthOutcome::Rejected)),
+            (None, _) => Err(StorageError::Internal(
+                "the password-check pool has no thread".into(),
+            )),
+        }
+    }
+
+    /// A login whose password is right: claims the account's connection share.
+    fn accept(&self, account: &str, client: &Client) -> StorageResult {
+        let account_key = username_key(account).unwrap_or_else(|_| account.to_lowercase());
+        if !client.slot.claim_account(client.protocol, &account_key) {
+            tracing::info!(peer = %client.peer, user = %account, protocol = ?client.protocol, "login refused: the account has as many connections as allowed");
+            return Err(match client.protocol {
+                Protocol::Pop3 => StorageError::InUse,
+                _ => StorageError::Unavailable("too many connections for this account".into()),
+            });
+        }
+        Ok(StorageReply::Authenticated(AuthOutcome::Accepted {
+            account: account.to_string(),
+        }))
+    }
+
+    /// Keeps `attempt` as the connection's attempt under way; one left from before (a SCRAM
+    /// exchange the client gave up) ends first.
+    fn hold(&self, client: &Client, attempt: Attempt) {
+        let earlier = client.held().replace(HeldAttempt {
+            attempt,
+            checked: false,
+        });
+        if let Some(earlier) = earlier {
+            self.end_held(earlier, None);
+        }
+    }
+
+    /// Ends the connection's attempt under way, if any: `outcome` when the session reported
+    /// one, otherwise by whether a password was checked.
+    fn end_attempt(&self, client: &Client, outcome: Option<AttemptEnd>) -> bool {
+        let held = client.held().take();
+        match held {
+            Some(held) => {
+                self.end_held(held, outcome);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn end_held(&self, held: HeldAttempt, outcome: Option<AttemptEnd>) {
+        let end = outcome.unwrap_or(if held.checked {
+            AttemptEnd::Failed
+        } else {
+            AttemptEnd::Abandoned
+        });
+        self.guard.end(held.attempt, end, Instant::now());
+    }
+
+    /// The connection is over: an attempt it left under way ends with it.
+    pub fn connection_ended(&self, client: &Client) {
+        self.end_attempt(client, None);
+    }
+
+    /// Whether new connections from `ip` are refused at accept (its address is blocked).
+    pub fn address_blocked(&self, ip: std::net::IpAddr) -> bool {
+        self.guard.address_blocked(ip, Instant::now())
     }
 
     /// SCRAM keys and a fresh server nonce; blocked clients are refused before any work, as
@@ -191,12 +334,20 @@ impl Backend {
     fn scram(&self, username: &str, client: &Client) -> StorageResult {
         use rand_core::RngCore;
         let key = username_key(username).ok();
-        if let Err(blocked) = self
+        // The proof is checked in the session; the attempt counts from here until the session
+        // reports how it ended.
+        match self
             .guard
-            .check(client.peer.ip(), key.as_deref(), Instant::now())
+            .begin(client.peer.ip(), key.as_deref(), Instant::now())
         {
-            tracing::info!(peer = %client.peer, user = %username, reason = %blocked, "SCRAM refused without a lookup");
-            return Err(tern_core::StorageError::Unavailable(blocked.to_string()));
+            Ok(attempt) => self.hold(client, attempt),
+            Err(blocked) => {
+                tracing::info!(peer = %client.peer, user = %username, reason = %blocked, "SCRAM refused without a lookup");
+                return Err(match blocked {
+                    Blocked::Address => StorageError::Blocked,
+                    Blocked::Account => StorageError::Unavailable(blocked.to_string()),
+                });
+            }
         }
         let lookup = self.directory.scram(username);
         let mut entropy = [0u8; 18];
@@ -211,16 +362,22 @@ impl Backend {
     /// Counts a failed login; the connection calls this on the session's `AuthFailed` event,
     /// so every mechanism (including ones verified inside the core, like SCRAM) is counted.
     pub fn login_failed(&self, client: &Client, username: &str) {
-        let key = username_key(username).ok();
-        self.guard
-            .record_failure(client.peer.ip(), key.as_deref(), Instant::now());
+        if !self.end_attempt(client, Some(AttemptEnd::Failed)) {
+            let key = username_key(username).ok();
+            self.guard
+                .record_failure(client.peer.ip(), key.as_deref(), Instant::now());
+        }
     }
 
     /// Records a successful login (the session's `LoggedIn` event).
     pub fn logged_in(&self, client: &Client, account: &str) {
         let key = username_key(account).unwrap_or_else(|_| account.to_lowercase());
-        self.guard
-            .record_success(client.peer.ip(), &key, Instant::now());
+        client.slot.logged_in();
+        if !self.end_attempt(client, Some(AttemptEnd::Succeeded(key.clone()))) {
+            // A login from the cache: nothing was under way, but the address is trusted anew.
+            self.guard
+                .record_success(client.peer.ip(), &key, Instant::now());
+        }
     }
 
     fn notify(&self, changes: &[Changed]) {

@@ -121,6 +121,20 @@ pub struct Auth {
     /// Seconds a block lasts.
     #[serde(default = "default_guard_seconds")]
     pub block_duration: u64,
+    /// Password checks that run at once; 0: one per core.
+    #[serde(default)]
+    pub max_parallel_checks: usize,
+    /// Password checks that may wait for one of those; more are refused at once as a
+    /// temporary failure.
+    #[serde(default = "default_check_queue")]
+    pub check_queue: usize,
+    /// Seconds a successful password check is remembered (keyed hash of name and password,
+    /// never the password); 0 turns the cache off.
+    #[serde(default = "default_cache_ttl")]
+    pub cache_ttl: u64,
+    /// Successful checks remembered at most; 0 turns the cache off.
+    #[serde(default = "default_cache_size")]
+    pub cache_size: usize,
 }
 
 impl Default for Auth {
@@ -133,8 +147,27 @@ impl Default for Auth {
             account_failure_limit: default_account_failure_limit(),
             failure_window: default_guard_seconds(),
             block_duration: default_guard_seconds(),
+            max_parallel_checks: 0,
+            check_queue: default_check_queue(),
+            cache_ttl: default_cache_ttl(),
+            cache_size: default_cache_size(),
         }
     }
+}
+
+/// About a second of waiting behind two cores hashing argon2id at its default cost.
+fn default_check_queue() -> usize {
+    64
+}
+
+/// Dovecot's `auth_cache_ttl` default: an hour.
+fn default_cache_ttl() -> u64 {
+    3600
+}
+
+/// Entries are about 100 bytes: a megabyte for ten thousand clients.
+fn default_cache_size() -> usize {
+    10_000
 }
 
 fn default_ip_failure_limit() -> u32 {
@@ -169,6 +202,8 @@ pub struct LimitsConfig {
     pub max_connections: Option<usize>,
     /// Open connections from one address (IPv6: one /64); 0 for no limit.
     pub max_connections_per_ip: Option<usize>,
+    /// Open connections that have not logged in; 0 for no limit.
+    pub max_unauthenticated_connections: Option<usize>,
     /// Logged-in IMAP connections per account; 0 for no limit.
     pub imap_max_connections_per_account: Option<usize>,
     /// Logged-in POP3 connections per account; 0 for no limit.
@@ -198,6 +233,9 @@ pub struct Timeouts {
     /// connection: a peer that opens one and sends nothing must not hold a connection slot.
     #[serde(default = "default_tls_handshake")]
     pub tls_handshake: u64,
+    /// A connection that has not logged in this long after it opened is closed.
+    #[serde(default = "default_login")]
+    pub login: u64,
 }
 
 impl Default for Timeouts {
@@ -209,8 +247,13 @@ impl Default for Timeouts {
             send: default_send(),
             shutdown_grace: default_shutdown_grace(),
             tls_handshake: default_tls_handshake(),
+            login: default_login(),
         }
     }
+}
+
+fn default_login() -> u64 {
+    Limits::default().login_timeout.as_secs()
 }
 
 fn default_tls_handshake() -> u64 {
@@ -318,6 +361,7 @@ impl Config {
             ("timeouts.idle-keepalive", self.timeouts.idle_keepalive),
             ("timeouts.send", self.timeouts.send),
             ("timeouts.tls-handshake", self.timeouts.tls_handshake),
+            ("timeouts.login", self.timeouts.login),
         ] {
             if value == 0 {
                 return Err(invalid(format!("{key}: must be at least 1 second")));
@@ -392,6 +436,9 @@ impl Config {
         if let Some(v) = l.max_connections_per_ip {
             limits.per_ip = v;
         }
+        if let Some(v) = l.max_unauthenticated_connections {
+            limits.unauthenticated = v;
+        }
         if let Some(v) = l.imap_max_connections_per_account {
             limits.imap_per_account = v;
         }
@@ -422,7 +469,24 @@ impl Config {
         limits.imap_autologout = Duration::from_secs(self.timeouts.imap_autologout);
         limits.pop3_inactivity = Duration::from_secs(self.timeouts.pop3_inactivity);
         limits.imap_idle_keepalive = Duration::from_secs(self.timeouts.idle_keepalive);
+        limits.login_timeout = Duration::from_secs(self.timeouts.login);
         limits
+    }
+
+    /// The failure counters, the password-check pool and the cache of successful checks.
+    pub fn login_checks(&self) -> crate::backend::LoginChecks {
+        let threads = match self.auth.max_parallel_checks {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        crate::backend::LoginChecks {
+            guard: crate::guard::AuthGuard::new(self.guard()),
+            pool: crate::checks::CheckPool::new(threads, self.auth.check_queue),
+            cache: crate::auth_cache::AuthCache::new(
+                Duration::from_secs(self.auth.cache_ttl),
+                self.auth.cache_size,
+            ),
+        }
     }
 }
 
@@ -545,6 +609,7 @@ mod tests {
             "[storage]",
             "[auth]\nip-failure-limit = 3\naccount-failure-limit = 0\nfailure-window = 60\n\
              block-duration = 120\n[limits]\nmax-connections = 10\nmax-connections-per-ip = 2\n\
+             max-unauthenticated-connections = 5\n\
              imap-max-connections-per-account = 4\npop3-max-connections-per-account = 0\n\
              [directory]\npasswd-file = \"users\"\n[storage]",
         );
@@ -563,6 +628,7 @@ mod tests {
             ConnectionLimitsConfig {
                 total: 10,
                 per_ip: 2,
+                unauthenticated: 5,
                 imap_per_account: 4,
                 pop3_per_account: 0,
             }

@@ -159,11 +159,7 @@ pub async fn serve(
 ) {
     let started = Instant::now();
     let protocol = config.protocol;
-    let client = Arc::new(Client {
-        peer,
-        protocol,
-        slot,
-    });
+    let client = Arc::new(Client::new(peer, protocol, slot));
     tracing::info!(peer = %peer, listener = %ctx.listener, tls = implicit_tls, "connection opened");
     let stream = if implicit_tls {
         match handshake(&ctx, socket).await {
@@ -191,6 +187,7 @@ pub async fn serve(
     };
     let end = conn.run().await;
     conn.settle().await;
+    ctx.backend.connection_ended(&conn.client);
     let tls = matches!(conn.stream, Some(Stream::Tls(_)));
     if let Some(stream) = conn.stream.as_mut() {
         stream.close().await;
@@ -299,11 +296,6 @@ impl Connection {
                 // A bug in this driver, not the client's doing: drop the connection loudly.
                 tracing::error!(peer = %self.peer, error = %e, "session misuse");
                 return End::Closed;
-            }
-            if self.watch.is_none() {
-                if let Some(account) = self.session.account() {
-                    self.watch = Some(self.ctx.backend.watch(account));
-                }
             }
         }
     }
@@ -454,13 +446,18 @@ impl Connection {
         storage.or(shutdown).or(read).or(changed).or(timer).await
     }
 
-    fn log(&self, event: Event) {
+    /// Acts on what the session reports (logins feed the defences and start the change
+    /// feed) and logs it.
+    fn log(&mut self, event: Event) {
         match event {
             Event::Command { name } => {
                 tracing::debug!(peer = %self.peer, listener = %self.ctx.listener, command = %name, "command")
             }
             Event::LoggedIn { account, mechanism } => {
                 self.ctx.backend.logged_in(&self.client, &account);
+                if self.watch.is_none() {
+                    self.watch = Some(self.ctx.backend.watch(&account));
+                }
                 tracing::info!(peer = %self.peer, listener = %self.ctx.listener, user = %account, mechanism, "authentication succeeded")
             }
             Event::AuthFailed {

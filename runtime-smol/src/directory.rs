@@ -31,7 +31,7 @@ use tern_core::AuthOutcome;
 
 use crate::config::User;
 use crate::passwd_file::PasswdFile;
-use crate::passwords::StoredSecret;
+use crate::passwords::{HashScratch, StoredSecret};
 
 /// PBKDF2 iterations for SCRAM keys tern makes itself (`{plain}` accounts, stand-ins, and
 /// `hash-password --scram`). RFC 7677 §4 asks for at least 4096; more slows offline guessing
@@ -228,19 +228,39 @@ impl Directory {
         self.find(&key).map(|a| a.name.clone())
     }
 
-    /// Checks a name and password. Blocking and slow by design.
+    /// The account `username` names, if any.
+    pub fn account(&self, username: &str) -> Option<Arc<Account>> {
+        username_key(username).ok().and_then(|key| self.find(&key))
+    }
+
+    /// Checks a name and password with working memory of its own.
     pub fn verify(&self, username: &str, password: &[u8]) -> AuthOutcome {
-        let account = username_key(username).ok().and_then(|key| self.find(&key));
-        let Some(account) = account else {
-            let _ = self.decoy.verify(password);
-            return AuthOutcome::Rejected;
-        };
-        if account.secret.verify(password) {
-            AuthOutcome::Accepted {
-                account: account.name.clone(),
+        let account = self.account(username);
+        if self.verify_account(account.as_deref(), password, &mut HashScratch::default()) {
+            if let Some(account) = account {
+                return AuthOutcome::Accepted {
+                    account: account.name.clone(),
+                };
             }
-        } else {
-            AuthOutcome::Rejected
+        }
+        AuthOutcome::Rejected
+    }
+
+    /// Whether `password` is `account`'s. Blocking and slow by design; argon2 works in
+    /// `scratch`. For no account (an unknown name) a stand-in secret is checked, so the answer
+    /// takes as long as for a wrong password and cannot tell names apart by timing.
+    pub fn verify_account(
+        &self,
+        account: Option<&Account>,
+        password: &[u8],
+        scratch: &mut HashScratch,
+    ) -> bool {
+        match account {
+            Some(account) => account.secret.verify_with(password, scratch),
+            None => {
+                let _ = self.decoy.verify_with(password, scratch);
+                false
+            }
         }
     }
 

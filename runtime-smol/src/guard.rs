@@ -14,6 +14,11 @@
 //!   last week, so an attack on a name does not lock its owner out of their usual devices.
 //! - A success does not reset an address's failures: an attacker with one valid account
 //!   could otherwise interleave it with guesses at others.
+//! - An attempt counts from the moment its password check starts, not when it fails: a client
+//!   that opens many connections and sends one guess on each at once has its checks in flight
+//!   counted with its failures, so no more than the limit are ever checked in one window.
+//!   An attempt that succeeds gives its place back; one abandoned before any password was
+//!   checked (a SCRAM exchange cancelled halfway) too.
 //! - Memory is bounded: at most `MAX_TRACKED` addresses and as many names; when full, idle
 //!   entries are dropped, and if none are idle, new keys go uncounted (logged) rather than
 //!   growing without limit.
@@ -96,11 +101,26 @@ impl From<IpAddr> for IpKey {
 struct Counter {
     failures: VecDeque<Instant>,
     blocked_until: Option<Instant>,
+    /// Attempts begun and not yet ended.
+    in_flight: u32,
 }
 
 impl Counter {
     fn blocked(&self, now: Instant) -> bool {
         self.blocked_until.is_some_and(|until| now < until)
+    }
+
+    /// Whether one more attempt may start: not blocked, and the failures in the window plus
+    /// the attempts under way stay below the limit.
+    fn admits(&mut self, now: Instant, limit: u32, window: Duration) -> bool {
+        if self.blocked(now) {
+            return false;
+        }
+        if limit == 0 {
+            return true;
+        }
+        self.expire(now, window);
+        self.failures.len() + (self.in_flight as usize) < limit as usize
     }
 
     /// Records a failure; returns true when it starts a block.
@@ -130,7 +150,7 @@ impl Counter {
 
     fn idle(&mut self, now: Instant, window: Duration) -> bool {
         self.expire(now, window);
-        self.failures.is_empty() && !self.blocked(now)
+        self.failures.is_empty() && !self.blocked(now) && self.in_flight == 0
     }
 }
 
@@ -162,6 +182,26 @@ struct State {
     last_prune: Option<Instant>,
 }
 
+/// A login attempt under way, counted against its address and account name until it ends
+/// (see [`AuthGuard::begin`]).
+#[derive(Debug)]
+#[must_use = "an attempt must be ended, or it keeps counting"]
+pub struct Attempt {
+    ip: IpAddr,
+    account: Option<String>,
+}
+
+/// How an [`Attempt`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// A wrong password or proof, or an unknown name: it counts as a failure.
+    Failed,
+    /// Logged in to the account with this lookup key: the address becomes trusted for it.
+    Succeeded(String),
+    /// Ended before any password was checked: it no longer counts.
+    Abandoned,
+}
+
 /// The failure counters; shared by every connection.
 #[derive(Debug)]
 pub struct AuthGuard {
@@ -191,6 +231,97 @@ impl AuthGuard {
             }
         }
         Ok(())
+    }
+
+    /// Whether `ip` is blocked now (for the connection limits at accept, where no account
+    /// name is known yet).
+    pub fn address_blocked(&self, ip: IpAddr, now: Instant) -> bool {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .ips
+            .get(&IpKey::from(ip))
+            .is_some_and(|c| c.blocked(now))
+    }
+
+    /// Starts an attempt from `ip` for the account with lookup key `account`, or refuses it:
+    /// when the address or name is blocked, or when its failures in the window plus the
+    /// attempts already under way reach the limit. Call before checking the password, so a
+    /// refused client costs no hashing, and end the attempt with [`AuthGuard::end`].
+    pub fn begin(
+        &self,
+        ip: IpAddr,
+        account: Option<&str>,
+        now: Instant,
+    ) -> Result<Attempt, Blocked> {
+        let key = IpKey::from(ip);
+        let config = &self.config;
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.make_room(&mut state, now);
+        let ip_counter = if state.ips.len() >= MAX_TRACKED && !state.ips.contains_key(&key) {
+            None
+        } else {
+            Some(state.ips.entry(key).or_default())
+        };
+        if let Some(c) = &ip_counter {
+            if c.blocked(now) {
+                return Err(Blocked::Address);
+            }
+        }
+        if let Some(c) = ip_counter {
+            if !c.admits(now, config.ip_limit, config.window) {
+                return Err(Blocked::Address);
+            }
+        }
+        if let Some(entry) = account.and_then(|a| state.accounts.get_mut(a)) {
+            if !entry.trusts(key, now)
+                && !entry
+                    .counter
+                    .admits(now, config.account_limit, config.window)
+            {
+                return Err(Blocked::Account);
+            }
+        }
+        // Admitted: count it under way on both keys (unless a table is full, as for failures).
+        if let Some(c) = state.ips.get_mut(&key) {
+            c.in_flight += 1;
+        }
+        if let Some(name) = account {
+            let full = state.accounts.len() >= MAX_TRACKED;
+            if !full || state.accounts.contains_key(name) {
+                state
+                    .accounts
+                    .entry(name.to_string())
+                    .or_default()
+                    .counter
+                    .in_flight += 1;
+            }
+        }
+        Ok(Attempt {
+            ip,
+            account: account.map(str::to_string),
+        })
+    }
+
+    /// Ends an attempt begun with [`AuthGuard::begin`].
+    pub fn end(&self, attempt: Attempt, end: AttemptEnd, now: Instant) {
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(c) = state.ips.get_mut(&IpKey::from(attempt.ip)) {
+                c.in_flight = c.in_flight.saturating_sub(1);
+            }
+            if let Some(e) = attempt
+                .account
+                .as_deref()
+                .and_then(|a| state.accounts.get_mut(a))
+            {
+                e.counter.in_flight = e.counter.in_flight.saturating_sub(1);
+            }
+        }
+        match end {
+            AttemptEnd::Failed => self.record_failure(attempt.ip, attempt.account.as_deref(), now),
+            AttemptEnd::Succeeded(account) => self.record_success(attempt.ip, &account, now),
+            AttemptEnd::Abandoned => {}
+        }
     }
 
     /// Records a failed login (wrong password or unknown name).
@@ -314,6 +445,57 @@ mod tests {
             Err(Blocked::Address)
         );
         assert_eq!(g.check(a, None, t0 + Duration::from_secs(302)), Ok(()));
+    }
+
+    #[test]
+    fn attempts_under_way_count_so_parallel_guesses_stay_within_the_limit() {
+        let g = guard(3, 0);
+        let t0 = Instant::now();
+        let a = ip("192.0.2.1");
+        // Three connections start a check each at the same moment; a fourth must wait.
+        let attempts: Vec<_> = (0..3)
+            .map(|_| g.begin(a, Some("alice"), t0).unwrap())
+            .collect();
+        assert_eq!(g.begin(a, Some("alice"), t0).unwrap_err(), Blocked::Address);
+        // Not a block yet: other addresses are unaffected, and neither is this one's future.
+        assert!(!g.address_blocked(a, t0));
+        assert!(g.begin(ip("192.0.2.2"), Some("alice"), t0).is_ok());
+        let mut attempts = attempts.into_iter();
+        g.end(attempts.next().unwrap(), AttemptEnd::Failed, t0);
+        assert!(g.begin(a, None, t0).is_err(), "1 failure + 2 under way");
+        g.end(
+            attempts.next().unwrap(),
+            AttemptEnd::Succeeded("alice".into()),
+            t0,
+        );
+        g.end(attempts.next().unwrap(), AttemptEnd::Abandoned, t0);
+        // One failure counted; the success and the abandoned attempt gave their places back.
+        let again = g.begin(a, None, t0).unwrap();
+        let twice = g.begin(a, None, t0).unwrap();
+        assert!(g.begin(a, None, t0).is_err());
+        g.end(again, AttemptEnd::Failed, t0);
+        g.end(twice, AttemptEnd::Failed, t0);
+        assert!(g.address_blocked(a, t0));
+        assert_eq!(g.begin(a, None, t0).unwrap_err(), Blocked::Address);
+    }
+
+    #[test]
+    fn an_account_counts_attempts_under_way_from_strangers_only() {
+        let g = guard(0, 2);
+        let t0 = Instant::now();
+        let home = ip("198.51.100.7");
+        let first = g.begin(home, Some("alice"), t0).unwrap();
+        g.end(first, AttemptEnd::Succeeded("alice".into()), t0);
+        let a = g.begin(ip("192.0.2.1"), Some("alice"), t0).unwrap();
+        let b = g.begin(ip("192.0.2.2"), Some("alice"), t0).unwrap();
+        assert_eq!(
+            g.begin(ip("192.0.2.3"), Some("alice"), t0).unwrap_err(),
+            Blocked::Account
+        );
+        assert!(g.begin(home, Some("alice"), t0).is_ok());
+        g.end(a, AttemptEnd::Abandoned, t0);
+        g.end(b, AttemptEnd::Abandoned, t0);
+        assert!(g.begin(ip("192.0.2.3"), Some("alice"), t0).is_ok());
     }
 
     #[test]

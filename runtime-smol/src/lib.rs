@@ -6,7 +6,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth_cache;
 pub mod backend;
+pub mod checks;
 pub mod config;
 pub mod connection;
 pub mod directory;

@@ -1,4 +1,5 @@
-//! Connection limits: in total, per client address, and per account and protocol.
+//! Connection limits: in total, per client address, before login, and per account and
+//! protocol.
 //!
 //! The first two are checked when a connection is accepted; the account is known only after
 //! login, so its limit is checked when a login succeeds (a refused login is answered
@@ -21,6 +22,8 @@ pub struct ConnectionLimitsConfig {
     pub total: usize,
     /// Open connections from one address (IPv6: one /64).
     pub per_ip: usize,
+    /// Open connections that have not logged in (yet).
+    pub unauthenticated: usize,
     /// Logged-in IMAP connections of one account.
     pub imap_per_account: usize,
     /// Logged-in POP3 connections of one account.
@@ -35,6 +38,9 @@ impl Default for ConnectionLimitsConfig {
             // Enough for a household or office behind one NAT address, each client holding
             // several IMAP connections (one per watched folder).
             per_ip: 50,
+            // A quarter of the total: strangers that connect and never log in (each for at
+            // most the login timeout) cannot take the places of the users who do.
+            unauthenticated: 250,
             // Thunderbird keeps up to 5 per account per device; a few devices fit.
             imap_per_account: 32,
             // RFC 1939 §8: one POP3 session per maildrop at a time is the norm.
@@ -52,11 +58,18 @@ pub enum Refused {
     /// `limits.max-connections-per-ip` reached for this address.
     #[error("per-address connection limit reached")]
     PerIp,
+    /// `limits.max-unauthenticated-connections` reached.
+    #[error("limit of connections not logged in reached")]
+    Unauthenticated,
+    /// The address is blocked after repeated failed logins (`auth.ip-failure-limit`).
+    #[error("address blocked after failed logins")]
+    Blocked,
 }
 
 #[derive(Debug, Default)]
 struct Counts {
     total: usize,
+    unauthenticated: usize,
     per_ip: HashMap<IpKey, usize>,
     per_account: HashMap<(Protocol, String), usize>,
 }
@@ -74,6 +87,8 @@ pub struct ConnectionSlot {
     limits: Arc<ConnectionLimits>,
     ip: IpKey,
     account: Mutex<Option<(Protocol, String)>>,
+    /// Counted among the connections not logged in.
+    unauthenticated: std::sync::atomic::AtomicBool,
 }
 
 fn within(count: usize, limit: usize) -> bool {
@@ -99,12 +114,17 @@ impl ConnectionLimits {
         if !within(from_ip, self.config.per_ip) {
             return Err(Refused::PerIp);
         }
+        if !within(counts.unauthenticated, self.config.unauthenticated) {
+            return Err(Refused::Unauthenticated);
+        }
         counts.total += 1;
+        counts.unauthenticated += 1;
         *counts.per_ip.entry(key).or_default() += 1;
         Ok(ConnectionSlot {
             limits: self.clone(),
             ip: key,
             account: Mutex::new(None),
+            unauthenticated: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -151,6 +171,21 @@ impl ConnectionSlot {
 }
 
 impl ConnectionSlot {
+    /// The connection has logged in: it no longer counts among those that have not.
+    pub fn logged_in(&self) {
+        if self
+            .unauthenticated
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            let mut counts = self
+                .limits
+                .counts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            counts.unauthenticated = counts.unauthenticated.saturating_sub(1);
+        }
+    }
+
     /// Gives up the account share early: when the session has ended but its last bytes are
     /// still being flushed, a client that reconnects at once must not find the account full.
     pub fn release_account(&self) {
@@ -192,6 +227,9 @@ impl Drop for ConnectionSlot {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         counts.total = counts.total.saturating_sub(1);
+        if *self.unauthenticated.get_mut() {
+            counts.unauthenticated = counts.unauthenticated.saturating_sub(1);
+        }
         release(&mut counts.per_ip, &self.ip);
         if let Some(account) = account {
             release(&mut counts.per_account, &account);
@@ -207,6 +245,7 @@ mod tests {
         ConnectionLimits::new(ConnectionLimitsConfig {
             total,
             per_ip,
+            unauthenticated: 0,
             imap_per_account: imap,
             pop3_per_account: pop3,
         })
@@ -251,6 +290,37 @@ mod tests {
         assert!(t.claim_account(Protocol::Pop3, "alice"));
         drop(t);
         assert!(l.counts.lock().unwrap().per_account.is_empty());
+    }
+
+    #[test]
+    fn connections_not_logged_in_have_their_own_cap() {
+        let l = ConnectionLimits::new(ConnectionLimitsConfig {
+            total: 4,
+            per_ip: 0,
+            unauthenticated: 2,
+            imap_per_account: 0,
+            pop3_per_account: 0,
+        });
+        let a = l.admit(ip("192.0.2.1")).unwrap();
+        let b = l.admit(ip("192.0.2.2")).unwrap();
+        assert_eq!(
+            l.admit(ip("192.0.2.3")).unwrap_err(),
+            Refused::Unauthenticated
+        );
+        // A login frees a place among the strangers, not in the total.
+        a.logged_in();
+        a.logged_in();
+        let c = l.admit(ip("192.0.2.3")).unwrap();
+        c.logged_in();
+        let d = l.admit(ip("192.0.2.4")).unwrap();
+        assert_eq!(l.admit(ip("192.0.2.5")).unwrap_err(), Refused::Total);
+        drop((a, c));
+        // b and d never logged in: still two strangers.
+        let e = l.admit(ip("192.0.2.5"));
+        assert_eq!(e.unwrap_err(), Refused::Unauthenticated);
+        drop((b, d));
+        assert_eq!(l.counts.lock().unwrap().unauthenticated, 0);
+        assert_eq!(l.open(), 0);
     }
 
     #[test]

@@ -19,8 +19,8 @@
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use argon2::Argon2;
+use argon2::password_hash::PasswordHash;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use sha_crypt::PasswordVerifier as _;
 use subtle::ConstantTimeEq;
 use tern_core::sasl::{saslprep, ScramCredentials};
@@ -128,29 +128,37 @@ impl StoredSecret {
         }
     }
 
+    /// Checks a password with working memory of its own; see [`StoredSecret::verify_with`].
+    pub fn verify(&self, password: &[u8]) -> bool {
+        self.verify_with(password, &mut HashScratch::default())
+    }
+
     /// Checks a password. Blocking and slow by design for every scheme but `Plain`.
+    ///
+    /// argon2 works in `scratch` instead of allocating its memory (19 MiB for the default
+    /// parameters) at each check: a thread that keeps one scratch for all its checks holds
+    /// that memory once, and the allocator is never asked for (and never keeps) more.
     ///
     /// The password is tried as SASLprep (RFC 4013) prepares it, which is what PLAIN asks
     /// servers to compare (RFC 4616 §5) and what SCRAM keys are derived from; when that
     /// differs from the bytes as sent, those are tried too, because hashes made elsewhere
     /// (Dovecot does not prepare passwords) hold the unprepared form.
-    pub fn verify(&self, password: &[u8]) -> bool {
+    pub fn verify_with(&self, password: &[u8], scratch: &mut HashScratch) -> bool {
         let prepared = std::str::from_utf8(password)
             .ok()
             .and_then(|p| saslprep(p).ok())
             .filter(|p| p.as_bytes() != password);
         if let Some(prepared) = prepared {
-            if self.verify_exact(prepared.as_bytes()) {
+            if self.verify_exact(prepared.as_bytes(), scratch) {
                 return true;
             }
         }
-        self.verify_exact(password)
+        self.verify_exact(password, scratch)
     }
 
-    fn verify_exact(&self, password: &[u8]) -> bool {
+    fn verify_exact(&self, password: &[u8], scratch: &mut HashScratch) -> bool {
         match self {
-            StoredSecret::Argon2(phc) => PasswordHash::new(phc)
-                .is_ok_and(|hash| Argon2::default().verify_password(password, &hash).is_ok()),
+            StoredSecret::Argon2(phc) => verify_argon2(phc, password, scratch),
             StoredSecret::ShaCrypt(hash) => sha_crypt::ShaCrypt::default()
                 .verify_password(password, hash.as_str())
                 .is_ok(),
@@ -162,6 +170,53 @@ impl StoredSecret {
             StoredSecret::Plain(stored) => bool::from(stored.as_slice().ct_eq(password)),
         }
     }
+}
+
+/// Working memory for password checks, reused from one check to the next.
+#[derive(Default)]
+pub struct HashScratch {
+    argon2: Vec<Block>,
+}
+
+impl HashScratch {
+    /// Bytes held.
+    pub fn len_bytes(&self) -> usize {
+        self.argon2.len() * Block::SIZE
+    }
+}
+
+/// What `argon2`'s `PasswordVerifier` does, with the caller's memory: recompute the hash with
+/// the stored parameters and salt, and compare in constant time.
+fn verify_argon2(phc: &str, password: &[u8], scratch: &mut HashScratch) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(expected), Some(salt)) = (
+        Algorithm::try_from(hash.algorithm),
+        Params::try_from(&hash),
+        hash.hash,
+        hash.salt,
+    ) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if scratch.argon2.len() < blocks {
+        scratch.argon2.resize(blocks, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, &mut out, &mut scratch.argon2[..])
+        .is_ok()
+        && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 /// A secret without `{SCHEME}`: recognised by its `$id$`.

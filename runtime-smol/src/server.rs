@@ -16,7 +16,6 @@ use crate::config::{Config, ListenerProtocol};
 use crate::connection::{self, Context};
 use crate::directory::Directory;
 use crate::error::StartError;
-use crate::guard::AuthGuard;
 use crate::limits::{ConnectionLimits, Refused};
 use crate::tls::CertReloader;
 
@@ -37,7 +36,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let store_path = config.storage_path();
     let store = tern_store_sqlite::SqliteStore::open(&store_path)
         .map_err(|e| StartError::Store(e.to_string()))?;
-    let backend = Backend::new(directory, AuthGuard::new(config.guard()), store);
+    let backend = Backend::new(directory, config.login_checks(), store);
     let bound = bind_all(&config)?;
     let signals = async_signal::Signals::new([
         async_signal::Signal::Term,
@@ -126,9 +125,9 @@ async fn serve(
             (Protocol::Pop3, true) => "pop3, implicit TLS",
             (Protocol::Pop3, false) => "pop3, STLS",
         };
-        // Printed (not logged) so that scripts and tests can find ephemeral ports.
+        // Printed, not logged (once is enough on a terminal that shows both streams): scripts
+        // and tests read standard output to find ephemeral ports.
         println!("listening {} {} ({mode})", b.name, b.addr);
-        tracing::info!(listener = %b.name, addr = %b.addr, mode, "listening");
         let ctx = Arc::new(Context {
             listener: b.name.clone(),
             tls: tls.clone(),
@@ -151,11 +150,19 @@ async fn serve(
         let allow_plain = config.auth.allow_plain_text;
         let ex = executor.clone();
         let limits = limits.clone();
+        let backend = backend.clone();
         accept_tasks.push(executor.spawn(async move {
             loop {
                 match b.socket.accept().await {
                     Ok((socket, peer)) => {
-                        let slot = match limits.admit(peer.ip()) {
+                        // A blocked address gets one line and no session (nor a TLS
+                        // handshake): guessing on must cost the server next to nothing.
+                        let admitted = if backend.address_blocked(peer.ip()) {
+                            Err(Refused::Blocked)
+                        } else {
+                            limits.admit(peer.ip())
+                        };
+                        let slot = match admitted {
                             Ok(slot) => slot,
                             Err(why) => {
                                 tracing::info!(peer = %peer, listener = %b.name, reason = %why, "connection refused");
@@ -248,9 +255,17 @@ async fn refuse(
         return;
     }
     let line: &[u8] = match (protocol, why) {
+        (Protocol::Pop3, Refused::Blocked) => {
+            b"-ERR [SYS/TEMP] Too many failed logins from your address; try again later.\r\n"
+        }
+        (_, Refused::Blocked) => {
+            b"* BYE [UNAVAILABLE] Too many failed logins from your address; try again later.\r\n"
+        }
         (Protocol::Pop3, _) => b"-ERR [SYS/TEMP] Too many connections; try again later.\r\n",
         (_, Refused::PerIp) => b"* BYE [UNAVAILABLE] Too many connections from your address.\r\n",
-        (_, Refused::Total) => b"* BYE [UNAVAILABLE] Too many connections; try again later.\r\n",
+        (_, Refused::Total | Refused::Unauthenticated) => {
+            b"* BYE [UNAVAILABLE] Too many connections; try again later.\r\n"
+        }
     };
     // Bounded: a refused client gets a few seconds of attention at most.
     let _ = async {

@@ -152,6 +152,8 @@ impl Pop3Session {
         let greeting = format!("{} ready.", s.config.server_name);
         s.ok(&greeting);
         s.touch(now);
+        s.timers
+            .set(Timer::Login, now + s.config.limits.login_timeout);
         s
     }
 
@@ -196,8 +198,7 @@ impl Pop3Session {
         | Input::Shutdown { now }) = &input;
         self.now = *now;
         match input {
-            Input::Bytes { now, data } => {
-                self.touch(now);
+            Input::Bytes { data, .. } => {
                 if !matches!(self.expect, Expect::TlsHandshake) {
                     // RFC 2595 §4: nothing sent before the handshake counts after it.
                     self.lines.push(data);
@@ -210,6 +211,10 @@ impl Pop3Session {
                         Timer::Inactivity => {
                             // RFC 1939 §3: an expired timer closes the connection without a
                             // response and without entering UPDATE.
+                            self.close();
+                        }
+                        Timer::Login => {
+                            self.err("Login timed out.");
                             self.close();
                         }
                         Timer::IdleKeepalive => {}
@@ -330,6 +335,9 @@ impl Pop3Session {
                     self.bad("Line too long.");
                 }
                 LineFrame::Line(line) => {
+                    // The inactivity timer runs from the last complete line: a client that
+                    // trickles bytes without ever finishing one is inactive.
+                    self.touch(self.now);
                     match std::mem::replace(&mut self.expect, Expect::Command) {
                         Expect::SaslResponse(state) => self.sasl_response(*state, &line),
                         other => {
@@ -667,6 +675,7 @@ impl Pop3Session {
                 Err(StorageError::InUse) => {
                     self.err("[IN-USE] Mailbox is locked by another POP3 session.")
                 }
+                Err(StorageError::Blocked) => self.blocked(),
                 Err(_) | Ok(_) => self.temporary_failure(),
             },
             AfterReply::ScramKeys(state) => match reply {
@@ -680,6 +689,7 @@ impl Pop3Session {
                     let step = state.exchange.credentials(&credentials, &nonce);
                     self.sasl_step(state, step);
                 }
+                Err(StorageError::Blocked) => self.blocked(),
                 Err(_) | Ok(_) => self.temporary_failure(),
             },
             AfterReply::Lock { account } => match reply {
@@ -780,6 +790,7 @@ impl Pop3Session {
     }
 
     fn logged_in(&mut self, account: String, mechanism: &'static str) {
+        self.timers.clear(Timer::Login);
         self.out.push(Output::Event(Event::LoggedIn {
             account: account.clone(),
             mechanism,
@@ -805,6 +816,13 @@ impl Pop3Session {
             self.timers.set(Timer::AuthDelay, self.now + delay);
             self.expect = Expect::AuthDelay;
         }
+    }
+
+    /// The address is blocked for failed logins: refuse and hang up (see
+    /// [`StorageError::Blocked`]).
+    fn blocked(&mut self) {
+        self.err("[SYS/TEMP] Too many failed logins from your address; try again later.");
+        self.close();
     }
 
     fn temporary_failure(&mut self) {

@@ -555,6 +555,11 @@ pub enum StorageError {
     /// A passing condition (a busy database, a full queue); the client may retry.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+    /// A login from an address that is blocked after repeated failed logins. The session
+    /// refuses it and closes the connection: answering more attempts on it would only give an
+    /// attacker a fast oracle for free.
+    #[error("logins from this address are blocked")]
+    Blocked,
     /// A fault in storage itself.
     #[error("internal storage error: {0}")]
     Internal(String),

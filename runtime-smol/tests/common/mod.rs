@@ -188,6 +188,11 @@ impl Client {
         self.stream.write_all(data.as_bytes()).unwrap();
     }
 
+    /// Sends raw bytes, reporting failure (the server may have closed the connection).
+    pub fn try_send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(data)
+    }
+
     /// Reads one line (CRLF stripped); `None` at EOF.
     pub fn line(&mut self) -> Option<String> {
         loop {

@@ -12,7 +12,7 @@ use crate::imap::response::{Code, Condition, Response};
 use crate::sasl::{self, Credentials, Exchange, Mechanism, Outcome, SaslContext, SaslError, Step};
 use crate::secret::Secret;
 use crate::session::{Event, Output};
-use crate::store::{AuthOutcome, StorageOp, StorageReply, StorageResult};
+use crate::store::{AuthOutcome, StorageError, StorageOp, StorageReply, StorageResult};
 use crate::time::Timer;
 
 /// An AUTHENTICATE exchange in progress.
@@ -171,6 +171,7 @@ impl ImapSession {
                 let step = state.exchange.credentials(&credentials, &nonce);
                 self.sasl_step(state, step, now);
             }
+            Err(StorageError::Blocked) => self.blocked(state.tag),
             Err(e) => self.storage_failed(state.tag, &e),
             Ok(_) => self.unexpected(state.tag),
         }
@@ -206,12 +207,26 @@ impl ImapSession {
             Ok(StorageReply::Authenticated(AuthOutcome::Rejected)) => {
                 self.failed_login(tag, username, mechanism, now)
             }
+            Err(StorageError::Blocked) => self.blocked(tag),
             Err(e) => self.storage_failed(tag, &e),
             Ok(_) => self.unexpected(tag),
         }
     }
 
+    /// The address is blocked for failed logins: refuse and hang up, so further guesses cost
+    /// a new connection (which the driver refuses at accept while the block lasts).
+    fn blocked(&mut self, tag: Tag) {
+        self.no(
+            tag,
+            Some(Code::Unavailable),
+            "Too many failed logins from your address; try again later.",
+        );
+        self.untagged(Condition::Bye, None, "Too many failed logins.");
+        self.close();
+    }
+
     fn logged_in(&mut self, tag: Tag, account: String, mechanism: &'static str) {
+        self.timers.clear(Timer::Login);
         self.out.push(Output::Event(Event::LoggedIn {
             account: account.clone(),
             mechanism,

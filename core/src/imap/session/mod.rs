@@ -204,6 +204,7 @@ impl ImapSession {
         let greeting = format!("{} ready.", s.config.server_name);
         s.untagged(Condition::Ok, Some(Code::Capability(caps)), &greeting);
         s.touch(now);
+        s.timers.set(Timer::Login, now + s.limits().login_timeout);
         s
     }
 
@@ -357,6 +358,10 @@ impl ImapSession {
             Timer::Inactivity => {
                 // RFC 9051 §5.4: the autologout is announced with an untagged BYE.
                 self.untagged(Condition::Bye, None, "Autologout; idle for too long.");
+                self.close();
+            }
+            Timer::Login => {
+                self.untagged(Condition::Bye, None, "Login timed out.");
                 self.close();
             }
             Timer::AuthDelay => {
