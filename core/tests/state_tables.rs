@@ -62,8 +62,8 @@ impl Conn {
         c
     }
 
-    /// Runs the session; a deadline within a minute (a failed-login delay) is waited out, as
-    /// a client would.
+    /// Runs the session; a deadline within half a minute (a failed-login delay) is waited out,
+    /// as a client would, but not the login timeout (a minute).
     fn run(&mut self) {
         loop {
             let out = &mut self.out;
@@ -72,7 +72,7 @@ impl Conn {
             })
             .unwrap();
             match self.blocked {
-                Blocked::Until(at) if at <= self.now + Duration::from_secs(60) => {
+                Blocked::Until(at) if at <= self.now + Duration::from_secs(30) => {
                     self.now = at;
                     self.session
                         .handle_input(Input::Timeout { now: self.now })

@@ -186,7 +186,9 @@ impl Backend {
         // Logins are this backend's business (directory, password hashing), never inline.
         if matches!(
             op,
-            StorageOp::Authenticate { .. } | StorageOp::ScramLookup { .. }
+            StorageOp::Authenticate { .. }
+                | StorageOp::ScramLookup { .. }
+                | StorageOp::ClaimAccount { .. }
         ) {
             return Err(op);
         }
@@ -196,8 +198,10 @@ impl Backend {
     }
 
     fn execute_blocking(&self, op: StorageOp, client: &Client) -> StorageResult {
-        if let StorageOp::ScramLookup { username } = op {
-            return self.scram(&username, client);
+        match op {
+            StorageOp::ScramLookup { username } => return self.scram(&username, client),
+            StorageOp::ClaimAccount { account } => return self.accept(&account, client),
+            _ => {}
         }
         let (reply, changes) = self.store.execute_shared(op, unix_now());
         self.notify(&changes);

@@ -440,3 +440,55 @@ fn a_stalled_tls_handshake_is_dropped() {
     let mut c = Client::connect(server.port("imap"));
     assert!(greeted(&mut c).starts_with("* OK"));
 }
+
+/// Issue 13, item 6: a SCRAM login is verified inside the session, and used to skip the
+/// account's connection limit that LOGIN and PLAIN are held to.
+#[test]
+fn scram_logins_count_against_the_account_connection_limit() {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    let server = Server::start(&format!(
+        "{ACCOUNTS}[limits]\nimap-max-connections-per-account = 1\n"
+    ));
+    let port = server.port("imap");
+    let scram = |c: &mut Client| -> String {
+        let client = tern_core::sasl::ScramClient::new("alice", "e2e-nonce", None);
+        c.send(&format!(
+            "s AUTHENTICATE SCRAM-SHA-256 {}\r\n",
+            B64.encode(client.client_first())
+        ));
+        let first = c.line().unwrap();
+        let server_first = B64
+            .decode(
+                first
+                    .strip_prefix("+ ")
+                    .unwrap_or_else(|| panic!("{first}")),
+            )
+            .unwrap();
+        let last = client.client_final(&server_first, "wonderland").unwrap();
+        c.send(&format!("{}\r\n", B64.encode(last)));
+        let reply = c.line().unwrap();
+        if reply.starts_with("+ ") {
+            c.send("\r\n");
+            return c.line().unwrap();
+        }
+        reply
+    };
+    let mut first = Client::connect(port);
+    greeted(&mut first);
+    let reply = scram(&mut first);
+    assert!(reply.starts_with("s OK"), "{reply}");
+    let mut second = Client::connect(port);
+    greeted(&mut second);
+    let reply = scram(&mut second);
+    assert!(reply.starts_with("s NO [UNAVAILABLE]"), "{reply}");
+    let reply = login(&mut second, "alice", "wonderland");
+    assert!(reply.starts_with("l NO [UNAVAILABLE]"), "{reply}");
+    // Not a failed login, and the place frees up when the first session ends.
+    assert!(imap(&mut first, "z", "LOGOUT").starts_with("z OK"));
+    eventually("alice's freed slot is reused by SCRAM", || {
+        let mut c = Client::connect(port);
+        greeted(&mut c);
+        scram(&mut c).starts_with("s OK")
+    });
+}

@@ -439,9 +439,12 @@ impl SqliteStore {
                 lock(&self.locked).remove(&account.to_lowercase());
                 Ok(StorageReply::Done)
             }
-            StorageOp::ScramLookup { .. } => Err(StorageError::Internal(
-                "SCRAM keys are the runtime directory's business, not the store's".into(),
-            )),
+            StorageOp::ScramLookup { .. } | StorageOp::ClaimAccount { .. } => {
+                Err(StorageError::Internal(
+                    "SCRAM keys and connection limits are the runtime's business, not the store's"
+                        .into(),
+                ))
+            }
             StorageOp::DeleteMailbox { name, .. } if name == "INBOX" => {
                 Err(StorageError::Cannot("INBOX cannot be deleted."))
             }

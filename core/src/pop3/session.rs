@@ -628,7 +628,14 @@ impl Pop3Session {
             }
             Step::Done(Outcome::Verify(creds)) => self.authenticate(creds, state.mechanism.name()),
             Step::Done(Outcome::Authenticated { .. }) => match state.account {
-                Some(account) => self.logged_in(account, state.mechanism.name()),
+                // The proof is right; the account's connection limit still applies.
+                Some(account) => self.request(
+                    StorageOp::ClaimAccount { account },
+                    AfterReply::Login {
+                        username: state.username,
+                        mechanism: state.mechanism.name(),
+                    },
+                ),
                 None => self.failed_login(state.username, state.mechanism.name()),
             },
             Step::Failed(SaslError::BadBase64) => self.err("Invalid base64 data."),

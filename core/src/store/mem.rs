@@ -282,6 +282,12 @@ impl Store for MemStore {
                 };
                 Ok(StorageReply::Authenticated(outcome))
             }
+            // One process, no connection limits: every verified login may proceed.
+            StorageOp::ClaimAccount { account } => {
+                Ok(StorageReply::Authenticated(AuthOutcome::Accepted {
+                    account,
+                }))
+            }
             StorageOp::ScramLookup { username } => {
                 // Keys derived on demand from the test password; a fixed salt and a counter
                 // nonce keep transcripts deterministic (this store never serves real users).

@@ -269,6 +269,14 @@ pub enum StorageOp {
         /// The authentication identity, SASLprep-ed.
         username: String,
     },
+    /// A login verified inside the session (SCRAM's proof) asks to become a session of the
+    /// account: the driver counts it against the account's connection limit as it does for a
+    /// checked password, and answers `Authenticated(Accepted)` or a refusal (`Unavailable`,
+    /// `InUse`).
+    ClaimAccount {
+        /// The account's canonical name, as the SCRAM lookup gave it.
+        account: String,
+    },
     /// List mailboxes and subscriptions.
     ListMailboxes {
         /// The account.
@@ -436,7 +444,9 @@ impl StorageOp {
     /// The account a mutating operation changes, for change notification.
     pub fn account(&self) -> Option<&str> {
         match self {
-            StorageOp::Authenticate { .. } | StorageOp::ScramLookup { .. } => None,
+            StorageOp::Authenticate { .. }
+            | StorageOp::ScramLookup { .. }
+            | StorageOp::ClaimAccount { .. } => None,
             StorageOp::ListMailboxes { account }
             | StorageOp::CreateMailbox { account, .. }
             | StorageOp::DeleteMailbox { account, .. }

@@ -143,7 +143,15 @@ impl ImapSession {
                 self.check_credentials(state.tag, creds, state.mechanism.name())
             }
             Step::Done(Outcome::Authenticated { .. }) => match state.account {
-                Some(account) => self.logged_in(state.tag, account, state.mechanism.name()),
+                // The proof is right; the account's connection limit still applies.
+                Some(account) => self.request(
+                    StorageOp::ClaimAccount { account },
+                    Pending::Login {
+                        tag: state.tag,
+                        username: state.username,
+                        mechanism: state.mechanism.name(),
+                    },
+                ),
                 // Stand-in keys cannot verify; reaching here would be a store bug.
                 None => self.failed_login(state.tag, state.username, state.mechanism.name(), now),
             },
