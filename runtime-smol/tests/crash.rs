@@ -146,6 +146,17 @@ fn worker(port: u16, id: usize, round: usize, acked: Arc<Mutex<Acked>>, deadline
 
 #[test]
 fn acknowledged_changes_survive_sigkill() {
+    survive_sigkill(3);
+}
+
+/// Ten sessions writing one mailbox at once: their writes go to disk in shared group commits
+/// (store-sqlite's `group.rs`), and each is still acknowledged only once it is durable.
+#[test]
+fn acknowledged_changes_of_ten_concurrent_writers_survive_sigkill() {
+    survive_sigkill(10);
+}
+
+fn survive_sigkill(writers: usize) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tern.toml"), config_text("")).unwrap();
     let acked = Arc::new(Mutex::new(Acked::default()));
@@ -154,7 +165,7 @@ fn acknowledged_changes_survive_sigkill() {
     for round in 0..3 {
         let (mut child, port) = start(dir.path());
         let deadline = Instant::now() + Duration::from_secs(5);
-        let workers: Vec<_> = (0..3)
+        let workers: Vec<_> = (0..writers)
             .map(|id| {
                 let acked = acked.clone();
                 std::thread::spawn(move || worker(port, id, round, acked, deadline))

@@ -69,6 +69,9 @@ pub struct Account {
     blobs: BlobDir,
     path: PathBuf,
     rows: RowCache,
+    /// Within a group commit ([`Account::begin_batch`]): files of bodies the batch's writes
+    /// dropped, unlinked once the batch commits.
+    batch_doomed: Vec<i64>,
 }
 
 impl std::fmt::Debug for Account {
@@ -324,6 +327,32 @@ impl Keywords {
     }
 }
 
+/// Where a write runs: its own transaction, or a savepoint of a group commit's.
+enum Scope<'c> {
+    Transaction(rusqlite::Transaction<'c>),
+    Savepoint(rusqlite::Savepoint<'c>),
+}
+
+impl std::ops::Deref for Scope<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            Scope::Transaction(tx) => tx,
+            Scope::Savepoint(sp) => sp,
+        }
+    }
+}
+
+impl Scope<'_> {
+    fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            Scope::Transaction(tx) => tx.commit(),
+            Scope::Savepoint(sp) => sp.commit(),
+        }
+    }
+}
+
 /// Files written in the current transaction (removed if it fails) and files to unlink once
 /// it commits; index rows to add just before it commits.
 #[derive(Default)]
@@ -393,6 +422,7 @@ impl Account {
             blobs: BlobDir::new(dir.join(BLOB_FOLDER)),
             path: path.clone(),
             rows: RowCache::new(budget),
+            batch_doomed: Vec::new(),
         };
         account
             .migrate(version, now)
@@ -503,15 +533,28 @@ impl Account {
 
     /// Runs `f` in an immediate transaction; on failure nothing it did remains, files
     /// included. Files of dropped bodies are unlinked after the commit.
+    ///
+    /// Inside a group commit ([`Account::begin_batch`]) `f` runs in a savepoint of the
+    /// batch's transaction instead: a failure rolls back this write alone, and the one
+    /// commit (and fsync) at the end of the batch makes every write of it durable together.
     fn write<T>(
         &mut self,
         f: impl FnOnce(&Connection, &BlobDir, &mut Pending) -> Result<T, Fail>,
     ) -> Result<T, Fail> {
         let mut pending = Pending::default();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = match f(&tx, &self.blobs, &mut pending)
+        let batched = !self.conn.is_autocommit();
+        let Account {
+            conn,
+            blobs,
+            batch_doomed,
+            ..
+        } = self;
+        let tx = if batched {
+            Scope::Savepoint(conn.savepoint()?)
+        } else {
+            Scope::Transaction(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+        };
+        let out = match f(&tx, blobs, &mut pending)
             .and_then(|out| index_pending(&tx, &mut pending).map(|_| out))
             .and_then(|out| reclaim(&tx, &mut pending, RECLAIM_PER_WRITE).map(|_| out))
         {
@@ -520,7 +563,7 @@ impl Account {
                 drop(tx);
                 // Rolled back for certain: the new files belong to nothing.
                 for id in pending.written {
-                    let _ = self.blobs.remove(id);
+                    let _ = blobs.remove(id);
                 }
                 return Err(e);
             }
@@ -529,11 +572,63 @@ impl Account {
         // replayed after a crash, so its files stay; if the rows really are gone, the next
         // open collects the files as orphans. Never a row without its body.
         tx.commit()?;
+        if batched {
+            batch_doomed.append(&mut pending.doomed);
+            return Ok(out);
+        }
         for id in pending.doomed {
             // An unlink that fails leaves an orphan, collected at the next open.
-            let _ = self.blobs.remove(id);
+            let _ = blobs.remove(id);
         }
         Ok(out)
+    }
+
+    /// Starts a group commit: the requests run until [`Account::end_batch`] share one
+    /// transaction, each write in a savepoint of its own.
+    pub fn begin_batch(&mut self) -> Result<(), Fail> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// Commits a group commit: one fsync for all its writes. If the commit fails, nothing of
+    /// the batch is acknowledged, and the row cache (which may have read rows the batch
+    /// wrote) starts afresh.
+    pub fn end_batch(&mut self) -> Result<(), Fail> {
+        let committed = self.conn.execute_batch("COMMIT");
+        if committed.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        let doomed = std::mem::take(&mut self.batch_doomed);
+        if let Err(e) = committed {
+            self.rows.clear();
+            return Err(e.into());
+        }
+        for id in doomed {
+            let _ = self.blobs.remove(id);
+        }
+        Ok(())
+    }
+
+    /// Whether a group commit is open (a request panicked in one: the caller rolls it back).
+    pub fn in_batch(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
+    /// Rolls back a group commit that cannot finish (a request in it panicked).
+    pub fn abort_batch(&mut self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+        self.batch_doomed.clear();
+        self.rows.clear();
+    }
+
+    /// A read transaction for a request made of many lookups, or none inside a group commit
+    /// (whose transaction already gives the request one consistent view).
+    fn read_scope(conn: &Connection) -> Result<Option<rusqlite::Transaction<'_>>, Fail> {
+        Ok(if conn.is_autocommit() {
+            Some(conn.unchecked_transaction()?)
+        } else {
+            None
+        })
     }
 
     // ---- operations ----
@@ -995,29 +1090,32 @@ impl Account {
             // One read transaction for the whole request: in autocommit mode each lookup
             // took and released SQLite's WAL locks itself (system calls that were a tenth of
             // a 1,000-message FETCH ENVELOPE).
-            let tx = conn.unchecked_transaction()?;
-            let m = by_id(&tx, mailbox)?;
+            let scope = Account::read_scope(conn)?;
+            let tx: &Connection = scope.as_deref().unwrap_or(conn);
+            let m = by_id(tx, mailbox)?;
             let mut out = Vec::with_capacity(uids.len());
             // A small request uses the cache only when it is current: bringing it up to date
             // could cost a scan, more than the few lookups (and this may be running on an
             // executor thread, see the runtime's `try_inline`).
             if uids.len() >= BULK_REQUEST || rows.is_current(&m) {
-                let rows = rows.rows(&tx, &m)?;
+                let rows = rows.rows(tx, &m)?;
                 // MemStore's order: as requested, duplicates included.
                 for uid in uids {
                     if let Ok(i) = rows.binary_search_by_key(uid, |r| r.uid) {
                         if let Some(msg) = rows.get(i) {
-                            out.push(load(&tx, blobs, msg)?);
+                            out.push(load(tx, blobs, msg)?);
                         }
                     }
                 }
             } else {
-                for_each_msg(&tx, m.id, uids, |conn, msg| {
+                for_each_msg(tx, m.id, uids, |conn, msg| {
                     out.push(load(conn, blobs, &msg)?);
                     Ok(())
                 })?;
             }
-            tx.commit()?;
+            if let Some(scope) = scope {
+                scope.commit()?;
+            }
             return Ok((StorageReply::Fetched(out), Vec::new()));
         }
         self.write(|tx, blobs, _| {
@@ -1064,8 +1162,8 @@ impl Account {
             conn, rows: cache, ..
         } = self;
         // One read transaction, as in `fetch`: candidates' texts are loaded one by one.
-        let tx = conn.unchecked_transaction()?;
-        let conn: &Connection = &tx;
+        let scope = Account::read_scope(conn)?;
+        let conn: &Connection = scope.as_deref().unwrap_or(conn);
         let full_text = search::needs_full_text(query);
         // Header criteria on From/To/Cc/Bcc/Subject (and sent dates) are decided on the
         // headlines, held with the cached rows: a scan of memory beats the trigram index,
@@ -1117,7 +1215,9 @@ impl Account {
         if cached {
             cache.charge(m.id, loaded);
         }
-        tx.commit()?;
+        if let Some(scope) = scope {
+            scope.commit()?;
+        }
         Ok((StorageReply::Found(found), Vec::new()))
     }
 

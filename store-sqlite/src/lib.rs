@@ -164,6 +164,7 @@ mod account;
 mod blobs;
 mod codec;
 mod error;
+mod group;
 mod rows;
 mod schema;
 mod search;
@@ -171,6 +172,8 @@ mod search;
 use account::Account;
 pub use account::{BLOB_FOLDER, DATABASE_FILE};
 pub use error::OpenError;
+use group::Handle;
+pub use group::{BatchStats, MAX_BATCH};
 pub use schema::SCHEMA_VERSION;
 
 /// Bodies up to this size live in the database, larger ones in files (see the crate docs for
@@ -221,13 +224,15 @@ pub struct SqliteStore {
     users: HashMap<String, (String, Secret<Vec<u8>>)>,
     /// Message rows the accounts keep in memory, store-wide (see `rows.rs`).
     budget: rows::Budget,
+    /// Requests one group commit may take (see `group.rs`).
+    max_batch: usize,
 }
 
 /// The open account databases, each behind its own lock, with a use counter for closing the
 /// least recently used.
 #[derive(Default)]
 struct OpenAccounts {
-    map: HashMap<String, (Arc<Mutex<Account>>, u64)>,
+    map: HashMap<String, (Arc<Handle>, u64)>,
     tick: u64,
 }
 
@@ -281,6 +286,7 @@ impl SqliteStore {
             locked: Mutex::new(HashSet::new()),
             users: HashMap::new(),
             budget: rows::Budget::new(rows::DEFAULT_BUDGET_BYTES),
+            max_batch: MAX_BATCH,
         })
     }
 
@@ -308,6 +314,13 @@ impl SqliteStore {
         self.budget = rows::Budget::new(bytes);
     }
 
+    /// Sets how many queued requests one group commit may take (default [`MAX_BATCH`]; 1
+    /// commits every request alone, for comparisons). Takes effect for accounts opened from
+    /// now on.
+    pub fn set_max_batch(&mut self, requests: usize) {
+        self.max_batch = requests;
+    }
+
     /// Adds (or replaces) a user for [`StorageOp::Authenticate`], kept in memory only.
     ///
     /// In the server, users are the runtime's directory's business and `Authenticate` never
@@ -329,7 +342,7 @@ impl SqliteStore {
     /// Messages and octets stored for an account.
     pub fn usage(&self, account: &str) -> Result<Usage, StorageError> {
         let account = self.account(account)?;
-        let (messages, octets) = lock(&account).usage()?;
+        let (messages, octets) = lock(&account.account).usage()?;
         Ok(Usage { messages, octets })
     }
 
@@ -337,14 +350,19 @@ impl SqliteStore {
     /// write) and returns free pages to the file system; returns how many bodies went.
     pub fn reclaim(&self, account: &str) -> Result<usize, StorageError> {
         let account = self.account(account)?;
-        let reclaimed = lock(&account).reclaim_all()?;
+        let reclaimed = lock(&account.account).reclaim_all()?;
         Ok(reclaimed)
+    }
+
+    /// Group commits run so far for an account (batches of more than one request).
+    pub fn batch_stats(&self, account: &str) -> Result<BatchStats, StorageError> {
+        Ok(self.account(account)?.stats())
     }
 
     /// Runs SQLite's and FTS5's integrity checks on an account.
     pub fn check(&self, account: &str) -> Result<(), StorageError> {
         let account = self.account(account)?;
-        let checked = lock(&account).check();
+        let checked = lock(&account.account).check();
         Ok(checked?)
     }
 
@@ -373,10 +391,9 @@ impl SqliteStore {
                     Vec::new(),
                 ),
                 Some(name) => match self.account(&name) {
-                    Ok(account) => {
-                        let mut account = lock(&account);
-                        run(&mut account, &name, op, now, self.inline_limit)
-                    }
+                    Ok(handle) => handle.submit(op, now, &|account, op, now| {
+                        run(account, &name, op, now, self.inline_limit)
+                    }),
                     Err(e) => (Err(e.into()), Vec::new()),
                 },
             },
@@ -407,7 +424,7 @@ impl SqliteStore {
             },
             Err(_) => return Err(op),
         };
-        let Ok(mut account) = account.try_lock() else {
+        let Ok(mut account) = account.account.try_lock() else {
             return Err(op);
         };
         if !account.is_quick(&op) {
@@ -454,7 +471,7 @@ impl SqliteStore {
 
     /// The account's handle, opening it (under the map's lock, so never twice at once: a
     /// second handle's orphan collection could take the first one's uncommitted files).
-    fn account(&self, name: &str) -> Result<Arc<Mutex<Account>>, OpenError> {
+    fn account(&self, name: &str) -> Result<Arc<Handle>, OpenError> {
         let mut open = lock(&self.open);
         open.tick += 1;
         let tick = open.tick;
@@ -463,11 +480,10 @@ impl SqliteStore {
             return Ok(account.clone());
         }
         let dir = self.account_dir(name)?;
-        let account = Arc::new(Mutex::new(Account::open(
-            &dir,
-            self.now,
-            self.budget.clone(),
-        )?));
+        let account = Arc::new(Handle::new(
+            Account::open(&dir, self.now, self.budget.clone())?,
+            self.max_batch,
+        ));
         if open.map.len() >= MAX_OPEN_ACCOUNTS {
             // Only an account no request holds: its handle is dropped with the map entry.
             let oldest = open
@@ -488,7 +504,7 @@ impl SqliteStore {
     #[cfg(test)]
     fn with_connection<T>(&self, name: &str, f: impl FnOnce(&rusqlite::Connection) -> T) -> T {
         let account = self.account(name).expect("account opens");
-        let account = lock(&account);
+        let account = lock(&account.account);
         f(account.connection())
     }
 }

@@ -168,6 +168,16 @@ impl RowCache {
         }
     }
 
+    /// Forgets every entry (after a failed group commit, whose rows an entry may have read).
+    pub(crate) fn clear(&mut self) {
+        let held = self
+            .entries
+            .drain(..)
+            .map(|e| e.bytes)
+            .fold(0, usize::saturating_add);
+        self.budget.give_back(held);
+    }
+
     /// Every message row of `m` (read from the mailbox's row just now), ascending by UID.
     pub(crate) fn rows(&mut self, conn: &Connection, m: &Mailbox) -> Result<Rows<'_>, Fail> {
         if let Some(i) = self.entries.iter().position(|e| e.mailbox == m.id) {

@@ -782,3 +782,136 @@ fn selects_of_an_unchanged_mailbox_share_the_uid_list() {
     assert_eq!(*first.uids, [1, 2, 3]);
     assert_eq!(*third.uids, [1, 2, 3, 4]);
 }
+
+/// Requests that queue while the account is busy run as one group commit; each still gets its
+/// own reply, a failing one is rolled back alone, and everything acknowledged is there after
+/// a reopen.
+#[test]
+fn queued_writes_share_one_commit_and_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let first = append(&mut store, "INBOX", message("first", 100));
+    let store = std::sync::Arc::new(store);
+    let handle = store.account("alice").unwrap();
+    // Hold the account, so that everything submitted meanwhile queues.
+    let held = lock(&handle.account);
+    let submit = |op: StorageOp| {
+        let store = store.clone();
+        std::thread::spawn(move || store.execute_shared(op, 1_767_225_600).0)
+    };
+    let append_op = |subject: &str| StorageOp::Append {
+        account: "alice".into(),
+        name: "INBOX".into(),
+        messages: vec![NewMessage {
+            flags: Vec::new(),
+            internal_date: None,
+            data: message(subject, 50),
+        }],
+    };
+    // The first becomes the leader of a batch of one and waits for the account...
+    let lead = submit(append_op("lead"));
+    while handle.waiting() > 0 {
+        std::thread::yield_now();
+    }
+    // ...while these four queue behind it, one of them bound to fail.
+    let mut rest = vec![
+        submit(append_op("two")),
+        submit(StorageOp::SetFlags {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![first],
+            mode: StoreMode::Add,
+            flags: vec![Flag::Flagged],
+            unchanged_since: None,
+        }),
+        submit(StorageOp::CreateMailbox {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            special_use: None,
+        }),
+    ];
+    rest.push(submit(append_op("three")));
+    while handle.waiting() < 4 {
+        std::thread::yield_now();
+    }
+    drop(held);
+    assert!(lead.join().unwrap().is_ok());
+    let replies: Vec<_> = rest.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(replies[0].is_ok(), "{:?}", replies[0]);
+    assert!(replies[1].is_ok(), "{:?}", replies[1]);
+    assert_eq!(replies[2], Err(StorageError::AlreadyExists));
+    assert!(replies[3].is_ok(), "{:?}", replies[3]);
+    assert_eq!(
+        store.batch_stats("alice").unwrap(),
+        BatchStats {
+            batches: 1,
+            batched: 4
+        }
+    );
+    drop(handle);
+    let Ok(store) = std::sync::Arc::try_unwrap(store) else {
+        panic!("the store is still shared");
+    };
+    drop(store);
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let snapshot = open_inbox(&mut store);
+    assert_eq!(snapshot.uids.len(), 4);
+    let flagged = states(&mut store)
+        .into_iter()
+        .find(|(uid, _, _)| *uid == first)
+        .unwrap();
+    assert!(flagged.1.contains(&Flag::Flagged));
+    assert_eq!(
+        count(
+            &mut store,
+            "SELECT count(*) FROM mailboxes WHERE name = 'INBOX'"
+        ),
+        1
+    );
+}
+
+/// A read that runs inside a group commit sees the writes queued before it, and its own
+/// read transaction is not attempted inside the batch's.
+#[test]
+fn a_read_in_a_batch_sees_the_writes_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let handle = store.account("alice").unwrap();
+    let held = lock(&handle.account);
+    let submit = |op: StorageOp| {
+        let store = store.clone();
+        std::thread::spawn(move || store.execute_shared(op, 1_767_225_600).0)
+    };
+    let lead = submit(StorageOp::ListMailboxes {
+        account: "alice".into(),
+    });
+    while handle.waiting() > 0 {
+        std::thread::yield_now();
+    }
+    let write = submit(StorageOp::Append {
+        account: "alice".into(),
+        name: "INBOX".into(),
+        messages: vec![NewMessage {
+            flags: Vec::new(),
+            internal_date: None,
+            data: message("seen by the search", 50),
+        }],
+    });
+    while handle.waiting() < 1 {
+        std::thread::yield_now();
+    }
+    let read = submit(StorageOp::Search {
+        account: "alice".into(),
+        mailbox: INBOX,
+        uids: vec![1, 2, 3],
+        query: Query::All,
+    });
+    while handle.waiting() < 2 {
+        std::thread::yield_now();
+    }
+    drop(held);
+    assert!(lead.join().unwrap().is_ok());
+    assert!(write.join().unwrap().is_ok());
+    assert_eq!(read.join().unwrap(), Ok(StorageReply::Found(vec![1])));
+    assert_eq!(store.batch_stats("alice").unwrap().batched, 2);
+}
