@@ -106,7 +106,10 @@ pub enum Input<'a> {
         /// The mailbox.
         mailbox: crate::store::MailboxId,
     },
-    /// The peer closed its side, or the connection failed.
+    /// The peer closed its side, or the connection failed. Nothing more is transmitted, but
+    /// the session may still need storage to end (a POP3 session releases its maildrop lock):
+    /// keep running its requests and feeding their replies, one at a time as always, until it
+    /// outputs [`crate::Output::Close`].
     PeerClosed {
         /// The current time.
         now: Instant,

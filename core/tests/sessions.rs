@@ -600,3 +600,76 @@ fn rfc9266_scram_plus_checks_the_channel_binding() {
         .send("a AUTHENTICATE SCRAM-SHA-256-PLUS\r\n")
         .starts_with("a NO"));
 }
+
+/// A POP3 session that ends while a request is in flight (the client left during a RETR) sends
+/// the release of its maildrop lock only once that request's reply is in: one request at a
+/// time, even on the way out. The messages it retrieved get `\Seen` in the same request.
+#[test]
+fn pop3_ends_with_one_request_in_flight_at_a_time() {
+    use tern_core::{Output, StorageOp, Store};
+    let mut h = pop3_logged_in();
+    assert!(h.send("RETR 1\r\n").starts_with("+OK"));
+    // The next RETR's request is left unanswered: the driver still runs it when the peer goes.
+    h.session
+        .handle_input(Input::Bytes {
+            now: h.now,
+            data: b"RETR 2\r\n",
+        })
+        .unwrap();
+    let fetch = loop {
+        match h.session.poll_output() {
+            Output::Storage(request) => break request,
+            Output::Timeout(_) | Output::Close => panic!("no request for RETR 2"),
+            _ => {}
+        }
+    };
+    h.session
+        .handle_input(Input::PeerClosed { now: h.now })
+        .unwrap();
+    assert!(
+        matches!(h.session.poll_output(), Output::Timeout(_)),
+        "nothing more until the reply is in"
+    );
+    assert!(h
+        .store
+        .execute(StorageOp::LockMaildrop {
+            account: "alice".into()
+        })
+        .is_err());
+    let reply = h.store.execute(fetch.op);
+    h.session
+        .handle_input(Input::Storage {
+            now: h.now,
+            id: fetch.id,
+            reply,
+        })
+        .unwrap();
+    let release = match h.session.poll_output() {
+        Output::Storage(request) => request,
+        other => panic!("expected the release, got {other:?}"),
+    };
+    match &release.op {
+        StorageOp::UnlockMaildrop {
+            seen: Some((_, uids)),
+            ..
+        } => assert_eq!(uids, &vec![1]),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(h.session.poll_output(), Output::Timeout(_)));
+    let reply = h.store.execute(release.op);
+    h.session
+        .handle_input(Input::Storage {
+            now: h.now,
+            id: release.id,
+            reply,
+        })
+        .unwrap();
+    assert!(matches!(h.session.poll_output(), Output::Close));
+    // Released: another session may take the maildrop.
+    assert!(h
+        .store
+        .execute(StorageOp::LockMaildrop {
+            account: "alice".into()
+        })
+        .is_ok());
+}

@@ -223,28 +223,37 @@ struct Connection {
 
 impl Connection {
     /// After the connection ends, however it ended: lets the session clean up (a POP3 session
-    /// releases its maildrop lock) by running its last storage requests; bytes are no longer
-    /// sent.
+    /// releases its maildrop lock) by running its last storage requests, one at a time with
+    /// their replies fed back as usual; bytes are no longer sent.
     async fn settle(&mut self) {
         let _ = self.session.handle_input(Input::PeerClosed {
             now: Instant::now(),
         });
-        if let Some((_, reply)) = self.pending.take() {
-            let _ = reply.finish().await;
-        }
-        // Bounded: a session emits at most a few clean-up requests before Close.
+        // Bounded: a session ends with at most a few requests.
         for _ in 0..16 {
+            if let Some((id, reply)) = self.pending.take() {
+                let reply = reply.finish().await;
+                let now = Instant::now();
+                if self
+                    .session
+                    .handle_input(Input::Storage { now, id, reply })
+                    .is_err()
+                {
+                    return;
+                }
+            }
             match self.session.poll_output() {
                 Output::Storage(request) => {
-                    let _ = self
+                    let task = self
                         .ctx
                         .backend
                         .clone()
-                        .execute(request.op, self.client.clone())
-                        .await;
+                        .execute(request.op, self.client.clone());
+                    self.pending = Some((request.id, Reply::Running(task)));
                 }
                 Output::Transmit(_) | Output::Event(_) | Output::StartTls => {}
-                _ => break,
+                _ if self.pending.is_some() => {}
+                _ => return,
             }
         }
     }
@@ -305,32 +314,22 @@ impl Connection {
         loop {
             match self.session.poll_output() {
                 Output::Transmit(bytes) => self.send(&bytes).await.map_err(End::Io)?,
-                Output::Storage(request) => match self.pending.take() {
+                Output::Storage(request) => {
+                    if self.pending.is_some() {
+                        // The core's contract: one request in flight per session.
+                        tracing::error!(peer = %self.peer, "session misuse: a second storage request while one is in flight");
+                        return Ok(None);
+                    }
                     // The reply, even one computed here at once, is handed over only once the
-                    // session waits: a request on the way to Close expects none.
-                    None => {
-                        let reply = match self.ctx.backend.try_inline(request.op) {
-                            Ok(reply) => Reply::Ready(reply),
-                            Err(op) => Reply::Running(
-                                self.ctx.backend.clone().execute(op, self.client.clone()),
-                            ),
-                        };
-                        self.pending = Some((request.id, reply));
-                    }
-                    Some((id, earlier)) => {
-                        // A clean-up request emitted on the way to Close (no reply awaited):
-                        // it runs after the earlier one, in the order the session gave (POP3
-                        // sets \Seen before it releases the maildrop lock).
-                        let backend = self.ctx.backend.clone();
-                        let client = self.client.clone();
-                        let chained = smol::spawn(async move {
-                            let reply = earlier.finish().await;
-                            let _ = backend.execute(request.op, client).await;
-                            reply
-                        });
-                        self.pending = Some((id, Reply::Running(chained)));
-                    }
-                },
+                    // session waits.
+                    let reply = match self.ctx.backend.try_inline(request.op) {
+                        Ok(reply) => Reply::Ready(reply),
+                        Err(op) => Reply::Running(
+                            self.ctx.backend.clone().execute(op, self.client.clone()),
+                        ),
+                    };
+                    self.pending = Some((request.id, reply));
+                }
                 Output::StartTls => {
                     self.flush().await.map_err(End::Io)?;
                     let Some(Stream::Plain(socket)) = self.stream.take() else {

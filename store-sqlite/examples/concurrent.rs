@@ -1,6 +1,7 @@
 //! Many sessions writing one account at once, with and without group commit: the figure behind
-//! `group.rs`. Each of `THREADS` threads alternates an APPEND of a small message and a STORE of
-//! a flag on it, `OPS` requests in all per thread, every one durable (`synchronous=FULL`).
+//! `group.rs`. Each of `THREADS` threads repeats, `OPS` requests in all, the writes of the
+//! standard mixed IMAP workload on one message: APPEND, STORE of a flag, STORE of `\Deleted`,
+//! UID EXPUNGE; every request durable (`synchronous=FULL`), the mailbox staying small.
 //!
 //! ```text
 //! cargo run --release -p tern-store-sqlite --example concurrent [THREADS] [OPS]
@@ -27,14 +28,21 @@ fn run(threads: usize, ops: usize, max_batch: usize) -> Result<(f64, String), St
             std::thread::spawn(move || -> Result<(), String> {
                 let mut last = None;
                 for i in 0..ops {
-                    let op = match (i % 2, last) {
-                        (1, Some(uid)) => StorageOp::SetFlags {
+                    let flag = |flag| StorageOp::SetFlags {
+                        account: "alice".into(),
+                        mailbox: MailboxId(1),
+                        uids: last.into_iter().collect(),
+                        mode: StoreMode::Add,
+                        flags: vec![flag],
+                        unchanged_since: None,
+                    };
+                    let op = match i % 4 {
+                        1 => flag(Flag::Flagged),
+                        2 => flag(Flag::Deleted),
+                        3 => StorageOp::Expunge {
                             account: "alice".into(),
                             mailbox: MailboxId(1),
-                            uids: vec![uid],
-                            mode: StoreMode::Add,
-                            flags: vec![Flag::Flagged],
-                            unchanged_since: None,
+                            uids: Some(last.into_iter().collect()),
                         },
                         _ => StorageOp::Append {
                             account: "alice".into(),

@@ -383,6 +383,27 @@ impl SqliteStore {
     /// Runs one request at time `now` (Unix seconds), locking only the account it names;
     /// returns the reply and the mailboxes it changed, to announce once the reply is out.
     pub fn execute_shared(&self, op: StorageOp, now: i64) -> (StorageResult, Vec<Changed>) {
+        if let StorageOp::UnlockMaildrop {
+            account,
+            seen: Some((mailbox, uids)),
+        } = op
+        {
+            // The flags first, then the lock, whatever became of them: a lost \Seen costs an
+            // unread mark, a kept lock the whole maildrop.
+            let (flagged, changes) = self.execute_shared(
+                StorageOp::SetFlags {
+                    account: account.clone(),
+                    mailbox,
+                    uids,
+                    mode: tern_core::imap::types::StoreMode::Add,
+                    flags: vec![tern_core::imap::types::Flag::Seen],
+                    unchanged_since: None,
+                },
+                now,
+            );
+            lock(&self.locked).remove(&account.to_lowercase());
+            return (flagged.map(|_| StorageReply::Done), changes);
+        }
         match self.without_account(op) {
             Ok(reply) => (reply, Vec::new()),
             Err(op) => match op.account().map(str::to_string) {
@@ -452,7 +473,10 @@ impl SqliteStore {
                     Err(StorageError::InUse)
                 }
             }
-            StorageOp::UnlockMaildrop { account } => {
+            StorageOp::UnlockMaildrop {
+                account,
+                seen: None,
+            } => {
                 lock(&self.locked).remove(&account.to_lowercase());
                 Ok(StorageReply::Done)
             }

@@ -303,7 +303,12 @@ fn step(rng: &mut Rng) -> Step {
             claim_recent: rng.chance(50),
         },
         92 => StorageOp::LockMaildrop { account },
-        93 => StorageOp::UnlockMaildrop { account },
+        93 => StorageOp::UnlockMaildrop {
+            account,
+            seen: rng
+                .chance(50)
+                .then(|| (mailbox(rng), vec![rng.range(1, 25) as u32])),
+        },
         94 => StorageOp::Authenticate {
             username: rng.pick(&["Alice", "bob", "nobody"]).to_string(),
             password: Secret::new(rng.pick(&["pw", "wrong"]).as_bytes().to_vec()),
@@ -380,7 +385,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                     {
                         locked.push(account.to_lowercase());
                     }
-                    StorageOp::UnlockMaildrop { account } => {
+                    StorageOp::UnlockMaildrop { account, .. } => {
                         locked.retain(|a| *a != account.to_lowercase());
                     }
                     _ => {}

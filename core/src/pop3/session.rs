@@ -14,7 +14,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::command::Command;
 use super::lines::{LineFrame, LineReader};
 use crate::auth::{plaintext_allowed, FailureCounter};
-use crate::imap::types::{Flag, StoreMode};
 use crate::outbox::Outbox;
 use crate::sasl::{
     self, ChannelBindings, Credentials, Exchange, Mechanism, Outcome, SaslContext, SaslError, Step,
@@ -49,7 +48,16 @@ enum State {
 enum Expect {
     Command,
     SaslResponse(Box<SaslState>),
-    Reply { id: RequestId, then: AfterReply },
+    Reply {
+        id: RequestId,
+        then: AfterReply,
+    },
+    /// Ending: waiting for the reply `awaiting`, then sending `then` (the release of the
+    /// maildrop lock) if it is still to go, or closing.
+    Releasing {
+        awaiting: RequestId,
+        then: Option<StorageOp>,
+    },
     AuthDelay,
     TlsHandshake,
     Closed,
@@ -164,7 +172,7 @@ impl Pop3Session {
 
     pub(crate) fn wants_read(&self) -> bool {
         match self.expect {
-            Expect::Closed => false,
+            Expect::Closed | Expect::Releasing { .. } => false,
             Expect::Command | Expect::SaslResponse(_) => true,
             Expect::Reply { .. } | Expect::AuthDelay | Expect::TlsHandshake => {
                 self.lines.buffered() < self.config.limits.max_buffered_input
@@ -186,6 +194,23 @@ impl Pop3Session {
         if matches!(self.expect, Expect::Closed) {
             return match input {
                 Input::Bytes { .. } | Input::TlsEstablished { .. } => Err(MisuseError::Closed),
+                _ => Ok(()),
+            };
+        }
+        if matches!(self.expect, Expect::Releasing { .. }) {
+            // Said and done: only the release's progress (or the driver giving up) counts.
+            return match input {
+                Input::Storage { now, id, .. } => {
+                    self.now = now;
+                    self.releasing_reply(id)
+                }
+                Input::Timeout { now } => {
+                    if self.timers.pop_expired(now).is_some() {
+                        self.finish_close();
+                    }
+                    Ok(())
+                }
+                Input::TlsEstablished { .. } => Err(MisuseError::UnexpectedTls),
                 _ => Ok(()),
             };
         }
@@ -281,29 +306,74 @@ impl Pop3Session {
     /// Ends the session; a held maildrop lock is released first (without UPDATE: RFC 1939 §6
     /// removes messages only on QUIT). Messages the client retrieved still get `\Seen`, as
     /// IMAP would show them after a read that ended in a dropped connection.
+    /// Ends the session however it ends (QUIT aside): a session that holds the maildrop gives
+    /// the messages it retrieved `\Seen` and releases the lock first.
     fn close(&mut self) {
         if let State::Transaction { account, maildrop } = &self.state {
-            let account = account.clone();
             let seen = retrieved_kept(maildrop);
-            if !seen.is_empty() {
-                self.out.push(Output::Storage(StorageRequest {
-                    id: self.ids.next(),
-                    op: StorageOp::SetFlags {
-                        account: account.clone(),
-                        mailbox: maildrop.mailbox,
-                        uids: seen,
-                        mode: StoreMode::Add,
-                        flags: vec![Flag::Seen],
-                        unchanged_since: None,
-                    },
-                }));
-            }
-            self.out.push(Output::Storage(StorageRequest {
-                id: self.ids.next(),
-                op: StorageOp::UnlockMaildrop { account },
-            }));
+            let op = StorageOp::UnlockMaildrop {
+                account: account.clone(),
+                seen: (!seen.is_empty()).then_some((maildrop.mailbox, seen)),
+            };
+            self.release(op);
+            return;
         }
         self.close_unlocked();
+    }
+
+    /// Closes once `release` (the maildrop lock's release) is done. A session has one request
+    /// in flight at a time even as it ends: if another is under way (the client left during a
+    /// RETR), the release is sent when that one's reply arrives, which is dropped.
+    fn release(&mut self, release: StorageOp) {
+        let account = self.account().map(str::to_string);
+        self.state = State::Closed { account };
+        self.lines.clear();
+        self.timers = Timers::default();
+        // A driver that never answers must not keep the session forever.
+        self.timers.set(
+            Timer::Inactivity,
+            self.now + self.config.limits.pop3_inactivity,
+        );
+        self.expect = match std::mem::replace(&mut self.expect, Expect::Closed) {
+            Expect::Reply { id, .. } => Expect::Releasing {
+                awaiting: id,
+                then: Some(release),
+            },
+            _ => {
+                let id = self.ids.next();
+                self.out
+                    .push(Output::Storage(StorageRequest { id, op: release }));
+                Expect::Releasing {
+                    awaiting: id,
+                    then: None,
+                }
+            }
+        };
+    }
+
+    /// A reply while releasing: send the release if it was waiting for this one, or close.
+    fn releasing_reply(&mut self, id: RequestId) -> Result<(), MisuseError> {
+        let Expect::Releasing { awaiting, then } =
+            std::mem::replace(&mut self.expect, Expect::Closed)
+        else {
+            return Ok(());
+        };
+        if awaiting != id {
+            self.expect = Expect::Releasing { awaiting, then };
+            return Err(MisuseError::UnknownRequest(id));
+        }
+        match then {
+            Some(op) => {
+                let id = self.ids.next();
+                self.out.push(Output::Storage(StorageRequest { id, op }));
+                self.expect = Expect::Releasing {
+                    awaiting: id,
+                    then: None,
+                };
+            }
+            None => self.finish_close(),
+        }
+        Ok(())
     }
 
     fn close_unlocked(&mut self) {
@@ -313,9 +383,13 @@ impl Pop3Session {
             State::Authorization { .. } => None,
         };
         self.state = State::Closed { account };
+        self.lines.clear();
+        self.finish_close();
+    }
+
+    fn finish_close(&mut self) {
         self.expect = Expect::Closed;
         self.timers = Timers::default();
-        self.lines.clear();
         self.out.push(Output::Close);
     }
 
@@ -838,15 +912,20 @@ impl Pop3Session {
 
     fn release_after_failure(&mut self, account: String) {
         self.temporary_failure();
-        self.out.push(Output::Storage(StorageRequest {
-            id: self.ids.next(),
-            op: StorageOp::UnlockMaildrop { account },
-        }));
-        self.close_unlocked();
+        self.release(StorageOp::UnlockMaildrop {
+            account,
+            seen: None,
+        });
     }
 
     fn unlock_then_quit(&mut self, account: String) {
-        self.request(StorageOp::UnlockMaildrop { account }, AfterReply::Unlocked);
+        self.request(
+            StorageOp::UnlockMaildrop {
+                account,
+                seen: None,
+            },
+            AfterReply::Unlocked,
+        );
     }
 
     fn retrieve(&mut self, n: u32, top: Option<u64>) {

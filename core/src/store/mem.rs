@@ -15,7 +15,7 @@ use super::{
     MailboxStatus, MessageState, ModSeq, NewMessage, Snapshot, SpecialUse, StorageError, StorageOp,
     StorageReply, StorageResult, Store, Uid, DEFAULT_MAILBOXES,
 };
-use crate::imap::types::{Date, DateTime};
+use crate::imap::types::{Date, DateTime, Flag, StoreMode};
 use crate::mail::analyze::{analyze, MessageInfo};
 use crate::mail::date::{from_unix, to_unix};
 use crate::mail::flags::{Flags, SystemFlag};
@@ -738,9 +738,24 @@ impl Store for MemStore {
                     Err(StorageError::InUse)
                 }
             }
-            StorageOp::UnlockMaildrop { account } => {
+            StorageOp::UnlockMaildrop { account, seen } => {
+                // The lock goes whatever becomes of the flags: a lost \Seen costs an unread
+                // mark, a kept lock the whole maildrop.
+                let flagged = match seen {
+                    Some((mailbox, uids)) if !uids.is_empty() => self
+                        .execute(StorageOp::SetFlags {
+                            account: account.clone(),
+                            mailbox,
+                            uids,
+                            mode: StoreMode::Add,
+                            flags: vec![Flag::Seen],
+                            unchanged_since: None,
+                        })
+                        .map(|_| StorageReply::Done),
+                    _ => Ok(StorageReply::Done),
+                };
                 self.locked.remove(&account.to_lowercase());
-                Ok(StorageReply::Done)
+                flagged
             }
             StorageOp::CopyMove {
                 account,

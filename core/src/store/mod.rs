@@ -420,10 +420,15 @@ pub enum StorageOp {
         /// The account.
         account: String,
     },
-    /// Release the maildrop lock.
+    /// Release the maildrop lock, first giving `\Seen` to the messages the session retrieved
+    /// when it ends without QUIT's UPDATE. One request for both, so that a session ending
+    /// still has one request in flight at a time.
     UnlockMaildrop {
         /// The account.
         account: String,
+        /// The mailbox and the UIDs to mark `\Seen` before the lock goes (UIDs no longer
+        /// there are skipped); `None` for a plain release.
+        seen: Option<(MailboxId, Vec<Uid>)>,
     },
     /// COPY or MOVE.
     CopyMove {
@@ -462,7 +467,7 @@ impl StorageOp {
             | StorageOp::Expunge { account, .. }
             | StorageOp::Remove { account, .. }
             | StorageOp::LockMaildrop { account }
-            | StorageOp::UnlockMaildrop { account }
+            | StorageOp::UnlockMaildrop { account, .. }
             | StorageOp::CopyMove { account, .. } => Some(account),
         }
     }
