@@ -156,6 +156,10 @@ pub enum Event {
         /// How: `LOGIN`, `USER`, or a SASL mechanism name.
         mechanism: &'static str,
     },
+    /// The session is done with its account (LOGOUT, QUIT): the goodbye follows. A driver
+    /// that counts connections per account stops counting this one now, so a client that
+    /// reconnects as soon as it reads the goodbye is not refused.
+    LoggedOut,
     /// An authentication attempt failed.
     AuthFailed {
         /// The user name the client tried.

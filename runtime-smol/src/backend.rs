@@ -7,9 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tern_core::sasl::username_key;
-use tern_core::store::{Changed, MailboxId};
+use tern_core::store::{ChangeSink, Changed, MailStore, MailboxId};
 use tern_core::{AuthOutcome, Protocol, StorageError, StorageOp, StorageReply, StorageResult};
-use tern_store_sqlite::SqliteStore;
 
 use crate::auth_cache::AuthCache;
 use crate::checks::CheckPool;
@@ -17,8 +16,29 @@ use crate::directory::Directory;
 use crate::guard::{Attempt, AttemptEnd, AuthGuard, Blocked};
 use crate::limits::ConnectionSlot;
 
-/// Connections waiting to hear about changes, by account.
-type Watchers = HashMap<String, Vec<(u64, smol::channel::Sender<MailboxId>)>>;
+/// One connection's channel for change notices, with its subscription id.
+type Watcher = (u64, smol::channel::Sender<MailboxId>);
+
+/// Connections waiting to hear about changes, by account: the store's [`ChangeSink`].
+#[derive(Default)]
+struct Watchers {
+    by_account: Mutex<HashMap<String, Vec<Watcher>>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl ChangeSink for Watchers {
+    fn changed(&self, change: &Changed) {
+        let watchers = self
+            .by_account
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (_, tx) in watchers.get(&change.account).into_iter().flatten() {
+            // A full channel means the connection is behind: it catches up by MODSEQ at its
+            // next command anyway.
+            let _ = tx.try_send(change.mailbox);
+        }
+    }
+}
 
 /// The connection a request comes from, for the login defences.
 #[derive(Debug)]
@@ -61,9 +81,8 @@ pub struct Backend {
     guard: AuthGuard,
     checks: CheckPool,
     cache: AuthCache,
-    store: SqliteStore,
-    watchers: Mutex<Watchers>,
-    next_watcher: std::sync::atomic::AtomicU64,
+    store: Arc<dyn MailStore>,
+    watchers: Arc<Watchers>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -74,7 +93,7 @@ impl std::fmt::Debug for Backend {
 
 /// A connection's subscription to change notifications; unsubscribes when dropped.
 pub struct Watch {
-    backend: Arc<Backend>,
+    watchers: Arc<Watchers>,
     account: String,
     id: u64,
     /// Yields the ids of changed mailboxes.
@@ -91,8 +110,8 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         let mut watchers = self
-            .backend
             .watchers
+            .by_account
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(list) = watchers.get_mut(&self.account) {
@@ -113,21 +132,27 @@ pub struct LoginChecks {
 }
 
 impl Backend {
-    pub fn new(directory: Directory, logins: LoginChecks, store: SqliteStore) -> Arc<Backend> {
+    /// The backend over `store`, whichever implementation of the storage contract it is.
+    pub fn new(
+        directory: Directory,
+        logins: LoginChecks,
+        store: Arc<dyn MailStore>,
+    ) -> Arc<Backend> {
+        let watchers = Arc::new(Watchers::default());
+        store.subscribe(watchers.clone());
         Arc::new(Backend {
             directory: Arc::new(directory),
             guard: logins.guard,
             checks: logins.pool,
             cache: logins.cache,
             store,
-            watchers: Mutex::new(HashMap::new()),
-            next_watcher: std::sync::atomic::AtomicU64::new(1),
+            watchers,
         })
     }
 
-    /// Closes every account database (checkpointing its log) at shutdown.
+    /// Lets the store tidy up (SQLite checkpoints its logs) at shutdown.
     pub fn close(&self) {
-        self.store.close_all();
+        self.store.close();
     }
 
     /// Subscribes a connection to changes in its account's mailboxes.
@@ -136,16 +161,18 @@ impl Backend {
         // synchronises at its next command or IDLE keepalive.
         let (tx, rx) = smol::channel::bounded(64);
         let id = self
-            .next_watcher
+            .watchers
+            .next
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.watchers
+            .by_account
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(account.to_string())
             .or_default()
             .push((id, tx));
         Watch {
-            backend: self.clone(),
+            watchers: self.watchers.clone(),
             account: account.to_string(),
             id,
             changes: rx,
@@ -192,9 +219,7 @@ impl Backend {
         ) {
             return Err(op);
         }
-        let (reply, changes) = self.store.try_execute_shared(op, unix_now())?;
-        self.notify(&changes);
-        Ok(reply)
+        self.store.try_execute_quick(op, unix_now())
     }
 
     fn execute_blocking(&self, op: StorageOp, client: &Client) -> StorageResult {
@@ -203,9 +228,7 @@ impl Backend {
             StorageOp::ClaimAccount { account } => return self.accept(&account, client),
             _ => {}
         }
-        let (reply, changes) = self.store.execute_shared(op, unix_now());
-        self.notify(&changes);
-        reply
+        self.store.execute(op, unix_now(), &|| false)
     }
 
     /// Checks a login: blocks first (not even a right password gets past one), then the
@@ -381,18 +404,6 @@ impl Backend {
             // A login from the cache: nothing was under way, but the address is trusted anew.
             self.guard
                 .record_success(client.peer.ip(), &key, Instant::now());
-        }
-    }
-
-    fn notify(&self, changes: &[Changed]) {
-        if changes.is_empty() {
-            return;
-        }
-        let watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
-        for change in changes {
-            for (_, tx) in watchers.get(&change.account).into_iter().flatten() {
-                let _ = tx.try_send(change.mailbox);
-            }
         }
     }
 }

@@ -36,7 +36,22 @@ pub struct Config {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Storage {
+    /// The store's folder (also where a generated certificate goes).
     pub path: PathBuf,
+    /// Which implementation of the storage contract holds the mail.
+    #[serde(default)]
+    pub backend: StorageBackend,
+}
+
+/// `[storage] backend`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageBackend {
+    /// The embedded durable store: one SQLite database per account under `path`.
+    #[default]
+    Sqlite,
+    /// Everything in memory, gone when the process ends: for tests and trying tern out.
+    Memory,
 }
 
 #[derive(Debug, Deserialize)]

@@ -459,6 +459,7 @@ impl Connection {
                 }
                 tracing::info!(peer = %self.peer, listener = %self.ctx.listener, user = %account, mechanism, "authentication succeeded")
             }
+            Event::LoggedOut => self.client.slot.release_account(),
             Event::AuthFailed {
                 username,
                 mechanism,

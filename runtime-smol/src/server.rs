@@ -9,10 +9,11 @@ use smol::future::FutureExt as _;
 use smol::io::AsyncWriteExt as _;
 use smol::stream::StreamExt as _;
 use smol::Executor;
+use tern_core::store::MailStore;
 use tern_core::{Protocol, SessionConfig, Transport};
 
 use crate::backend::Backend;
-use crate::config::{Config, ListenerProtocol};
+use crate::config::{Config, ListenerProtocol, StorageBackend};
 use crate::connection::{self, Context};
 use crate::directory::Directory;
 use crate::error::StartError;
@@ -33,10 +34,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let (tls, reloader) = crate::tls::reloadable(&config)?;
     let directory = Directory::new(&config.directory.users, config.passwd_file().as_deref())
         .map_err(StartError::Accounts)?;
-    let store_path = config.storage_path();
-    let store = tern_store_sqlite::SqliteStore::open(&store_path)
-        .map_err(|e| StartError::Store(e.to_string()))?;
-    let backend = Backend::new(directory, config.login_checks(), store);
+    let backend = Backend::new(directory, config.login_checks(), open_store(&config)?);
     let bound = bind_all(&config)?;
     let signals = async_signal::Signals::new([
         async_signal::Signal::Term,
@@ -69,6 +67,22 @@ pub fn run(config: Config) -> Result<(), StartError> {
         signals,
     )));
     Ok(())
+}
+
+/// The one place that names a storage backend: `[storage] backend`.
+fn open_store(config: &Config) -> Result<Arc<dyn MailStore>, StartError> {
+    Ok(match config.storage.backend {
+        StorageBackend::Sqlite => Arc::new(
+            tern_store_sqlite::SqliteStore::open(&config.storage_path())
+                .map_err(|e| StartError::Store(e.to_string()))?,
+        ),
+        StorageBackend::Memory => {
+            tracing::warn!(
+                "storage backend \"memory\": mail is kept in memory only and lost when tern stops"
+            );
+            Arc::new(tern_core::store::SharedMemStore::new())
+        }
+    })
 }
 
 fn bind_all(config: &Config) -> Result<Vec<Bound>, StartError> {

@@ -281,3 +281,41 @@ fn pop3_retr_marks_seen_at_the_end_of_the_session() {
     let log = server.log();
     assert!(!log.contains("misuse"), "{log}");
 }
+
+/// `[storage] backend` picks the implementation of the storage contract: with "memory" the
+/// same server runs on `SharedMemStore`, changes reach other sessions through its change
+/// feed, and nothing is written under the storage folder.
+#[test]
+fn the_memory_backend_serves_through_the_same_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tern.toml");
+    std::fs::write(
+        &config,
+        common::config_text("").replace("path = \"data\"", "path = \"data\"\nbackend = \"memory\""),
+    )
+    .unwrap();
+    let server = Server::start_with(dir, &config);
+    let port = server.port("imap");
+    let tagged = |c: &mut Client, tag: &str| loop {
+        let line = c.line().unwrap();
+        if line.starts_with(&format!("{tag} ")) {
+            return line;
+        }
+    };
+    let mut idler = Client::connect(port);
+    idler.line().unwrap();
+    idler.send("a LOGIN alice wonderland\r\nb SELECT INBOX\r\n");
+    assert!(tagged(&mut idler, "b").starts_with("b OK"));
+    idler.send("c IDLE\r\n");
+    assert!(idler.line().unwrap().starts_with("+ "));
+    let mut writer = Client::connect(port);
+    writer.line().unwrap();
+    writer.send("a LOGIN alice wonderland\r\n");
+    assert!(tagged(&mut writer, "a").starts_with("a OK"));
+    writer.send("b APPEND INBOX {20+}\r\nSubject: hi\r\n\r\nbody\r\n");
+    assert!(tagged(&mut writer, "b").starts_with("b OK [APPENDUID"));
+    // The idling session hears of it at once, through the backend's change feed.
+    assert_eq!(idler.line().unwrap(), "* 1 EXISTS");
+    assert!(!server.dir.path().join("data/accounts").exists());
+    assert!(server.log().contains("kept in memory only"));
+}

@@ -157,6 +157,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tern_core::secret::Secret;
+use tern_core::store::contract::Sinks;
 use tern_core::store::Changed;
 use tern_core::{AuthOutcome, StorageError, StorageOp, StorageReply, StorageResult, Store};
 
@@ -226,6 +227,8 @@ pub struct SqliteStore {
     budget: rows::Budget,
     /// Requests one group commit may take (see `group.rs`).
     max_batch: usize,
+    /// Who hears of committed changes (`MailStore::subscribe`).
+    sinks: Sinks,
 }
 
 /// The open account databases, each behind its own lock, with a use counter for closing the
@@ -287,6 +290,7 @@ impl SqliteStore {
             users: HashMap::new(),
             budget: rows::Budget::new(rows::DEFAULT_BUDGET_BYTES),
             max_batch: MAX_BATCH,
+            sinks: Sinks::default(),
         })
     }
 
@@ -624,6 +628,29 @@ fn run(
                 .collect(),
         ),
         Err(e) => (Err(e.into()), Vec::new()),
+    }
+}
+
+/// The contract the server drives: changes are published to subscribers once committed.
+impl tern_core::store::MailStore for SqliteStore {
+    fn execute(&self, op: StorageOp, now: i64, _abandoned: &dyn Fn() -> bool) -> StorageResult {
+        let (reply, changes) = self.execute_shared(op, now);
+        self.sinks.publish(&changes);
+        reply
+    }
+
+    fn try_execute_quick(&self, op: StorageOp, now: i64) -> Result<StorageResult, StorageOp> {
+        let (reply, changes) = self.try_execute_shared(op, now)?;
+        self.sinks.publish(&changes);
+        Ok(reply)
+    }
+
+    fn subscribe(&self, sink: Arc<dyn tern_core::store::ChangeSink>) {
+        self.sinks.add(sink);
+    }
+
+    fn close(&self) {
+        self.close_all();
     }
 }
 

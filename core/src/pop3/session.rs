@@ -864,6 +864,7 @@ impl Pop3Session {
                 }
             },
             AfterReply::Unlocked => {
+                self.out.push(Output::Event(Event::LoggedOut));
                 self.ok("Logging out.");
                 self.close_unlocked();
             }

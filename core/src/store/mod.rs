@@ -20,9 +20,11 @@ use crate::mail::analyze::MessageInfo;
 use crate::mail::flags::Flags;
 use crate::secret::Secret;
 
+pub mod contract;
 mod mem;
 pub mod query;
 
+pub use contract::{ChangeSink, MailStore, SharedMemStore};
 pub use mem::MemStore;
 pub use query::Query;
 

@@ -513,6 +513,7 @@ impl ImapSession {
                 self.finish(Finish::ok(tag, "NOOP completed."));
             }
             Command::Logout => {
+                self.out.push(Output::Event(Event::LoggedOut));
                 self.untagged(Condition::Bye, None, "Logging out.");
                 self.status(Some(tag), Condition::Ok, None, "LOGOUT completed.");
                 self.close();
