@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -25,6 +26,21 @@ pub struct Client {
     pub protocol: Protocol,
     /// Its share of the connection limits; a login adds the account to it.
     pub slot: ConnectionSlot,
+    /// Set once the connection has ended: a SEARCH still running for it stops (the store
+    /// asks as it goes), instead of spending CPU and the account's lock on an answer nobody
+    /// will read.
+    pub gone: AtomicBool,
+}
+
+impl Client {
+    /// Marks the connection as ended.
+    pub fn leave(&self) {
+        self.gone.store(true, Ordering::Relaxed);
+    }
+
+    fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
+    }
 }
 
 /// What storage requests run against. Shared by every connection.
@@ -156,7 +172,9 @@ impl Backend {
             StorageOp::ScramLookup { username } => return self.scram(&username, client),
             _ => {}
         }
-        let (reply, changes) = self.store.execute_shared(op, unix_now());
+        let (reply, changes) = self
+            .store
+            .execute_interruptible(op, unix_now(), &|| client.is_gone());
         self.notify(&changes);
         reply
     }

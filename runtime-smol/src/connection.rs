@@ -163,6 +163,7 @@ pub async fn serve(
         peer,
         protocol,
         slot,
+        gone: std::sync::atomic::AtomicBool::new(false),
     });
     tracing::info!(peer = %peer, listener = %ctx.listener, tls = implicit_tls, "connection opened");
     let stream = if implicit_tls {
@@ -229,6 +230,8 @@ impl Connection {
     /// releases its maildrop lock) by running its last storage requests; bytes are no longer
     /// sent.
     async fn settle(&mut self) {
+        // Nobody reads a reply from now on: a SEARCH in flight stops at its next step.
+        self.client.leave();
         let _ = self.session.handle_input(Input::PeerClosed {
             now: Instant::now(),
         });

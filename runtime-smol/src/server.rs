@@ -35,8 +35,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let directory = Directory::new(&config.directory.users, config.passwd_file().as_deref())
         .map_err(StartError::Accounts)?;
     let store_path = config.storage_path();
-    let store = tern_store_sqlite::SqliteStore::open(&store_path)
+    let mut store = tern_store_sqlite::SqliteStore::open(&store_path)
         .map_err(|e| StartError::Store(e.to_string()))?;
+    store.set_limits(config.store_limits());
     let backend = Backend::new(directory, AuthGuard::new(config.guard()), store);
     let bound = bind_all(&config)?;
     let signals = async_signal::Signals::new([
