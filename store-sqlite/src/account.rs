@@ -1149,6 +1149,7 @@ impl Account {
             if by_headline {
                 return Ok(None);
             }
+            meter.charge(search::INDEX_QUERY_UNITS)?;
             let Some(bodies) = search::narrow(conn, leaf)? else {
                 return Ok(None);
             };
