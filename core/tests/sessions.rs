@@ -220,7 +220,33 @@ fn literals_get_continuations_and_oversized_ones_toobig() {
             "c LOGIN {{9000+}}\r\n{} x\r\nd NOOP\r\n",
             "x".repeat(9000)
         )),
-        "c BAD [TOOBIG] Command too large.\r\nd OK NOOP completed.\r\n"
+        "c NO [TOOBIG] Command too large.\r\nd OK NOOP completed.\r\n"
+    );
+}
+
+/// Issue 19: a non-synchronising literal over the limit is answered as soon as it is
+/// announced (RFC 7888 §4 allows it), not after its octets: a client announcing 64 MiB + 1
+/// and sending nothing got no answer at all. The octets that do come are skipped.
+#[test]
+fn an_oversized_non_sync_literal_is_answered_at_once() {
+    let mut h = imap(Transport::ImplicitTls, false);
+    h.take();
+    h.send("a LOGIN alice wonderland\r\n");
+    assert_eq!(
+        h.send("b APPEND INBOX {67108865+}\r\n"),
+        "b NO [TOOBIG] Command too large.\r\n"
+    );
+    // Some of the announced octets, then more: skipped, never answered again.
+    assert_eq!(h.send(&"x".repeat(100_000)), "");
+    let mut h = imap(Transport::ImplicitTls, false);
+    h.take();
+    assert_eq!(
+        h.send("c LOGIN {9000+}\r\n"),
+        "c NO [TOOBIG] Command too large.\r\n"
+    );
+    assert_eq!(
+        h.send(&format!("{} x\r\nd NOOP\r\n", "x".repeat(9000))),
+        "d OK NOOP completed.\r\n"
     );
 }
 

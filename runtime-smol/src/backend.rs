@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -50,6 +51,10 @@ pub struct Client {
     /// The login attempt under way, counted by the guard until the session reports how it
     /// ended (or the connection does).
     attempt: Mutex<Option<HeldAttempt>>,
+    /// Set once the connection has ended: a SEARCH still running for it stops (the store
+    /// asks as it goes), instead of spending CPU and the account's lock on an answer nobody
+    /// will read.
+    gone: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -67,7 +72,17 @@ impl Client {
             protocol,
             slot,
             attempt: Mutex::new(None),
+            gone: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the connection as ended.
+    pub fn leave(&self) {
+        self.gone.store(true, Ordering::Relaxed);
+    }
+
+    fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, Option<HeldAttempt>> {
@@ -228,7 +243,7 @@ impl Backend {
             StorageOp::ClaimAccount { account } => return self.accept(&account, client),
             _ => {}
         }
-        self.store.execute(op, unix_now(), &|| false)
+        self.store.execute(op, unix_now(), &|| client.is_gone())
     }
 
     /// Checks a login: blocks first (not even a right password gets past one), then the

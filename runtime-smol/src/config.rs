@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use tern_core::store::StoreLimits;
 use tern_core::Limits;
 
 use crate::error::StartError;
@@ -223,6 +224,11 @@ pub struct LimitsConfig {
     pub imap_max_connections_per_account: Option<usize>,
     /// Logged-in POP3 connections per account; 0 for no limit.
     pub pop3_max_connections_per_account: Option<usize>,
+    /// Mailboxes per account, `\Noselect` parents included. Defaults in
+    /// [`tern_core::store::StoreLimits`].
+    pub max_mailboxes: Option<usize>,
+    /// Work units one SEARCH may spend before it is refused with `NO [LIMIT]`.
+    pub search_work: Option<u64>,
 }
 
 /// Durations in seconds.
@@ -463,6 +469,18 @@ impl Config {
         limits
     }
 
+    /// The store's bounds this configuration asks for.
+    pub fn store_limits(&self) -> StoreLimits {
+        let mut limits = StoreLimits::default();
+        if let Some(v) = self.limits.max_mailboxes {
+            limits.max_mailboxes = v;
+        }
+        if let Some(v) = self.limits.search_work {
+            limits.search_work = v;
+        }
+        limits
+    }
+
     /// The session limits this configuration asks for.
     pub fn limits(&self) -> Limits {
         let mut limits = Limits::default();
@@ -619,6 +637,7 @@ mod tests {
         let c = parse(&starter("{plain}pw")).unwrap();
         assert_eq!(c.guard(), GuardConfig::default());
         assert_eq!(c.connection_limits(), ConnectionLimitsConfig::default());
+        assert_eq!(c.store_limits(), StoreLimits::default());
         assert_eq!(c.passwd_file(), None);
         let text = starter("{plain}pw").replace(
             "[storage]",
@@ -626,6 +645,7 @@ mod tests {
              block-duration = 120\n[limits]\nmax-connections = 10\nmax-connections-per-ip = 2\n\
              max-unauthenticated-connections = 5\n\
              imap-max-connections-per-account = 4\npop3-max-connections-per-account = 0\n\
+             max-mailboxes = 50\nsearch-work = 1000\n\
              [directory]\npasswd-file = \"users\"\n[storage]",
         );
         let c = parse(&text).unwrap();
@@ -649,6 +669,13 @@ mod tests {
             }
         );
         assert_eq!(c.passwd_file(), Some(PathBuf::from("users")));
+        assert_eq!(
+            c.store_limits(),
+            StoreLimits {
+                max_mailboxes: 50,
+                search_work: 1000,
+            }
+        );
     }
 
     #[test]

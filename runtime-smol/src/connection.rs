@@ -226,6 +226,8 @@ impl Connection {
     /// releases its maildrop lock) by running its last storage requests, one at a time with
     /// their replies fed back as usual; bytes are no longer sent.
     async fn settle(&mut self) {
+        // Nobody reads a reply from now on: a SEARCH in flight stops at its next step.
+        self.client.leave();
         let _ = self.session.handle_input(Input::PeerClosed {
             now: Instant::now(),
         });

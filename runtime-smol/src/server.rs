@@ -72,15 +72,19 @@ pub fn run(config: Config) -> Result<(), StartError> {
 /// The one place that names a storage backend: `[storage] backend`.
 fn open_store(config: &Config) -> Result<Arc<dyn MailStore>, StartError> {
     Ok(match config.storage.backend {
-        StorageBackend::Sqlite => Arc::new(
-            tern_store_sqlite::SqliteStore::open(&config.storage_path())
-                .map_err(|e| StartError::Store(e.to_string()))?,
-        ),
+        StorageBackend::Sqlite => {
+            let mut store = tern_store_sqlite::SqliteStore::open(&config.storage_path())
+                .map_err(|e| StartError::Store(e.to_string()))?;
+            store.set_limits(config.store_limits());
+            Arc::new(store)
+        }
         StorageBackend::Memory => {
             tracing::warn!(
                 "storage backend \"memory\": mail is kept in memory only and lost when tern stops"
             );
-            Arc::new(tern_core::store::SharedMemStore::new())
+            Arc::new(tern_core::store::SharedMemStore::with_limits(
+                config.store_limits(),
+            ))
         }
     })
 }

@@ -492,3 +492,27 @@ fn scram_logins_count_against_the_account_connection_limit() {
         scram(&mut c).starts_with("s OK")
     });
 }
+
+/// Issue 19: the store's bounds come from `[limits]`: mailboxes per account, and the work of
+/// one SEARCH (past it: `NO [LIMIT]`, and the session goes on).
+#[test]
+fn store_limits_come_from_the_configuration() {
+    let server = Server::start("[limits]\nmax-mailboxes = 7\nsearch-work = 1\n");
+    let mut c = Client::connect(server.port("imap"));
+    greeted(&mut c);
+    assert!(login(&mut c, "alice", "wonderland").starts_with("l OK"));
+    // INBOX and the five default mailboxes are six.
+    assert!(imap(&mut c, "c1", "CREATE a").starts_with("c1 OK"));
+    let refused = imap(&mut c, "c2", "CREATE b");
+    assert!(refused.starts_with("c2 NO [LIMIT]"), "{refused}");
+    let message = "Subject: hi\r\n\r\nhello\r\n";
+    c.send(&format!(
+        "a APPEND INBOX {{{}+}}\r\n{message}\r\n",
+        message.len()
+    ));
+    assert!(imap(&mut c, "n", "NOOP").starts_with("n OK"));
+    assert!(imap(&mut c, "s", "SELECT INBOX").starts_with("s OK"));
+    let refused = imap(&mut c, "q", "SEARCH TEXT hello");
+    assert!(refused.starts_with("q NO [LIMIT]"), "{refused}");
+    assert!(imap(&mut c, "z", "NOOP").starts_with("z OK"));
+}

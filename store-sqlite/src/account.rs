@@ -18,6 +18,7 @@ use tern_core::mail::date::{from_unix, to_unix};
 use tern_core::mail::flags::{Flags, SystemFlag};
 use tern_core::mail::mailbox_name::DELIMITER;
 use tern_core::mail::text::{extract, SearchText};
+use tern_core::store::evaluate::{evaluate, Bits, Meter};
 use tern_core::store::query::{Candidate, Query};
 use tern_core::store::{
     ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList, MailboxStatus,
@@ -31,9 +32,6 @@ use crate::error::{Fail, OpenError};
 use crate::rows::{Budget, RowCache, Rows};
 use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
 use crate::search;
-
-/// Per-account bound on mailboxes, as in `MemStore`.
-const MAX_MAILBOXES: i64 = 10_000;
 
 /// Prepared statements kept per connection: every statement this module issues fits.
 const STATEMENT_CACHE: usize = 96;
@@ -144,9 +142,51 @@ impl Msg {
 
 /// A message as the search evaluator sees it; `text` is filled only when the query needs it,
 /// borrowed when the headline suffices.
-struct Searched<'a> {
+pub(crate) struct Searched<'a> {
     msg: &'a Msg,
     text: Cow<'a, SearchText>,
+}
+
+/// The text of a message not loaded (the first step of SEARCH never reads it).
+static NO_TEXT: SearchText = SearchText {
+    headers: Vec::new(),
+    body: String::new(),
+    sent: None,
+};
+
+/// What text a search's undecided messages need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TextNeed {
+    /// None: everything was decided without text.
+    None,
+    /// The headline, already with the rows (`fill_headlines`).
+    Headline,
+    /// Only the sent date.
+    Sent,
+    /// The whole stored text.
+    Full,
+}
+
+/// A SEARCH between its steps: what is decided, and the messages that still need text.
+pub(crate) struct SearchJob {
+    /// Matches so far, ascending.
+    pub(crate) found: Vec<Uid>,
+    /// Messages whose answer depends on their text, ascending by UID.
+    pub(crate) undecided: Vec<Msg>,
+    pub(crate) text: TextNeed,
+}
+
+impl<'a> Searched<'a> {
+    /// A message with its headline as its text (the headline is with the row already).
+    pub(crate) fn with_headline(msg: &'a Msg) -> Searched<'a> {
+        Searched {
+            msg,
+            text: match &msg.headline {
+                Some(h) => Cow::Borrowed(h),
+                None => Cow::Borrowed(&NO_TEXT),
+            },
+        }
+    }
 }
 
 impl Candidate for Searched<'_> {
@@ -667,6 +707,7 @@ impl Account {
         name: &str,
         special_use: Option<SpecialUse>,
         now: i64,
+        max_mailboxes: usize,
     ) -> Result<Outcome, Fail> {
         self.write(|tx, _, _| {
             if let Some(existing) = by_name(tx, name)? {
@@ -683,7 +724,7 @@ impl Account {
             let count: i64 = tx
                 .prepare_cached("SELECT COUNT(*) FROM mailboxes")?
                 .query_row([], |r| r.get(0))?;
-            if count >= MAX_MAILBOXES {
+            if usize::try_from(count).is_ok_and(|c| c >= max_mailboxes) {
                 return Err(StorageError::Limit("too many mailboxes").into());
             }
             // RFC 9051 §6.3.4: superior names are created too.
@@ -1141,19 +1182,28 @@ impl Account {
         })
     }
 
-    pub fn search(
+    /// SEARCH's first step, under the account's lock: decides every candidate that flags,
+    /// sizes, dates, UIDs and the text index can decide, and lists the rest, whose text
+    /// [`search_texts`] then loads a batch at a time.
+    pub fn search_start(
         &mut self,
         mailbox: MailboxId,
         uids: &[Uid],
         query: &Query,
         now: i64,
-    ) -> Result<Outcome, Fail> {
+        meter: &mut Meter<'_>,
+    ) -> Result<SearchJob, Fail> {
         let m = by_id(&self.conn, mailbox)?;
+        let mut job = SearchJob {
+            found: Vec::new(),
+            undecided: Vec::new(),
+            text: TextNeed::None,
+        };
         if uids.is_empty() {
-            return Ok((StorageReply::Found(Vec::new()), Vec::new()));
+            return Ok(job);
         }
-        // MemStore filters with a binary search over `uids`; on a sorted list the range
-        // below is exactly the UIDs that search can find.
+        // MemStore's candidates are the messages whose UID is in `uids`; on a sorted list the
+        // range below holds them all.
         let (lo, hi) = match (uids.first(), uids.last()) {
             (Some(&lo), Some(&hi)) if uids.is_sorted() => (lo, hi),
             _ => (0, Uid::MAX),
@@ -1161,21 +1211,21 @@ impl Account {
         let Account {
             conn, rows: cache, ..
         } = self;
-        // One read transaction, as in `fetch`: candidates' texts are loaded one by one.
-        let scope = Account::read_scope(conn)?;
-        let conn: &Connection = scope.as_deref().unwrap_or(conn);
-        let full_text = search::needs_full_text(query);
+        let tx = conn.unchecked_transaction()?;
+        let conn: &Connection = &tx;
         // Header criteria on From/To/Cc/Bcc/Subject (and sent dates) are decided on the
         // headlines, held with the cached rows: a scan of memory beats the trigram index,
         // whose candidates would each need their whole text loaded.
         let by_headline = query.needs_text() && search::headline_suffices(query);
-        let narrowed = if by_headline {
-            None
+        job.text = if by_headline {
+            TextNeed::Headline
+        } else if search::needs_full_text(query) {
+            TextNeed::Full
+        } else if query.needs_text() {
+            TextNeed::Sent
         } else {
-            search::narrow(conn, query)?
+            TextNeed::None
         };
-        let sent_only = !full_text && query.needs_text();
-        let mut found = Vec::new();
         let mut rows = cache.range(conn, &m, lo, hi)?;
         let loaded = if by_headline {
             fill_headlines(conn, &mut rows, uids)?
@@ -1183,42 +1233,95 @@ impl Account {
             0
         };
         let cached = matches!(rows, Rows::Cached(_));
-        for msg in rows.iter() {
-            if uids.binary_search(&msg.uid).is_err() {
-                continue;
-            }
-            if narrowed.as_ref().is_some_and(|n| !n.contains(&msg.body)) {
-                continue;
-            }
-            let mut c = Searched {
+        let candidates: Vec<Searched<'_>> = rows
+            .iter()
+            .filter(|msg| uids.binary_search(&msg.uid).is_ok())
+            .map(|msg| Searched {
                 msg,
-                text: Cow::Owned(SearchText::default()),
-            };
-            let matched = match search::decide_without_text(query, &c, now) {
-                Some(certain) => certain,
-                None => {
-                    if let (true, Some(h)) = (by_headline, &msg.headline) {
-                        c.text = Cow::Borrowed(h);
-                    } else if full_text {
-                        c.text = Cow::Owned(load_text(conn, c.msg.body)?);
-                    } else if sent_only {
-                        c.text.to_mut().sent = load_sent(conn, c.msg.body)?;
-                    }
-                    query.matches(&c, now)
-                }
-            };
-            if matched {
-                found.push(c.msg.uid);
+                text: Cow::Borrowed(&NO_TEXT),
+            })
+            .collect();
+        // Candidates by body, for mapping the index's answers (bodies) to candidates.
+        let mut by_body: Vec<(i64, usize)> = Vec::new();
+        let mut narrow = |leaf: &Query, meter: &mut Meter<'_>| -> Result<Option<Bits>, Fail> {
+            if by_headline {
+                return Ok(None);
             }
-        }
+            meter.charge(search::INDEX_QUERY_UNITS)?;
+            let Some(bodies) = search::narrow(conn, leaf)? else {
+                return Ok(None);
+            };
+            if by_body.is_empty() {
+                by_body = candidates
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.msg.body, i))
+                    .collect();
+                by_body.sort_unstable();
+                meter.charge(by_body.len() as u64)?;
+            }
+            meter.charge(bodies.len() as u64 * 2 + by_body.len() as u64 / 64)?;
+            let mut bits = Bits::none(candidates.len());
+            for body in bodies {
+                let from = by_body.partition_point(|&(b, _)| b < body);
+                for &(_, i) in by_body.get(from..).unwrap_or_default() {
+                    if by_body.get(from).is_none_or(|&(b, _)| b != body) {
+                        break;
+                    }
+                    bits.insert(i);
+                }
+            }
+            Ok(Some(bits))
+        };
+        let outcome = evaluate(query, &candidates, false, now, meter, &mut narrow)?;
+        job.found = outcome
+            .yes
+            .iter()
+            .filter_map(|i| candidates.get(i).map(|c| c.msg.uid))
+            .collect();
+        job.undecided = outcome
+            .maybe
+            .iter()
+            .filter_map(|i| candidates.get(i).map(|c| c.msg.clone()))
+            .collect();
+        drop(candidates);
         drop(rows);
         if cached {
             cache.charge(m.id, loaded);
         }
-        if let Some(scope) = scope {
-            scope.commit()?;
+        tx.commit()?;
+        Ok(job)
+    }
+
+    /// Loads the text a search needs for some of its undecided messages, in one read
+    /// transaction. A message whose body went meanwhile (expunged and reclaimed between two
+    /// batches) is left out: it no longer exists.
+    pub fn search_texts<'m>(
+        &self,
+        need: TextNeed,
+        msgs: &'m [Msg],
+    ) -> Result<Vec<Searched<'m>>, Fail> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut out = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            let text = match need {
+                TextNeed::Full => match load_text_if_any(&tx, msg.body)? {
+                    Some(t) => Cow::Owned(t),
+                    None => continue,
+                },
+                TextNeed::Sent => match load_sent(&tx, msg.body)? {
+                    Some(sent) => Cow::Owned(SearchText {
+                        sent,
+                        ..SearchText::default()
+                    }),
+                    None => continue,
+                },
+                TextNeed::Headline | TextNeed::None => Cow::Borrowed(&NO_TEXT),
+            };
+            out.push(Searched { msg, text });
         }
-        Ok((StorageReply::Found(found), Vec::new()))
+        tx.commit()?;
+        Ok(out)
     }
 
     pub fn set_flags(
@@ -1799,9 +1902,23 @@ fn derive_headlines(conn: &Connection) -> Result<(), Fail> {
     Ok(())
 }
 
-fn load_sent(conn: &Connection, id: i64) -> Result<Option<Date>, Fail> {
-    let sent: Option<i64> = conn
+/// A body's sent date (`Some(None)` if it has none), or `None` if the body is gone.
+fn load_sent(conn: &Connection, id: i64) -> Result<Option<Option<Date>>, Fail> {
+    let sent: Option<Option<i64>> = conn
         .prepare_cached("SELECT sent FROM bodies WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))?;
-    Ok(sent.map(codec::unpack_date).transpose()?)
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    Ok(sent
+        .map(|s| s.map(codec::unpack_date).transpose())
+        .transpose()?)
+}
+
+/// As [`load_text`], or `None` if the body is gone.
+fn load_text_if_any(conn: &Connection, id: i64) -> Result<Option<SearchText>, Fail> {
+    let data: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT data FROM texts WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    data.map(|d| Ok(codec::decode_text(codec::unpack(d)?)?))
+        .transpose()
 }

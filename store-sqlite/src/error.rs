@@ -92,6 +92,12 @@ pub enum Fail {
     Codec(#[from] CodecError),
 }
 
+impl From<tern_core::store::evaluate::Halt> for Fail {
+    fn from(h: tern_core::store::evaluate::Halt) -> Fail {
+        Fail::Storage(h.into())
+    }
+}
+
 impl From<Fail> for StorageError {
     fn from(f: Fail) -> StorageError {
         match f {

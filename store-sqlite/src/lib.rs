@@ -53,12 +53,21 @@
 //! An FTS5 table with the trigram tokenizer (case-sensitive, since text is already folded)
 //! indexes each body's Subject, From, all header lines, and body text. A text criterion becomes
 //! an AND of its needle's trigrams in the right column; its result is a superset of the
-//! matches, combined through AND/OR. The survivors, and only they, have their stored
-//! `SearchText` loaded and go through the core's own `Query::matches`, so answers equal
-//! `MemStore`'s exactly. Needles shorter than three characters, NOT, and ORs with an
-//! unindexed side simply do not narrow (a scan). Flags, sizes and dates are decided before any
-//! text is loaded. The index is contentless with `detail=column`: positions would only serve
-//! phrase queries, which the exact evaluator does anyway.
+//! matches. The core's set evaluator (`tern_core::store::evaluate`, which `MemStore` uses too)
+//! decides what flags, sizes, dates, UID sets and these supersets decide (outside its superset
+//! a text criterion is false, so `NOT TEXT` of an absent word needs no text), and the
+//! undecided messages, and only they, have their stored `SearchText` loaded, 64 at a time,
+//! and are evaluated again with it, so answers equal `MemStore`'s exactly. Needles shorter
+//! than three characters simply do not narrow (a scan). The index is contentless with
+//! `detail=column`: positions would only serve phrase queries, which the exact evaluator does
+//! anyway.
+//!
+//! Every step is charged to a work meter: a search beyond [`StoreLimits::search_work`] stops
+//! with `StorageError::Limit` (`NO [LIMIT]`), and one whose client left stops at its next step
+//! ([`SqliteStore::execute_interruptible`]). The account's lock is held for the first step and
+//! for each batch of text loads, never while text is matched. Figures (`benches/hostile.rs`,
+//! 20,000 messages): `OR 1:* 1:*` repeated 5,000 times 63 s before, 14 ms now; 2,000 ANDed
+//! `1:*` 10 s, 3.4 ms; 4,000 `NOT TEXT zzN` 9.0 s, 0.23 s.
 //!
 //! Queries whose text criteria only name From, To, Cc, Bcc or Subject (or the sent date) skip
 //! the index: each body also has a headline (those fields and the date, a few hundred bytes,
@@ -143,7 +152,7 @@
 //!
 //! The store is `Sync`: [`SqliteStore::execute_shared`] locks only the account a request
 //! names, so requests of different users run in parallel and one user's long SEARCH holds up
-//! nobody else; [`SqliteStore::try_execute_shared`] runs a request only if that needs no
+//! nobody else (and lets its own account's other sessions in between its batches); [`SqliteStore::try_execute_shared`] runs a request only if that needs no
 //! waiting (the runtime uses it for short reads on its executor threads). The POP3 maildrop
 //! lock is an in-process set, deliberately not persisted: a lock must die with the process
 //! that held it. One process per store folder is enforced by a
@@ -170,12 +179,15 @@ mod rows;
 mod schema;
 mod search;
 
-use account::Account;
+use account::{Account, Searched, TextNeed};
 pub use account::{BLOB_FOLDER, DATABASE_FILE};
 pub use error::OpenError;
 use group::Handle;
 pub use group::{BatchStats, MAX_BATCH};
 pub use schema::SCHEMA_VERSION;
+use tern_core::store::evaluate::{evaluate, Meter};
+use tern_core::store::query::{Candidate, Query};
+use tern_core::store::{MailboxId, StoreLimits, Uid};
 
 /// Bodies up to this size live in the database, larger ones in files (see the crate docs for
 /// the measurement behind it).
@@ -229,6 +241,8 @@ pub struct SqliteStore {
     max_batch: usize,
     /// Who hears of committed changes (`MailStore::subscribe`).
     sinks: Sinks,
+    /// Mailboxes per account, SEARCH work.
+    limits: StoreLimits,
 }
 
 /// The open account databases, each behind its own lock, with a use counter for closing the
@@ -291,6 +305,7 @@ impl SqliteStore {
             budget: rows::Budget::new(rows::DEFAULT_BUDGET_BYTES),
             max_batch: MAX_BATCH,
             sinks: Sinks::default(),
+            limits: StoreLimits::default(),
         })
     }
 
@@ -323,6 +338,11 @@ impl SqliteStore {
     /// now on.
     pub fn set_max_batch(&mut self, requests: usize) {
         self.max_batch = requests;
+    }
+
+    /// Sets the bounds on mailboxes per account and on the work of one SEARCH.
+    pub fn set_limits(&mut self, limits: StoreLimits) {
+        self.limits = limits;
     }
 
     /// Adds (or replaces) a user for [`StorageOp::Authenticate`], kept in memory only.
@@ -387,6 +407,18 @@ impl SqliteStore {
     /// Runs one request at time `now` (Unix seconds), locking only the account it names;
     /// returns the reply and the mailboxes it changed, to announce once the reply is out.
     pub fn execute_shared(&self, op: StorageOp, now: i64) -> (StorageResult, Vec<Changed>) {
+        self.execute_interruptible(op, now, &|| false)
+    }
+
+    /// As [`SqliteStore::execute_shared`], for a driver that can tell when nobody waits for
+    /// the reply any more (its client left): a SEARCH asks `abandoned` as it goes and stops
+    /// when it says so.
+    pub fn execute_interruptible(
+        &self,
+        op: StorageOp,
+        now: i64,
+        abandoned: &dyn Fn() -> bool,
+    ) -> (StorageResult, Vec<Changed>) {
         if let StorageOp::UnlockMaildrop {
             account,
             seen: Some((mailbox, uids)),
@@ -415,11 +447,27 @@ impl SqliteStore {
                     Err(StorageError::Internal("operation without account".into())),
                     Vec::new(),
                 ),
-                Some(name) => match self.account(&name) {
-                    Ok(handle) => handle.submit(op, now, &|account, op, now| {
-                        run(account, &name, op, now, self.inline_limit)
+                Some(name) => match (self.account(&name), op) {
+                    // SEARCH takes the account's lock in steps (see `search`), outside the
+                    // group-commit queue: it writes nothing.
+                    (
+                        Ok(handle),
+                        StorageOp::Search {
+                            mailbox,
+                            uids,
+                            query,
+                            ..
+                        },
+                    ) => {
+                        let mut meter = Meter::new(self.limits.search_work, abandoned);
+                        let found =
+                            search(&handle.account, mailbox, &uids, &query, now, &mut meter);
+                        (found.map_err(StorageError::from), Vec::new())
+                    }
+                    (Ok(handle), op) => handle.submit(op, now, &|account, op, now| {
+                        run(account, &name, op, now, self.inline_limit, &self.limits)
                     }),
-                    Err(e) => (Err(e.into()), Vec::new()),
+                    (Err(e), _) => (Err(e.into()), Vec::new()),
                 },
             },
         }
@@ -455,7 +503,14 @@ impl SqliteStore {
         if !account.is_quick(&op) {
             return Err(op);
         }
-        Ok(run(&mut account, &name, op, now, self.inline_limit))
+        Ok(run(
+            &mut account,
+            &name,
+            op,
+            now,
+            self.inline_limit,
+            &self.limits,
+        ))
     }
 
     /// Answers the requests that need no account database, or hands the request back.
@@ -543,6 +598,41 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Messages whose text a SEARCH loads under one hold of the account's lock.
+const TEXT_BATCH: usize = 64;
+
+/// SEARCH in steps, so that the account's lock is held for the first step (everything but
+/// text, bounded by the meter) and then for one batch of text loads at a time, never for the
+/// whole evaluation: the account's other sessions get their turn between batches. Text is
+/// matched outside the lock. A message expunged between batches is simply not found.
+fn search(
+    account: &Mutex<Account>,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    query: &Query,
+    now: i64,
+    meter: &mut Meter<'_>,
+) -> Result<StorageReply, error::Fail> {
+    let job = lock(account).search_start(mailbox, uids, query, now, meter)?;
+    let mut found = job.found;
+    let mut no_index = |_: &Query, _: &mut Meter<'_>| Ok::<_, error::Fail>(None);
+    for batch in job.undecided.chunks(TEXT_BATCH) {
+        let texts = match job.text {
+            TextNeed::Headline => batch.iter().map(Searched::with_headline).collect(),
+            need => lock(account).search_texts(need, batch)?,
+        };
+        let outcome = evaluate(query, &texts, true, now, meter, &mut no_index)?;
+        found.extend(
+            outcome
+                .yes
+                .iter()
+                .filter_map(|i| texts.get(i).map(|t| t.uid())),
+        );
+    }
+    found.sort_unstable();
+    Ok(StorageReply::Found(found))
+}
+
 /// One request on one account.
 fn run(
     a: &mut Account,
@@ -550,12 +640,13 @@ fn run(
     op: StorageOp,
     now: i64,
     inline_limit: usize,
+    limits: &StoreLimits,
 ) -> (StorageResult, Vec<Changed>) {
     let outcome = match op {
         StorageOp::ListMailboxes { .. } => a.list(),
         StorageOp::CreateMailbox {
             name, special_use, ..
-        } => a.create(&name, special_use, now),
+        } => a.create(&name, special_use, now, limits.max_mailboxes),
         StorageOp::DeleteMailbox { name, .. } => a.delete(&name),
         StorageOp::RenameMailbox { from, to, .. } => a.rename(&from, &to, now),
         StorageOp::Subscribe {
@@ -580,12 +671,6 @@ fn run(
             mark_seen,
             ..
         } => a.fetch(mailbox, &uids, want, mark_seen),
-        StorageOp::Search {
-            mailbox,
-            uids,
-            query,
-            ..
-        } => a.search(mailbox, &uids, &query, now),
         StorageOp::SetFlags {
             mailbox,
             uids,
@@ -633,8 +718,8 @@ fn run(
 
 /// The contract the server drives: changes are published to subscribers once committed.
 impl tern_core::store::MailStore for SqliteStore {
-    fn execute(&self, op: StorageOp, now: i64, _abandoned: &dyn Fn() -> bool) -> StorageResult {
-        let (reply, changes) = self.execute_shared(op, now);
+    fn execute(&self, op: StorageOp, now: i64, abandoned: &dyn Fn() -> bool) -> StorageResult {
+        let (reply, changes) = self.execute_interruptible(op, now, abandoned);
         self.sinks.publish(&changes);
         reply
     }

@@ -915,3 +915,164 @@ fn a_read_in_a_batch_sees_the_writes_before_it() {
     assert_eq!(read.join().unwrap(), Ok(StorageReply::Found(vec![1])));
     assert_eq!(store.batch_stats("alice").unwrap().batched, 2);
 }
+
+fn append_many(store: &mut SqliteStore, n: usize, body: &str) {
+    let messages = (0..n)
+        .map(|i| NewMessage {
+            flags: Vec::new(),
+            internal_date: None,
+            data: Bytes::from(format!(
+                "From: a@example.com\r\nSubject: m{i}\r\n\r\n{body} {i}\r\n"
+            )),
+        })
+        .collect();
+    store
+        .execute(StorageOp::Append {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            messages,
+        })
+        .unwrap();
+}
+
+fn search_op(uids: Vec<u32>, query: Query) -> StorageOp {
+    StorageOp::Search {
+        account: "alice".into(),
+        mailbox: INBOX,
+        uids,
+        query,
+    }
+}
+
+/// Issue 19: a SEARCH that needs text holds the account's lock for one batch of loads at a
+/// time, not for its whole evaluation: while the text of the later batches is matched, the
+/// lock is free for the account's other requests (a SELECT was refused for a minute).
+#[test]
+fn search_lets_the_account_lock_go_between_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    append_many(&mut store, 300, "plain words");
+    let account = store.account("alice").unwrap();
+    let (free, busy) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+    // Asked at every step of the meter, on this thread, in the middle of the search.
+    let probe = || {
+        match account.account.try_lock() {
+            Ok(_) => free.set(free.get() + 1),
+            Err(_) => busy.set(busy.get() + 1),
+        }
+        false
+    };
+    let query = Query::Text("words".into());
+    let (reply, _) = store.execute_interruptible(search_op((1..=300).collect(), query), 0, &probe);
+    assert_eq!(reply.unwrap(), StorageReply::Found((1..=300).collect()));
+    assert!(busy.get() > 0, "the first step runs under the lock");
+    // 300 messages, batches of 64: matching each batch's text happens outside the lock.
+    assert!(free.get() >= 300, "free {} busy {}", free.get(), busy.get());
+}
+
+/// Issue 19: a search whose session is gone stops at its next step.
+#[test]
+fn an_abandoned_search_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    append_many(&mut store, 200, "plain words");
+    let asked = std::cell::Cell::new(0u32);
+    let gone = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 10
+    };
+    let heavy = Query::And(
+        (0..500)
+            .map(|i| Query::Not(Box::new(Query::Body(format!("q{}", i % 10)))))
+            .collect(),
+    );
+    let (reply, _) = store.execute_interruptible(search_op((1..=200).collect(), heavy), 0, &gone);
+    assert!(
+        matches!(reply, Err(StorageError::Unavailable(_))),
+        "{reply:?}"
+    );
+    assert_eq!(
+        asked.get(),
+        11,
+        "stopped at the first step after it was told"
+    );
+}
+
+/// Issue 19: the programs that ran for a minute are decided by set algebra and the index, in
+/// a bounded number of meter units, and a program beyond the budget is refused with LIMIT.
+#[test]
+fn hostile_search_programs_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let n = 2_000u32;
+    append_many(&mut store, n as usize, "plain words");
+    let all: Vec<u32> = (1..=n).collect();
+    let every = || Query::Uids(tern_core::store::query::UidSet::from_ranges([(1, n)]));
+    let units = |store: &SqliteStore, q: Query| {
+        let used = std::cell::Cell::new(0u64);
+        let count = || {
+            used.set(used.get() + 1);
+            false
+        };
+        let (reply, _) = store.execute_interruptible(search_op(all.clone(), q), 0, &count);
+        (reply, used.get())
+    };
+    let ors = Query::And(
+        (0..2_000)
+            .map(|_| Query::Or(Box::new(every()), Box::new(every())))
+            .collect(),
+    );
+    let (reply, steps) = units(&store, ors);
+    assert_eq!(reply.unwrap(), StorageReply::Found(all.clone()));
+    // Per node, not per node and message: 6,000 nodes, 2,000 messages.
+    assert!(steps < 20_000, "{steps} meter steps");
+    let nots = Query::And(
+        (0..1_000)
+            .map(|i| Query::Not(Box::new(Query::Text(format!("zz{i}")))))
+            .collect(),
+    );
+    let (reply, steps) = units(&store, nots);
+    assert_eq!(reply.unwrap(), StorageReply::Found(all.clone()));
+    // The index rules every needle out: no text is loaded, no message tested one by one.
+    assert!(steps < 10_000, "{steps} meter steps");
+
+    store.set_limits(StoreLimits {
+        search_work: 200_000,
+        ..StoreLimits::default()
+    });
+    let unindexable = Query::And(
+        (0..1_000)
+            .map(|i| Query::Not(Box::new(Query::Text(format!("z{}", i % 10)))))
+            .collect(),
+    );
+    let (reply, _) = units(&store, unindexable);
+    assert_eq!(
+        reply,
+        Err(StorageError::Limit("Search too expensive, simplify it."))
+    );
+}
+
+/// Issue 19: the per-account mailbox bound is the configured one.
+#[test]
+fn the_mailbox_limit_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_limits(StoreLimits {
+        max_mailboxes: 8,
+        ..StoreLimits::default()
+    });
+    let create = |store: &mut SqliteStore, name: &str| {
+        store.execute(StorageOp::CreateMailbox {
+            account: "alice".into(),
+            name: name.into(),
+            special_use: None,
+        })
+    };
+    // INBOX and the five default mailboxes, then two more.
+    assert_eq!(create(&mut store, "a"), Ok(StorageReply::Done));
+    assert_eq!(create(&mut store, "b"), Ok(StorageReply::Done));
+    assert_eq!(
+        create(&mut store, "c"),
+        Err(StorageError::Limit("too many mailboxes"))
+    );
+}

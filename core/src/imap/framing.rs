@@ -7,8 +7,8 @@
 //! literal bodies as slices of it.
 //!
 //! Oversized input never accumulates: a line past the limit is dropped while it is scanned
-//! (only the tag is kept, to answer with), and a rejected non-synchronising literal is skipped
-//! octet by octet without being stored.
+//! (only the tag is kept, to answer with), and a rejected non-synchronising literal is answered
+//! as soon as it is announced and then skipped octet by octet without being stored.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -98,6 +98,8 @@ pub(crate) struct Framer {
     rejected: Option<(Option<Bytes>, Rejection)>,
     /// The last octets of a line being skipped, to spot a `{n+}` announcement at its end.
     skip_tail: Vec<u8>,
+    /// The command being skipped has been answered already (its literal was too large).
+    answered: bool,
 }
 
 /// Enough trailing octets to hold `~{4294967295+}\r\n`.
@@ -112,6 +114,7 @@ impl Framer {
             scanned: 0,
             rejected: None,
             skip_tail: Vec::new(),
+            answered: false,
         }
     }
 
@@ -137,6 +140,7 @@ impl Framer {
         self.scanned = 0;
         self.rejected = None;
         self.skip_tail.clear();
+        self.answered = false;
     }
 
     /// The tag of the command being framed, when its first octets form one. Only the first
@@ -253,8 +257,12 @@ impl Framer {
                                 .rejected
                                 .take()
                                 .unwrap_or((None, Rejection::LineTooLong));
+                            let answered = self.answered;
                             self.buf.advance(self.line_start.min(self.buf.len()));
                             self.reset_command();
+                            if answered {
+                                continue;
+                            }
                             return Frame::Rejected { tag, why };
                         }
                     }
@@ -312,10 +320,19 @@ impl Framer {
                                 let remaining = usize::try_from(ann.len).unwrap_or(usize::MAX);
                                 self.state = State::Literal { remaining };
                             } else if ann.len <= limits.max_discard {
-                                self.rejected =
-                                    Some((self.current_tag(limits.max_line), Rejection::TooLarge));
                                 // Keep only the tag's line; the literal is skipped unbuffered.
+                                // The answer goes now, not once the octets are in (RFC 7888 §4
+                                // allows the tagged response before the whole literal is read):
+                                // a client that announced more than it will send must not wait
+                                // for it.
+                                let tag = self.current_tag(limits.max_line);
+                                self.rejected = Some((tag.clone(), Rejection::TooLarge));
+                                self.answered = true;
                                 self.state = State::Discard { remaining: ann.len };
+                                return Frame::Rejected {
+                                    tag,
+                                    why: Rejection::TooLarge,
+                                };
                             } else {
                                 return Frame::Hostile;
                             }
@@ -502,6 +519,8 @@ mod tests {
     fn oversized_non_sync_literal_is_skipped_without_buffering() {
         let mut f = Framer::new();
         let mut out = frames(&mut f, b"t APPEND x {5000+}\r\n");
+        // Answered at once, before any of the literal arrives.
+        assert_eq!(out.len(), 1);
         for _ in 0..50 {
             out.extend(frames(&mut f, &[b'x'; 100]));
             assert!(f.buffered() < 100);
@@ -528,15 +547,21 @@ mod tests {
             ..limits()
         };
         f.push(b"t APPEND x {4097+}\r\n");
-        assert_eq!(f.next(Mode::Command, &lim), Frame::NeedMore);
-        f.push(&[b'x'; 4097]);
-        f.push(b"\r\n");
         assert_eq!(
             f.next(Mode::Command, &lim),
             Frame::Rejected {
                 tag: Some(Bytes::from_static(b"t")),
                 why: Rejection::TooLarge
             }
+        );
+        assert_eq!(f.next(Mode::Command, &lim), Frame::NeedMore);
+        f.push(&[b'x'; 4097]);
+        f.push(b" {3+}\r\nabc\r\nu NOOP\r\n");
+        // The rest of the command (another literal included) is skipped without a second
+        // answer.
+        assert_eq!(
+            f.next(Mode::Command, &lim),
+            Frame::Command(Bytes::from_static(b"u NOOP\r\n"))
         );
     }
 

@@ -24,7 +24,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{Changed, MemStore, StorageOp, StorageResult, Store};
+use super::{Changed, MemStore, StorageOp, StorageResult, Store, StoreLimits};
 
 /// Where a backend announces committed changes. Called from whatever thread committed them
 /// (or received them from another node); must not block.
@@ -113,6 +113,17 @@ impl SharedMemStore {
     /// An empty store.
     pub fn new() -> SharedMemStore {
         SharedMemStore::default()
+    }
+
+    /// An empty store with these bounds.
+    pub fn with_limits(limits: StoreLimits) -> SharedMemStore {
+        let store = SharedMemStore::default();
+        store
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_limits(limits);
+        store
     }
 }
 

@@ -9,11 +9,12 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use super::evaluate::{evaluate, Halt, Meter};
 use super::query::Candidate;
 use super::{
     AuthOutcome, ChangeSet, Changed, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
     MailboxStatus, MessageState, ModSeq, NewMessage, Snapshot, SpecialUse, StorageError, StorageOp,
-    StorageReply, StorageResult, Store, Uid, DEFAULT_MAILBOXES,
+    StorageReply, StorageResult, Store, StoreLimits, Uid, DEFAULT_MAILBOXES,
 };
 use crate::imap::types::{Date, DateTime, Flag, StoreMode};
 use crate::mail::analyze::{analyze, MessageInfo};
@@ -22,9 +23,6 @@ use crate::mail::flags::{Flags, SystemFlag};
 use crate::mail::mailbox_name::DELIMITER;
 use crate::mail::text::{extract, SearchText};
 use crate::secret::Secret;
-
-/// Per-account bound on mailboxes, so CREATE cannot grow memory without limit.
-const MAX_MAILBOXES: usize = 10_000;
 
 /// An in-memory multi-account store.
 #[derive(Debug, Default)]
@@ -38,6 +36,8 @@ pub struct MemStore {
     /// Accounts whose POP3 maildrop is locked.
     locked: std::collections::HashSet<String>,
     nonce_counter: u64,
+    /// Mailboxes per account (so CREATE cannot grow memory without limit), SEARCH work.
+    limits: StoreLimits,
 }
 
 #[derive(Debug, Default)]
@@ -123,6 +123,11 @@ impl MemStore {
     /// The store's clock.
     pub fn now(&self) -> i64 {
         self.now
+    }
+
+    /// Sets the bounds on mailboxes per account and on SEARCH work.
+    pub fn set_limits(&mut self, limits: StoreLimits) {
+        self.limits = limits;
     }
 
     fn account(&mut self, name: &str) -> &mut Account {
@@ -332,6 +337,7 @@ impl Store for MemStore {
                 special_use,
             } => {
                 let mut seed = self.uid_validity_seed;
+                let max_mailboxes = self.limits.max_mailboxes;
                 let a = self.account(&account);
                 if let Some(existing) = a.mailboxes.get_mut(&name) {
                     if existing.selectable {
@@ -342,7 +348,7 @@ impl Store for MemStore {
                     existing.special_use = special_use;
                     return Ok(StorageReply::Done);
                 }
-                if a.mailboxes.len() >= MAX_MAILBOXES {
+                if a.mailboxes.len() >= max_mailboxes {
                     return Err(StorageError::Limit("too many mailboxes"));
                 }
                 // RFC 9051 §6.3.4: superior names are created too.
@@ -634,14 +640,22 @@ impl Store for MemStore {
                 uids,
                 query,
             } => {
+                let work = self.limits.search_work;
                 let a = self.account(&account);
                 let m = a.by_id(mailbox)?;
-                let found = m
+                let candidates: Vec<&Message> = m
                     .messages
                     .iter()
                     .filter(|msg| uids.binary_search(&msg.uid).is_ok())
-                    .filter(|msg| query.matches(*msg, now))
-                    .map(|msg| msg.uid)
+                    .collect();
+                let mut meter = Meter::new(work, &|| false);
+                let outcome = evaluate(&query, &candidates, true, now, &mut meter, &mut |_, _| {
+                    Ok::<_, Halt>(None)
+                })?;
+                let found = outcome
+                    .yes
+                    .iter()
+                    .filter_map(|i| candidates.get(i).map(|msg| msg.uid))
                     .collect();
                 Ok(StorageReply::Found(found))
             }

@@ -21,6 +21,7 @@ use crate::mail::flags::Flags;
 use crate::secret::Secret;
 
 pub mod contract;
+pub mod evaluate;
 mod mem;
 pub mod query;
 
@@ -102,6 +103,27 @@ impl SpecialUse {
         ]
         .into_iter()
         .find(|s| s.attribute().as_bytes().eq_ignore_ascii_case(a))
+    }
+}
+
+/// Bounds a store holds every account to, whatever its clients ask; the runtime sets them
+/// from its configuration (`[limits]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Mailboxes one account may have, `\Noselect` parents included; CREATE past it is
+    /// refused with `StorageError::Limit` (IMAP `NO [LIMIT]`).
+    pub max_mailboxes: usize,
+    /// Work one SEARCH may do, in [`evaluate::Meter`] units; past it the search stops with
+    /// `StorageError::Limit`.
+    pub search_work: u64,
+}
+
+impl Default for StoreLimits {
+    fn default() -> StoreLimits {
+        StoreLimits {
+            max_mailboxes: 10_000,
+            search_work: evaluate::DEFAULT_SEARCH_WORK,
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! `\Recent`, `$`) already resolved to UIDs, text already folded. One evaluator serves every
 //! store, so a durable store can fall back to it and must agree with it.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::{ModSeq, Uid};
@@ -33,8 +35,8 @@ pub enum Query {
     Or(Box<Query>, Box<Query>),
     /// Not this.
     Not(Box<Query>),
-    /// UID in this ascending list.
-    Uids(Vec<Uid>),
+    /// UID in this set.
+    Uids(UidSet),
     /// A system flag set (true) or clear (false).
     Flag(SystemFlag, bool),
     /// A keyword set (true) or clear (false).
@@ -61,6 +63,50 @@ pub enum Query {
     ModSeq(ModSeq),
 }
 
+/// UIDs as ascending, disjoint, non-adjacent inclusive ranges.
+///
+/// `1:*` over a mailbox of any size is one range, not a list of every UID, so a command that
+/// repeats it thousands of times stays as small in memory as on the wire; and clones share
+/// the ranges, so a session can hand the same `$` or `\Recent` set to many criteria.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct UidSet(Arc<[(Uid, Uid)]>);
+
+impl UidSet {
+    /// The set of these ranges (either end first, in any order, overlapping or not).
+    pub fn from_ranges(ranges: impl IntoIterator<Item = (Uid, Uid)>) -> UidSet {
+        let mut v: Vec<(Uid, Uid)> = ranges
+            .into_iter()
+            .map(|(a, b)| (a.min(b), a.max(b)))
+            .collect();
+        v.sort_unstable();
+        let mut merged: Vec<(Uid, Uid)> = Vec::with_capacity(v.len());
+        for (lo, hi) in v {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        UidSet(merged.into())
+    }
+
+    /// Whether `uid` is in the set.
+    pub fn contains(&self, uid: Uid) -> bool {
+        let i = self.0.partition_point(|&(_, hi)| hi < uid);
+        self.0.get(i).is_some_and(|&(lo, _)| lo <= uid)
+    }
+
+    /// The ranges, ascending.
+    pub fn ranges(&self) -> &[(Uid, Uid)] {
+        &self.0
+    }
+}
+
+impl FromIterator<Uid> for UidSet {
+    fn from_iter<I: IntoIterator<Item = Uid>>(uids: I) -> UidSet {
+        UidSet::from_ranges(uids.into_iter().map(|u| (u, u)))
+    }
+}
+
 /// What the evaluator needs to know about a message.
 pub trait Candidate {
     /// Its UID.
@@ -79,6 +125,30 @@ pub trait Candidate {
     fn text(&self) -> &SearchText;
 }
 
+impl<T: Candidate + ?Sized> Candidate for &T {
+    fn uid(&self) -> Uid {
+        (**self).uid()
+    }
+    fn flags(&self) -> &Flags {
+        (**self).flags()
+    }
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn internal_day(&self) -> Date {
+        (**self).internal_day()
+    }
+    fn internal_unix(&self) -> i64 {
+        (**self).internal_unix()
+    }
+    fn modseq(&self) -> ModSeq {
+        (**self).modseq()
+    }
+    fn text(&self) -> &SearchText {
+        (**self).text()
+    }
+}
+
 impl Query {
     /// Whether the query needs message text (so a store can prepare it once).
     pub fn needs_text(&self) -> bool {
@@ -91,7 +161,17 @@ impl Query {
         }
     }
 
-    /// Evaluates the query on one message; `now` is Unix seconds for OLDER/YOUNGER.
+    /// Whether the criterion is a leaf that reads message text.
+    pub fn is_text_leaf(&self) -> bool {
+        matches!(
+            self,
+            Query::Header(..) | Query::Body(_) | Query::Text(_) | Query::SentDate(..)
+        )
+    }
+
+    /// Evaluates the query on one message; `now` is Unix seconds for OLDER/YOUNGER. The
+    /// specification of SEARCH's answer; stores evaluate whole mailboxes with
+    /// [`super::evaluate::evaluate`], which must agree with it.
     pub fn matches(&self, m: &dyn Candidate, now: i64) -> bool {
         match self {
             Query::All => true,
@@ -99,7 +179,7 @@ impl Query {
             Query::And(v) => v.iter().all(|q| q.matches(m, now)),
             Query::Or(a, b) => a.matches(m, now) || b.matches(m, now),
             Query::Not(q) => !q.matches(m, now),
-            Query::Uids(uids) => uids.binary_search(&m.uid()).is_ok(),
+            Query::Uids(uids) => uids.contains(m.uid()),
             Query::Flag(f, on) => m.flags().has(*f) == *on,
             Query::Keyword(k, on) => m.flags().has_keyword(k) == *on,
             Query::Larger(n) => m.size() > *n,
@@ -121,5 +201,26 @@ fn compare(cmp: DateCmp, day: Date, reference: Date) -> bool {
         DateCmp::Before => day < reference,
         DateCmp::On => day == reference,
         DateCmp::Since => day >= reference,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_merge_and_answer_membership() {
+        let s = UidSet::from_ranges([(9, 7), (1, 2), (3, 3), (10, 12), (20, 20), (2, 2)]);
+        assert_eq!(s.ranges(), &[(1, 3), (7, 12), (20, 20)]);
+        for (uid, inside) in [(0, false), (1, true), (3, true), (4, false), (7, true)] {
+            assert_eq!(s.contains(uid), inside, "{uid}");
+        }
+        assert!(s.contains(12) && !s.contains(13) && s.contains(20) && !s.contains(21));
+        assert_eq!(UidSet::from_iter([5, 4, 6]).ranges(), &[(4, 6)]);
+        assert!(!UidSet::default().contains(1));
+        assert_eq!(
+            UidSet::from_ranges([(1, Uid::MAX), (5, 5)]).ranges(),
+            &[(1, Uid::MAX)]
+        );
     }
 }

@@ -457,6 +457,12 @@ impl ImapSession {
                             self.timers.clear(Timer::IdleKeepalive);
                             self.status(Some(tag), Condition::Bad, None, text);
                         }
+                        // A well-formed command refused for its size, as a synchronising
+                        // literal over the limit is (RFC 7888 §4 allows BAD or NO); sent as
+                        // soon as the literal is announced, while its octets are skipped.
+                        _ if why == Rejection::TooLarge => {
+                            self.status(tag, Condition::No, Some(Code::TooBig), text);
+                        }
                         _ => self.bad(tag, Some(Code::TooBig), text),
                     }
                 }

@@ -8,10 +8,10 @@ use super::view::{to_set, View};
 use super::{Finish, ImapSession, Pending as SessionPending};
 use crate::imap::command::{SearchProgram, Tag};
 use crate::imap::response::{Code, Data, ESearchResult, Response};
-use crate::imap::types::{SearchKey, SearchReturn};
+use crate::imap::types::{SearchKey, SearchReturn, SequenceSet};
 use crate::mail::flags::SystemFlag;
 use crate::mail::text::fold;
-use crate::store::query::{DateCmp, Query};
+use crate::store::query::{DateCmp, Query, UidSet};
 use crate::store::{StorageOp, StorageReply, StorageResult, Uid};
 
 #[derive(Debug)]
@@ -66,7 +66,7 @@ impl ImapSession {
         let Some(view) = self.selected_view() else {
             return;
         };
-        let query = match and(&program.criteria, view) {
+        let query = match and(&program.criteria, &mut Sets::new(view)) {
             Ok(q) => q,
             Err(why) => {
                 self.bad(Some(tag), None, why);
@@ -160,10 +160,46 @@ impl ImapSession {
     }
 }
 
-fn and(keys: &[SearchKey], view: &View) -> Result<Query, &'static str> {
+/// Resolves what only the session knows into UID sets, each of `$` and `\Recent` once per
+/// command: repeating `$` a thousand times then shares one set instead of copying it.
+struct Sets<'v> {
+    view: &'v View,
+    recent: Option<UidSet>,
+    saved: Option<UidSet>,
+}
+
+impl<'v> Sets<'v> {
+    fn new(view: &'v View) -> Sets<'v> {
+        Sets {
+            view,
+            recent: None,
+            saved: None,
+        }
+    }
+
+    fn recent(&mut self) -> Query {
+        let view = self.view;
+        Query::Uids(
+            self.recent
+                .get_or_insert_with(|| view.recent.iter().copied().collect())
+                .clone(),
+        )
+    }
+
+    fn set(&mut self, set: &SequenceSet, uid: bool) -> Query {
+        let view = self.view;
+        Query::Uids(match set {
+            SequenceSet::Saved => self.saved.get_or_insert_with(|| view.saved_set()).clone(),
+            SequenceSet::Ranges(r) if uid => view.uid_ranges(r),
+            SequenceSet::Ranges(r) => view.seq_ranges(r),
+        })
+    }
+}
+
+fn and(keys: &[SearchKey], sets: &mut Sets<'_>) -> Result<Query, &'static str> {
     let parts = keys
         .iter()
-        .map(|k| to_query(k, view))
+        .map(|k| to_query(k, sets))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(match parts.len() {
         0 => Query::All,
@@ -176,7 +212,7 @@ fn text(s: &Bytes) -> String {
     fold(&String::from_utf8_lossy(s))
 }
 
-fn to_query(key: &SearchKey, view: &View) -> Result<Query, &'static str> {
+fn to_query(key: &SearchKey, sets: &mut Sets<'_>) -> Result<Query, &'static str> {
     use SearchKey as K;
     let header = |name: &str, s: &Bytes| Query::Header(name.to_string(), text(s));
     Ok(match key {
@@ -193,12 +229,9 @@ fn to_query(key: &SearchKey, view: &View) -> Result<Query, &'static str> {
         K::Unseen => Query::Flag(SystemFlag::Seen, false),
         K::Keyword(k) => Query::Keyword(k.clone(), true),
         K::Unkeyword(k) => Query::Keyword(k.clone(), false),
-        K::Recent => Query::Uids(view.recent.clone()),
-        K::New => Query::And(vec![
-            Query::Uids(view.recent.clone()),
-            Query::Flag(SystemFlag::Seen, false),
-        ]),
-        K::Old => Query::Not(Box::new(Query::Uids(view.recent.clone()))),
+        K::Recent => sets.recent(),
+        K::New => Query::And(vec![sets.recent(), Query::Flag(SystemFlag::Seen, false)]),
+        K::Old => Query::Not(Box::new(sets.recent())),
         K::Bcc(s) => header("bcc", s),
         K::Cc(s) => header("cc", s),
         K::From(s) => header("from", s),
@@ -220,11 +253,11 @@ fn to_query(key: &SearchKey, view: &View) -> Result<Query, &'static str> {
         K::Older(s) => Query::Older(*s),
         K::Younger(s) => Query::Younger(*s),
         K::ModSeq { modseq, .. } => Query::ModSeq(*modseq),
-        K::Uid(set) => Query::Uids(view.resolve_uid(set)),
-        K::SequenceSet(set) => Query::Uids(view.resolve_seq_lenient(set)),
-        K::Not(k) => Query::Not(Box::new(to_query(k, view)?)),
-        K::Or(a, b) => Query::Or(Box::new(to_query(a, view)?), Box::new(to_query(b, view)?)),
-        K::And(keys) => and(keys, view)?,
+        K::Uid(set) => sets.set(set, true),
+        K::SequenceSet(set) => sets.set(set, false),
+        K::Not(k) => Query::Not(Box::new(to_query(k, sets)?)),
+        K::Or(a, b) => Query::Or(Box::new(to_query(a, sets)?), Box::new(to_query(b, sets)?)),
+        K::And(keys) => and(keys, sets)?,
         K::EmailId(_)
         | K::ThreadId(_)
         | K::SavedBefore(_)

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use std::ops::Range;
 
 use crate::imap::types::{SeqNo, SeqRange, SequenceSet};
+use crate::store::query::UidSet;
 use crate::store::{MailboxId, ModSeq, Uid};
 
 #[derive(Debug)]
@@ -77,22 +78,38 @@ impl View {
         Ok(self.pick(spans))
     }
 
-    /// As [`View::resolve_seq`], but numbers past the end simply name nothing: SEARCH asks a
-    /// question about messages rather than acting on them (Dovecot does the same).
-    pub(super) fn resolve_seq_lenient(&self, set: &SequenceSet) -> Vec<Uid> {
-        let ranges = match set {
-            SequenceSet::Saved => return self.saved_in_view(),
-            SequenceSet::Ranges(r) => r,
-        };
+    /// A message-number set as SEARCH reads it, as UID
+    /// ranges. Numbers past the end simply name nothing: SEARCH asks a question about
+    /// messages rather than acting on them (Dovecot does the same). Each run of message
+    /// numbers is the range between its first and last UID, which among the view's messages
+    /// (a search's candidates) holds exactly those messages, so `1:*` is one range however
+    /// large the mailbox. `$` is [`View::saved_set`].
+    pub(super) fn seq_ranges(&self, ranges: &[SeqRange]) -> UidSet {
         let count = self.uids.len() as u32;
-        let spans = ranges
-            .iter()
-            .map(|r| bounds(r, count))
-            .map(|(lo, hi)| (lo.max(1), hi.min(count)))
-            .filter(|(lo, hi)| lo <= hi)
-            .map(|(lo, hi)| lo as usize - 1..hi as usize)
-            .collect();
-        self.pick(spans)
+        UidSet::from_ranges(
+            ranges
+                .iter()
+                .map(|r| bounds(r, count))
+                .map(|(lo, hi)| (lo.max(1), hi.min(count)))
+                .filter(|(lo, hi)| lo <= hi)
+                .filter_map(|(lo, hi)| {
+                    let first = self.uids.get(lo as usize - 1)?;
+                    let last = self.uids.get(hi as usize - 1)?;
+                    Some((*first, *last))
+                }),
+        )
+    }
+
+    /// A UID set as SEARCH reads it, `*` being the highest UID in the view. Among the view's
+    /// messages the ranges need no narrowing.
+    pub(super) fn uid_ranges(&self, ranges: &[SeqRange]) -> UidSet {
+        let max = self.uids.last().copied().unwrap_or(0);
+        UidSet::from_ranges(ranges.iter().map(|r| bounds(r, max)))
+    }
+
+    /// `$` among the view's messages.
+    pub(super) fn saved_set(&self) -> UidSet {
+        self.saved_in_view().into_iter().collect()
     }
 
     /// UIDs named by a UID set that exist in the view, ascending. `*` is the highest UID in
@@ -259,7 +276,20 @@ mod tests {
         assert!(v.names_unknown_uids(&set(&[(13, 13)])));
         assert!(!v.names_unknown_uids(&set(&[(1, 12)])));
         assert_eq!(view(&[]).resolve_seq(&set(&[(1, 0)])), Err(InvalidSet));
-        assert_eq!(v.resolve_seq_lenient(&set(&[(3, 9), (0, 0)])), vec![9, 12]);
+        let ranges = |s: SequenceSet| match s {
+            SequenceSet::Ranges(r) => r,
+            SequenceSet::Saved => Vec::new(),
+        };
+        let seq = v.seq_ranges(&ranges(set(&[(3, 9), (0, 0)])));
+        assert_eq!(seq.ranges(), &[(9, 12)]);
+        assert_eq!(
+            v.seq_ranges(&ranges(set(&[(1, 1), (3, 3)]))).ranges(),
+            &[(3, 3), (9, 9)]
+        );
+        assert_eq!(
+            v.uid_ranges(&ranges(set(&[(100, 0)]))).ranges(),
+            &[(12, 100)]
+        );
     }
 
     #[test]
@@ -271,7 +301,10 @@ mod tests {
         let many = set(&vec![(1, 0); 16_000]);
         assert_eq!(v.resolve_seq(&many).unwrap().len(), 100_000);
         assert_eq!(v.resolve_uid(&many).len(), 100_000);
-        assert_eq!(v.resolve_seq_lenient(&many).len(), 100_000);
+        let SequenceSet::Ranges(many) = many else {
+            unreachable!()
+        };
+        assert_eq!(v.seq_ranges(&many).ranges(), &[(1, 100_000)]);
     }
 
     #[test]
