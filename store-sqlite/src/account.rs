@@ -1238,10 +1238,8 @@ impl Account {
                 Ok(())
             })?;
             let source_uids: Vec<Uid> = picked.iter().map(|m| m.uid).collect();
+            // As in MemStore, the target may be the source itself.
             let mut target_box = selectable(tx, target)?;
-            if remove_source && target_box.id == source.id {
-                return Err(StorageError::Cannot("Source and destination are the same.").into());
-            }
             let mut keywords = Keywords::load(tx, target_box.id)?;
             let mut pairs = Vec::with_capacity(picked.len());
             for msg in &picked {

@@ -288,13 +288,22 @@ fn step(rng: &mut Rng) -> Step {
                 Vec::new()
             },
         },
-        80..=86 => StorageOp::CopyMove {
-            account,
-            mailbox: mailbox(rng),
-            uids: uids(rng),
-            target: name(rng),
-            remove: rng.chance(40),
-        },
+        80..=86 => {
+            // A third of them into the source itself (INBOX is mailbox 1 in both stores):
+            // new UIDs at its end, and for MOVE the originals expunged (issue 14 item 4).
+            let (mailbox, target) = if rng.chance(33) {
+                (MailboxId(1), "INBOX".to_string())
+            } else {
+                (mailbox(rng), name(rng))
+            };
+            StorageOp::CopyMove {
+                account,
+                mailbox,
+                uids: uids(rng),
+                target,
+                remove: rng.chance(40),
+            }
+        }
         87..=91 => StorageOp::Changes {
             account,
             mailbox: mailbox(rng),

@@ -750,10 +750,9 @@ impl Store for MemStore {
                     .filter_map(|&u| source.position(u).map(|i| source.messages[i].clone()))
                     .collect();
                 let source_uids: Vec<Uid> = picked.iter().map(|m| m.uid).collect();
+                // The target may be the source itself: the copies get new UIDs at its end
+                // and, for MOVE, the originals go (RFC 6851 allows it; Dovecot does it).
                 let target_box = a.selectable(&target)?;
-                if remove && target_box.id == mailbox {
-                    return Err(StorageError::Cannot("Source and destination are the same."));
-                }
                 let target_id = target_box.id;
                 let uid_validity = target_box.uid_validity;
                 let mut pairs = Vec::with_capacity(picked.len());

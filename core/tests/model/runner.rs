@@ -2194,7 +2194,17 @@ fn observe(
                             .unwrap_or_default()
                     };
                     let (c0, c1) = (cands(s0), cands(s1));
-                    let new = if c1.len() == k {
+                    // A MOVE into the selected mailbox itself both adds and removes: an EXISTS
+                    // sent before its COPYUID and EXPUNGEs (a UID MOVE's synchronisation
+                    // first) announces the messages as they were before it.
+                    let moved_yet = obs.expunges > 0
+                        || obs
+                            .untagged_codes
+                            .iter()
+                            .any(|c| matches!(c, Code::CopyUid { .. }));
+                    let new = if c0.len() == k && c1.len() == k && !moved_yet {
+                        c0
+                    } else if c1.len() == k {
                         c1
                     } else if c0.len() == k {
                         c0

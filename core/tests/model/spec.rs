@@ -354,10 +354,8 @@ impl Account {
         remove: bool,
     ) -> Result<Vec<(Uid, Uid)>, Refusal> {
         let src = self.by_id(source).ok_or(Refusal::NonExistent)?.1.clone();
-        let tgt = self.selectable(target).ok_or(Refusal::TryCreate)?;
-        if remove && tgt.id == source {
-            return Err(Refusal::Cannot);
-        }
+        // The target may be the source: copies at its end, originals gone for MOVE.
+        self.selectable(target).ok_or(Refusal::TryCreate)?;
         let picked: Vec<Msg> = src
             .messages
             .iter()
