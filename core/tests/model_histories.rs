@@ -194,3 +194,41 @@ fn delete_with_children_then_create_tells_the_selected_session() {
         },
     ]);
 }
+
+/// A keyword another session's STORE created reached this session first in a FETCH
+/// response, its FLAGS announcement only at the end of the command (issue 14 item 2).
+#[test]
+fn keyword_from_another_session_is_announced_before_fetch_shows_it() {
+    use model::pool::{Item, StoreOp};
+    replay(&[
+        Step::Open { c: 2, rev2: false },
+        Step::Open { c: 0, rev2: false },
+        append(0, 0, 1, vec![]),
+        Step::Cmd {
+            c: 2,
+            cmd: Cmd::Select(0),
+        },
+        Step::Cmd {
+            c: 0,
+            cmd: Cmd::Select(0),
+        },
+        Step::Cmd {
+            c: 0,
+            cmd: Cmd::Store {
+                uid: true,
+                set: vec![(Pos::At(48), Pos::At(86))],
+                op: StoreOp::Add,
+                silent: false,
+                flags: vec![Fl::Label4],
+            },
+        },
+        Step::Cmd {
+            c: 2,
+            cmd: Cmd::Fetch {
+                uid: true,
+                set: vec![(Pos::At(195), Pos::At(21))],
+                items: vec![Item::Body],
+            },
+        },
+    ]);
+}

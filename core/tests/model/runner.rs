@@ -91,6 +91,9 @@ struct Sel {
     /// `\Recent` without claiming them (RFC 3501 §2.3.2 lets a read-only first session see
     /// them) or not; its RECENT response says which, and fixes the set.
     examine_recent: Option<BTreeSet<Uid>>,
+    /// The keywords the last FLAGS response named (lower-case): a FETCH may show no other
+    /// (RFC 9051 §7.3.5).
+    announced: BTreeSet<String>,
 }
 
 impl Sel {
@@ -730,6 +733,7 @@ impl<'b, B: Backend> World<'b, B> {
                             recent: claimed.into_iter().collect(),
                             orphan: false,
                             examine_recent,
+                            announced: BTreeSet::new(),
                         });
                     }
                 }
@@ -2307,6 +2311,16 @@ fn observe(
                                 {
                                     return fail(format!("{name}: FETCH {seq} \\Recent is {has_recent}, the session {} it", if sel.recent.contains(&uid) { "holds" } else { "does not hold" }));
                                 }
+                                if let Some(k) = f
+                                    .iter()
+                                    .filter(|x| matches!(x, Flag::Keyword(_)))
+                                    .map(flag_name)
+                                    .find(|k| !sel.announced.contains(k))
+                                {
+                                    if !sel.orphan {
+                                        return fail(format!("{name}: FETCH {seq} shows the keyword {k}, which no FLAGS response of this session announced"));
+                                    }
+                                }
                                 sel.view[seq as usize - 1].1 = f
                                     .iter()
                                     .filter(|x| **x != Flag::Recent)
@@ -2322,7 +2336,16 @@ fn observe(
                 Data::ESearch { tag, uid, results } => obs.esearch = Some((tag, uid, results)),
                 Data::Status { mailbox, items } => obs.statuses.push((mailbox, items)),
                 Data::List(item) => obs.lists.push(item),
-                Data::Flags(f) => obs.flags_lists.push(f),
+                Data::Flags(f) => {
+                    if let Some(sel) = client.sel.as_mut() {
+                        sel.announced = f
+                            .iter()
+                            .filter(|x| matches!(x, Flag::Keyword(_)))
+                            .map(flag_name)
+                            .collect();
+                    }
+                    obs.flags_lists.push(f);
+                }
                 Data::Enabled(_) | Data::Capability(_) => {}
                 other => return fail(format!("{name}: unexpected {other:?}")),
             },

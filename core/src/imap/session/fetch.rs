@@ -175,6 +175,9 @@ impl ImapSession {
                     if items.is_empty() {
                         continue;
                     }
+                    if items.iter().any(|i| matches!(i, FetchItem::Flags(_))) {
+                        self.announce_keywords(&m.flags);
+                    }
                     self.send(Response::Data(Data::Fetch { seq, items }));
                 }
                 None => p.unknown_cte = true,
