@@ -637,7 +637,7 @@ fn version_one_databases_gain_headlines() {
     store.open_account("alice").unwrap();
     store
         .with_connection("alice", |c| {
-            c.execute_batch("DROP TABLE headlines; PRAGMA user_version = 1;")
+            c.execute_batch("DROP TABLE headlines; DROP TABLE retained; PRAGMA user_version = 1;")
         })
         .unwrap();
     drop(store);
@@ -781,4 +781,113 @@ fn selects_of_an_unchanged_mailbox_share_the_uid_list() {
     assert!(!std::sync::Arc::ptr_eq(&first.uids, &third.uids));
     assert_eq!(*first.uids, [1, 2, 3]);
     assert_eq!(*third.uids, [1, 2, 3, 4]);
+}
+
+fn expunge_all(store: &mut SqliteStore) {
+    set_flags(store, vec![1, 2, 3], StoreMode::Add, Flag::Deleted);
+    store
+        .execute(StorageOp::Expunge {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: None,
+        })
+        .unwrap();
+}
+
+fn expunged_fetch(store: &mut SqliteStore, uid: u32) -> Option<(bool, Option<Bytes>)> {
+    match store
+        .execute(StorageOp::Fetch {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![uid],
+            want: FetchWant {
+                content: true,
+                info: false,
+            },
+            mark_seen: false,
+        })
+        .unwrap()
+    {
+        StorageReply::Fetched(mut v) => v.pop().map(|m| (m.expunged, m.content)),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Issue 14 item 7: an expunged message's row and body stay readable while a session that
+/// has not been told of the expunge has the mailbox selected, and are released (body file
+/// included) once it has been told, once its view is gone, or at the latest when the
+/// account is opened again.
+#[test]
+fn expunged_messages_stay_readable_until_every_view_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_inline_limit(500);
+    let big = message("big", 2000);
+    for data in [message("a", 10), big.clone(), message("c", 10)] {
+        append(&mut store, "INBOX", data);
+    }
+    // Without a view nothing is kept.
+    set_flags(&mut store, vec![1], StoreMode::Add, Flag::Deleted);
+    store
+        .execute(StorageOp::Expunge {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: None,
+        })
+        .unwrap();
+    assert_eq!(expunged_fetch(&mut store, 1), None);
+
+    let view = open_inbox(&mut store);
+    expunge_all(&mut store);
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM messages"), 0);
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM retained"), 2);
+    assert_eq!(
+        expunged_fetch(&mut store, 2),
+        Some((true, Some(big.clone())))
+    );
+    assert_eq!(blob_files(&store).len(), 1);
+    // Told up to before the expunge: still kept, whatever else is written.
+    view.pin.told(view.highest_modseq);
+    append(&mut store, "Drafts", message("d", 10));
+    assert_eq!(
+        expunged_fetch(&mut store, 2),
+        Some((true, Some(big.clone())))
+    );
+    // Told of it: released at the next write, the body with it.
+    view.pin.told(u64::MAX);
+    append(&mut store, "Drafts", message("e", 10));
+    assert_eq!(expunged_fetch(&mut store, 2), None);
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM retained"), 0);
+    store.reclaim("alice").unwrap();
+    assert!(blob_files(&store).is_empty());
+    assert_eq!(
+        count(&mut store, "SELECT COUNT(*) FROM bodies WHERE refs != 0"),
+        2
+    );
+    drop(view);
+
+    // A view that goes away releases too; and a restart releases what a live view held.
+    for data in [message("f", 10), big.clone(), message("g", 10)] {
+        append(&mut store, "INBOX", data);
+    }
+    let view = open_inbox(&mut store);
+    let uids: Vec<u32> = view.uids.to_vec();
+    set_flags(&mut store, uids.clone(), StoreMode::Add, Flag::Deleted);
+    store
+        .execute(StorageOp::Expunge {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: None,
+        })
+        .unwrap();
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM retained"), 3);
+    drop(store);
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_inline_limit(500);
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM retained"), 0);
+    assert_eq!(expunged_fetch(&mut store, uids[1]), None);
+    store.reclaim("alice").unwrap();
+    assert!(blob_files(&store).is_empty());
+    store.check("alice").unwrap();
+    drop(view);
 }

@@ -891,15 +891,25 @@ impl<'b, B: Backend> World<'b, B> {
                         if marks {
                             m.mark_seen(s.id, &present);
                         }
-                        if !uids.is_empty() && present.len() < uids.len() {
+                        // Messages expunged by another session that this one was not told of
+                        // yet are answered as they were, with OK [EXPUNGEISSUED] (RFC 2180
+                        // §4.1.2); NO only if they could not be.
+                        let answered: Vec<Uid> = uids
+                            .iter()
+                            .copied()
+                            .filter(|u| m.by_id(s.id).is_some_and(|x| x.1.get_any(*u).is_some()))
+                            .collect();
+                        if answered.len() < uids.len() {
                             e.no(Code::ExpungeIssued);
+                        } else if present.len() < uids.len() {
+                            e.code = Some(Code::ExpungeIssued);
                         }
                         let mut attrs = items.clone();
                         if *uid && !attrs.contains(&Item::Uid) {
                             attrs.insert(0, Item::Uid);
                         }
                         e.fetch = Some(FetchExpect {
-                            uids: present.clone(),
+                            uids: answered,
                             items: attrs,
                             marks,
                             newly_seen: if marks {
@@ -1360,7 +1370,7 @@ impl<'b, B: Backend> World<'b, B> {
             ));
         }
         for (seq, uid, items) in solicited {
-            let msg = mb.get(*uid).ok_or("fetched message not in model")?;
+            let msg = mb.get_any(*uid).ok_or("fetched message not in model")?;
             let mut want: Vec<FetchItem> = Vec::new();
             let flags_item = || {
                 let mut v: Vec<Flag> = msg.flags.iter().map(|n| to_flag(n)).collect();

@@ -139,6 +139,7 @@ impl ImapSession {
             pending_expunges: Vec::new(),
             own_changes: HashMap::new(),
             saved: None,
+            pin: snap.pin,
         };
         let exists = view.uids.len() as u32;
         self.send_flags(&snap.keywords, read_only);
@@ -327,6 +328,9 @@ impl ImapSession {
             }
             self.send_flag_update(&m, false);
         }
+        if let Some(view) = self.selected_view() {
+            view.settle();
+        }
     }
 
     /// Announces expunges held back while they were not allowed.
@@ -344,6 +348,7 @@ impl ImapSession {
                 numbers.push(seq);
             }
         }
+        view.settle();
         for seq in numbers {
             self.send(Response::Data(Data::Expunge(seq)));
         }
