@@ -325,10 +325,12 @@ impl ImapSession {
                                 data: Some(data),
                             }
                         }
+                        // A part that does not exist is empty, as Dovecot answers it
+                        // (BINARY[5] {0}), like BODY[5].
                         None => FetchItem::Binary {
                             part: part.clone(),
                             origin: None,
-                            data: None,
+                            data: Some(Bytes::new()),
                         },
                     }
                 }
