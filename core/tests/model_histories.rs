@@ -194,3 +194,95 @@ fn delete_with_children_then_create_tells_the_selected_session() {
         },
     ]);
 }
+
+/// A keyword another session's STORE created reached this session first in a FETCH
+/// response, its FLAGS announcement only at the end of the command (issue 14 item 2).
+#[test]
+fn keyword_from_another_session_is_announced_before_fetch_shows_it() {
+    use model::pool::{Item, StoreOp};
+    replay(&[
+        Step::Open { c: 2, rev2: false },
+        Step::Open { c: 0, rev2: false },
+        append(0, 0, 1, vec![]),
+        Step::Cmd {
+            c: 2,
+            cmd: Cmd::Select(0),
+        },
+        Step::Cmd {
+            c: 0,
+            cmd: Cmd::Select(0),
+        },
+        Step::Cmd {
+            c: 0,
+            cmd: Cmd::Store {
+                uid: true,
+                set: vec![(Pos::At(48), Pos::At(86))],
+                op: StoreOp::Add,
+                silent: false,
+                flags: vec![Fl::Label4],
+            },
+        },
+        Step::Cmd {
+            c: 2,
+            cmd: Cmd::Fetch {
+                uid: true,
+                set: vec![(Pos::At(195), Pos::At(21))],
+                items: vec![Item::Body],
+            },
+        },
+    ]);
+}
+
+/// A message another session expunged is answered to a session not yet told (RFC 2180
+/// §4.1.2, issue 14 item 7); the in-memory store lost it when a later MOVE kept a second
+/// expunged message out of UID order.
+#[test]
+fn fetch_answers_messages_expunged_by_another_session() {
+    use model::pool::{Item, StoreOp};
+    replay(&[
+        Step::Open { c: 0, rev2: false },
+        Step::Open { c: 1, rev2: false },
+        Step::Open { c: 2, rev2: false },
+        append(0, 0, 3, vec![]),
+        append(2, 0, 3, vec![]),
+        append(2, 0, 3, vec![]),
+        Step::Cmd {
+            c: 1,
+            cmd: Cmd::Select(0),
+        },
+        Step::Cmd {
+            c: 2,
+            cmd: Cmd::Select(0),
+        },
+        Step::Cmd {
+            c: 1,
+            cmd: Cmd::Store {
+                uid: false,
+                set: vec![(Pos::At(199), Pos::At(52))],
+                op: StoreOp::Add,
+                silent: false,
+                flags: vec![Fl::Deleted],
+            },
+        },
+        Step::Cmd {
+            c: 2,
+            cmd: Cmd::Expunge,
+        },
+        Step::Cmd {
+            c: 2,
+            cmd: Cmd::Move {
+                uid: false,
+                set: vec![(Pos::At(2), Pos::At(2))],
+                to: 0,
+            },
+        },
+        Step::Cmd {
+            c: 1,
+            cmd: Cmd::Fetch {
+                uid: false,
+                set: vec![(Pos::At(136), Pos::At(136))],
+                items: vec![Item::Uid],
+            },
+        },
+    ]);
+}

@@ -5,7 +5,7 @@
 //! order in which MODSEQs and UIDs are assigned and which changes are announced.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +22,8 @@ use tern_core::store::evaluate::{evaluate, Bits, Meter};
 use tern_core::store::query::{Candidate, Query};
 use tern_core::store::{
     ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList, MailboxStatus,
-    MessageState, ModSeq, NewMessage, Snapshot, SpecialUse, StorageError, StorageOp, StorageReply,
-    Uid, DEFAULT_MAILBOXES,
+    MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse, StorageError, StorageOp,
+    StorageReply, Uid, DEFAULT_MAILBOXES,
 };
 
 use crate::blobs::BlobDir;
@@ -70,6 +70,11 @@ pub struct Account {
     /// Within a group commit ([`Account::begin_batch`]): files of bodies the batch's writes
     /// dropped, unlinked once the batch commits.
     batch_doomed: Vec<i64>,
+    /// The sessions that have each mailbox selected (`tern_core::store::pins`).
+    pins: HashMap<i64, Pins>,
+    /// Mailboxes that may have `retained` rows: released at the next write once every
+    /// session that sees them has been told.
+    retaining: HashSet<i64>,
 }
 
 impl std::fmt::Debug for Account {
@@ -463,6 +468,8 @@ impl Account {
             path: path.clone(),
             rows: RowCache::new(budget),
             batch_doomed: Vec::new(),
+            pins: HashMap::new(),
+            retaining: HashSet::new(),
         };
         account
             .migrate(version, now)
@@ -481,6 +488,12 @@ impl Account {
             }
         }
         // Best effort: a store on a full or read-only disk must still open for reading.
+        // No session survives a restart, so no expunged message needs keeping any more (a
+        // failure here leaves their bodies referenced until an open that succeeds).
+        let _ = account.write(|tx, _, _| {
+            tx.execute("DELETE FROM retained", [])?;
+            Ok(())
+        });
         let _ = account.collect_garbage();
         let _ = account.conn.execute_batch("PRAGMA incremental_vacuum");
         Ok(account)
@@ -587,6 +600,8 @@ impl Account {
             conn,
             blobs,
             batch_doomed,
+            pins,
+            retaining,
             ..
         } = self;
         let tx = if batched {
@@ -594,6 +609,9 @@ impl Account {
         } else {
             Scope::Transaction(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
         };
+        // Before the operation, in its transaction: rows it moves to `retained` belong to
+        // views not yet told, and `retaining` hears of them only once it has committed.
+        let released = release(&tx, pins, retaining)?;
         let out = match f(&tx, blobs, &mut pending)
             .and_then(|out| index_pending(&tx, &mut pending).map(|_| out))
             .and_then(|out| reclaim(&tx, &mut pending, RECLAIM_PER_WRITE).map(|_| out))
@@ -612,6 +630,12 @@ impl Account {
         // replayed after a crash, so its files stay; if the rows really are gone, the next
         // open collects the files as orphans. Never a row without its body.
         tx.commit()?;
+        for id in released {
+            retaining.remove(&id);
+            if pins.get_mut(&id).is_some_and(|p| p.oldest().is_none()) {
+                pins.remove(&id);
+            }
+        }
         if batched {
             batch_doomed.append(&mut pending.doomed);
             return Ok(out);
@@ -669,6 +693,26 @@ impl Account {
         } else {
             None
         })
+    }
+
+    /// `write` for an operation that may move expunged rows of `kept` to `retained`.
+    fn write_retaining<T>(
+        &mut self,
+        kept: Option<i64>,
+        f: impl FnOnce(&Connection, &BlobDir, &mut Pending) -> Result<T, Fail>,
+    ) -> Result<T, Fail> {
+        let out = self.write(f)?;
+        if let Some(id) = kept {
+            self.retaining.insert(id);
+        }
+        Ok(out)
+    }
+
+    /// The mailbox's row id when some session has it selected: its expunged messages are
+    /// then kept (`retained`) until every such session has been told.
+    fn viewed(&mut self, mailbox: MailboxId) -> Option<i64> {
+        let id = i64::try_from(mailbox.0).ok()?;
+        self.pins.get_mut(&id).and_then(Pins::oldest).map(|_| id)
     }
 
     // ---- operations ----
@@ -762,7 +806,10 @@ impl Account {
                     .prepare_cached("SELECT uid FROM messages WHERE mailbox = ?1 ORDER BY uid")?
                     .query_map([m.id], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
-                remove(tx, &mut m, &uids)?;
+                // Nothing kept: a mailbox that is no longer selectable cannot be fetched from.
+                remove(tx, &mut m, &uids, false)?;
+                tx.prepare_cached("DELETE FROM retained WHERE mailbox = ?1")?
+                    .execute([m.id])?;
                 save(tx, &m)?;
             } else {
                 delete_all_messages(tx, mailbox.id)?;
@@ -779,7 +826,11 @@ impl Account {
     }
 
     pub fn rename(&mut self, from: &str, to: &str, now: i64) -> Result<Outcome, Fail> {
-        self.write(|tx, _, _| {
+        let inbox_viewed = match by_name(&self.conn, "INBOX")? {
+            Some(inbox) if from == "INBOX" => self.viewed(MailboxId(inbox.id as u64)),
+            _ => None,
+        };
+        self.write_retaining(inbox_viewed, |tx, _, _| {
             let source = by_name(tx, from)?;
             if !source.as_ref().is_some_and(|m| m.selectable) && !has_children(tx, from)? {
                 return Err(StorageError::NoSuchMailbox.into());
@@ -822,15 +873,17 @@ impl Account {
                 let mut inbox = by_name(tx, "INBOX")?.ok_or(StorageError::NoSuchMailbox)?;
                 let mut target = by_name(tx, to)?.ok_or(StorageError::NoSuchMailbox)?;
                 let messages = scan(tx, inbox.id, 0, Uid::MAX)?;
-                let modseq = inbox.bump();
+                let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
+                // As expunges (MemStore's order: INBOX's MODSEQ first, even when empty), so
+                // that sessions with INBOX selected can still read them until told.
+                if uids.is_empty() {
+                    inbox.bump();
+                } else {
+                    remove(tx, &mut inbox, &uids, inbox_viewed.is_some())?;
+                }
                 let mut keywords = Keywords::load(tx, target.id)?;
                 for m in &messages {
                     add(tx, &mut target, &mut keywords, m)?;
-                }
-                for m in &messages {
-                    tx.prepare_cached("DELETE FROM messages WHERE mailbox = ?1 AND uid = ?2")?
-                        .execute(params![inbox.id, m.uid])?;
-                    tombstone(tx, inbox.id, m.uid, modseq)?;
                 }
                 save(tx, &inbox)?;
                 save(tx, &target)?;
@@ -958,6 +1011,7 @@ impl Account {
         };
         let keywords = Keywords::load(&self.conn, m.id)?.list;
         let (uids, first_unseen) = self.rows.listing(&self.conn, &m)?;
+        let pin = self.pins.entry(m.id).or_default().pin(m.highest_modseq);
         Ok((
             StorageReply::Opened(Snapshot {
                 id: MailboxId(m.id as u64),
@@ -968,6 +1022,7 @@ impl Account {
                 first_unseen,
                 recent,
                 keywords,
+                pin,
             }),
             Vec::new(),
         ))
@@ -1122,8 +1177,30 @@ impl Account {
                 } else {
                     None
                 },
+                expunged: false,
             })
         };
+        // Requested messages that were expunged but are kept for a session that has not been
+        // told (`retained`), merged in request order as MemStore answers them.
+        let retaining = i64::try_from(mailbox.0).is_ok_and(|id| self.retaining.contains(&id));
+        let with_retained =
+            |conn: &Connection, blobs: &BlobDir, found: Vec<FetchedMessage>, m: &Mailbox| {
+                if found.len() == uids.len() || !retaining {
+                    return Ok(found);
+                }
+                let mut found = found.into_iter().peekable();
+                let mut out = Vec::with_capacity(uids.len());
+                for &uid in uids {
+                    if let Some(f) = found.next_if(|f| f.uid == uid) {
+                        out.push(f);
+                    } else if let Some(msg) = lookup_retained(conn, m.id, uid)? {
+                        let mut f = load(conn, blobs, &msg)?;
+                        f.expunged = true;
+                        out.push(f);
+                    }
+                }
+                Ok::<_, Fail>(out)
+            };
         if !mark_seen {
             let Account {
                 conn, blobs, rows, ..
@@ -1154,6 +1231,7 @@ impl Account {
                     Ok(())
                 })?;
             }
+            let out = with_retained(tx, blobs, out, &m)?;
             if let Some(scope) = scope {
                 scope.commit()?;
             }
@@ -1173,6 +1251,7 @@ impl Account {
                 out.push(load(tx, blobs, &msg)?);
                 Ok(())
             })?;
+            let out = with_retained(tx, blobs, out, &m)?;
             let mut announce = Vec::new();
             if changed {
                 save(tx, &m)?;
@@ -1366,7 +1445,8 @@ impl Account {
     }
 
     pub fn expunge(&mut self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Outcome, Fail> {
-        self.write(|tx, _, _| {
+        let keep = self.viewed(mailbox);
+        self.write_retaining(keep, |tx, _, _| {
             let mut m = by_id(tx, mailbox)?;
             let mut stmt = tx.prepare_cached(
                 "SELECT uid FROM messages WHERE mailbox = ?1 AND flags & 8 != 0 ORDER BY uid",
@@ -1378,7 +1458,7 @@ impl Account {
                 .filter(|u| uids.is_none_or(|list| list.binary_search(u).is_ok()))
                 .collect();
             drop(stmt);
-            let removed = remove(tx, &mut m, &doomed)?;
+            let removed = remove(tx, &mut m, &doomed, keep.is_some())?;
             let mut announce = Vec::new();
             if !removed.is_empty() {
                 save(tx, &m)?;
@@ -1402,7 +1482,8 @@ impl Account {
         seen.sort_unstable();
         seen.dedup();
         seen.retain(|u| uids.binary_search(u).is_err());
-        self.write(|tx, _, _| {
+        let keep = self.viewed(mailbox);
+        self.write_retaining(keep, |tx, _, _| {
             let mut m = by_id(tx, mailbox)?;
             let mut changed = false;
             for_each_msg(tx, m.id, &seen, |tx, mut msg| {
@@ -1414,7 +1495,7 @@ impl Account {
                 }
                 Ok(())
             })?;
-            let removed = remove(tx, &mut m, &uids)?;
+            let removed = remove(tx, &mut m, &uids, keep.is_some())?;
             // MemStore's remove advances MODSEQ for any non-empty request, found or not.
             save(tx, &m)?;
             let announce = if changed || !removed.is_empty() {
@@ -1433,7 +1514,8 @@ impl Account {
         target: &str,
         remove_source: bool,
     ) -> Result<Outcome, Fail> {
-        self.write(|tx, _, _| {
+        let keep = self.viewed(mailbox).filter(|_| remove_source);
+        self.write_retaining(keep, |tx, _, _| {
             let mut source = by_id(tx, mailbox)?;
             let mut picked = Vec::new();
             for_each_msg(tx, source.id, uids, |_, msg| {
@@ -1441,10 +1523,8 @@ impl Account {
                 Ok(())
             })?;
             let source_uids: Vec<Uid> = picked.iter().map(|m| m.uid).collect();
+            // As in MemStore, the target may be the source itself.
             let mut target_box = selectable(tx, target)?;
-            if remove_source && target_box.id == source.id {
-                return Err(StorageError::Cannot("Source and destination are the same.").into());
-            }
             let mut keywords = Keywords::load(tx, target_box.id)?;
             let mut pairs = Vec::with_capacity(picked.len());
             for msg in &picked {
@@ -1458,7 +1538,7 @@ impl Account {
                 sorted.sort_unstable();
                 // The target's row is saved: re-read the source in case it is the same one.
                 source = by_id(tx, mailbox)?;
-                remove(tx, &mut source, &sorted)?;
+                remove(tx, &mut source, &sorted, keep.is_some())?;
                 save(tx, &source)?;
                 announce.push(mailbox);
             }
@@ -1711,8 +1791,9 @@ fn tombstone(conn: &Connection, mailbox: i64, uid: Uid, modseq: ModSeq) -> Resul
 }
 
 /// `MemStore`'s `remove`: one MODSEQ for the whole request (if non-empty), tombstones for the
-/// messages that existed. `uids` is ascending.
-fn remove(conn: &Connection, m: &mut Mailbox, uids: &[Uid]) -> Result<Vec<Uid>, Fail> {
+/// messages that existed. `uids` is ascending. With `keep` (some session has the mailbox
+/// selected) their rows move to `retained` instead of going.
+fn remove(conn: &Connection, m: &mut Mailbox, uids: &[Uid], keep: bool) -> Result<Vec<Uid>, Fail> {
     if uids.is_empty() {
         return Ok(Vec::new());
     }
@@ -1721,6 +1802,15 @@ fn remove(conn: &Connection, m: &mut Mailbox, uids: &[Uid]) -> Result<Vec<Uid>, 
     for &uid in uids {
         if removed.last() == Some(&uid) {
             continue;
+        }
+        if keep {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO retained \
+                 (mailbox, uid, expunged, modseq, flags, keywords, idate, zone, size, body) \
+                 SELECT mailbox, uid, ?3, modseq, flags, keywords, idate, zone, size, body \
+                 FROM messages WHERE mailbox = ?1 AND uid = ?2",
+            )?
+            .execute(params![m.id, uid, modseq as i64])?;
         }
         let deleted = conn
             .prepare_cached("DELETE FROM messages WHERE mailbox = ?1 AND uid = ?2")?
@@ -1733,11 +1823,58 @@ fn remove(conn: &Connection, m: &mut Mailbox, uids: &[Uid]) -> Result<Vec<Uid>, 
     Ok(removed)
 }
 
-/// Removes every message of a mailbox without tombstones or MODSEQ (DELETE, as `MemStore`).
+/// Removes every message of a mailbox without tombstones or MODSEQ (DELETE, as `MemStore`),
+/// and whatever expunged ones it kept.
 fn delete_all_messages(conn: &Connection, mailbox: i64) -> Result<(), Fail> {
-    conn.prepare_cached("DELETE FROM messages WHERE mailbox = ?1")?
-        .execute([mailbox])?;
+    for sql in [
+        "DELETE FROM messages WHERE mailbox = ?1",
+        "DELETE FROM retained WHERE mailbox = ?1",
+    ] {
+        conn.prepare_cached(sql)?.execute([mailbox])?;
+    }
     Ok(())
+}
+
+/// Deletes the `retained` rows of `retaining` that every session with the mailbox selected
+/// has been told of (all of them when none has it selected); returns the mailboxes left
+/// with none.
+fn release(
+    conn: &Connection,
+    pins: &mut HashMap<i64, Pins>,
+    retaining: &HashSet<i64>,
+) -> Result<Vec<i64>, Fail> {
+    let mut emptied = Vec::new();
+    for &id in retaining {
+        match pins.get_mut(&id).and_then(Pins::oldest) {
+            None => {
+                conn.prepare_cached("DELETE FROM retained WHERE mailbox = ?1")?
+                    .execute([id])?;
+                emptied.push(id);
+            }
+            Some(told) => {
+                conn.prepare_cached("DELETE FROM retained WHERE mailbox = ?1 AND expunged <= ?2")?
+                    .execute(params![id, i64::try_from(told).unwrap_or(i64::MAX)])?;
+                let left: bool = conn
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM retained WHERE mailbox = ?1)")?
+                    .query_row([id], |r| r.get(0))?;
+                if !left {
+                    emptied.push(id);
+                }
+            }
+        }
+    }
+    Ok(emptied)
+}
+
+/// An expunged message kept in `retained`.
+fn lookup_retained(conn: &Connection, mailbox: i64, uid: Uid) -> Result<Option<Msg>, Fail> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {MSG_COLUMNS} FROM retained WHERE mailbox = ?1 AND uid = ?2"
+        ))?
+        .query_row(params![mailbox, uid], read_msg)
+        .optional()?;
+    row.map(finish_msg).transpose()
 }
 
 /// Drops up to `limit` bodies that no message refers to any more (the triggers keep the

@@ -9,7 +9,7 @@
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Each step's SQL, applied in one transaction together with the new `user_version`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Version 1.
 ///
@@ -132,4 +132,30 @@ END;
 /// migration step in `Account::migrate`.
 const V2: &str = r#"
 CREATE TABLE headlines (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+"#;
+
+/// Version 3: `retained`, expunged messages' rows kept while a session that has not been
+/// told of the expunge may still FETCH them (RFC 2180 §4.1.2; `tern_core::store::pins`).
+/// Each row holds a reference on its body, kept by trigger like a message's. Rows live only
+/// as long as the sessions that need them: the account deletes them all when it opens.
+const V3: &str = r#"
+CREATE TABLE retained (
+    mailbox INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    expunged INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    flags INTEGER NOT NULL,
+    keywords BLOB,
+    idate INTEGER NOT NULL,
+    zone INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    body INTEGER NOT NULL,
+    PRIMARY KEY (mailbox, uid)
+) WITHOUT ROWID;
+CREATE TRIGGER retained_insert AFTER INSERT ON retained BEGIN
+    UPDATE bodies SET refs = refs + 1 WHERE id = NEW.body;
+END;
+CREATE TRIGGER retained_delete AFTER DELETE ON retained BEGIN
+    UPDATE bodies SET refs = refs - 1 WHERE id = OLD.body;
+END;
 "#;

@@ -146,6 +146,7 @@ fn build(
         part.offset_end as usize,
         raw.len(),
     );
+    let header_range = without_delimiter_crlf(raw, header_range, &body_range);
     let header = raw.get(header_range.clone()).unwrap_or_default();
     let body = raw.get(body_range.clone()).unwrap_or_default();
     let encoding = transfer_encoding(header);
@@ -227,6 +228,28 @@ fn empty_part() -> (Part, BodyStructure) {
         children: Children::None,
     };
     (part, plain_text(&[], &[]))
+}
+
+/// The header of a part with an empty body, right before the next boundary: the parser ends
+/// it after the blank line, but that line break belongs to the boundary delimiter
+/// (RFC 2046 §5.1.1: "the CRLF preceding the boundary delimiter line is conceptually attached
+/// to the boundary"), so BODY[n.MIME] is the header lines alone, as Dovecot sends it.
+fn without_delimiter_crlf(raw: &[u8], header: Range<usize>, body: &Range<usize>) -> Range<usize> {
+    let at_boundary = body.is_empty()
+        && raw
+            .get(body.start..)
+            .is_some_and(|rest| rest.starts_with(b"--"));
+    let text = raw.get(header.clone()).unwrap_or_default();
+    let cut = if !at_boundary {
+        0
+    } else if text.ends_with(b"\r\n\r\n") {
+        2
+    } else if text.ends_with(b"\n\n") {
+        1
+    } else {
+        0
+    };
+    header.start..header.end - cut
 }
 
 fn clamp(start: usize, end: usize, len: usize) -> Range<usize> {

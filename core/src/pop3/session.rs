@@ -814,8 +814,11 @@ impl Pop3Session {
                 uid_validity,
             } => match reply {
                 Ok(StorageReply::Fetched(found)) => {
+                    // Messages expunged meanwhile are kept for IMAP sessions that still see
+                    // them; a maildrop is what exists now.
                     let messages = found
                         .iter()
+                        .filter(|m| !m.expunged)
                         .map(|m| Message {
                             uid: m.uid,
                             size: m.size,
@@ -836,7 +839,9 @@ impl Pop3Session {
                 Err(_) | Ok(_) => self.release_after_failure(account),
             },
             AfterReply::Retrieve { index, top } => match reply {
-                Ok(StorageReply::Fetched(found)) => match found.first() {
+                // A message removed by another session is gone for POP3 (RFC 1939 has no
+                // notion of it), even while IMAP sessions may still read it.
+                Ok(StorageReply::Fetched(found)) => match found.iter().find(|m| !m.expunged) {
                     Some(m) => {
                         if top.is_none() {
                             if let State::Transaction { maildrop, .. } = &mut self.state {

@@ -12,9 +12,10 @@ use bytes::Bytes;
 use super::evaluate::{evaluate, Halt, Meter};
 use super::query::Candidate;
 use super::{
-    AuthOutcome, ChangeSet, Changed, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
-    MailboxStatus, MessageState, ModSeq, NewMessage, Snapshot, SpecialUse, StorageError, StorageOp,
-    StorageReply, StorageResult, Store, StoreLimits, Uid, DEFAULT_MAILBOXES,
+    AuthOutcome, ChangeSet, Changed, FetchWant, FetchedMessage, MailboxEntry, MailboxId,
+    MailboxList, MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse,
+    StorageError, StorageOp, StorageReply, StorageResult, Store, StoreLimits, Uid,
+    DEFAULT_MAILBOXES,
 };
 use crate::imap::types::{Date, DateTime, Flag, StoreMode};
 use crate::mail::analyze::{analyze, MessageInfo};
@@ -61,6 +62,11 @@ struct Mailbox {
     /// UIDs below this have been claimed as `\Recent` by some session.
     recent_claimed: Uid,
     keywords: Vec<Bytes>,
+    /// The sessions that have it selected.
+    pins: Pins,
+    /// Expunged messages some session may still ask for, by UID, with the MODSEQ of their
+    /// expunge (see [`super::pins`]).
+    retained: BTreeMap<Uid, (ModSeq, Message)>,
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +171,8 @@ impl Account {
                 expunged: Vec::new(),
                 recent_claimed: 1,
                 keywords: Vec::new(),
+                pins: Pins::default(),
+                retained: BTreeMap::new(),
             },
         );
     }
@@ -261,22 +269,63 @@ impl Mailbox {
         let mut uids = uids.to_vec();
         uids.sort_unstable();
         let modseq = self.bump();
+        let keep = self.pins.holds(modseq);
         let mut removed = Vec::new();
+        let mut kept = Vec::new();
         self.messages.retain(|m| {
             let gone = uids.binary_search(&m.uid).is_ok();
             if gone {
                 removed.push(m.uid);
+                if keep {
+                    kept.push((m.uid, (modseq, m.clone())));
+                }
             }
             !gone
         });
+        self.retained.extend(kept);
         self.expunged.extend(removed.iter().map(|&u| (u, modseq)));
         removed
+    }
+
+    /// Lets go of expunged messages that every session with the mailbox selected has been
+    /// told of.
+    fn release(&mut self) {
+        if self.retained.is_empty() {
+            return;
+        }
+        match self.pins.oldest() {
+            None => self.retained.clear(),
+            Some(told) => self.retained.retain(|_, (expunged, _)| *expunged > told),
+        }
+    }
+
+    /// A message as FETCH answers it: present, or expunged and still retained.
+    fn fetched(&self, uid: Uid, want: FetchWant) -> Option<FetchedMessage> {
+        let (msg, expunged) = match self.position(uid) {
+            Some(i) => (self.messages.get(i)?, false),
+            None => (&self.retained.get(&uid)?.1, true),
+        };
+        Some(FetchedMessage {
+            uid,
+            flags: msg.flags.clone(),
+            modseq: msg.modseq,
+            internal_date: msg.internal_date,
+            size: msg.data.len() as u64,
+            content: want.content.then(|| msg.data.clone()),
+            info: want.info.then(|| msg.info.clone()),
+            expunged,
+        })
     }
 }
 
 impl Store for MemStore {
     fn execute(&mut self, op: StorageOp) -> StorageResult {
         let now = self.now;
+        if let Some(account) = op.account().and_then(|a| self.accounts.get_mut(a)) {
+            for m in account.mailboxes.values_mut() {
+                m.release();
+            }
+        }
         match op {
             StorageOp::Authenticate { username, password } => {
                 let outcome = match self.users.get(&username.to_lowercase()) {
@@ -388,6 +437,8 @@ impl Store for MemStore {
                     // it selected must then learn that these messages are gone.
                     let uids: Vec<Uid> = mailbox.messages.iter().map(|m| m.uid).collect();
                     mailbox.remove(&uids);
+                    // Nothing to keep: a mailbox that is not selectable cannot be fetched from.
+                    mailbox.retained.clear();
                 } else {
                     a.mailboxes.remove(&name);
                 }
@@ -432,10 +483,15 @@ impl Store for MemStore {
                         .mailboxes
                         .get_mut("INBOX")
                         .ok_or(StorageError::NoSuchMailbox)?;
-                    let messages = std::mem::take(&mut inbox.messages);
+                    // As expunges, so that sessions with INBOX selected can still read
+                    // them until told.
+                    let messages = inbox.messages.clone();
                     let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
-                    let modseq = inbox.bump();
-                    inbox.expunged.extend(uids.iter().map(|&u| (u, modseq)));
+                    if uids.is_empty() {
+                        inbox.bump();
+                    } else {
+                        inbox.remove(&uids);
+                    }
                     let inbox_id = inbox.id;
                     let target = a
                         .mailboxes
@@ -515,6 +571,7 @@ impl Store for MemStore {
                         .map(|x| x.uid),
                     recent,
                     keywords: m.keywords.clone(),
+                    pin: m.pins.pin(m.highest_modseq),
                 }))
             }
             StorageOp::Changes {
@@ -610,24 +667,16 @@ impl Store for MemStore {
                 let mut out = Vec::with_capacity(uids.len());
                 let mut changed = false;
                 for uid in uids {
-                    let Some(i) = m.position(uid) else { continue };
-                    if mark_seen && !m.messages[i].flags.has(SystemFlag::Seen) {
-                        let modseq = m.bump();
-                        let msg = &mut m.messages[i];
-                        msg.flags.set(SystemFlag::Seen, true);
-                        msg.modseq = modseq;
-                        changed = true;
+                    if let Some(i) = m.position(uid) {
+                        if mark_seen && !m.messages[i].flags.has(SystemFlag::Seen) {
+                            let modseq = m.bump();
+                            let msg = &mut m.messages[i];
+                            msg.flags.set(SystemFlag::Seen, true);
+                            msg.modseq = modseq;
+                            changed = true;
+                        }
                     }
-                    let msg = &m.messages[i];
-                    out.push(FetchedMessage {
-                        uid,
-                        flags: msg.flags.clone(),
-                        modseq: msg.modseq,
-                        internal_date: msg.internal_date,
-                        size: msg.data.len() as u64,
-                        content: want.content.then(|| msg.data.clone()),
-                        info: want.info.then(|| msg.info.clone()),
-                    });
+                    out.extend(m.fetched(uid, want));
                 }
                 if changed {
                     self.changes.push(Changed { account, mailbox });
@@ -785,10 +834,9 @@ impl Store for MemStore {
                     .filter_map(|&u| source.position(u).map(|i| source.messages[i].clone()))
                     .collect();
                 let source_uids: Vec<Uid> = picked.iter().map(|m| m.uid).collect();
+                // The target may be the source itself: the copies get new UIDs at its end
+                // and, for MOVE, the originals go (RFC 6851 allows it; Dovecot does it).
                 let target_box = a.selectable(&target)?;
-                if remove && target_box.id == mailbox {
-                    return Err(StorageError::Cannot("Source and destination are the same."));
-                }
                 let target_id = target_box.id;
                 let uid_validity = target_box.uid_validity;
                 let mut pairs = Vec::with_capacity(picked.len());
@@ -820,5 +868,83 @@ impl Store for MemStore {
         let mut out = std::mem::take(&mut self.changes);
         out.retain(|c| seen.insert(c.clone()));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(store: &mut MemStore, op: StorageOp) -> StorageReply {
+        match store.execute(op) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn fetch(store: &mut MemStore, mailbox: MailboxId, uid: Uid) -> Option<(bool, Bytes)> {
+        match run(
+            store,
+            StorageOp::Fetch {
+                account: "alice".into(),
+                mailbox,
+                uids: vec![uid],
+                want: FetchWant {
+                    content: true,
+                    info: false,
+                },
+                mark_seen: false,
+            },
+        ) {
+            StorageReply::Fetched(v) => v
+                .first()
+                .and_then(|m| Some((m.expunged, m.content.clone()?))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Issue 14 item 7: what a view may still FETCH after another session's expunge is kept
+    /// until it has been told, or until it is gone.
+    #[test]
+    fn expunged_messages_are_kept_while_a_view_needs_them() {
+        let mut store = MemStore::new();
+        let data = Bytes::from_static(b"Subject: x\r\n\r\nbody\r\n");
+        run(
+            &mut store,
+            StorageOp::Append {
+                account: "alice".into(),
+                name: "INBOX".into(),
+                messages: vec![NewMessage {
+                    flags: vec![crate::imap::types::Flag::Deleted],
+                    internal_date: None,
+                    data: data.clone(),
+                }],
+            },
+        );
+        let StorageReply::Opened(snap) = run(
+            &mut store,
+            StorageOp::Open {
+                account: "alice".into(),
+                name: "INBOX".into(),
+                read_only: true,
+            },
+        ) else {
+            panic!("not opened");
+        };
+        let expunge = StorageOp::Expunge {
+            account: "alice".into(),
+            mailbox: snap.id,
+            uids: None,
+        };
+        assert_eq!(run(&mut store, expunge), StorageReply::Expunged(vec![1]));
+        assert_eq!(fetch(&mut store, snap.id, 1), Some((true, data.clone())));
+        snap.pin.told(snap.highest_modseq);
+        assert_eq!(fetch(&mut store, snap.id, 1), Some((true, data)));
+        snap.pin.told(snap.highest_modseq + 1);
+        assert_eq!(fetch(&mut store, snap.id, 1), None);
+        assert!(store
+            .accounts
+            .values()
+            .all(|a| a.mailboxes.values().all(|m| m.retained.is_empty())));
     }
 }

@@ -23,10 +23,12 @@ use crate::secret::Secret;
 pub mod contract;
 pub mod evaluate;
 mod mem;
+pub mod pins;
 pub mod query;
 
 pub use contract::{ChangeSink, MailStore, SharedMemStore};
 pub use mem::MemStore;
+pub use pins::{Pins, ViewPin};
 pub use query::Query;
 
 /// A message's unique identifier within its mailbox (RFC 9051 §2.3.1.1); never 0.
@@ -212,6 +214,9 @@ pub struct Snapshot {
     pub recent: Vec<Uid>,
     /// Keywords defined in the mailbox, for FLAGS and PERMANENTFLAGS.
     pub keywords: Vec<Bytes>,
+    /// Keeps messages expunged by others readable to this session until it has announced
+    /// their expunge (see [`pins`]); the session holds it while the mailbox is selected.
+    pub pin: ViewPin,
 }
 
 /// What changed since a session last looked.
@@ -272,6 +277,9 @@ pub struct FetchedMessage {
     pub content: Option<Bytes>,
     /// The structure, when asked for.
     pub info: Option<Arc<MessageInfo>>,
+    /// The message was expunged, and is answered as it was then because a session that has
+    /// not been told yet may still ask for it ([`pins`]); its flags no longer change.
+    pub expunged: bool,
 }
 
 /// The operations a session asks of storage. Every mailbox-level operation names the account.
@@ -384,7 +392,8 @@ pub enum StorageOp {
         account: String,
         /// The mailbox.
         mailbox: MailboxId,
-        /// Which messages (those that no longer exist are skipped).
+        /// Which messages. Expunged ones are answered as they were while some session may
+        /// still see them ([`FetchedMessage::expunged`]), skipped after that.
         uids: Vec<Uid>,
         /// What to load.
         want: FetchWant,

@@ -180,7 +180,9 @@ pub fn search_date_text(i: usize) -> String {
     )
 }
 
-/// Flags clients set. `$Work` and `$WORK` are one keyword (RFC 9051 §2.3.2).
+/// Flags clients set. `$Work` and `$WORK` are one keyword (RFC 9051 §2.3.2). Keywords beyond
+/// the first few make it likely that one is first created while other sessions have the
+/// mailbox selected, which must then be told with FLAGS before any FETCH shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fl {
     Seen,
@@ -191,10 +193,12 @@ pub enum Fl {
     Work,
     WorkUpper,
     Junk,
+    Label4,
+    Label5,
 }
 
 impl Fl {
-    pub const ALL: [Fl; 8] = [
+    pub const ALL: [Fl; 10] = [
         Fl::Seen,
         Fl::Answered,
         Fl::Flagged,
@@ -203,6 +207,8 @@ impl Fl {
         Fl::Work,
         Fl::WorkUpper,
         Fl::Junk,
+        Fl::Label4,
+        Fl::Label5,
     ];
 
     pub fn name(self) -> &'static str {
@@ -215,6 +221,8 @@ impl Fl {
             Fl::Work => "$Work",
             Fl::WorkUpper => "$WORK",
             Fl::Junk => "Junk",
+            Fl::Label4 => "$Label4",
+            Fl::Label5 => "$Label5",
         }
     }
 

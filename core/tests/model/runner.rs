@@ -91,6 +91,9 @@ struct Sel {
     /// `\Recent` without claiming them (RFC 3501 §2.3.2 lets a read-only first session see
     /// them) or not; its RECENT response says which, and fixes the set.
     examine_recent: Option<BTreeSet<Uid>>,
+    /// The keywords the last FLAGS response named (lower-case): a FETCH may show no other
+    /// (RFC 9051 §7.3.5).
+    announced: BTreeSet<String>,
 }
 
 impl Sel {
@@ -730,6 +733,7 @@ impl<'b, B: Backend> World<'b, B> {
                             recent: claimed.into_iter().collect(),
                             orphan: false,
                             examine_recent,
+                            announced: BTreeSet::new(),
                         });
                     }
                 }
@@ -887,15 +891,25 @@ impl<'b, B: Backend> World<'b, B> {
                         if marks {
                             m.mark_seen(s.id, &present);
                         }
-                        if !uids.is_empty() && present.len() < uids.len() {
+                        // Messages expunged by another session that this one was not told of
+                        // yet are answered as they were, with OK [EXPUNGEISSUED] (RFC 2180
+                        // §4.1.2); NO only if they could not be.
+                        let answered: Vec<Uid> = uids
+                            .iter()
+                            .copied()
+                            .filter(|u| m.by_id(s.id).is_some_and(|x| x.1.get_any(*u).is_some()))
+                            .collect();
+                        if answered.len() < uids.len() {
                             e.no(Code::ExpungeIssued);
+                        } else if present.len() < uids.len() {
+                            e.code = Some(Code::ExpungeIssued);
                         }
                         let mut attrs = items.clone();
                         if *uid && !attrs.contains(&Item::Uid) {
                             attrs.insert(0, Item::Uid);
                         }
                         e.fetch = Some(FetchExpect {
-                            uids: present.clone(),
+                            uids: answered,
                             items: attrs,
                             marks,
                             newly_seen: if marks {
@@ -1356,7 +1370,7 @@ impl<'b, B: Backend> World<'b, B> {
             ));
         }
         for (seq, uid, items) in solicited {
-            let msg = mb.get(*uid).ok_or("fetched message not in model")?;
+            let msg = mb.get_any(*uid).ok_or("fetched message not in model")?;
             let mut want: Vec<FetchItem> = Vec::new();
             let flags_item = || {
                 let mut v: Vec<Flag> = msg.flags.iter().map(|n| to_flag(n)).collect();
@@ -2194,7 +2208,17 @@ fn observe(
                             .unwrap_or_default()
                     };
                     let (c0, c1) = (cands(s0), cands(s1));
-                    let new = if c1.len() == k {
+                    // A MOVE into the selected mailbox itself both adds and removes: an EXISTS
+                    // sent before its COPYUID and EXPUNGEs (a UID MOVE's synchronisation
+                    // first) announces the messages as they were before it.
+                    let moved_yet = obs.expunges > 0
+                        || obs
+                            .untagged_codes
+                            .iter()
+                            .any(|c| matches!(c, Code::CopyUid { .. }));
+                    let new = if c0.len() == k && c1.len() == k && !moved_yet {
+                        c0
+                    } else if c1.len() == k {
                         c1
                     } else if c0.len() == k {
                         c0
@@ -2297,6 +2321,16 @@ fn observe(
                                 {
                                     return fail(format!("{name}: FETCH {seq} \\Recent is {has_recent}, the session {} it", if sel.recent.contains(&uid) { "holds" } else { "does not hold" }));
                                 }
+                                if let Some(k) = f
+                                    .iter()
+                                    .filter(|x| matches!(x, Flag::Keyword(_)))
+                                    .map(flag_name)
+                                    .find(|k| !sel.announced.contains(k))
+                                {
+                                    if !sel.orphan {
+                                        return fail(format!("{name}: FETCH {seq} shows the keyword {k}, which no FLAGS response of this session announced"));
+                                    }
+                                }
                                 sel.view[seq as usize - 1].1 = f
                                     .iter()
                                     .filter(|x| **x != Flag::Recent)
@@ -2312,7 +2346,16 @@ fn observe(
                 Data::ESearch { tag, uid, results } => obs.esearch = Some((tag, uid, results)),
                 Data::Status { mailbox, items } => obs.statuses.push((mailbox, items)),
                 Data::List(item) => obs.lists.push(item),
-                Data::Flags(f) => obs.flags_lists.push(f),
+                Data::Flags(f) => {
+                    if let Some(sel) = client.sel.as_mut() {
+                        sel.announced = f
+                            .iter()
+                            .filter(|x| matches!(x, Flag::Keyword(_)))
+                            .map(flag_name)
+                            .collect();
+                    }
+                    obs.flags_lists.push(f);
+                }
                 Data::Enabled(_) | Data::Capability(_) => {}
                 other => return fail(format!("{name}: unexpected {other:?}")),
             },

@@ -58,6 +58,9 @@ pub struct Mailbox {
     pub messages: Vec<Msg>,
     /// Contents or flags changed since HIGHESTMODSEQ was last observed.
     pub changed: bool,
+    /// Expunged messages as they were then: a session not yet told of the expunge still
+    /// FETCHes them (RFC 2180 §4.1.2).
+    pub gone: Vec<Msg>,
 }
 
 impl Mailbox {
@@ -68,6 +71,7 @@ impl Mailbox {
             uid_next: 1,
             messages: Vec::new(),
             changed: true,
+            gone: Vec::new(),
         }
     }
 
@@ -77,6 +81,12 @@ impl Mailbox {
 
     pub fn get(&self, uid: Uid) -> Option<&Msg> {
         self.messages.iter().find(|m| m.uid == uid)
+    }
+
+    /// A message, or one expunged that a session not yet told may still FETCH.
+    pub fn get_any(&self, uid: Uid) -> Option<&Msg> {
+        self.get(uid)
+            .or_else(|| self.gone.iter().find(|m| m.uid == uid))
     }
 
     fn get_mut(&mut self, uid: Uid) -> Option<&mut Msg> {
@@ -99,7 +109,11 @@ impl Mailbox {
 
     fn remove(&mut self, uids: &[Uid]) -> Vec<Uid> {
         let before = self.uids();
-        self.messages.retain(|m| !uids.contains(&m.uid));
+        let (gone, kept): (Vec<Msg>, Vec<Msg>) = std::mem::take(&mut self.messages)
+            .into_iter()
+            .partition(|m| uids.contains(&m.uid));
+        self.messages = kept;
+        self.gone.extend(gone);
         let gone: Vec<Uid> = before.into_iter().filter(|u| uids.contains(u)).collect();
         if !gone.is_empty() {
             self.changed = true;
@@ -259,6 +273,8 @@ impl Account {
                 m.messages.clear();
                 m.changed = true;
             }
+            // Nothing is kept: a mailbox that is not selectable cannot be fetched from.
+            m.gone.clear();
             return Ok(Some(id));
         }
         let was = m.selectable;
@@ -300,10 +316,9 @@ impl Account {
                 .mailboxes
                 .get_mut("INBOX")
                 .ok_or(Refusal::NonExistent)?;
-            let moved = std::mem::take(&mut inbox.messages);
-            if !moved.is_empty() {
-                inbox.changed = true;
-            }
+            let moved = inbox.messages.clone();
+            let uids: Vec<Uid> = moved.iter().map(|m| m.uid).collect();
+            inbox.remove(&uids);
             let target = self.mailboxes.get_mut(to).ok_or(Refusal::NonExistent)?;
             for m in moved {
                 target.add(m.flags, m.date, m.body);
@@ -354,10 +369,8 @@ impl Account {
         remove: bool,
     ) -> Result<Vec<(Uid, Uid)>, Refusal> {
         let src = self.by_id(source).ok_or(Refusal::NonExistent)?.1.clone();
-        let tgt = self.selectable(target).ok_or(Refusal::TryCreate)?;
-        if remove && tgt.id == source {
-            return Err(Refusal::Cannot);
-        }
+        // The target may be the source: copies at its end, originals gone for MOVE.
+        self.selectable(target).ok_or(Refusal::TryCreate)?;
         let picked: Vec<Msg> = src
             .messages
             .iter()

@@ -141,6 +141,34 @@ fn fetch_items_message_data_is_always_a_literal() {
     );
 }
 
+/// Empty sections are empty literals, as Dovecot sends them, never `""` (issue 14 item 6).
+#[test]
+fn fetch_items_empty_message_data_is_an_empty_literal() {
+    let section = |part: Vec<u32>| FetchItem::BodySection {
+        section: Section { part, text: None },
+        origin: None,
+        data: Some(Bytes::new()),
+    };
+    let r = data(Data::Fetch {
+        seq: 1,
+        items: vec![
+            section(vec![1]),
+            FetchItem::Binary {
+                part: vec![1],
+                origin: None,
+                data: Some(Bytes::new()),
+            },
+            FetchItem::Rfc822Text(Some(Bytes::new())),
+            FetchItem::Rfc822Header(Some(Bytes::new())),
+            FetchItem::Rfc822(Some(Bytes::new())),
+        ],
+    });
+    assert_eq!(
+        enc(&r, EncodeOptions::utf8()),
+        "* 1 FETCH (BODY[1] {0}\r\n BINARY[1] {0}\r\n RFC822.TEXT {0}\r\n RFC822.HEADER {0}\r\n RFC822 {0}\r\n)\r\n"
+    );
+}
+
 #[test]
 fn rfc9051_8_sample_connection_server_lines() {
     for line in [

@@ -22,8 +22,11 @@ pub(super) struct Pending {
     want: FetchWant,
     /// UIDs for the batches still to come, in order.
     rest: Vec<Uid>,
-    /// Some messages of an earlier batch had been expunged meanwhile.
+    /// Some messages of an earlier batch had been expunged meanwhile, and storage no longer
+    /// had them.
     missing: bool,
+    /// Some were expunged by another session, and answered as they were (RFC 2180 §4.1.2).
+    expunged: bool,
     /// BINARY met an encoding it cannot undo in an earlier batch.
     unknown_cte: bool,
 }
@@ -132,6 +135,7 @@ impl ImapSession {
             want,
             rest: uids,
             missing: false,
+            expunged: false,
             unknown_cte: false,
         });
     }
@@ -168,12 +172,16 @@ impl ImapSession {
             Ok(_) => return self.unexpected(p.tag),
         };
         p.missing |= messages.len() < p.requested;
+        p.expunged |= messages.iter().any(|m| m.expunged);
         let mut hint = 0;
         for m in &messages {
             match self.fetch_items(&p, m, &mut hint) {
                 Some((seq, items)) => {
                     if items.is_empty() {
                         continue;
+                    }
+                    if items.iter().any(|i| matches!(i, FetchItem::Flags(_))) {
+                        self.announce_keywords(&m.flags);
                     }
                     self.send(Response::Data(Data::Fetch { seq, items }));
                 }
@@ -192,12 +200,22 @@ impl ImapSession {
                     .with_code(Code::UnknownCte)
             }
         } else if p.missing {
-            // RFC 9051 §7.1: some messages were expunged by another session meanwhile.
+            // Storage lost messages this session still sees, which it keeps while the session
+            // has the mailbox selected: only a mailbox deleted and re-created under it.
             Finish {
                 condition: crate::imap::response::Condition::No,
                 ..Finish::ok(p.tag, "Some of the requested messages no longer exist.")
                     .with_code(Code::ExpungeIssued)
             }
+        } else if p.expunged {
+            // RFC 2180 §4.1.2: the data of a message another session expunged, as it was, with
+            // the EXPUNGE at the next command that may carry it; RFC 9051 §7.1's EXPUNGEISSUED
+            // hints that a NOOP would bring it.
+            Finish::ok(
+                p.tag,
+                "FETCH completed; some messages were expunged meanwhile.",
+            )
+            .with_code(Code::ExpungeIssued)
         } else {
             Finish::ok(p.tag, "FETCH completed.")
         };
@@ -307,10 +325,12 @@ impl ImapSession {
                                 data: Some(data),
                             }
                         }
+                        // A part that does not exist is empty, as Dovecot answers it
+                        // (BINARY[5] {0}), like BODY[5].
                         None => FetchItem::Binary {
                             part: part.clone(),
                             origin: None,
-                            data: None,
+                            data: Some(Bytes::new()),
                         },
                     }
                 }

@@ -12,7 +12,7 @@ use super::{Expect, Finish, ImapSession, Pending as SessionPending, State};
 use crate::imap::command::{CommandLine, Tag};
 use crate::imap::response::{Code, Condition, Data, FetchItem, ListItem, Response};
 use crate::imap::types::{AppendMessage, Flag, MailboxArg, SelectParam, SequenceSet, StoreMode};
-use crate::mail::flags::SystemFlag;
+use crate::mail::flags::{Flags, SystemFlag};
 use crate::store::{
     ChangeSet, MailboxId, MessageState, NewMessage, Snapshot, StorageError, StorageOp,
     StorageReply, StorageResult, Uid,
@@ -139,6 +139,7 @@ impl ImapSession {
             pending_expunges: Vec::new(),
             own_changes: HashMap::new(),
             saved: None,
+            pin: snap.pin,
         };
         let exists = view.uids.len() as u32;
         self.send_flags(&snap.keywords, read_only);
@@ -204,6 +205,27 @@ impl ImapSession {
         );
     }
 
+    /// Sends FLAGS and PERMANENTFLAGS first when `flags` holds a keyword this session has
+    /// not been told of (RFC 9051 §7.3.5: the FLAGS list names every flag the mailbox
+    /// uses), as Dovecot does, so that no FETCH uses a keyword before it is announced: one
+    /// another session's STORE created, or this session's own.
+    pub(super) fn announce_keywords(&mut self, flags: &Flags) {
+        let Some(view) = self.selected_view_mut() else {
+            return;
+        };
+        let mut new = false;
+        for k in flags.keywords() {
+            if !view.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                view.keywords.push(k.clone());
+                new = true;
+            }
+        }
+        if new {
+            let (keywords, read_only) = (view.keywords.clone(), view.read_only);
+            self.send_flags(&keywords, read_only);
+        }
+    }
+
     /// The Changes request for the selected mailbox, if any.
     pub(super) fn sync_op(&self) -> Option<StorageOp> {
         let State::Selected { account, view } = &self.state else {
@@ -256,8 +278,16 @@ impl ImapSession {
                 view.pending_expunges.push(uid);
             }
         }
-        let keywords_changed = keywords.len() != view.keywords.len();
-        view.keywords = keywords.clone();
+        // By name, not by count: this session may have learned some of them from its own
+        // STOREs and FETCHes already.
+        let mut keywords_changed = false;
+        for k in keywords {
+            if !view.keywords.iter().any(|x| x.eq_ignore_ascii_case(&k)) {
+                view.keywords.push(k);
+                keywords_changed = true;
+            }
+        }
+        let announce = keywords_changed.then(|| view.keywords.clone());
         view.modseq = view.modseq.max(highest_modseq);
         view.uid_next = view.uid_next.max(uid_next);
         let before = view.uids.len();
@@ -283,7 +313,7 @@ impl ImapSession {
         };
         let exists = view.uids.len() as u32;
         let recent_count = view.recent.len() as u32;
-        if keywords_changed {
+        if let Some(keywords) = announce {
             self.send_flags(&keywords, read_only);
         }
         if grew {
@@ -297,6 +327,9 @@ impl ImapSession {
                 continue;
             }
             self.send_flag_update(&m, false);
+        }
+        if let Some(view) = self.selected_view() {
+            view.settle();
         }
     }
 
@@ -315,6 +348,7 @@ impl ImapSession {
                 numbers.push(seq);
             }
         }
+        view.settle();
         for seq in numbers {
             self.send(Response::Data(Data::Expunge(seq)));
         }
@@ -629,22 +663,13 @@ impl ImapSession {
                 Pending::Store { tag, uid, silent },
                 Ok(StorageReply::FlagsSet { updated, modified }),
             ) => {
-                let mut new_keywords = None;
                 if let Some(view) = self.selected_view_mut() {
                     for m in &updated {
                         view.own_changes.insert(m.uid, m.modseq);
-                        for k in m.flags.keywords() {
-                            if !view.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                                view.keywords.push(k.clone());
-                                new_keywords = Some((view.keywords.clone(), view.read_only));
-                            }
-                        }
                     }
                 }
-                // A new keyword is announced (FLAGS, PERMANENTFLAGS) before it is used in a
-                // FETCH response, as Dovecot does, so clients know the flag exists.
-                if let Some((keywords, read_only)) = new_keywords {
-                    self.send_flags(&keywords, read_only);
+                for m in &updated {
+                    self.announce_keywords(&m.flags);
                 }
                 if !silent {
                     for m in &updated {

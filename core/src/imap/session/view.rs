@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use crate::imap::types::{SeqNo, SeqRange, SequenceSet};
 use crate::store::query::UidSet;
-use crate::store::{MailboxId, ModSeq, Uid};
+use crate::store::{MailboxId, ModSeq, Uid, ViewPin};
 
 #[derive(Debug)]
 pub(super) struct View {
@@ -35,6 +35,9 @@ pub(super) struct View {
     pub(super) own_changes: HashMap<Uid, ModSeq>,
     /// SEARCHRES `$` (RFC 5182).
     pub(super) saved: Option<Vec<Uid>>,
+    /// Tells the store which expunges this session has announced, so that it keeps the
+    /// messages of the others readable meanwhile; dropped with the view.
+    pub(super) pin: ViewPin,
 }
 
 /// A set that names messages that do not exist (RFC 9051 §6.4: BAD for sequence numbers).
@@ -179,6 +182,14 @@ impl View {
         v
     }
 
+    /// Lets the store release what this view no longer needs: once no expunge is waiting to
+    /// be announced, every expunge up to the view's MODSEQ is known.
+    pub(super) fn settle(&self) {
+        if self.pending_expunges.is_empty() {
+            self.pin.told(self.modseq);
+        }
+    }
+
     /// Removes a UID, returning the message number it had.
     pub(super) fn remove(&mut self, uid: Uid) -> Option<u32> {
         let i = self.uids.binary_search(&uid).ok()?;
@@ -244,6 +255,7 @@ mod tests {
             pending_expunges: Vec::new(),
             own_changes: HashMap::new(),
             saved: None,
+            pin: ViewPin::detached(1),
         }
     }
 
