@@ -79,7 +79,7 @@ pub fn analyze(raw: &[u8]) -> MessageInfo {
     let mut budget = MAX_PARTS;
     match parsed.as_ref().filter(|m| !m.parts.is_empty()) {
         Some(message) => {
-            let (root, body) = build(&message.parts, 0, raw, 0, &mut budget);
+            let (root, body) = build(&message.parts, 0, raw, raw.len(), 0, &mut budget);
             let envelope = envelope(raw.get(root.header.clone()).unwrap_or_default());
             MessageInfo {
                 envelope,
@@ -125,10 +125,14 @@ fn find_body_start(raw: &[u8]) -> usize {
     }
 }
 
+/// Describes `parts[index]`, whose body ends at `end` (its container decides where: the end of
+/// the message, of the enclosing message/rfc822 part's body, or the line break before the
+/// next boundary of the enclosing multipart).
 fn build(
     parts: &[MessagePart<'_>],
     index: usize,
     raw: &[u8],
+    end: usize,
     depth: usize,
     budget: &mut usize,
 ) -> (Part, BodyStructure) {
@@ -136,16 +140,8 @@ fn build(
         return empty_part();
     };
     *budget = budget.saturating_sub(1);
-    let header_range = clamp(
-        part.offset_header as usize,
-        part.offset_body as usize,
-        raw.len(),
-    );
-    let body_range = clamp(
-        part.offset_body as usize,
-        part.offset_end as usize,
-        raw.len(),
-    );
+    let header_range = clamp(part.offset_header as usize, part.offset_body as usize, end);
+    let body_range = clamp(part.offset_body as usize, end, end);
     let header = raw.get(header_range.clone()).unwrap_or_default();
     let body = raw.get(body_range.clone()).unwrap_or_default();
     let encoding = transfer_encoding(header);
@@ -162,11 +158,14 @@ fn build(
             let ct = ct.unwrap_or_default();
             let mut nodes = Vec::with_capacity(children.len().min(*budget));
             let mut structures = Vec::with_capacity(nodes.capacity());
-            for &child in children {
+            let boundary = ct.param("boundary").cloned().unwrap_or_default();
+            for (i, &child) in children.iter().enumerate() {
                 if *budget == 0 {
                     break;
                 }
-                let (n, s) = build(parts, child as usize, raw, depth + 1, budget);
+                let next = children.get(i + 1).copied();
+                let child_end = part_end(parts, child, next, part, &boundary, raw, node.body.end);
+                let (n, s) = build(parts, child as usize, raw, child_end, depth + 1, budget);
                 nodes.push(n);
                 structures.push(s);
             }
@@ -192,7 +191,9 @@ fn build(
         {
             // Only an unencoded message/rfc822 has offsets into this message; an encoded one
             // (which RFC 2046 §5.2.1 forbids) is reported as an opaque leaf below.
-            let (inner_root, inner_body) = build(&inner.parts, 0, raw, depth + 1, budget);
+            // The encapsulated message is the whole body of the part (RFC 2046 §5.2.1).
+            let (inner_root, inner_body) =
+                build(&inner.parts, 0, raw, node.body.end, depth + 1, budget);
             let inner_header = raw.get(inner_root.header.clone()).unwrap_or_default();
             let ct = ct.unwrap_or_else(|| default_type(true));
             let structure = BodyStructure::Message {
@@ -216,6 +217,130 @@ fn build(
             };
             (node, structure)
         }
+    }
+}
+
+/// How far past mail-parser's end of a multipart's last part its close-delimiter is looked
+/// for.
+const EPILOGUE_SCAN: usize = 64 * 1024;
+
+/// Where the body of `parts[child]`, a part of the multipart `parent`, ends, as Dovecot has
+/// it: before the line break that precedes the delimiter line following it (RFC 2046 §5.1.1:
+/// that CRLF belongs to the delimiter), but never before the end of the line that holds the
+/// close-delimiter of a multipart it ends with. mail-parser ends a leaf right, but a multipart
+/// child at the end of its own close-delimiter (leaving out the rest of that line and its
+/// epilogue) and a nested message/rfc822 at its last leaf's end (even past the enclosing
+/// boundary), so the delimiter line is looked for just before the next part's header, or for
+/// the last part at the parent's close-delimiter. Without a well-formed delimiter
+/// mail-parser's end is kept, within the parent.
+fn part_end(
+    parts: &[MessagePart<'_>],
+    child: u32,
+    next: Option<u32>,
+    parent: &MessagePart<'_>,
+    boundary: &[u8],
+    raw: &[u8],
+    parent_end: usize,
+) -> usize {
+    let Some(part) = parts.get(child as usize) else {
+        return parent_end;
+    };
+    let start = (part.offset_body as usize).min(parent_end);
+    let fallback = (part.offset_end as usize).clamp(start, parent_end);
+    if !matches!(part.body, PartType::Multipart(_) | PartType::Message(_)) || boundary.is_empty() {
+        return fallback;
+    }
+    // The octet after the delimiter line: the next part's header, or the end of the parent's
+    // close-delimiter (where mail-parser ends a multipart).
+    let after = match next.and_then(|n| parts.get(n as usize)) {
+        Some(next) => next.offset_header as usize,
+        None => parent.offset_end as usize,
+    };
+    let is_delimiter = |line: &[u8]| {
+        line.strip_prefix(b"--")
+            .is_some_and(|rest| rest.starts_with(boundary))
+    };
+    // The delimiter line is the last line before `after` (the one `after` ends, for a
+    // close-delimiter without line end).
+    let before = raw.get(start..after.min(parent_end)).and_then(|line| {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line_start = line.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        is_delimiter(line.get(line_start..)?).then_some(start + line_start)
+    });
+    // mail-parser may end a last part's parent elsewhere (the message's end for a top-level
+    // multipart): then the close-delimiter is the first delimiter line after the part's end,
+    // looked for within a bounded distance (an epilogue is a line or two).
+    let delimiter_start = before.or_else(|| {
+        if next.is_some() {
+            return None;
+        }
+        let limit = fallback.saturating_add(EPILOGUE_SCAN).min(parent_end);
+        let region = raw.get(fallback..limit)?;
+        let at_line_start = fallback == 0 || raw.get(fallback - 1) == Some(&b'\n');
+        let first = at_line_start.then_some(0).into_iter();
+        let rest = region
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .map(|(i, _)| i + 1);
+        first
+            .chain(rest)
+            .find(|&i| region.get(i..).is_some_and(is_delimiter))
+            .map(|i| fallback + i)
+    });
+    let Some(delimiter_start) = delimiter_start else {
+        return fallback;
+    };
+    let content = raw.get(start..delimiter_start).unwrap_or_default();
+    let content = content.strip_suffix(b"\n").unwrap_or(content);
+    let content = content.strip_suffix(b"\r").unwrap_or(content);
+    let end = start + content.len();
+    let Some((close, inner_boundary)) = close_delimiter(part, raw, 0) else {
+        return end;
+    };
+    // The line holding the inner multipart's close-delimiter, found from where mail-parser
+    // ended that multipart (on the line, before it or after it): the part keeps that line,
+    // line break included.
+    let from = raw
+        .get(..close.min(delimiter_start))
+        .and_then(|r| r.strip_suffix(b"\n").or(Some(r)))
+        .map_or(0, |r| {
+            r.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)
+        });
+    let Some(region) = raw.get(from..delimiter_start) else {
+        return end;
+    };
+    let mut line_start = 0;
+    for line in region.split_inclusive(|&b| b == b'\n') {
+        let is_close = line
+            .strip_prefix(b"--")
+            .and_then(|l| l.strip_prefix(inner_boundary.as_slice()))
+            .is_some_and(|l| l.starts_with(b"--"));
+        line_start += line.len();
+        if is_close {
+            return end.max(from + line_start);
+        }
+    }
+    end
+}
+
+/// The multipart a part's content ends with (the part itself, or the body of a message it
+/// encapsulates, at any depth): where mail-parser ends it, and its boundary.
+fn close_delimiter(part: &MessagePart<'_>, raw: &[u8], depth: usize) -> Option<(usize, Vec<u8>)> {
+    match &part.body {
+        PartType::Multipart(_) => {
+            let header = raw.get(part.offset_header as usize..part.offset_body as usize)?;
+            let ct = mime::content_type(first(header, "Content-Type")?)?;
+            let boundary = ct.param("boundary")?.to_vec();
+            (!boundary.is_empty()).then_some((part.offset_end as usize, boundary))
+        }
+        PartType::Message(inner)
+            if depth < MAX_DEPTH && inner.raw_message.as_ptr() == raw.as_ptr() =>
+        {
+            close_delimiter(inner.parts.first()?, raw, depth + 1)
+        }
+        _ => None,
     }
 }
 

@@ -18,29 +18,34 @@ pub enum BinaryError {
     Corrupt,
 }
 
-/// Finds the part a part path names. Each number picks a child of a multipart; inside a
-/// message/rfc822 part numbering continues in the encapsulated message; a non-multipart
-/// message (or encapsulated message) has only part 1, itself.
+/// Finds the part a part path names (RFC 9051 §6.4.5). The path starts at the message: a
+/// multipart message's numbers pick its parts, any other message has only part 1, its body
+/// (for a message whose own type is message/rfc822, that is the encapsulated message). After
+/// that, a number picks a child of a multipart, and inside a message/rfc822 part numbering
+/// continues in the encapsulated message by the same rule. The empty path is the message.
 pub fn find<'a>(root: &'a Part, path: &[u32]) -> Option<&'a Part> {
-    let mut node = root;
-    // Whether `node` is a message (top level or encapsulated), whose part 1 may be itself.
-    let mut at_message = true;
-    for &n in path {
-        let container = match &node.children {
-            Children::Message(inner) => {
-                at_message = true;
-                &**inner
-            }
-            _ => node,
-        };
-        node = match &container.children {
+    let Some((&first, rest)) = path.split_first() else {
+        return Some(root);
+    };
+    let mut node = message_part(root, first)?;
+    for &n in rest {
+        node = match &node.children {
             Children::Multipart(parts) => parts.get((n as usize).checked_sub(1)?)?,
-            _ if n == 1 && at_message => container,
-            _ => return None,
+            Children::Message(inner) => message_part(inner, n)?,
+            Children::None => return None,
         };
-        at_message = false;
     }
     Some(node)
+}
+
+/// Part `n` of a message (top level or encapsulated): a child of its multipart body, or for
+/// any other body, part 1 is the message itself in its role as that body.
+fn message_part(message: &Part, n: u32) -> Option<&Part> {
+    match &message.children {
+        Children::Multipart(parts) => parts.get((n as usize).checked_sub(1)?),
+        _ if n == 1 => Some(message),
+        _ => None,
+    }
 }
 
 /// The octets `BODY[section]` returns, or `None` when the section does not exist (tern then
@@ -202,5 +207,76 @@ mod tests {
         let odd = Bytes::from_static(b"Content-Transfer-Encoding: x-uuencode\r\n\r\nabc");
         let info = analyze(&odd);
         assert_eq!(binary(&odd, &info.root, &[1]), Err(BinaryError::UnknownCte));
+    }
+}
+
+#[cfg(test)]
+mod encapsulated {
+    use super::*;
+    use crate::mail::analyze::analyze;
+
+    /// A message whose own type is message/rfc822, around a digest (issue 14, item 3).
+    const WRAPPED: &[u8] = b"Subject: outer\r\nContent-Type: message/rfc822\r\n\r\nSubject: digest\r\nContent-Type: multipart/digest; boundary=d\r\n\r\npreamble\r\n--d\r\n\r\nSubject: one\r\n\r\nfirst\r\n--d\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--d--\r\nepilogue\r\n";
+
+    fn sec(raw: &'static [u8], part: &[u32], text: Option<SectionText>) -> Option<Bytes> {
+        let info = analyze(raw);
+        let section = Section {
+            part: part.to_vec(),
+            text,
+        };
+        body_section(&Bytes::from_static(raw), &info.root, &section)
+    }
+
+    #[test]
+    fn part_one_of_a_message_rfc822_message_is_the_encapsulated_message() {
+        let inner = &WRAPPED[48..];
+        assert!(inner.starts_with(b"Subject: digest"));
+        assert_eq!(sec(WRAPPED, &[1], None).unwrap(), inner);
+        assert_eq!(
+            sec(WRAPPED, &[1], Some(SectionText::Header)).unwrap(),
+            &b"Subject: digest\r\nContent-Type: multipart/digest; boundary=d\r\n\r\n"[..]
+        );
+        assert_eq!(
+            sec(WRAPPED, &[1], Some(SectionText::Text)).unwrap(),
+            &inner[63..]
+        );
+        assert!(inner[63..].starts_with(b"preamble") && inner.ends_with(b"epilogue\r\n"));
+        // The MIME header of part 1 of a non-multipart message is the message's header.
+        assert_eq!(
+            sec(WRAPPED, &[1], Some(SectionText::Mime)).unwrap(),
+            &WRAPPED[..48]
+        );
+        assert_eq!(
+            sec(WRAPPED, &[1, 1], None).unwrap(),
+            &b"Subject: one\r\n\r\nfirst"[..]
+        );
+        assert_eq!(
+            sec(WRAPPED, &[1, 1], Some(SectionText::Mime)).unwrap(),
+            &b"\r\n"[..]
+        );
+        assert_eq!(
+            sec(WRAPPED, &[1, 1], Some(SectionText::Header)).unwrap(),
+            &b"Subject: one\r\n\r\n"[..]
+        );
+        assert_eq!(sec(WRAPPED, &[1, 1, 1], None).unwrap(), &b"first"[..]);
+        assert_eq!(sec(WRAPPED, &[1, 2], None).unwrap(), &b"second"[..]);
+        assert_eq!(sec(WRAPPED, &[1, 3], None), None);
+        assert_eq!(sec(WRAPPED, &[2], None), None);
+        let info = analyze(WRAPPED);
+        let raw = Bytes::from_static(WRAPPED);
+        assert_eq!(binary(&raw, &info.root, &[1]).unwrap().unwrap(), inner);
+    }
+
+    #[test]
+    fn a_nested_multipart_keeps_its_close_delimiter_line() {
+        // As Dovecot: part 2 ends with the line of its own close-delimiter; part 1 (a leaf)
+        // loses the CRLF before the next boundary.
+        const RAW: &[u8] = b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n\r\none\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\n\r\ntwo\r\n--i--\r\n--o--\r\n";
+        assert_eq!(sec(RAW, &[1], None).unwrap(), &b"one"[..]);
+        assert_eq!(
+            sec(RAW, &[2], Some(SectionText::Text)).unwrap(),
+            &b"--i\r\n\r\ntwo\r\n--i--\r\n"[..]
+        );
+        assert_eq!(sec(RAW, &[2, 1], None).unwrap(), &b"two"[..]);
     }
 }
