@@ -13,7 +13,8 @@ pub enum BinaryError {
     /// The part's Content-Transfer-Encoding is not one tern decodes (RFC 3516 `UNKNOWN-CTE`).
     #[error("unknown content-transfer-encoding")]
     UnknownCte,
-    /// The encoded data is broken beyond decoding.
+    /// The encoded data is not valid base64 or quoted-printable (answered `NO [PARSE]`, as
+    /// Dovecot does; UNKNOWN-CTE would tell the client the encoding itself is unknown).
     #[error("the part's encoded data is invalid")]
     Corrupt,
 }
@@ -115,16 +116,57 @@ pub fn binary(raw: &Bytes, root: &Part, path: &[u32]) -> Result<Option<Bytes>, B
     }
     match &part.encoding {
         TransferEncoding::Identity => Ok(Some(raw.slice(part.body.clone()))),
-        TransferEncoding::Base64 => mail_parser::decoders::base64::base64_decode(body)
+        TransferEncoding::Base64 => valid_base64(body)
+            .then(|| mail_parser::decoders::base64::base64_decode(body))
+            .flatten()
             .map(|d| Some(Bytes::from(d)))
             .ok_or(BinaryError::Corrupt),
-        TransferEncoding::QuotedPrintable => {
-            mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
-                .map(|d| Some(Bytes::from(d)))
-                .ok_or(BinaryError::Corrupt)
-        }
+        TransferEncoding::QuotedPrintable => valid_quoted_printable(body)
+            .then(|| mail_parser::decoders::quoted_printable::quoted_printable_decode(body))
+            .flatten()
+            .map(|d| Some(Bytes::from(d)))
+            .ok_or(BinaryError::Corrupt),
         TransferEncoding::Unknown(_) => Err(BinaryError::UnknownCte),
     }
+}
+
+/// Whether base64 text is what Dovecot 2.3 decodes: the alphabet and white space, with
+/// nothing but padding and white space after the first `=`. (A last quantum cut short without
+/// padding is decoded as far as it goes; Dovecot drops the connection there.)
+fn valid_base64(body: &[u8]) -> bool {
+    let mut padding = false;
+    body.iter().all(|&b| match b {
+        b' ' | b'\t' | b'\r' | b'\n' => true,
+        b'=' => {
+            padding = true;
+            true
+        }
+        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' => !padding,
+        _ => false,
+    })
+}
+
+/// Whether quoted-printable text is what Dovecot 2.3 decodes: every `=` starts two hex digits
+/// (either case) or a soft line break (white space allowed before the line end, or the end of
+/// the body). Unencoded 8-bit octets are tolerated, as Dovecot does.
+fn valid_quoted_printable(body: &[u8]) -> bool {
+    let mut rest = body;
+    while let Some(at) = rest.iter().position(|&b| b == b'=') {
+        let after = rest.get(at + 1..).unwrap_or_default();
+        let hex = after.len() >= 2 && after.iter().take(2).all(u8::is_ascii_hexdigit);
+        let blank = after
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+        let line_end = after.get(blank..).unwrap_or_default();
+        let soft =
+            line_end.is_empty() || line_end.starts_with(b"\n") || line_end.starts_with(b"\r\n");
+        if !hex && !soft {
+            return false;
+        }
+        rest = after;
+    }
+    true
 }
 
 #[cfg(test)]
@@ -278,5 +320,55 @@ mod encapsulated {
             &b"--i\r\n\r\ntwo\r\n--i--\r\n"[..]
         );
         assert_eq!(sec(RAW, &[2, 1], None).unwrap(), &b"two"[..]);
+    }
+}
+
+#[cfg(test)]
+mod encodings {
+    use super::*;
+
+    #[test]
+    fn base64_validity_follows_dovecot() {
+        for ok in [
+            &b"AAECAwQ="[..],
+            b"AAE\r\nCAw==\r\n",
+            b"AA EC Aw==",
+            b"AAECAw",
+            b"",
+        ] {
+            assert!(valid_base64(ok), "{ok:?}");
+        }
+        for bad in [&b"AAEC!!!AwQ="[..], b"AQ==AQ==", b"AA\x00EC", b"AA-_"] {
+            assert!(!valid_base64(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn quoted_printable_validity_follows_dovecot() {
+        for ok in [
+            &b"a=3db"[..],
+            b"a=3Db",
+            b"ab=",
+            b"ab= \r\ncd",
+            b"a=\r\nb",
+            b"a=\nb",
+            b"a\x80b",
+            b"=\t",
+            b"=",
+        ] {
+            assert!(valid_quoted_printable(ok), "{ok:?}");
+        }
+        for bad in [&b"ab=ZZcd"[..], b"ab=4", b"a=G1b", b"a= x", b"==41"] {
+            assert!(!valid_quoted_printable(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn corrupt_data_is_not_an_unknown_encoding() {
+        let raw = Bytes::from_static(
+            b"Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nab=4",
+        );
+        let info = crate::mail::analyze::analyze(&raw);
+        assert_eq!(binary(&raw, &info.root, &[1]), Err(BinaryError::Corrupt));
     }
 }
