@@ -196,8 +196,15 @@ fn build(
                 build(&inner.parts, 0, raw, node.body.end, depth + 1, budget);
             let inner_header = raw.get(inner_root.header.clone()).unwrap_or_default();
             let ct = ct.unwrap_or_else(|| default_type(true));
+            // Dovecot writes "rfc822" whatever the header's case ("message" too, which the
+            // encoder spells out).
+            let subtype = if ct.sub.eq_ignore_ascii_case(b"rfc822") {
+                Bytes::from_static(b"rfc822")
+            } else {
+                ct.sub.clone()
+            };
             let structure = BodyStructure::Message {
-                subtype: ct.sub.clone(),
+                subtype,
                 fields: fields(header, &ct, body.len()),
                 envelope: Box::new(envelope(inner_header)),
                 body: Box::new(inner_body),
@@ -226,8 +233,8 @@ const EPILOGUE_SCAN: usize = 64 * 1024;
 
 /// Where the body of `parts[child]`, a part of the multipart `parent`, ends, as Dovecot has
 /// it: before the line break that precedes the delimiter line following it (RFC 2046 §5.1.1:
-/// that CRLF belongs to the delimiter), but never before the end of the line that holds the
-/// close-delimiter of a multipart it ends with. mail-parser ends a leaf right, but a multipart
+/// that CRLF belongs to the delimiter), except after the close-delimiter line of a
+/// multipart it ends with, which keeps its line break. mail-parser ends a leaf right, but a multipart
 /// child at the end of its own close-delimiter (leaving out the rest of that line and its
 /// epilogue) and a nested message/rfc822 at its last leaf's end (even past the enclosing
 /// boundary), so the delimiter line is looked for just before the next part's header, or for
@@ -290,57 +297,69 @@ fn part_end(
             .map(|i| fallback + i)
     });
     let Some(delimiter_start) = delimiter_start else {
-        return fallback;
+        // No delimiter of this multipart follows its last part: a delimiter of an enclosing
+        // one ended both, so the part runs to where its parent does.
+        return if next.is_none() { parent_end } else { fallback };
     };
     let content = raw.get(start..delimiter_start).unwrap_or_default();
-    let content = content.strip_suffix(b"\n").unwrap_or(content);
-    let content = content.strip_suffix(b"\r").unwrap_or(content);
-    let end = start + content.len();
-    let Some((close, inner_boundary)) = close_delimiter(part, raw, 0) else {
-        return end;
+    let Some(without_break) = content
+        .strip_suffix(b"\n")
+        .map(|c| c.strip_suffix(b"\r").unwrap_or(c))
+    else {
+        return start + content.len();
     };
-    // The line holding the inner multipart's close-delimiter, found from where mail-parser
-    // ended that multipart (on the line, before it or after it): the part keeps that line,
-    // line break included.
-    let from = raw
-        .get(..close.min(delimiter_start))
-        .and_then(|r| r.strip_suffix(b"\n").or(Some(r)))
-        .map_or(0, |r| {
-            r.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)
+    // A close-delimiter of a multipart the part ends with keeps its own line break (Dovecot
+    // reads that line whole before it meets the next delimiter).
+    let last_line = without_break
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(without_break, |p| {
+            without_break.get(p + 1..).unwrap_or_default()
         });
-    let Some(region) = raw.get(from..delimiter_start) else {
-        return end;
-    };
-    let mut line_start = 0;
-    for line in region.split_inclusive(|&b| b == b'\n') {
-        let is_close = line
+    let mut boundaries = Vec::new();
+    trailing_boundaries(parts, child as usize, raw, 0, &mut boundaries);
+    let closes = boundaries.iter().any(|b| {
+        last_line
             .strip_prefix(b"--")
-            .and_then(|l| l.strip_prefix(inner_boundary.as_slice()))
-            .is_some_and(|l| l.starts_with(b"--"));
-        line_start += line.len();
-        if is_close {
-            return end.max(from + line_start);
-        }
+            .and_then(|l| l.strip_prefix(b.as_slice()))
+            .is_some_and(|l| l.starts_with(b"--"))
+    });
+    if closes {
+        start + content.len()
+    } else {
+        start + without_break.len()
     }
-    end
 }
 
-/// The multipart a part's content ends with (the part itself, or the body of a message it
-/// encapsulates, at any depth): where mail-parser ends it, and its boundary.
-fn close_delimiter(part: &MessagePart<'_>, raw: &[u8], depth: usize) -> Option<(usize, Vec<u8>)> {
+/// The boundaries of the multiparts a part's content ends with: the part itself if it is one,
+/// then its last part, or the body of a message it encapsulates, and so on down.
+fn trailing_boundaries(
+    parts: &[MessagePart<'_>],
+    index: usize,
+    raw: &[u8],
+    depth: usize,
+    out: &mut Vec<Vec<u8>>,
+) {
+    let Some(part) = parts.get(index).filter(|_| depth < MAX_DEPTH) else {
+        return;
+    };
     match &part.body {
-        PartType::Multipart(_) => {
-            let header = raw.get(part.offset_header as usize..part.offset_body as usize)?;
-            let ct = mime::content_type(first(header, "Content-Type")?)?;
-            let boundary = ct.param("boundary")?.to_vec();
-            (!boundary.is_empty()).then_some((part.offset_end as usize, boundary))
+        PartType::Multipart(children) => {
+            let boundary = raw
+                .get(part.offset_header as usize..part.offset_body as usize)
+                .and_then(|h| first(h, "Content-Type"))
+                .and_then(mime::content_type)
+                .and_then(|ct| ct.param("boundary").map(|b| b.to_vec()))
+                .filter(|b| !b.is_empty());
+            out.extend(boundary);
+            if let Some(&last) = children.last() {
+                trailing_boundaries(parts, last as usize, raw, depth + 1, out);
+            }
         }
-        PartType::Message(inner)
-            if depth < MAX_DEPTH && inner.raw_message.as_ptr() == raw.as_ptr() =>
-        {
-            close_delimiter(inner.parts.first()?, raw, depth + 1)
+        PartType::Message(inner) if inner.raw_message.as_ptr() == raw.as_ptr() => {
+            trailing_boundaries(&inner.parts, 0, raw, depth + 1, out);
         }
-        _ => None,
+        _ => {}
     }
 }
 
@@ -586,16 +605,23 @@ mod tests {
 
     #[test]
     fn multipart_with_nested_message() {
-        let raw = b"Content-Type: multipart/mixed; boundary=b\r\nSubject: outer\r\n\r\npre\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n";
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\nSubject: outer\r\n\r\npre\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: MESSAGE/RFC822\r\n\r\nSubject: inner\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n";
         let info = analyze(raw);
         let BodyStructure::Multipart { parts, subtype, .. } = &info.body else {
             panic!("{:?}", info.body)
         };
         assert_eq!(&subtype[..], b"mixed");
         assert_eq!(parts.len(), 2);
-        let BodyStructure::Message { envelope, body, .. } = &parts[1] else {
+        let BodyStructure::Message {
+            envelope,
+            body,
+            subtype,
+            ..
+        } = &parts[1]
+        else {
             panic!("{:?}", parts[1])
         };
+        assert_eq!(&subtype[..], b"rfc822");
         assert_eq!(envelope.subject.as_deref(), Some(&b"inner"[..]));
         assert!(
             matches!(&**body, BodyStructure::Single { subtype, .. } if &subtype[..] == b"html")

@@ -256,6 +256,7 @@ mod tests {
 mod encapsulated {
     use super::*;
     use crate::mail::analyze::analyze;
+    use crate::mail::structure::BodyStructure;
 
     /// A message whose own type is message/rfc822, around a digest (issue 14, item 3).
     const WRAPPED: &[u8] = b"Subject: outer\r\nContent-Type: message/rfc822\r\n\r\nSubject: digest\r\nContent-Type: multipart/digest; boundary=d\r\n\r\npreamble\r\n--d\r\n\r\nSubject: one\r\n\r\nfirst\r\n--d\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--d--\r\nepilogue\r\n";
@@ -307,6 +308,72 @@ mod encapsulated {
         let info = analyze(WRAPPED);
         let raw = Bytes::from_static(WRAPPED);
         assert_eq!(binary(&raw, &info.root, &[1]).unwrap().unwrap(), inner);
+    }
+
+    /// Every section number of a structure, with the structure of the part it names.
+    fn numbered(body: &BodyStructure) -> Vec<(Vec<u32>, &BodyStructure)> {
+        fn part<'a>(
+            b: &'a BodyStructure,
+            path: Vec<u32>,
+            out: &mut Vec<(Vec<u32>, &'a BodyStructure)>,
+        ) {
+            out.push((path.clone(), b));
+            match b {
+                BodyStructure::Multipart { parts, .. } => children(parts, &path, out),
+                BodyStructure::Message { body, .. } => message(body, path, out),
+                BodyStructure::Single { .. } => {}
+            }
+        }
+        fn children<'a>(
+            parts: &'a [BodyStructure],
+            path: &[u32],
+            out: &mut Vec<(Vec<u32>, &'a BodyStructure)>,
+        ) {
+            for (i, c) in (1..).zip(parts) {
+                part(c, [path, &[i]].concat(), out);
+            }
+        }
+        fn message<'a>(
+            b: &'a BodyStructure,
+            path: Vec<u32>,
+            out: &mut Vec<(Vec<u32>, &'a BodyStructure)>,
+        ) {
+            match b {
+                BodyStructure::Multipart { parts, .. } => children(parts, &path, out),
+                _ => part(b, [&path[..], &[1]].concat(), out),
+            }
+        }
+        let mut out = Vec::new();
+        message(body, Vec::new(), &mut out);
+        out
+    }
+
+    #[test]
+    fn bodystructure_sizes_and_binary_agree_with_body_sections() {
+        const NESTED: &[u8] = b"Subject: level 0\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain\r\n\r\nzero\r\n--a\r\nContent-Type: message/rfc822\r\n\r\nSubject: level 1\r\nContent-Type: message/rfc822\r\n\r\nSubject: level 2\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\r\ntwo\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>2</p>\r\n--b--\r\nepilogue\r\n--a--\r\n";
+        for raw in [WRAPPED, NESTED] {
+            let info = analyze(raw);
+            let bytes = Bytes::from_static(raw);
+            let sections = numbered(&info.body);
+            assert!(sections.len() >= 4, "{sections:?}");
+            for (path, structure) in sections {
+                let section = Section {
+                    part: path.clone(),
+                    text: None,
+                };
+                let body = body_section(&bytes, &info.root, &section).unwrap();
+                let octets = match structure {
+                    BodyStructure::Single { fields, .. }
+                    | BodyStructure::Message { fields, .. } => Some(fields.octets),
+                    BodyStructure::Multipart { .. } => None,
+                };
+                if let Some(octets) = octets {
+                    assert_eq!(octets, body.len() as u64, "{path:?}");
+                }
+                let decoded = binary(&bytes, &info.root, &path).unwrap().unwrap();
+                assert_eq!(decoded, body, "{path:?}");
+            }
+        }
     }
 
     #[test]
