@@ -76,7 +76,11 @@ pub fn analyze(raw: &[u8]) -> MessageInfo {
     let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
         .ok()
         .flatten();
-    let mut budget = MAX_PARTS;
+    let mut budget = Budget {
+        parts: MAX_PARTS,
+        // Looking for a misplaced delimiter reads the message at most a few times over.
+        scan: raw.len().saturating_mul(4).saturating_add(EPILOGUE_SCAN),
+    };
     match parsed.as_ref().filter(|m| !m.parts.is_empty()) {
         Some(message) => {
             let (root, body) = build(&message.parts, 0, raw, raw.len(), 0, &mut budget);
@@ -134,18 +138,18 @@ fn build(
     raw: &[u8],
     end: usize,
     depth: usize,
-    budget: &mut usize,
+    budget: &mut Budget,
 ) -> (Part, BodyStructure) {
     let Some(part) = parts.get(index) else {
         return empty_part();
     };
-    *budget = budget.saturating_sub(1);
+    budget.parts = budget.parts.saturating_sub(1);
     let header_range = clamp(part.offset_header as usize, part.offset_body as usize, end);
     let body_range = clamp(part.offset_body as usize, end, end);
     let header = raw.get(header_range.clone()).unwrap_or_default();
     let body = raw.get(body_range.clone()).unwrap_or_default();
     let encoding = transfer_encoding(header);
-    let over_budget = depth >= MAX_DEPTH || *budget == 0;
+    let over_budget = depth >= MAX_DEPTH || budget.parts == 0;
     let ct = mime::content_type(first(header, "Content-Type").unwrap_or_default());
     let mut node = Part {
         header: header_range,
@@ -156,15 +160,20 @@ fn build(
     match &part.body {
         PartType::Multipart(children) if !over_budget => {
             let ct = ct.unwrap_or_default();
-            let mut nodes = Vec::with_capacity(children.len().min(*budget));
+            let mut nodes = Vec::with_capacity(children.len().min(budget.parts));
             let mut structures = Vec::with_capacity(nodes.capacity());
             let boundary = ct.param("boundary").cloned().unwrap_or_default();
             for (i, &child) in children.iter().enumerate() {
-                if *budget == 0 {
+                if budget.parts == 0 {
                     break;
                 }
                 let next = children.get(i + 1).copied();
-                let child_end = part_end(parts, child, next, part, &boundary, raw, node.body.end);
+                let parent = Parent {
+                    part,
+                    boundary: &boundary,
+                    end: node.body.end,
+                };
+                let child_end = part_end(parts, child, next, &parent, raw, &mut budget.scan);
                 let (n, s) = build(parts, child as usize, raw, child_end, depth + 1, budget);
                 nodes.push(n);
                 structures.push(s);
@@ -231,6 +240,24 @@ fn build(
 /// for.
 const EPILOGUE_SCAN: usize = 64 * 1024;
 
+/// The multipart whose part's end [`part_end`] finds.
+struct Parent<'a, 'x> {
+    /// As mail-parser found it.
+    part: &'a MessagePart<'x>,
+    /// Its boundary.
+    boundary: &'a [u8],
+    /// Where its body ends.
+    end: usize,
+}
+
+/// What analysing one message may still spend.
+struct Budget {
+    /// Parts still to describe.
+    parts: usize,
+    /// Octets still to read looking for delimiters mail-parser placed elsewhere.
+    scan: usize,
+}
+
 /// Where the body of `parts[child]`, a part of the multipart `parent`, ends, as Dovecot has
 /// it: before the line break that precedes the delimiter line following it (RFC 2046 §5.1.1:
 /// that CRLF belongs to the delimiter), except after the close-delimiter line of a
@@ -244,11 +271,11 @@ fn part_end(
     parts: &[MessagePart<'_>],
     child: u32,
     next: Option<u32>,
-    parent: &MessagePart<'_>,
-    boundary: &[u8],
+    parent: &Parent<'_, '_>,
     raw: &[u8],
-    parent_end: usize,
+    scan: &mut usize,
 ) -> usize {
+    let (boundary, parent_end) = (parent.boundary, parent.end);
     let Some(part) = parts.get(child as usize) else {
         return parent_end;
     };
@@ -261,7 +288,7 @@ fn part_end(
     // close-delimiter (where mail-parser ends a multipart).
     let after = match next.and_then(|n| parts.get(n as usize)) {
         Some(next) => next.offset_header as usize,
-        None => parent.offset_end as usize,
+        None => parent.part.offset_end as usize,
     };
     let is_delimiter = |line: &[u8]| {
         line.strip_prefix(b"--")
@@ -276,15 +303,30 @@ fn part_end(
         is_delimiter(line.get(line_start..)?).then_some(start + line_start)
     });
     // mail-parser may end a last part's parent elsewhere (the message's end for a top-level
-    // multipart): then the close-delimiter is the first delimiter line after the part's end,
-    // looked for within a bounded distance (an epilogue is a line or two).
+    // multipart), and a nested message/rfc822 may run past its parent's close-delimiter: then
+    // the close-delimiter is the first line that is exactly one, from the part's start to a
+    // bounded distance past mail-parser's end (an epilogue is a line or two). An exact match
+    // ("--" boundary "--" and white space) cannot be taken for a nested part's longer boundary.
     let delimiter_start = before.or_else(|| {
         if next.is_some() {
             return None;
         }
         let limit = fallback.saturating_add(EPILOGUE_SCAN).min(parent_end);
-        let region = raw.get(fallback..limit)?;
-        let at_line_start = fallback == 0 || raw.get(fallback - 1) == Some(&b'\n');
+        let region = raw.get(start..limit)?;
+        *scan = scan.checked_sub(region.len())?;
+        let is_close = |line: &[u8]| {
+            line.strip_prefix(b"--")
+                .and_then(|l| l.strip_prefix(boundary))
+                .and_then(|l| l.strip_prefix(b"--"))
+                .is_some_and(|l| {
+                    let end = l.iter().position(|&b| b == b'\n').unwrap_or(l.len());
+                    l.get(..end)
+                        .unwrap_or_default()
+                        .iter()
+                        .all(|b| b" \t\r".contains(b))
+                })
+        };
+        let at_line_start = start == 0 || raw.get(start - 1) == Some(&b'\n');
         let first = at_line_start.then_some(0).into_iter();
         let rest = region
             .iter()
@@ -293,8 +335,8 @@ fn part_end(
             .map(|(i, _)| i + 1);
         first
             .chain(rest)
-            .find(|&i| region.get(i..).is_some_and(is_delimiter))
-            .map(|i| fallback + i)
+            .find(|&i| region.get(i..).is_some_and(is_close))
+            .map(|i| start + i)
     });
     let Some(delimiter_start) = delimiter_start else {
         // No delimiter of this multipart follows its last part: a delimiter of an enclosing

@@ -377,6 +377,38 @@ mod encapsulated {
     }
 
     #[test]
+    fn a_message_in_a_message_ends_at_the_enclosing_boundary() {
+        // mail-parser runs the innermost body of message/rfc822-in-message/rfc822 on past
+        // "--a--"; Dovecot ends part 2 before the CRLF of that delimiter.
+        const RAW: &[u8] = b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\n\r\nzero\r\n--a\r\nContent-Type: message/rfc822\r\n\r\nSubject: 1\r\nContent-Type: message/rfc822\r\n\r\nSubject: 2\r\n\r\ntwo\r\n--a--\r\n";
+        assert_eq!(
+            sec(RAW, &[2], None).unwrap(),
+            &b"Subject: 1\r\nContent-Type: message/rfc822\r\n\r\nSubject: 2\r\n\r\ntwo"[..]
+        );
+        assert_eq!(
+            sec(RAW, &[2, 1], None).unwrap(),
+            &b"Subject: 2\r\n\r\ntwo"[..]
+        );
+        assert_eq!(sec(RAW, &[2, 1, 1], None).unwrap(), &b"two"[..]);
+        // The MIME header of part 1 of the level-1 message is that message's header.
+        assert_eq!(
+            sec(RAW, &[2, 1], Some(SectionText::Mime)).unwrap(),
+            &b"Subject: 1\r\nContent-Type: message/rfc822\r\n\r\n"[..]
+        );
+    }
+
+    #[test]
+    fn a_multipart_without_its_close_delimiter_ends_with_its_parent() {
+        // The RFC 2060 example's part 4 lacks "--4.x--": the enclosing "--x--" ends 4 and 4.2.
+        const RAW: &[u8] = b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\none\r\n--x\r\nContent-Type: multipart/mixed; boundary=4.x\r\n\r\n--4.x\r\n\r\nfour one\r\n--4.x\r\nContent-Type: message/rfc822\r\n\r\nContent-Type: multipart/mixed; boundary=4.2.x\r\n\r\n--4.2.x\r\n\r\nin\r\n--4.2.x--\r\n--x--\r\n";
+        let four = sec(RAW, &[2], None).unwrap();
+        assert!(four.ends_with(b"--4.2.x--\r\n"), "{four:?}");
+        let four_two = sec(RAW, &[2, 2], None).unwrap();
+        assert!(four_two.ends_with(b"--4.2.x--\r\n"), "{four_two:?}");
+        assert_eq!(sec(RAW, &[2, 2, 1], None).unwrap(), &b"in"[..]);
+    }
+
+    #[test]
     fn a_nested_multipart_keeps_its_close_delimiter_line() {
         // As Dovecot: part 2 ends with the line of its own close-delimiter; part 1 (a leaf)
         // loses the CRLF before the next boundary.
