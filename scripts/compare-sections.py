@@ -180,12 +180,23 @@ class Conn:
     """A minimal IMAP client that keeps each response's octets exactly."""
 
     def __init__(self, spec):
-        host, port, self.user, self.password = spec.split(":")
+        self.spec = spec
+        self.selected = None
+        self.connect()
+
+    def connect(self):
+        host, port, self.user, self.password = self.spec.split(":")
         self.sock = socket.create_connection((host, int(port)), timeout=30)
         self.file = self.sock.makefile("rb")
         self.n = 0
         self.file.readline()
         self.cmd(f"LOGIN {self.user} {self.password}".encode())
+
+    def reconnect(self):
+        self.sock.close()
+        self.connect()
+        if self.selected:
+            self.cmd(b"SELECT " + self.selected)
 
     def read_response(self):
         out = b""
@@ -326,8 +337,13 @@ def sections(body):
 
 
 def answer(conn, what):
-    untagged, tagged = conn.cmd(b"FETCH 1 (" + what + b")")
-    status = tagged.split(b" ")[1]
+    try:
+        untagged, tagged = conn.cmd(b"FETCH 1 (" + what + b")")
+    except (EOFError, OSError):
+        # Dovecot drops the connection when BINARY meets base64 cut short.
+        conn.reconnect()
+        return "DISCONNECTED", b""
+    status = tagged.split(b" ")[1].decode()
     # Dovecot precedes a failed FETCH with "* n FETCH (UID n)"; keep only data lines.
     data = [u for u in untagged if b"FETCH" in u and not re.match(rb"\* \d+ FETCH \(UID \d+\)\r\n$", u)]
     return status, b"".join(data)
@@ -374,6 +390,7 @@ def main():
             continue
         for c in (ref, other):
             c.cmd(b"SELECT " + box)
+            c.selected = box
         untagged, _ = ref.cmd(b"FETCH 1 (BODYSTRUCTURE)")
         body = bodystructure(untagged)
         if body is None:
@@ -402,7 +419,7 @@ def main():
                 counts["differ"] += 1
                 k[1] += 1
                 differs = True
-                print(f"DIFF {name} {what.decode()}\n  ref:   {a[0].decode()} {a[1][:400]!r}\n  other: {b[0].decode()} {b[1][:400]!r}")
+                print(f"DIFF {name} {what.decode()}\n  ref:   {a[0]} {a[1][:400]!r}\n  other: {b[0]} {b[1][:400]!r}")
             if verbose:
                 print(f"{name} {what.decode()}: {'same' if a == b else 'DIFFERENT'}")
         if differs:
