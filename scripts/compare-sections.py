@@ -375,7 +375,7 @@ def main():
     messages += [(f, crlf(open(f, "rb").read())) for f in files]
     box = f"sections-{os.getpid()}".encode()
     ref, other = Conn(ref_spec), Conn(other_spec)
-    counts = {"same": 0, "differ": 0}
+    counts = {"same": 0, "differ": 0, "literal8": 0}
     per_kind = {}
     msg_same = msg_differ = 0
     for name, data in messages:
@@ -411,15 +411,30 @@ def main():
         for what in whats:
             a, b = answer(ref, what), answer(other, what)
             kind = re.sub(rb"\[\d+(\.\d+)*", b"[n", what).decode()
-            k = per_kind.setdefault(kind, [0, 0])
+            k = per_kind.setdefault(kind, [0, 0, 0])
             if a == b:
                 counts["same"] += 1
                 k[0] += 1
+            elif (a[0], a[1].replace(b"~{", b"{")) == (b[0], b[1].replace(b"~{", b"{")):
+                # Only literal8 against literal for 8-bit data without NUL (RFC 3516 §4.3
+                # leaves that to the server).
+                counts["literal8"] += 1
+                k[2] += 1
             else:
                 counts["differ"] += 1
                 k[1] += 1
                 differs = True
-                print(f"DIFF {name} {what.decode()}\n  ref:   {a[0]} {a[1][:400]!r}\n  other: {b[0]} {b[1][:400]!r}")
+                # Around the first octet that differs.
+                at = next(
+                    (i for i, (x, y) in enumerate(zip(a[1], b[1])) if x != y),
+                    min(len(a[1]), len(b[1])),
+                )
+                lo = max(0, at - 150)
+                print(
+                    f"DIFF {name} {what.decode()} (from octet {lo})\n"
+                    f"  ref:   {a[0]} {a[1][lo:at + 250]!r}\n"
+                    f"  other: {b[0]} {b[1][lo:at + 250]!r}"
+                )
             if verbose:
                 print(f"{name} {what.decode()}: {'same' if a == b else 'DIFFERENT'}")
         if differs:
@@ -431,9 +446,13 @@ def main():
         c.cmd(b"DELETE " + box)
         c.cmd(b"LOGOUT")
     print(f"{len(messages)} messages: {msg_same} identical in every answer, {msg_differ} with differences")
-    print(f"{counts['same'] + counts['differ']} answers: {counts['same']} identical, {counts['differ']} different")
-    for kind, (s, d) in sorted(per_kind.items()):
-        print(f"  {kind}: {s} identical, {d} different")
+    total = sum(counts.values())
+    print(
+        f"{total} answers: {counts['same']} identical, {counts['literal8']} identical but for"
+        f" literal8 against literal, {counts['differ']} different"
+    )
+    for kind, (s, d, l8) in sorted(per_kind.items()):
+        print(f"  {kind}: {s} identical, {l8} literal8/literal, {d} different")
 
 
 if __name__ == "__main__":

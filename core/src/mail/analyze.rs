@@ -281,7 +281,26 @@ fn part_end(
     };
     let start = (part.offset_body as usize).min(parent_end);
     let fallback = (part.offset_end as usize).clamp(start, parent_end);
-    if !matches!(part.body, PartType::Multipart(_) | PartType::Message(_)) || boundary.is_empty() {
+    if boundary.is_empty() {
+        return fallback;
+    }
+    if !matches!(part.body, PartType::Multipart(_) | PartType::Message(_)) {
+        // An empty body right before the delimiter: the header's blank line is the line
+        // break that belongs to the delimiter, so the header ends before it (Dovecot's MIME
+        // header then has no blank line, or is empty).
+        let at_delimiter = raw
+            .get(fallback..)
+            .and_then(|r| r.strip_prefix(b"--"))
+            .is_some_and(|r| r.starts_with(boundary));
+        let before = raw.get(..start).unwrap_or_default();
+        if fallback == start && at_delimiter {
+            if before.ends_with(b"\r\n\r\n") {
+                return start - 2;
+            }
+            if before.ends_with(b"\n\n") {
+                return start - 1;
+            }
+        }
         return fallback;
     }
     // The octet after the delimiter line: the next part's header, or the end of the parent's

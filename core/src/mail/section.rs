@@ -409,6 +409,20 @@ mod encapsulated {
     }
 
     #[test]
+    fn an_empty_body_lends_its_blank_line_to_the_delimiter() {
+        // As Dovecot: the CRLF before "--b" belongs to the delimiter, so a part with an
+        // empty body has no blank line in its MIME header (an empty one, if it had no fields).
+        const RAW: &[u8] = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-ID: <x>\r\n\r\n--b\r\n\r\n--b--\r\n";
+        assert_eq!(
+            sec(RAW, &[1], Some(SectionText::Mime)).unwrap(),
+            &b"Content-ID: <x>\r\n"[..]
+        );
+        assert_eq!(sec(RAW, &[1], None).unwrap(), &b""[..]);
+        assert_eq!(sec(RAW, &[2], Some(SectionText::Mime)).unwrap(), &b""[..]);
+        assert_eq!(sec(RAW, &[2], None).unwrap(), &b""[..]);
+    }
+
+    #[test]
     fn a_nested_multipart_keeps_its_close_delimiter_line() {
         // As Dovecot: part 2 ends with the line of its own close-delimiter; part 1 (a leaf)
         // loses the CRLF before the next boundary.
