@@ -260,8 +260,8 @@ struct Budget {
 
 /// Where the body of `parts[child]`, a part of the multipart `parent`, ends, as Dovecot has
 /// it: before the line break that precedes the delimiter line following it (RFC 2046 §5.1.1:
-/// that CRLF belongs to the delimiter), except after the close-delimiter line of a
-/// multipart it ends with, which keeps its line break. mail-parser ends a leaf right, but a multipart
+/// that CRLF belongs to the delimiter), except after the close-delimiter line of a multipart
+/// it ends with, which keeps its line break. mail-parser ends a leaf right, but a multipart
 /// child at the end of its own close-delimiter (leaving out the rest of that line and its
 /// epilogue) and a nested message/rfc822 at its last leaf's end (even past the enclosing
 /// boundary), so the delimiter line is looked for just before the next part's header, or for
@@ -292,12 +292,12 @@ fn part_end(
             .get(fallback..)
             .and_then(|r| r.strip_prefix(b"--"))
             .is_some_and(|r| r.starts_with(boundary));
-        let before = raw.get(..start).unwrap_or_default();
+        let head = raw.get(..start).unwrap_or_default();
         if fallback == start && at_delimiter {
-            if before.ends_with(b"\r\n\r\n") {
+            if head.ends_with(b"\r\n\r\n") {
                 return start - 2;
             }
-            if before.ends_with(b"\n\n") {
+            if head.ends_with(b"\n\n") {
                 return start - 1;
             }
         }
@@ -377,14 +377,17 @@ fn part_end(
         .map_or(without_break, |p| {
             without_break.get(p + 1..).unwrap_or_default()
         });
-    let mut boundaries = Vec::new();
-    trailing_boundaries(parts, child as usize, raw, 0, &mut boundaries);
-    let closes = boundaries.iter().any(|b| {
-        last_line
-            .strip_prefix(b"--")
-            .and_then(|l| l.strip_prefix(b.as_slice()))
-            .is_some_and(|l| l.starts_with(b"--"))
-    });
+    // Only a line shaped like a close-delimiter costs a walk down the part's last parts.
+    let closes = last_line.starts_with(b"--") && last_line.trim_ascii_end().ends_with(b"--") && {
+        let mut boundaries = Vec::new();
+        trailing_boundaries(parts, child as usize, raw, 0, &mut boundaries);
+        boundaries.iter().any(|b| {
+            last_line
+                .strip_prefix(b"--")
+                .and_then(|l| l.strip_prefix(b.as_slice()))
+                .is_some_and(|l| l.starts_with(b"--"))
+        })
+    };
     if closes {
         start + content.len()
     } else {
@@ -691,6 +694,35 @@ mod tests {
             panic!()
         };
         assert_eq!(&raw[children[0].body.clone()], b"hello");
+    }
+
+    #[test]
+    fn unclosed_nested_messages_stay_within_their_parents() {
+        // Message/rfc822 inside multipart, 60 deep, no close-delimiter anywhere, a large
+        // body at the bottom: every part ends within its parent, and looking for the missing
+        // delimiters reads a bounded amount (the scan budget).
+        let mut raw = Vec::new();
+        for i in 0..60 {
+            raw.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\nContent-Type: message/rfc822\r\n\r\n").as_bytes(),
+            );
+        }
+        raw.extend_from_slice(b"Subject: bottom\r\n\r\n");
+        raw.extend(std::iter::repeat_n(b'x', 1 << 20));
+        raw.extend_from_slice(b"\r\n--b3--\r\n");
+        let info = analyze(&raw);
+        fn check(p: &Part, outer: &std::ops::Range<usize>) {
+            assert!(
+                p.header.start >= outer.start && p.body.end <= outer.end,
+                "{p:?}"
+            );
+            match &p.children {
+                Children::Multipart(v) => v.iter().for_each(|c| check(c, &p.body)),
+                Children::Message(m) => check(m, &p.body),
+                Children::None => {}
+            }
+        }
+        check(&info.root, &(0..raw.len()));
     }
 
     #[test]
