@@ -210,9 +210,11 @@ fn section(path: &[u32], text: Option<SectionText>) -> Section {
 }
 
 /// Whether a message/rfc822 whose content is again message/rfc822 sits inside a multipart:
-/// mail-parser then loses the enclosing boundaries and runs the innermost body on through the
-/// parts that follow, so the part tree itself is wrong (a known limitation, see
-/// /work/notes; tern corrects only where such a part is the last one).
+/// mail-parser can then lose the enclosing boundaries or a level of encapsulation. tern
+/// re-parses such a multipart's parts one by one (analyze.rs), which mends the simple cases
+/// (see section.rs `a_message_in_a_message_before_another_part`), but with more multiparts
+/// after it mail-parser's tree can be wrong from the root down, which tern cannot mend: a
+/// known limitation, left out here.
 fn nested_message_in_multipart(n: &Node, in_multi: bool) -> bool {
     match n {
         Node::Leaf(_) => false,

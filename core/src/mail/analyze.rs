@@ -132,10 +132,10 @@ fn find_body_start(raw: &[u8]) -> usize {
 /// Describes `parts[index]`, whose body ends at `end` (its container decides where: the end of
 /// the message, of the enclosing message/rfc822 part's body, or the line break before the
 /// next boundary of the enclosing multipart).
-fn build(
-    parts: &[MessagePart<'_>],
+fn build<'r>(
+    parts: &[MessagePart<'r>],
     index: usize,
-    raw: &[u8],
+    raw: &'r [u8],
     end: usize,
     depth: usize,
     budget: &mut Budget,
@@ -163,20 +163,59 @@ fn build(
             let mut nodes = Vec::with_capacity(children.len().min(budget.parts));
             let mut structures = Vec::with_capacity(nodes.capacity());
             let boundary = ct.param("boundary").cloned().unwrap_or_default();
-            for (i, &child) in children.iter().enumerate() {
-                if budget.parts == 0 {
-                    break;
+            // Inside a multipart mail-parser mishandles a message/rfc822 whose content is
+            // message/rfc822: it drops a level, or loses the boundary and runs on through the
+            // parts that follow (read alone, such a part parses right). So when the multipart
+            // has a part like that, its parts are cut at the delimiter lines and each is
+            // parsed on its own. (Only then: elsewhere mail-parser's reading of malformed
+            // boundaries, a nested multipart reusing its parent's boundary or a delimiter
+            // with nothing after it, is closer to Dovecot's than a plain cut.)
+            let suspect = children
+                .iter()
+                .any(|&c| message_in_message(parts, c as usize, raw));
+            let resplit = suspect
+                .then(|| delimiter_lines(raw, &node.body, &boundary, &mut budget.scan))
+                .flatten()
+                .filter(|(lines, _)| !lines.is_empty());
+            if let Some((lines, close)) = &resplit {
+                for (k, &(_, after)) in lines.iter().enumerate() {
+                    if budget.parts == 0 {
+                        break;
+                    }
+                    let following = lines.get(k + 1).map(|l| l.0).or(*close);
+                    let next = following.unwrap_or(node.body.end).max(after);
+                    let sub = parse_part(raw, after..next);
+                    let (n, s) = match sub.first() {
+                        Some(first) => {
+                            let start = (first.offset_body as usize).clamp(after, next);
+                            // Without a delimiter after it, the part runs to the parent's end.
+                            let end = match following {
+                                Some(d) => end_at_delimiter(&sub, 0, start, d, raw),
+                                None => node.body.end,
+                            };
+                            build(&sub, 0, raw, end, depth + 1, budget)
+                        }
+                        None => empty_part(),
+                    };
+                    nodes.push(n);
+                    structures.push(s);
                 }
-                let next = children.get(i + 1).copied();
-                let parent = Parent {
-                    part,
-                    boundary: &boundary,
-                    end: node.body.end,
-                };
-                let child_end = part_end(parts, child, next, &parent, raw, &mut budget.scan);
-                let (n, s) = build(parts, child as usize, raw, child_end, depth + 1, budget);
-                nodes.push(n);
-                structures.push(s);
+            } else {
+                for (i, &child) in children.iter().enumerate() {
+                    if budget.parts == 0 {
+                        break;
+                    }
+                    let next = children.get(i + 1).copied();
+                    let parent = Parent {
+                        part,
+                        boundary: &boundary,
+                        end: node.body.end,
+                    };
+                    let child_end = part_end(parts, child, next, &parent, raw, &mut budget.scan);
+                    let (n, s) = build(parts, child as usize, raw, child_end, depth + 1, budget);
+                    nodes.push(n);
+                    structures.push(s);
+                }
             }
             if structures.is_empty() {
                 // RFC 9051 §9 requires at least one part; an empty multipart gets an empty one.
@@ -234,6 +273,116 @@ fn build(
             (node, structure)
         }
     }
+}
+
+/// The delimiter lines of a multipart body, matched exactly ("--", the boundary, "--" for the
+/// close-delimiter, then only white space, so a nested part's longer boundary is no match):
+/// where each delimiter line starts and the octet after it, and where the close-delimiter
+/// starts if there is one. `None` when the scan budget is spent.
+#[allow(clippy::type_complexity)]
+fn delimiter_lines(
+    raw: &[u8],
+    body: &Range<usize>,
+    boundary: &[u8],
+    scan: &mut usize,
+) -> Option<(Vec<(usize, usize)>, Option<usize>)> {
+    if boundary.is_empty() {
+        return None;
+    }
+    let region = raw.get(body.clone())?;
+    *scan = scan.checked_sub(region.len())?;
+    let mut lines = Vec::new();
+    let mut at = 0;
+    for line in region.split_inclusive(|&b| b == b'\n') {
+        let start = body.start + at;
+        at += line.len();
+        let Some(rest) = line
+            .strip_prefix(b"--")
+            .and_then(|l| l.strip_prefix(boundary))
+        else {
+            continue;
+        };
+        let blank = |r: &[u8]| r.iter().all(|b| b" \t\r\n".contains(b));
+        if let Some(after_close) = rest.strip_prefix(b"--") {
+            if blank(after_close) {
+                return Some((lines, Some(start)));
+            }
+        } else if blank(rest) {
+            lines.push((start, body.start + at));
+        }
+    }
+    Some((lines, None))
+}
+
+/// Whether `parts[index]` is a message/rfc822 part whose content is again message/rfc822,
+/// judged from the header blocks as written (mail-parser's own view of such a part is what
+/// goes wrong).
+fn message_in_message(parts: &[MessagePart<'_>], index: usize, raw: &[u8]) -> bool {
+    let is_message = |header: &[u8]| {
+        first(header, "Content-Type")
+            .and_then(mime::content_type)
+            .is_some_and(|ct| {
+                ct.main.eq_ignore_ascii_case(b"message") && ct.sub.eq_ignore_ascii_case(b"rfc822")
+            })
+    };
+    let Some(part) = parts.get(index) else {
+        return false;
+    };
+    let (header, body) = (part.offset_header as usize, part.offset_body as usize);
+    let Some(own) = raw.get(header..body) else {
+        return false;
+    };
+    if !is_message(own) {
+        return false;
+    }
+    let Some(rest) = raw.get(body..) else {
+        return false;
+    };
+    let inner = rest.get(..find_body_start(rest)).unwrap_or_default();
+    is_message(inner)
+}
+
+/// The parts mail-parser finds in `raw[range]` read as a message of its own, with offsets
+/// into `raw` (also those of encapsulated messages).
+fn parse_part<'r>(raw: &'r [u8], range: Range<usize>) -> Vec<MessagePart<'r>> {
+    let Some(slice) = raw.get(range.clone()) else {
+        return Vec::new();
+    };
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(slice))
+        .ok()
+        .flatten();
+    let Some(message) = parsed else {
+        return Vec::new();
+    };
+    let base = u32::try_from(range.start).unwrap_or(u32::MAX);
+    shift(message.parts, slice.as_ptr(), base, raw, 0)
+}
+
+fn shift<'r>(
+    mut parts: Vec<MessagePart<'r>>,
+    slice: *const u8,
+    base: u32,
+    raw: &'r [u8],
+    depth: usize,
+) -> Vec<MessagePart<'r>> {
+    for part in &mut parts {
+        for offset in [
+            &mut part.offset_header,
+            &mut part.offset_body,
+            &mut part.offset_end,
+        ] {
+            *offset = offset.saturating_add(base);
+        }
+        if let PartType::Message(inner) = &mut part.body {
+            // Only an unencoded encapsulated message has offsets into the slice.
+            if inner.raw_message.as_ptr() == slice && depth < MAX_DEPTH {
+                let inner_parts = std::mem::take(&mut inner.parts);
+                inner.parts = shift(inner_parts, slice, base, raw, depth + 1);
+                inner.raw_message = std::borrow::Cow::Borrowed(raw);
+            }
+        }
+    }
+    parts
 }
 
 /// How far past mail-parser's end of a multipart's last part its close-delimiter is looked
@@ -362,15 +511,35 @@ fn part_end(
         // one ended both, so the part runs to where its parent does.
         return if next.is_none() { parent_end } else { fallback };
     };
+    end_at_delimiter(parts, child as usize, start, delimiter_start, raw)
+}
+
+/// Where the body of `parts[index]`, starting at `start`, ends when the next delimiter line of
+/// its multipart starts at `delimiter_start`: before the line break that precedes it, unless
+/// that line break ends the close-delimiter line of a multipart the part ends with (Dovecot
+/// reads that line whole). An empty body right before the delimiter leaves its header's blank
+/// line to the delimiter.
+fn end_at_delimiter(
+    parts: &[MessagePart<'_>],
+    index: usize,
+    start: usize,
+    delimiter_start: usize,
+    raw: &[u8],
+) -> usize {
     let content = raw.get(start..delimiter_start).unwrap_or_default();
     let Some(without_break) = content
         .strip_suffix(b"\n")
         .map(|c| c.strip_suffix(b"\r").unwrap_or(c))
     else {
+        let head = raw.get(..start).unwrap_or_default();
+        if content.is_empty() && head.ends_with(b"\r\n\r\n") {
+            return start - 2;
+        }
+        if content.is_empty() && head.ends_with(b"\n\n") {
+            return start - 1;
+        }
         return start + content.len();
     };
-    // A close-delimiter of a multipart the part ends with keeps its own line break (Dovecot
-    // reads that line whole before it meets the next delimiter).
     let last_line = without_break
         .iter()
         .rposition(|&b| b == b'\n')
@@ -380,7 +549,7 @@ fn part_end(
     // Only a line shaped like a close-delimiter costs a walk down the part's last parts.
     let closes = last_line.starts_with(b"--") && last_line.trim_ascii_end().ends_with(b"--") && {
         let mut boundaries = Vec::new();
-        trailing_boundaries(parts, child as usize, raw, 0, &mut boundaries);
+        trailing_boundaries(parts, index, raw, 0, &mut boundaries);
         boundaries.iter().any(|b| {
             last_line
                 .strip_prefix(b"--")

@@ -398,6 +398,23 @@ mod encapsulated {
     }
 
     #[test]
+    fn a_message_in_a_message_before_another_part() {
+        // mail-parser runs the innermost body on through part 2; Dovecot has two parts.
+        const RAW: &[u8] = b"Content-Type: multipart/mixed; boundary=q1q\r\n\r\n--q1q\r\nContent-Type: message/rfc822\r\n\r\nSubject: m9\r\nContent-Type: message/rfc822\r\n\r\nSubject: m10\r\nContent-Type: text/plain\r\n\r\ninner\r\n--q1q\r\nContent-Type: text/plain\r\n\r\nsecond part\r\n--q1q--\r\n";
+        assert_eq!(
+            sec(RAW, &[1], None).unwrap(),
+            &b"Subject: m9\r\nContent-Type: message/rfc822\r\n\r\nSubject: m10\r\nContent-Type: text/plain\r\n\r\ninner"[..]
+        );
+        assert_eq!(sec(RAW, &[1, 1, 1], None).unwrap(), &b"inner"[..]);
+        assert_eq!(sec(RAW, &[2], None).unwrap(), &b"second part"[..]);
+        assert_eq!(
+            sec(RAW, &[2], Some(SectionText::Mime)).unwrap(),
+            &b"Content-Type: text/plain\r\n\r\n"[..]
+        );
+        assert_eq!(sec(RAW, &[3], None), None);
+    }
+
+    #[test]
     fn a_multipart_without_its_close_delimiter_ends_with_its_parent() {
         // The RFC 2060 example's part 4 lacks "--4.x--": the enclosing "--x--" ends 4 and 4.2.
         const RAW: &[u8] = b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\none\r\n--x\r\nContent-Type: multipart/mixed; boundary=4.x\r\n\r\n--4.x\r\n\r\nfour one\r\n--4.x\r\nContent-Type: message/rfc822\r\n\r\nContent-Type: multipart/mixed; boundary=4.2.x\r\n\r\n--4.2.x\r\n\r\nin\r\n--4.2.x--\r\n--x--\r\n";
