@@ -211,10 +211,11 @@ fn section(path: &[u32], text: Option<SectionText>) -> Section {
 
 /// Whether a message/rfc822 whose content is again message/rfc822 sits inside a multipart:
 /// mail-parser can then lose the enclosing boundaries or a level of encapsulation. tern
-/// re-parses such a multipart's parts one by one (analyze.rs), which mends the simple cases
-/// (see section.rs `a_message_in_a_message_before_another_part`), but with more multiparts
-/// after it mail-parser's tree can be wrong from the root down, which tern cannot mend: a
-/// known limitation, left out here.
+/// re-parses the parts of the multipart directly holding it one by one (analyze.rs), which
+/// mends that case (section.rs `a_message_in_a_message_before_another_part`), but when it
+/// sits deeper, mail-parser's tree can already be wrong above that multipart, which tern does
+/// not mend: a known limitation, left out here unless `TERN_SECTION_ALL_SHAPES` is set (then
+/// the property fails within a few hundred cases).
 fn nested_message_in_multipart(n: &Node, in_multi: bool) -> bool {
     match n {
         Node::Leaf(_) => false,
@@ -229,7 +230,9 @@ fn nested_message_in_multipart(n: &Node, in_multi: bool) -> bool {
 }
 
 fn check(Message(root): Message) -> TestResult {
-    if nested_message_in_multipart(&root, false) {
+    if std::env::var_os("TERN_SECTION_ALL_SHAPES").is_none()
+        && nested_message_in_multipart(&root, false)
+    {
         return TestResult::discard();
     }
     let mut want = Vec::new();
