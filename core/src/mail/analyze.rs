@@ -76,10 +76,14 @@ pub fn analyze(raw: &[u8]) -> MessageInfo {
     let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
         .ok()
         .flatten();
-    let mut budget = MAX_PARTS;
+    let mut budget = Budget {
+        parts: MAX_PARTS,
+        // Looking for a misplaced delimiter reads the message at most a few times over.
+        scan: raw.len().saturating_mul(4).saturating_add(EPILOGUE_SCAN),
+    };
     match parsed.as_ref().filter(|m| !m.parts.is_empty()) {
         Some(message) => {
-            let (root, body) = build(&message.parts, 0, raw, 0, &mut budget);
+            let (root, body) = build(&message.parts, 0, raw, raw.len(), 0, &mut budget);
             let envelope = envelope(raw.get(root.header.clone()).unwrap_or_default());
             MessageInfo {
                 envelope,
@@ -125,32 +129,28 @@ fn find_body_start(raw: &[u8]) -> usize {
     }
 }
 
-fn build(
-    parts: &[MessagePart<'_>],
+/// Describes `parts[index]`, whose body ends at `end` (its container decides where: the end of
+/// the message, of the enclosing message/rfc822 part's body, or the line break before the
+/// next boundary of the enclosing multipart).
+fn build<'r>(
+    parts: &[MessagePart<'r>],
     index: usize,
-    raw: &[u8],
+    raw: &'r [u8],
+    end: usize,
     depth: usize,
-    budget: &mut usize,
+    budget: &mut Budget,
 ) -> (Part, BodyStructure) {
     let Some(part) = parts.get(index) else {
         return empty_part();
     };
-    *budget = budget.saturating_sub(1);
-    let header_range = clamp(
-        part.offset_header as usize,
-        part.offset_body as usize,
-        raw.len(),
-    );
-    let body_range = clamp(
-        part.offset_body as usize,
-        part.offset_end as usize,
-        raw.len(),
-    );
+    budget.parts = budget.parts.saturating_sub(1);
+    let header_range = clamp(part.offset_header as usize, part.offset_body as usize, end);
+    let body_range = clamp(part.offset_body as usize, end, end);
     let header_range = without_delimiter_crlf(raw, header_range, &body_range);
     let header = raw.get(header_range.clone()).unwrap_or_default();
     let body = raw.get(body_range.clone()).unwrap_or_default();
     let encoding = transfer_encoding(header);
-    let over_budget = depth >= MAX_DEPTH || *budget == 0;
+    let over_budget = depth >= MAX_DEPTH || budget.parts == 0;
     let ct = mime::content_type(first(header, "Content-Type").unwrap_or_default());
     let mut node = Part {
         header: header_range,
@@ -161,15 +161,62 @@ fn build(
     match &part.body {
         PartType::Multipart(children) if !over_budget => {
             let ct = ct.unwrap_or_default();
-            let mut nodes = Vec::with_capacity(children.len().min(*budget));
+            let mut nodes = Vec::with_capacity(children.len().min(budget.parts));
             let mut structures = Vec::with_capacity(nodes.capacity());
-            for &child in children {
-                if *budget == 0 {
-                    break;
+            let boundary = ct.param("boundary").cloned().unwrap_or_default();
+            // Inside a multipart mail-parser mishandles a message/rfc822 whose content is
+            // message/rfc822: it drops a level, or loses the boundary and runs on through the
+            // parts that follow (read alone, such a part parses right). So when the multipart
+            // has a part like that, its parts are cut at the delimiter lines and each is
+            // parsed on its own. (Only then: elsewhere mail-parser's reading of malformed
+            // boundaries, a nested multipart reusing its parent's boundary or a delimiter
+            // with nothing after it, is closer to Dovecot's than a plain cut.)
+            let suspect = children
+                .iter()
+                .any(|&c| message_in_message(parts, c as usize, raw));
+            let resplit = suspect
+                .then(|| delimiter_lines(raw, &node.body, &boundary, &mut budget.scan))
+                .flatten()
+                .filter(|(lines, _)| !lines.is_empty());
+            if let Some((lines, close)) = &resplit {
+                for (k, &(_, after)) in lines.iter().enumerate() {
+                    if budget.parts == 0 {
+                        break;
+                    }
+                    let following = lines.get(k + 1).map(|l| l.0).or(*close);
+                    let next = following.unwrap_or(node.body.end).max(after);
+                    let sub = parse_part(raw, after..next);
+                    let (n, s) = match sub.first() {
+                        Some(first) => {
+                            let start = (first.offset_body as usize).clamp(after, next);
+                            // Without a delimiter after it, the part runs to the parent's end.
+                            let end = match following {
+                                Some(d) => end_at_delimiter(&sub, 0, start, d, raw),
+                                None => node.body.end,
+                            };
+                            build(&sub, 0, raw, end, depth + 1, budget)
+                        }
+                        None => empty_part(),
+                    };
+                    nodes.push(n);
+                    structures.push(s);
                 }
-                let (n, s) = build(parts, child as usize, raw, depth + 1, budget);
-                nodes.push(n);
-                structures.push(s);
+            } else {
+                for (i, &child) in children.iter().enumerate() {
+                    if budget.parts == 0 {
+                        break;
+                    }
+                    let next = children.get(i + 1).copied();
+                    let parent = Parent {
+                        part,
+                        boundary: &boundary,
+                        end: node.body.end,
+                    };
+                    let child_end = part_end(parts, child, next, &parent, raw, &mut budget.scan);
+                    let (n, s) = build(parts, child as usize, raw, child_end, depth + 1, budget);
+                    nodes.push(n);
+                    structures.push(s);
+                }
             }
             if structures.is_empty() {
                 // RFC 9051 §9 requires at least one part; an empty multipart gets an empty one.
@@ -193,11 +240,20 @@ fn build(
         {
             // Only an unencoded message/rfc822 has offsets into this message; an encoded one
             // (which RFC 2046 §5.2.1 forbids) is reported as an opaque leaf below.
-            let (inner_root, inner_body) = build(&inner.parts, 0, raw, depth + 1, budget);
+            // The encapsulated message is the whole body of the part (RFC 2046 §5.2.1).
+            let (inner_root, inner_body) =
+                build(&inner.parts, 0, raw, node.body.end, depth + 1, budget);
             let inner_header = raw.get(inner_root.header.clone()).unwrap_or_default();
             let ct = ct.unwrap_or_else(|| default_type(true));
+            // Dovecot writes "rfc822" whatever the header's case ("message" too, which the
+            // encoder spells out).
+            let subtype = if ct.sub.eq_ignore_ascii_case(b"rfc822") {
+                Bytes::from_static(b"rfc822")
+            } else {
+                ct.sub.clone()
+            };
             let structure = BodyStructure::Message {
-                subtype: ct.sub.clone(),
+                subtype,
                 fields: fields(header, &ct, body.len()),
                 envelope: Box::new(envelope(inner_header)),
                 body: Box::new(inner_body),
@@ -217,6 +273,327 @@ fn build(
             };
             (node, structure)
         }
+    }
+}
+
+/// The delimiter lines of a multipart body, matched exactly ("--", the boundary, "--" for the
+/// close-delimiter, then only white space, so a nested part's longer boundary is no match):
+/// where each delimiter line starts and the octet after it, and where the close-delimiter
+/// starts if there is one. `None` when the scan budget is spent.
+#[allow(clippy::type_complexity)]
+fn delimiter_lines(
+    raw: &[u8],
+    body: &Range<usize>,
+    boundary: &[u8],
+    scan: &mut usize,
+) -> Option<(Vec<(usize, usize)>, Option<usize>)> {
+    if boundary.is_empty() {
+        return None;
+    }
+    let region = raw.get(body.clone())?;
+    *scan = scan.checked_sub(region.len())?;
+    let mut lines = Vec::new();
+    let mut at = 0;
+    for line in region.split_inclusive(|&b| b == b'\n') {
+        let start = body.start + at;
+        at += line.len();
+        let Some(rest) = line
+            .strip_prefix(b"--")
+            .and_then(|l| l.strip_prefix(boundary))
+        else {
+            continue;
+        };
+        let blank = |r: &[u8]| r.iter().all(|b| b" \t\r\n".contains(b));
+        if let Some(after_close) = rest.strip_prefix(b"--") {
+            if blank(after_close) {
+                return Some((lines, Some(start)));
+            }
+        } else if blank(rest) {
+            lines.push((start, body.start + at));
+        }
+    }
+    Some((lines, None))
+}
+
+/// Whether `parts[index]` is a message/rfc822 part whose content is again message/rfc822,
+/// judged from the header blocks as written (mail-parser's own view of such a part is what
+/// goes wrong).
+fn message_in_message(parts: &[MessagePart<'_>], index: usize, raw: &[u8]) -> bool {
+    let is_message = |header: &[u8]| {
+        first(header, "Content-Type")
+            .and_then(mime::content_type)
+            .is_some_and(|ct| {
+                ct.main.eq_ignore_ascii_case(b"message") && ct.sub.eq_ignore_ascii_case(b"rfc822")
+            })
+    };
+    let Some(part) = parts.get(index) else {
+        return false;
+    };
+    let (header, body) = (part.offset_header as usize, part.offset_body as usize);
+    let Some(own) = raw.get(header..body) else {
+        return false;
+    };
+    if !is_message(own) {
+        return false;
+    }
+    let Some(rest) = raw.get(body..) else {
+        return false;
+    };
+    let inner = rest.get(..find_body_start(rest)).unwrap_or_default();
+    is_message(inner)
+}
+
+/// The parts mail-parser finds in `raw[range]` read as a message of its own, with offsets
+/// into `raw` (also those of encapsulated messages).
+fn parse_part<'r>(raw: &'r [u8], range: Range<usize>) -> Vec<MessagePart<'r>> {
+    let Some(slice) = raw.get(range.clone()) else {
+        return Vec::new();
+    };
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(slice))
+        .ok()
+        .flatten();
+    let Some(message) = parsed else {
+        return Vec::new();
+    };
+    let base = u32::try_from(range.start).unwrap_or(u32::MAX);
+    shift(message.parts, slice.as_ptr(), base, raw, 0)
+}
+
+fn shift<'r>(
+    mut parts: Vec<MessagePart<'r>>,
+    slice: *const u8,
+    base: u32,
+    raw: &'r [u8],
+    depth: usize,
+) -> Vec<MessagePart<'r>> {
+    for part in &mut parts {
+        for offset in [
+            &mut part.offset_header,
+            &mut part.offset_body,
+            &mut part.offset_end,
+        ] {
+            *offset = offset.saturating_add(base);
+        }
+        if let PartType::Message(inner) = &mut part.body {
+            // Only an unencoded encapsulated message has offsets into the slice.
+            if inner.raw_message.as_ptr() == slice && depth < MAX_DEPTH {
+                let inner_parts = std::mem::take(&mut inner.parts);
+                inner.parts = shift(inner_parts, slice, base, raw, depth + 1);
+                inner.raw_message = std::borrow::Cow::Borrowed(raw);
+            }
+        }
+    }
+    parts
+}
+
+/// How far past mail-parser's end of a multipart's last part its close-delimiter is looked
+/// for.
+const EPILOGUE_SCAN: usize = 64 * 1024;
+
+/// The multipart whose part's end [`part_end`] finds.
+struct Parent<'a, 'x> {
+    /// As mail-parser found it.
+    part: &'a MessagePart<'x>,
+    /// Its boundary.
+    boundary: &'a [u8],
+    /// Where its body ends.
+    end: usize,
+}
+
+/// What analysing one message may still spend.
+struct Budget {
+    /// Parts still to describe.
+    parts: usize,
+    /// Octets still to read looking for delimiters mail-parser placed elsewhere.
+    scan: usize,
+}
+
+/// Where the body of `parts[child]`, a part of the multipart `parent`, ends, as Dovecot has
+/// it: before the line break that precedes the delimiter line following it (RFC 2046 §5.1.1:
+/// that CRLF belongs to the delimiter), except after the close-delimiter line of a multipart
+/// it ends with, which keeps its line break. mail-parser ends a leaf right, but a multipart
+/// child at the end of its own close-delimiter (leaving out the rest of that line and its
+/// epilogue) and a nested message/rfc822 at its last leaf's end (even past the enclosing
+/// boundary), so the delimiter line is looked for just before the next part's header, or for
+/// the last part at the parent's close-delimiter. Without a well-formed delimiter
+/// mail-parser's end is kept, within the parent.
+fn part_end(
+    parts: &[MessagePart<'_>],
+    child: u32,
+    next: Option<u32>,
+    parent: &Parent<'_, '_>,
+    raw: &[u8],
+    scan: &mut usize,
+) -> usize {
+    let (boundary, parent_end) = (parent.boundary, parent.end);
+    let Some(part) = parts.get(child as usize) else {
+        return parent_end;
+    };
+    let start = (part.offset_body as usize).min(parent_end);
+    let fallback = (part.offset_end as usize).clamp(start, parent_end);
+    if boundary.is_empty() {
+        return fallback;
+    }
+    if !matches!(part.body, PartType::Multipart(_) | PartType::Message(_)) {
+        // An empty body right before the delimiter: the header's blank line is the line
+        // break that belongs to the delimiter, so the header ends before it (Dovecot's MIME
+        // header then has no blank line, or is empty).
+        let at_delimiter = raw
+            .get(fallback..)
+            .and_then(|r| r.strip_prefix(b"--"))
+            .is_some_and(|r| r.starts_with(boundary));
+        let head = raw.get(..start).unwrap_or_default();
+        if fallback == start && at_delimiter {
+            if head.ends_with(b"\r\n\r\n") {
+                return start - 2;
+            }
+            if head.ends_with(b"\n\n") {
+                return start - 1;
+            }
+        }
+        return fallback;
+    }
+    // The octet after the delimiter line: the next part's header, or the end of the parent's
+    // close-delimiter (where mail-parser ends a multipart).
+    let after = match next.and_then(|n| parts.get(n as usize)) {
+        Some(next) => next.offset_header as usize,
+        None => parent.part.offset_end as usize,
+    };
+    let is_delimiter = |line: &[u8]| {
+        line.strip_prefix(b"--")
+            .is_some_and(|rest| rest.starts_with(boundary))
+    };
+    // The delimiter line is the last line before `after` (the one `after` ends, for a
+    // close-delimiter without line end).
+    let before = raw.get(start..after.min(parent_end)).and_then(|line| {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line_start = line.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        is_delimiter(line.get(line_start..)?).then_some(start + line_start)
+    });
+    // mail-parser may end a last part's parent elsewhere (the message's end for a top-level
+    // multipart), and a nested message/rfc822 may run past its parent's close-delimiter: then
+    // the close-delimiter is the first line that is exactly one, from the part's start to a
+    // bounded distance past mail-parser's end (an epilogue is a line or two). An exact match
+    // ("--" boundary "--" and white space) cannot be taken for a nested part's longer boundary.
+    let delimiter_start = before.or_else(|| {
+        if next.is_some() {
+            return None;
+        }
+        let limit = fallback.saturating_add(EPILOGUE_SCAN).min(parent_end);
+        let region = raw.get(start..limit)?;
+        *scan = scan.checked_sub(region.len())?;
+        let is_close = |line: &[u8]| {
+            line.strip_prefix(b"--")
+                .and_then(|l| l.strip_prefix(boundary))
+                .and_then(|l| l.strip_prefix(b"--"))
+                .is_some_and(|l| {
+                    let end = l.iter().position(|&b| b == b'\n').unwrap_or(l.len());
+                    l.get(..end)
+                        .unwrap_or_default()
+                        .iter()
+                        .all(|b| b" \t\r".contains(b))
+                })
+        };
+        let at_line_start = start == 0 || raw.get(start - 1) == Some(&b'\n');
+        let first = at_line_start.then_some(0).into_iter();
+        let rest = region
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .map(|(i, _)| i + 1);
+        first
+            .chain(rest)
+            .find(|&i| region.get(i..).is_some_and(is_close))
+            .map(|i| start + i)
+    });
+    let Some(delimiter_start) = delimiter_start else {
+        // No delimiter of this multipart follows its last part: a delimiter of an enclosing
+        // one ended both, so the part runs to where its parent does.
+        return if next.is_none() { parent_end } else { fallback };
+    };
+    end_at_delimiter(parts, child as usize, start, delimiter_start, raw)
+}
+
+/// Where the body of `parts[index]`, starting at `start`, ends when the next delimiter line of
+/// its multipart starts at `delimiter_start`: before the line break that precedes it, unless
+/// that line break ends the close-delimiter line of a multipart the part ends with (Dovecot
+/// reads that line whole). An empty body right before the delimiter leaves its header's blank
+/// line to the delimiter.
+fn end_at_delimiter(
+    parts: &[MessagePart<'_>],
+    index: usize,
+    start: usize,
+    delimiter_start: usize,
+    raw: &[u8],
+) -> usize {
+    let content = raw.get(start..delimiter_start).unwrap_or_default();
+    let Some(without_break) = content
+        .strip_suffix(b"\n")
+        .map(|c| c.strip_suffix(b"\r").unwrap_or(c))
+    else {
+        let head = raw.get(..start).unwrap_or_default();
+        if content.is_empty() && head.ends_with(b"\r\n\r\n") {
+            return start - 2;
+        }
+        if content.is_empty() && head.ends_with(b"\n\n") {
+            return start - 1;
+        }
+        return start + content.len();
+    };
+    let last_line = without_break
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(without_break, |p| {
+            without_break.get(p + 1..).unwrap_or_default()
+        });
+    // Only a line shaped like a close-delimiter costs a walk down the part's last parts.
+    let closes = last_line.starts_with(b"--") && last_line.trim_ascii_end().ends_with(b"--") && {
+        let mut boundaries = Vec::new();
+        trailing_boundaries(parts, index, raw, 0, &mut boundaries);
+        boundaries.iter().any(|b| {
+            last_line
+                .strip_prefix(b"--")
+                .and_then(|l| l.strip_prefix(b.as_slice()))
+                .is_some_and(|l| l.starts_with(b"--"))
+        })
+    };
+    if closes {
+        start + content.len()
+    } else {
+        start + without_break.len()
+    }
+}
+
+/// The boundaries of the multiparts a part's content ends with: the part itself if it is one,
+/// then its last part, or the body of a message it encapsulates, and so on down.
+fn trailing_boundaries(
+    parts: &[MessagePart<'_>],
+    index: usize,
+    raw: &[u8],
+    depth: usize,
+    out: &mut Vec<Vec<u8>>,
+) {
+    let Some(part) = parts.get(index).filter(|_| depth < MAX_DEPTH) else {
+        return;
+    };
+    match &part.body {
+        PartType::Multipart(children) => {
+            let boundary = raw
+                .get(part.offset_header as usize..part.offset_body as usize)
+                .and_then(|h| first(h, "Content-Type"))
+                .and_then(mime::content_type)
+                .and_then(|ct| ct.param("boundary").map(|b| b.to_vec()))
+                .filter(|b| !b.is_empty());
+            out.extend(boundary);
+            if let Some(&last) = children.last() {
+                trailing_boundaries(parts, last as usize, raw, depth + 1, out);
+            }
+        }
+        PartType::Message(inner) if inner.raw_message.as_ptr() == raw.as_ptr() => {
+            trailing_boundaries(&inner.parts, 0, raw, depth + 1, out);
+        }
+        _ => {}
     }
 }
 
@@ -484,16 +861,23 @@ mod tests {
 
     #[test]
     fn multipart_with_nested_message() {
-        let raw = b"Content-Type: multipart/mixed; boundary=b\r\nSubject: outer\r\n\r\npre\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n";
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\nSubject: outer\r\n\r\npre\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: MESSAGE/RFC822\r\n\r\nSubject: inner\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n";
         let info = analyze(raw);
         let BodyStructure::Multipart { parts, subtype, .. } = &info.body else {
             panic!("{:?}", info.body)
         };
         assert_eq!(&subtype[..], b"mixed");
         assert_eq!(parts.len(), 2);
-        let BodyStructure::Message { envelope, body, .. } = &parts[1] else {
+        let BodyStructure::Message {
+            envelope,
+            body,
+            subtype,
+            ..
+        } = &parts[1]
+        else {
             panic!("{:?}", parts[1])
         };
+        assert_eq!(&subtype[..], b"rfc822");
         assert_eq!(envelope.subject.as_deref(), Some(&b"inner"[..]));
         assert!(
             matches!(&**body, BodyStructure::Single { subtype, .. } if &subtype[..] == b"html")
@@ -502,6 +886,35 @@ mod tests {
             panic!()
         };
         assert_eq!(&raw[children[0].body.clone()], b"hello");
+    }
+
+    #[test]
+    fn unclosed_nested_messages_stay_within_their_parents() {
+        // Message/rfc822 inside multipart, 60 deep, no close-delimiter anywhere, a large
+        // body at the bottom: every part ends within its parent, and looking for the missing
+        // delimiters reads a bounded amount (the scan budget).
+        let mut raw = Vec::new();
+        for i in 0..60 {
+            raw.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\nContent-Type: message/rfc822\r\n\r\n").as_bytes(),
+            );
+        }
+        raw.extend_from_slice(b"Subject: bottom\r\n\r\n");
+        raw.extend(std::iter::repeat_n(b'x', 1 << 20));
+        raw.extend_from_slice(b"\r\n--b3--\r\n");
+        let info = analyze(&raw);
+        fn check(p: &Part, outer: &std::ops::Range<usize>) {
+            assert!(
+                p.header.start >= outer.start && p.body.end <= outer.end,
+                "{p:?}"
+            );
+            match &p.children {
+                Children::Multipart(v) => v.iter().for_each(|c| check(c, &p.body)),
+                Children::Message(m) => check(m, &p.body),
+                Children::None => {}
+            }
+        }
+        check(&info.root, &(0..raw.len()));
     }
 
     #[test]

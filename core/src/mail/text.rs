@@ -1,6 +1,7 @@
 //! Decoded text for SEARCH: header values with RFC 2047 words and addresses decoded, body text
 //! after transfer decoding and charset conversion, all folded for i;unicode-casemap matching.
 
+use mail_parser::parsers::MessageStream;
 use mail_parser::{Address, HeaderValue, MessageParser, MessagePart, PartType};
 
 use crate::imap::types::Date;
@@ -11,7 +12,9 @@ const MAX_DEPTH: usize = 16;
 /// What SEARCH's text keys look at.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SearchText {
-    /// (lower-case field name, folded decoded value) for every top-level header field.
+    /// (lower-case field name, folded value) for every top-level header field: the value as
+    /// written with RFC 2047 words decoded, and for address fields also the addresses as
+    /// parsed when that text is not already in it (one more entry under the same name).
     pub headers: Vec<(String, String)>,
     /// Folded text of every text part, nested messages included.
     pub body: String,
@@ -73,16 +76,30 @@ pub fn extract(raw: &[u8]) -> SearchText {
     if let Some(root) = message.parts.first() {
         for h in &root.headers {
             let name = h.name.as_str().to_ascii_lowercase();
-            let value = match &h.value {
-                HeaderValue::Text(t) => t.to_string(),
-                HeaderValue::TextList(list) => list.join(", "),
-                HeaderValue::Address(a) => address_text(a),
-                _ => raw
-                    .get(h.offset_start as usize..h.offset_end as usize)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default(),
+            // HEADER matches the field as written (Dovecot does too): message IDs keep their
+            // angle brackets, addresses their quotes and comments. Only RFC 2047 words are
+            // decoded, as mail-parser decodes unstructured text.
+            let written = raw
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .map(decode_words)
+                .unwrap_or_default();
+            let written = fold(&written);
+            // Addresses as parsed, "name <addr>", let FROM "doe, john <" find a quoted
+            // display name.
+            let parsed = match &h.value {
+                HeaderValue::Address(a) => Some(fold(&address_text(a))),
+                _ => None,
             };
-            text.headers.push((name, fold(&value)));
+            text.headers.push((name.clone(), written));
+            if let Some(parsed) = parsed {
+                if text
+                    .headers
+                    .last()
+                    .is_some_and(|(_, w)| !w.contains(&parsed))
+                {
+                    text.headers.push((name, parsed));
+                }
+            }
         }
     }
     if let Some(date) = message.date() {
@@ -96,6 +113,20 @@ pub fn extract(raw: &[u8]) -> SearchText {
     collect_body(&message.parts, &mut body, 0);
     text.body = fold(&body);
     text
+}
+
+/// A field value with its RFC 2047 encoded words decoded (invalid UTF-8 replaced).
+fn decode_words(value: &[u8]) -> String {
+    let decoded =
+        std::panic::catch_unwind(|| match MessageStream::new(value).parse_unstructured() {
+            HeaderValue::Text(t) => Some(t.into_owned()),
+            _ => None,
+        });
+    match decoded {
+        Ok(Some(text)) => text,
+        Ok(None) => String::new(),
+        Err(_) => String::from_utf8_lossy(value).into_owned(),
+    }
 }
 
 fn collect_body(parts: &[MessagePart<'_>], out: &mut String, depth: usize) {
@@ -170,5 +201,20 @@ mod tests {
                 day: 3
             })
         );
+    }
+
+    #[test]
+    fn header_values_are_searched_as_written() {
+        let raw = b"From: \"Doe, John\" <john@example.org> (work)\r\nIn-Reply-To: <s1-20260101@example.org>\r\nReferences: <r1@x.org>\r\n  <r2@y.org>\r\nMessage-ID: <M-1@Example.Org>\r\nSubject: =?utf-8?q?caf=C3=A9?= <tag>\r\n\r\nhi\r\n";
+        let t = extract(raw);
+        assert!(t.header_contains("in-reply-to", "<s1-"));
+        assert!(t.header_contains("message-id", "<m-1@example.org>"));
+        assert!(t.header_contains("references", "<r1@x.org> <r2@y.org>"));
+        assert!(t.header_contains("from", "\"doe, john\" <john@"));
+        assert!(t.header_contains("from", "(work)"));
+        // The parsed form still matches too.
+        assert!(t.header_contains("from", "doe, john (work) <john@example.org>"));
+        assert!(t.header_contains("subject", "café <tag>"));
+        assert!(!t.header_contains("subject", "=?utf-8"));
     }
 }

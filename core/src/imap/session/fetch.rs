@@ -27,8 +27,8 @@ pub(super) struct Pending {
     missing: bool,
     /// Some were expunged by another session, and answered as they were (RFC 2180 §4.1.2).
     expunged: bool,
-    /// BINARY met an encoding it cannot undo in an earlier batch.
-    unknown_cte: bool,
+    /// The first part BINARY could not decode, in this or an earlier batch.
+    binary_failure: Option<BinaryError>,
 }
 
 /// Messages per storage request when bodies are fetched: the response for one batch is built
@@ -136,7 +136,7 @@ impl ImapSession {
             rest: uids,
             missing: false,
             expunged: false,
-            unknown_cte: false,
+            binary_failure: None,
         });
     }
 
@@ -175,17 +175,17 @@ impl ImapSession {
         p.expunged |= messages.iter().any(|m| m.expunged);
         let mut hint = 0;
         for m in &messages {
-            match self.fetch_items(&p, m, &mut hint) {
-                Some((seq, items)) => {
-                    if items.is_empty() {
-                        continue;
-                    }
-                    if items.iter().any(|i| matches!(i, FetchItem::Flags(_))) {
-                        self.announce_keywords(&m.flags);
-                    }
-                    self.send(Response::Data(Data::Fetch { seq, items }));
+            let mut failure = None;
+            let fetched = self.fetch_items(&p, m, &mut hint, &mut failure);
+            if failure.is_some() {
+                p.binary_failure = p.binary_failure.take().or(failure);
+                continue;
+            }
+            if let Some((seq, items)) = fetched.filter(|(_, items)| !items.is_empty()) {
+                if items.iter().any(|i| matches!(i, FetchItem::Flags(_))) {
+                    self.announce_keywords(&m.flags);
                 }
-                None => p.unknown_cte = true,
+                self.send(Response::Data(Data::Fetch { seq, items }));
             }
         }
         if !p.rest.is_empty() {
@@ -193,11 +193,20 @@ impl ImapSession {
             self.fetch_batch(p);
             return;
         }
-        let finish = if p.unknown_cte {
-            Finish {
-                condition: crate::imap::response::Condition::No,
-                ..Finish::ok(p.tag, "Unknown Content-Transfer-Encoding.")
-                    .with_code(Code::UnknownCte)
+        // The other messages were reported; the failure is told once, as Dovecot words it
+        // (Dovecot stops at the first such message instead).
+        let failed = |tag, text, code| Finish {
+            condition: crate::imap::response::Condition::No,
+            ..Finish::ok(tag, text).with_code(code)
+        };
+        let finish = if let Some(failure) = p.binary_failure {
+            match failure {
+                BinaryError::UnknownCte => failed(
+                    p.tag,
+                    "Unknown Content-Transfer-Encoding.",
+                    Code::UnknownCte,
+                ),
+                BinaryError::Corrupt => failed(p.tag, "Invalid data in MIME part.", Code::Parse),
             }
         } else if p.missing {
             // Storage lost messages this session still sees, which it keeps while the session
@@ -222,7 +231,8 @@ impl ImapSession {
         self.finish(finish.no_expunge());
     }
 
-    /// The FETCH items for one message; `None` when BINARY met an unknown encoding.
+    /// The FETCH items for one message; `None` when the message is not in the view. A part
+    /// BINARY cannot decode is noted in `failure` (the items are then not sent).
     ///
     /// `hint` is where the previous message of the batch was in the view: batches come in
     /// ascending UID order, so the next one is usually right after it.
@@ -231,6 +241,7 @@ impl ImapSession {
         p: &Pending,
         m: &FetchedMessage,
         hint: &mut usize,
+        failure: &mut Option<BinaryError>,
     ) -> Option<(u32, Vec<FetchItem>)> {
         let rev1 = !self.enabled.rev2;
         let view = self.selected_view_mut()?;
@@ -254,7 +265,6 @@ impl ImapSession {
         };
         let raw = m.content.clone().unwrap_or_default();
         let mut items = Vec::with_capacity(p.attrs.len() + 1);
-        let mut unknown_cte = false;
         for attr in &p.attrs {
             let item = match attr {
                 FetchAttr::Uid => FetchItem::Uid(m.uid),
@@ -310,8 +320,8 @@ impl ImapSession {
                 FetchAttr::Binary { part, partial, .. } => {
                     let decoded = match m.info.as_ref().map(|i| binary(&raw, &i.root, part)) {
                         Some(Ok(d)) => d,
-                        Some(Err(BinaryError::UnknownCte | BinaryError::Corrupt)) => {
-                            unknown_cte = true;
+                        Some(Err(e)) => {
+                            failure.get_or_insert(e);
                             continue;
                         }
                         None => None,
@@ -344,8 +354,8 @@ impl ImapSession {
                             part: part.clone(),
                             size: 0,
                         },
-                        Some(Err(_)) => {
-                            unknown_cte = true;
+                        Some(Err(e)) => {
+                            failure.get_or_insert(e);
                             continue;
                         }
                     }
@@ -362,9 +372,6 @@ impl ImapSession {
         if newly_seen && !p.attrs.contains(&FetchAttr::Flags) {
             // RFC 9051 §6.4.5: flags changed by the fetch are reported with it.
             items.push(FetchItem::Flags(flags()));
-        }
-        if unknown_cte {
-            return None;
         }
         Some((seq, items))
     }
