@@ -955,14 +955,21 @@ impl Client<'_> {
                 self.violation(k, &d, line);
             }
         }
-        // The immutable items, compared across clients and with the appended message.
-        if let Some(u) = uid.or_else(|| self.mb.uid(seq)) {
+        // The immutable items, compared across clients and with the appended message; not
+        // for a message another session expunged, for which a server may send stand-ins
+        // (RFC 2180 §4.1.3; Dovecot sends NIL sections, an INTERNALDATE of 1 January 1970 and
+        // RFC822.SIZE 0).
+        let stand_in = items.chunks(2).any(|pair| {
+            let name = pair[0].octets().to_ascii_uppercase();
+            matches!(pair[1], Val::Nil)
+                || (name == b"INTERNALDATE" && pair[1].octets().starts_with(b"01-Jan-1970"))
+                || (name == b"RFC822.SIZE" && pair[1].octets() == b"0")
+        });
+        if let Some(u) = uid.or_else(|| self.mb.uid(seq)).filter(|_| !stand_in) {
             for pair in items.chunks(2) {
                 let name = pair[0].octets().to_ascii_uppercase();
                 let bit = item_bit(&name).unwrap_or(0);
-                // NIL is what Dovecot returns for a message another session expunged
-                // (RFC 2180 §4.1.3): nothing to compare.
-                if bit & !(UID | FLAGS) == 0 || matches!(pair[1], Val::Nil) {
+                if bit & !(UID | FLAGS) == 0 {
                     continue;
                 }
                 match self.shared.check_item(u, &name, pair[1].octets()) {
