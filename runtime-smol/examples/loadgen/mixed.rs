@@ -957,13 +957,22 @@ impl Client<'_> {
         }
         // The immutable items, compared across clients and with the appended message; not
         // for a message another session expunged, for which a server may send stand-ins
-        // (RFC 2180 §4.1.3; Dovecot sends NIL sections, an INTERNALDATE of 1 January 1970 and
-        // RFC822.SIZE 0).
+        // (RFC 2180 §4.1.3; Dovecot sends NIL sections, an INTERNALDATE of 1 January 1970,
+        // RFC822.SIZE 0, an empty text/plain BODY and an ENVELOPE of NILs). No corpus message
+        // looks like any of these.
         let stand_in = items.chunks(2).any(|pair| {
             let name = pair[0].octets().to_ascii_uppercase();
-            matches!(pair[1], Val::Nil)
-                || (name == b"INTERNALDATE" && pair[1].octets().starts_with(b"01-Jan-1970"))
-                || (name == b"RFC822.SIZE" && pair[1].octets() == b"0")
+            let value = pair[1].octets();
+            match (name.as_slice(), &pair[1]) {
+                (_, Val::Nil) => true,
+                (b"INTERNALDATE", _) => value.starts_with(b"01-Jan-1970"),
+                (b"RFC822.SIZE", _) => value == b"0",
+                (b"BODY" | b"BODYSTRUCTURE", _) => value
+                    .to_ascii_lowercase()
+                    .starts_with(b"(\"text\" \"plain\" nil nil nil \"7bit\" 0 0"),
+                (b"ENVELOPE", Val::List(fields, _)) => fields.iter().all(|f| matches!(f, Val::Nil)),
+                _ => false,
+            }
         });
         if let Some(u) = uid.or_else(|| self.mb.uid(seq)).filter(|_| !stand_in) {
             for pair in items.chunks(2) {
