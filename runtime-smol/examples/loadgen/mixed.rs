@@ -251,6 +251,9 @@ struct Stats {
     /// Every completion, the drain after the deadline included (for commands per CPU-second,
     /// as the CPU is measured over the whole run).
     total: u64,
+    /// EXISTS after each SELECT, summed, and the SELECTs counted (the mailbox's mean size).
+    exists_sum: u64,
+    selects: u64,
 }
 
 struct Config {
@@ -365,6 +368,8 @@ pub fn cmd_mixed(args: &Args) -> Res<()> {
                 all.no[k] += st.no[k];
             }
             all.total += st.total;
+            all.exists_sum += st.exists_sum;
+            all.selects += st.selects;
         }
         Ok(all)
     })?;
@@ -386,6 +391,14 @@ pub fn cmd_mixed(args: &Args) -> Res<()> {
         format!("{rate:.1}"),
     );
     result(label, &format!("{key}_errors"), errors);
+    result(
+        label,
+        &format!("{key}_mean_exists"),
+        format!(
+            "{:.1}",
+            merged.exists_sum as f64 / merged.selects.max(1) as f64
+        ),
+    );
     for (kind, n) in &violations {
         result(label, &format!("{key}_error_{kind}"), n);
     }
@@ -1041,6 +1054,8 @@ impl Client<'_> {
             Kind::Select => {
                 if p.saw_exists {
                     self.mb.selected = true;
+                    self.stats.exists_sum += u64::from(self.mb.exists());
+                    self.stats.selects += 1;
                 } else {
                     self.violation("select-no-exists", "SELECT completed without EXISTS", line);
                 }
@@ -1226,6 +1241,18 @@ pub fn cmd_mixed_report(path: &str) -> Res<()> {
             f(get("dovecot", &format!("{cell}_errors")), 0),
         );
     }
+    let sizes: Vec<String> = cells
+        .iter()
+        .map(|cell| {
+            let k = format!("{cell}_mean_exists");
+            format!(
+                "{cell}: tern {}, Dovecot {}",
+                f(get("tern", &k), 1),
+                f(get("dovecot", &k), 1)
+            )
+        })
+        .collect();
+    println!("\nMessages in INBOX at SELECT, mean: {}.", sizes.join("; "));
     for cell in &cells {
         println!(
             "\n##### {}: latency per command (ms, p50 / p99; pipelined, so queueing included)\n",
