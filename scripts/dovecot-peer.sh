@@ -11,11 +11,17 @@
 #             11993) and POP3S_PORT (default 11995). Without it: no TLS, as before.
 # --users N   also creates user01 … userNN, password "wonderland", each with its own Maildir
 #             (benchmarks that need one POP3 maildrop per client).
+# --secret S  the passwd-file secret of every account instead of {PLAIN}wonderland, scheme
+#             prefix included (e.g. {ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$…).
+# --set LINE  appends a setting line to dovecot.conf (repeatable), e.g.
+#             --set 'auth_cache_size = 10M' --set 'mail_max_userip_connections = 200'.
 # Needs: apt-get install dovecot-imapd dovecot-pop3d (the script says so if they are missing).
 set -euo pipefail
-usage="usage: $0 [--tls] [--users N] DIR [IMAP_PORT] [POP3_PORT] [IMAPS_PORT] [POP3S_PORT]"
+usage="usage: $0 [--tls] [--users N] [--secret S] [--set LINE]... DIR [IMAP_PORT] [POP3_PORT] [IMAPS_PORT] [POP3S_PORT]"
 tls=no
 users=0
+secret='{PLAIN}wonderland'
+extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --tls) tls=yes; shift ;;
@@ -23,6 +29,8 @@ while [ $# -gt 0 ]; do
       users=${2:?$usage}
       [[ $users =~ ^[0-9]+$ ]] && [ "$users" -le 99 ] || { echo "--users: 0 to 99" >&2; exit 2; }
       shift 2 ;;
+    --secret) secret=${2:?$usage}; shift 2 ;;
+    --set) extra+=("${2:?$usage}"); shift 2 ;;
     --) shift; break ;;
     -*) echo "$usage" >&2; exit 2 ;;
     *) break ;;
@@ -46,10 +54,10 @@ fi
 uid=$(id -u "$vmail")
 gid=$(id -g "$vmail")
 chown -R "$vmail:$vmail" "$dir/mail"
-echo "alice:{PLAIN}wonderland:$uid:$gid::$dir/mail/alice::" > "$dir/passwd"
+echo "alice:$secret:$uid:$gid::$dir/mail/alice::" > "$dir/passwd"
 for ((i = 1; i <= users; i++)); do
   name=$(printf 'user%02d' "$i")
-  echo "$name:{PLAIN}wonderland:$uid:$gid::$dir/mail/$name::" >> "$dir/passwd"
+  echo "$name:$secret:$uid:$gid::$dir/mail/$name::" >> "$dir/passwd"
 done
 ssl_settings="ssl = no"
 if [ "$tls" = yes ]; then
@@ -133,6 +141,9 @@ namespace inbox {
   }
 }
 CONF
+for line in "${extra[@]}"; do
+  echo "$line" >> "$dir/dovecot.conf"
+done
 dovecot -c "$dir/dovecot.conf"
 if [ "$tls" = yes ]; then
   echo "dovecot listening: imap 127.0.0.1:$imap_port pop3 127.0.0.1:$pop3_port imaps 127.0.0.1:$imaps_port pop3s 127.0.0.1:$pop3s_port (alice/wonderland; certificate $dir/tls/cert.pem)"

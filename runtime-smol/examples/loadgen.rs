@@ -2,7 +2,7 @@
 //! (`scripts/bench-vs-dovecot.sh` drives it; see README's Performance section).
 //!
 //! ```text
-//! loadgen gen       --out FILE --messages N [--kind realistic|pop3] [--seed S] [--size BYTES]
+//! loadgen gen       --out FILE --messages N [--kind realistic|mbox|pop3] [--seed S] [--size BYTES]
 //! loadgen append    --port P --users U[,U…] [--pass W] --spool FILE [--from I] [--to J]
 //!                   [--clients C] [--batch B] [--label L] [--key K] [--max-seconds T]
 //! loadgen imap      --port P --user U [--pass W] --op OP [--arg TEXT] [--reps R]
@@ -11,8 +11,15 @@
 //!                       | store | expunge  (store/expunge: --count N, run once)
 //! loadgen pop3      --port P --users U[,U…] [--pass W] [--tls] [--label L] [--key K]
 //!                   [--rounds R] [--reset-seen IMAP_PORT] [--max-seconds T]
+//! loadgen mixed     --port P [--user U] [--pass W] [--clients N] [--profile steady|churn]
+//!                   [--seconds T] [--tls] [--label L] [--key K] [--corpus M] [--seed S]
+//! loadgen cpu       --pid P [--hz H]     (CPU seconds of a process tree, from /proc)
 //! loadgen report    FILE
+//! loadgen mixed-report FILE
 //! ```
+//!
+//! `mixed` is the mixed workload of the standard IMAP stress test (see `loadgen/mixed.rs`);
+//! `scripts/bench-mixed.sh` drives it against tern and Dovecot.
 //!
 //! Measurements print as `RESULT <label> <key> <value>` lines on standard output, which the
 //! driver script collects and `report` turns into Markdown tables. Only 127.0.0.1 is ever
@@ -38,6 +45,14 @@ use rustls::{ClientConfig, ClientConnection};
 // server-level figures use the same kind of mail.
 #[path = "../../store-sqlite/tests/gen/mod.rs"]
 mod gen;
+#[path = "loadgen/mixed.rs"]
+mod mixed;
+#[path = "loadgen/model.rs"]
+mod model;
+#[path = "loadgen/response.rs"]
+mod response;
+#[path = "loadgen/tls.rs"]
+mod tls;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Res<T> = Result<T, Error>;
@@ -56,11 +71,19 @@ fn main() -> std::process::ExitCode {
         Some("append") => Args::parse(&args[1..], APPEND_OPTS).and_then(|a| cmd_append(&a)),
         Some("imap") => Args::parse(&args[1..], IMAP_OPTS).and_then(|a| cmd_imap(&a)),
         Some("pop3") => Args::parse(&args[1..], POP3_OPTS).and_then(|a| cmd_pop3(&a)),
+        Some("mixed") => {
+            Args::parse(&args[1..], mixed::MIXED_OPTS).and_then(|a| mixed::cmd_mixed(&a))
+        }
+        Some("cpu") => Args::parse(&args[1..], &["pid", "hz"]).and_then(|a| mixed::cmd_cpu(&a)),
+        Some("mixed-report") => match args.get(1) {
+            Some(file) => mixed::cmd_mixed_report(file),
+            None => Err("mixed-report FILE".into()),
+        },
         Some("report") => match args.get(1) {
             Some(file) => cmd_report(file),
             None => Err("report FILE".into()),
         },
-        _ => Err("usage: loadgen gen|append|imap|pop3|report … (see the source's header)".into()),
+        _ => Err("usage: loadgen gen|append|imap|pop3|mixed|cpu|report|mixed-report … (see the source's header)".into()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -176,7 +199,7 @@ fn result(label: &str, key: &str, value: impl std::fmt::Display) {
 
 /// Writes N generated messages. `realistic`: the store benchmark's mix (plain, QP, base64,
 /// HTML, alternatives, forwarded messages, 4 % with 40–400 KB attachments, 2 % header-less
-/// junk). `pop3`: plain-text messages of about `--size` octets (default 50,000) whose body has
+/// junk). `mbox`: the mixed workload's corpus (`gen::mbox_message`). `pop3`: plain-text messages of about `--size` octets (default 50,000) whose body has
 /// lines starting with "." (dot-stuffing on RETR).
 fn cmd_gen(args: &Args) -> Res<()> {
     let out = args.str("out")?;
@@ -190,8 +213,9 @@ fn cmd_gen(args: &Args) -> Res<()> {
         let mut rng = gen::Rng::new(seed.wrapping_add(i.wrapping_mul(7919)));
         let mut msg = match kind {
             "realistic" => gen::message(&mut rng, gen::REALISTIC).to_vec(),
+            "mbox" => gen::mbox_message(&mut rng).to_vec(),
             "pop3" => pop3_message(&mut rng, size, i),
-            other => return Err(format!("--kind {other}: realistic or pop3").into()),
+            other => return Err(format!("--kind {other}: realistic, mbox or pop3").into()),
         };
         // NUL is not allowed in IMAP literals (RFC 3501 §4.3); servers differ in what they do
         // with it, so the junk messages carry a space instead.
@@ -318,10 +342,7 @@ fn tls_config() -> Res<Arc<ClientConfig>> {
     if let Some(c) = CONFIG.get() {
         return Ok(c.clone());
     }
-    // The conformance runner's `--insecure` configuration: any certificate, but handshake
-    // signatures checked, so TLS costs what it would with verification.
-    let config = tern_conformance::net::tls_config(&tern_conformance::net::Trust::Insecure)
-        .map_err(|e| e.to_string())?;
+    let config = tls::insecure_config()?;
     Ok(CONFIG.get_or_init(|| config).clone())
 }
 

@@ -284,6 +284,11 @@ fn header_block(rng: &mut Rng, subject: &str) -> String {
 
 fn text_part(rng: &mut Rng, shape: Shape) -> (String, String) {
     let n = rng.range(1, shape.max_words) as usize;
+    text_part_of(rng, n)
+}
+
+/// A text part of `n` words in one of four encodings: its header lines and its body.
+fn text_part_of(rng: &mut Rng, n: usize) -> (String, String) {
     // A ticket number: one of a thousand, so searching for one is selective (about 0.1%).
     let text = format!("{}\nticket tk{:04}", words(rng, n), rng.below(1000));
     match rng.below(4) {
@@ -382,4 +387,124 @@ pub fn flags(rng: &mut Rng) -> Vec<Flag> {
         Flag::Extension(Bytes::from_static(b"Unknown")),
     ];
     (0..rng.below(4)).map(|_| rng.pick(&all).clone()).collect()
+}
+
+/// One message of the mixed IMAP workload's corpus (`imap-mixed.md`: "varied MIME: plain,
+/// multipart/mixed with attachments, alternative text+HTML, nested message/rfc822, DSNs; 600 B
+/// to 1.1 MB, median about 3 KB"). The size is drawn first: 80 % between 650 B and 6.5 KB
+/// (log-uniform, which puts the median near 3 KB), 16 % between 6.5 KB and 100 KB, 4 % between
+/// 100 KB and 1.1 MB; the larger ones carry a base64 attachment that makes up the size. Every
+/// message has a header and CRLF line ends, and no NUL.
+pub fn mbox_message(rng: &mut Rng) -> Bytes {
+    let r = rng.below(100);
+    let (lo, hi) = match r {
+        0..=79 => (650.0f64, 6_500.0f64),
+        80..=95 => (6_500.0, 100_000.0),
+        _ => (100_000.0, 1_100_000.0),
+    };
+    let u = rng.below(1_000_001) as f64 / 1_000_000.0;
+    let target = (lo * (hi / lo).powf(u)) as usize;
+    let n = rng.range(1, 6) as usize;
+    let subject = words(rng, n).replace('\n', " ");
+    let mut m = header_block(rng, &subject);
+    // Words average about seven octets; encodings add a little, which is fine for a shape.
+    let room = target.saturating_sub(m.len() + 120);
+    let words_for = |octets: usize| (octets / 7).max(1);
+    if target > 6_500 {
+        let text = rng.range(200, 4_000) as usize;
+        let (th, tb) = text_part_of(rng, words_for(text));
+        let blob_len = room.saturating_sub(tb.len() + 300) * 3 / 4;
+        let blob: Vec<u8> = (0..blob_len).map(|_| rng.next() as u8).collect();
+        let (kind, name) = *rng.pick(&[
+            ("application/pdf", "report.pdf"),
+            ("image/jpeg", "photo.jpg"),
+            ("application/zip", "files.zip"),
+        ]);
+        m.push_str("Content-Type: multipart/mixed; boundary=\"=_mix\"\r\n\r\n");
+        m.push_str("This is a multi-part message in MIME format.\r\n");
+        m.push_str(&format!("--=_mix\r\n{th}\r\n{tb}\r\n"));
+        m.push_str(&format!(
+            "--=_mix\r\nContent-Type: {kind}; name=\"{name}\"\r\n"
+        ));
+        m.push_str(&format!(
+            "Content-Disposition: attachment; filename=\"{name}\"\r\n"
+        ));
+        m.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
+        m.push_str(&base64_lines(&blob));
+        m.push_str("--=_mix--\r\n");
+        return Bytes::from(m);
+    }
+    match rng.below(10) {
+        0..=4 => {
+            let (th, tb) = text_part_of(rng, words_for(room));
+            m.push_str(&th);
+            m.push_str("\r\n");
+            m.push_str(&tb);
+        }
+        5 | 6 => {
+            let (h1, b1) = text_part_of(rng, words_for(room / 2));
+            let text = words(rng, words_for(room / 3));
+            m.push_str("Content-Type: multipart/alternative; boundary=alt\r\n\r\n");
+            m.push_str(&format!("--alt\r\n{h1}\r\n{b1}\r\n--alt\r\n"));
+            m.push_str("Content-Type: text/html; charset=utf-8\r\n\r\n");
+            m.push_str(&crlf(&format!("<html><body><p>{text}</p></body></html>\n")));
+            m.push_str("--alt--\r\n");
+        }
+        7 => {
+            let (th, tb) = text_part_of(rng, words_for(room / 3));
+            let inner_subject = words(rng, 3).replace('\n', " ");
+            let inner = header_block(rng, &inner_subject);
+            m.push_str("Content-Type: multipart/mixed; boundary=outer\r\n\r\n");
+            m.push_str(&format!("--outer\r\n{th}\r\n{tb}\r\n"));
+            m.push_str("--outer\r\nContent-Type: message/rfc822\r\n\r\n");
+            m.push_str(&inner);
+            m.push_str("Content-Type: text/plain; charset=utf-8\r\n\r\n");
+            m.push_str(&crlf(&words(rng, words_for(room / 2))));
+            m.push_str("\r\n--outer--\r\n");
+        }
+        8 => {
+            let (th, tb) = text_part_of(rng, words_for(room / 3));
+            let blob_len = (room / 2) * 3 / 4;
+            let blob: Vec<u8> = (0..blob_len).map(|_| rng.next() as u8).collect();
+            m.push_str("Content-Type: multipart/mixed; boundary=\"=_mix\"\r\n\r\n");
+            m.push_str(&format!("--=_mix\r\n{th}\r\n{tb}\r\n"));
+            m.push_str("--=_mix\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n");
+            m.push_str("Content-Disposition: attachment; filename=\"data.bin\"\r\n");
+            m.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
+            m.push_str(&base64_lines(&blob));
+            m.push_str("--=_mix--\r\n");
+        }
+        _ => dsn(rng, &mut m, room),
+    }
+    Bytes::from(m)
+}
+
+/// A delivery status notification (RFC 3464): the explanation, the machine-readable status,
+/// and the returned message's header and text.
+fn dsn(rng: &mut Rng, m: &mut String, room: usize) {
+    let (date, _) = date(rng);
+    let (_, rcpt) = *rng.pick(NAMES);
+    m.push_str(
+        "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"=_dsn\"\r\n\r\n",
+    );
+    m.push_str("--=_dsn\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n");
+    m.push_str("This is the mail system at host mx.example.org.\r\n\r\n");
+    m.push_str(&format!(
+        "I'm sorry to have to inform you that your message could not\r\nbe delivered to \
+         one or more recipients.\r\n\r\n<{rcpt}>: host mx.example.org said: 550 5.1.1 \
+         user unknown\r\n\r\n"
+    ));
+    m.push_str("--=_dsn\r\nContent-Type: message/delivery-status\r\n\r\n");
+    m.push_str(&format!(
+        "Reporting-MTA: dns; mx.example.org\r\nArrival-Date: {date}\r\n\r\n\
+         Final-Recipient: rfc822; {rcpt}\r\nOriginal-Recipient: rfc822;{rcpt}\r\n\
+         Action: failed\r\nStatus: 5.1.1\r\n\
+         Diagnostic-Code: smtp; 550 5.1.1 <{rcpt}>: Recipient address rejected\r\n\r\n"
+    ));
+    m.push_str("--=_dsn\r\nContent-Type: message/rfc822\r\n\r\n");
+    let inner_subject = words(rng, 4).replace('\n', " ");
+    m.push_str(&header_block(rng, &inner_subject));
+    m.push_str("Content-Type: text/plain; charset=utf-8\r\n\r\n");
+    m.push_str(&crlf(&words(rng, (room.saturating_sub(900) / 7).max(1))));
+    m.push_str("\r\n\r\n--=_dsn--\r\n");
 }
