@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -113,22 +113,8 @@ fn a_busy_port_is_a_one_line_error() {
 
 #[test]
 fn hash_password_prints_a_verifiable_argon2id_hash() {
-    let mut child = Command::new(BIN)
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"correct horse\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let hash = String::from_utf8(out.stdout).unwrap();
-    let hash = hash.trim();
+    let hash = common::hash_password("correct horse\n");
+    let hash = hash.as_str();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     // The hash goes into a config, and that config authenticates the password.
     let text = config_text("").replace("{plain}wonderland", hash);

@@ -7,30 +7,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, BIN};
-
-/// An argon2id PHC string for `password`, made by the binary as an operator would.
-fn argon2id(password: &str) -> String {
-    let mut child = Command::new(BIN)
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(password.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use common::{Client, Server};
 
 /// A kilobyte-resolution figure from `/proc/PID/status`.
 fn proc_status_kib(pid: u32, field: &str) -> u64 {
@@ -57,7 +36,7 @@ fn tagged(c: &mut Client, tag: &str) -> Option<String> {
 /// overflow is refused at once, and a user who logged in before still gets in meanwhile.
 #[test]
 fn a_burst_of_wrong_logins_keeps_memory_bounded_and_users_get_in() {
-    let secret = argon2id("wonderland");
+    let secret = common::hash_password("wonderland");
     let server = Server::start(&format!(
         "[[directory.users]]\nname = \"carol\"\nsecret = \"{secret}\"\n\
          [auth]\nfailure-delay = 0.0\nip-failure-limit = 0\naccount-failure-limit = 0\n\
@@ -130,7 +109,7 @@ fn a_burst_of_wrong_logins_keeps_memory_bounded_and_users_get_in() {
 /// count from the moment their check starts, so at most the limit are ever checked.
 #[test]
 fn parallel_guesses_from_one_address_are_checked_at_most_up_to_the_limit() {
-    let secret = argon2id("wonderland");
+    let secret = common::hash_password("wonderland");
     let server = Server::start(&format!(
         "[[directory.users]]\nname = \"carol\"\nsecret = \"{secret}\"\n\
          [auth]\nfailure-delay = 0.0\nip-failure-limit = 10\naccount-failure-limit = 0\n\

@@ -217,6 +217,26 @@ impl Client {
     }
 }
 
+/// What `tern hash-password` prints for `password` on its standard input (trimmed), as an
+/// operator would make a secret.
+pub fn hash_password(password: &str) -> String {
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(password.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// Whether a program is on PATH; tests that need it print why they skip otherwise.
 pub fn have(program: &str) -> bool {
     Command::new(program)
