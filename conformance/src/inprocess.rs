@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tern_core::drive::{pump, Blocked};
-use tern_core::imap::types::Flag;
+use tern_core::mail::flags::Flag;
 use tern_core::sasl::ChannelBindings;
 use tern_core::store::NewMessage;
 use tern_core::{

@@ -29,6 +29,9 @@ use tern_core::imap::response::{
 };
 use tern_core::imap::response_decode::parse_response;
 use tern_core::imap::types::*;
+use tern_core::mail::date::{Date, DateTime};
+use tern_core::mail::flags::{Flag, StoreMode};
+use tern_core::mail::section::{Section, SectionText};
 use tern_core::mail::structure::{
     Address, BodyExtension, BodyFields, BodyStructure, Disposition, Envelope, NString,
 };

@@ -9,9 +9,8 @@
 
 use bytes::Bytes;
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
-use tern_core::imap::types::{Section, SectionText};
 use tern_core::mail::analyze::analyze;
-use tern_core::mail::section::{binary, body_section};
+use tern_core::mail::section::{binary, body_section, Section, SectionText};
 use tern_core::mail::structure::BodyStructure;
 
 #[derive(Clone, Debug)]

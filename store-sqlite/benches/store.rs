@@ -10,7 +10,7 @@ mod gen;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tern_core::imap::types::{Flag, StoreMode};
+use tern_core::mail::flags::{Flag, StoreMode};
 use tern_core::store::query::Query;
 use tern_core::store::{FetchWant, MailboxId, NewMessage, StorageOp, StorageReply};
 use tern_core::Store;

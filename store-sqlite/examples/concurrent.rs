@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tern_core::imap::types::{Flag, StoreMode};
+use tern_core::mail::flags::{Flag, StoreMode};
 use tern_core::store::{MailboxId, NewMessage};
 use tern_core::{StorageOp, StorageReply};
 use tern_store_sqlite::SqliteStore;

@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use tern_core::imap::types::{Date, DateTime, Flag, StoreMode};
 use tern_core::mail::analyze::analyze;
-use tern_core::mail::date::{from_unix, to_unix};
-use tern_core::mail::flags::{Flags, SystemFlag};
+use tern_core::mail::date::{from_unix, to_unix, Date, DateTime};
+use tern_core::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
 use tern_core::mail::mailbox_name::DELIMITER;
 use tern_core::mail::text::{extract, SearchText};
 use tern_core::store::evaluate::{evaluate, Bits, Meter};

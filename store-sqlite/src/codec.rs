@@ -10,8 +10,8 @@
 //! migration that re-encodes (or re-analyses) the stored rows.
 
 use bytes::Bytes;
-use tern_core::imap::types::Date;
 use tern_core::mail::analyze::{Children, MessageInfo, Part, TransferEncoding};
+use tern_core::mail::date::Date;
 use tern_core::mail::structure::{
     Address, BodyExtension, BodyFields, BodyStructure, Disposition, Envelope, NString,
 };

@@ -3,7 +3,7 @@
 use std::fs;
 
 use bytes::Bytes;
-use tern_core::imap::types::{Flag, StoreMode};
+use tern_core::mail::flags::{Flag, StoreMode};
 use tern_core::store::query::Query;
 use tern_core::store::{FetchWant, MailboxId, NewMessage, Snapshot};
 

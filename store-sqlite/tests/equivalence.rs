@@ -12,8 +12,8 @@ mod gen;
 use bytes::Bytes;
 use gen::Rng;
 use quickcheck::{Arbitrary, QuickCheck, TestResult};
-use tern_core::imap::types::{Date, Flag, StoreMode};
-use tern_core::mail::flags::SystemFlag;
+use tern_core::mail::date::Date;
+use tern_core::mail::flags::{Flag, StoreMode, SystemFlag};
 use tern_core::mail::text::fold;
 use tern_core::store::query::{DateCmp, Query};
 use tern_core::store::{

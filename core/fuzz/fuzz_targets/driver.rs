@@ -47,7 +47,7 @@ impl Driver {
         store.add_user("alice", "wonderland");
         for (i, m) in MESSAGES.iter().enumerate() {
             let flags = if i == 0 {
-                vec![tern_core::imap::types::Flag::Seen]
+                vec![tern_core::mail::flags::Flag::Seen]
             } else {
                 Vec::new()
             };

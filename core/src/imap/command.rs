@@ -5,10 +5,11 @@
 use bytes::Bytes;
 
 use super::types::{
-    AppendMessage, FetchItems, FetchModifiers, Flag, ListPattern, ListReturn, ListSelect,
-    MailboxArg, MetadataOptions, NotifyGroup, SearchKey, SearchReturn, SelectParam, SequenceSet,
-    SortCriterion, StatusItem, StoreMode, ThreadAlgorithm,
+    AppendMessage, FetchItems, FetchModifiers, ListPattern, ListReturn, ListSelect, MailboxArg,
+    MetadataOptions, NotifyGroup, SearchKey, SearchReturn, SelectParam, SequenceSet, SortCriterion,
+    StatusItem, ThreadAlgorithm,
 };
+use crate::mail::flags::{Flag, StoreMode};
 use crate::secret::Secret;
 
 /// A command tag: `1*<any ASTRING-CHAR except "+">`, echoed verbatim in the tagged response.

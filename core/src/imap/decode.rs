@@ -26,9 +26,10 @@ use self::prim::{
 use super::command::{Command, CommandLine, NotifySet, Tag};
 use super::types::{
     AppendMessage, FetchModifiers, ListPattern, ListReturn, ListSelect, MailboxArg, MetadataDepth,
-    MetadataOptions, NotifyEvent, NotifyFilter, NotifyGroup, SelectParam, StatusItem, StoreMode,
+    MetadataOptions, NotifyEvent, NotifyFilter, NotifyGroup, SelectParam, StatusItem,
     ThreadAlgorithm,
 };
+use crate::mail::flags::StoreMode;
 use crate::secret::Secret;
 
 pub(crate) use self::fetch::{fetch_att, section, section_binary};

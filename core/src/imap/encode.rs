@@ -20,8 +20,10 @@ use super::response::{
     self, Condition, Data, ESearchResult, ListItem, Response, StatusResponse, StatusValue,
     ThreadNode,
 };
-use super::types::{Date, DateTime, Flag, SeqNo, SequenceSet, StatusItem};
+use super::types::{SeqNo, SequenceSet, StatusItem};
 use crate::imap::decode::prim::{ASTRING, ATOM, LIST_CHAR};
+use crate::mail::date::{Date, DateTime};
+use crate::mail::flags::Flag;
 
 pub(crate) use self::fetch::put_fetch_attr;
 

@@ -14,8 +14,9 @@ use super::encode::{
 };
 use super::types::{
     EntryType, FetchItems, ListReturn, ListSelect, MetadataDepth, NotifyFilter, SearchKey,
-    SearchReturn, SelectParam, SortKey, StatusItem, StoreMode, ThreadAlgorithm,
+    SearchReturn, SelectParam, SortKey, StatusItem, ThreadAlgorithm,
 };
+use crate::mail::flags::StoreMode;
 
 /// How the client writes strings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

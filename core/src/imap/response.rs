@@ -4,7 +4,10 @@
 use bytes::Bytes;
 
 use super::command::Tag;
-use super::types::{DateTime, Flag, SearchReturn, Section, SequenceSet, StatusItem};
+use super::types::{SearchReturn, SequenceSet, StatusItem};
+use crate::mail::date::DateTime;
+use crate::mail::flags::Flag;
+use crate::mail::section::Section;
 use crate::mail::structure::{BodyStructure, Envelope, NString};
 
 /// A whole response line (with any literals it carries).

@@ -1,11 +1,16 @@
-//! Values shared by commands and responses: sequence sets, flags, dates, mailbox names,
-//! fetch attributes, search keys, status items.
+//! Values shared by commands and responses: sequence sets, mailbox names, fetch attributes,
+//! search keys, status items. Flags, dates and sections are the mail model's
+//! ([`crate::mail`]): the stores share them without depending on IMAP.
 //!
 //! All owned; byte payloads are `Bytes` slices of the received command.
 
 use std::num::NonZeroU32;
 
 use bytes::Bytes;
+
+use crate::mail::date::{Date, DateTime};
+use crate::mail::flags::Flag;
+use crate::mail::section::Section;
 
 /// `seq-number = nz-number / "*"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,53 +37,6 @@ pub enum SequenceSet {
     Ranges(Vec<SeqRange>),
     /// `$`.
     Saved,
-}
-
-/// A flag as used in STORE, APPEND, FLAGS and PERMANENTFLAGS.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Flag {
-    /// `\Answered`.
-    Answered,
-    /// `\Flagged`.
-    Flagged,
-    /// `\Deleted`.
-    Deleted,
-    /// `\Seen`.
-    Seen,
-    /// `\Draft`.
-    Draft,
-    /// `\Recent` (IMAP4rev1 only; never settable).
-    Recent,
-    /// A keyword atom such as `$Forwarded` or `Junk`. Compared case-insensitively.
-    Keyword(Bytes),
-    /// Any other `\`-prefixed flag (the name after the backslash).
-    Extension(Bytes),
-}
-
-/// A calendar date as in SEARCH keys: `date-day "-" date-month "-" date-year`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Date {
-    /// Four-digit year.
-    pub year: u16,
-    /// 1–12.
-    pub month: u8,
-    /// 1–31 (validated against the month).
-    pub day: u8,
-}
-
-/// `date-time` of APPEND and INTERNALDATE: `"dd-Mon-yyyy hh:mm:ss +zzzz"`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct DateTime {
-    /// The date.
-    pub date: Date,
-    /// 0–23.
-    pub hour: u8,
-    /// 0–59.
-    pub minute: u8,
-    /// 0–60 (a leap second is allowed).
-    pub second: u8,
-    /// Offset from UTC in minutes, −1439 … +1439.
-    pub zone_minutes: i16,
 }
 
 /// A mailbox name exactly as the client sent it (before modified UTF-7 or UTF-8 decoding,
@@ -113,30 +71,6 @@ pub enum StatusItem {
     AppendLimit,
     /// MAILBOXID (RFC 8474).
     MailboxId,
-}
-
-/// `section-text` of `BODY[...]`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum SectionText {
-    /// `HEADER`.
-    Header,
-    /// `HEADER.FIELDS (names)`.
-    HeaderFields(Vec<Bytes>),
-    /// `HEADER.FIELDS.NOT (names)`.
-    HeaderFieldsNot(Vec<Bytes>),
-    /// `TEXT`.
-    Text,
-    /// `MIME` (only after a part number).
-    Mime,
-}
-
-/// A body section: part numbers, then optionally a text specifier. `BODY[]` is both empty.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Section {
-    /// `1.2.3`: each at least 1.
-    pub part: Vec<u32>,
-    /// What of that part.
-    pub text: Option<SectionText>,
 }
 
 /// `<origin.length>` of a partial fetch.
@@ -470,17 +404,6 @@ pub struct AppendMessage {
     pub data: Bytes,
     /// Sent as `literal8` (`~{n}`, RFC 3516): may contain NUL.
     pub binary: bool,
-}
-
-/// STORE's action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StoreMode {
-    /// FLAGS: replace.
-    Replace,
-    /// +FLAGS: add.
-    Add,
-    /// -FLAGS: remove.
-    Remove,
 }
 
 /// GETMETADATA options (RFC 5464).

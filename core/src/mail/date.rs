@@ -1,6 +1,31 @@
-//! Calendar arithmetic for internal dates (civil-from-days, Howard Hinnant's algorithm).
+//! Dates and date-times of messages (internal dates, SEARCH dates), and calendar arithmetic for
+//! them (civil-from-days, Howard Hinnant's algorithm).
 
-use crate::imap::types::{Date, DateTime};
+/// A calendar date as in SEARCH keys: `date-day "-" date-month "-" date-year`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    /// Four-digit year.
+    pub year: u16,
+    /// 1–12.
+    pub month: u8,
+    /// 1–31 (validated against the month).
+    pub day: u8,
+}
+
+/// `date-time` of APPEND and INTERNALDATE: `"dd-Mon-yyyy hh:mm:ss +zzzz"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DateTime {
+    /// The date.
+    pub date: Date,
+    /// 0–23.
+    pub hour: u8,
+    /// 0–59.
+    pub minute: u8,
+    /// 0–60 (a leap second is allowed).
+    pub second: u8,
+    /// Offset from UTC in minutes, −1439 … +1439.
+    pub zone_minutes: i16,
+}
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 pub fn days_from_civil(date: Date) -> i64 {

@@ -1,8 +1,39 @@
-//! Message flags as stored: the five system flags as bits, keywords as names.
+//! Message flags: one [`Flag`] as commands and responses name it, how STORE changes a set
+//! ([`StoreMode`]), and [`Flags`] as stored: the five system flags as bits, keywords as names.
 
 use bytes::Bytes;
 
-use crate::imap::types::{Flag, StoreMode};
+/// A flag as used in STORE, APPEND, FLAGS and PERMANENTFLAGS.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Flag {
+    /// `\Answered`.
+    Answered,
+    /// `\Flagged`.
+    Flagged,
+    /// `\Deleted`.
+    Deleted,
+    /// `\Seen`.
+    Seen,
+    /// `\Draft`.
+    Draft,
+    /// `\Recent` (IMAP4rev1 only; never settable).
+    Recent,
+    /// A keyword atom such as `$Forwarded` or `Junk`. Compared case-insensitively.
+    Keyword(Bytes),
+    /// Any other `\`-prefixed flag (the name after the backslash).
+    Extension(Bytes),
+}
+
+/// STORE's action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StoreMode {
+    /// FLAGS: replace.
+    Replace,
+    /// +FLAGS: add.
+    Add,
+    /// -FLAGS: remove.
+    Remove,
+}
 
 /// The flags of one message. `\Recent` is not here: it belongs to a session, not a message.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]

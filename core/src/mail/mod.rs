@@ -1,5 +1,8 @@
-//! The mail model: message structure (ENVELOPE, BODYSTRUCTURE), its analysis, and section
-//! extraction for FETCH.
+//! The mail model, the domain the protocols and the stores share: flags, dates, body sections,
+//! message structure (ENVELOPE, BODYSTRUCTURE), its analysis, and section extraction for FETCH.
+//!
+//! A leaf: it imports nothing from `imap`, `pop3`, `sasl` or `session`, so a store depends on
+//! the domain and the storage contract only, never on IMAP grammar (`tests/layering.rs`).
 
 pub mod address;
 pub mod analyze;

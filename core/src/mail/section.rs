@@ -1,11 +1,34 @@
-//! `BODY[section]` and `BINARY[part]` extraction from a stored message and its part tree
-//! (RFC 9051 §6.4.5, RFC 3516), without parsing the message again.
+//! Body sections ([`Section`]), and `BODY[section]` and `BINARY[part]` extraction from a stored
+//! message and its part tree (RFC 9051 §6.4.5, RFC 3516), without parsing the message again.
 
 use bytes::{Bytes, BytesMut};
 
 use super::analyze::{Children, Part, TransferEncoding};
 use super::header::fields;
-use crate::imap::types::{Section, SectionText};
+
+/// `section-text` of `BODY[...]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SectionText {
+    /// `HEADER`.
+    Header,
+    /// `HEADER.FIELDS (names)`.
+    HeaderFields(Vec<Bytes>),
+    /// `HEADER.FIELDS.NOT (names)`.
+    HeaderFieldsNot(Vec<Bytes>),
+    /// `TEXT`.
+    Text,
+    /// `MIME` (only after a part number).
+    Mime,
+}
+
+/// A body section: part numbers, then optionally a text specifier. `BODY[]` is both empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Section {
+    /// `1.2.3`: each at least 1.
+    pub part: Vec<u32>,
+    /// What of that part.
+    pub text: Option<SectionText>,
+}
 
 /// Why BINARY could not be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

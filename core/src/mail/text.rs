@@ -4,7 +4,7 @@
 use mail_parser::parsers::MessageStream;
 use mail_parser::{Address, HeaderValue, MessageParser, MessagePart, PartType};
 
-use crate::imap::types::Date;
+use super::date::Date;
 
 /// Nested messages beyond this depth contribute no body text (bounded work on hostile mail).
 const MAX_DEPTH: usize = 16;

@@ -17,10 +17,9 @@ use super::{
     StorageError, StorageOp, StorageReply, StorageResult, Store, StoreLimits, Uid,
     DEFAULT_MAILBOXES,
 };
-use crate::imap::types::{Date, DateTime, Flag, StoreMode};
 use crate::mail::analyze::{analyze, MessageInfo};
-use crate::mail::date::{from_unix, to_unix};
-use crate::mail::flags::{Flags, SystemFlag};
+use crate::mail::date::{from_unix, to_unix, Date, DateTime};
+use crate::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
 use crate::mail::mailbox_name::DELIMITER;
 use crate::mail::text::{extract, SearchText};
 use crate::secret::Secret;
@@ -915,7 +914,7 @@ mod tests {
                 account: "alice".into(),
                 name: "INBOX".into(),
                 messages: vec![NewMessage {
-                    flags: vec![crate::imap::types::Flag::Deleted],
+                    flags: vec![crate::mail::flags::Flag::Deleted],
                     internal_date: None,
                     data: data.clone(),
                 }],

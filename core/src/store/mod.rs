@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::imap::types::{DateTime, Flag, StoreMode};
 use crate::mail::analyze::MessageInfo;
-use crate::mail::flags::Flags;
+use crate::mail::date::DateTime;
+use crate::mail::flags::{Flag, Flags, StoreMode};
 use crate::secret::Secret;
 
 pub mod contract;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{ModSeq, Uid};
-use crate::imap::types::Date;
+use crate::mail::date::Date;
 use crate::mail::flags::{Flags, SystemFlag};
 use crate::mail::text::SearchText;
 

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use tern_core::imap::types::{Date, DateTime};
+use tern_core::mail::date::{Date, DateTime};
 
 /// Mailbox names commands use. `X/Y` and `Z/Y` give hierarchy (parents created on the way,
 /// `\Noselect` after deleting a parent); INBOX has its own RENAME rule.

@@ -30,8 +30,10 @@ use tern_core::imap::response::{
     StatusValue,
 };
 use tern_core::imap::response_decode::parse_response;
-use tern_core::imap::types::{DateTime, Flag, SectionText, SeqNo, SequenceSet, StatusItem};
-use tern_core::mail::flags::{Flags, SystemFlag};
+use tern_core::imap::types::{SeqNo, SequenceSet, StatusItem};
+use tern_core::mail::date::DateTime;
+use tern_core::mail::flags::{Flag, Flags, SystemFlag};
+use tern_core::mail::section::SectionText;
 use tern_core::store::{FetchWant, MailboxId, StorageOp, StorageReply};
 use tern_core::{Input, Protocol, Session, SessionConfig, Store, Transport};
 
@@ -2705,7 +2707,7 @@ fn flags_of(f: &Flags) -> FlagSet {
 
 fn body_item(text: Option<SectionText>, data: &[u8]) -> FetchItem {
     FetchItem::BodySection {
-        section: tern_core::imap::types::Section {
+        section: tern_core::mail::section::Section {
             part: Vec::new(),
             text,
         },

@@ -7,8 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tern_core::imap::types::{Date, DateTime};
-use tern_core::mail::date::from_unix;
+use tern_core::mail::date::{from_unix, Date, DateTime};
 
 use super::pool::{self, Crit, Fl, StoreOp};
 

@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use tern_core::imap::types::{Date, DateTime, Flag};
+use tern_core::mail::date::{Date, DateTime};
+use tern_core::mail::flags::Flag;
 
 /// xorshift64*.
 #[derive(Clone, Debug)]

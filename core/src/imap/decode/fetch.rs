@@ -9,7 +9,8 @@ use super::prim::{
     astring, byte, digits, digits_value, fail, fatal, kw, label, nz_number, paren_list, peek, sp,
     strip_kw, upcase, Cx, Res, NUMBER64_MAX,
 };
-use crate::imap::types::{FetchAttr, FetchItems, FetchModifiers, Partial, Section, SectionText};
+use crate::imap::types::{FetchAttr, FetchItems, FetchModifiers, Partial};
+use crate::mail::section::{Section, SectionText};
 
 /// `"ALL" / "FULL" / "FAST" / fetch-att / "(" fetch-att *(SP fetch-att) ")"`.
 pub(crate) fn fetch_items<'a>(cx: &Cx<'_>, i: &'a [u8]) -> Res<'a, FetchItems> {

@@ -11,7 +11,9 @@ use bytes::Bytes;
 use nom::error::{ErrorKind, ParseError};
 use nom::IResult;
 
-use crate::imap::types::{Date, DateTime, Flag, SeqNo, SeqRange, SequenceSet};
+use crate::imap::types::{SeqNo, SeqRange, SequenceSet};
+use crate::mail::date::{Date, DateTime};
+use crate::mail::flags::Flag;
 
 /// The parse context: the buffer every slice comes from, and the bounds in force.
 pub(crate) struct Cx<'s> {

@@ -190,7 +190,7 @@ fn string_arg<'a>(
     Ok((rest, make(s)))
 }
 
-fn date_arg(i: &[u8], make: fn(crate::imap::types::Date) -> SearchKey) -> Res<'_, SearchKey> {
+fn date_arg(i: &[u8], make: fn(crate::mail::date::Date) -> SearchKey) -> Res<'_, SearchKey> {
     let (rest, _) = sp(i)?;
     let (rest, d) = date(rest)?;
     Ok((rest, make(d)))

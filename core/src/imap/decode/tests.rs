@@ -8,9 +8,12 @@ use bytes::Bytes;
 use super::*;
 use crate::imap::command::SearchProgram;
 use crate::imap::types::{
-    Date, DateTime, EntryType, FetchAttr, FetchItems, Flag, Partial, SearchKey, SearchReturn,
-    Section, SectionText, SeqNo, SeqRange, SequenceSet, SortCriterion, SortKey,
+    EntryType, FetchAttr, FetchItems, Partial, SearchKey, SearchReturn, SeqNo, SeqRange,
+    SequenceSet, SortCriterion, SortKey,
 };
+use crate::mail::date::{Date, DateTime};
+use crate::mail::flags::Flag;
+use crate::mail::section::{Section, SectionText};
 
 fn parse(s: &str) -> Result<CommandLine, DecodeError> {
     let mut v = s.as_bytes().to_vec();

@@ -5,7 +5,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{put_date_time, put_flag_list, put_u32, put_u64, Strings};
 use crate::imap::response::FetchItem;
-use crate::imap::types::{FetchAttr, Partial, Section, SectionText};
+use crate::imap::types::{FetchAttr, Partial};
+use crate::mail::section::{Section, SectionText};
 use crate::mail::structure::{Address, BodyExtension, BodyFields, BodyStructure, Envelope};
 
 pub(crate) fn put_fetch_item(out: &mut BytesMut, item: &FetchItem, w: &Strings) {

@@ -7,7 +7,7 @@ use super::*;
 use crate::imap::command::Tag;
 use crate::imap::response::{Code, FetchItem};
 use crate::imap::response_decode::parse_response;
-use crate::imap::types::{Section, SectionText};
+use crate::mail::section::{Section, SectionText};
 use crate::mail::structure::{BodyExtension, BodyFields, BodyStructure, Disposition};
 
 fn enc(r: &Response, opts: EncodeOptions) -> String {
@@ -108,8 +108,8 @@ fn fetch_items_message_data_is_always_a_literal() {
         seq: 12,
         items: vec![
             FetchItem::Uid(7),
-            FetchItem::InternalDate(crate::imap::types::DateTime {
-                date: crate::imap::types::Date {
+            FetchItem::InternalDate(crate::mail::date::DateTime {
+                date: crate::mail::date::Date {
                     year: 1996,
                     month: 7,
                     day: 1,

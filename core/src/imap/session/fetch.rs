@@ -6,10 +6,9 @@ use bytes::Bytes;
 use super::{Finish, ImapSession, Pending as SessionPending};
 use crate::imap::command::{Command, CommandLine, Tag};
 use crate::imap::response::{Code, Data, FetchItem, Response};
-use crate::imap::types::{
-    FetchAttr, FetchItems, FetchModifiers, Flag, Partial, Section, SectionText, SequenceSet,
-};
-use crate::mail::section::{binary, body_section, BinaryError};
+use crate::imap::types::{FetchAttr, FetchItems, FetchModifiers, Partial, SequenceSet};
+use crate::mail::flags::Flag;
+use crate::mail::section::{binary, body_section, BinaryError, Section, SectionText};
 use crate::store::{FetchWant, FetchedMessage, StorageOp, StorageReply, StorageResult, Uid};
 
 #[derive(Debug)]

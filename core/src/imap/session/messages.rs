@@ -11,8 +11,8 @@ use super::view::{to_set, View};
 use super::{Expect, Finish, ImapSession, Pending as SessionPending, State};
 use crate::imap::command::{CommandLine, Tag};
 use crate::imap::response::{Code, Condition, Data, FetchItem, ListItem, Response};
-use crate::imap::types::{AppendMessage, Flag, MailboxArg, SelectParam, SequenceSet, StoreMode};
-use crate::mail::flags::{Flags, SystemFlag};
+use crate::imap::types::{AppendMessage, MailboxArg, SelectParam, SequenceSet};
+use crate::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
 use crate::store::{
     ChangeSet, MailboxId, MessageState, NewMessage, Snapshot, StorageError, StorageOp,
     StorageReply, StorageResult, Uid,

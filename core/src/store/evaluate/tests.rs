@@ -1,5 +1,5 @@
 use super::*;
-use crate::imap::types::Date;
+use crate::mail::date::Date;
 use crate::mail::flags::{Flags, SystemFlag};
 use crate::mail::text::SearchText;
 use crate::store::{ModSeq, Uid};
