@@ -175,12 +175,14 @@ mod blobs;
 mod codec;
 mod error;
 mod group;
+mod indexer;
 mod rows;
 mod schema;
 mod search;
 
 use account::{Account, Searched, TextNeed};
 pub use account::{BLOB_FOLDER, DATABASE_FILE};
+pub use account::{FTS_QUEUE_BOUND, INDEX_BATCH};
 pub use error::OpenError;
 use group::Handle;
 pub use group::{BatchStats, MAX_BATCH};
@@ -224,10 +226,12 @@ pub struct Usage {
 /// on, so one user's long SEARCH or fsync'd APPEND never holds up another user. The core's
 /// [`Store`] trait (`&mut self`) is served by the same code.
 pub struct SqliteStore {
+    /// First, so that it is dropped first: its thread ends before anything it uses goes.
+    indexer: indexer::Indexer,
     root: PathBuf,
     /// Held (locked) for the store's lifetime: see [`LOCK_FILE`].
     _lock: std::fs::File,
-    open: Mutex<OpenAccounts>,
+    open: Arc<Mutex<OpenAccounts>>,
     now: i64,
     inline_limit: usize,
     changes: Vec<Changed>,
@@ -248,8 +252,8 @@ pub struct SqliteStore {
 /// The open account databases, each behind its own lock, with a use counter for closing the
 /// least recently used.
 #[derive(Default)]
-struct OpenAccounts {
-    map: HashMap<String, (Arc<Handle>, u64)>,
+pub(crate) struct OpenAccounts {
+    pub(crate) map: HashMap<String, (Arc<Handle>, u64)>,
     tick: u64,
 }
 
@@ -292,10 +296,12 @@ impl SqliteStore {
                 })
             }
         }
+        let open = Arc::new(Mutex::new(OpenAccounts::default()));
         Ok(SqliteStore {
+            indexer: indexer::Indexer::start(open.clone()),
             _lock: lock,
             root: root.to_path_buf(),
-            open: Mutex::new(OpenAccounts::default()),
+            open,
             // The same epoch as MemStore, so the two agree until someone sets the clock.
             now: 1_767_225_600,
             inline_limit: DEFAULT_INLINE_LIMIT,
@@ -376,6 +382,35 @@ impl SqliteStore {
         let account = self.account(account)?;
         let reclaimed = lock(&account.account).reclaim_all()?;
         Ok(reclaimed)
+    }
+
+    /// Holds the background indexer back (`false`: bodies stay queued, unreferenced bodies
+    /// stay, until [`SqliteStore::index_now`]) or lets it work again (`true`, the default).
+    /// For tests and maintenance windows; SEARCH is exact either way.
+    pub fn set_background_indexing(&self, on: bool) {
+        self.indexer.set_running(on);
+        if on {
+            let names: Vec<String> = lock(&self.open).map.keys().cloned().collect();
+            for name in names {
+                self.indexer.wake(&name);
+            }
+        }
+    }
+
+    /// Does an account's background work now, on this thread: indexes every queued body and
+    /// reclaims every unreferenced one, a batch per transaction.
+    pub fn index_now(&self, account: &str) -> Result<(), StorageError> {
+        let account = self.account(account)?;
+        while lock(&account.account).index_batch()? {}
+        Ok(())
+    }
+
+    /// Bodies of an account waiting to be indexed, and unreferenced bodies waiting to be
+    /// reclaimed.
+    pub fn index_backlog(&self, account: &str) -> Result<(usize, usize), StorageError> {
+        let account = self.account(account)?;
+        let backlog = lock(&account.account).backlog()?;
+        Ok(backlog)
     }
 
     /// Group commits run so far for an account (batches of more than one request).
@@ -465,7 +500,11 @@ impl SqliteStore {
                         (found.map_err(StorageError::from), Vec::new())
                     }
                     (Ok(handle), op) => handle.submit(op, now, &|account, op, now| {
-                        run(account, &name, op, now, self.inline_limit, &self.limits)
+                        let done = run(account, &name, op, now, self.inline_limit, &self.limits);
+                        if account.take_background_work() {
+                            self.indexer.wake(&name);
+                        }
+                        done
                     }),
                     (Err(e), _) => (Err(e.into()), Vec::new()),
                 },
@@ -503,14 +542,18 @@ impl SqliteStore {
         if !account.is_quick(&op) {
             return Err(op);
         }
-        Ok(run(
+        let done = run(
             &mut account,
             &name,
             op,
             now,
             self.inline_limit,
             &self.limits,
-        ))
+        );
+        if account.take_background_work() {
+            self.indexer.wake(&name);
+        }
+        Ok(done)
     }
 
     /// Answers the requests that need no account database, or hands the request back.
@@ -580,6 +623,10 @@ impl SqliteStore {
             }
         }
         open.map.insert(name.to_string(), (account.clone(), tick));
+        // Work left from before a restart (or a crash) is resumed.
+        if lock(&account.account).take_background_work() {
+            self.indexer.wake(name);
+        }
         Ok(account)
     }
 
