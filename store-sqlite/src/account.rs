@@ -91,6 +91,10 @@ pub struct Account {
     /// A committed write queued bodies for the index or left unreferenced bodies: the store
     /// hands the account to its indexer ([`Account::take_background_work`]).
     background_work: bool,
+    /// Files of bodies the indexer reclaimed in a commit that was not fsync'd: unlinked only
+    /// after the next durable commit, so a power cut can never bring back a row whose file
+    /// is gone.
+    unsynced_doomed: Vec<i64>,
 }
 
 impl std::fmt::Debug for Account {
@@ -495,6 +499,7 @@ impl Account {
             retaining: HashSet::new(),
             fts_queued: 0,
             background_work: false,
+            unsynced_doomed: Vec::new(),
         };
         account
             .migrate(version, now)
@@ -630,13 +635,27 @@ impl Account {
     /// reclaims up to [`INDEX_BATCH`] unreferenced bodies. Returns whether work remains.
     /// Inside a group commit (never: the indexer holds the account's lock, as a batch does
     /// from start to commit) it does nothing.
+    ///
+    /// The batch commits without an fsync (`synchronous=NORMAL`): everything it does can be
+    /// done again, and a commit lost to a power cut leaves the database as before it (WAL
+    /// frames are replayed in order, and the next durable commit's fsync covers this one's
+    /// frames too). Only unlinking reclaimed bodies' files must wait for that durable commit.
     pub fn index_batch(&mut self) -> Result<bool, Fail> {
         if !self.conn.is_autocommit() {
             return Ok(false);
         }
+        self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+        let done = self.index_batch_unsynced();
+        // Every other commit must stay durable, whatever became of the batch.
+        self.conn.execute_batch("PRAGMA synchronous = FULL")?;
+        done
+    }
+
+    fn index_batch_unsynced(&mut self) -> Result<bool, Fail> {
         let mut pending = Pending::default();
-        let Account { conn, blobs, .. } = self;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut stmt = tx.prepare_cached("SELECT id FROM fts_pending ORDER BY id LIMIT ?1")?;
         let ids: Vec<i64> = stmt
             .query_map([INDEX_BATCH as i64], |r| r.get(0))?
@@ -664,10 +683,7 @@ impl Account {
         let reclaimed = reclaim(&tx, &mut pending, INDEX_BATCH)?;
         more |= reclaimed == INDEX_BATCH;
         tx.commit()?;
-        for id in pending.doomed {
-            // An unlink that fails leaves an orphan, collected at the next open.
-            let _ = blobs.remove(id);
-        }
+        self.unsynced_doomed.append(&mut pending.doomed);
         // Made exact again (a write rolled back since the last count left it high).
         self.fts_queued = self
             .conn
@@ -712,6 +728,7 @@ impl Account {
             retaining,
             fts_queued,
             background_work,
+            unsynced_doomed,
             ..
         } = self;
         let tx = if batched {
@@ -751,6 +768,9 @@ impl Account {
                 pins.remove(&id);
             }
         }
+        // This commit (or the batch's, which is durable too) makes the indexer's earlier
+        // commits durable as well: their files may go with it.
+        pending.doomed.append(unsynced_doomed);
         if batched {
             batch_doomed.append(&mut pending.doomed);
             return Ok(out);

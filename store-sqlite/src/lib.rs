@@ -402,6 +402,8 @@ impl SqliteStore {
     pub fn index_now(&self, account: &str) -> Result<(), StorageError> {
         let account = self.account(account)?;
         while lock(&account.account).index_batch()? {}
+        // A durable commit, so that reclaimed bodies' files go now too.
+        lock(&account.account).reclaim_all()?;
         Ok(())
     }
 
