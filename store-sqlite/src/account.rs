@@ -55,7 +55,8 @@ const BULK_REQUEST: usize = 256;
 const RECLAIM_BATCH: usize = 1000;
 
 /// Bodies the background indexer indexes, and unreferenced bodies it reclaims, in one
-/// transaction ([`Account::index_batch`]): the account's lock is held for one batch only.
+/// transaction (see [`SqliteStore::index_now`](crate::SqliteStore::index_now)): the
+/// account's lock is held for one batch only.
 pub const INDEX_BATCH: usize = 256;
 
 /// ... and text it indexes in one transaction at most (a batch of large messages stops early).
@@ -424,7 +425,8 @@ impl Scope<'_> {
 struct Pending {
     written: Vec<i64>,
     doomed: Vec<i64>,
-    /// FTS rows (body id, column values) of the bodies stored in this transaction. FTS5
+    /// FTS rows (body id, column values) this transaction writes: the indexer's batch, or
+    /// bodies APPEND indexes inline because the queue is over its bound. FTS5
     /// writes its pending terms out as a new segment at every statement savepoint, and each
     /// message INSERT (it fires triggers) opens one: inserted one by one between those, a
     /// MULTIAPPEND of 100 made 100 tiny segments for the automerge to fold together again.

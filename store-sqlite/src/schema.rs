@@ -21,8 +21,9 @@ pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 /// - `expunged`: tombstones (UID, MODSEQ of the expunge) for QRESYNC-style catch-up.
 /// - `bodies` (+ `infos`, `texts`, `contents`, `fts`): content-derived data, reference
 ///   counted by trigger. `contents` holds bodies up to the inline limit; larger ones are files.
-///   A body whose count reaches zero is reclaimed a few at a time by later writes (see
-///   `reclaim`), so an EXPUNGE of thousands costs only its message rows.
+///   A body whose count reaches zero is reclaimed later, in batches, by the background
+///   indexer (see `reclaim`; before version 4, a few at a time by later writes), so an
+///   EXPUNGE of thousands costs only its message rows.
 ///   Split into tables so a refcount update never rewrites a large value. `texts` and
 ///   `contents` values carry a one-byte tag: raw, or LZ4 (`codec::pack`).
 const V1: &str = r#"
