@@ -658,7 +658,13 @@ impl Account {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut stmt = tx.prepare_cached("SELECT id FROM fts_pending ORDER BY id LIMIT ?1")?;
+        // Bodies already unreferenced are not indexed: `reclaim` below (or a later batch's)
+        // takes them out of the queue with the rest of them, and a message appended and
+        // expunged between two batches (the common case under load) costs the index nothing.
+        let mut stmt = tx.prepare_cached(
+            "SELECT p.id FROM fts_pending p JOIN bodies b ON b.id = p.id \
+             WHERE b.refs > 0 ORDER BY p.id LIMIT ?1",
+        )?;
         let ids: Vec<i64> = stmt
             .query_map([INDEX_BATCH as i64], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
