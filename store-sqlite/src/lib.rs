@@ -102,10 +102,11 @@
 //!
 //! Measured with `cargo run --release -p tern-store-sqlite --example concurrent 10 400` (10
 //! threads APPEND / STORE / STORE / UID EXPUNGE on one account; 2-core VM shared with other
-//! builds, so noisy: runs of the same build varied by 2x), group commit, requests/s, runs
-//! alternated: before 9,580, 7,780, 4,809; after 9,317, 10,535, 6,370. The indexer's first
-//! version committed each small batch with an fsync, right after each write: 7,464, slower
-//! than before, hence the unsynced batches and the 50 ms gathering.
+//! builds, so noisy: runs of the same build varied by 2x), group commit, requests/s, three
+//! pairs of runs alternated: before 6,870, 9,016, 8,385; after 11,019, 9,927, 9,556 (median
+//! 8,385 -> 9,927, +18 %, ahead in every pair). The indexer's first version committed each
+//! small batch with an fsync, right after each write: 7,464, slower than before, hence the
+//! unsynced batches, the 50 ms gathering, and leaving bodies that died while queued unindexed.
 //!
 //! Queries whose text criteria only name From, To, Cc, Bcc or Subject (or the sent date) skip
 //! the index: each body also has a headline (those fields and the date, a few hundred bytes,
