@@ -50,12 +50,22 @@ const QUICK_FETCH_OCTETS: u64 = 1 << 20;
 /// it reads from the mailbox's cached rows, caching them first if need be.
 const BULK_REQUEST: usize = 256;
 
-/// Unreferenced bodies reclaimed at the end of each write: enough to keep up with normal
-/// traffic, small enough that no single command pays for a mass expunge.
-const RECLAIM_PER_WRITE: usize = 32;
-
 /// Unreferenced bodies reclaimed per transaction by [`Account::reclaim_all`].
 const RECLAIM_BATCH: usize = 1000;
+
+/// Bodies the background indexer indexes, and unreferenced bodies it reclaims, in one
+/// transaction (see [`SqliteStore::index_now`](crate::SqliteStore::index_now)): the
+/// account's lock is held for one batch only.
+pub const INDEX_BATCH: usize = 256;
+
+/// ... and text it indexes in one transaction at most (a batch of large messages stops early).
+const INDEX_BATCH_BYTES: usize = 4 << 20;
+
+/// Bodies waiting in `fts_pending` beyond which APPEND indexes inline again, as before the
+/// queue existed: the indexer is not keeping up, and every queued body is a candidate of
+/// every text SEARCH (its text loaded and checked), so the queue must stay bounded. At 10,000
+/// that costs a SEARCH at most what a full text scan of 10,000 messages costs.
+pub const FTS_QUEUE_BOUND: usize = 10_000;
 
 /// What an operation did besides its reply: mailboxes to announce, in `MemStore`'s order.
 pub type Outcome = (StorageReply, Vec<MailboxId>);
@@ -74,6 +84,17 @@ pub struct Account {
     /// Mailboxes that may have `retained` rows: released at the next write once every
     /// session that sees them has been told.
     retaining: HashSet<i64>,
+    /// Bodies in `fts_pending`, as far as this connection knows: exact after open and after
+    /// each indexer batch, possibly high in between (a rolled-back write), which only makes
+    /// APPEND index inline a little early.
+    fts_queued: usize,
+    /// A committed write queued bodies for the index or left unreferenced bodies: the store
+    /// hands the account to its indexer ([`Account::take_background_work`]).
+    background_work: bool,
+    /// Files of bodies the indexer reclaimed in a commit that was not fsync'd: unlinked only
+    /// after the next durable commit, so a power cut can never bring back a row whose file
+    /// is gone.
+    unsynced_doomed: Vec<i64>,
 }
 
 impl std::fmt::Debug for Account {
@@ -403,12 +424,20 @@ impl Scope<'_> {
 struct Pending {
     written: Vec<i64>,
     doomed: Vec<i64>,
-    /// FTS rows (body id, column values) of the bodies stored in this transaction. FTS5
+    /// FTS rows (body id, column values) this transaction writes: the indexer's batch, or
+    /// bodies APPEND indexes inline because the queue is over its bound. FTS5
     /// writes its pending terms out as a new segment at every statement savepoint, and each
     /// message INSERT (it fires triggers) opens one: inserted one by one between those, a
     /// MULTIAPPEND of 100 made 100 tiny segments for the automerge to fold together again.
     /// Added together at the end, they make one segment per transaction.
     fts: Vec<(i64, [String; 4])>,
+    /// Index new bodies in this transaction (the queue is over [`FTS_QUEUE_BOUND`]) rather
+    /// than queue them.
+    inline_fts: bool,
+    /// Bodies queued in `fts_pending` by this transaction.
+    queued: usize,
+    /// Bodies taken out of `fts_pending` by this transaction (indexed, or reclaimed unindexed).
+    unqueued: usize,
 }
 
 impl Account {
@@ -469,6 +498,9 @@ impl Account {
             batch_doomed: Vec::new(),
             pins: HashMap::new(),
             retaining: HashSet::new(),
+            fts_queued: 0,
+            background_work: false,
+            unsynced_doomed: Vec::new(),
         };
         account
             .migrate(version, now)
@@ -495,6 +527,11 @@ impl Account {
         });
         let _ = account.collect_garbage();
         let _ = account.conn.execute_batch("PRAGMA incremental_vacuum");
+        // Work queued before a restart (or a crash) is resumed by the indexer.
+        if let Ok((queued, dead)) = account.backlog() {
+            account.fts_queued = queued;
+            account.background_work = queued > 0 || dead > 0;
+        }
         Ok(account)
     }
 
@@ -578,6 +615,98 @@ impl Account {
         Ok(total)
     }
 
+    /// Bodies waiting to be indexed and unreferenced bodies waiting to be reclaimed.
+    pub fn backlog(&self) -> Result<(usize, usize), Fail> {
+        let (queued, dead): (i64, i64) = self.conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM fts_pending), \
+             (SELECT COUNT(*) FROM bodies WHERE refs = 0)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((queued as usize, dead as usize))
+    }
+
+    /// Whether a write since the last call left work for the indexer; clears the mark.
+    pub fn take_background_work(&mut self) -> bool {
+        std::mem::take(&mut self.background_work)
+    }
+
+    /// One batch of the background indexer's work, in a transaction of its own: writes the
+    /// FTS rows of up to [`INDEX_BATCH`] queued bodies (or [`INDEX_BATCH_BYTES`] of text) and
+    /// reclaims up to [`INDEX_BATCH`] unreferenced bodies. Returns whether work remains.
+    /// Inside a group commit (never: the indexer holds the account's lock, as a batch does
+    /// from start to commit) it does nothing.
+    ///
+    /// The batch commits without an fsync (`synchronous=NORMAL`): everything it does can be
+    /// done again, and a commit lost to a power cut leaves the database as before it (WAL
+    /// frames are replayed in order, and the next durable commit's fsync covers this one's
+    /// frames too). Only unlinking reclaimed bodies' files must wait for that durable commit.
+    pub fn index_batch(&mut self) -> Result<bool, Fail> {
+        if !self.conn.is_autocommit() {
+            return Ok(false);
+        }
+        self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+        let done = self.index_batch_unsynced();
+        // Every other commit must stay durable, whatever became of the batch.
+        self.conn.execute_batch("PRAGMA synchronous = FULL")?;
+        done
+    }
+
+    fn index_batch_unsynced(&mut self) -> Result<bool, Fail> {
+        let mut pending = Pending::default();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Bodies already unreferenced are not indexed: `reclaim` below (or a later batch's)
+        // takes them out of the queue with the rest of them, and a message appended and
+        // expunged between two batches (the common case under load) costs the index nothing.
+        let mut stmt = tx.prepare_cached(
+            "SELECT p.id FROM fts_pending p JOIN bodies b ON b.id = p.id \
+             WHERE b.refs > 0 ORDER BY p.id LIMIT ?1",
+        )?;
+        let ids: Vec<i64> = stmt
+            .query_map([INDEX_BATCH as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        drop(stmt);
+        let mut bytes = 0;
+        let mut more = ids.len() == INDEX_BATCH;
+        for id in ids {
+            if bytes >= INDEX_BATCH_BYTES {
+                more = true;
+                break;
+            }
+            // A queued body always has its text (both are written by `store_body`, and
+            // removed together by `reclaim`); one without would be dropped from the queue.
+            if let Some(text) = load_text_if_any(&tx, id)? {
+                let row = search::fts_row(&text);
+                bytes += row.iter().map(String::len).sum::<usize>();
+                pending.fts.push((id, row));
+            }
+            tx.prepare_cached("DELETE FROM fts_pending WHERE id = ?1")?
+                .execute([id])?;
+            pending.unqueued += 1;
+        }
+        index_pending(&tx, &mut pending)?;
+        let reclaimed = reclaim(&tx, &mut pending, INDEX_BATCH)?;
+        more |= reclaimed == INDEX_BATCH;
+        tx.commit()?;
+        self.unsynced_doomed.append(&mut pending.doomed);
+        // Made exact again (a write rolled back since the last count left it high).
+        self.fts_queued = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM fts_pending", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_or(self.fts_queued, |n| n as usize);
+        Ok(more)
+    }
+
+    /// Pretends the index queue is this long (to test the bound without 10,000 messages).
+    #[cfg(test)]
+    pub fn set_fts_queued(&mut self, bodies: usize) {
+        self.fts_queued = bodies;
+    }
+
     #[cfg(test)]
     pub fn connection(&self) -> &Connection {
         &self.conn
@@ -593,7 +722,10 @@ impl Account {
         &mut self,
         f: impl FnOnce(&Connection, &BlobDir, &mut Pending) -> Result<T, Fail>,
     ) -> Result<T, Fail> {
-        let mut pending = Pending::default();
+        let mut pending = Pending {
+            inline_fts: self.fts_queued >= FTS_QUEUE_BOUND,
+            ..Pending::default()
+        };
         let batched = !self.conn.is_autocommit();
         let Account {
             conn,
@@ -601,6 +733,9 @@ impl Account {
             batch_doomed,
             pins,
             retaining,
+            fts_queued,
+            background_work,
+            unsynced_doomed,
             ..
         } = self;
         let tx = if batched {
@@ -611,9 +746,11 @@ impl Account {
         // Before the operation, in its transaction: rows it moves to `retained` belong to
         // views not yet told, and `retaining` hears of them only once it has committed.
         let released = release(&tx, pins, retaining)?;
+        // Indexing queued bodies and reclaiming unreferenced ones is the indexer's work, off
+        // this path (`indexer.rs`); the write only notes whether it left any.
         let out = match f(&tx, blobs, &mut pending)
             .and_then(|out| index_pending(&tx, &mut pending).map(|_| out))
-            .and_then(|out| reclaim(&tx, &mut pending, RECLAIM_PER_WRITE).map(|_| out))
+            .and_then(|out| Ok((out, any_unreferenced(&tx)?)))
         {
             Ok(out) => out,
             Err(e) => {
@@ -629,12 +766,18 @@ impl Account {
         // replayed after a crash, so its files stay; if the rows really are gone, the next
         // open collects the files as orphans. Never a row without its body.
         tx.commit()?;
+        let (out, dead) = out;
+        *fts_queued = (*fts_queued + pending.queued).saturating_sub(pending.unqueued);
+        *background_work |= pending.queued > 0 || dead;
         for id in released {
             retaining.remove(&id);
             if pins.get_mut(&id).is_some_and(|p| p.oldest().is_none()) {
                 pins.remove(&id);
             }
         }
+        // This commit (or the batch's, which is durable too) makes the indexer's earlier
+        // commits durable as well: their files may go with it.
+        pending.doomed.append(unsynced_doomed);
         if batched {
             batch_doomed.append(&mut pending.doomed);
             return Ok(out);
@@ -1291,6 +1434,9 @@ impl Account {
         } = self;
         let tx = conn.unchecked_transaction()?;
         let conn: &Connection = &tx;
+        // Bodies not indexed yet (`fts_pending`): each may match any text criterion, so each
+        // joins every superset the index gives, and results never depend on indexing progress.
+        let mut unindexed: Option<Vec<i64>> = None;
         // Header criteria on From/To/Cc/Bcc/Subject (and sent dates) are decided on the
         // headlines, held with the cached rows: a scan of memory beats the trigram index,
         // whose candidates would each need their whole text loaded.
@@ -1326,9 +1472,18 @@ impl Account {
                 return Ok(None);
             }
             meter.charge(search::INDEX_QUERY_UNITS)?;
-            let Some(bodies) = search::narrow(conn, leaf)? else {
+            let Some(mut bodies) = search::narrow(conn, leaf)? else {
                 return Ok(None);
             };
+            let unindexed = match &mut unindexed {
+                Some(ids) => ids,
+                None => {
+                    let ids = search::unindexed(conn)?;
+                    meter.charge(ids.len() as u64)?;
+                    unindexed.insert(ids)
+                }
+            };
+            bodies.extend(unindexed.iter().copied());
             if by_body.is_empty() {
                 by_body = candidates
                     .iter()
@@ -1889,15 +2044,24 @@ fn reclaim(conn: &Connection, pending: &mut Pending, limit: usize) -> Result<usi
         .collect::<Result<Vec<_>, _>>()?;
     drop(stmt);
     for &(id, external) in &dead {
-        // FTS5's 'delete' command with the values once indexed (re-derived from the stored
-        // text, so identical): a quarter of the cost of a contentless_delete table's DELETE,
-        // which measured about 1 ms per row in a 100,000-message account.
-        let [subj, sender, hdr, body] = search::fts_row(&load_text(conn, id)?);
-        conn.prepare_cached(&format!(
-            "INSERT INTO fts (fts, rowid, {}) VALUES ('delete', ?1, ?2, ?3, ?4, ?5)",
-            search::FTS_COLUMNS
-        ))?
-        .execute(params![id, subj, sender, hdr, body])?;
+        let unindexed = conn
+            .prepare_cached("DELETE FROM fts_pending WHERE id = ?1")?
+            .execute([id])?
+            > 0;
+        if unindexed {
+            // Never indexed: a 'delete' of a row FTS5 does not hold would corrupt the index.
+            pending.unqueued += 1;
+        } else {
+            // FTS5's 'delete' command with the values once indexed (re-derived from the stored
+            // text, so identical): a quarter of the cost of a contentless_delete table's DELETE,
+            // which measured about 1 ms per row in a 100,000-message account.
+            let [subj, sender, hdr, body] = search::fts_row(&load_text(conn, id)?);
+            conn.prepare_cached(&format!(
+                "INSERT INTO fts (fts, rowid, {}) VALUES ('delete', ?1, ?2, ?3, ?4, ?5)",
+                search::FTS_COLUMNS
+            ))?
+            .execute(params![id, subj, sender, hdr, body])?;
+        }
         for sql in [
             "DELETE FROM infos WHERE id = ?1",
             "DELETE FROM texts WHERE id = ?1",
@@ -1952,7 +2116,13 @@ fn store_body(
     conn.prepare_cached("INSERT INTO texts (id, data) VALUES (?1, ?2)")?
         .execute(params![id, codec::pack(&codec::encode_text(&text))])?;
     insert_headline(conn, id, &text)?;
-    pending.fts.push((id, search::fts_row(&text)));
+    if pending.inline_fts {
+        pending.fts.push((id, search::fts_row(&text)));
+    } else {
+        conn.prepare_cached("INSERT INTO fts_pending (id) VALUES (?1)")?
+            .execute([id])?;
+        pending.queued += 1;
+    }
     if external {
         // Written and fsync'd before the row can commit: a committed row has its file.
         pending.written.push(id);
@@ -1962,6 +2132,13 @@ fn store_body(
             .execute(params![id, codec::pack(data)])?;
     }
     Ok(id)
+}
+
+/// Whether some body is unreferenced (through the partial index on `refs = 0`).
+fn any_unreferenced(conn: &Connection) -> Result<bool, Fail> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM bodies WHERE refs = 0)")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// Adds the transaction's FTS rows (see [`Pending::fts`]).

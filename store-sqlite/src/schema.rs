@@ -9,7 +9,7 @@
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Each step's SQL, applied in one transaction together with the new `user_version`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Version 1.
 ///
@@ -21,8 +21,9 @@ pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 /// - `expunged`: tombstones (UID, MODSEQ of the expunge) for QRESYNC-style catch-up.
 /// - `bodies` (+ `infos`, `texts`, `contents`, `fts`): content-derived data, reference
 ///   counted by trigger. `contents` holds bodies up to the inline limit; larger ones are files.
-///   A body whose count reaches zero is reclaimed a few at a time by later writes (see
-///   `reclaim`), so an EXPUNGE of thousands costs only its message rows.
+///   A body whose count reaches zero is reclaimed later, in batches, by the background
+///   indexer (see `reclaim`; before version 4, a few at a time by later writes), so an
+///   EXPUNGE of thousands costs only its message rows.
 ///   Split into tables so a refcount update never rewrites a large value. `texts` and
 ///   `contents` values carry a one-byte tag: raw, or LZ4 (`codec::pack`).
 const V1: &str = r#"
@@ -158,4 +159,14 @@ END;
 CREATE TRIGGER retained_delete AFTER DELETE ON retained BEGIN
     UPDATE bodies SET refs = refs - 1 WHERE id = OLD.body;
 END;
+"#;
+
+/// Version 4: `fts_pending`, the bodies whose FTS row is not written yet. APPEND queues a
+/// body here inside its transaction instead of indexing it; the store's background indexer
+/// (`indexer.rs`) writes the rows in batches and empties the queue, durably, so work queued
+/// before a crash is finished after it. SEARCH treats every body still queued as a possible
+/// match of any text criterion, so answers never depend on how far indexing has got. Bodies
+/// stored before this version were all indexed at APPEND: the queue starts empty.
+const V4: &str = r#"
+CREATE TABLE fts_pending (id INTEGER PRIMARY KEY);
 "#;

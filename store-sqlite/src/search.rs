@@ -162,6 +162,14 @@ pub fn narrow(conn: &Connection, leaf: &Query) -> rusqlite::Result<Option<HashSe
     }
 }
 
+/// Bodies whose FTS row is not written yet (schema version 4's queue): no superset the index
+/// gives may leave them out.
+pub fn unindexed(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM fts_pending")?;
+    let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+    rows.collect()
+}
+
 fn run(conn: &Connection, fts: &str) -> rusqlite::Result<HashSet<i64>> {
     let mut stmt = conn.prepare_cached("SELECT rowid FROM fts WHERE fts MATCH ?1")?;
     let rows = stmt.query_map([fts], |r| r.get::<_, i64>(0))?;

@@ -361,6 +361,10 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
     // Small and random, so both body paths (inline and file) are exercised.
     let inline_limit = rng.range(300, 4000) as usize;
     sql.set_inline_limit(inline_limit);
+    // Half the histories keep the background indexer paused, so every body stays queued and
+    // SEARCH must be exact on bodies not indexed yet; the other half race it.
+    let background = rng.chance(50);
+    sql.set_background_indexing(background);
     for s in [&mut mem as &mut dyn AddUser, &mut sql] {
         s.add("alice", "pw");
         s.add("Bob", "pw");
@@ -384,6 +388,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                 drop(sql);
                 sql = SqliteStore::open(dir.path()).map_err(|e| e.to_string())?;
                 sql.set_inline_limit(inline_limit);
+                sql.set_background_indexing(background);
                 sql.set_now(mem.now());
                 sql.add_user("alice", "pw");
                 sql.add_user("Bob", "pw");

@@ -1,0 +1,154 @@
+//! The background indexer: one thread per store that writes queued bodies' FTS rows and
+//! reclaims unreferenced bodies, off the write path.
+//!
+//! A write that queued bodies (`fts_pending`) or left bodies unreferenced hands its account's
+//! name to the thread through a channel, as does an account that opens with such work left
+//! from before a restart. The thread takes the account's lock for one batch at a time
+//! ([`Account::index_batch`](crate::account::Account::index_batch)), so client requests run
+//! between batches, and goes round the accounts with work until none is left. It only works
+//! on accounts that are open: holding the handle keeps the store from closing the account
+//! meanwhile (and so from opening a second connection to it), and an account closed with work
+//! left gets it back when it next opens. The thread ends when the store is dropped.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::{lock, OpenAccounts};
+
+/// How long the thread, woken from idle, lets work gather before its first batch: a burst of
+/// writes is then indexed in a few large batches, not one small transaction per write (each
+/// taking the account's lock between the writes). Indexing later costs SEARCH nothing in
+/// exactness, only the text loads of the bodies still queued.
+const GATHER: Duration = Duration::from_millis(50);
+
+/// Wake-ups taken from the channel at once (each names an account; most repeat one).
+const MAX_WAKES: usize = 4096;
+
+/// What the store and the thread share.
+#[derive(Default)]
+struct Flags {
+    /// The store is going: stop after the current batch.
+    stop: AtomicBool,
+    /// Tests hold the indexer back (`SqliteStore::set_background_indexing`).
+    paused: AtomicBool,
+}
+
+/// The store's end of the indexer.
+pub struct Indexer {
+    wake: Option<Sender<String>>,
+    flags: Arc<Flags>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Indexer {
+    /// Starts the thread; it finds accounts' handles in `open`.
+    pub fn start(open: Arc<Mutex<OpenAccounts>>) -> Indexer {
+        let (wake, rx) = channel();
+        let flags = Arc::new(Flags::default());
+        let thread = {
+            let flags = flags.clone();
+            std::thread::Builder::new()
+                .name("tern-indexer".into())
+                .spawn(move || work(&rx, &open, &flags))
+                .ok()
+        };
+        Indexer {
+            wake: Some(wake),
+            flags,
+            thread,
+        }
+    }
+
+    /// Tells the thread that `account` has work.
+    pub fn wake(&self, account: &str) {
+        if let Some(wake) = &self.wake {
+            // Fails only once the thread is gone (store dropping): the work stays queued on
+            // disk and is resumed when the account next opens.
+            let _ = wake.send(account.to_string());
+        }
+    }
+
+    /// Holds the thread back (`false`) or lets it go on.
+    pub fn set_running(&self, running: bool) {
+        self.flags.paused.store(!running, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        self.flags.stop.store(true, Ordering::SeqCst);
+        // Dropping the sender ends the thread's wait for work.
+        self.wake = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The thread: accounts with work, one batch each in turn.
+fn work(rx: &Receiver<String>, open: &Mutex<OpenAccounts>, flags: &Flags) {
+    let mut queue: VecDeque<String> = VecDeque::new();
+    let mut queued: HashSet<String> = HashSet::new();
+    loop {
+        if flags.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if queue.is_empty() {
+            match rx.recv() {
+                Ok(name) => {
+                    if queued.insert(name.clone()) {
+                        queue.push_back(name);
+                    }
+                }
+                Err(_) => return,
+            }
+            let until = Instant::now() + GATHER;
+            loop {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(left) {
+                    Ok(name) => {
+                        if queued.insert(name.clone()) {
+                            queue.push_back(name);
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        }
+        // Bounded: writers may wake it faster than it drains.
+        for name in rx.try_iter().take(MAX_WAKES) {
+            if queued.insert(name.clone()) {
+                queue.push_back(name);
+            }
+        }
+        if flags.paused.load(Ordering::SeqCst) {
+            // Forgotten: resuming wakes every open account again.
+            queue.clear();
+            queued.clear();
+            continue;
+        }
+        let Some(name) = queue.pop_front() else {
+            continue;
+        };
+        let handle = lock(open).map.get(&name).map(|(h, _)| h.clone());
+        let more = match handle {
+            // An error (a full disk, say) leaves the work queued on disk; the next write
+            // or open of the account tries again.
+            Some(handle) => lock(&handle.account).index_batch().unwrap_or(false),
+            None => false,
+        };
+        if more {
+            queue.push_back(name);
+        } else {
+            queued.remove(&name);
+        }
+    }
+}
