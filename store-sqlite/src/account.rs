@@ -95,6 +95,9 @@ pub struct Account {
     /// after the next durable commit, so a power cut can never bring back a row whose file
     /// is gone.
     unsynced_doomed: Vec<i64>,
+    /// False while the connection may be at `synchronous=NORMAL` (the indexer's batches):
+    /// no write that a client waits for runs until it is back at FULL.
+    synchronous_full: bool,
 }
 
 impl std::fmt::Debug for Account {
@@ -501,6 +504,7 @@ impl Account {
             fts_queued: 0,
             background_work: false,
             unsynced_doomed: Vec::new(),
+            synchronous_full: true,
         };
         account
             .migrate(version, now)
@@ -645,11 +649,23 @@ impl Account {
         if !self.conn.is_autocommit() {
             return Ok(false);
         }
+        self.synchronous_full = false;
         self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         let done = self.index_batch_unsynced();
-        // Every other commit must stay durable, whatever became of the batch.
-        self.conn.execute_batch("PRAGMA synchronous = FULL")?;
+        // Every other commit must stay durable, whatever became of the batch: if this fails,
+        // `durable` tries again before the next write and refuses the write otherwise.
+        self.durable()?;
         done
+    }
+
+    /// Puts the connection back at `synchronous=FULL` if the indexer left it otherwise; a
+    /// write that a client waits for runs only then.
+    fn durable(&mut self) -> Result<(), Fail> {
+        if !self.synchronous_full {
+            self.conn.execute_batch("PRAGMA synchronous = FULL")?;
+            self.synchronous_full = true;
+        }
+        Ok(())
     }
 
     fn index_batch_unsynced(&mut self) -> Result<bool, Fail> {
@@ -722,6 +738,7 @@ impl Account {
         &mut self,
         f: impl FnOnce(&Connection, &BlobDir, &mut Pending) -> Result<T, Fail>,
     ) -> Result<T, Fail> {
+        self.durable()?;
         let mut pending = Pending {
             inline_fts: self.fts_queued >= FTS_QUEUE_BOUND,
             ..Pending::default()
@@ -792,6 +809,7 @@ impl Account {
     /// Starts a group commit: the requests run until [`Account::end_batch`] share one
     /// transaction, each write in a savepoint of its own.
     pub fn begin_batch(&mut self) -> Result<(), Fail> {
+        self.durable()?;
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(())
     }
