@@ -1515,8 +1515,9 @@ impl Account {
             let mut bits = Bits::none(candidates.len());
             for body in bodies {
                 let from = by_body.partition_point(|&(b, _)| b < body);
-                for &(_, i) in by_body.get(from..).unwrap_or_default() {
-                    if by_body.get(from).is_none_or(|&(b, _)| b != body) {
+                // The candidates of this body (COPYs share one), and no further.
+                for &(b, i) in by_body.get(from..).unwrap_or_default() {
+                    if b != body {
                         break;
                     }
                     bits.insert(i);

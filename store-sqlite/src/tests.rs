@@ -1400,3 +1400,45 @@ fn a_long_index_queue_makes_append_index_inline() {
     assert_eq!(indexed(&mut store, "que"), 1);
     store.check("alice").unwrap();
 }
+
+/// The index's superset for a text criterion maps to exactly the messages of the bodies it
+/// names: only those have their text loaded (a mapping that ran on past a hit's body made
+/// every later message a candidate, and SEARCH TEXT of a rare word over 100,000 messages went
+/// from 6 ms to almost a second).
+#[test]
+fn a_rare_word_loads_only_the_texts_of_its_candidates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    append_many(&mut store, 300, "plain words");
+    append(
+        &mut store,
+        "INBOX",
+        message("the rare word tk0421 is here", 20),
+    );
+    append_many(&mut store, 300, "more plain words");
+    store.index_now("alice").unwrap();
+    let uids: Vec<u32> = (1..=601).collect();
+    let handle = store.account("alice").unwrap();
+    let mut account = lock(&handle.account);
+    let never = || false;
+    let mut meter = Meter::new(u64::MAX, &never);
+    let job = account
+        .search_start(
+            INBOX,
+            &uids,
+            &Query::Text("tk0421".into()),
+            1_767_225_600,
+            &mut meter,
+        )
+        .unwrap();
+    let undecided: Vec<u32> = job.undecided.iter().map(|m| m.uid).collect();
+    assert_eq!(undecided, vec![301]);
+    drop(account);
+    drop(handle);
+    assert_eq!(
+        store
+            .execute(search_op(uids, Query::Text("tk0421".into())))
+            .unwrap(),
+        StorageReply::Found(vec![301])
+    );
+}
