@@ -10,7 +10,7 @@
 //! meanwhile (and so from opening a second connection to it), and an account closed with work
 //! left gets it back when it next opens. The thread ends when the store is dropped.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -19,11 +19,13 @@ use std::time::{Duration, Instant};
 
 use crate::{lock, OpenAccounts};
 
-/// How long the thread, woken from idle, lets work gather before its first batch: a burst of
-/// writes is then indexed in a few large batches, not one small transaction per write (each
-/// taking the account's lock between the writes). Indexing later costs SEARCH nothing in
-/// exactness, only the text loads of the bodies still queued.
-const GATHER: Duration = Duration::from_millis(50);
+/// How long an account's new work waits before the thread takes it up. Most messages that
+/// die young (a draft replaced, a message moved to Trash and expunged, the churn of a busy
+/// shared mailbox) are gone by then and cost the index nothing; a burst of writes is indexed
+/// in a few large batches rather than one small transaction per write, each taking the
+/// account's lock. SEARCH loses nothing in exactness meanwhile: queued bodies are candidates
+/// whose text is checked directly.
+pub const SETTLE: Duration = Duration::from_secs(2);
 
 /// Wake-ups taken from the channel at once (each names an account; most repeat one).
 const MAX_WAKES: usize = 4096;
@@ -89,53 +91,43 @@ impl Drop for Indexer {
     }
 }
 
-/// The thread: accounts with work, one batch each in turn.
+/// The thread: accounts with work, each taken up [`SETTLE`] after its first wake-up, then
+/// one batch per turn, the longest-waiting account first.
 fn work(rx: &Receiver<String>, open: &Mutex<OpenAccounts>, flags: &Flags) {
-    let mut queue: VecDeque<String> = VecDeque::new();
-    let mut queued: HashSet<String> = HashSet::new();
+    // Accounts with work, and when each may have its next batch.
+    let mut due: HashMap<String, Instant> = HashMap::new();
     loop {
         if flags.stop.load(Ordering::SeqCst) {
             return;
         }
-        if queue.is_empty() {
-            match rx.recv() {
-                Ok(name) => {
-                    if queued.insert(name.clone()) {
-                        queue.push_back(name);
-                    }
-                }
+        let woken = match due.values().min() {
+            None => match rx.recv() {
+                Ok(name) => Some(name),
                 Err(_) => return,
-            }
-            let until = Instant::now() + GATHER;
-            loop {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                match rx.recv_timeout(left) {
-                    Ok(name) => {
-                        if queued.insert(name.clone()) {
-                            queue.push_back(name);
-                        }
-                    }
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
-            }
-        }
-        // Bounded: writers may wake it faster than it drains.
-        for name in rx.try_iter().take(MAX_WAKES) {
-            if queued.insert(name.clone()) {
-                queue.push_back(name);
-            }
+            },
+            Some(&at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(name) => Some(name),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        // Bounded: writers may wake it faster than it drains. A wake-up for an account
+        // already waiting leaves its time as it is, so no account waits longer than SETTLE.
+        for name in woken.into_iter().chain(rx.try_iter().take(MAX_WAKES)) {
+            due.entry(name).or_insert_with(|| Instant::now() + SETTLE);
         }
         if flags.paused.load(Ordering::SeqCst) {
             // Forgotten: resuming wakes every open account again.
-            queue.clear();
-            queued.clear();
+            due.clear();
             continue;
         }
-        let Some(name) = queue.pop_front() else {
+        let now = Instant::now();
+        let Some(name) = due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .min_by_key(|(_, at)| **at)
+            .map(|(name, _)| name.clone())
+        else {
             continue;
         };
         let handle = lock(open).map.get(&name).map(|(h, _)| h.clone());
@@ -146,9 +138,10 @@ fn work(rx: &Receiver<String>, open: &Mutex<OpenAccounts>, flags: &Flags) {
             None => false,
         };
         if more {
-            queue.push_back(name);
+            // Behind the accounts already due, in turn.
+            due.insert(name, Instant::now());
         } else {
-            queued.remove(&name);
+            due.remove(&name);
         }
     }
 }

@@ -85,8 +85,11 @@
 //! either (it used to reclaim up to 32 per write, FTS 'delete' rows included). Both are the
 //! work of one background thread per store, `tern-indexer` (`indexer.rs`): a write that
 //! queued bodies or left bodies unreferenced hands the account to it through a channel, as
-//! does an account that opens with work left (after a restart or a crash). The thread lets
-//! 50 ms of writes gather, then works through the accounts in turn, one batch per turn: up
+//! does an account that opens with work left (after a restart or a crash). The thread takes an
+//! account up 2 s (`indexer::SETTLE`) after its first wake-up, so that messages which die
+//! young (moved to Trash and expunged, replaced drafts, the churn of a busy shared mailbox)
+//! are never indexed at all and a burst is indexed in a few large batches; then it works
+//! through the accounts in turn, one batch per turn: up
 //! to [`INDEX_BATCH`] (256) bodies or 4 MiB of text indexed and up to 256 unreferenced
 //! bodies reclaimed, in one transaction under the account's lock (taken directly, as SEARCH
 //! does, outside the group-commit queue), so client requests run between batches. It ends

@@ -1465,3 +1465,22 @@ fn cached_statements_are_not_replanned_when_bound_values_change() {
     });
     assert_eq!(replanned, 0, "bound values re-planned a cached statement");
 }
+
+/// The indexer takes new work up only after `indexer::SETTLE`, so a message that dies young
+/// is reclaimed without ever being indexed, and a burst is indexed together. Checked only when
+/// this thread was not held up past the settle time itself (a loaded machine).
+#[test]
+fn the_indexer_lets_new_work_settle_before_indexing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let started = std::time::Instant::now();
+    append(&mut store, "INBOX", message("kingfisher", 40));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let backlog = store.index_backlog("alice").unwrap();
+    if started.elapsed() < crate::indexer::SETTLE {
+        assert_eq!(backlog, (1, 0), "indexed before the settle time");
+        assert_eq!(indexed(&mut store, "kin"), 0);
+    }
+    wait_for_indexer(&store);
+    assert_eq!(indexed(&mut store, "kin"), 1);
+}
