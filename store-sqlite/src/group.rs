@@ -195,6 +195,20 @@ impl Handle {
         })
     }
 
+    /// Runs a request that writes nothing under the account's lock, between batches, outside
+    /// the queue. A panic in it becomes an error reply, as in a batch.
+    pub fn read(&self, run: impl FnOnce(&mut Account) -> Done) -> Done {
+        let mut account = lock(&self.account);
+        catch_unwind(AssertUnwindSafe(|| run(&mut account))).unwrap_or_else(|_| {
+            (
+                Err(StorageError::Internal(
+                    "a request failed unexpectedly".into(),
+                )),
+                Vec::new(),
+            )
+        })
+    }
+
     /// Runs a batch; every job gets a result, whatever happens (a follower waits for it).
     fn run_batch(
         &self,

@@ -548,6 +548,12 @@ impl SqliteStore {
                             search(&handle.account, mailbox, &uids, &query, now, &mut meter);
                         (found.map_err(StorageError::from), Vec::new())
                     }
+                    // A read waits only for the batch running now, not for the next one's
+                    // fsync as a member of it (reads batched with writes made every FETCH
+                    // under concurrent writers wait for two commits).
+                    (Ok(handle), op) if reads_only(&op) => handle.read(|account| {
+                        run(account, &name, op, now, self.inline_limit, &self.limits)
+                    }),
                     (Ok(handle), op) => handle.submit(op, now, &|account, op, now| {
                         let done = run(account, &name, op, now, self.inline_limit, &self.limits);
                         if account.take_background_work() {
@@ -730,6 +736,25 @@ fn search(
 }
 
 /// One request on one account.
+/// Requests that never write, whatever the account holds: they need the account's lock but
+/// no transaction of a batch. (`Open` and `Changes` may claim `\Recent`, a FETCH without PEEK
+/// sets `\Seen`.)
+fn reads_only(op: &StorageOp) -> bool {
+    matches!(
+        op,
+        StorageOp::ListMailboxes { .. }
+            | StorageOp::Status { .. }
+            | StorageOp::Fetch {
+                mark_seen: false,
+                ..
+            }
+            | StorageOp::Changes {
+                claim_recent: false,
+                ..
+            }
+    )
+}
+
 fn run(
     a: &mut Account,
     name: &str,

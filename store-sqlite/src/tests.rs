@@ -893,8 +893,10 @@ fn a_read_in_a_batch_sees_the_writes_before_it() {
         let store = store.clone();
         std::thread::spawn(move || store.execute_shared(op, 1_767_225_600).0)
     };
-    let lead = submit(StorageOp::ListMailboxes {
+    let lead = submit(StorageOp::CreateMailbox {
         account: "alice".into(),
+        name: "Lead".into(),
+        special_use: None,
     });
     while handle.waiting() > 0 {
         std::thread::yield_now();
@@ -911,7 +913,8 @@ fn a_read_in_a_batch_sees_the_writes_before_it() {
     while handle.waiting() < 1 {
         std::thread::yield_now();
     }
-    // (SEARCH takes the account's lock in steps outside the queue; FETCH goes through it.)
+    // (A read that writes nothing takes the lock outside the queue, as SEARCH does; a FETCH
+    // that sets \Seen goes through it.)
     let read = submit(StorageOp::Fetch {
         account: "alice".into(),
         mailbox: INBOX,
@@ -920,14 +923,29 @@ fn a_read_in_a_batch_sees_the_writes_before_it() {
             content: true,
             info: true,
         },
-        mark_seen: false,
+        mark_seen: true,
     });
     while handle.waiting() < 2 {
         std::thread::yield_now();
     }
+    // A pure read does not queue behind the writes: it waits for the lock only.
+    let peek = submit(StorageOp::Fetch {
+        account: "alice".into(),
+        mailbox: INBOX,
+        uids: vec![1],
+        want: FetchWant::default(),
+        mark_seen: false,
+    });
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(
+        handle.waiting(),
+        2,
+        "a read that writes nothing joined the queue"
+    );
     drop(held);
     assert!(lead.join().unwrap().is_ok());
     assert!(write.join().unwrap().is_ok());
+    assert!(peek.join().unwrap().is_ok());
     match read.join().unwrap() {
         Ok(StorageReply::Fetched(found)) => {
             assert_eq!(found.len(), 1);
