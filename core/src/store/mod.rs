@@ -8,7 +8,8 @@
 //!
 //! Protocol semantics stay in the session: sequence numbers, when an EXPUNGE may be announced,
 //! `\Recent` bookkeeping per session. Storage stores, and answers searches exactly as
-//! [`MemStore`] does.
+//! [`MemStore`] does. Logins are not storage's business: they are directory requests
+//! ([`crate::directory`]), and no [`StorageOp`] carries one.
 
 use std::fmt;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ pub type Uid = u32;
 /// A modification sequence (RFC 7162); grows with every change in a mailbox.
 pub type ModSeq = u64;
 
-/// Names one storage request of one session; the reply must carry the same id.
+/// Names one request (storage or directory) of one session; the reply must carry the same id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RequestId(pub(crate) u64);
 
