@@ -1,4 +1,5 @@
-//! Runs transcripts against `tern-core` directly: `MemStore`, a virtual clock, no sockets.
+//! Runs transcripts against `tern-core` directly: `MemStore`, `MemDirectory`, a virtual clock,
+//! no sockets.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,8 @@ use tern_core::mail::flags::Flag;
 use tern_core::sasl::ChannelBindings;
 use tern_core::store::NewMessage;
 use tern_core::{
-    Input, MemStore, Protocol, Session, SessionConfig, StorageError, StorageOp, Store, Transport,
+    Input, MemDirectory, MemStore, Protocol, Session, SessionConfig, StorageError, StorageOp,
+    Store, Transport,
 };
 
 use crate::runner::{Received, Target, TargetError, AUTO_ADVANCE};
@@ -34,12 +36,14 @@ struct Conn {
     blocked: Blocked,
 }
 
-/// The core on a virtual clock. Connections share one store and one clock, as sessions of one
-/// server do.
+/// The core on a virtual clock. Connections share one store, one directory and one clock, as
+/// sessions of one server do.
 pub struct InProcess {
     security: Security,
     chunk: usize,
     store: MemStore,
+    /// The transcript's users.
+    directory: MemDirectory,
     /// The virtual clock, and where it started.
     now: Instant,
     start: Instant,
@@ -49,16 +53,17 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    /// A fresh store holding the transcript's accounts.
+    /// A fresh store, and a directory of the transcript's users.
     pub fn new(transcript: &Transcript, security: Security) -> InProcess {
         Self::with_users(&transcript.users, security)
     }
 
-    /// A fresh store holding these accounts.
+    /// A fresh store, and a directory of these users.
     pub fn with_users(users: &[User], security: Security) -> InProcess {
-        let mut store = MemStore::new();
+        let store = MemStore::new();
+        let mut directory = MemDirectory::new();
         for user in users {
-            store.add_user(&user.name, &user.password);
+            directory.add_user(&user.name, &user.password);
         }
         // Only differences between instants matter to the core; any origin will do.
         let start = Instant::now();
@@ -67,6 +72,7 @@ impl InProcess {
             chunk: READ_CHUNK,
             store_epoch: store.now(),
             store,
+            directory,
             now: start,
             start,
             conns: Vec::new(),
@@ -128,13 +134,18 @@ impl InProcess {
     fn settle_one(&mut self, conn: usize) -> Result<(), TargetError> {
         let now = self.now;
         let chunk = self.chunk;
-        let InProcess { store, conns, .. } = self;
+        let InProcess {
+            store,
+            directory,
+            conns,
+            ..
+        } = self;
         let Some(Some(c)) = conns.get_mut(conn) else {
             return Ok(());
         };
         loop {
             let out = &mut c.out;
-            c.blocked = pump(&mut c.session, store, now, &mut |b| {
+            c.blocked = pump(&mut c.session, store, directory, now, &mut |b| {
                 out.extend_from_slice(b)
             })?;
             if c.inbox.is_empty() || c.blocked == Blocked::Close || !c.session.wants_read() {
@@ -355,14 +366,19 @@ impl Target for InProcess {
 
     fn close(&mut self, conn: usize) -> Result<(), TargetError> {
         let now = self.now;
-        let InProcess { store, conns, .. } = self;
+        let InProcess {
+            store,
+            directory,
+            conns,
+            ..
+        } = self;
         if let Some(slot) = conns.get_mut(conn) {
             if let Some(mut c) = slot.take() {
                 // A session that closed first has nothing left to say about it. One that did
                 // not may still have work to do, such as releasing a POP3 maildrop lock: it
                 // runs, as the binary's connection task runs it, with its output going nowhere.
                 if c.session.handle_input(Input::PeerClosed { now }).is_ok() {
-                    let _ = pump(&mut c.session, store, now, &mut |_| {});
+                    let _ = pump(&mut c.session, store, directory, now, &mut |_| {});
                 }
             }
         }

@@ -16,17 +16,32 @@ use std::time::{Duration, Instant};
 
 use tern_core::drive::{pump, Blocked};
 use tern_core::{
-    Input, Limits, MemStore, Protocol, Session, SessionConfig, StorageOp, StorageResult, Store,
-    Transport,
+    Directory, DirectoryOp, DirectoryResult, Input, Limits, MemDirectory, MemStore, Protocol,
+    Session, SessionConfig, StorageOp, StorageResult, Store, Transport,
 };
 
+/// What every connection shares: the mail and the users.
+#[derive(Debug)]
+pub struct Backing {
+    /// The mail.
+    pub store: Mutex<MemStore>,
+    /// Who may log in.
+    pub directory: Mutex<MemDirectory>,
+}
+
+impl Default for Backing {
+    /// No mail and no users yet.
+    fn default() -> Backing {
+        Backing {
+            store: Mutex::new(MemStore::new()),
+            directory: Mutex::new(MemDirectory::new()),
+        }
+    }
+}
+
 /// Accepts connections forever, one thread each, with the default limits.
-pub fn serve(
-    listener: TcpListener,
-    protocol: Protocol,
-    store: Arc<Mutex<MemStore>>,
-) -> io::Result<()> {
-    serve_with(listener, protocol, Limits::default(), store)
+pub fn serve(listener: TcpListener, protocol: Protocol, backing: Arc<Backing>) -> io::Result<()> {
+    serve_with(listener, protocol, Limits::default(), backing)
 }
 
 /// [`serve`] with chosen limits, so tests can shorten the timers.
@@ -34,7 +49,7 @@ pub fn serve_with(
     listener: TcpListener,
     protocol: Protocol,
     limits: Limits,
-    store: Arc<Mutex<MemStore>>,
+    backing: Arc<Backing>,
 ) -> io::Result<()> {
     // Passwords cross these sockets in the clear.
     if !listener.local_addr()?.ip().is_loopback() {
@@ -52,9 +67,9 @@ pub fn serve_with(
                 continue;
             }
         };
-        let (limits, store) = (limits.clone(), Arc::clone(&store));
+        let (limits, backing) = (limits.clone(), Arc::clone(&backing));
         thread::spawn(move || {
-            if let Err(e) = connection(stream, protocol, limits, &store) {
+            if let Err(e) = connection(stream, protocol, limits, &backing) {
                 eprintln!("connection: {e}");
             }
         });
@@ -62,11 +77,18 @@ pub fn serve_with(
     Ok(())
 }
 
-/// Locks the shared store per request rather than per pump, so sessions do not queue
-/// behind each other's protocol work.
-struct Shared<'a>(&'a Mutex<MemStore>);
+/// Locks the shared store (or directory) per request rather than per pump, so sessions do
+/// not queue behind each other's protocol work.
+struct Shared<'a, T>(&'a Mutex<T>);
 
-impl Store for Shared<'_> {
+impl Directory for Shared<'_, MemDirectory> {
+    fn answer(&mut self, op: DirectoryOp) -> DirectoryResult {
+        let mut directory = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        directory.answer(op)
+    }
+}
+
+impl Store for Shared<'_, MemStore> {
     fn execute(&mut self, op: StorageOp) -> StorageResult {
         // A thread that panicked mid-request cannot leave a MemStore half-updated.
         let mut store = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -90,17 +112,18 @@ fn connection(
     mut stream: TcpStream,
     protocol: Protocol,
     limits: Limits,
-    store: &Mutex<MemStore>,
+    backing: &Backing,
 ) -> io::Result<()> {
     let mut config = SessionConfig::new(protocol, Transport::Plaintext);
     config.plaintext_auth_without_tls = stream.peer_addr()?.ip().is_loopback();
     config.limits = limits;
     let mut session = Session::new(config, now());
-    let mut store = Shared(store);
+    let mut store = Shared(&backing.store);
+    let mut directory = Shared(&backing.directory);
     let mut buf = vec![0; 16 * 1024];
     let mut out = Vec::new();
     loop {
-        let blocked = pump(&mut session, &mut store, now(), &mut |b| {
+        let blocked = pump(&mut session, &mut store, &mut directory, now(), &mut |b| {
             out.extend_from_slice(b)
         })
         .map_err(io::Error::other)?;
@@ -157,9 +180,12 @@ fn main() -> io::Result<()> {
     let user = args.get(2).map_or("demo", String::as_str);
     let password = args.get(3).map_or("demo", String::as_str);
 
-    let mut store = MemStore::new();
-    store.add_user(user, password);
-    let store = Arc::new(Mutex::new(store));
+    let backing = Arc::new(Backing::default());
+    backing
+        .directory
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .add_user(user, password);
 
     let imap = TcpListener::bind((Ipv4Addr::LOCALHOST, imap_port))?;
     let pop3 = TcpListener::bind((Ipv4Addr::LOCALHOST, pop3_port))?;
@@ -167,9 +193,9 @@ fn main() -> io::Result<()> {
     println!("POP3 listening on {}", pop3.local_addr()?);
     println!("user {user:?}, password {password:?}");
 
-    let pop3_store = Arc::clone(&store);
-    let pop3 = thread::spawn(move || serve(pop3, Protocol::Pop3, pop3_store));
-    serve(imap, Protocol::Imap, store)?;
+    let pop3_backing = Arc::clone(&backing);
+    let pop3 = thread::spawn(move || serve(pop3, Protocol::Pop3, pop3_backing));
+    serve(imap, Protocol::Imap, backing)?;
     pop3.join()
         .map_err(|_| io::Error::other("POP3 listener panicked"))?
 }

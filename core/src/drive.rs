@@ -1,7 +1,8 @@
-//! A ready-made drain loop for drivers whose storage answers synchronously.
+//! A ready-made drain loop for drivers whose storage and directory answer synchronously.
 
 use std::time::Instant;
 
+use crate::directory::Directory;
 use crate::session::{Input, MisuseError, Output, Session};
 use crate::store::Store;
 
@@ -16,11 +17,13 @@ pub enum Blocked {
     Close,
 }
 
-/// Drains `session`: transmits go to `wire`, storage requests run on `store` at once, and
-/// events are dropped. Returns what the session waits for.
-pub fn pump<S: Store + ?Sized>(
+/// Drains `session`: transmits go to `wire`, storage requests run on `store` and login
+/// requests on `directory` at once, and events are dropped. Returns what the session waits
+/// for.
+pub fn pump<S: Store + ?Sized, D: Directory + ?Sized>(
     session: &mut Session,
     store: &mut S,
+    directory: &mut D,
     now: Instant,
     wire: &mut dyn FnMut(&[u8]),
 ) -> Result<Blocked, MisuseError> {
@@ -30,6 +33,14 @@ pub fn pump<S: Store + ?Sized>(
             Output::Storage(request) => {
                 let reply = store.execute(request.op);
                 session.handle_input(Input::Storage {
+                    now,
+                    id: request.id,
+                    reply,
+                })?;
+            }
+            Output::Directory(request) => {
+                let reply = directory.answer(request.op);
+                session.handle_input(Input::Directory {
                     now,
                     id: request.id,
                     reply,

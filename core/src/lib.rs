@@ -8,14 +8,17 @@
 //! # The run-loop contract
 //!
 //! 1. Create a [`Session`] per connection. Its greeting is waiting in the output.
-//! 2. Whenever something happens — bytes arrive, a deadline passes, a storage reply is ready,
-//!    a TLS handshake finishes, the peer goes away — call [`Session::handle_input`] with the
-//!    current time.
+//! 2. Whenever something happens — bytes arrive, a deadline passes, a storage or directory
+//!    reply is ready, a TLS handshake finishes, the peer goes away — call
+//!    [`Session::handle_input`] with the current time.
 //! 3. Then call [`Session::poll_output`] until it returns [`Output::Timeout`] (nothing more to
 //!    do until input or that instant) or [`Output::Close`]. Act on each output in order:
 //!    [`Output::Transmit`] bytes are written to the peer; an [`Output::Storage`] request is run
-//!    against a [`Store`] and its reply fed back as [`Input::Storage`] (at most one is in flight
-//!    per session); [`Output::StartTls`] means flush, upgrade, feed [`Input::TlsEstablished`].
+//!    against a [`Store`] and its reply fed back as [`Input::Storage`]; an
+//!    [`Output::Directory`] request (a login: password check, SCRAM keys, the account's
+//!    connection limit) is answered by a [`Directory`] and fed back as [`Input::Directory`]; at
+//!    most one request of either kind is in flight per session; [`Output::StartTls`] means
+//!    flush, upgrade, feed [`Input::TlsEstablished`].
 //! 4. Read from the peer only while [`Session::wants_read`] is true: that is the back-pressure
 //!    that bounds a session's memory when a client pipelines without waiting.
 //!
@@ -24,10 +27,14 @@
 //!
 //! ```
 //! use std::time::Instant;
-//! use tern_core::{Input, MemStore, Output, Protocol, Session, SessionConfig, Store, Transport};
+//! use tern_core::{
+//!     Directory, Input, MemDirectory, MemStore, Output, Protocol, Session, SessionConfig, Store,
+//!     Transport,
+//! };
 //!
 //! let mut store = MemStore::new();
-//! store.add_user("alice", "secret");
+//! let mut directory = MemDirectory::new();
+//! directory.add_user("alice", "secret");
 //! let mut config = SessionConfig::new(Protocol::Imap, Transport::Plaintext);
 //! config.plaintext_auth_without_tls = true; // as for a loopback peer
 //! let now = Instant::now();
@@ -40,6 +47,10 @@
 //!         Output::Storage(req) => {
 //!             let reply = store.execute(req.op);
 //!             session.handle_input(Input::Storage { now, id: req.id, reply }).unwrap();
+//!         }
+//!         Output::Directory(req) => {
+//!             let reply = directory.answer(req.op);
+//!             session.handle_input(Input::Directory { now, id: req.id, reply }).unwrap();
 //!         }
 //!         Output::Timeout(_) => {
 //!             // Drained: feed the next input (here, everything at once).
@@ -60,6 +71,7 @@
 //! - [`session`]: the driver-facing API and both protocols' sessions behind it.
 //! - [`imap`] and [`pop3`]: command types, framing, grammar and state machines.
 //! - [`store`]: storage requests and replies, the [`Store`] trait and [`MemStore`].
+//! - [`directory`]: login requests and replies, the [`Directory`] trait and [`MemDirectory`].
 //! - [`time`]: timers as a deadline table; [`limits`]: every bound with its reason.
 //! - [`sasl`]: PLAIN, LOGIN and SCRAM-SHA-256(-PLUS) as step machines, and SASLprep.
 
@@ -67,6 +79,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod directory;
 pub mod drive;
 pub mod imap;
 pub mod limits;
@@ -79,11 +92,15 @@ pub mod session;
 pub mod store;
 pub mod time;
 
+pub use directory::{
+    AuthOutcome, Directory, DirectoryError, DirectoryOp, DirectoryReply, DirectoryRequest,
+    DirectoryResult, MemDirectory,
+};
 pub use limits::Limits;
 pub use secret::Secret;
 pub use session::{Event, Input, MisuseError, Output, Protocol, Session, SessionConfig, Transport};
 pub use store::{
-    AuthOutcome, MemStore, RequestId, StorageError, StorageOp, StorageReply, StorageRequest,
-    StorageResult, Store,
+    MemStore, RequestId, StorageError, StorageOp, StorageReply, StorageRequest, StorageResult,
+    Store,
 };
 pub use time::Timer;

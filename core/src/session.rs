@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::directory::{DirectoryRequest, DirectoryResult};
 use crate::limits::Limits;
 use crate::store::{RequestId, StorageRequest, StorageResult};
 use crate::{imap, pop3};
@@ -88,6 +89,15 @@ pub enum Input<'a> {
         /// What storage answered.
         reply: StorageResult,
     },
+    /// The reply to an [`Output::Directory`] request.
+    Directory {
+        /// The current time.
+        now: Instant,
+        /// The request's id.
+        id: RequestId,
+        /// What the directory answered.
+        reply: DirectoryResult,
+    },
     /// The TLS handshake asked for by [`Output::StartTls`] completed.
     TlsEstablished {
         /// The current time.
@@ -130,13 +140,17 @@ pub enum Output {
     Transmit(Bytes),
     /// Execute this request against storage and feed the reply back with [`Input::Storage`].
     Storage(StorageRequest),
+    /// Answer this login request from the directory (users, passwords, SCRAM keys, connection
+    /// limits per account) and feed the reply back with [`Input::Directory`]. Like a storage
+    /// request, it is the only request in flight.
+    Directory(DirectoryRequest),
     /// Flush all transmitted bytes, run the TLS handshake, then feed [`Input::TlsEstablished`].
     StartTls,
     /// Something worth a log line.
     Event(Event),
     /// Flush, then close the connection. Every later poll answers `Close` again.
     Close,
-    /// Nothing more to do now: wait for input, a storage reply, or this instant.
+    /// Nothing more to do now: wait for input, a reply, or this instant.
     Timeout(Instant),
 }
 
@@ -176,9 +190,15 @@ pub enum MisuseError {
     /// Input arrived after the session asked to close.
     #[error("input after the session closed")]
     Closed,
-    /// A storage reply whose id the session did not issue, or is no longer waiting for.
-    #[error("storage reply {0} does not match the request in flight")]
+    /// A storage or directory reply whose id the session did not issue, or is no longer
+    /// waiting for.
+    #[error("reply {0} does not match the request in flight")]
     UnknownRequest(RequestId),
+    /// A storage reply to the directory request in flight, or a directory reply to the
+    /// storage request in flight. The session has answered the command as an internal error
+    /// and goes on.
+    #[error("reply {0} is of the wrong kind for the request in flight")]
+    WrongReplyKind(RequestId),
     /// `TlsEstablished` without a preceding `StartTls`.
     #[error("TLS established without a STARTTLS request")]
     UnexpectedTls,
@@ -243,6 +263,12 @@ impl Session {
         }
     }
 }
+
+/// What a session answers a reply of the wrong kind with (storage for a directory request or
+/// the reverse): the driver's bug, an internal error for the client, and a log line for the
+/// administrator through [`MisuseError::WrongReplyKind`].
+pub(crate) const WRONG_KIND_REPLY: &str =
+    "a reply of the wrong kind (storage for directory or the reverse)";
 
 /// Allocates request ids for one session.
 #[derive(Debug, Default)]

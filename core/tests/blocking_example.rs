@@ -10,11 +10,11 @@ mod blocking_server;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tern_core::{Limits, MemStore, Protocol};
+use tern_core::{Limits, Protocol};
 
 /// Bounds every read, so a server that stops answering fails the test instead of hanging it.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -22,10 +22,9 @@ const PATIENCE: Duration = Duration::from_secs(10);
 fn start(protocol: Protocol, limits: Limits) -> SocketAddr {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut store = MemStore::new();
-    store.add_user("demo", "demo");
-    let store = Arc::new(Mutex::new(store));
-    thread::spawn(move || blocking_server::serve_with(listener, protocol, limits, store));
+    let backing = Arc::new(blocking_server::Backing::default());
+    backing.directory.lock().unwrap().add_user("demo", "demo");
+    thread::spawn(move || blocking_server::serve_with(listener, protocol, limits, backing));
     addr
 }
 

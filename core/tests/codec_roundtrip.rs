@@ -729,9 +729,10 @@ fn decoding_mutated_commands_never_panics() {
 /// What a logged-in IMAP session answers to `pieces`, each fed as one read.
 fn answers(pieces: &[&[u8]]) -> Vec<u8> {
     use tern_core::drive::pump;
-    use tern_core::{Input, MemStore, Protocol, Session, SessionConfig, Transport};
+    use tern_core::{Input, MemDirectory, MemStore, Protocol, Session, SessionConfig, Transport};
     let mut store = MemStore::new();
-    store.add_user("alice", "pw");
+    let mut directory = MemDirectory::new();
+    directory.add_user("alice", "pw");
     let config = SessionConfig::new(Protocol::Imap, Transport::ImplicitTls);
     #[allow(clippy::disallowed_methods)] // The clock never moves here.
     let now = std::time::Instant::now();
@@ -748,7 +749,7 @@ fn answers(pieces: &[&[u8]]) -> Vec<u8> {
         {
             break; // Closed (LOGOUT): a driver stops reading.
         }
-        pump(&mut session, &mut store, now, &mut |b| {
+        pump(&mut session, &mut store, &mut directory, now, &mut |b| {
             out.extend_from_slice(b)
         })
         .unwrap();

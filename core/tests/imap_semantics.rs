@@ -6,24 +6,29 @@
 use std::time::{Duration, Instant};
 
 use tern_core::drive::{pump, Blocked};
-use tern_core::{Input, MemStore, Protocol, Session, SessionConfig, Store, Transport};
+use tern_core::{
+    Input, MemDirectory, MemStore, Protocol, Session, SessionConfig, Store, Transport,
+};
 
 /// Several sessions of one account over one store, with change notifications delivered the
 /// way the runtime delivers them.
 struct World {
     store: MemStore,
+    directory: MemDirectory,
     now: Instant,
     sessions: Vec<(Session, Vec<u8>)>,
 }
 
 impl World {
     fn new() -> World {
-        let mut store = MemStore::new();
-        store.add_user("alice", "pw");
+        let store = MemStore::new();
+        let mut directory = MemDirectory::new();
+        directory.add_user("alice", "pw");
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         World {
             store,
+            directory,
             now,
             sessions: Vec::new(),
         }
@@ -45,9 +50,13 @@ impl World {
 
     fn run(&mut self, i: usize) -> Blocked {
         let (session, wire) = &mut self.sessions[i];
-        let blocked = pump(session, &mut self.store, self.now, &mut |b| {
-            wire.extend_from_slice(b)
-        })
+        let blocked = pump(
+            session,
+            &mut self.store,
+            &mut self.directory,
+            self.now,
+            &mut |b| wire.extend_from_slice(b),
+        )
         .unwrap();
         let changes = self.store.take_changes();
         for change in changes {

@@ -1,8 +1,9 @@
 //! The layers do not lean on each other: the mail model (`core/src/mail`, the domain: flags,
 //! dates, sections, structure) and the storage contract (`core/src/store`) import nothing from
-//! the protocols (`imap`, `pop3`, `session`) or from SASL, and the SQLite store imports
-//! nothing from `tern_core::imap`. A backend depends on the domain and the contract only,
-//! never on IMAP grammar.
+//! the protocols (`imap`, `pop3`, `session`), from SASL or from the directory (logins), and
+//! the SQLite store imports nothing from `tern_core::imap`, `sasl` or `directory`. A backend
+//! depends on the domain and the contract only, never on IMAP grammar, and never sees a login:
+//! `StorageOp` has no authentication request to answer.
 //!
 //! A source scan, like `no_io_dependencies.rs`: it reads every line outside comments, tests
 //! included (a store's tests build values from the domain too).
@@ -14,18 +15,10 @@ use std::path::{Path, PathBuf};
 const CORE: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Modules of `tern-core` the domain and the contract must not name.
-const CORE_PROTOCOL_MODULES: &[&str] = &["imap", "pop3", "sasl", "session"];
+const CORE_PROTOCOL_MODULES: &[&str] = &["imap", "pop3", "sasl", "session", "directory"];
 
-/// Known uses that another change removes: SCRAM's stored keys and nonce still travel in
-/// `StorageReply::Scram` until authentication leaves `StorageOp`. Each entry is (file relative
-/// to the workspace, the exact path used). An entry that no longer matches anything fails the
-/// test, so the list only shrinks.
-const KNOWN_EXCEPTIONS: &[(&str, &str)] = &[
-    ("core/src/store/mod.rs", "crate::sasl::ScramCredentials"),
-    ("core/src/store/mod.rs", "crate::sasl::ServerNonce"),
-    ("core/src/store/mem.rs", "crate::sasl::ScramCredentials"),
-    ("core/src/store/mem.rs", "crate::sasl::ServerNonce"),
-];
+/// Modules of `tern-core` a storage backend must not name.
+const BACKEND_FORBIDDEN: &[&str] = &["imap", "sasl", "directory"];
 
 #[derive(Debug, PartialEq, Eq)]
 struct Finding {
@@ -139,23 +132,12 @@ fn rust_files(dir: &Path, files: &mut Vec<PathBuf>) {
     }
 }
 
-/// `path` is `item` or something inside it (`crate::sasl::ServerNonce::from_entropy`).
-fn names(path: &str, item: &str) -> bool {
-    path.strip_prefix(item)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
-}
-
 fn workspace() -> &'static Path {
     Path::new(CORE).parent().unwrap()
 }
 
-/// Scans every source file under `dirs` (relative to the workspace) and returns the findings
-/// as `file:line: path`, known exceptions left out, plus the exceptions that matched.
-fn findings_under(
-    dirs: &[&str],
-    root: &str,
-    modules: &[&str],
-) -> (Vec<String>, Vec<(&'static str, &'static str)>) {
+/// Every source file under `dirs` (relative to the workspace), with its path as shown.
+fn sources_under(dirs: &[&str]) -> Vec<(String, String)> {
     let mut files = Vec::new();
     for dir in dirs {
         let before = files.len();
@@ -163,19 +145,21 @@ fn findings_under(
         assert!(files.len() > before, "no sources found under {dir}");
     }
     files.sort();
+    files
+        .iter()
+        .map(|file| {
+            let shown = file.strip_prefix(workspace()).unwrap_or(file);
+            let shown = shown.to_string_lossy().into_owned();
+            (shown, std::fs::read_to_string(file).unwrap())
+        })
+        .collect()
+}
+
+/// Scans every source file under `dirs` and returns the findings as `file:line: path`.
+fn findings_under(dirs: &[&str], root: &str, modules: &[&str]) -> Vec<String> {
     let mut report = Vec::new();
-    let mut used = Vec::new();
-    for file in &files {
-        let shown = file.strip_prefix(workspace()).unwrap().to_string_lossy();
-        let source = std::fs::read_to_string(file).unwrap();
+    for (shown, source) in sources_under(dirs) {
         for finding in scan(&source, root, modules) {
-            let known = KNOWN_EXCEPTIONS
-                .iter()
-                .find(|(f, p)| *f == shown && names(&finding.path, p));
-            if let Some(known) = known {
-                used.push(*known);
-                continue;
-            }
             let text = source.lines().nth(finding.line - 1).unwrap_or("").trim();
             report.push(format!(
                 "{shown}:{}: `{}`: {text}",
@@ -183,12 +167,41 @@ fn findings_under(
             ));
         }
     }
-    (report, used)
+    report
+}
+
+/// The directory's request and reply types, which the crate root re-exports: a backend
+/// naming one of them (as `tern_core::AuthOutcome`, say) would be answering logins.
+const DIRECTORY_TYPES: &[&str] = &[
+    "AuthOutcome",
+    "DirectoryOp",
+    "DirectoryReply",
+    "DirectoryRequest",
+    "DirectoryResult",
+    "DirectoryError",
+    "MemDirectory",
+];
+
+/// Lines outside comments under `dirs` that name one of the directory's types.
+fn directory_types_under(dirs: &[&str]) -> Vec<String> {
+    let mut report = Vec::new();
+    for (shown, source) in sources_under(dirs) {
+        for (index, line) in source.lines().enumerate() {
+            let code = strip_comment(line);
+            let named = code
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .find(|word| DIRECTORY_TYPES.contains(word));
+            if let Some(name) = named {
+                report.push(format!("{shown}:{}: `{name}`: {}", index + 1, line.trim()));
+            }
+        }
+    }
+    report
 }
 
 #[test]
 fn domain_and_contract_import_no_protocol() {
-    let (report, used) = findings_under(
+    let report = findings_under(
         &["core/src/mail", "core/src/store"],
         "crate",
         CORE_PROTOCOL_MODULES,
@@ -199,24 +212,42 @@ fn domain_and_contract_import_no_protocol() {
          protocol:\n{}",
         report.join("\n")
     );
-    let stale: Vec<_> = KNOWN_EXCEPTIONS
-        .iter()
-        .filter(|e| !used.contains(e))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "these known exceptions are gone; remove them from KNOWN_EXCEPTIONS: {stale:?}"
-    );
 }
 
 #[test]
-fn sqlite_store_imports_no_imap() {
-    let (report, _) = findings_under(&["store-sqlite/src"], "tern_core", &["imap"]);
+fn sqlite_store_imports_no_imap_sasl_or_directory() {
+    let report = findings_under(&["store-sqlite/src"], "tern_core", BACKEND_FORBIDDEN);
     assert!(
         report.is_empty(),
-        "the SQLite store must depend on the domain and the contract, not on IMAP:\n{}",
+        "the SQLite store must depend on the domain and the contract, not on IMAP, SASL or \
+         the directory:\n{}",
         report.join("\n")
     );
+}
+
+/// A `MailStore` never sees an authentication request: `StorageOp` has none (the directory
+/// answers logins), and neither the contract nor a backend names the directory's types.
+#[test]
+fn stores_never_see_a_login() {
+    let report = directory_types_under(&["core/src/mail", "core/src/store", "store-sqlite/src"]);
+    assert!(
+        report.is_empty(),
+        "storage must not answer logins; the directory does:\n{}",
+        report.join("\n")
+    );
+    // The scanner itself finds what it should.
+    let dir = std::env::temp_dir().join(format!("tern-layering-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("x.rs"),
+        "// AuthOutcome in a comment is fine\nuse tern_core::{AuthOutcome, Store};\n",
+    )
+    .unwrap();
+    let shown = dir.to_string_lossy().into_owned();
+    let found = directory_types_under(&[shown.as_str()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].ends_with(":2: `AuthOutcome`: use tern_core::{AuthOutcome, Store};"));
 }
 
 #[test]

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 use tern_core::drive::{pump, Blocked};
-use tern_core::{Input, Limits, MemStore, Output, Protocol, Session, SessionConfig, Transport};
+use tern_core::{
+    Input, Limits, MemDirectory, MemStore, Output, Protocol, Session, SessionConfig, Transport,
+};
 
 /// Keeps the whole file well under five seconds in a debug build.
 const DEFAULT_TESTS: u64 = 150;
@@ -41,6 +43,7 @@ fn origin() -> Instant {
 struct Driver {
     session: Session,
     store: MemStore,
+    directory: MemDirectory,
     now: Instant,
     blocked: Blocked,
     wire: Vec<u8>,
@@ -57,8 +60,9 @@ impl Driver {
         plaintext: bool,
         limits: Limits,
     ) -> Result<Driver, String> {
-        let mut store = MemStore::new();
-        store.add_user("alice", "wonderland");
+        let store = MemStore::new();
+        let mut directory = MemDirectory::new();
+        directory.add_user("alice", "wonderland");
         let mut config = SessionConfig::new(protocol, transport);
         config.plaintext_auth_without_tls = plaintext;
         config.limits = limits;
@@ -66,6 +70,7 @@ impl Driver {
         let mut d = Driver {
             session: Session::new(config, now),
             store,
+            directory,
             now,
             blocked: Blocked::Close,
             wire: Vec::new(),
@@ -81,9 +86,13 @@ impl Driver {
     fn pump(&mut self) -> Result<(), String> {
         loop {
             let wire = &mut self.wire;
-            self.blocked = pump(&mut self.session, &mut self.store, self.now, &mut |b| {
-                wire.extend_from_slice(b)
-            })
+            self.blocked = pump(
+                &mut self.session,
+                &mut self.store,
+                &mut self.directory,
+                self.now,
+                &mut |b| wire.extend_from_slice(b),
+            )
             .map_err(|e| format!("pump: {e}"))?;
             if self.blocked != Blocked::StartTls {
                 return Ok(());

@@ -5,11 +5,12 @@
 use std::time::{Duration, Instant};
 
 use tern_core::drive::{pump, Blocked};
-use tern_core::{Input, MemStore, Protocol, Session, SessionConfig, Transport};
+use tern_core::{Input, MemDirectory, MemStore, Protocol, Session, SessionConfig, Transport};
 
 struct Harness {
     session: Session,
     store: MemStore,
+    directory: MemDirectory,
     now: Instant,
     wire: Vec<u8>,
     blocked: Blocked,
@@ -17,8 +18,9 @@ struct Harness {
 
 impl Harness {
     fn new(protocol: Protocol, transport: Transport, plaintext: bool) -> Harness {
-        let mut store = MemStore::new();
-        store.add_user("alice", "wonderland");
+        let store = MemStore::new();
+        let mut directory = MemDirectory::new();
+        directory.add_user("alice", "wonderland");
         let mut config = SessionConfig::new(protocol, transport);
         config.plaintext_auth_without_tls = plaintext;
         #[allow(clippy::disallowed_methods)]
@@ -26,6 +28,7 @@ impl Harness {
         let mut h = Harness {
             session: Session::new(config, now),
             store,
+            directory,
             now,
             wire: Vec::new(),
             blocked: Blocked::Close,
@@ -36,9 +39,13 @@ impl Harness {
 
     fn pump(&mut self) {
         let wire = &mut self.wire;
-        self.blocked = pump(&mut self.session, &mut self.store, self.now, &mut |b| {
-            wire.extend_from_slice(b)
-        })
+        self.blocked = pump(
+            &mut self.session,
+            &mut self.store,
+            &mut self.directory,
+            self.now,
+            &mut |b| wire.extend_from_slice(b),
+        )
         .unwrap();
     }
 
@@ -581,13 +588,15 @@ fn rfc9266_scram_plus_checks_the_channel_binding() {
     let start = |bindings: &tern_core::sasl::ChannelBindings| {
         let mut config = SessionConfig::new(Protocol::Imap, Transport::ImplicitTls);
         config.channel_bindings = bindings.clone();
-        let mut store = MemStore::new();
-        store.add_user("alice", "wonderland");
+        let store = MemStore::new();
+        let mut directory = MemDirectory::new();
+        directory.add_user("alice", "wonderland");
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         let mut h = Harness {
             session: Session::new(config, now),
             store,
+            directory,
             now,
             wire: Vec::new(),
             blocked: Blocked::Close,
@@ -698,4 +707,167 @@ fn pop3_ends_with_one_request_in_flight_at_a_time() {
             account: "alice".into()
         })
         .is_ok());
+}
+
+/// Polls until the session emits a request of either kind, collecting what it transmits.
+fn next_request(h: &mut Harness) -> tern_core::Output {
+    use tern_core::Output;
+    loop {
+        match h.session.poll_output() {
+            Output::Transmit(bytes) => h.wire.extend_from_slice(&bytes),
+            out @ (Output::Storage(_) | Output::Directory(_)) => return out,
+            Output::Timeout(_) | Output::Close => panic!("no request"),
+            _ => {}
+        }
+    }
+}
+
+/// Sends `line` without answering the request it causes.
+fn send_unanswered(h: &mut Harness, line: &str) -> tern_core::Output {
+    h.session
+        .handle_input(Input::Bytes {
+            now: h.now,
+            data: line.as_bytes(),
+        })
+        .unwrap();
+    next_request(h)
+}
+
+/// Authentication is the directory's business: LOGIN and USER/PASS ask the directory, never
+/// storage, and the session waits for that reply (nothing is read or answered meanwhile, and a
+/// storage reply cannot stand in for it).
+#[test]
+fn logins_ask_the_directory_and_await_its_reply() {
+    use tern_core::{DirectoryOp, Output};
+    for protocol in [Protocol::Imap, Protocol::Pop3] {
+        let mut h = Harness::new(protocol, Transport::Plaintext, true);
+        h.take();
+        let line = match protocol {
+            Protocol::Imap => "a LOGIN alice wonderland\r\nb NOOP\r\n",
+            Protocol::Pop3 => {
+                assert!(h.send("USER alice\r\n").starts_with("+OK"));
+                "PASS wonderland\r\nNOOP\r\n"
+            }
+        };
+        let Output::Directory(request) = send_unanswered(&mut h, line) else {
+            panic!("{protocol:?}: the login went to storage");
+        };
+        match &request.op {
+            DirectoryOp::Authenticate { username, password } => {
+                assert_eq!(username, "alice");
+                assert_eq!(password.expose(), b"wonderland");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Waiting: the pipelined NOOP stays buffered until the verdict is in.
+        assert!(matches!(h.session.poll_output(), Output::Timeout(_)));
+        assert_eq!(h.session.account(), None);
+        use tern_core::Directory;
+        let reply = h.directory.answer(request.op);
+        h.session
+            .handle_input(Input::Directory {
+                now: h.now,
+                id: request.id,
+                reply,
+            })
+            .unwrap();
+        h.pump();
+        let out = h.take();
+        assert_eq!(h.session.account(), Some("alice"), "{out}");
+        match protocol {
+            Protocol::Imap => assert!(out.contains("a OK [CAPABILITY") && out.contains("b OK")),
+            Protocol::Pop3 => assert_eq!(out, "+OK Logged in.\r\n+OK\r\n"),
+        }
+    }
+}
+
+/// A driver that feeds a storage reply to the directory request in flight (or a directory
+/// reply to a storage request) has a bug: the session reports it, answers the command as an
+/// internal error, and stays usable; it never panics or takes one reply for the other.
+#[test]
+fn a_reply_of_the_wrong_kind_is_an_internal_error() {
+    use tern_core::{
+        AuthOutcome, DirectoryReply, MisuseError, Output, StorageReply, StorageResult,
+    };
+    // IMAP LOGIN answered by storage.
+    let mut h = imap(Transport::Plaintext, true);
+    h.take();
+    let Output::Directory(request) = send_unanswered(&mut h, "a LOGIN alice wonderland\r\n") else {
+        panic!("LOGIN went to storage");
+    };
+    let wrong: StorageResult = Ok(StorageReply::Done);
+    assert_eq!(
+        h.session.handle_input(Input::Storage {
+            now: h.now,
+            id: request.id,
+            reply: wrong,
+        }),
+        Err(MisuseError::WrongReplyKind(request.id))
+    );
+    h.pump();
+    assert_eq!(
+        h.take(),
+        "a NO [SERVERBUG] Internal error; the administrator has the details.\r\n"
+    );
+    assert_eq!(h.session.account(), None);
+    // The right reply now comes too late: the session no longer waits for anything.
+    assert_eq!(
+        h.session.handle_input(Input::Directory {
+            now: h.now,
+            id: request.id,
+            reply: Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted {
+                account: "alice".into()
+            })),
+        }),
+        Err(MisuseError::UnknownRequest(request.id))
+    );
+    assert_eq!(h.session.account(), None);
+    assert!(h.send("b LOGIN alice wonderland\r\n").starts_with("b OK"));
+
+    // An IMAP storage request answered by the directory.
+    let Output::Storage(request) = send_unanswered(&mut h, "c LIST \"\" *\r\n") else {
+        panic!("LIST went to the directory");
+    };
+    assert_eq!(
+        h.session.handle_input(Input::Directory {
+            now: h.now,
+            id: request.id,
+            reply: Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted {
+                account: "mallory".into()
+            })),
+        }),
+        Err(MisuseError::WrongReplyKind(request.id))
+    );
+    h.pump();
+    assert_eq!(
+        h.take(),
+        "c NO [SERVERBUG] Internal error; the administrator has the details.\r\n"
+    );
+    assert_eq!(h.session.account(), Some("alice"));
+    assert!(h.send("d NOOP\r\n").starts_with("d OK"));
+
+    // POP3 PASS answered by storage: a temporary failure, and the session goes on.
+    let mut h = pop3(Transport::Plaintext, true);
+    h.take();
+    assert!(h.send("USER alice\r\n").starts_with("+OK"));
+    let Output::Directory(request) = send_unanswered(&mut h, "PASS wonderland\r\n") else {
+        panic!("PASS went to storage");
+    };
+    assert_eq!(
+        h.session.handle_input(Input::Storage {
+            now: h.now,
+            id: request.id,
+            reply: Ok(StorageReply::Done),
+        }),
+        Err(MisuseError::WrongReplyKind(request.id))
+    );
+    h.pump();
+    assert_eq!(
+        h.take(),
+        "-ERR [SYS/TEMP] Temporary server failure; try again later.\r\n"
+    );
+    assert_eq!(h.session.account(), None);
+    // RFC 1939 §7: after a refused PASS, the client starts again with USER.
+    assert!(h.send("USER alice\r\n").starts_with("+OK"));
+    assert_eq!(h.send("PASS wonderland\r\n"), "+OK Logged in.\r\n");
 }

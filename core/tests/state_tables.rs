@@ -18,7 +18,8 @@ use tern_core::imap::response::{Response, StatusResponse};
 use tern_core::imap::response_decode::parse_response;
 use tern_core::store::NewMessage;
 use tern_core::{
-    Input, MemStore, MisuseError, Protocol, Session, SessionConfig, StorageOp, Store, Transport,
+    Input, MemDirectory, MemStore, MisuseError, Protocol, Session, SessionConfig, StorageOp, Store,
+    Transport,
 };
 
 const MESSAGE: &str = "From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n";
@@ -26,6 +27,7 @@ const MESSAGE: &str = "From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n";
 struct Conn {
     session: Session,
     store: MemStore,
+    directory: MemDirectory,
     now: Instant,
     out: Vec<u8>,
     blocked: Blocked,
@@ -34,7 +36,8 @@ struct Conn {
 impl Conn {
     fn new(protocol: Protocol, transport: Transport) -> Conn {
         let mut store = MemStore::new();
-        store.add_user("alice", "pw");
+        let mut directory = MemDirectory::new();
+        directory.add_user("alice", "pw");
         store
             .execute(StorageOp::Append {
                 account: "alice".into(),
@@ -53,6 +56,7 @@ impl Conn {
         let mut c = Conn {
             session: Session::new(config, now),
             store,
+            directory,
             now,
             out: Vec::new(),
             blocked: Blocked::Close,
@@ -67,9 +71,13 @@ impl Conn {
     fn run(&mut self) {
         loop {
             let out = &mut self.out;
-            self.blocked = pump(&mut self.session, &mut self.store, self.now, &mut |b| {
-                out.extend_from_slice(b)
-            })
+            self.blocked = pump(
+                &mut self.session,
+                &mut self.store,
+                &mut self.directory,
+                self.now,
+                &mut |b| out.extend_from_slice(b),
+            )
             .unwrap();
             match self.blocked {
                 Blocked::Until(at) if at <= self.now + Duration::from_secs(30) => {

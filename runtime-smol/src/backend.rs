@@ -1,5 +1,6 @@
-//! Executes the core's storage requests off the connection tasks, and tells connections when
-//! a mailbox of their account changed.
+//! Executes the core's storage requests off the connection tasks, answers its directory
+//! requests (logins) with the login defences in front, and tells connections when a mailbox of
+//! their account changed.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,7 +10,10 @@ use std::time::Instant;
 
 use tern_core::sasl::username_key;
 use tern_core::store::{ChangeSink, Changed, MailStore, MailboxId};
-use tern_core::{AuthOutcome, Protocol, StorageError, StorageOp, StorageReply, StorageResult};
+use tern_core::{
+    AuthOutcome, DirectoryError, DirectoryOp, DirectoryReply, DirectoryResult, Protocol, StorageOp,
+    StorageResult,
+};
 
 use crate::auth_cache::AuthCache;
 use crate::checks::CheckPool;
@@ -90,7 +94,7 @@ impl Client {
     }
 }
 
-/// What storage requests run against. Shared by every connection.
+/// What storage and directory requests run against. Shared by every connection.
 pub struct Backend {
     directory: Arc<Directory>,
     guard: AuthGuard,
@@ -194,7 +198,7 @@ impl Backend {
         }
     }
 
-    /// Runs one request on smol's blocking pool, so hashing or disk work never holds up the
+    /// Runs one storage request on smol's blocking pool, so disk work never holds up the
     /// executor threads that move other connections' bytes.
     ///
     /// The pool's task is returned as is, for the connection to await (or detach): wrapping
@@ -205,13 +209,34 @@ impl Backend {
         op: StorageOp,
         client: Arc<Client>,
     ) -> smol::Task<StorageResult> {
+        smol::unblock(move || self.store.execute(op, unix_now(), &|| client.is_gone()))
+    }
+
+    /// Answers one directory request (a login) with the directory, the login defences and
+    /// the connection limits; the store never sees it.
+    pub fn answer(
+        self: Arc<Self>,
+        op: DirectoryOp,
+        client: Arc<Client>,
+    ) -> smol::Task<DirectoryResult> {
         match op {
             // Password checks queue for the check pool, not the blocking pool.
-            StorageOp::Authenticate { username, password } => smol::spawn(async move {
+            DirectoryOp::Authenticate { username, password } => smol::spawn(async move {
                 self.authenticate(username, password.into_inner(), &client)
                     .await
             }),
-            op => smol::unblock(move || self.execute_blocking(op, &client)),
+            DirectoryOp::ScramLookup { username } => {
+                smol::unblock(move || self.scram(&username, &client))
+            }
+            DirectoryOp::ClaimAccount { account } => {
+                smol::unblock(move || self.accept(&account, &client))
+            }
+            // A request this runtime does not know yet: a bug to report, not a login.
+            op => smol::spawn(async move {
+                Err(DirectoryError::Internal(format!(
+                    "directory request not supported: {op:?}"
+                )))
+            }),
         }
     }
 
@@ -223,27 +248,10 @@ impl Backend {
     /// CPU time of single-client RETR in `scripts/bench-vs-dovecot.sh`). The store decides
     /// what is quick (nothing that writes or may scan a mailbox); password checks never are;
     /// and the account's lock is only tried, never waited for, so an executor thread never
-    /// sits behind another request.
+    /// sits behind another request. Logins are directory requests ([`Backend::answer`]) and
+    /// never come here.
     pub fn try_inline(&self, op: StorageOp) -> Result<StorageResult, StorageOp> {
-        // Logins are this backend's business (directory, password hashing), never inline.
-        if matches!(
-            op,
-            StorageOp::Authenticate { .. }
-                | StorageOp::ScramLookup { .. }
-                | StorageOp::ClaimAccount { .. }
-        ) {
-            return Err(op);
-        }
         self.store.try_execute_quick(op, unix_now())
-    }
-
-    fn execute_blocking(&self, op: StorageOp, client: &Client) -> StorageResult {
-        match op {
-            StorageOp::ScramLookup { username } => return self.scram(&username, client),
-            StorageOp::ClaimAccount { account } => return self.accept(&account, client),
-            _ => {}
-        }
-        self.store.execute(op, unix_now(), &|| client.is_gone())
     }
 
     /// Checks a login: blocks first (not even a right password gets past one), then the
@@ -257,16 +265,13 @@ impl Backend {
         username: String,
         password: Vec<u8>,
         client: &Client,
-    ) -> StorageResult {
+    ) -> DirectoryResult {
         let now = Instant::now();
         let key = username_key(&username).ok();
         let ip = client.peer.ip();
         let refused = |blocked: Blocked| {
             tracing::info!(peer = %client.peer, user = %username, reason = %blocked, "login refused without checking the password");
-            match blocked {
-                Blocked::Address => StorageError::Blocked,
-                Blocked::Account => StorageError::Unavailable(blocked.to_string()),
-            }
+            refusal(blocked)
         };
         self.guard
             .check(ip, key.as_deref(), now)
@@ -294,7 +299,7 @@ impl Backend {
             Err(busy) => {
                 self.end_attempt(client, None);
                 tracing::warn!(peer = %client.peer, user = %username, pending = self.checks.pending(), "login refused: {busy}");
-                return Err(StorageError::Unavailable(busy.to_string()));
+                return Err(DirectoryError::Unavailable(busy.to_string()));
             }
         };
         if let Some(held) = client.held().as_mut() {
@@ -305,24 +310,24 @@ impl Backend {
                 self.cache.insert(&account, &password, Instant::now());
                 self.accept(&account.name, client)
             }
-            (Some(_), _) => Ok(StorageReply::Authenticated(AuthOutcome::Rejected)),
-            (None, _) => Err(StorageError::Internal(
+            (Some(_), _) => Ok(DirectoryReply::Authenticated(AuthOutcome::Rejected)),
+            (None, _) => Err(DirectoryError::Internal(
                 "the password-check pool has no thread".into(),
             )),
         }
     }
 
     /// A login whose password is right: claims the account's connection share.
-    fn accept(&self, account: &str, client: &Client) -> StorageResult {
+    fn accept(&self, account: &str, client: &Client) -> DirectoryResult {
         let account_key = username_key(account).unwrap_or_else(|_| account.to_lowercase());
         if !client.slot.claim_account(client.protocol, &account_key) {
             tracing::info!(peer = %client.peer, user = %account, protocol = ?client.protocol, "login refused: the account has as many connections as allowed");
             return Err(match client.protocol {
-                Protocol::Pop3 => StorageError::InUse,
-                _ => StorageError::Unavailable("too many connections for this account".into()),
+                Protocol::Pop3 => DirectoryError::InUse,
+                _ => DirectoryError::Unavailable("too many connections for this account".into()),
             });
         }
-        Ok(StorageReply::Authenticated(AuthOutcome::Accepted {
+        Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted {
             account: account.to_string(),
         }))
     }
@@ -373,7 +378,7 @@ impl Backend {
 
     /// SCRAM keys and a fresh server nonce; blocked clients are refused before any work, as
     /// for a password check.
-    fn scram(&self, username: &str, client: &Client) -> StorageResult {
+    fn scram(&self, username: &str, client: &Client) -> DirectoryResult {
         use rand_core::RngCore;
         let key = username_key(username).ok();
         // The proof is checked in the session; the attempt counts from here until the session
@@ -385,16 +390,13 @@ impl Backend {
             Ok(attempt) => self.hold(client, attempt),
             Err(blocked) => {
                 tracing::info!(peer = %client.peer, user = %username, reason = %blocked, "SCRAM refused without a lookup");
-                return Err(match blocked {
-                    Blocked::Address => StorageError::Blocked,
-                    Blocked::Account => StorageError::Unavailable(blocked.to_string()),
-                });
+                return Err(refusal(blocked));
             }
         }
         let lookup = self.directory.scram(username);
         let mut entropy = [0u8; 18];
         rand_core::OsRng.fill_bytes(&mut entropy);
-        Ok(StorageReply::Scram {
+        Ok(DirectoryReply::Scram {
             account: lookup.account,
             credentials: lookup.credentials,
             nonce: tern_core::sasl::ServerNonce::from_entropy(&entropy),
@@ -420,6 +422,15 @@ impl Backend {
             self.guard
                 .record_success(client.peer.ip(), &key, Instant::now());
         }
+    }
+}
+
+/// How a login refused by the guard is answered: a blocked address is hung up on (the session
+/// closes), a blocked account is a passing condition.
+fn refusal(blocked: Blocked) -> DirectoryError {
+    match blocked {
+        Blocked::Address => DirectoryError::Blocked,
+        Blocked::Account => DirectoryError::Unavailable(blocked.to_string()),
     }
 }
 

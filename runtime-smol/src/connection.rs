@@ -1,5 +1,6 @@
 //! One task per connection: moves bytes between the socket and the core session, and does
-//! what the session asks (run a storage request, upgrade to TLS, arm a timer, close).
+//! what the session asks (run a storage request, answer a login from the directory, upgrade
+//! to TLS, arm a timer, close).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +12,9 @@ use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use smol::Timer;
-use tern_core::{Event, Input, Output, RequestId, Session, SessionConfig, StorageResult};
+use tern_core::{
+    DirectoryResult, Event, Input, Output, RequestId, Session, SessionConfig, StorageResult,
+};
 
 use crate::backend::{Backend, Client, Watch};
 use crate::limits::ConnectionSlot;
@@ -75,9 +78,41 @@ pub struct Context {
 enum Wake {
     Read(std::io::Result<usize>),
     Changed(tern_core::store::MailboxId),
-    Storage(RequestId, StorageResult),
+    Reply(RequestId, Answer),
     Deadline,
     Shutdown,
+}
+
+/// The session's one request in flight, of either kind.
+enum InFlight {
+    Storage(Reply),
+    /// A login, answered by the backend's directory and login defences.
+    Directory(smol::Task<DirectoryResult>),
+}
+
+impl InFlight {
+    async fn finish(self) -> Answer {
+        match self {
+            InFlight::Storage(reply) => Answer::Storage(reply.finish().await),
+            InFlight::Directory(task) => Answer::Directory(task.await),
+        }
+    }
+}
+
+/// The reply to the request in flight, of its kind.
+enum Answer {
+    Storage(StorageResult),
+    Directory(DirectoryResult),
+}
+
+impl Answer {
+    /// The session's input for it.
+    fn input(self, now: Instant, id: RequestId) -> Input<'static> {
+        match self {
+            Answer::Storage(reply) => Input::Storage { now, id, reply },
+            Answer::Directory(reply) => Input::Directory { now, id, reply },
+        }
+    }
 }
 
 /// A storage reply the session will be handed when it next waits.
@@ -213,7 +248,7 @@ struct Connection {
     stream: Option<Stream>,
     ctx: Arc<Context>,
     peer: SocketAddr,
-    pending: Option<(RequestId, Reply)>,
+    pending: Option<(RequestId, InFlight)>,
     shutdown_seen: bool,
     /// Change notifications for the account, once logged in.
     watch: Option<Watch>,
@@ -223,8 +258,8 @@ struct Connection {
 
 impl Connection {
     /// After the connection ends, however it ended: lets the session clean up (a POP3 session
-    /// releases its maildrop lock) by running its last storage requests, one at a time with
-    /// their replies fed back as usual; bytes are no longer sent.
+    /// releases its maildrop lock) by running its last requests, one at a time with their
+    /// replies fed back as usual; bytes are no longer sent.
     async fn settle(&mut self) {
         // Nobody reads a reply from now on: a SEARCH in flight stops at its next step.
         self.client.leave();
@@ -233,12 +268,11 @@ impl Connection {
         });
         // Bounded: a session ends with at most a few requests.
         for _ in 0..16 {
-            if let Some((id, reply)) = self.pending.take() {
-                let reply = reply.finish().await;
-                let now = Instant::now();
+            if let Some((id, in_flight)) = self.pending.take() {
+                let answer = in_flight.finish().await;
                 if self
                     .session
-                    .handle_input(Input::Storage { now, id, reply })
+                    .handle_input(answer.input(Instant::now(), id))
                     .is_err()
                 {
                     return;
@@ -251,7 +285,15 @@ impl Connection {
                         .backend
                         .clone()
                         .execute(request.op, self.client.clone());
-                    self.pending = Some((request.id, Reply::Running(task)));
+                    self.pending = Some((request.id, InFlight::Storage(Reply::Running(task))));
+                }
+                Output::Directory(request) => {
+                    let task = self
+                        .ctx
+                        .backend
+                        .clone()
+                        .answer(request.op, self.client.clone());
+                    self.pending = Some((request.id, InFlight::Directory(task)));
                 }
                 Output::Transmit(_) | Output::Event(_) | Output::StartTls => {}
                 _ if self.pending.is_some() => {}
@@ -270,7 +312,9 @@ impl Connection {
             };
             let wake = match self.pending.take() {
                 // Answered on this thread already: hand it over at once.
-                Some((id, Reply::Ready(reply))) => Wake::Storage(id, reply),
+                Some((id, InFlight::Storage(Reply::Ready(reply)))) => {
+                    Wake::Reply(id, Answer::Storage(reply))
+                }
                 other => {
                     self.pending = other;
                     self.wait(deadline, &mut buf).await
@@ -293,9 +337,9 @@ impl Connection {
                     let _ = self.session.handle_input(Input::PeerClosed { now });
                     return End::Io(e);
                 }
-                Wake::Storage(id, reply) => {
+                Wake::Reply(id, answer) => {
                     self.pending = None;
-                    Input::Storage { now, id, reply }
+                    answer.input(now, id)
                 }
                 Wake::Deadline => Input::Timeout { now },
                 Wake::Shutdown => {
@@ -330,7 +374,19 @@ impl Connection {
                             self.ctx.backend.clone().execute(op, self.client.clone()),
                         ),
                     };
-                    self.pending = Some((request.id, reply));
+                    self.pending = Some((request.id, InFlight::Storage(reply)));
+                }
+                Output::Directory(request) => {
+                    if self.pending.is_some() {
+                        tracing::error!(peer = %self.peer, "session misuse: a directory request while another request is in flight");
+                        return Ok(None);
+                    }
+                    let task = self
+                        .ctx
+                        .backend
+                        .clone()
+                        .answer(request.op, self.client.clone());
+                    self.pending = Some((request.id, InFlight::Directory(task)));
                 }
                 Output::StartTls => {
                     self.flush().await.map_err(End::Io)?;
@@ -397,7 +453,7 @@ impl Connection {
         .await
     }
 
-    /// Waits for whichever comes first: input, the storage reply, the deadline, shutdown.
+    /// Waits for whichever comes first: input, the reply in flight, the deadline, shutdown.
     async fn wait(&mut self, deadline: Instant, buf: &mut [u8]) -> Wake {
         let wants_read = self.session.wants_read();
         let shutdown_seen = self.shutdown_seen;
@@ -426,9 +482,16 @@ impl Connection {
         };
         let storage = async {
             match pending.as_mut() {
-                Some((id, Reply::Running(task))) => Wake::Storage(*id, task.await),
+                Some((id, InFlight::Storage(Reply::Running(task)))) => {
+                    Wake::Reply(*id, Answer::Storage(task.await))
+                }
+                Some((id, InFlight::Directory(task))) => {
+                    Wake::Reply(*id, Answer::Directory(task.await))
+                }
                 // `run` takes a ready reply before it waits.
-                Some((_, Reply::Ready(_))) | None => std::future::pending().await,
+                Some((_, InFlight::Storage(Reply::Ready(_)))) | None => {
+                    std::future::pending().await
+                }
             }
         };
         let timer = async {
@@ -443,7 +506,7 @@ impl Connection {
             let _ = ctx.shutdown.recv().await;
             Wake::Shutdown
         };
-        // Storage first: a finished request is handed over before more input.
+        // The reply first: a finished request is handed over before more input.
         storage.or(shutdown).or(read).or(changed).or(timer).await
     }
 

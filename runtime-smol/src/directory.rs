@@ -1,8 +1,9 @@
 //! Accounts and password checks: the `[[directory.users]]` of the configuration and an
 //! optional Dovecot-style passwd-file.
 //!
-//! Runs on the blocking pool (see `backend.rs`): password hashes are deliberately slow, and a
-//! slow hash must never stall other connections.
+//! It answers the core's directory requests (`tern_core::directory`) through `backend.rs`,
+//! behind the login defences: password checks run on the check pool (`checks.rs`), SCRAM
+//! lookups on the blocking pool, since a slow hash must never stall other connections.
 //!
 //! Names are matched by their lookup key, SASLprep (RFC 4013) then lower case, so `Alice`,
 //! `ALICE` and `alice` are one account. A name in both the configuration and the passwd-file

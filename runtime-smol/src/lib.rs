@@ -1,7 +1,8 @@
 //! `tern-smol`: the tern server around `tern-core`, on the smol runtime.
 //!
 //! The connection tasks only move bytes between sockets and core sessions and carry out what
-//! the sessions ask: run a storage request on the blocking pool, upgrade to TLS, wait for a
+//! the sessions ask: run a storage request on the blocking pool, answer a login (a directory
+//! request) with the configured users behind the login defences, upgrade to TLS, wait for a
 //! deadline, close. Everything protocol-shaped lives in `tern-core`.
 
 #![forbid(unsafe_code)]

@@ -185,12 +185,9 @@
 //!
 //! # Users
 //!
-//! Authentication is not the store's job: the runtime checks passwords against its own
-//! directory and never sends `Authenticate` here. For tests and conformance runs the store
-//! answers it from an optional in-memory table ([`SqliteStore::add_user`]), exactly like
-//! `MemStore`; with no users every login is rejected. `ScramLookup` is refused with
-//! `StorageError::Internal`: deriving SCRAM keys needs the core's private SASL types, and
-//! the runtime answers it from its directory anyway.
+//! Authentication is not the store's job: logins are directory requests
+//! (`tern_core::directory`), which the runtime answers from its own users and which never
+//! reach a store.
 //!
 //! # Concurrency
 //!
@@ -211,10 +208,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tern_core::secret::Secret;
 use tern_core::store::contract::Sinks;
 use tern_core::store::Changed;
-use tern_core::{AuthOutcome, StorageError, StorageOp, StorageReply, StorageResult, Store};
+use tern_core::{StorageError, StorageOp, StorageReply, StorageResult, Store};
 
 mod account;
 mod blobs;
@@ -284,7 +280,6 @@ pub struct SqliteStore {
     /// Accounts whose POP3 maildrop is locked. Process-local on purpose: a lock must not
     /// outlive the process that took it (a crash would otherwise lock the maildrop for good).
     locked: Mutex<HashSet<String>>,
-    users: HashMap<String, (String, Secret<Vec<u8>>)>,
     /// Message rows the accounts keep in memory, store-wide (see `rows.rs`).
     budget: rows::Budget,
     /// Requests one group commit may take (see `group.rs`).
@@ -353,7 +348,6 @@ impl SqliteStore {
             inline_limit: DEFAULT_INLINE_LIMIT,
             changes: Vec::new(),
             locked: Mutex::new(HashSet::new()),
-            users: HashMap::new(),
             budget: rows::Budget::new(rows::DEFAULT_BUDGET_BYTES),
             max_batch: MAX_BATCH,
             sinks: Sinks::default(),
@@ -395,18 +389,6 @@ impl SqliteStore {
     /// Sets the bounds on mailboxes per account and on the work of one SEARCH.
     pub fn set_limits(&mut self, limits: StoreLimits) {
         self.limits = limits;
-    }
-
-    /// Adds (or replaces) a user for [`StorageOp::Authenticate`], kept in memory only.
-    ///
-    /// In the server, users are the runtime's directory's business and `Authenticate` never
-    /// reaches the store; this exists so tests and conformance runs can use the store alone,
-    /// exactly like `MemStore::add_user`. Without users every login is rejected.
-    pub fn add_user(&mut self, name: &str, password: &str) {
-        self.users.insert(
-            name.to_lowercase(),
-            (name.to_string(), Secret::new(password.as_bytes().to_vec())),
-        );
     }
 
     /// Opens an account now (creating or migrating it), to surface problems at start-up
@@ -614,15 +596,6 @@ impl SqliteStore {
     /// Answers the requests that need no account database, or hands the request back.
     fn without_account(&self, op: StorageOp) -> Result<StorageResult, StorageOp> {
         Ok(match op {
-            StorageOp::Authenticate { username, password } => {
-                let outcome = match self.users.get(&username.to_lowercase()) {
-                    Some((account, stored)) if stored == &password => AuthOutcome::Accepted {
-                        account: account.clone(),
-                    },
-                    _ => AuthOutcome::Rejected,
-                };
-                Ok(StorageReply::Authenticated(outcome))
-            }
             StorageOp::LockMaildrop { account } => {
                 if lock(&self.locked).insert(account.to_lowercase()) {
                     Ok(StorageReply::Done)
@@ -636,12 +609,6 @@ impl SqliteStore {
             } => {
                 lock(&self.locked).remove(&account.to_lowercase());
                 Ok(StorageReply::Done)
-            }
-            StorageOp::ScramLookup { .. } | StorageOp::ClaimAccount { .. } => {
-                Err(StorageError::Internal(
-                    "SCRAM keys and connection limits are the runtime's business, not the store's"
-                        .into(),
-                ))
             }
             StorageOp::DeleteMailbox { name, .. } if name == "INBOX" => {
                 Err(StorageError::Cannot("INBOX cannot be deleted."))

@@ -121,8 +121,6 @@ fn check(case: Case) -> TestResult {
     let dir = tempfile::tempdir().unwrap();
     let mut sql = SqliteStore::open(dir.path()).unwrap();
     let mut mem = MemStore::new();
-    sql.add_user("alice", "pw");
-    mem.add_user("alice", "pw");
     for store in [&mut sql as &mut dyn Store, &mut mem] {
         let messages = case
             .headers

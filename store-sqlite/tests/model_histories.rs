@@ -22,9 +22,7 @@ struct Sqlite {
 }
 
 fn open(root: &Path) -> SqliteStore {
-    let mut s = SqliteStore::open(root).expect("open store");
-    s.add_user(model::runner::USER, model::runner::PASS);
-    s
+    SqliteStore::open(root).expect("open store")
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -1,6 +1,7 @@
-//! Drives a whole session from fuzzer bytes, as the binary would: `Session` + `MemStore`
-//! through `tern_core::drive::pump`, TLS handshakes completed at once, change notifications
-//! delivered, short deadlines (failed-login delays) waited out on a virtual clock.
+//! Drives a whole session from fuzzer bytes, as the binary would: `Session`, `MemStore` and
+//! `MemDirectory` through `tern_core::drive::pump`, TLS handshakes completed at once, change
+//! notifications delivered, short deadlines (failed-login delays) waited out on a virtual
+//! clock.
 //!
 //! Input: the first octet picks how the rest is cut into reads (0: one read; n: reads of n
 //! octets), the rest is what the client sends. Besides "never panics, never hangs, never
@@ -16,7 +17,8 @@ use bytes::Bytes;
 use tern_core::drive::{pump, Blocked};
 use tern_core::store::NewMessage;
 use tern_core::{
-    Input, MemStore, Output, Protocol, Session, SessionConfig, StorageOp, Store, Transport,
+    Input, MemDirectory, MemStore, Output, Protocol, Session, SessionConfig, StorageOp, Store,
+    Transport,
 };
 
 /// Deadlines closer than this are waited out (the failed-login delay is 2 s, doubling); the
@@ -36,6 +38,7 @@ struct Conn {
 
 pub struct Driver {
     store: MemStore,
+    directory: MemDirectory,
     now: Instant,
     main: Conn,
     watcher: Conn,
@@ -44,7 +47,8 @@ pub struct Driver {
 impl Driver {
     fn new(protocol: Protocol) -> Driver {
         let mut store = MemStore::new();
-        store.add_user("alice", "wonderland");
+        let mut directory = MemDirectory::new();
+        directory.add_user("alice", "wonderland");
         for (i, m) in MESSAGES.iter().enumerate() {
             let flags = if i == 0 {
                 vec![tern_core::mail::flags::Flag::Seen]
@@ -72,6 +76,7 @@ impl Driver {
         watcher_config.plaintext_auth_without_tls = true;
         let mut d = Driver {
             store,
+            directory,
             now,
             main: Conn {
                 session: Session::new(config, now),
@@ -88,14 +93,20 @@ impl Driver {
             .session
             .handle_input(Input::Bytes { now, data: setup })
             .expect("watcher set-up");
-        d.watcher.blocked =
-            pump(&mut d.watcher.session, &mut d.store, now, &mut |_| {}).expect("watcher pump");
+        d.watcher.blocked = pump(
+            &mut d.watcher.session,
+            &mut d.store,
+            &mut d.directory,
+            now,
+            &mut |_| {},
+        )
+        .expect("watcher pump");
         d
     }
 
-    fn pump_one(store: &mut MemStore, now: Instant, c: &mut Conn) {
+    fn pump_one(store: &mut MemStore, directory: &mut MemDirectory, now: Instant, c: &mut Conn) {
         loop {
-            c.blocked = pump(&mut c.session, store, now, &mut |_| {}).expect("pump");
+            c.blocked = pump(&mut c.session, store, directory, now, &mut |_| {}).expect("pump");
             if c.blocked != Blocked::StartTls {
                 return;
             }
@@ -111,7 +122,12 @@ impl Driver {
     /// Runs the fuzzed session, hands out change notifications, waits out short deadlines.
     fn settle_main(&mut self) {
         loop {
-            Self::pump_one(&mut self.store, self.now, &mut self.main);
+            Self::pump_one(
+                &mut self.store,
+                &mut self.directory,
+                self.now,
+                &mut self.main,
+            );
             for change in self.store.take_changes() {
                 for c in [&mut self.main, &mut self.watcher] {
                     if c.blocked == Blocked::Close
@@ -126,7 +142,7 @@ impl Driver {
                             mailbox: change.mailbox,
                         })
                         .expect("MailboxChanged");
-                    Self::pump_one(&mut self.store, self.now, c);
+                    Self::pump_one(&mut self.store, &mut self.directory, self.now, c);
                 }
             }
             match self.main.blocked {
@@ -136,7 +152,12 @@ impl Driver {
                         .session
                         .handle_input(Input::Timeout { now: self.now })
                         .expect("Timeout");
-                    Self::pump_one(&mut self.store, self.now, &mut self.main);
+                    Self::pump_one(
+                        &mut self.store,
+                        &mut self.directory,
+                        self.now,
+                        &mut self.main,
+                    );
                     if let Blocked::Until(next) = self.main.blocked {
                         assert!(next > self.now, "deadline {next:?} did not move past now");
                     }
@@ -166,7 +187,12 @@ impl Driver {
                 .session
                 .handle_input(Input::PeerClosed { now: self.now })
                 .expect("PeerClosed");
-            Self::pump_one(&mut self.store, self.now, &mut self.main);
+            Self::pump_one(
+                &mut self.store,
+                &mut self.directory,
+                self.now,
+                &mut self.main,
+            );
         }
         assert_eq!(
             self.main.blocked,

@@ -14,15 +14,20 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::command::Command;
 use super::lines::{LineFrame, LineReader};
 use crate::auth::{plaintext_allowed, FailureCounter};
+use crate::directory::{
+    AuthOutcome, DirectoryError, DirectoryOp, DirectoryReply, DirectoryRequest, DirectoryResult,
+};
 use crate::outbox::Outbox;
 use crate::sasl::{
     self, ChannelBindings, Credentials, Exchange, Mechanism, Outcome, SaslContext, SaslError, Step,
 };
 use crate::secret::Secret;
-use crate::session::{Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport};
+use crate::session::{
+    Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport, WRONG_KIND_REPLY,
+};
 use crate::store::{
-    AuthOutcome, FetchWant, FetchedMessage, MailboxId, RequestId, StorageError, StorageOp,
-    StorageReply, StorageRequest, StorageResult, Uid,
+    FetchWant, FetchedMessage, MailboxId, RequestId, StorageError, StorageOp, StorageReply,
+    StorageRequest, StorageResult, Uid,
 };
 use crate::time::{Timer, Timers};
 
@@ -48,9 +53,15 @@ enum State {
 enum Expect {
     Command,
     SaslResponse(Box<SaslState>),
+    /// A storage request is in flight.
     Reply {
         id: RequestId,
         then: AfterReply,
+    },
+    /// A directory request (a login) is in flight.
+    DirectoryReply {
+        id: RequestId,
+        then: AfterVerdict,
     },
     /// Ending: waiting for the reply `awaiting`, then sending `then` (the release of the
     /// maildrop lock) if it is still to go, or closing.
@@ -88,19 +99,26 @@ struct Message {
 struct SaslState {
     mechanism: Mechanism,
     exchange: Exchange,
-    /// The account whose SCRAM keys are in use, once storage named it.
+    /// The account whose SCRAM keys are in use, once the directory named it.
     account: Option<String>,
     username: String,
 }
 
+/// What to do with the directory's reply.
 #[derive(Debug)]
-enum AfterReply {
+enum AfterVerdict {
     /// SCRAM keys were asked for.
     ScramKeys(Box<SaslState>),
+    /// A password check or an account claim: the verdict ends the command.
     Login {
         username: String,
         mechanism: &'static str,
     },
+}
+
+/// What to do with storage's reply.
+#[derive(Debug)]
+enum AfterReply {
     /// The maildrop lock was asked for.
     Lock { account: String },
     /// INBOX was opened.
@@ -174,9 +192,10 @@ impl Pop3Session {
         match self.expect {
             Expect::Closed | Expect::Releasing { .. } => false,
             Expect::Command | Expect::SaslResponse(_) => true,
-            Expect::Reply { .. } | Expect::AuthDelay | Expect::TlsHandshake => {
-                self.lines.buffered() < self.config.limits.max_buffered_input
-            }
+            Expect::Reply { .. }
+            | Expect::DirectoryReply { .. }
+            | Expect::AuthDelay
+            | Expect::TlsHandshake => self.lines.buffered() < self.config.limits.max_buffered_input,
         }
     }
 
@@ -200,7 +219,8 @@ impl Pop3Session {
         if matches!(self.expect, Expect::Releasing { .. }) {
             // Said and done: only the release's progress (or the driver giving up) counts.
             return match input {
-                Input::Storage { now, id, .. } => {
+                // The release's progress does not depend on what the reply says.
+                Input::Storage { now, id, .. } | Input::Directory { now, id, .. } => {
                     self.now = now;
                     self.releasing_reply(id)
                 }
@@ -217,6 +237,7 @@ impl Pop3Session {
         let (Input::Bytes { now, .. }
         | Input::Timeout { now }
         | Input::Storage { now, .. }
+        | Input::Directory { now, .. }
         | Input::TlsEstablished { now, .. }
         | Input::MailboxChanged { now, .. }
         | Input::PeerClosed { now }
@@ -254,14 +275,39 @@ impl Pop3Session {
                 }
             }
             Input::Storage { id, reply, .. } => {
-                match &self.expect {
-                    Expect::Reply { id: expected, .. } if *expected == id => {}
-                    _ => return Err(MisuseError::UnknownRequest(id)),
+                match std::mem::replace(&mut self.expect, Expect::Command) {
+                    Expect::Reply { id: expected, then } if expected == id => {
+                        self.on_reply(then, reply)
+                    }
+                    Expect::DirectoryReply { id: expected, then } if expected == id => {
+                        self.on_verdict(
+                            then,
+                            Err(DirectoryError::Internal(WRONG_KIND_REPLY.into())),
+                        );
+                        self.after_step();
+                        return Err(MisuseError::WrongReplyKind(id));
+                    }
+                    other => {
+                        self.expect = other;
+                        return Err(MisuseError::UnknownRequest(id));
+                    }
                 }
-                if let Expect::Reply { then, .. } =
-                    std::mem::replace(&mut self.expect, Expect::Command)
-                {
-                    self.on_reply(then, reply);
+                self.after_step();
+            }
+            Input::Directory { id, reply, .. } => {
+                match std::mem::replace(&mut self.expect, Expect::Command) {
+                    Expect::DirectoryReply { id: expected, then } if expected == id => {
+                        self.on_verdict(then, reply)
+                    }
+                    Expect::Reply { id: expected, then } if expected == id => {
+                        self.on_reply(then, Err(StorageError::Internal(WRONG_KIND_REPLY.into())));
+                        self.after_step();
+                        return Err(MisuseError::WrongReplyKind(id));
+                    }
+                    other => {
+                        self.expect = other;
+                        return Err(MisuseError::UnknownRequest(id));
+                    }
                 }
                 self.after_step();
             }
@@ -335,7 +381,7 @@ impl Pop3Session {
             self.now + self.config.limits.pop3_inactivity,
         );
         self.expect = match std::mem::replace(&mut self.expect, Expect::Closed) {
-            Expect::Reply { id, .. } => Expect::Releasing {
+            Expect::Reply { id, .. } | Expect::DirectoryReply { id, .. } => Expect::Releasing {
                 awaiting: id,
                 then: Some(release),
             },
@@ -695,17 +741,17 @@ impl Pop3Session {
             }
             Step::NeedCredentials { username } => {
                 state.username = username.clone();
-                self.request(
-                    StorageOp::ScramLookup { username },
-                    AfterReply::ScramKeys(Box::new(state)),
+                self.ask_directory(
+                    DirectoryOp::ScramLookup { username },
+                    AfterVerdict::ScramKeys(Box::new(state)),
                 );
             }
             Step::Done(Outcome::Verify(creds)) => self.authenticate(creds, state.mechanism.name()),
             Step::Done(Outcome::Authenticated { .. }) => match state.account {
                 // The proof is right; the account's connection limit still applies.
-                Some(account) => self.request(
-                    StorageOp::ClaimAccount { account },
-                    AfterReply::Login {
+                Some(account) => self.ask_directory(
+                    DirectoryOp::ClaimAccount { account },
+                    AfterVerdict::Login {
                         username: state.username,
                         mechanism: state.mechanism.name(),
                     },
@@ -722,12 +768,12 @@ impl Pop3Session {
 
     fn authenticate(&mut self, creds: Credentials, mechanism: &'static str) {
         let username = creds.username.clone();
-        self.request(
-            StorageOp::Authenticate {
+        self.ask_directory(
+            DirectoryOp::Authenticate {
                 username: creds.username,
                 password: creds.password,
             },
-            AfterReply::Login {
+            AfterVerdict::Login {
                 username,
                 mechanism,
             },
@@ -740,27 +786,34 @@ impl Pop3Session {
         self.out.push(Output::Storage(StorageRequest { id, op }));
     }
 
-    fn on_reply(&mut self, then: AfterReply, reply: StorageResult) {
+    fn ask_directory(&mut self, op: DirectoryOp, then: AfterVerdict) {
+        let id = self.ids.next();
+        self.expect = Expect::DirectoryReply { id, then };
+        self.out
+            .push(Output::Directory(DirectoryRequest { id, op }));
+    }
+
+    fn on_verdict(&mut self, then: AfterVerdict, reply: DirectoryResult) {
         match then {
-            AfterReply::Login {
+            AfterVerdict::Login {
                 username,
                 mechanism,
             } => match reply {
-                Ok(StorageReply::Authenticated(AuthOutcome::Accepted { account })) => {
+                Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted { account })) => {
                     self.logged_in(account, mechanism)
                 }
-                Ok(StorageReply::Authenticated(AuthOutcome::Rejected)) => {
+                Ok(DirectoryReply::Authenticated(AuthOutcome::Rejected)) => {
                     self.failed_login(username, mechanism)
                 }
                 // The account is at its connection limit (one POP3 session): RFC 2449 §8.1.1.
-                Err(StorageError::InUse) => {
+                Err(DirectoryError::InUse) => {
                     self.err("[IN-USE] Mailbox is locked by another POP3 session.")
                 }
-                Err(StorageError::Blocked) => self.blocked(),
+                Err(DirectoryError::Blocked) => self.blocked(),
                 Err(_) | Ok(_) => self.temporary_failure(),
             },
-            AfterReply::ScramKeys(state) => match reply {
-                Ok(StorageReply::Scram {
+            AfterVerdict::ScramKeys(state) => match reply {
+                Ok(DirectoryReply::Scram {
                     account,
                     credentials,
                     nonce,
@@ -770,9 +823,14 @@ impl Pop3Session {
                     let step = state.exchange.credentials(&credentials, &nonce);
                     self.sasl_step(state, step);
                 }
-                Err(StorageError::Blocked) => self.blocked(),
+                Err(DirectoryError::Blocked) => self.blocked(),
                 Err(_) | Ok(_) => self.temporary_failure(),
             },
+        }
+    }
+
+    fn on_reply(&mut self, then: AfterReply, reply: StorageResult) {
+        match then {
             AfterReply::Lock { account } => match reply {
                 Ok(StorageReply::Done) => self.request(
                     StorageOp::Open {
@@ -906,7 +964,7 @@ impl Pop3Session {
     }
 
     /// The address is blocked for failed logins: refuse and hang up (see
-    /// [`StorageError::Blocked`]).
+    /// [`DirectoryError::Blocked`]).
     fn blocked(&mut self) {
         self.err("[SYS/TEMP] Too many failed logins from your address; try again later.");
         self.close();

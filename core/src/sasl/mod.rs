@@ -13,14 +13,17 @@
 //!   │
 //!   ├─ Step::Challenge(bytes)      send "+ " base64(bytes); feed the client's decoded reply
 //!   │                              to Exchange::respond (a lone "*" cancels: the session's job)
-//!   ├─ Step::NeedCredentials{..}   SCRAM: ask storage for the user's ScramCredentials and the
-//!   │                              runtime for a ServerNonce; feed both to Exchange::credentials
+//!   ├─ Step::NeedCredentials{..}   SCRAM: ask the directory for the user's ScramCredentials and
+//!   │                              a ServerNonce (DirectoryOp::ScramLookup); feed both to
+//!   │                              Exchange::credentials
 //!   ├─ Step::Done(Outcome::Verify(credentials))
-//!   │                              PLAIN/LOGIN: check name and password with storage
-//!   │                              (StorageOp::Authenticate), as for the LOGIN/USER+PASS commands
+//!   │                              PLAIN/LOGIN: check name and password with the directory
+//!   │                              (DirectoryOp::Authenticate), as for the LOGIN/USER+PASS
+//!   │                              commands
 //!   ├─ Step::Done(Outcome::Authenticated{username})
 //!   │                              SCRAM: the client proved it knows the password; the session
-//!   │                              logs in the account storage named when it supplied the keys
+//!   │                              claims the account the directory named with the keys
+//!   │                              (DirectoryOp::ClaimAccount)
 //!   └─ Step::Failed(error)         BadBase64 → BAD (IMAP) / -ERR; anything else →
 //!                                  NO [AUTHENTICATIONFAILED] / -ERR [AUTH]
 //! ```

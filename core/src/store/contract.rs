@@ -21,6 +21,8 @@
 //!   correctness: sessions catch up by MODSEQ at their next command.
 //! - **Leases**: the POP3 maildrop lock ([`StorageOp::LockMaildrop`]) must die with the
 //!   process (or node) that took it.
+//! - **No logins**: users, passwords, SCRAM keys and connection limits are the directory's
+//!   ([`crate::directory`]); a backend never sees an authentication request.
 
 use std::sync::{Arc, Mutex, PoisonError};
 

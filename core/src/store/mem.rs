@@ -1,8 +1,9 @@
 //! The in-memory store: the reference every other store must agree with, and the store of
 //! every core test and in-process conformance run.
 //!
-//! Written for obviousness over speed. Passwords are kept as given: it never serves real
-//! accounts. Its clock is set by whoever drives it, since the core reads none.
+//! Written for obviousness over speed. Its clock is set by whoever drives it, since the core
+//! reads none. It knows no users: logins are the directory's business
+//! ([`crate::directory::MemDirectory`] is its in-memory counterpart).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
@@ -12,22 +13,19 @@ use bytes::Bytes;
 use super::evaluate::{evaluate, Halt, Meter};
 use super::query::Candidate;
 use super::{
-    AuthOutcome, ChangeSet, Changed, FetchWant, FetchedMessage, MailboxEntry, MailboxId,
-    MailboxList, MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse,
-    StorageError, StorageOp, StorageReply, StorageResult, Store, StoreLimits, Uid,
-    DEFAULT_MAILBOXES,
+    ChangeSet, Changed, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
+    MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse, StorageError,
+    StorageOp, StorageReply, StorageResult, Store, StoreLimits, Uid, DEFAULT_MAILBOXES,
 };
 use crate::mail::analyze::{analyze, MessageInfo};
 use crate::mail::date::{from_unix, to_unix, Date, DateTime};
 use crate::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
 use crate::mail::mailbox_name::DELIMITER;
 use crate::mail::text::{extract, SearchText};
-use crate::secret::Secret;
 
 /// An in-memory multi-account store.
 #[derive(Debug, Default)]
 pub struct MemStore {
-    users: HashMap<String, (String, Secret<Vec<u8>>)>,
     accounts: HashMap<String, Account>,
     /// Unix seconds; the driver advances it.
     now: i64,
@@ -35,7 +33,6 @@ pub struct MemStore {
     uid_validity_seed: u32,
     /// Accounts whose POP3 maildrop is locked.
     locked: std::collections::HashSet<String>,
-    nonce_counter: u64,
     /// Mailboxes per account (so CREATE cannot grow memory without limit), SEARCH work.
     limits: StoreLimits,
 }
@@ -110,14 +107,6 @@ impl MemStore {
             now: 1_767_225_600,
             ..Self::default()
         }
-    }
-
-    /// Adds (or replaces) a user. Names match case-insensitively, as real clients expect.
-    pub fn add_user(&mut self, name: &str, password: &str) {
-        self.users.insert(
-            name.to_lowercase(),
-            (name.to_string(), Secret::new(password.as_bytes().to_vec())),
-        );
     }
 
     /// Sets the store's clock (Unix seconds): the default internal date and OLDER/YOUNGER.
@@ -326,44 +315,6 @@ impl Store for MemStore {
             }
         }
         match op {
-            StorageOp::Authenticate { username, password } => {
-                let outcome = match self.users.get(&username.to_lowercase()) {
-                    Some((account, stored)) if stored == &password => AuthOutcome::Accepted {
-                        account: account.clone(),
-                    },
-                    _ => AuthOutcome::Rejected,
-                };
-                Ok(StorageReply::Authenticated(outcome))
-            }
-            // One process, no connection limits: every verified login may proceed.
-            StorageOp::ClaimAccount { account } => {
-                Ok(StorageReply::Authenticated(AuthOutcome::Accepted {
-                    account,
-                }))
-            }
-            StorageOp::ScramLookup { username } => {
-                // Keys derived on demand from the test password; a fixed salt and a counter
-                // nonce keep transcripts deterministic (this store never serves real users).
-                self.nonce_counter += 1;
-                let nonce =
-                    crate::sasl::ServerNonce::from_entropy(&self.nonce_counter.to_be_bytes());
-                let found = self.users.get(&username.to_lowercase());
-                let (account, password) = match found {
-                    Some((account, password)) => (
-                        Some(account.clone()),
-                        String::from_utf8_lossy(password.expose()).into_owned(),
-                    ),
-                    None => (None, format!("unknown {username} {}", self.now)),
-                };
-                let credentials =
-                    crate::sasl::ScramCredentials::derive(&password, b"tern-memstore", 4096)
-                        .map_err(|_| StorageError::Internal("password not SASLprep-able".into()))?;
-                Ok(StorageReply::Scram {
-                    account: if found.is_some() { account } else { None },
-                    credentials,
-                    nonce,
-                })
-            }
             StorageOp::ListMailboxes { account } => {
                 let a = self.account(&account);
                 Ok(StorageReply::Mailboxes(MailboxList {

@@ -8,7 +8,8 @@
 //!
 //! Protocol semantics stay in the session: sequence numbers, when an EXPUNGE may be announced,
 //! `\Recent` bookkeeping per session. Storage stores, and answers searches exactly as
-//! [`MemStore`] does.
+//! [`MemStore`] does. Logins are not storage's business: they are directory requests
+//! ([`crate::directory`]), and no [`StorageOp`] carries one.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,7 +19,6 @@ use bytes::Bytes;
 use crate::mail::analyze::MessageInfo;
 use crate::mail::date::DateTime;
 use crate::mail::flags::{Flag, Flags, StoreMode};
-use crate::secret::Secret;
 
 pub mod contract;
 pub mod evaluate;
@@ -36,7 +36,7 @@ pub type Uid = u32;
 /// A modification sequence (RFC 7162); grows with every change in a mailbox.
 pub type ModSeq = u64;
 
-/// Names one storage request of one session; the reply must carry the same id.
+/// Names one request (storage or directory) of one session; the reply must carry the same id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RequestId(pub(crate) u64);
 
@@ -286,29 +286,6 @@ pub struct FetchedMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StorageOp {
-    /// Check a user name and password. Hashing is slow on purpose, which is why this is a
-    /// request rather than a call made from the session.
-    Authenticate {
-        /// The name as the client sent it.
-        username: String,
-        /// The password octets as the client sent them.
-        password: Secret<Vec<u8>>,
-    },
-    /// Look up a user's stored SCRAM keys (RFC 5802) and draw a fresh server nonce. Unknown
-    /// users get stand-in keys that never verify, so the exchange cannot reveal which names
-    /// exist.
-    ScramLookup {
-        /// The authentication identity, SASLprep-ed.
-        username: String,
-    },
-    /// A login verified inside the session (SCRAM's proof) asks to become a session of the
-    /// account: the driver counts it against the account's connection limit as it does for a
-    /// checked password, and answers `Authenticated(Accepted)` or a refusal (`Unavailable`,
-    /// `InUse`).
-    ClaimAccount {
-        /// The account's canonical name, as the SCRAM lookup gave it.
-        account: String,
-    },
     /// List mailboxes and subscriptions.
     ListMailboxes {
         /// The account.
@@ -482,9 +459,6 @@ impl StorageOp {
     /// The account a mutating operation changes, for change notification.
     pub fn account(&self) -> Option<&str> {
         match self {
-            StorageOp::Authenticate { .. }
-            | StorageOp::ScramLookup { .. }
-            | StorageOp::ClaimAccount { .. } => None,
             StorageOp::ListMailboxes { account }
             | StorageOp::CreateMailbox { account, .. }
             | StorageOp::DeleteMailbox { account, .. }
@@ -510,17 +484,6 @@ impl StorageOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StorageReply {
-    /// To [`StorageOp::Authenticate`].
-    Authenticated(AuthOutcome),
-    /// To [`StorageOp::ScramLookup`].
-    Scram {
-        /// The account the keys belong to; `None` for stand-in keys.
-        account: Option<String>,
-        /// The stored keys (or stand-ins).
-        credentials: crate::sasl::ScramCredentials,
-        /// The server's nonce part for this exchange.
-        nonce: crate::sasl::ServerNonce,
-    },
     /// To [`StorageOp::ListMailboxes`].
     Mailboxes(MailboxList),
     /// To create, delete, rename, subscribe, and the maildrop lock.
@@ -562,19 +525,6 @@ pub enum StorageReply {
     },
 }
 
-/// Whether credentials were accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthOutcome {
-    /// The credentials name this account (its canonical name, which may differ in case from
-    /// what the client typed).
-    Accepted {
-        /// The account's canonical name.
-        account: String,
-    },
-    /// Unknown user or wrong password; deliberately not told apart.
-    Rejected,
-}
-
 /// Why storage could not carry out a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -603,11 +553,6 @@ pub enum StorageError {
     /// A passing condition (a busy database, a full queue); the client may retry.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
-    /// A login from an address that is blocked after repeated failed logins. The session
-    /// refuses it and closes the connection: answering more attempts on it would only give an
-    /// attacker a fast oracle for free.
-    #[error("logins from this address are blocked")]
-    Blocked,
     /// A fault in storage itself.
     #[error("internal storage error: {0}")]
     Internal(String),

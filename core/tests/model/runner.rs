@@ -35,7 +35,7 @@ use tern_core::mail::date::DateTime;
 use tern_core::mail::flags::{Flag, Flags, SystemFlag};
 use tern_core::mail::section::SectionText;
 use tern_core::store::{FetchWant, MailboxId, StorageOp, StorageReply};
-use tern_core::{Input, Protocol, Session, SessionConfig, Store, Transport};
+use tern_core::{Input, MemDirectory, Protocol, Session, SessionConfig, Store, Transport};
 
 use super::history::{Cmd, NewMsg, PopCmd, Step};
 use super::pool::{self, Crit, Fl, Item, Pos, Ret, SetSpec, StoreOp, APPEND_DATES, MAILBOXES};
@@ -47,7 +47,7 @@ pub const PASS: &str = "wonderland";
 /// A store the histories can run against.
 pub trait Backend {
     type S: Store;
-    /// A fresh, empty store knowing the user [`USER`].
+    /// A fresh, empty store (the sessions' directory knows the user [`USER`]).
     fn fresh(&mut self) -> Self::S;
     /// Sets the store's clock (Unix seconds).
     fn set_now(store: &mut Self::S, unix: i64);
@@ -143,6 +143,8 @@ struct Conn<C> {
 pub struct World<'b, B: Backend> {
     backend: &'b mut B,
     store: B::S,
+    /// Knows [`USER`]; logins are never the store's business.
+    directory: MemDirectory,
     pub model: Account,
     now: Instant,
     imap: Vec<Option<Conn<ImapClient>>>,
@@ -196,9 +198,12 @@ impl<'b, B: Backend> World<'b, B> {
         B::set_now(&mut store, model.now);
         #[allow(clippy::disallowed_methods)] // One real origin for the sessions' clock.
         let now = Instant::now();
+        let mut directory = MemDirectory::new();
+        directory.add_user(USER, PASS);
         World {
             backend,
             store,
+            directory,
             model,
             now,
             imap: (0..imap).map(|_| None).collect(),
@@ -295,9 +300,13 @@ impl<'b, B: Backend> World<'b, B> {
             .handle_input(Input::PeerClosed { now })
             .map_err(|e| format!("PeerClosed: {e}"))?;
         let mut sink = Vec::new();
-        pump(session, &mut self.store, now, &mut |b| {
-            sink.extend_from_slice(b)
-        })
+        pump(
+            session,
+            &mut self.store,
+            &mut self.directory,
+            now,
+            &mut |b| sink.extend_from_slice(b),
+        )
         .map_err(|e| format!("pump after close: {e}"))?;
         self.notify()
     }
@@ -306,6 +315,7 @@ impl<'b, B: Backend> World<'b, B> {
     fn send(&mut self, imap: bool, i: usize, data: &[u8]) -> Result<Vec<u8>, String> {
         let now = self.now;
         let store = &mut self.store;
+        let directory = &mut self.directory;
         let (session, wire, closed, name) = if imap {
             let c = self.imap[i].as_mut().ok_or("no such connection")?;
             (&mut c.session, &mut c.wire, &mut c.closed, c.name.clone())
@@ -316,8 +326,10 @@ impl<'b, B: Backend> World<'b, B> {
         session
             .handle_input(Input::Bytes { now, data })
             .map_err(|e| format!("{name}: input refused: {e}"))?;
-        let blocked = pump(session, store, now, &mut |b| wire.extend_from_slice(b))
-            .map_err(|e| format!("{name}: pump: {e}"))?;
+        let blocked = pump(session, store, directory, now, &mut |b| {
+            wire.extend_from_slice(b)
+        })
+        .map_err(|e| format!("{name}: pump: {e}"))?;
         if blocked == Blocked::Close {
             *closed = true;
         }
@@ -365,9 +377,13 @@ impl<'b, B: Backend> World<'b, B> {
                             mailbox: change.mailbox,
                         })
                         .map_err(|e| format!("MailboxChanged: {e}"))?;
-                    let blocked = pump(session, &mut self.store, now, &mut |b| {
-                        wire.extend_from_slice(b)
-                    })
+                    let blocked = pump(
+                        session,
+                        &mut self.store,
+                        &mut self.directory,
+                        now,
+                        &mut |b| wire.extend_from_slice(b),
+                    )
                     .map_err(|e| format!("pump after notification: {e}"))?;
                     if blocked == Blocked::Close {
                         *closed = true;
@@ -383,9 +399,13 @@ impl<'b, B: Backend> World<'b, B> {
         config.plaintext_auth_without_tls = true;
         let mut session = Session::new(config, self.now);
         let mut wire = Vec::new();
-        pump(&mut session, &mut self.store, self.now, &mut |b| {
-            wire.extend_from_slice(b)
-        })
+        pump(
+            &mut session,
+            &mut self.store,
+            &mut self.directory,
+            self.now,
+            &mut |b| wire.extend_from_slice(b),
+        )
         .map_err(|e| format!("greeting: {e}"))?;
         Ok((session, wire))
     }

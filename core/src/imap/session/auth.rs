@@ -5,15 +5,28 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Expect, Finish, ImapSession, Pending, State};
+use super::{Expect, Finish, ImapSession, State, INTERNAL_ERROR, TEMPORARY_FAILURE};
 use crate::auth::plaintext_allowed;
+use crate::directory::{AuthOutcome, DirectoryError, DirectoryOp, DirectoryReply, DirectoryResult};
 use crate::imap::command::Tag;
 use crate::imap::response::{Code, Condition, Response};
 use crate::sasl::{self, Credentials, Exchange, Mechanism, Outcome, SaslContext, SaslError, Step};
 use crate::secret::Secret;
 use crate::session::{Event, Output};
-use crate::store::{AuthOutcome, StorageError, StorageOp, StorageReply, StorageResult};
 use crate::time::Timer;
+
+/// What to do with the reply to the directory request in flight.
+#[derive(Debug)]
+pub(super) enum Pending {
+    /// A password check or an account claim: the verdict ends the command.
+    Login {
+        tag: Tag,
+        username: String,
+        mechanism: &'static str,
+    },
+    /// SCRAM keys were asked for.
+    ScramKeys(Box<SaslState>),
+}
 
 /// An AUTHENTICATE exchange in progress.
 #[derive(Debug)]
@@ -21,7 +34,7 @@ pub(super) struct SaslState {
     pub(super) tag: Tag,
     mechanism: Mechanism,
     exchange: Exchange,
-    /// The account whose SCRAM keys are in use, once storage named it.
+    /// The account whose SCRAM keys are in use, once the directory named it.
     account: Option<String>,
     /// The authentication identity, for failure logs.
     username: String,
@@ -134,8 +147,8 @@ impl ImapSession {
             }
             Step::NeedCredentials { username } => {
                 state.username = username.clone();
-                self.request(
-                    StorageOp::ScramLookup { username },
+                self.ask_directory(
+                    DirectoryOp::ScramLookup { username },
                     Pending::ScramKeys(Box::new(state)),
                 );
             }
@@ -144,15 +157,15 @@ impl ImapSession {
             }
             Step::Done(Outcome::Authenticated { .. }) => match state.account {
                 // The proof is right; the account's connection limit still applies.
-                Some(account) => self.request(
-                    StorageOp::ClaimAccount { account },
+                Some(account) => self.ask_directory(
+                    DirectoryOp::ClaimAccount { account },
                     Pending::Login {
                         tag: state.tag,
                         username: state.username,
                         mechanism: state.mechanism.name(),
                     },
                 ),
-                // Stand-in keys cannot verify; reaching here would be a store bug.
+                // Stand-in keys cannot verify; reaching here would be a directory bug.
                 None => self.failed_login(state.tag, state.username, state.mechanism.name(), now),
             },
             Step::Failed(SaslError::BadBase64) => self.status(
@@ -168,9 +181,21 @@ impl ImapSession {
         }
     }
 
-    pub(super) fn scram_keys(&mut self, mut state: SaslState, reply: StorageResult, now: Instant) {
+    /// Continues a login with the directory's reply.
+    pub(super) fn login_reply(&mut self, pending: Pending, reply: DirectoryResult, now: Instant) {
+        match pending {
+            Pending::Login {
+                tag,
+                username,
+                mechanism,
+            } => self.verdict(tag, username, mechanism, reply, now),
+            Pending::ScramKeys(state) => self.scram_keys(*state, reply, now),
+        }
+    }
+
+    fn scram_keys(&mut self, mut state: SaslState, reply: DirectoryResult, now: Instant) {
         match reply {
-            Ok(StorageReply::Scram {
+            Ok(DirectoryReply::Scram {
                 account,
                 credentials,
                 nonce,
@@ -179,16 +204,18 @@ impl ImapSession {
                 let step = state.exchange.credentials(&credentials, &nonce);
                 self.sasl_step(state, step, now);
             }
-            Err(StorageError::Blocked) => self.blocked(state.tag),
-            Err(e) => self.storage_failed(state.tag, &e),
-            Ok(_) => self.unexpected(state.tag),
+            Err(e) => self.directory_failed(state.tag, &e),
+            Ok(_) => self.directory_failed(
+                state.tag,
+                &DirectoryError::Internal("unexpected reply".into()),
+            ),
         }
     }
 
     fn check_credentials(&mut self, tag: Tag, creds: Credentials, mechanism: &'static str) {
         let username = creds.username.clone();
-        self.request(
-            StorageOp::Authenticate {
+        self.ask_directory(
+            DirectoryOp::Authenticate {
                 username: creds.username,
                 password: creds.password,
             },
@@ -200,25 +227,37 @@ impl ImapSession {
         );
     }
 
-    pub(super) fn login_reply(
+    fn verdict(
         &mut self,
         tag: Tag,
         username: String,
         mechanism: &'static str,
-        reply: StorageResult,
+        reply: DirectoryResult,
         now: Instant,
     ) {
         match reply {
-            Ok(StorageReply::Authenticated(AuthOutcome::Accepted { account })) => {
+            Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted { account })) => {
                 self.logged_in(tag, account, mechanism)
             }
-            Ok(StorageReply::Authenticated(AuthOutcome::Rejected)) => {
+            Ok(DirectoryReply::Authenticated(AuthOutcome::Rejected)) => {
                 self.failed_login(tag, username, mechanism, now)
             }
-            Err(StorageError::Blocked) => self.blocked(tag),
-            Err(e) => self.storage_failed(tag, &e),
-            Ok(_) => self.unexpected(tag),
+            Err(e) => self.directory_failed(tag, &e),
+            Ok(_) => {
+                self.directory_failed(tag, &DirectoryError::Internal("unexpected reply".into()))
+            }
         }
+    }
+
+    /// A login the directory did not decide: refused without counting as a failure.
+    fn directory_failed(&mut self, tag: Tag, error: &DirectoryError) {
+        let (code, text) = match error {
+            DirectoryError::Blocked => return self.blocked(tag),
+            DirectoryError::InUse => (Code::InUse, "In use by another session."),
+            DirectoryError::Unavailable(_) => (Code::Unavailable, TEMPORARY_FAILURE),
+            DirectoryError::Internal(_) => (Code::ServerBug, INTERNAL_ERROR),
+        };
+        self.no(tag, Some(code), text);
     }
 
     /// The address is blocked for failed logins: refuse and hang up, so further guesses cost

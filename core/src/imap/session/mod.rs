@@ -13,12 +13,14 @@
 //! ```
 //!
 //! Orthogonal to the state, [`Expect`] says what the session waits for: a command, a SASL
-//! response line, IDLE's DONE, a storage reply, the end of a failed-login delay, or a TLS
-//! handshake. Only the first three consume input; otherwise input stays buffered in the
+//! response line, IDLE's DONE, a storage reply, a directory reply (a login), the end of a
+//! failed-login delay, or a TLS handshake. Only the first three consume input; otherwise input stays buffered in the
 //! framer, which keeps pipelined commands in order and bounds what a client can queue.
 //!
 //! Every command that touches storage issues exactly one request at a time and names, in its
-//! [`Pending`] value, how to continue when the reply comes back.
+//! [`Pending`] value, how to continue when the reply comes back; LOGIN and AUTHENTICATE do the
+//! same with the directory ([`auth::Pending`]). Which kind of reply the session awaits is part
+//! of [`Expect`], so a reply of the other kind cannot be taken for it.
 
 mod auth;
 mod fetch;
@@ -37,14 +39,22 @@ use super::encode::{self, EncodeOptions};
 use super::framing::{Frame, FrameLimits, Framer, Mode, Rejection};
 use super::response::{Code, Condition, Data, Response, StatusResponse};
 use crate::auth::FailureCounter;
+use crate::directory::{DirectoryError, DirectoryOp, DirectoryRequest};
 use crate::limits::Limits;
 use crate::outbox::Outbox;
 use crate::sasl::ChannelBindings;
-use crate::session::{Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport};
+use crate::session::{
+    Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport, WRONG_KIND_REPLY,
+};
 use crate::store::{MailboxId, StorageError, StorageOp, StorageRequest, StorageResult};
 use crate::time::{Timer, Timers};
 
 use view::View;
+
+/// The words of `NO [UNAVAILABLE]`, whichever request met the passing condition.
+const TEMPORARY_FAILURE: &str = "Temporary server failure; try again later.";
+/// The words of `NO [SERVERBUG]`: the details go to the log, not to the client.
+const INTERNAL_ERROR: &str = "Internal error; the administrator has the details.";
 
 /// Consecutive unusable commands before the connection is dropped (Dovecot uses 20 too).
 const MAX_BAD_COMMANDS: u32 = 20;
@@ -79,6 +89,11 @@ enum Expect {
         id: RequestId,
         pending: Pending,
     },
+    /// A directory request (a login) is in flight.
+    DirectoryReply {
+        id: RequestId,
+        pending: auth::Pending,
+    },
     /// A failed authentication is answered when [`Timer::AuthDelay`] fires.
     AuthDelay {
         tag: Tag,
@@ -91,16 +106,9 @@ enum Expect {
 
 use crate::store::RequestId;
 
-/// What to do with the reply to the request in flight.
+/// What to do with the reply to the storage request in flight.
 #[derive(Debug)]
 enum Pending {
-    Login {
-        tag: Tag,
-        username: String,
-        mechanism: &'static str,
-    },
-    /// SCRAM keys were asked for.
-    ScramKeys(Box<auth::SaslState>),
     Mailbox(mailboxes::Pending),
     Message(messages::Pending),
     Fetch(fetch::Pending),
@@ -221,9 +229,10 @@ impl ImapSession {
         match self.expect {
             Expect::Closed => false,
             Expect::Command | Expect::SaslResponse(_) | Expect::IdleDone { .. } => true,
-            Expect::Reply { .. } | Expect::AuthDelay { .. } | Expect::TlsHandshake => {
-                self.framer.buffered() < self.limits().max_buffered_input
-            }
+            Expect::Reply { .. }
+            | Expect::DirectoryReply { .. }
+            | Expect::AuthDelay { .. }
+            | Expect::TlsHandshake => self.framer.buffered() < self.limits().max_buffered_input,
         }
     }
 
@@ -268,14 +277,52 @@ impl ImapSession {
                 }
             }
             Input::Storage { now, id, reply } => {
-                match &self.expect {
-                    Expect::Reply { id: expected, .. } if *expected == id => {}
-                    _ => return Err(MisuseError::UnknownRequest(id)),
+                match std::mem::replace(&mut self.expect, Expect::Command) {
+                    Expect::Reply {
+                        id: expected,
+                        pending,
+                    } if expected == id => self.on_reply(pending, reply, now),
+                    Expect::DirectoryReply {
+                        id: expected,
+                        pending,
+                    } if expected == id => {
+                        self.login_reply(
+                            pending,
+                            Err(DirectoryError::Internal(WRONG_KIND_REPLY.into())),
+                            now,
+                        );
+                        self.after_step(now);
+                        return Err(MisuseError::WrongReplyKind(id));
+                    }
+                    other => {
+                        self.expect = other;
+                        return Err(MisuseError::UnknownRequest(id));
+                    }
                 }
-                if let Expect::Reply { pending, .. } =
-                    std::mem::replace(&mut self.expect, Expect::Command)
-                {
-                    self.on_reply(pending, reply, now);
+                self.after_step(now);
+            }
+            Input::Directory { now, id, reply } => {
+                match std::mem::replace(&mut self.expect, Expect::Command) {
+                    Expect::DirectoryReply {
+                        id: expected,
+                        pending,
+                    } if expected == id => self.login_reply(pending, reply, now),
+                    Expect::Reply {
+                        id: expected,
+                        pending,
+                    } if expected == id => {
+                        self.on_reply(
+                            pending,
+                            Err(StorageError::Internal(WRONG_KIND_REPLY.into())),
+                            now,
+                        );
+                        self.after_step(now);
+                        return Err(MisuseError::WrongReplyKind(id));
+                    }
+                    other => {
+                        self.expect = other;
+                        return Err(MisuseError::UnknownRequest(id));
+                    }
                 }
                 self.after_step(now);
             }
@@ -638,12 +685,6 @@ impl ImapSession {
 
     fn on_reply(&mut self, pending: Pending, reply: StorageResult, now: Instant) {
         match pending {
-            Pending::Login {
-                tag,
-                username,
-                mechanism,
-            } => self.login_reply(tag, username, mechanism, reply, now),
-            Pending::ScramKeys(state) => self.scram_keys(*state, reply, now),
             Pending::Mailbox(p) => self.mailbox_reply(p, reply),
             Pending::Message(p) => self.message_reply(p, reply),
             Pending::Fetch(p) => self.fetch_reply(p, reply),
@@ -676,6 +717,14 @@ impl ImapSession {
         let id = self.ids.next();
         self.expect = Expect::Reply { id, pending };
         self.out.push(Output::Storage(StorageRequest { id, op }));
+    }
+
+    /// Issues a directory request; `pending` says what to do with the reply.
+    fn ask_directory(&mut self, op: DirectoryOp, pending: auth::Pending) {
+        let id = self.ids.next();
+        self.expect = Expect::DirectoryReply { id, pending };
+        self.out
+            .push(Output::Directory(DirectoryRequest { id, op }));
     }
 
     /// Ends a command: synchronises with the selected mailbox first when it may have changed,
@@ -713,14 +762,8 @@ impl ImapSession {
             StorageError::OverQuota => (Code::OverQuota, "Quota exceeded."),
             StorageError::InUse => (Code::InUse, "In use by another session."),
             StorageError::Limit(why) => (Code::Limit, why),
-            StorageError::Unavailable(_) => (
-                Code::Unavailable,
-                "Temporary server failure; try again later.",
-            ),
-            _ => (
-                Code::ServerBug,
-                "Internal error; the administrator has the details.",
-            ),
+            StorageError::Unavailable(_) => (Code::Unavailable, TEMPORARY_FAILURE),
+            _ => (Code::ServerBug, INTERNAL_ERROR),
         };
         self.status(Some(tag), Condition::No, Some(code), text);
     }
