@@ -415,6 +415,59 @@ fn a_new_account_gets_the_default_mailboxes_at_the_current_version() {
         .is_file());
 }
 
+/// Issue 13: the mailboxes of a new account are the template's (the session's rules), in
+/// its order, as in `MemStore`; the store adds none of its own.
+#[test]
+fn a_new_account_gets_the_template_it_is_given() {
+    use tern_core::store::{AccountTemplate, NewMailbox, SpecialUse};
+    let template = AccountTemplate {
+        mailboxes: vec![
+            NewMailbox {
+                name: "INBOX".into(),
+                special_use: None,
+                subscribed: false,
+            },
+            NewMailbox {
+                name: "Papers".into(),
+                special_use: None,
+                subscribed: true,
+            },
+            NewMailbox {
+                name: "Papers/Bin".into(),
+                special_use: Some(SpecialUse::Trash),
+                subscribed: true,
+            },
+        ],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_account_template(template.clone());
+    let mut mem = tern_core::MemStore::new();
+    mem.set_account_template(template);
+    let list = StorageOp::ListMailboxes {
+        account: "alice".into(),
+    };
+    let reply = store.execute(list.clone()).unwrap();
+    assert_eq!(reply, mem.execute(list).unwrap());
+    let StorageReply::Mailboxes(list) = reply else {
+        panic!("{reply:?}");
+    };
+    let names: Vec<&str> = list.mailboxes.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["INBOX", "Papers", "Papers/Bin"]);
+    assert_eq!(list.subscribed, ["Papers", "Papers/Bin"]);
+    let StorageReply::Opened(inbox) = store
+        .execute(StorageOp::Open {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            read_only: true,
+        })
+        .unwrap()
+    else {
+        panic!("INBOX does not open");
+    };
+    assert_eq!(inbox.id, MailboxId(1));
+}
+
 #[test]
 fn account_folder_names_are_safe_and_distinct() {
     assert_eq!(folder_name("demo").as_deref(), Some("demo"));
