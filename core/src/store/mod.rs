@@ -7,8 +7,8 @@
 //! in-memory store and the embedded durable store implement.
 //!
 //! Protocol semantics stay in the session: sequence numbers, when an EXPUNGE may be announced,
-//! `\Recent` bookkeeping per session. Storage stores, and answers searches exactly as
-//! [`MemStore`] does.
+//! `\Recent` bookkeeping per session, and what particular mailbox names mean ([`rules`]).
+//! Storage stores, and answers searches exactly as [`MemStore`] does.
 
 use std::fmt;
 use std::sync::Arc;
