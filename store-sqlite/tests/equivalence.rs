@@ -235,7 +235,13 @@ fn step(rng: &mut Rng) -> Step {
         },
         32..=33 => StorageOp::DeleteMailbox {
             account,
-            name: name(rng),
+            // The session never deletes INBOX (`rules::delete`); a store would, like any
+            // name, which a rare request checks without losing mailbox 1 for most histories.
+            name: if rng.chance(2) {
+                "INBOX".to_string()
+            } else {
+                rng.pick(&MAILBOXES[3..]).to_string()
+            },
         },
         34..=35 => {
             let (from, to) = (name(rng), name(rng));
