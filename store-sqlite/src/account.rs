@@ -20,10 +20,11 @@ use tern_core::mail::mailbox_name::DELIMITER;
 use tern_core::mail::text::{extract, SearchText};
 use tern_core::store::evaluate::{evaluate, Bits, Meter};
 use tern_core::store::query::{Candidate, Query};
+use tern_core::store::{AccountTemplate, LimitKind};
 use tern_core::store::{
     ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList, MailboxStatus,
     MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse, StorageError, StorageOp,
-    StorageReply, Uid, DEFAULT_MAILBOXES,
+    StorageReply, Uid,
 };
 
 use crate::blobs::BlobDir;
@@ -445,8 +446,14 @@ struct Pending {
 }
 
 impl Account {
-    /// Opens (creating and migrating as needed) the account in `dir`.
-    pub fn open(dir: &Path, now: i64, budget: Budget) -> Result<Account, OpenError> {
+    /// Opens (creating and migrating as needed) the account in `dir`; a new account gets the
+    /// mailboxes of `template`.
+    pub fn open(
+        dir: &Path,
+        now: i64,
+        budget: Budget,
+        template: &AccountTemplate,
+    ) -> Result<Account, OpenError> {
         let folder = |source| OpenError::Folder {
             path: dir.to_path_buf(),
             source,
@@ -514,7 +521,7 @@ impl Account {
             synchronous_full: true,
         };
         account
-            .migrate(version, now)
+            .migrate(version, now, template)
             .map_err(|e| OpenError::Migration {
                 path: path.clone(),
                 detail: StorageError::from(e).to_string(),
@@ -546,7 +553,7 @@ impl Account {
         Ok(account)
     }
 
-    fn migrate(&mut self, from: i64, now: i64) -> Result<(), Fail> {
+    fn migrate(&mut self, from: i64, now: i64, template: &AccountTemplate) -> Result<(), Fail> {
         for version in from..SCHEMA_VERSION {
             let Some(sql) = MIGRATIONS.get(version as usize) else {
                 break;
@@ -559,12 +566,12 @@ impl Account {
                 derive_headlines(&tx)?;
             }
             if version == 0 {
-                // A new account: the mailboxes `MemStore` gives every account.
-                insert_mailbox(&tx, "INBOX", None, now)?;
-                subscribe(&tx, "INBOX", true)?;
-                for (name, special) in DEFAULT_MAILBOXES {
-                    insert_mailbox(&tx, name, Some(special), now)?;
-                    subscribe(&tx, name, true)?;
+                // A new account: the mailboxes the template holds, in its order.
+                for m in &template.mailboxes {
+                    insert_mailbox(&tx, &m.name, m.special_use, now)?;
+                    if m.subscribed {
+                        subscribe(&tx, &m.name, true)?;
+                    }
                 }
             }
             tx.pragma_update(None, "user_version", version + 1)?;
@@ -936,7 +943,7 @@ impl Account {
                 .prepare_cached("SELECT COUNT(*) FROM mailboxes")?
                 .query_row([], |r| r.get(0))?;
             if usize::try_from(count).is_ok_and(|c| c >= max_mailboxes) {
-                return Err(StorageError::Limit("too many mailboxes").into());
+                return Err(StorageError::Limit(LimitKind::Mailboxes).into());
             }
             // RFC 9051 §6.3.4: superior names are created too.
             let mut parent = String::new();
@@ -992,12 +999,20 @@ impl Account {
         })
     }
 
-    pub fn rename(&mut self, from: &str, to: &str, now: i64) -> Result<Outcome, Fail> {
-        let inbox_viewed = match by_name(&self.conn, "INBOX")? {
-            Some(inbox) if from == "INBOX" => self.viewed(MailboxId(inbox.id as u64)),
+    /// RENAME (`messages_only` false) or MoveAllMessages (true): the same checks and parents,
+    /// then either the names move or the messages do.
+    pub fn rename(
+        &mut self,
+        from: &str,
+        to: &str,
+        messages_only: bool,
+        now: i64,
+    ) -> Result<Outcome, Fail> {
+        let source_viewed = match by_name(&self.conn, from)? {
+            Some(source) if messages_only => self.viewed(MailboxId(source.id as u64)),
             _ => None,
         };
-        self.write_retaining(inbox_viewed, |tx, _, _| {
+        self.write_retaining(source_viewed, |tx, _, _| {
             let source = by_name(tx, from)?;
             if !source.as_ref().is_some_and(|m| m.selectable) && !has_children(tx, from)? {
                 return Err(StorageError::NoSuchMailbox.into());
@@ -1010,7 +1025,7 @@ impl Account {
                 return Err(StorageError::AlreadyExists.into());
             }
             if to.starts_with(&format!("{from}{DELIMITER}")) {
-                return Err(StorageError::Cannot("Cannot rename a mailbox into itself.").into());
+                return Err(StorageError::IntoItself.into());
             }
             if let Some(placeholder) = target {
                 delete_all_messages(tx, placeholder.id)?;
@@ -1034,27 +1049,26 @@ impl Account {
                     insert_mailbox(tx, &parent, None, now)?;
                 }
             }
-            if from == "INBOX" {
-                // RFC 9051 §6.3.6: INBOX's messages move to the new name; INBOX stays.
+            if messages_only {
                 insert_mailbox(tx, to, None, now)?;
-                let mut inbox = by_name(tx, "INBOX")?.ok_or(StorageError::NoSuchMailbox)?;
+                let mut source = by_name(tx, from)?.ok_or(StorageError::NoSuchMailbox)?;
                 let mut target = by_name(tx, to)?.ok_or(StorageError::NoSuchMailbox)?;
-                let messages = scan(tx, inbox.id, 0, Uid::MAX)?;
+                let messages = scan(tx, source.id, 0, Uid::MAX)?;
                 let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
-                // As expunges (MemStore's order: INBOX's MODSEQ first, even when empty), so
-                // that sessions with INBOX selected can still read them until told.
+                // As expunges (MemStore's order: the source's MODSEQ first, even when empty),
+                // so that sessions with the source selected can still read them until told.
                 if uids.is_empty() {
-                    inbox.bump();
+                    source.bump();
                 } else {
-                    remove(tx, &mut inbox, &uids, inbox_viewed.is_some())?;
+                    remove(tx, &mut source, &uids, source_viewed.is_some())?;
                 }
                 let mut keywords = Keywords::load(tx, target.id)?;
                 for m in &messages {
                     add(tx, &mut target, &mut keywords, m)?;
                 }
-                save(tx, &inbox)?;
+                save(tx, &source)?;
                 save(tx, &target)?;
-                return Ok((StorageReply::Done, vec![MailboxId(inbox.id as u64)]));
+                return Ok((StorageReply::Done, vec![MailboxId(source.id as u64)]));
             }
             let prefix = format!("{from}{DELIMITER}");
             let mut stmt = tx.prepare_cached("SELECT id, name FROM mailboxes")?;
@@ -1764,7 +1778,7 @@ fn insert_mailbox(
     let last = get_meta(conn, "last_uid_validity")?;
     let uid_validity = now.clamp(1, i64::from(u32::MAX)).max(last + 1);
     if uid_validity > i64::from(u32::MAX) {
-        return Err(StorageError::Limit("UIDVALIDITY exhausted").into());
+        return Err(StorageError::Limit(LimitKind::UidValidity).into());
     }
     set_meta(conn, "last_uid_validity", uid_validity)?;
     conn.prepare_cached(
@@ -1939,7 +1953,7 @@ fn add(
 ) -> Result<Uid, Fail> {
     let uid = m.uid_next;
     if uid == Uid::MAX {
-        return Err(StorageError::Limit("UIDs exhausted").into());
+        return Err(StorageError::Limit(LimitKind::Uids).into());
     }
     m.uid_next += 1;
     let modseq = m.bump();

@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use rusqlite::ErrorCode;
+use tern_core::store::LimitKind;
 use tern_core::StorageError;
 
 use crate::codec::CodecError;
@@ -66,7 +67,7 @@ impl From<OpenError> for StorageError {
         match e {
             OpenError::Folder { source, .. } => io_error(&source),
             OpenError::Database { source, .. } => sql_error(&source),
-            OpenError::AccountName => StorageError::Limit("account name too long"),
+            OpenError::AccountName => StorageError::Limit(LimitKind::AccountName),
             OpenError::InUse { .. } => StorageError::InUse,
             e @ (OpenError::NewerSchema { .. } | OpenError::Migration { .. }) => {
                 StorageError::Internal(e.to_string())
@@ -118,7 +119,7 @@ fn sql_error(e: &rusqlite::Error) -> StorageError {
     };
     match code {
         Some(ErrorCode::DiskFull) => StorageError::Unavailable("disk full".into()),
-        Some(ErrorCode::TooBig) => StorageError::Limit("message too large to store"),
+        Some(ErrorCode::TooBig) => StorageError::Limit(LimitKind::MessageSize),
         Some(
             ErrorCode::ReadOnly
             | ErrorCode::CannotOpen

@@ -231,7 +231,7 @@ pub use group::{BatchStats, MAX_BATCH};
 pub use schema::SCHEMA_VERSION;
 use tern_core::store::evaluate::{evaluate, Meter};
 use tern_core::store::query::{Candidate, Query};
-use tern_core::store::{MailboxId, StoreLimits, Uid};
+use tern_core::store::{AccountTemplate, MailboxId, StoreLimits, Uid};
 
 /// Bodies up to this size live in the database, larger ones in files (see the crate docs for
 /// the measurement behind it).
@@ -288,6 +288,8 @@ pub struct SqliteStore {
     sinks: Sinks,
     /// Mailboxes per account, SEARCH work.
     limits: StoreLimits,
+    /// What a new account holds.
+    template: AccountTemplate,
 }
 
 /// The open account databases, each behind its own lock, with a use counter for closing the
@@ -352,6 +354,7 @@ impl SqliteStore {
             max_batch: MAX_BATCH,
             sinks: Sinks::default(),
             limits: StoreLimits::default(),
+            template: AccountTemplate::default(),
         })
     }
 
@@ -384,6 +387,12 @@ impl SqliteStore {
     /// now on.
     pub fn set_max_batch(&mut self, requests: usize) {
         self.max_batch = requests;
+    }
+
+    /// Sets what a new account holds (default [`AccountTemplate::default`], the session's
+    /// rules). Accounts that exist already keep what they have.
+    pub fn set_account_template(&mut self, template: AccountTemplate) {
+        self.template = template;
     }
 
     /// Sets the bounds on mailboxes per account and on the work of one SEARCH.
@@ -610,9 +619,6 @@ impl SqliteStore {
                 lock(&self.locked).remove(&account.to_lowercase());
                 Ok(StorageReply::Done)
             }
-            StorageOp::DeleteMailbox { name, .. } if name == "INBOX" => {
-                Err(StorageError::Cannot("INBOX cannot be deleted."))
-            }
             op => return Err(op),
         })
     }
@@ -629,7 +635,7 @@ impl SqliteStore {
         }
         let dir = self.account_dir(name)?;
         let account = Arc::new(Handle::new(
-            Account::open(&dir, self.now, self.budget.clone())?,
+            Account::open(&dir, self.now, self.budget.clone(), &self.template)?,
             self.max_batch,
         ));
         if open.map.len() >= MAX_OPEN_ACCOUNTS {
@@ -736,7 +742,8 @@ fn run(
             name, special_use, ..
         } => a.create(&name, special_use, now, limits.max_mailboxes),
         StorageOp::DeleteMailbox { name, .. } => a.delete(&name),
-        StorageOp::RenameMailbox { from, to, .. } => a.rename(&from, &to, now),
+        StorageOp::RenameMailbox { from, to, .. } => a.rename(&from, &to, false, now),
+        StorageOp::MoveAllMessages { from, to, .. } => a.rename(&from, &to, true, now),
         StorageOp::Subscribe {
             name, subscribed, ..
         } => a.subscribe(&name, subscribed),

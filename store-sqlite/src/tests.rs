@@ -415,6 +415,59 @@ fn a_new_account_gets_the_default_mailboxes_at_the_current_version() {
         .is_file());
 }
 
+/// Issue 13: the mailboxes of a new account are the template's (the session's rules), in
+/// its order, as in `MemStore`; the store adds none of its own.
+#[test]
+fn a_new_account_gets_the_template_it_is_given() {
+    use tern_core::store::{AccountTemplate, NewMailbox, SpecialUse};
+    let template = AccountTemplate {
+        mailboxes: vec![
+            NewMailbox {
+                name: "INBOX".into(),
+                special_use: None,
+                subscribed: false,
+            },
+            NewMailbox {
+                name: "Papers".into(),
+                special_use: None,
+                subscribed: true,
+            },
+            NewMailbox {
+                name: "Papers/Bin".into(),
+                special_use: Some(SpecialUse::Trash),
+                subscribed: true,
+            },
+        ],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_account_template(template.clone());
+    let mut mem = tern_core::MemStore::new();
+    mem.set_account_template(template);
+    let list = StorageOp::ListMailboxes {
+        account: "alice".into(),
+    };
+    let reply = store.execute(list.clone()).unwrap();
+    assert_eq!(reply, mem.execute(list).unwrap());
+    let StorageReply::Mailboxes(list) = reply else {
+        panic!("{reply:?}");
+    };
+    let names: Vec<&str> = list.mailboxes.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["INBOX", "Papers", "Papers/Bin"]);
+    assert_eq!(list.subscribed, ["Papers", "Papers/Bin"]);
+    let StorageReply::Opened(inbox) = store
+        .execute(StorageOp::Open {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            read_only: true,
+        })
+        .unwrap()
+    else {
+        panic!("INBOX does not open");
+    };
+    assert_eq!(inbox.id, MailboxId(1));
+}
+
 #[test]
 fn account_folder_names_are_safe_and_distinct() {
     assert_eq!(folder_name("demo").as_deref(), Some("demo"));
@@ -1092,7 +1145,7 @@ fn hostile_search_programs_are_bounded() {
     let (reply, _) = units(&store, unindexable);
     assert_eq!(
         reply,
-        Err(StorageError::Limit("Search too expensive, simplify it."))
+        Err(StorageError::Limit(tern_core::store::LimitKind::SearchWork))
     );
 }
 
@@ -1117,7 +1170,7 @@ fn the_mailbox_limit_is_configurable() {
     assert_eq!(create(&mut store, "b"), Ok(StorageReply::Done));
     assert_eq!(
         create(&mut store, "c"),
-        Err(StorageError::Limit("too many mailboxes"))
+        Err(StorageError::Limit(tern_core::store::LimitKind::Mailboxes))
     );
 }
 

@@ -14,7 +14,11 @@
 //!   (group commit, a writer per account, a background index queue) is its own business.
 //! - **Exactness**: every reply equals [`MemStore`]'s for the same history (UIDVALIDITY values
 //!   aside); SEARCH may narrow through an index but decides with the core's evaluator.
-//! - **Errors** are [`StorageError`] reasons; the session chooses the words clients see.
+//! - **Errors** are [`StorageError`](super::StorageError) reasons; the session chooses the
+//!   words clients see.
+//! - **Names** are all alike to a backend: the rules about INBOX are decided above it
+//!   ([`super::rules`]), and a new account gets the mailboxes of the [`super::AccountTemplate`]
+//!   the backend was built with.
 //! - **Changes** go to every subscribed [`ChangeSink`] once they are committed: "this account's
 //!   mailbox changed". In one process that is a function call; across nodes it is the
 //!   database's own notification mechanism. A missed notice costs a session latency, never

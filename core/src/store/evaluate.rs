@@ -168,7 +168,7 @@ pub enum Halt {
 impl From<Halt> for StorageError {
     fn from(h: Halt) -> StorageError {
         match h {
-            Halt::Exhausted => StorageError::Limit("Search too expensive, simplify it."),
+            Halt::Exhausted => StorageError::Limit(super::LimitKind::SearchWork),
             Halt::Abandoned => StorageError::Unavailable("the session is gone".into()),
         }
     }

@@ -13,9 +13,9 @@ use bytes::Bytes;
 use super::evaluate::{evaluate, Halt, Meter};
 use super::query::Candidate;
 use super::{
-    ChangeSet, Changed, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
-    MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse, StorageError,
-    StorageOp, StorageReply, StorageResult, Store, StoreLimits, Uid, DEFAULT_MAILBOXES,
+    AccountTemplate, ChangeSet, Changed, FetchWant, FetchedMessage, LimitKind, MailboxEntry,
+    MailboxId, MailboxList, MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot,
+    SpecialUse, StorageError, StorageOp, StorageReply, StorageResult, Store, StoreLimits, Uid,
 };
 use crate::mail::analyze::{analyze, MessageInfo};
 use crate::mail::date::{from_unix, to_unix, Date, DateTime};
@@ -35,6 +35,8 @@ pub struct MemStore {
     locked: std::collections::HashSet<String>,
     /// Mailboxes per account (so CREATE cannot grow memory without limit), SEARCH work.
     limits: StoreLimits,
+    /// What a new account holds.
+    template: AccountTemplate,
 }
 
 #[derive(Debug, Default)]
@@ -124,19 +126,110 @@ impl MemStore {
         self.limits = limits;
     }
 
+    /// Sets what a new account holds (the session's rules choose it; the default is
+    /// [`AccountTemplate::default`]).
+    pub fn set_account_template(&mut self, template: AccountTemplate) {
+        self.template = template;
+    }
+
     fn account(&mut self, name: &str) -> &mut Account {
         let seed = &mut self.uid_validity_seed;
         let now = self.now;
+        let template = &self.template;
         self.accounts.entry(name.to_string()).or_insert_with(|| {
             let mut account = Account::default();
-            account.insert("INBOX", None, now, seed);
-            for (name, special) in DEFAULT_MAILBOXES {
-                account.insert(name, Some(special), now, seed);
-                account.subscribed.insert(name.to_string());
+            for m in &template.mailboxes {
+                account.insert(&m.name, m.special_use, now, seed);
+                if m.subscribed {
+                    account.subscribed.insert(m.name.clone());
+                }
             }
-            account.subscribed.insert("INBOX".to_string());
             account
         })
+    }
+
+    /// RENAME (`messages_only` false) or MoveAllMessages (true): the same checks and parents,
+    /// then either the names move or the messages do.
+    fn rename(
+        &mut self,
+        account: String,
+        from: String,
+        to: String,
+        messages_only: bool,
+    ) -> StorageResult {
+        let now = self.now;
+        let mut seed = self.uid_validity_seed;
+        let a = self.account(&account);
+        if !a.mailboxes.get(&from).is_some_and(|m| m.selectable) && !a.has_children(&from) {
+            return Err(StorageError::NoSuchMailbox);
+        }
+        if !a.mailboxes.contains_key(&from) {
+            return Err(StorageError::NoSuchMailbox);
+        }
+        if a.mailboxes.get(&to).is_some_and(|m| m.selectable) || a.has_children(&to) {
+            return Err(StorageError::AlreadyExists);
+        }
+        if to.starts_with(&format!("{from}{DELIMITER}")) {
+            return Err(StorageError::IntoItself);
+        }
+        a.mailboxes.remove(&to);
+        // Parents of the new name, as CREATE would make them.
+        let mut parent = String::new();
+        let levels: Vec<&str> = to.split(DELIMITER).collect();
+        for level in levels.iter().take(levels.len().saturating_sub(1)) {
+            if !parent.is_empty() {
+                parent.push(DELIMITER);
+            }
+            parent.push_str(level);
+            if !a.mailboxes.contains_key(&parent) {
+                a.insert(&parent, None, now, &mut seed);
+            }
+        }
+        if messages_only {
+            a.insert(&to, None, now, &mut seed);
+            let source = a
+                .mailboxes
+                .get_mut(&from)
+                .ok_or(StorageError::NoSuchMailbox)?;
+            // As expunges, so that sessions with the source selected can still read
+            // them until told.
+            let messages = source.messages.clone();
+            let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
+            if uids.is_empty() {
+                source.bump();
+            } else {
+                source.remove(&uids);
+            }
+            let source_id = source.id;
+            let target = a
+                .mailboxes
+                .get_mut(&to)
+                .ok_or(StorageError::NoSuchMailbox)?;
+            for m in messages {
+                target.add(m);
+            }
+            self.uid_validity_seed = seed;
+            self.changes.push(Changed {
+                account,
+                mailbox: source_id,
+            });
+            return Ok(StorageReply::Done);
+        }
+        let prefix = format!("{from}{DELIMITER}");
+        let moving: Vec<String> = a
+            .mailboxes
+            .keys()
+            .filter(|n| **n == from || n.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for old in moving {
+            if let Some(m) = a.mailboxes.remove(&old) {
+                let new = format!("{to}{}", &old[from.len()..]);
+                a.mailboxes.insert(new, m);
+            }
+        }
+        self.uid_validity_seed = seed;
+        Ok(StorageReply::Done)
     }
 }
 
@@ -348,7 +441,7 @@ impl Store for MemStore {
                     return Ok(StorageReply::Done);
                 }
                 if a.mailboxes.len() >= max_mailboxes {
-                    return Err(StorageError::Limit("too many mailboxes"));
+                    return Err(StorageError::Limit(LimitKind::Mailboxes));
                 }
                 // RFC 9051 §6.3.4: superior names are created too.
                 let mut parent = String::new();
@@ -366,9 +459,6 @@ impl Store for MemStore {
                 Ok(StorageReply::Done)
             }
             StorageOp::DeleteMailbox { account, name } => {
-                if name == "INBOX" {
-                    return Err(StorageError::Cannot("INBOX cannot be deleted."));
-                }
                 let a = self.account(&account);
                 let children = a.has_children(&name);
                 let mailbox = a
@@ -398,80 +488,9 @@ impl Store for MemStore {
                 });
                 Ok(StorageReply::Done)
             }
-            StorageOp::RenameMailbox { account, from, to } => {
-                let mut seed = self.uid_validity_seed;
-                let a = self.account(&account);
-                if !a.mailboxes.get(&from).is_some_and(|m| m.selectable) && !a.has_children(&from) {
-                    return Err(StorageError::NoSuchMailbox);
-                }
-                if !a.mailboxes.contains_key(&from) {
-                    return Err(StorageError::NoSuchMailbox);
-                }
-                if a.mailboxes.get(&to).is_some_and(|m| m.selectable) || a.has_children(&to) {
-                    return Err(StorageError::AlreadyExists);
-                }
-                if to.starts_with(&format!("{from}{DELIMITER}")) {
-                    return Err(StorageError::Cannot("Cannot rename a mailbox into itself."));
-                }
-                a.mailboxes.remove(&to);
-                // Parents of the new name, as CREATE would make them.
-                let mut parent = String::new();
-                let levels: Vec<&str> = to.split(DELIMITER).collect();
-                for level in levels.iter().take(levels.len().saturating_sub(1)) {
-                    if !parent.is_empty() {
-                        parent.push(DELIMITER);
-                    }
-                    parent.push_str(level);
-                    if !a.mailboxes.contains_key(&parent) {
-                        a.insert(&parent, None, now, &mut seed);
-                    }
-                }
-                if from == "INBOX" {
-                    // RFC 9051 §6.3.6: INBOX's messages move to the new name; INBOX stays.
-                    a.insert(&to, None, now, &mut seed);
-                    let inbox = a
-                        .mailboxes
-                        .get_mut("INBOX")
-                        .ok_or(StorageError::NoSuchMailbox)?;
-                    // As expunges, so that sessions with INBOX selected can still read
-                    // them until told.
-                    let messages = inbox.messages.clone();
-                    let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
-                    if uids.is_empty() {
-                        inbox.bump();
-                    } else {
-                        inbox.remove(&uids);
-                    }
-                    let inbox_id = inbox.id;
-                    let target = a
-                        .mailboxes
-                        .get_mut(&to)
-                        .ok_or(StorageError::NoSuchMailbox)?;
-                    for m in messages {
-                        target.add(m);
-                    }
-                    self.uid_validity_seed = seed;
-                    self.changes.push(Changed {
-                        account,
-                        mailbox: inbox_id,
-                    });
-                    return Ok(StorageReply::Done);
-                }
-                let prefix = format!("{from}{DELIMITER}");
-                let moving: Vec<String> = a
-                    .mailboxes
-                    .keys()
-                    .filter(|n| **n == from || n.starts_with(&prefix))
-                    .cloned()
-                    .collect();
-                for old in moving {
-                    if let Some(m) = a.mailboxes.remove(&old) {
-                        let new = format!("{to}{}", &old[from.len()..]);
-                        a.mailboxes.insert(new, m);
-                    }
-                }
-                self.uid_validity_seed = seed;
-                Ok(StorageReply::Done)
+            StorageOp::RenameMailbox { account, from, to } => self.rename(account, from, to, false),
+            StorageOp::MoveAllMessages { account, from, to } => {
+                self.rename(account, from, to, true)
             }
             StorageOp::Subscribe {
                 account,
@@ -896,5 +915,61 @@ mod tests {
             .accounts
             .values()
             .all(|a| a.mailboxes.values().all(|m| m.retained.is_empty())));
+    }
+
+    fn status(store: &mut MemStore, name: &str) -> Result<MailboxStatus, StorageError> {
+        match store.execute(StorageOp::Status {
+            account: "alice".into(),
+            name: name.into(),
+        })? {
+            StorageReply::Status(s) => Ok(s),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Issue 13: the store holds no rules about INBOX (the session's `rules` do); every name
+    /// gets the same mechanism.
+    #[test]
+    fn the_store_treats_inbox_like_any_name() {
+        let mut store = MemStore::new();
+        let append = |name: &str| StorageOp::Append {
+            account: "alice".into(),
+            name: name.into(),
+            messages: vec![NewMessage {
+                flags: vec![Flag::Flagged],
+                internal_date: None,
+                data: Bytes::from_static(b"Subject: x\r\n\r\nbody\r\n"),
+            }],
+        };
+        run(&mut store, append("Drafts"));
+        run(&mut store, append("Drafts"));
+        let before = status(&mut store, "Drafts").unwrap();
+        run(
+            &mut store,
+            StorageOp::MoveAllMessages {
+                account: "alice".into(),
+                from: "Drafts".into(),
+                to: "Old/Drafts".into(),
+            },
+        );
+        let after = status(&mut store, "Drafts").unwrap();
+        assert_eq!((after.messages, after.uid_next), (0, 3));
+        assert_eq!(after.highest_modseq, before.highest_modseq + 1);
+        assert_eq!(after.uid_validity, before.uid_validity);
+        let moved = status(&mut store, "Old/Drafts").unwrap();
+        assert_eq!((moved.messages, moved.uid_next), (2, 3));
+        assert!(status(&mut store, "Old").is_ok());
+        // Nothing stops a store from deleting INBOX: refusing is the session's business.
+        run(
+            &mut store,
+            StorageOp::DeleteMailbox {
+                account: "alice".into(),
+                name: "INBOX".into(),
+            },
+        );
+        assert_eq!(
+            status(&mut store, "INBOX"),
+            Err(StorageError::NoSuchMailbox)
+        );
     }
 }

@@ -7,9 +7,10 @@
 //! in-memory store and the embedded durable store implement.
 //!
 //! Protocol semantics stay in the session: sequence numbers, when an EXPUNGE may be announced,
-//! `\Recent` bookkeeping per session. Storage stores, and answers searches exactly as
-//! [`MemStore`] does. Logins are not storage's business: they are directory requests
-//! ([`crate::directory`]), and no [`StorageOp`] carries one.
+//! `\Recent` bookkeeping per session, and what particular mailbox names mean ([`rules`]).
+//! Storage stores, and answers searches exactly as [`MemStore`] does. Logins are not
+//! storage's business: they are directory requests ([`crate::directory`]), and no
+//! [`StorageOp`] carries one.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,11 +26,13 @@ pub mod evaluate;
 mod mem;
 pub mod pins;
 pub mod query;
+pub mod rules;
 
 pub use contract::{ChangeSink, MailStore, SharedMemStore};
 pub use mem::MemStore;
 pub use pins::{Pins, ViewPin};
 pub use query::Query;
+pub use rules::{AccountTemplate, NewMailbox};
 
 /// A message's unique identifier within its mailbox (RFC 9051 §2.3.1.1); never 0.
 pub type Uid = u32;
@@ -128,15 +131,6 @@ impl Default for StoreLimits {
         }
     }
 }
-
-/// The mailboxes every new account starts with (besides INBOX).
-pub const DEFAULT_MAILBOXES: [(&str, SpecialUse); 5] = [
-    ("Drafts", SpecialUse::Drafts),
-    ("Sent", SpecialUse::Sent),
-    ("Trash", SpecialUse::Trash),
-    ("Junk", SpecialUse::Junk),
-    ("Archive", SpecialUse::Archive),
-];
 
 /// The state of one message as a session's view needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -307,13 +301,32 @@ pub enum StorageOp {
         /// Canonical name.
         name: String,
     },
-    /// Rename a mailbox and its children; INBOX moves its messages instead.
+    /// Rename a mailbox and its children: they keep their identities (and so UIDVALIDITY and
+    /// UIDs). Missing parents of the new name are created as by `CreateMailbox`. Fails with
+    /// `NoSuchMailbox` when `from` is neither a mailbox nor a `\Noselect` name with children,
+    /// `AlreadyExists` when `to` is a mailbox or has children, `IntoItself` when `to` lies
+    /// under `from`. Names get no special treatment: the session never sends INBOX here
+    /// ([`rules::rename`]).
     RenameMailbox {
         /// The account.
         account: String,
         /// The existing name.
         from: String,
         /// The new name.
+        to: String,
+    },
+    /// Create mailbox `to` and move every message of mailbox `from` into it, as one change:
+    /// checked, and missing parents created, exactly as `RenameMailbox` would, then `to` is
+    /// created (no special use) and gets the messages in UID order under new UIDs, while in
+    /// `from` they are expunged under one new MODSEQ (raised even when `from` was empty, so
+    /// that its sessions re-synchronise). `from` and its children stay. This is how the
+    /// session carries out RENAME of INBOX (RFC 9051 §6.3.6); a store treats any name alike.
+    MoveAllMessages {
+        /// The account.
+        account: String,
+        /// The mailbox to empty.
+        from: String,
+        /// The mailbox to create.
         to: String,
     },
     /// Subscribe or unsubscribe a name.
@@ -463,6 +476,7 @@ impl StorageOp {
             | StorageOp::CreateMailbox { account, .. }
             | StorageOp::DeleteMailbox { account, .. }
             | StorageOp::RenameMailbox { account, .. }
+            | StorageOp::MoveAllMessages { account, .. }
             | StorageOp::Subscribe { account, .. }
             | StorageOp::Status { account, .. }
             | StorageOp::Open { account, .. }
@@ -535,9 +549,9 @@ pub enum StorageError {
     /// The target name already exists.
     #[error("mailbox already exists")]
     AlreadyExists,
-    /// The operation is not permitted on this mailbox (e.g. deleting INBOX).
-    #[error("{0}")]
-    Cannot(&'static str),
+    /// A rename would move a mailbox under itself (the new name lies below the old one).
+    #[error("a mailbox cannot be moved under itself")]
+    IntoItself,
     /// The mailbox has children that prevent the operation.
     #[error("mailbox has children")]
     HasChildren,
@@ -548,14 +562,45 @@ pub enum StorageError {
     #[error("quota exceeded")]
     OverQuota,
     /// A size or count bound was hit.
-    #[error("{0}")]
-    Limit(&'static str),
+    #[error("limit reached: {0}")]
+    Limit(LimitKind),
     /// A passing condition (a busy database, a full queue); the client may retry.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
     /// A fault in storage itself.
     #[error("internal storage error: {0}")]
     Internal(String),
+}
+
+/// Which bound stopped a request ([`StorageError::Limit`]); the session words it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LimitKind {
+    /// The account has [`StoreLimits::max_mailboxes`] mailboxes already.
+    Mailboxes,
+    /// A SEARCH would do more than [`StoreLimits::search_work`].
+    SearchWork,
+    /// A message is larger than the backend can store.
+    MessageSize,
+    /// An account name is longer than the backend can hold.
+    AccountName,
+    /// No UIDVALIDITY value is left for a new mailbox.
+    UidValidity,
+    /// A mailbox has given out every UID.
+    Uids,
+}
+
+impl fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LimitKind::Mailboxes => "too many mailboxes",
+            LimitKind::SearchWork => "search work",
+            LimitKind::MessageSize => "message too large to store",
+            LimitKind::AccountName => "account name too long",
+            LimitKind::UidValidity => "UIDVALIDITY exhausted",
+            LimitKind::Uids => "UIDs exhausted",
+        })
+    }
 }
 
 /// The reply type every store returns.

@@ -11,7 +11,7 @@ use crate::imap::response::{Code, Data, ListItem, Response, StatusValue};
 use crate::imap::types::{ListPattern, ListReturn, ListSelect, MailboxArg, StatusItem};
 use crate::mail::mailbox_name::{self, DELIMITER};
 use crate::store::{
-    MailboxList, MailboxStatus, SpecialUse, StorageOp, StorageReply, StorageResult,
+    rules, MailboxList, MailboxStatus, SpecialUse, StorageOp, StorageReply, StorageResult,
 };
 
 #[derive(Debug)]
@@ -120,40 +120,30 @@ impl ImapSession {
         let Some(account) = self.account_name() else {
             return;
         };
-        if name == "INBOX" {
-            self.no(tag, Some(Code::AlreadyExists), "INBOX always exists.");
-            return;
-        }
         let special = match special_use {
-            [] => None,
-            [one] => match SpecialUse::from_attribute(one) {
-                Some(s) => Some(s),
-                None => {
-                    // RFC 6154 §5.3: USEATTR for a special use the server cannot give.
-                    self.no(
-                        tag,
-                        Some(Code::Other(Bytes::from_static(b"USEATTR"), None)),
-                        "Unsupported special-use attribute.",
-                    );
-                    return;
-                }
-            },
-            _ => {
-                self.no(
-                    tag,
-                    Some(Code::Other(Bytes::from_static(b"USEATTR"), None)),
-                    "Only one special-use attribute per mailbox.",
-                );
-                return;
-            }
+            [] => Ok(None),
+            [one] => SpecialUse::from_attribute(one)
+                .map(Some)
+                // RFC 6154 §5.3: USEATTR for a special use the server cannot give.
+                .ok_or("Unsupported special-use attribute."),
+            _ => Err("Only one special-use attribute per mailbox."),
         };
         let announce = self.oldname(&name, &mailbox.0);
+        // The rules first: CREATE INBOX is refused whatever attribute comes with it.
+        let op = match rules::create(account, name, special.unwrap_or(None)) {
+            Ok(op) => op,
+            Err(refusal) => return self.refused(tag, refusal),
+        };
+        if let Err(text) = special {
+            self.no(
+                tag,
+                Some(Code::Other(Bytes::from_static(b"USEATTR"), None)),
+                text,
+            );
+            return;
+        }
         self.request(
-            StorageOp::CreateMailbox {
-                account,
-                name,
-                special_use: special,
-            },
+            op,
             SessionPending::Mailbox(Pending::Done {
                 tag,
                 text: "CREATE completed.",
@@ -169,8 +159,12 @@ impl ImapSession {
         let Some(account) = self.account_name() else {
             return;
         };
+        let op = match rules::delete(account, name) {
+            Ok(op) => op,
+            Err(refusal) => return self.refused(tag, refusal),
+        };
         self.request(
-            StorageOp::DeleteMailbox { account, name },
+            op,
             SessionPending::Mailbox(Pending::Done {
                 tag,
                 text: "DELETE completed.",
@@ -189,12 +183,12 @@ impl ImapSession {
         let Some(account) = self.account_name() else {
             return;
         };
-        if to == "INBOX" {
-            self.no(tag, Some(Code::AlreadyExists), "INBOX always exists.");
-            return;
-        }
+        let op = match rules::rename(account, from, to) {
+            Ok(op) => op,
+            Err(refusal) => return self.refused(tag, refusal),
+        };
         self.request(
-            StorageOp::RenameMailbox { account, from, to },
+            op,
             SessionPending::Mailbox(Pending::Done {
                 tag,
                 text: "RENAME completed.",

@@ -46,7 +46,8 @@ use crate::sasl::ChannelBindings;
 use crate::session::{
     Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport, WRONG_KIND_REPLY,
 };
-use crate::store::{MailboxId, StorageError, StorageOp, StorageRequest, StorageResult};
+use crate::store::rules::Refusal;
+use crate::store::{LimitKind, MailboxId, StorageError, StorageOp, StorageRequest, StorageResult};
 use crate::time::{Timer, Timers};
 
 use view::View;
@@ -757,15 +758,24 @@ impl ImapSession {
         let (code, text): (Code, &str) = match error {
             StorageError::NoSuchMailbox => (Code::NonExistent, "Mailbox does not exist."),
             StorageError::AlreadyExists => (Code::AlreadyExists, "Mailbox already exists."),
-            StorageError::Cannot(why) => (Code::Cannot, why),
+            StorageError::IntoItself => (Code::Cannot, "Cannot rename a mailbox into itself."),
             StorageError::HasChildren => (Code::HasChildren, "Mailbox has children."),
             StorageError::OverQuota => (Code::OverQuota, "Quota exceeded."),
             StorageError::InUse => (Code::InUse, "In use by another session."),
-            StorageError::Limit(why) => (Code::Limit, why),
+            StorageError::Limit(kind) => (Code::Limit, limit_text(*kind)),
             StorageError::Unavailable(_) => (Code::Unavailable, TEMPORARY_FAILURE),
             _ => (Code::ServerBug, INTERNAL_ERROR),
         };
         self.status(Some(tag), Condition::No, Some(code), text);
+    }
+
+    /// A mailbox command the protocol's rules refuse before storage is asked.
+    pub(super) fn refused(&mut self, tag: Tag, refusal: Refusal) {
+        let (code, text) = match refusal {
+            Refusal::InboxExists => (Code::AlreadyExists, "INBOX always exists."),
+            Refusal::InboxPermanent => (Code::Cannot, "INBOX cannot be deleted."),
+        };
+        self.no(tag, Some(code), text);
     }
 
     /// A reply of the wrong kind: a driver or store bug, answered as SERVERBUG.
@@ -897,5 +907,17 @@ impl ImapSession {
             )));
         }
         out
+    }
+}
+
+/// What a client reads when a bound stops its command (RFC 5530 `LIMIT`).
+fn limit_text(kind: LimitKind) -> &'static str {
+    match kind {
+        LimitKind::Mailboxes => "too many mailboxes",
+        LimitKind::SearchWork => "Search too expensive, simplify it.",
+        LimitKind::MessageSize => "message too large to store",
+        LimitKind::AccountName => "account name too long",
+        LimitKind::UidValidity => "UIDVALIDITY exhausted",
+        LimitKind::Uids => "UIDs exhausted",
     }
 }
