@@ -1,7 +1,6 @@
-//! Deterministic generation of varied, realistic messages, shared by the equivalence property
-//! test and the benchmark. A tiny xorshift generator keeps runs reproducible from one seed
-//! without another dependency.
-#![allow(dead_code)]
+//! Deterministic generation of varied, realistic messages, shared by the equivalence property,
+//! the store benchmarks and the load generator. A tiny xorshift generator keeps runs
+//! reproducible from one seed.
 
 use bytes::Bytes;
 use tern_core::mail::date::{Date, DateTime};
