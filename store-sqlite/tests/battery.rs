@@ -4,6 +4,8 @@
 //! exact on bodies not indexed yet, or racing the requests), and SQLite's and FTS5's own
 //! integrity checks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -240,8 +240,11 @@ fn fetch_answers_messages_expunged_by_another_session(backend: &mut dyn Backend)
     )
 }
 
+/// A pinned history, replayed on a backend.
+pub type Regression = fn(&mut dyn Backend) -> R;
+
 /// Every pinned history, by name.
-pub const ALL: &[(&str, fn(&mut dyn Backend) -> R)] = &[
+pub const ALL: &[(&str, Regression)] = &[
     (
         "exists_is_counted_after_the_expunges_sent_before_it",
         exists_is_counted_after_the_expunges_sent_before_it,
