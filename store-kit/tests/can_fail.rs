@@ -100,3 +100,56 @@ fn model_histories_catch_a_dropped_flag() {
         "100 model histories passed a store that drops \\Flagged"
     );
 }
+
+/// Claims to restart and crash but comes back empty: what a store that acknowledges writes
+/// before they are durable looks like after a crash.
+struct Amnesiac;
+
+impl tern_store_kit::Backend for Amnesiac {
+    fn fresh(&mut self, _variant: Option<u64>) -> Arc<dyn MailStore> {
+        Arc::new(SharedMemStore::new())
+    }
+
+    fn can_restart(&self) -> bool {
+        true
+    }
+
+    fn restart(&mut self, _running: Arc<dyn MailStore>) -> Arc<dyn MailStore> {
+        Arc::new(SharedMemStore::new())
+    }
+
+    fn can_crash(&self) -> bool {
+        true
+    }
+
+    fn crash(&mut self, _running: Arc<dyn MailStore>) -> Arc<dyn MailStore> {
+        Arc::new(SharedMemStore::new())
+    }
+}
+
+#[test]
+fn equivalence_catches_a_store_that_forgets_across_restarts() {
+    let result = equivalence::check(&mut Amnesiac, 60, 120);
+    assert!(
+        result.is_err(),
+        "a store that comes back empty after a restart passed the equivalence check"
+    );
+}
+
+#[test]
+fn model_histories_catch_a_store_that_forgets_across_crashes() {
+    let shape = Shape {
+        max_steps: 200,
+        imap: 2,
+        pop3: 1,
+        crash: true,
+    };
+    let caught = (0..100u64).find_map(|seed| {
+        let steps = history::generate(seed, &shape);
+        model::run(&mut Amnesiac, &shape, &steps).0.err()
+    });
+    let Some(report) = caught else {
+        panic!("100 model histories with crashes passed a store that forgets everything");
+    };
+    assert!(report.contains("Crash"), "{report}");
+}
