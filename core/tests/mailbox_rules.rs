@@ -106,9 +106,13 @@ impl World {
 
     fn run(&mut self, i: usize) {
         let (session, wire) = &mut self.sessions[i];
-        pump(session, &mut self.store, &mut self.directory, self.now, &mut |b| {
-            wire.extend_from_slice(b)
-        })
+        pump(
+            session,
+            &mut self.store,
+            &mut self.directory,
+            self.now,
+            &mut |b| wire.extend_from_slice(b),
+        )
         .unwrap();
         for change in self.store.take_changes() {
             for j in 0..self.sessions.len() {

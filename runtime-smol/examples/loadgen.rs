@@ -43,8 +43,7 @@ use rustls::{ClientConfig, ClientConnection};
 
 // The generator of the store's equivalence test and in-process benchmark, so that the
 // server-level figures use the same kind of mail.
-#[path = "../../store-sqlite/tests/gen/mod.rs"]
-mod gen;
+use tern_store_kit::gen;
 #[path = "loadgen/mixed.rs"]
 mod mixed;
 #[path = "loadgen/model.rs"]

@@ -4,8 +4,7 @@
 //! `cargo bench -p tern-store-sqlite --bench hostile`; figures are in the crate docs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/gen/mod.rs"]
-mod gen;
+use tern_store_kit::gen;
 
 use std::time::Instant;
 

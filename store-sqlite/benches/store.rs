@@ -4,8 +4,7 @@
 //! docs. Every write is durable (one fsync'd commit per APPEND), as in the server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/gen/mod.rs"]
-mod gen;
+use tern_store_kit::gen;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,10 +2,9 @@
 //! 100, closes the store and lists each table's and index's share from SQLite's `dbstat`.
 //! `cargo run --release -p tern-store-sqlite --example space`
 #![allow(clippy::unwrap_used)]
-#[path = "../tests/gen/mod.rs"]
-mod gen;
 use tern_core::store::{NewMessage, StorageOp};
 use tern_core::Store;
+use tern_store_kit::gen;
 fn main() {
     let n: usize = std::env::var("N")
         .ok()

@@ -2,8 +2,9 @@
 //! [`Store`] with one SQLite database per account.
 //!
 //! `MemStore` is the specification: for every operation this store gives the same reply and
-//! announces the same changes (`tests/equivalence.rs` checks that on random histories,
-//! restarts included). Only UIDVALIDITY values differ, which the protocol allows.
+//! announces the same changes (the store battery of `tern-store-kit`, run by
+//! `tests/battery.rs`, checks that on random histories, restarts and crashes included). Only
+//! UIDVALIDITY values differ, which the protocol allows.
 //!
 //! # Layout
 //!

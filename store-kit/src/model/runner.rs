@@ -37,31 +37,14 @@ use tern_core::mail::section::SectionText;
 use tern_core::store::{FetchWant, MailboxId, StorageOp, StorageReply};
 use tern_core::{Input, MemDirectory, Protocol, Session, SessionConfig, Store, Transport};
 
+use crate::{Backend, Driven};
+
 use super::history::{Cmd, NewMsg, PopCmd, Step};
 use super::pool::{self, Crit, Fl, Item, Pos, Ret, SetSpec, StoreOp, APPEND_DATES, MAILBOXES};
 use super::spec::{self, flag_set, Account, FlagSet, Refusal, Uid};
 
 pub const USER: &str = "alice";
 pub const PASS: &str = "wonderland";
-
-/// A store the histories can run against.
-pub trait Backend {
-    type S: Store;
-    /// A fresh, empty store (the sessions' directory knows the user [`USER`]).
-    fn fresh(&mut self) -> Self::S;
-    /// Sets the store's clock (Unix seconds).
-    fn set_now(store: &mut Self::S, unix: i64);
-    /// Simulates the process dying and restarting on the same storage; false when the store
-    /// keeps nothing across restarts (the step is then skipped).
-    fn crash(&mut self, _store: &mut Self::S) -> bool {
-        false
-    }
-    /// Every how many steps the store's contents are probed (message octets every tenth
-    /// probe); 0 probes only at the end and after crashes.
-    fn probe_every(&self) -> usize {
-        1
-    }
-}
 
 /// One line of what happened, for the transcript.
 #[derive(Clone, Debug)]
@@ -140,12 +123,12 @@ struct Conn<C> {
     client: C,
 }
 
-pub struct World<'b, B: Backend> {
-    backend: &'b mut B,
-    store: B::S,
+pub struct World<'b> {
+    backend: &'b mut dyn Backend,
+    store: Driven,
+    pub model: Account,
     /// Knows [`USER`]; logins are never the store's business.
     directory: MemDirectory,
-    pub model: Account,
     now: Instant,
     imap: Vec<Option<Conn<ImapClient>>>,
     pop: Vec<Option<Conn<PopClient>>>,
@@ -191,15 +174,15 @@ fn fail<T>(msg: impl Into<String>) -> Result<T, String> {
     Err(msg.into())
 }
 
-impl<'b, B: Backend> World<'b, B> {
-    pub fn new(backend: &'b mut B, imap: usize, pop3: usize) -> World<'b, B> {
-        let mut store = backend.fresh();
-        let model = Account::new();
-        B::set_now(&mut store, model.now);
-        #[allow(clippy::disallowed_methods)] // One real origin for the sessions' clock.
-        let now = Instant::now();
+impl<'b> World<'b> {
+    pub fn new(backend: &'b mut dyn Backend, imap: usize, pop3: usize) -> World<'b> {
+        let mut store = Driven::new(backend.fresh(None));
         let mut directory = MemDirectory::new();
         directory.add_user(USER, PASS);
+        let model = Account::new();
+        store.set_now(model.now);
+        #[allow(clippy::disallowed_methods)] // One real origin for the sessions' clock.
+        let now = Instant::now();
         World {
             backend,
             store,
@@ -255,17 +238,19 @@ impl<'b, B: Backend> World<'b, B> {
             }
             Step::Tick => {
                 self.model.now += 86_400 + 3_600;
-                B::set_now(&mut self.store, self.model.now);
+                self.store.set_now(self.model.now);
                 self.events.push(Event::Tick(86_400 + 3_600));
             }
             Step::Crash => {
-                if self.backend.crash(&mut self.store) {
+                if self.backend.can_crash() {
+                    let backend = &mut *self.backend;
+                    self.store.replace_with(|running| backend.crash(running));
                     // The process died: sessions and the maildrop lock with it. Every
                     // acknowledged change must have survived.
                     self.imap.iter_mut().for_each(|c| *c = None);
                     self.pop.iter_mut().for_each(|c| *c = None);
                     self.model.pop3_lock = None;
-                    B::set_now(&mut self.store, self.model.now);
+                    self.store.set_now(self.model.now);
                     self.events.push(Event::Crash);
                     self.probe(true)?;
                 }

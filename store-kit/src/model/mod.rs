@@ -8,21 +8,19 @@
 //! the real `Session`s over a real [`Store`](tern_core::Store) and against [`spec::Account`],
 //! a deliberately simple reference model; [`runner`] lists what is checked after each step.
 //!
-//! Used by `core/tests/model_histories.rs` (MemStore) and
-//! `store-sqlite/tests/model_histories.rs` (SqliteStore, with crashes), which include this
-//! folder with `#[path]`.
+//! Run by [`model_histories`] (generated histories, with crashes when the backend can crash)
+//! and [`model_regressions`] (the pinned histories of [`regressions`]) on any backend.
 //!
-//! Budget: each test runs its default number of histories; `TERN_MODEL_CASES=n` runs n,
+//! Budget: each check runs the backend's number of histories ([`Backend::model_cases`]); `TERN_MODEL_CASES=n` runs n,
 //! `TERN_MODEL_SECONDS=s` stops after s seconds, `TERN_MODEL_SEED=x` starts from seed x
 //! (otherwise a fresh one, printed on failure), `TERN_MODEL_STATS=1` prints how often each
 //! command ended how. A failing history is shrunk to a minimal one
 //! (greedily: drop runs of steps, then simplify steps) and printed as steps and as a transcript
 //! in the `testdata/transcripts/` format.
 
-#![allow(dead_code)]
-
 pub mod history;
 pub mod pool;
+pub mod regressions;
 pub mod runner;
 pub mod spec;
 pub mod transcript;
@@ -31,7 +29,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 pub use history::{Shape, Step};
-pub use runner::{Backend, Event, World};
+pub use runner::{Event, World};
+
+use crate::Backend;
 
 /// One property: a name, a default budget and the shape of its histories.
 pub struct Config {
@@ -58,8 +58,8 @@ fn fresh_seed() -> u64 {
 }
 
 /// Runs one history to its end or its first failure.
-pub fn run<B: Backend>(
-    backend: &mut B,
+pub fn run(
+    backend: &mut dyn Backend,
     shape: &Shape,
     steps: &[Step],
 ) -> (Result<(), String>, Vec<Event>) {
@@ -89,8 +89,8 @@ pub fn run<B: Backend>(
 
 /// Greedy shrinking: remove runs of steps (halving the run length), then replace steps by
 /// simpler ones, while the history still fails; bounded in time.
-pub fn shrink<B: Backend>(
-    backend: &mut B,
+pub fn shrink(
+    backend: &mut dyn Backend,
     shape: &Shape,
     mut best: Vec<Step>,
     mut why: String,
@@ -143,7 +143,7 @@ pub fn shrink<B: Backend>(
 
 /// Runs the property: generated histories until the budget is spent; panics with a minimal
 /// failing history, its transcript and the seed that replays it.
-pub fn check<B: Backend>(backend: &mut B, config: &Config) {
+pub fn check(backend: &mut dyn Backend, config: &Config) {
     let cases = env_u64("TERN_MODEL_CASES").unwrap_or(config.cases);
     let seconds = env_u64("TERN_MODEL_SECONDS");
     let base = env_u64("TERN_MODEL_SEED").unwrap_or_else(fresh_seed);
@@ -192,7 +192,45 @@ pub fn check<B: Backend>(backend: &mut B, config: &Config) {
 }
 
 /// Runs one given history; for regression tests that pin a history a bug needed.
-pub fn replay<B: Backend>(backend: &mut B, shape: &Shape, steps: &[Step]) -> Result<(), String> {
+pub fn replay(backend: &mut dyn Backend, shape: &Shape, steps: &[Step]) -> Result<(), String> {
     let (r, events) = run(backend, shape, steps);
     r.map_err(|e| format!("{e}\n{}", transcript::render(&events, &e)))
+}
+
+/// Which connections the generated histories open.
+#[derive(Clone, Copy, Debug)]
+pub enum Sessions {
+    /// Three IMAP connections.
+    Imap,
+    /// Two IMAP and two POP3 connections.
+    ImapAndPop3,
+}
+
+/// The model property on a backend: [`Backend::model_cases`] histories of up to 200 steps,
+/// crashes included when the backend can crash. Panics with a minimal failing history.
+pub fn model_histories(backend: &mut dyn Backend, sessions: Sessions) {
+    let (name, imap, pop3) = match sessions {
+        Sessions::Imap => ("model_imap_histories", 3, 0),
+        Sessions::ImapAndPop3 => ("model_imap_and_pop3_histories", 2, 2),
+    };
+    let config = Config {
+        name,
+        cases: backend.model_cases(),
+        shape: Shape {
+            max_steps: 200,
+            imap,
+            pop3,
+            crash: backend.can_crash(),
+        },
+    };
+    check(backend, &config);
+}
+
+/// Replays every pinned regression history; panics naming each that fails.
+pub fn model_regressions(backend: &mut dyn Backend) {
+    let failed: Vec<String> = regressions::ALL
+        .iter()
+        .filter_map(|(name, replay)| replay(backend).err().map(|e| format!("{name}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
 }

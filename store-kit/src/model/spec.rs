@@ -180,6 +180,12 @@ const DEFAULTS: [&str; 6] = ["INBOX", "Drafts", "Sent", "Trash", "Junk", "Archiv
 /// MemStore's clock at creation (2026-01-01T00:00:00Z).
 pub const EPOCH: i64 = 1_767_225_600;
 
+impl Default for Account {
+    fn default() -> Account {
+        Account::new()
+    }
+}
+
 impl Account {
     pub fn new() -> Account {
         let mut a = Account {

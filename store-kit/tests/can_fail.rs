@@ -1,0 +1,155 @@
+//! The battery can fail: stores with one deliberate defect each must be caught by the checks
+//! that claim to cover it. A kit that passes a broken store guards nothing.
+
+use std::sync::Arc;
+
+use tern_core::mail::flags::Flag;
+use tern_core::store::query::Query;
+use tern_core::store::{ChangeSink, MailStore, SharedMemStore, StorageOp, StorageReply};
+use tern_core::StorageResult;
+use tern_store_kit::model::{self, history, Shape};
+use tern_store_kit::{equivalence, header_search};
+
+/// The reference store with one defect.
+struct Faulty {
+    inner: SharedMemStore,
+    defect: Defect,
+}
+
+#[derive(Clone, Copy)]
+enum Defect {
+    /// STORE silently leaves `\Flagged` out.
+    DropsFlagged,
+    /// SEARCH with a text criterion finds nothing (an index that lost its entries).
+    LosesTextMatches,
+}
+
+impl Faulty {
+    fn new(defect: Defect) -> Arc<Faulty> {
+        Arc::new(Faulty {
+            inner: SharedMemStore::new(),
+            defect,
+        })
+    }
+}
+
+impl MailStore for Faulty {
+    fn execute(&self, mut op: StorageOp, now: i64, abandoned: &dyn Fn() -> bool) -> StorageResult {
+        match (self.defect, &mut op) {
+            (Defect::DropsFlagged, StorageOp::SetFlags { flags, .. }) => {
+                flags.retain(|f| *f != Flag::Flagged);
+            }
+            (
+                Defect::LosesTextMatches,
+                StorageOp::Search {
+                    query: Query::Text(_) | Query::Body(_) | Query::Header(..),
+                    ..
+                },
+            ) => return Ok(StorageReply::Found(Vec::new())),
+            _ => {}
+        }
+        self.inner.execute(op, now, abandoned)
+    }
+
+    fn subscribe(&self, sink: Arc<dyn ChangeSink>) {
+        self.inner.subscribe(sink);
+    }
+}
+
+#[test]
+fn equivalence_catches_a_dropped_flag() {
+    let mut backend = || Faulty::new(Defect::DropsFlagged);
+    let result = equivalence::check(&mut backend, 60, 120);
+    let Err(report) = result else {
+        panic!("a store that drops \\Flagged passed the equivalence check");
+    };
+    assert!(report.contains("differ"), "{report}");
+}
+
+#[test]
+fn equivalence_of_the_reference_with_itself_passes() {
+    let mut backend = || Arc::new(SharedMemStore::new());
+    equivalence::check(&mut backend, 5, 120).unwrap();
+}
+
+#[test]
+fn header_search_catches_lost_text_matches() {
+    let mut backend = || Faulty::new(Defect::LosesTextMatches);
+    let result = header_search::check(&mut backend, 200);
+    let Err(report) = result else {
+        panic!("a store whose SEARCH loses text matches passed the header search check");
+    };
+    assert!(report.contains("backend []"), "{report}");
+}
+
+#[test]
+fn model_histories_catch_a_dropped_flag() {
+    let mut backend = || Faulty::new(Defect::DropsFlagged);
+    let shape = Shape {
+        max_steps: 200,
+        imap: 3,
+        pop3: 0,
+        crash: false,
+    };
+    let caught = (0..100u64).find_map(|seed| {
+        let steps = history::generate(seed, &shape);
+        model::run(&mut backend, &shape, &steps).0.err()
+    });
+    assert!(
+        caught.is_some(),
+        "100 model histories passed a store that drops \\Flagged"
+    );
+}
+
+/// Claims to restart and crash but comes back empty: what a store that acknowledges writes
+/// before they are durable looks like after a crash.
+struct Amnesiac;
+
+impl tern_store_kit::Backend for Amnesiac {
+    fn fresh(&mut self, _variant: Option<u64>) -> Arc<dyn MailStore> {
+        Arc::new(SharedMemStore::new())
+    }
+
+    fn can_restart(&self) -> bool {
+        true
+    }
+
+    fn restart(&mut self, _running: Arc<dyn MailStore>) -> Arc<dyn MailStore> {
+        Arc::new(SharedMemStore::new())
+    }
+
+    fn can_crash(&self) -> bool {
+        true
+    }
+
+    fn crash(&mut self, _running: Arc<dyn MailStore>) -> Arc<dyn MailStore> {
+        Arc::new(SharedMemStore::new())
+    }
+}
+
+#[test]
+fn equivalence_catches_a_store_that_forgets_across_restarts() {
+    let result = equivalence::check(&mut Amnesiac, 60, 120);
+    assert!(
+        result.is_err(),
+        "a store that comes back empty after a restart passed the equivalence check"
+    );
+}
+
+#[test]
+fn model_histories_catch_a_store_that_forgets_across_crashes() {
+    let shape = Shape {
+        max_steps: 200,
+        imap: 2,
+        pop3: 1,
+        crash: true,
+    };
+    let caught = (0..100u64).find_map(|seed| {
+        let steps = history::generate(seed, &shape);
+        model::run(&mut Amnesiac, &shape, &steps).0.err()
+    });
+    let Some(report) = caught else {
+        panic!("100 model histories with crashes passed a store that forgets everything");
+    };
+    assert!(report.contains("Crash"), "{report}");
+}
