@@ -13,7 +13,8 @@
 //!    current time.
 //! 3. Then call [`Session::poll_output`] until it returns [`Output::Timeout`] (nothing more to
 //!    do until input or that instant) or [`Output::Close`]. Act on each output in order:
-//!    [`Output::Transmit`] bytes are written to the peer; an [`Output::Storage`] request is run
+//!    [`Output::Transmit`] bytes are written to the peer, and so is the body range of an
+//!    [`Output::TransmitBody`], a bounded chunk at a time; an [`Output::Storage`] request is run
 //!    against a [`Store`] and its reply fed back as [`Input::Storage`] (at most one is in flight
 //!    per session); [`Output::StartTls`] means flush, upgrade, feed [`Input::TlsEstablished`].
 //! 4. Read from the peer only while [`Session::wants_read`] is true: that is the back-pressure
@@ -37,6 +38,9 @@
 //! loop {
 //!     match session.poll_output() {
 //!         Output::Transmit(bytes) => wire.extend_from_slice(&bytes),
+//!         Output::TransmitBody(stream) => {
+//!             stream.write_all(64 * 1024, &mut |b| wire.extend_from_slice(b)).unwrap()
+//!         }
 //!         Output::Storage(req) => {
 //!             let reply = store.execute(req.op);
 //!             session.handle_input(Input::Storage { now, id: req.id, reply }).unwrap();

@@ -20,9 +20,9 @@ use tern_core::mail::text::{extract, SearchText};
 use tern_core::store::evaluate::{evaluate, Bits, Meter};
 use tern_core::store::query::{Candidate, Query};
 use tern_core::store::{
-    ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList, MailboxStatus,
-    MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse, StorageError, StorageOp,
-    StorageReply, Uid, DEFAULT_MAILBOXES,
+    Body, ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
+    MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse, StorageError,
+    StorageOp, StorageReply, Uid, DEFAULT_MAILBOXES,
 };
 
 use crate::blobs::BlobDir;
@@ -2113,7 +2113,11 @@ fn store_body(
         .collect::<Result<_, _>>()?;
     drop(stmt);
     for id in same {
-        if load_content(conn, blobs, id)?[..] == *data {
+        let same = match load_content(conn, blobs, id)? {
+            Body::Inline(stored) => stored[..] == *data,
+            Body::Source(stored) => crate::blobs::same_content(&*stored, data)?,
+        };
+        if same {
             return Ok(id);
         }
     }
@@ -2172,14 +2176,15 @@ fn index_pending(conn: &Connection, pending: &mut Pending) -> Result<(), Fail> {
     Ok(())
 }
 
-fn load_content(conn: &Connection, blobs: &BlobDir, id: i64) -> Result<Bytes, Fail> {
+/// A body: inline ones from the database, files as an open handle (never read whole).
+fn load_content(conn: &Connection, blobs: &BlobDir, id: i64) -> Result<Body, Fail> {
     let inline: Option<Vec<u8>> = conn
         .prepare_cached("SELECT data FROM contents WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
         .optional()?;
     match inline {
-        Some(stored) => Ok(codec::unpack(stored)?),
-        None => Ok(Bytes::from(blobs.read(id)?)),
+        Some(stored) => Ok(Body::Inline(codec::unpack(stored)?)),
+        None => Ok(Body::Source(Arc::new(blobs.open(id)?))),
     }
 }
 

@@ -68,7 +68,10 @@ fn fetch_content(store: &mut SqliteStore, uid: u32) -> Option<Bytes> {
         })
         .unwrap()
     {
-        StorageReply::Fetched(mut v) => v.pop().and_then(|m| m.content),
+        StorageReply::Fetched(mut v) => v
+            .pop()
+            .and_then(|m| m.content)
+            .map(|c| c.to_bytes().unwrap()),
         other => panic!("{other:?}"),
     }
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::evaluate::{evaluate, Halt, Meter};
 use super::query::Candidate;
 use super::{
-    AuthOutcome, ChangeSet, Changed, FetchWant, FetchedMessage, MailboxEntry, MailboxId,
+    AuthOutcome, Body, ChangeSet, Changed, FetchWant, FetchedMessage, MailboxEntry, MailboxId,
     MailboxList, MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse,
     StorageError, StorageOp, StorageReply, StorageResult, Store, StoreLimits, Uid,
     DEFAULT_MAILBOXES,
@@ -38,6 +38,9 @@ pub struct MemStore {
     nonce_counter: u64,
     /// Mailboxes per account (so CREATE cannot grow memory without limit), SEARCH work.
     limits: StoreLimits,
+    /// Bodies larger than this are handed out as a [`Body::Source`], as a store with files
+    /// hands out large ones, so that drivers and tests exercise streaming.
+    stream_over: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +113,11 @@ impl MemStore {
             now: 1_767_225_600,
             ..Self::default()
         }
+    }
+
+    /// Hands out bodies larger than `octets` as [`Body::Source`] rather than in memory.
+    pub fn stream_bodies_over(&mut self, octets: usize) {
+        self.stream_over = Some(octets);
     }
 
     /// Adds (or replaces) a user. Names match case-insensitively, as real clients expect.
@@ -299,7 +307,12 @@ impl Mailbox {
     }
 
     /// A message as FETCH answers it: present, or expunged and still retained.
-    fn fetched(&self, uid: Uid, want: FetchWant) -> Option<FetchedMessage> {
+    fn fetched(
+        &self,
+        uid: Uid,
+        want: FetchWant,
+        stream_over: Option<usize>,
+    ) -> Option<FetchedMessage> {
         let (msg, expunged) = match self.position(uid) {
             Some(i) => (self.messages.get(i)?, false),
             None => (&self.retained.get(&uid)?.1, true),
@@ -310,7 +323,10 @@ impl Mailbox {
             modseq: msg.modseq,
             internal_date: msg.internal_date,
             size: msg.data.len() as u64,
-            content: want.content.then(|| msg.data.clone()),
+            content: want.content.then(|| match stream_over {
+                Some(limit) if msg.data.len() > limit => Body::Source(Arc::new(msg.data.clone())),
+                _ => Body::Inline(msg.data.clone()),
+            }),
             info: want.info.then(|| msg.info.clone()),
             expunged,
         })
@@ -661,6 +677,7 @@ impl Store for MemStore {
                 want,
                 mark_seen,
             } => {
+                let stream_over = self.stream_over;
                 let a = self.account(&account);
                 let m = a.by_id(mailbox)?;
                 let mut out = Vec::with_capacity(uids.len());
@@ -675,7 +692,7 @@ impl Store for MemStore {
                             changed = true;
                         }
                     }
-                    out.extend(m.fetched(uid, want));
+                    out.extend(m.fetched(uid, want, stream_over));
                 }
                 if changed {
                     self.changes.push(Changed { account, mailbox });
@@ -897,7 +914,7 @@ mod tests {
         ) {
             StorageReply::Fetched(v) => v
                 .first()
-                .and_then(|m| Some((m.expunged, m.content.clone()?))),
+                .and_then(|m| Some((m.expunged, m.content.as_ref()?.to_bytes().ok()?))),
             other => panic!("{other:?}"),
         }
     }
