@@ -63,6 +63,12 @@ pub fn response(out: &mut BytesMut, r: &Response, opts: &EncodeOptions) {
     }
 }
 
+/// A FETCH item, with the stream its octets come from when they are sent apart.
+pub(crate) type StreamedItem = (
+    crate::imap::response::FetchItem,
+    Option<crate::store::BodyStream>,
+);
+
 /// `* n FETCH (...)` whose items paired with a stream carry their octets apart: such an item
 /// is written up to its literal's `{n}` prefix, then the stream is queued, then the response
 /// goes on. The octets on the wire are those [`response`] writes for the same items with the

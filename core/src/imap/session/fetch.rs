@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::{Finish, ImapSession, Pending as SessionPending};
 use crate::imap::command::{Command, CommandLine, Tag};
+use crate::imap::encode::StreamedItem;
 use crate::imap::response::{Code, Data, FetchItem, Response};
 use crate::imap::types::{FetchAttr, FetchItems, FetchModifiers, Partial, SequenceSet};
 use crate::mail::flags::Flag;
@@ -269,7 +270,7 @@ impl ImapSession {
         m: &FetchedMessage,
         hint: &mut usize,
         failure: &mut Option<Failure>,
-    ) -> Option<(u32, Vec<(FetchItem, Option<BodyStream>)>)> {
+    ) -> Option<(u32, Vec<StreamedItem>)> {
         let rev1 = !self.enabled.rev2;
         let view = self.selected_view_mut()?;
         let seq = view.seq_near(m.uid, *hint)?;
