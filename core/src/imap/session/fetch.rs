@@ -49,8 +49,10 @@ enum Failure {
 }
 
 /// Messages per storage request when bodies are fetched: the response for one batch is built
-/// in memory, so this bounds a session's memory however much a `FETCH 1:* BODY[]` asks for,
-/// and a client that stops reading stalls the next batch instead of growing a buffer.
+/// before any of it is sent, so this bounds a session's memory however much a
+/// `FETCH 1:* BODY[]` asks for, and a client that stops reading stalls the next batch instead
+/// of growing a buffer. Large bodies are streams in that response, not octets, so a batch
+/// holds at most this many small (inline) bodies.
 const CONTENT_BATCH: usize = 8;
 /// Messages per storage request for stored structure (envelopes, body structures), some
 /// hundreds of octets each.
