@@ -6,6 +6,9 @@ use crate::directory::Directory;
 use crate::session::{Input, MisuseError, Output, Session};
 use crate::store::Store;
 
+/// Octets read from a body at a time when [`pump`] streams one.
+const STREAM_CHUNK: usize = 64 * 1024;
+
 /// Why [`pump`] stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Blocked {
@@ -30,6 +33,12 @@ pub fn pump<S: Store + ?Sized, D: Directory + ?Sized>(
     loop {
         match session.poll_output() {
             Output::Transmit(bytes) => wire(&bytes),
+            Output::TransmitBody(stream) => {
+                if stream.write_all(STREAM_CHUNK, wire).is_err() {
+                    // The peer got part of what was promised: the connection cannot go on.
+                    return Ok(Blocked::Close);
+                }
+            }
             Output::Storage(request) => {
                 let reply = store.execute(request.op);
                 session.handle_input(Input::Storage {

@@ -13,7 +13,8 @@
 //!    [`Session::handle_input`] with the current time.
 //! 3. Then call [`Session::poll_output`] until it returns [`Output::Timeout`] (nothing more to
 //!    do until input or that instant) or [`Output::Close`]. Act on each output in order:
-//!    [`Output::Transmit`] bytes are written to the peer; an [`Output::Storage`] request is run
+//!    [`Output::Transmit`] bytes are written to the peer, and so is the body range of an
+//!    [`Output::TransmitBody`], a bounded chunk at a time; an [`Output::Storage`] request is run
 //!    against a [`Store`] and its reply fed back as [`Input::Storage`]; an
 //!    [`Output::Directory`] request (a login: password check, SCRAM keys, the account's
 //!    connection limit) is answered by a [`Directory`] and fed back as [`Input::Directory`]; at
@@ -44,6 +45,9 @@
 //! loop {
 //!     match session.poll_output() {
 //!         Output::Transmit(bytes) => wire.extend_from_slice(&bytes),
+//!         Output::TransmitBody(stream) => {
+//!             stream.write_all(64 * 1024, &mut |b| wire.extend_from_slice(b)).unwrap()
+//!         }
 //!         Output::Storage(req) => {
 //!             let reply = store.execute(req.op);
 //!             session.handle_input(Input::Storage { now, id: req.id, reply }).unwrap();

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::directory::{DirectoryRequest, DirectoryResult};
 use crate::limits::Limits;
-use crate::store::{RequestId, StorageRequest, StorageResult};
+use crate::store::{BodyStream, RequestId, StorageRequest, StorageResult};
 use crate::{imap, pop3};
 
 /// Which protocol a listener speaks.
@@ -138,6 +138,12 @@ pub enum Input<'a> {
 pub enum Output {
     /// Write these octets to the peer, in order.
     Transmit(Bytes),
+    /// Write a range of a message body to the peer, read a chunk at a time (see
+    /// [`BodyStream`]); it comes in order with the transmits around it (after a literal's
+    /// `{n}` prefix, before the rest of the response). A driver that cannot read all of it
+    /// (the stored body is damaged) must close the connection: the peer was promised the
+    /// octets.
+    TransmitBody(BodyStream),
     /// Execute this request against storage and feed the reply back with [`Input::Storage`].
     Storage(StorageRequest),
     /// Answer this login request from the directory (users, passwords, SCRAM keys, connection

@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use smol::Timer;
+use tern_core::store::BodyStream;
 use tern_core::{
     DirectoryResult, Event, Input, Output, RequestId, Session, SessionConfig, StorageResult,
 };
@@ -295,7 +297,10 @@ impl Connection {
                         .answer(request.op, self.client.clone());
                     self.pending = Some((request.id, InFlight::Directory(task)));
                 }
-                Output::Transmit(_) | Output::Event(_) | Output::StartTls => {}
+                Output::Transmit(_)
+                | Output::TransmitBody(_)
+                | Output::Event(_)
+                | Output::StartTls => {}
                 _ if self.pending.is_some() => {}
                 _ => return,
             }
@@ -360,6 +365,7 @@ impl Connection {
         loop {
             match self.session.poll_output() {
                 Output::Transmit(bytes) => self.send(&bytes).await.map_err(End::Io)?,
+                Output::TransmitBody(stream) => self.send_body(stream).await.map_err(End::Io)?,
                 Output::Storage(request) => {
                     if self.pending.is_some() {
                         // The core's contract: one request in flight per session.
@@ -439,6 +445,33 @@ impl Connection {
             within(timeout, "peer stopped reading", stream.write_all(chunk)).await?;
         }
         Ok(())
+    }
+
+    /// Writes a message body a chunk at a time, each read on the blocking pool and written
+    /// under the send timeout: a peer that stops reading holds one chunk, however large the
+    /// message. A body that cannot be read in full ends the connection (the peer was promised
+    /// its octets).
+    async fn send_body(&mut self, mut stream: BodyStream) -> std::io::Result<()> {
+        let mut buf = vec![0u8; WRITE_CHUNK];
+        let mut out = BytesMut::new();
+        while let Some((offset, n)) = stream.next_read(WRITE_CHUNK) {
+            let source = stream.source().clone();
+            let (back, got) = smol::unblock(move || {
+                let got = match buf.get_mut(..n) {
+                    Some(into) => source.read_at(offset, into),
+                    None => Ok(0),
+                };
+                (buf, got)
+            })
+            .await;
+            buf = back;
+            let got = got?;
+            stream.consume(buf.get(..got).unwrap_or_default(), &mut out)?;
+            self.send(&out).await?;
+            out.clear();
+        }
+        stream.finish(&mut out);
+        self.send(&out).await
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {

@@ -9,17 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, Server};
-
-/// A kilobyte-resolution figure from `/proc/PID/status`.
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} not in /proc/{pid}/status"))
-}
+use common::{proc_status_kib, Client, Server};
 
 fn tagged(c: &mut Client, tag: &str) -> Option<String> {
     loop {

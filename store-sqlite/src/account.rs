@@ -22,9 +22,9 @@ use tern_core::store::evaluate::{evaluate, Bits, Meter};
 use tern_core::store::query::{Candidate, Query};
 use tern_core::store::{AccountTemplate, LimitKind};
 use tern_core::store::{
-    ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList, MailboxStatus,
-    MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse, StorageError, StorageOp,
-    StorageReply, Uid,
+    Body, ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
+    MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse, StorageError,
+    StorageOp, StorageReply, Uid,
 };
 
 use crate::blobs::BlobDir;
@@ -708,7 +708,7 @@ impl Account {
             // A queued body always has its text (both are written by `store_body`, and
             // removed together by `reclaim`); one without would be dropped from the queue.
             if let Some(text) = load_text_if_any(&tx, id)? {
-                let row = search::fts_row(&text);
+                let row = search::fts_row(text);
                 bytes += row.iter().map(String::len).sum::<usize>();
                 pending.fts.push((id, row));
             }
@@ -1309,13 +1309,14 @@ impl Account {
                 data,
             } in messages
             {
-                let body = store_body(tx, blobs, pending, &data, inline_limit)?;
+                let size = data.len() as u64;
+                let body = store_body(tx, blobs, pending, data, inline_limit)?;
                 let msg = Msg {
                     uid: 0,
                     flags: Flags::from_flags(&flags),
                     modseq: 0,
                     date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
-                    size: data.len() as u64,
+                    size,
                     body,
                     headline: None,
                 };
@@ -2095,7 +2096,7 @@ fn reclaim(conn: &Connection, pending: &mut Pending, limit: usize) -> Result<usi
             // FTS5's 'delete' command with the values once indexed (re-derived from the stored
             // text, so identical): a quarter of the cost of a contentless_delete table's DELETE,
             // which measured about 1 ms per row in a 100,000-message account.
-            let [subj, sender, hdr, body] = search::fts_row(&load_text(conn, id)?);
+            let [subj, sender, hdr, body] = search::fts_row(load_text(conn, id)?);
             conn.prepare_cached(&format!(
                 "INSERT INTO fts (fts, rowid, {}) VALUES ('delete', ?1, ?2, ?3, ?4, ?5)",
                 search::FTS_COLUMNS
@@ -2120,26 +2121,34 @@ fn reclaim(conn: &Connection, pending: &mut Pending, limit: usize) -> Result<usi
 
 /// Stores a body, or finds the identical one already stored; returns its id. Everything
 /// FETCH and SEARCH need is computed here, once.
+///
+/// Takes the octets by value and lets go of them as soon as they are stored, before the search
+/// text is encoded: for a large message that is the difference between two and three copies
+/// of it in memory at once.
 fn store_body(
     conn: &Connection,
     blobs: &BlobDir,
     pending: &mut Pending,
-    data: &[u8],
+    data: Bytes,
     inline_limit: usize,
 ) -> Result<i64, Fail> {
-    let hash = body_hash(data);
+    let hash = body_hash(&data);
     let mut stmt = conn.prepare_cached("SELECT id FROM bodies WHERE hash = ?1 AND size = ?2")?;
     let same: Vec<i64> = stmt
         .query_map(params![hash, data.len() as i64], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     drop(stmt);
     for id in same {
-        if load_content(conn, blobs, id)?[..] == *data {
+        let same = match load_content(conn, blobs, id)? {
+            Body::Inline(stored) => stored == data,
+            Body::Source(stored) => crate::blobs::same_content(&*stored, &data)?,
+        };
+        if same {
             return Ok(id);
         }
     }
-    let info = analyze(data);
-    let text = extract(data);
+    let info = analyze(&data);
+    let text = extract(&data);
     let external = data.len() > inline_limit;
     conn.prepare_cached(
         "INSERT INTO bodies (hash, size, refs, external, sent) VALUES (?1, ?2, 0, ?3, ?4)",
@@ -2153,23 +2162,26 @@ fn store_body(
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO infos (id, data) VALUES (?1, ?2)")?
         .execute(params![id, codec::encode_info(&info)])?;
-    conn.prepare_cached("INSERT INTO texts (id, data) VALUES (?1, ?2)")?
-        .execute(params![id, codec::pack(&codec::encode_text(&text))])?;
+    drop(info);
+    if external {
+        // Written and fsync'd before the row can commit: a committed row has its file.
+        pending.written.push(id);
+        blobs.write(id, &data)?;
+    } else {
+        conn.prepare_cached("INSERT INTO contents (id, data) VALUES (?1, ?2)")?
+            .execute(params![id, codec::pack(&data)])?;
+    }
+    drop(data);
     insert_headline(conn, id, &text)?;
-    if pending.inline_fts {
-        pending.fts.push((id, search::fts_row(&text)));
+    let row = pending.inline_fts.then(|| search::fts_row(text.clone()));
+    conn.prepare_cached("INSERT INTO texts (id, data) VALUES (?1, ?2)")?
+        .execute(params![id, codec::pack(&codec::encode_text(text))])?;
+    if let Some(row) = row {
+        pending.fts.push((id, row));
     } else {
         conn.prepare_cached("INSERT INTO fts_pending (id) VALUES (?1)")?
             .execute([id])?;
         pending.queued += 1;
-    }
-    if external {
-        // Written and fsync'd before the row can commit: a committed row has its file.
-        pending.written.push(id);
-        blobs.write(id, data)?;
-    } else {
-        conn.prepare_cached("INSERT INTO contents (id, data) VALUES (?1, ?2)")?
-            .execute(params![id, codec::pack(data)])?;
     }
     Ok(id)
 }
@@ -2193,14 +2205,15 @@ fn index_pending(conn: &Connection, pending: &mut Pending) -> Result<(), Fail> {
     Ok(())
 }
 
-fn load_content(conn: &Connection, blobs: &BlobDir, id: i64) -> Result<Bytes, Fail> {
+/// A body: inline ones from the database, files as an open handle (never read whole).
+fn load_content(conn: &Connection, blobs: &BlobDir, id: i64) -> Result<Body, Fail> {
     let inline: Option<Vec<u8>> = conn
         .prepare_cached("SELECT data FROM contents WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
         .optional()?;
     match inline {
-        Some(stored) => Ok(codec::unpack(stored)?),
-        None => Ok(Bytes::from(blobs.read(id)?)),
+        Some(stored) => Ok(Body::Inline(codec::unpack(stored)?)),
+        None => Ok(Body::Source(Arc::new(blobs.open(id)?))),
     }
 }
 
@@ -2222,7 +2235,7 @@ fn insert_headline(conn: &Connection, id: i64, text: &SearchText) -> Result<(), 
     conn.prepare_cached("INSERT INTO headlines (id, data) VALUES (?1, ?2)")?
         .execute(params![
             id,
-            codec::pack(&codec::encode_text(&search::headline(text)))
+            codec::pack(&codec::encode_text(search::headline(text)))
         ])?;
     Ok(())
 }

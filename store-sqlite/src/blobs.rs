@@ -15,6 +15,8 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use tern_core::store::BodySource;
+
 /// Suffix of files still being written.
 const TEMP_SUFFIX: &str = ".tmp";
 
@@ -62,9 +64,12 @@ impl BlobDir {
         result
     }
 
-    /// Reads a body.
-    pub fn read(&self, id: i64) -> io::Result<Vec<u8>> {
-        fs::read(self.path(id))
+    /// Opens a body for reading at offsets: FETCH and RETR stream it from the handle, which
+    /// stays readable even if the body is removed meanwhile.
+    pub fn open(&self, id: i64) -> io::Result<FileBody> {
+        let file = File::open(self.path(id))?;
+        let len = file.metadata()?.len();
+        Ok(FileBody { file, len })
     }
 
     /// Unlinks a body whose row is gone (committed); a missing file is not an error.
@@ -107,6 +112,57 @@ impl BlobDir {
         Ok(removed)
     }
 }
+
+/// A body file open for reading.
+#[derive(Debug)]
+pub struct FileBody {
+    file: File,
+    len: u64,
+}
+
+impl BodySource for FileBody {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        // Positioned reads share the handle between threads without a seek position.
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::FileExt::read_at(&self.file, buf, offset)
+        }
+        #[cfg(windows)]
+        {
+            std::os::windows::fs::FileExt::seek_read(&self.file, buf, offset)
+        }
+    }
+}
+
+/// Whether `body` holds exactly `data`, compared a piece at a time so that a large body is
+/// never read whole.
+pub fn same_content(body: &dyn BodySource, data: &[u8]) -> io::Result<bool> {
+    if body.len() != data.len() as u64 {
+        return Ok(false);
+    }
+    let mut buf = vec![0u8; COMPARE_CHUNK.min(data.len())];
+    let mut at = 0;
+    while let Some(rest) = data.get(at..).filter(|r| !r.is_empty()) {
+        let want = rest.len().min(buf.len());
+        let into = buf.get_mut(..want).unwrap_or_default();
+        let n = body.read_at(at as u64, into)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if into.get(..n) != rest.get(..n) {
+            return Ok(false);
+        }
+        at += n;
+    }
+    Ok(true)
+}
+
+/// Octets compared per read when looking for an identical stored body.
+const COMPARE_CHUNK: usize = 64 * 1024;
 
 /// Makes a folder's entries (creations, renames, removals) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {

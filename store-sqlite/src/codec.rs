@@ -488,21 +488,29 @@ pub fn unpack_date(v: i64) -> Result<Date, CodecError> {
 }
 
 /// Encodes the decoded search text.
-pub fn encode_text(text: &SearchText) -> Vec<u8> {
-    let mut w = Writer::default();
-    w.list(&text.headers, |w, (n, v)| {
+///
+/// Takes the text by value and builds the encoding in the body's own buffer (the fields go in
+/// front of it, the date after), so a large message's text is not copied whole.
+pub fn encode_text(text: SearchText) -> Vec<u8> {
+    let mut head = Writer::default();
+    head.list(&text.headers, |w, (n, v)| {
         w.bytes(n.as_bytes());
         w.bytes(v.as_bytes());
     });
-    w.bytes(text.body.as_bytes());
+    head.usize(text.body.len());
+    let head = head.finish();
+    let mut out = text.body.into_bytes();
+    out.splice(0..0, head);
+    let mut tail = Writer::default();
     match text.sent {
-        None => w.tag(0),
+        None => tail.tag(0),
         Some(d) => {
-            w.tag(1);
-            w.uint(pack_date(d) as u64);
+            tail.tag(1);
+            tail.uint(pack_date(d) as u64);
         }
     }
-    w.finish()
+    out.extend_from_slice(&tail.finish());
+    out
 }
 
 /// Decodes what [`encode_text`] wrote.
@@ -611,7 +619,10 @@ mod tests {
             let info = analyze(raw);
             assert_eq!(decode_info(Bytes::from(encode_info(&info))).unwrap(), info);
             let text = extract(raw);
-            assert_eq!(decode_text(Bytes::from(encode_text(&text))).unwrap(), text);
+            assert_eq!(
+                decode_text(Bytes::from(encode_text(text.clone()))).unwrap(),
+                text
+            );
         }
         let kw = vec![Bytes::from_static(b"$Junk"), Bytes::from_static(b"x")];
         assert_eq!(

@@ -69,7 +69,10 @@ pub fn headline_suffices(q: &Query) -> bool {
 /// The four column values indexed for one message. Reclaiming a body deletes its index row
 /// by feeding these same values to FTS5's 'delete' command, so changing this function needs a
 /// schema migration that rebuilds the index.
-pub fn fts_row(text: &SearchText) -> [String; 4] {
+///
+/// Takes the text by value: the body, the bulk of a large message's text, moves into the row
+/// instead of being copied.
+pub fn fts_row(text: SearchText) -> [String; 4] {
     let mut subject = String::new();
     let mut from = String::new();
     let mut headers = String::new();
@@ -84,7 +87,7 @@ pub fn fts_row(text: &SearchText) -> [String; 4] {
         headers.push_str(value);
         headers.push('\n');
     }
-    [subject, from, headers, text.body.clone()].map(|s| {
+    [subject, from, headers, text.body].map(|s| {
         if s.contains('\0') {
             s.replace('\0', &NUL_STAND_IN.to_string())
         } else {

@@ -5,7 +5,7 @@ use std::fs;
 use bytes::Bytes;
 use tern_core::mail::flags::{Flag, StoreMode};
 use tern_core::store::query::Query;
-use tern_core::store::{FetchWant, MailboxId, NewMessage, Snapshot};
+use tern_core::store::{Body, FetchWant, MailboxId, NewMessage, Snapshot};
 
 use super::*;
 
@@ -68,7 +68,10 @@ fn fetch_content(store: &mut SqliteStore, uid: u32) -> Option<Bytes> {
         })
         .unwrap()
     {
-        StorageReply::Fetched(mut v) => v.pop().and_then(|m| m.content),
+        StorageReply::Fetched(mut v) => v
+            .pop()
+            .and_then(|m| m.content)
+            .map(|c| c.to_bytes().unwrap()),
         other => panic!("{other:?}"),
     }
 }
@@ -1199,7 +1202,9 @@ fn expunged_fetch(store: &mut SqliteStore, uid: u32) -> Option<(bool, Option<Byt
         })
         .unwrap()
     {
-        StorageReply::Fetched(mut v) => v.pop().map(|m| (m.expunged, m.content)),
+        StorageReply::Fetched(mut v) => v
+            .pop()
+            .map(|m| (m.expunged, m.content.map(|c| c.to_bytes().unwrap()))),
         other => panic!("{other:?}"),
     }
 }
@@ -1554,4 +1559,57 @@ fn the_indexer_lets_new_work_settle_before_indexing() {
     }
     wait_for_indexer(&store);
     assert_eq!(indexed(&mut store, "kin"), 1);
+}
+
+/// Issue 19 item 2: a body kept as a file is handed out as an open handle, never read whole
+/// to be sent; the handle stays readable after the file is removed, so a FETCH or RETR under
+/// way finishes whatever happens to the message meanwhile.
+#[test]
+fn file_bodies_are_handed_out_as_sources_that_outlive_their_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_inline_limit(100);
+    let large = message("large", 5000);
+    let small = message("s", 10);
+    let uid = append(&mut store, "INBOX", large.clone());
+    let small_uid = append(&mut store, "INBOX", small.clone());
+    let fetched = match store
+        .execute(StorageOp::Fetch {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![uid, small_uid],
+            want: FetchWant {
+                content: true,
+                info: false,
+            },
+            mark_seen: false,
+        })
+        .unwrap()
+    {
+        StorageReply::Fetched(v) => v,
+        other => panic!("{other:?}"),
+    };
+    let [big, little] = &fetched[..] else {
+        panic!("{fetched:?}")
+    };
+    let Some(Body::Source(source)) = &big.content else {
+        panic!("{:?}", big.content)
+    };
+    assert!(matches!(&little.content, Some(Body::Inline(b)) if *b == small));
+    assert_eq!(source.len(), large.len() as u64);
+    let mut part = [0u8; 10];
+    assert_eq!(source.read_at(3, &mut part).unwrap(), 10);
+    assert_eq!(&part[..], &large[3..13]);
+
+    // However the file goes (an expunge's reclaim unlinks it), the open handle still reads it.
+    let files = blob_files(&store);
+    assert_eq!(files.len(), 1);
+    for f in files {
+        fs::remove_file(f).unwrap();
+    }
+    assert_eq!(
+        Body::Source(source.clone()).to_bytes().unwrap(),
+        large,
+        "the open handle still reads the removed file"
+    );
 }

@@ -19,13 +19,20 @@ pub struct Tag(Bytes);
 impl Tag {
     /// Validates a tag; `None` for an empty one or one with a character the grammar excludes.
     pub fn new(raw: Bytes) -> Option<Tag> {
-        (!raw.is_empty() && raw.iter().all(|&b| super::is_tag_char(b))).then_some(Tag(raw))
+        (!raw.is_empty() && raw.iter().all(|&b| super::is_tag_char(b))).then(|| Tag::own(&raw))
     }
 
     /// A tag the grammar has already checked character by character.
     pub(crate) fn from_checked(raw: Bytes) -> Tag {
         debug_assert!(Tag::new(raw.clone()).is_some());
-        Tag(raw)
+        Tag::own(&raw)
+    }
+
+    /// A tag outlives its command (the command's answer carries it), so it holds a copy of
+    /// its few octets rather than a slice of the command: a slice would keep the whole
+    /// command, a large APPEND literal included, in memory until the answer.
+    fn own(raw: &[u8]) -> Tag {
+        Tag(Bytes::copy_from_slice(raw))
     }
 
     /// The tag's octets.

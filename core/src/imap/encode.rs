@@ -63,6 +63,47 @@ pub fn response(out: &mut BytesMut, r: &Response, opts: &EncodeOptions) {
     }
 }
 
+/// A FETCH item, with the stream its octets come from when they are sent apart.
+pub(crate) type StreamedItem = (
+    crate::imap::response::FetchItem,
+    Option<crate::store::BodyStream>,
+);
+
+/// `* n FETCH (...)` whose items paired with a stream carry their octets apart: such an item
+/// is written up to its literal's `{n}` prefix, then the stream is queued, then the response
+/// goes on. The octets on the wire are those [`response`] writes for the same items with the
+/// data in place (a `BINARY` item always goes as `literal8`, since its octets are not at hand
+/// to look for NUL).
+pub(crate) fn fetch_streamed(
+    out: &mut crate::outbox::Outbox,
+    seq: u32,
+    items: Vec<(
+        crate::imap::response::FetchItem,
+        Option<crate::store::BodyStream>,
+    )>,
+    opts: &EncodeOptions,
+) {
+    let w = Strings::response(opts);
+    let buf = out.bytes();
+    buf.put_slice(b"* ");
+    put_u32(buf, seq);
+    buf.put_slice(b" FETCH (");
+    for (n, (item, stream)) in items.into_iter().enumerate() {
+        let buf = out.bytes();
+        if n > 0 {
+            buf.put_u8(b' ');
+        }
+        match stream {
+            None => fetch::put_fetch_item(buf, &item, &w),
+            Some(stream) => {
+                fetch::put_streamed_item(buf, &item, stream.remaining(), &w);
+                out.push(crate::session::Output::TransmitBody(stream));
+            }
+        }
+    }
+    out.bytes().put_slice(b")\r\n");
+}
+
 // ---------------------------------------------------------------- strings
 
 /// How strings are written on this side of the connection.

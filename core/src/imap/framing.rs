@@ -102,6 +102,9 @@ pub(crate) struct Framer {
     answered: bool,
 }
 
+/// A command larger than this leaves the input that follows it in a fresh buffer.
+const FRESH_BUFFER_AFTER: usize = 64 * 1024;
+
 /// Enough trailing octets to hold `~{4294967295+}\r\n`.
 const TAIL: usize = 20;
 
@@ -296,6 +299,12 @@ impl Framer {
                                 Mode::Line => strip_line_end(&self.buf[..=lf]),
                             };
                             let unit = self.buf.split_to(lf + 1).freeze();
+                            if unit.len() > FRESH_BUFFER_AFTER {
+                                // What remains shares the command's allocation, and would
+                                // keep a large literal alive after the command is done with
+                                // it: move it to a buffer of its own.
+                                self.buf = BytesMut::from(&self.buf[..]);
+                            }
                             self.reset_command();
                             let unit = unit.slice(..end);
                             return match mode {

@@ -1,6 +1,8 @@
 //! Body sections ([`Section`]), and `BODY[section]` and `BINARY[part]` extraction from a stored
 //! message and its part tree (RFC 9051 §6.4.5, RFC 3516), without parsing the message again.
 
+use std::ops::Range;
+
 use bytes::{Bytes, BytesMut};
 
 use super::analyze::{Children, Part, TransferEncoding};
@@ -72,42 +74,81 @@ fn message_part(message: &Part, n: u32) -> Option<&Part> {
     }
 }
 
-/// The octets `BODY[section]` returns, or `None` when the section does not exist (tern then
-/// answers with an empty string, as Dovecot does).
-pub fn body_section(raw: &Bytes, root: &Part, section: &Section) -> Option<Bytes> {
-    let slice = |r: std::ops::Range<usize>| raw.get(r.clone()).map(|_| raw.slice(r));
+/// Where the octets of a section are in the message, found from the part tree alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Extent<'a> {
+    /// A range of the message, as it is.
+    Range(Range<usize>),
+    /// The header in this range, only the fields named (`keep`) or only the others.
+    Fields {
+        /// The header's range, blank line included.
+        header: Range<usize>,
+        /// The field names.
+        names: &'a [Bytes],
+        /// Keep the named fields (`HEADER.FIELDS`) rather than drop them (`.NOT`).
+        keep: bool,
+    },
+}
+
+/// Where `BODY[section]` of a message of `len` octets is, or `None` when the section does not
+/// exist (tern then answers with an empty string, as Dovecot does).
+pub fn section_extent<'a>(root: &Part, section: &'a Section, len: usize) -> Option<Extent<'a>> {
+    let within = |r: &Range<usize>| (r.start <= r.end && r.end <= len).then(|| r.clone());
     if section.part.is_empty() {
         return match &section.text {
-            None => Some(raw.clone()),
-            Some(text) => message_text(raw, root, text),
+            None => Some(Extent::Range(0..len)),
+            Some(text) => message_text(root, text, len),
         };
     }
     let part = find(root, &section.part)?;
     match &section.text {
-        None => slice(part.body.clone()),
-        Some(SectionText::Mime) => slice(part.header.clone()),
+        None => within(&part.body).map(Extent::Range),
+        Some(SectionText::Mime) => within(&part.header).map(Extent::Range),
         // HEADER/TEXT after a part number refer to an encapsulated message.
         Some(text) => match &part.children {
-            Children::Message(inner) => message_text(raw, inner, text),
+            Children::Message(inner) => message_text(inner, text, len),
             _ => None,
         },
     }
 }
 
-fn message_text(raw: &Bytes, message: &Part, text: &SectionText) -> Option<Bytes> {
-    let header = raw.get(message.header.clone())?;
+fn message_text<'a>(message: &Part, text: &'a SectionText, len: usize) -> Option<Extent<'a>> {
+    let header = message.header.clone();
+    if header.start > header.end || header.end > len {
+        return None;
+    }
+    let fields = |names, keep| Extent::Fields {
+        header: header.clone(),
+        names,
+        keep,
+    };
     match text {
-        SectionText::Header => Some(raw.slice(message.header.clone())),
-        SectionText::Text => Some(raw.slice(message.body.clone())),
+        SectionText::Header => Some(Extent::Range(header.clone())),
+        SectionText::Text => {
+            let body = &message.body;
+            (body.start <= body.end && body.end <= len).then(|| Extent::Range(body.clone()))
+        }
         SectionText::Mime => None,
-        SectionText::HeaderFields(names) => Some(filter_fields(header, names, true)),
-        SectionText::HeaderFieldsNot(names) => Some(filter_fields(header, names, false)),
+        SectionText::HeaderFields(names) => Some(fields(names, true)),
+        SectionText::HeaderFieldsNot(names) => Some(fields(names, false)),
+    }
+}
+
+/// The octets `BODY[section]` returns, or `None` when the section does not exist.
+pub fn body_section(raw: &Bytes, root: &Part, section: &Section) -> Option<Bytes> {
+    match section_extent(root, section, raw.len())? {
+        Extent::Range(r) => Some(raw.slice(r)),
+        Extent::Fields {
+            header,
+            names,
+            keep,
+        } => Some(filter_fields(raw.get(header)?, names, keep)),
     }
 }
 
 /// The fields whose names are (or are not) in `names`, in message order, then the blank line
 /// that ends a header (RFC 9051 §6.4.5 says the result includes it).
-fn filter_fields(header: &[u8], names: &[Bytes], keep_listed: bool) -> Bytes {
+pub fn filter_fields(header: &[u8], names: &[Bytes], keep_listed: bool) -> Bytes {
     let mut out = BytesMut::new();
     for field in fields(header) {
         let listed = names.iter().any(|n| n.eq_ignore_ascii_case(field.name));
@@ -122,34 +163,79 @@ fn filter_fields(header: &[u8], names: &[Bytes], keep_listed: bool) -> Bytes {
     out.freeze()
 }
 
-/// The decoded content of a part for `BINARY[part]`; `Ok(None)` when the part does not exist.
-pub fn binary(raw: &Bytes, root: &Part, path: &[u32]) -> Result<Option<Bytes>, BinaryError> {
+/// Where `BINARY[part]` is: a range sent as it is, or one to decode first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BinaryExtent {
+    /// Octets with nothing to undo (the whole message, composite and identity parts).
+    Range(Range<usize>),
+    /// Base64 text in this range.
+    Base64(Range<usize>),
+    /// Quoted-printable text in this range.
+    QuotedPrintable(Range<usize>),
+}
+
+/// Where `BINARY[part]` of a message of `len` octets is; `Ok(None)` when the part does not
+/// exist.
+pub fn binary_extent(
+    root: &Part,
+    path: &[u32],
+    len: usize,
+) -> Result<Option<BinaryExtent>, BinaryError> {
     if path.is_empty() {
-        return Ok(Some(raw.clone()));
+        return Ok(Some(BinaryExtent::Range(0..len)));
     }
     let Some(part) = find(root, path) else {
         return Ok(None);
     };
-    let Some(body) = raw.get(part.body.clone()) else {
+    let body = part.body.clone();
+    if body.start > body.end || body.end > len {
         return Ok(None);
-    };
+    }
     if !matches!(part.children, Children::None) {
         // Composite parts have no transfer encoding of their own to undo.
-        return Ok(Some(raw.slice(part.body.clone())));
+        return Ok(Some(BinaryExtent::Range(body)));
     }
     match &part.encoding {
-        TransferEncoding::Identity => Ok(Some(raw.slice(part.body.clone()))),
-        TransferEncoding::Base64 => valid_base64(body)
-            .then(|| mail_parser::decoders::base64::base64_decode(body))
-            .flatten()
-            .map(|d| Some(Bytes::from(d)))
-            .ok_or(BinaryError::Corrupt),
-        TransferEncoding::QuotedPrintable => valid_quoted_printable(body)
-            .then(|| mail_parser::decoders::quoted_printable::quoted_printable_decode(body))
-            .flatten()
-            .map(|d| Some(Bytes::from(d)))
-            .ok_or(BinaryError::Corrupt),
+        TransferEncoding::Identity => Ok(Some(BinaryExtent::Range(body))),
+        TransferEncoding::Base64 => Ok(Some(BinaryExtent::Base64(body))),
+        TransferEncoding::QuotedPrintable => Ok(Some(BinaryExtent::QuotedPrintable(body))),
         TransferEncoding::Unknown(_) => Err(BinaryError::UnknownCte),
+    }
+}
+
+impl BinaryExtent {
+    /// The range of the message it covers.
+    pub fn range(&self) -> Range<usize> {
+        match self {
+            BinaryExtent::Range(r) | BinaryExtent::Base64(r) | BinaryExtent::QuotedPrintable(r) => {
+                r.clone()
+            }
+        }
+    }
+
+    /// The content, given the octets of [`BinaryExtent::range`].
+    pub fn decode(&self, octets: Bytes) -> Result<Bytes, BinaryError> {
+        match self {
+            BinaryExtent::Range(_) => Ok(octets),
+            BinaryExtent::Base64(_) => valid_base64(&octets)
+                .then(|| mail_parser::decoders::base64::base64_decode(&octets))
+                .flatten()
+                .map(Bytes::from)
+                .ok_or(BinaryError::Corrupt),
+            BinaryExtent::QuotedPrintable(_) => valid_quoted_printable(&octets)
+                .then(|| mail_parser::decoders::quoted_printable::quoted_printable_decode(&octets))
+                .flatten()
+                .map(Bytes::from)
+                .ok_or(BinaryError::Corrupt),
+        }
+    }
+}
+
+/// The decoded content of a part for `BINARY[part]`; `Ok(None)` when the part does not exist.
+pub fn binary(raw: &Bytes, root: &Part, path: &[u32]) -> Result<Option<Bytes>, BinaryError> {
+    match binary_extent(root, path, raw.len())? {
+        Some(extent) => extent.decode(raw.slice(extent.range())).map(Some),
+        None => Ok(None),
     }
 }
 

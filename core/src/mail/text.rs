@@ -44,20 +44,37 @@ impl SearchText {
 /// Folds text for comparison: an approximation of i;unicode-casemap (RFC 5051), which
 /// lower-cases and decomposes; tern lower-cases and collapses runs of white space.
 pub fn fold(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut space = false;
-    for c in text.chars() {
-        if c.is_whitespace() {
-            space = true;
-            continue;
+    let mut folded = Folder {
+        out: String::with_capacity(text.len()),
+        space: false,
+    };
+    folded.push(text);
+    folded.out
+}
+
+/// [`fold`] of text that comes in pieces, as if they were one string: a message's text parts
+/// are folded as they are found, never gathered unfolded first (for a large message that was
+/// a second copy of its text).
+struct Folder {
+    out: String,
+    /// White space was skipped since the last character written.
+    space: bool,
+}
+
+impl Folder {
+    fn push(&mut self, text: &str) {
+        for c in text.chars() {
+            if c.is_whitespace() {
+                self.space = true;
+                continue;
+            }
+            if self.space && !self.out.is_empty() {
+                self.out.push(' ');
+            }
+            self.space = false;
+            self.out.extend(c.to_lowercase());
         }
-        if space && !out.is_empty() {
-            out.push(' ');
-        }
-        space = false;
-        out.extend(c.to_lowercase());
     }
-    out
 }
 
 /// Extracts the searchable text of a message.
@@ -109,9 +126,12 @@ pub fn extract(raw: &[u8]) -> SearchText {
             day: date.day,
         });
     }
-    let mut body = String::new();
+    let mut body = Folder {
+        out: String::new(),
+        space: false,
+    };
     collect_body(&message.parts, &mut body, 0);
-    text.body = fold(&body);
+    text.body = body.out;
     text
 }
 
@@ -129,12 +149,12 @@ fn decode_words(value: &[u8]) -> String {
     }
 }
 
-fn collect_body(parts: &[MessagePart<'_>], out: &mut String, depth: usize) {
+fn collect_body(parts: &[MessagePart<'_>], out: &mut Folder, depth: usize) {
     for part in parts {
         match &part.body {
             PartType::Text(t) | PartType::Html(t) => {
-                out.push_str(t);
-                out.push('\n');
+                out.push(t);
+                out.push("\n");
             }
             PartType::Message(inner) if depth < MAX_DEPTH => {
                 collect_body(&inner.parts, out, depth + 1);

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
 use super::command::Command;
 use super::lines::{LineFrame, LineReader};
@@ -26,8 +26,8 @@ use crate::session::{
     Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport, WRONG_KIND_REPLY,
 };
 use crate::store::{
-    FetchWant, FetchedMessage, MailboxId, RequestId, StorageError, StorageOp, StorageReply,
-    StorageRequest, StorageResult, Uid,
+    Body, BodyStream, DotStuffer, FetchWant, FetchedMessage, MailboxId, RequestId, StorageError,
+    StorageOp, StorageReply, StorageRequest, StorageResult, Transfer, Uid,
 };
 use crate::time::{Timer, Timers};
 
@@ -1021,40 +1021,24 @@ impl Pop3Session {
         );
     }
 
-    /// Sends a message (or its header and first lines) byte-stuffed (RFC 1939 §3).
+    /// Sends a message (or its header and first lines) byte-stuffed (RFC 1939 §3); a large
+    /// one is streamed by the driver through the same transform.
     fn send_message(&mut self, m: &FetchedMessage, top: Option<u64>) {
-        let data = m.content.clone().unwrap_or_default();
-        let data = match top {
-            None => data,
-            Some(lines) => {
-                let body_start = header_end(&data);
-                let mut end = body_start;
-                for _ in 0..lines {
-                    match data
-                        .get(end..)
-                        .and_then(|r| r.iter().position(|&b| b == b'\n'))
-                    {
-                        Some(lf) => end += lf + 1,
-                        None => {
-                            end = data.len();
-                            break;
-                        }
-                    }
-                }
-                data.slice(..end.min(data.len()))
-            }
-        };
         match top {
             None => self.ok(&format!("{} octets", m.size)),
             Some(_) => self.ok(""),
         }
-        let buf = self.out.bytes();
-        buf.reserve(data.len() + data.len() / 32 + 8);
-        put_stuffed(buf, &data);
-        if !data.is_empty() && !data.ends_with(b"\n") {
-            buf.put_slice(b"\r\n");
+        match m.content.clone().unwrap_or_default() {
+            Body::Inline(data) => DotStuffer::stuff_all(&data, top, self.out.bytes()),
+            Body::Source(source) => {
+                let len = source.len();
+                self.out.push(Output::TransmitBody(BodyStream::new(
+                    source,
+                    0..len,
+                    Transfer::Pop3(DotStuffer::new(top)),
+                )));
+            }
         }
-        buf.put_slice(b".\r\n");
     }
 
     fn multiline(&mut self, lines: Vec<String>) {
@@ -1114,24 +1098,6 @@ impl Pop3Session {
     }
 }
 
-/// The message a number names (RFC 1939 §5: deleted messages may not be referred to).
-/// Appends `data` byte-stuffed (RFC 1939 §3): a line that begins with "." gets another one in
-/// front. Copies whole runs between line-initial dots rather than line by line: most messages
-/// have none, and then this is one copy.
-fn put_stuffed(buf: &mut BytesMut, data: &[u8]) {
-    if data.first() == Some(&b'.') {
-        buf.put_u8(b'.');
-    }
-    let mut from = 0;
-    for at in memchr::memmem::find_iter(data, b"\n.") {
-        // Through the line feed, then the extra dot; the line's own dot starts the next run.
-        buf.put_slice(data.get(from..=at).unwrap_or_default());
-        buf.put_u8(b'.');
-        from = at + 1;
-    }
-    buf.put_slice(data.get(from..).unwrap_or_default());
-}
-
 /// The messages RETR sent that are not marked for deletion, for `\Seen`.
 fn retrieved_kept(maildrop: &Maildrop) -> Vec<Uid> {
     maildrop
@@ -1142,6 +1108,7 @@ fn retrieved_kept(maildrop: &Maildrop) -> Vec<Uid> {
         .collect()
 }
 
+/// The message a number names (RFC 1939 §5: deleted messages may not be referred to).
 fn message(maildrop: &Maildrop, n: u32) -> Result<&Message, &'static str> {
     let m = (n as usize)
         .checked_sub(1)
@@ -1169,67 +1136,4 @@ fn message_mut(maildrop: &mut Maildrop, n: u32) -> Result<&mut Message, &'static
 /// clients migrating from Dovecot do not download everything again.
 fn uidl(uid_validity: u32, uid: Uid) -> String {
     format!("{uid:08X}{uid_validity:08X}")
-}
-
-/// Offset just past the header's blank line.
-fn header_end(data: &[u8]) -> usize {
-    if data.starts_with(b"\r\n") {
-        return 2;
-    }
-    data.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(data.len(), |p| p + 4)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The reference: line by line, as RFC 1939 §3 words it.
-    fn stuffed_by_lines(data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for line in data.split_inclusive(|&b| b == b'\n') {
-            if line.first() == Some(&b'.') {
-                out.push(b'.');
-            }
-            out.extend_from_slice(line);
-        }
-        out
-    }
-
-    #[test]
-    fn stuffing_matches_the_line_by_line_rule() {
-        for data in [
-            &b""[..],
-            b".",
-            b"..\r\n",
-            b"a\r\n.b\r\n..c\r\n.",
-            b"\n\n.\n.",
-            b"no dots at all\r\n",
-            b"x.\r\n.y",
-        ] {
-            let mut buf = BytesMut::new();
-            put_stuffed(&mut buf, data);
-            assert_eq!(&buf[..], &stuffed_by_lines(data)[..], "{data:?}");
-        }
-    }
-
-    #[test]
-    fn stuffing_matches_the_line_by_line_rule_on_any_input() {
-        fn prop(data: Vec<u8>) -> bool {
-            // Dots and line feeds often, so that lines starting with dots are common.
-            let data: Vec<u8> = data
-                .iter()
-                .map(|b| match b % 4 {
-                    0 => b'.',
-                    1 => b'\n',
-                    _ => *b,
-                })
-                .collect();
-            let mut buf = BytesMut::new();
-            put_stuffed(&mut buf, &data);
-            buf[..] == stuffed_by_lines(&data)[..]
-        }
-        quickcheck::quickcheck(prop as fn(Vec<u8>) -> bool);
-    }
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::evaluate::{evaluate, Halt, Meter};
 use super::query::Candidate;
 use super::{
-    AccountTemplate, ChangeSet, Changed, FetchWant, FetchedMessage, LimitKind, MailboxEntry,
+    AccountTemplate, Body, ChangeSet, Changed, FetchWant, FetchedMessage, LimitKind, MailboxEntry,
     MailboxId, MailboxList, MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot,
     SpecialUse, StorageError, StorageOp, StorageReply, StorageResult, Store, StoreLimits, Uid,
 };
@@ -37,6 +37,9 @@ pub struct MemStore {
     limits: StoreLimits,
     /// What a new account holds.
     template: AccountTemplate,
+    /// Bodies larger than this are handed out as a [`Body::Source`], as a store with files
+    /// hands out large ones, so that drivers and tests exercise streaming.
+    stream_over: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +112,11 @@ impl MemStore {
             now: 1_767_225_600,
             ..Self::default()
         }
+    }
+
+    /// Hands out bodies larger than `octets` as [`Body::Source`] rather than in memory.
+    pub fn stream_bodies_over(&mut self, octets: usize) {
+        self.stream_over = Some(octets);
     }
 
     /// Sets the store's clock (Unix seconds): the default internal date and OLDER/YOUNGER.
@@ -381,7 +389,12 @@ impl Mailbox {
     }
 
     /// A message as FETCH answers it: present, or expunged and still retained.
-    fn fetched(&self, uid: Uid, want: FetchWant) -> Option<FetchedMessage> {
+    fn fetched(
+        &self,
+        uid: Uid,
+        want: FetchWant,
+        stream_over: Option<usize>,
+    ) -> Option<FetchedMessage> {
         let (msg, expunged) = match self.position(uid) {
             Some(i) => (self.messages.get(i)?, false),
             None => (&self.retained.get(&uid)?.1, true),
@@ -392,7 +405,10 @@ impl Mailbox {
             modseq: msg.modseq,
             internal_date: msg.internal_date,
             size: msg.data.len() as u64,
-            content: want.content.then(|| msg.data.clone()),
+            content: want.content.then(|| match stream_over {
+                Some(limit) if msg.data.len() > limit => Body::Source(Arc::new(msg.data.clone())),
+                _ => Body::Inline(msg.data.clone()),
+            }),
             info: want.info.then(|| msg.info.clone()),
             expunged,
         })
@@ -631,6 +647,7 @@ impl Store for MemStore {
                 want,
                 mark_seen,
             } => {
+                let stream_over = self.stream_over;
                 let a = self.account(&account);
                 let m = a.by_id(mailbox)?;
                 let mut out = Vec::with_capacity(uids.len());
@@ -645,7 +662,7 @@ impl Store for MemStore {
                             changed = true;
                         }
                     }
-                    out.extend(m.fetched(uid, want));
+                    out.extend(m.fetched(uid, want, stream_over));
                 }
                 if changed {
                     self.changes.push(Changed { account, mailbox });
@@ -867,7 +884,7 @@ mod tests {
         ) {
             StorageReply::Fetched(v) => v
                 .first()
-                .and_then(|m| Some((m.expunged, m.content.clone()?))),
+                .and_then(|m| Some((m.expunged, m.content.as_ref()?.to_bytes().ok()?))),
             other => panic!("{other:?}"),
         }
     }

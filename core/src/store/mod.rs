@@ -21,6 +21,7 @@ use crate::mail::analyze::MessageInfo;
 use crate::mail::date::DateTime;
 use crate::mail::flags::{Flag, Flags, StoreMode};
 
+pub mod body;
 pub mod contract;
 pub mod evaluate;
 mod mem;
@@ -28,6 +29,7 @@ pub mod pins;
 pub mod query;
 pub mod rules;
 
+pub use body::{Body, BodySource, BodyStream, DotStuffer, Transfer};
 pub use contract::{ChangeSink, MailStore, SharedMemStore};
 pub use mem::MemStore;
 pub use pins::{Pins, ViewPin};
@@ -267,8 +269,9 @@ pub struct FetchedMessage {
     pub internal_date: DateTime,
     /// RFC822.SIZE.
     pub size: u64,
-    /// The octets, when asked for.
-    pub content: Option<Bytes>,
+    /// The octets, when asked for: in memory, or (large bodies) a source the driver streams
+    /// from without loading it whole.
+    pub content: Option<Body>,
     /// The structure, when asked for.
     pub info: Option<Arc<MessageInfo>>,
     /// The message was expunged, and is answered as it was then because a session that has

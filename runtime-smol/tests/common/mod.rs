@@ -63,7 +63,9 @@ impl Server {
 
     pub fn start_with(dir: tempfile::TempDir, config: &Path) -> Server {
         let stderr = dir.path().join("stderr.log");
-        let mut child = Command::new(BIN)
+        // TERN_TEST_BIN runs the tests against another build (say, to show one fails there).
+        let bin = std::env::var_os("TERN_TEST_BIN").unwrap_or_else(|| BIN.into());
+        let mut child = Command::new(bin)
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "debug")
@@ -210,11 +212,40 @@ impl Client {
         }
     }
 
+    /// Reads exactly `n` octets (after any buffered ones).
+    pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        let mut out: Vec<u8> = self.buf.drain(..n.min(self.buf.len())).collect();
+        let mut rest = vec![0u8; n - out.len()];
+        self.stream.read_exact(&mut rest).unwrap();
+        out.extend_from_slice(&rest);
+        out
+    }
+
+    /// Reads lines until the tagged one of `tag`; returns it.
+    pub fn tagged(&mut self, tag: &str) -> Option<String> {
+        loop {
+            let line = self.line()?;
+            if line.starts_with(&format!("{tag} ")) {
+                return Some(line);
+            }
+        }
+    }
+
     /// Whether the server closed the connection (EOF within the read timeout).
     pub fn closed(&mut self) -> bool {
         let mut chunk = [0u8; 64];
         matches!(self.stream.read(&mut chunk), Ok(0) | Err(_))
     }
+}
+
+/// A kilobyte-resolution figure from `/proc/PID/status` (`VmRSS:`, `VmHWM:`, `Threads:`).
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} not in /proc/{pid}/status"))
 }
 
 /// What `tern hash-password` prints for `password` on its standard input (trimmed), as an

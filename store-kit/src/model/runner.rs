@@ -1737,7 +1737,12 @@ impl<'b> World<'b> {
                     ));
                 }
                 for (f, m) in fetched.iter().zip(&mb.messages) {
-                    let content = f.content.as_deref().unwrap_or_default();
+                    let content = f
+                        .content
+                        .as_ref()
+                        .and_then(|c| c.to_bytes().ok())
+                        .unwrap_or_default();
+                    let content = &content[..];
                     if f.uid != m.uid
                         || content != m.bytes()
                         || f.internal_date != m.date

@@ -113,6 +113,38 @@ pub(crate) fn put_fetch_item(out: &mut BytesMut, item: &FetchItem, w: &Strings) 
     }
 }
 
+/// A message-data item up to its literal's prefix, for `len` octets sent apart; other items
+/// whole.
+pub(crate) fn put_streamed_item(out: &mut BytesMut, item: &FetchItem, len: u64, w: &Strings) {
+    match item {
+        FetchItem::BodySection {
+            section, origin, ..
+        } => {
+            out.put_slice(b"BODY");
+            put_section(out, section, w);
+            put_origin(out, *origin);
+            out.put_u8(b' ');
+        }
+        FetchItem::Binary { part, origin, .. } => {
+            out.put_slice(b"BINARY");
+            put_part_brackets(out, part);
+            put_origin(out, *origin);
+            out.put_slice(b" ~");
+        }
+        FetchItem::Rfc822(_) => out.put_slice(b"RFC822 "),
+        FetchItem::Rfc822Header(_) => out.put_slice(b"RFC822.HEADER "),
+        FetchItem::Rfc822Text(_) => out.put_slice(b"RFC822.TEXT "),
+        // No octets to send apart: the session streams only the items above.
+        other => {
+            put_fetch_item(out, other, w);
+            return;
+        }
+    }
+    out.put_u8(b'{');
+    put_u64(out, len);
+    out.put_slice(b"}\r\n");
+}
+
 fn put_origin(out: &mut BytesMut, origin: Option<u32>) {
     if let Some(o) = origin {
         out.put_u8(b'<');

@@ -1,15 +1,24 @@
 //! FETCH (RFC 9051 §6.4.5, RFC 3516 BINARY): one storage request loads what the attributes
 //! need; responses are built from the stored structure without parsing the message again.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 use super::{Finish, ImapSession, Pending as SessionPending};
 use crate::imap::command::{Command, CommandLine, Tag};
+use crate::imap::encode::StreamedItem;
 use crate::imap::response::{Code, Data, FetchItem, Response};
 use crate::imap::types::{FetchAttr, FetchItems, FetchModifiers, Partial, SequenceSet};
 use crate::mail::flags::Flag;
-use crate::mail::section::{binary, body_section, BinaryError, Section, SectionText};
-use crate::store::{FetchWant, FetchedMessage, StorageOp, StorageReply, StorageResult, Uid};
+use crate::mail::section::{
+    binary_extent, filter_fields, section_extent, BinaryError, BinaryExtent, Extent, Section,
+    SectionText,
+};
+use crate::store::{
+    Body, BodyStream, FetchWant, FetchedMessage, StorageOp, StorageReply, StorageResult, Transfer,
+    Uid,
+};
 
 #[derive(Debug)]
 pub(super) struct Pending {
@@ -26,13 +35,24 @@ pub(super) struct Pending {
     missing: bool,
     /// Some were expunged by another session, and answered as they were (RFC 2180 §4.1.2).
     expunged: bool,
-    /// The first part BINARY could not decode, in this or an earlier batch.
-    binary_failure: Option<BinaryError>,
+    /// The first message data that could not be answered (BINARY could not decode a part,
+    /// a stored body could not be read), in this or an earlier batch.
+    failure: Option<Failure>,
+}
+
+/// Why a message's data could not be sent.
+#[derive(Debug)]
+enum Failure {
+    Binary(BinaryError),
+    /// The stored body could not be read (a damaged store).
+    Unreadable,
 }
 
 /// Messages per storage request when bodies are fetched: the response for one batch is built
-/// in memory, so this bounds a session's memory however much a `FETCH 1:* BODY[]` asks for,
-/// and a client that stops reading stalls the next batch instead of growing a buffer.
+/// before any of it is sent, so this bounds a session's memory however much a
+/// `FETCH 1:* BODY[]` asks for, and a client that stops reading stalls the next batch instead
+/// of growing a buffer. Large bodies are streams in that response, not octets, so a batch
+/// holds at most this many small (inline) bodies.
 const CONTENT_BATCH: usize = 8;
 /// Messages per storage request for stored structure (envelopes, body structures), some
 /// hundreds of octets each.
@@ -135,7 +155,7 @@ impl ImapSession {
             rest: uids,
             missing: false,
             expunged: false,
-            binary_failure: None,
+            failure: None,
         });
     }
 
@@ -177,14 +197,20 @@ impl ImapSession {
             let mut failure = None;
             let fetched = self.fetch_items(&p, m, &mut hint, &mut failure);
             if failure.is_some() {
-                p.binary_failure = p.binary_failure.take().or(failure);
+                p.failure = p.failure.take().or(failure);
                 continue;
             }
             if let Some((seq, items)) = fetched.filter(|(_, items)| !items.is_empty()) {
-                if items.iter().any(|i| matches!(i, FetchItem::Flags(_))) {
+                if items.iter().any(|(i, _)| matches!(i, FetchItem::Flags(_))) {
                     self.announce_keywords(&m.flags);
                 }
-                self.send(Response::Data(Data::Fetch { seq, items }));
+                if items.iter().any(|(_, stream)| stream.is_some()) {
+                    let opts = self.encode_options();
+                    crate::imap::encode::fetch_streamed(&mut self.out, seq, items, &opts);
+                } else {
+                    let items = items.into_iter().map(|(i, _)| i).collect();
+                    self.send(Response::Data(Data::Fetch { seq, items }));
+                }
             }
         }
         if !p.rest.is_empty() {
@@ -198,14 +224,19 @@ impl ImapSession {
             condition: crate::imap::response::Condition::No,
             ..Finish::ok(tag, text).with_code(code)
         };
-        let finish = if let Some(failure) = p.binary_failure {
+        let finish = if let Some(failure) = p.failure {
             match failure {
-                BinaryError::UnknownCte => failed(
+                Failure::Unreadable => {
+                    failed(p.tag, "Message data could not be read.", Code::ServerBug)
+                }
+                Failure::Binary(BinaryError::UnknownCte) => failed(
                     p.tag,
                     "Unknown Content-Transfer-Encoding.",
                     Code::UnknownCte,
                 ),
-                BinaryError::Corrupt => failed(p.tag, "Invalid data in MIME part.", Code::Parse),
+                Failure::Binary(BinaryError::Corrupt) => {
+                    failed(p.tag, "Invalid data in MIME part.", Code::Parse)
+                }
             }
         } else if p.missing {
             // Storage lost messages this session still sees, which it keeps while the session
@@ -240,8 +271,8 @@ impl ImapSession {
         p: &Pending,
         m: &FetchedMessage,
         hint: &mut usize,
-        failure: &mut Option<BinaryError>,
-    ) -> Option<(u32, Vec<FetchItem>)> {
+        failure: &mut Option<Failure>,
+    ) -> Option<(u32, Vec<StreamedItem>)> {
         let rev1 = !self.enabled.rev2;
         let view = self.selected_view_mut()?;
         let seq = view.seq_near(m.uid, *hint)?;
@@ -262,7 +293,14 @@ impl ImapSession {
             }
             f
         };
-        let raw = m.content.clone().unwrap_or_default();
+        let body = m.content.clone().unwrap_or_default();
+        let len = usize::try_from(body.len()).unwrap_or(usize::MAX);
+        let root = m.info.as_ref().map(|i| &i.root);
+        // A message-data item: its octets in place, or a stream sent after its prefix.
+        let data = |octets: Octets, make: &dyn Fn(Bytes) -> FetchItem| match octets {
+            Octets::Bytes(b) => (make(b), None),
+            Octets::Stream(s) => (make(Bytes::new()), Some(s)),
+        };
         let mut items = Vec::with_capacity(p.attrs.len() + 1);
         for attr in &p.attrs {
             let item = match attr {
@@ -282,78 +320,107 @@ impl ImapSession {
                     Some(info) => FetchItem::BodyStructure(Box::new(info.body.clone())),
                     None => continue,
                 },
-                FetchAttr::Rfc822 => FetchItem::Rfc822(Some(raw.clone())),
-                FetchAttr::Rfc822Header => FetchItem::Rfc822Header(Some(
-                    m.info
-                        .as_ref()
-                        .and_then(|i| {
-                            raw.get(i.root.header.clone())
-                                .map(|_| raw.slice(i.root.header.clone()))
+                FetchAttr::Rfc822 => {
+                    items.push(data(octets(&body, 0..len), &|d| FetchItem::Rfc822(Some(d))));
+                    continue;
+                }
+                FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
+                    let header = matches!(attr, FetchAttr::Rfc822Header);
+                    let range = root
+                        .map(|r| {
+                            if header {
+                                r.header.clone()
+                            } else {
+                                r.body.clone()
+                            }
                         })
-                        .unwrap_or_default(),
-                )),
-                FetchAttr::Rfc822Text => FetchItem::Rfc822Text(Some(
-                    m.info
-                        .as_ref()
-                        .and_then(|i| {
-                            raw.get(i.root.body.clone())
-                                .map(|_| raw.slice(i.root.body.clone()))
-                        })
-                        .unwrap_or_default(),
-                )),
+                        .filter(|r| r.start <= r.end && r.end <= len)
+                        .unwrap_or(0..0);
+                    let make = |d| {
+                        if header {
+                            FetchItem::Rfc822Header(Some(d))
+                        } else {
+                            FetchItem::Rfc822Text(Some(d))
+                        }
+                    };
+                    items.push(data(octets(&body, range), &make));
+                    continue;
+                }
                 FetchAttr::BodySection {
                     section, partial, ..
                 } => {
-                    let data = m
-                        .info
-                        .as_ref()
-                        .and_then(|i| body_section(&raw, &i.root, section))
-                        .unwrap_or_default();
-                    let (origin, data) = cut(data, *partial);
-                    FetchItem::BodySection {
-                        section: echoed(section),
-                        origin,
-                        data: Some(data),
-                    }
-                }
-                FetchAttr::Binary { part, partial, .. } => {
-                    let decoded = match m.info.as_ref().map(|i| binary(&raw, &i.root, part)) {
-                        Some(Ok(d)) => d,
-                        Some(Err(e)) => {
+                    let extent = root.and_then(|r| section_extent(r, section, len));
+                    let found = match extent {
+                        Some(Extent::Range(r)) => {
+                            let (origin, r) = cut(r, *partial);
+                            Ok((origin, octets(&body, r)))
+                        }
+                        Some(Extent::Fields {
+                            header,
+                            names,
+                            keep,
+                        }) => read(&body, header).map(|h| {
+                            let f = filter_fields(&h, names, keep);
+                            let (origin, r) = cut(0..f.len(), *partial);
+                            (origin, Octets::Bytes(f.slice(r)))
+                        }),
+                        None => Ok((partial.map(|p| p.origin), Octets::Bytes(Bytes::new()))),
+                    };
+                    let (origin, found) = match found {
+                        Ok(found) => found,
+                        Err(e) => {
                             failure.get_or_insert(e);
                             continue;
                         }
-                        None => None,
                     };
-                    match decoded {
-                        Some(d) => {
-                            let (origin, data) = cut(d, *partial);
-                            FetchItem::Binary {
-                                part: part.clone(),
-                                origin,
-                                data: Some(data),
-                            }
+                    let section = echoed(section);
+                    items.push(data(found, &|d| FetchItem::BodySection {
+                        section: section.clone(),
+                        origin,
+                        data: Some(d),
+                    }));
+                    continue;
+                }
+                FetchAttr::Binary { part, partial, .. } => {
+                    let found = match root.map(|r| binary_extent(r, part, len)) {
+                        Some(Ok(Some(BinaryExtent::Range(r)))) => {
+                            let (origin, r) = cut(r, *partial);
+                            Ok((origin, octets(&body, r)))
                         }
+                        Some(Ok(Some(extent))) => decoded(&body, &extent).map(|d| {
+                            let (origin, r) = cut(0..d.len(), *partial);
+                            (origin, Octets::Bytes(d.slice(r)))
+                        }),
                         // A part that does not exist is empty, as Dovecot answers it
                         // (BINARY[5] {0}), like BODY[5].
-                        None => FetchItem::Binary {
+                        Some(Ok(None)) | None => Ok((None, Octets::Bytes(Bytes::new()))),
+                        Some(Err(e)) => Err(Failure::Binary(e)),
+                    };
+                    match found {
+                        Ok((origin, found)) => items.push(data(found, &|d| FetchItem::Binary {
                             part: part.clone(),
-                            origin: None,
-                            data: Some(Bytes::new()),
-                        },
+                            origin,
+                            data: Some(d),
+                        })),
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                        }
                     }
+                    continue;
                 }
                 FetchAttr::BinarySize { part } => {
-                    match m.info.as_ref().map(|i| binary(&raw, &i.root, part)) {
-                        Some(Ok(Some(d))) => FetchItem::BinarySize {
+                    let size = match root.map(|r| binary_extent(r, part, len)) {
+                        Some(Ok(Some(BinaryExtent::Range(r)))) => Ok(r.len() as u64),
+                        Some(Ok(Some(extent))) => decoded(&body, &extent).map(|d| d.len() as u64),
+                        Some(Ok(None)) | None => Ok(0),
+                        Some(Err(e)) => Err(Failure::Binary(e)),
+                    };
+                    match size {
+                        Ok(size) => FetchItem::BinarySize {
                             part: part.clone(),
-                            size: d.len() as u64,
+                            size,
                         },
-                        Some(Ok(None)) | None => FetchItem::BinarySize {
-                            part: part.clone(),
-                            size: 0,
-                        },
-                        Some(Err(e)) => {
+                        Err(e) => {
                             failure.get_or_insert(e);
                             continue;
                         }
@@ -366,11 +433,11 @@ impl ImapSession {
                 | FetchAttr::SaveDate
                 | FetchAttr::Preview { .. } => continue,
             };
-            items.push(item);
+            items.push((item, None));
         }
         if newly_seen && !p.attrs.contains(&FetchAttr::Flags) {
             // RFC 9051 §6.4.5: flags changed by the fetch are reported with it.
-            items.push(FetchItem::Flags(flags()));
+            items.push((FetchItem::Flags(flags()), None));
         }
         Some((seq, items))
     }
@@ -396,14 +463,51 @@ fn echoed(section: &Section) -> Section {
     }
 }
 
-/// Applies `<origin.length>`: the octets from origin, at most length of them.
-fn cut(data: Bytes, partial: Option<Partial>) -> (Option<u32>, Bytes) {
+/// Applies `<origin.length>` to a range: the octets from origin, at most length of them.
+fn cut(range: Range<usize>, partial: Option<Partial>) -> (Option<u32>, Range<usize>) {
     match partial {
-        None => (None, data),
+        None => (None, range),
         Some(Partial { origin, length }) => {
-            let start = (origin as usize).min(data.len());
-            let end = start.saturating_add(length.get() as usize).min(data.len());
-            (Some(origin), data.slice(start..end))
+            let start = range.start.saturating_add(origin as usize).min(range.end);
+            let end = start.saturating_add(length.get() as usize).min(range.end);
+            (Some(origin), start..end)
         }
     }
+}
+
+/// A message-data item's octets.
+enum Octets {
+    Bytes(Bytes),
+    /// Read by the driver as it sends them.
+    Stream(BodyStream),
+}
+
+/// `range` of the message (within it): sliced from memory, or streamed from a source, so that
+/// a large message is never loaded whole to be sent.
+fn octets(body: &Body, range: Range<usize>) -> Octets {
+    match body {
+        Body::Inline(b) => Octets::Bytes(
+            b.get(range.clone())
+                .map_or_else(Bytes::new, |_| b.slice(range)),
+        ),
+        Body::Source(s) => Octets::Stream(BodyStream::new(
+            s.clone(),
+            range.start as u64..range.end as u64,
+            Transfer::Verbatim,
+        )),
+    }
+}
+
+/// The octets of `range`, read whole: only for what must be transformed (a header to filter,
+/// a part to decode), so at most that part of a large message is in memory.
+fn read(body: &Body, range: Range<usize>) -> Result<Bytes, Failure> {
+    body.read_range(range.start as u64..range.end as u64)
+        .map_err(|_| Failure::Unreadable)
+}
+
+/// A part's decoded content for BINARY.
+fn decoded(body: &Body, extent: &BinaryExtent) -> Result<Bytes, Failure> {
+    extent
+        .decode(read(body, extent.range())?)
+        .map_err(Failure::Binary)
 }
