@@ -84,7 +84,9 @@ fn stalled_fetches_of_large_messages_cost_a_bounded_buffer() {
     }
     normal.send("s SELECT INBOX\r\n");
     assert!(normal.tagged("s").unwrap().starts_with("s OK"));
-    std::thread::sleep(Duration::from_millis(300));
+    // The search indexer takes the new messages up 2 s after they arrive (its settle time)
+    // and briefly holds their text: measure after it, so only the FETCHes are counted.
+    std::thread::sleep(Duration::from_millis(3500));
     let base = proc_status_kib(pid, "VmRSS:");
 
     let stalled: Vec<Client> = (0..STALLED)
@@ -128,7 +130,8 @@ fn stalled_retrs_of_large_messages_cost_a_bounded_buffer() {
     for user in names.iter().chain(&["alice"]) {
         append(&mut login(imap, user), &data);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // After the search indexer's turn (2 s after the APPENDs), as above.
+    std::thread::sleep(Duration::from_millis(3500));
     let base = proc_status_kib(pid, "VmRSS:");
 
     let stalled: Vec<Client> = names
