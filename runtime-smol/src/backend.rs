@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tern_core::sasl::username_key;
-use tern_core::store::{ChangeSink, Changed, MailStore, MailboxId};
+use tern_core::store::{ChangeSink, Changed, MailStore, MailboxId, ReplySink};
 use tern_core::{
-    AuthOutcome, DirectoryError, DirectoryOp, DirectoryReply, DirectoryResult, Protocol, StorageOp,
-    StorageResult,
+    AuthOutcome, DirectoryError, DirectoryOp, DirectoryReply, DirectoryResult, Protocol,
+    StorageError, StorageOp, StorageResult,
 };
 
 use crate::auth_cache::AuthCache;
@@ -91,6 +91,29 @@ impl Client {
 
     fn held(&self) -> std::sync::MutexGuard<'_, Option<HeldAttempt>> {
         self.attempt.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A storage request under way.
+pub enum Running {
+    /// On the blocking pool.
+    Pool(smol::Task<StorageResult>),
+    /// Queued with the store, which answers through the channel.
+    Store(smol::channel::Receiver<StorageResult>),
+}
+
+impl Running {
+    /// Waits for the reply. Cancel-safe: dropped before it resolves, the reply stays to be
+    /// waited for again.
+    pub async fn wait(&mut self) -> StorageResult {
+        match self {
+            Running::Pool(task) => task.await,
+            Running::Store(rx) => rx.recv().await.unwrap_or_else(|_| {
+                Err(StorageError::Internal(
+                    "the store dropped a request unanswered".into(),
+                ))
+            }),
+        }
     }
 }
 
@@ -204,12 +227,19 @@ impl Backend {
     /// The pool's task is returned as is, for the connection to await (or detach): wrapping
     /// it in a task of another executor would add a thread hand-off to every request, which
     /// measurably slowed POP3 RETR (`scripts/bench-vs-dovecot.sh`).
-    pub fn execute(
-        self: Arc<Self>,
-        op: StorageOp,
-        client: Arc<Client>,
-    ) -> smol::Task<StorageResult> {
-        smol::unblock(move || self.store.execute(op, unix_now(), &|| client.is_gone()))
+    pub fn execute(self: Arc<Self>, op: StorageOp, client: Arc<Client>) -> Running {
+        // A store with threads of its own answers through a channel: no pool thread waits.
+        let (tx, rx) = smol::channel::bounded(1);
+        let reply: ReplySink = Box::new(move |result| {
+            // The connection may have gone meanwhile; nobody is left to tell.
+            let _ = tx.try_send(result);
+        });
+        match self.store.try_submit(op, unix_now(), reply) {
+            Ok(()) => Running::Store(rx),
+            Err((op, _)) => Running::Pool(smol::unblock(move || {
+                self.store.execute(op, unix_now(), &|| client.is_gone())
+            })),
+        }
     }
 
     /// Answers one directory request (a login) with the directory, the login defences and

@@ -18,7 +18,7 @@ use tern_core::{
     DirectoryResult, Event, Input, Output, RequestId, Session, SessionConfig, StorageResult,
 };
 
-use crate::backend::{Backend, Client, Watch};
+use crate::backend::{Backend, Client, Running, Watch};
 use crate::limits::ConnectionSlot;
 
 /// Writes go out in pieces of at most this size, each with its own send timeout, so the
@@ -121,15 +121,15 @@ impl Answer {
 enum Reply {
     /// Computed on the connection's thread (`Backend::try_inline`).
     Ready(StorageResult),
-    /// Running on the blocking pool.
-    Running(smol::Task<StorageResult>),
+    /// Running on the blocking pool or queued with the store.
+    Running(Running),
 }
 
 impl Reply {
     async fn finish(self) -> StorageResult {
         match self {
             Reply::Ready(reply) => reply,
-            Reply::Running(task) => task.await,
+            Reply::Running(mut running) => running.wait().await,
         }
     }
 }
@@ -515,8 +515,8 @@ impl Connection {
         };
         let storage = async {
             match pending.as_mut() {
-                Some((id, InFlight::Storage(Reply::Running(task)))) => {
-                    Wake::Reply(*id, Answer::Storage(task.await))
+                Some((id, InFlight::Storage(Reply::Running(running)))) => {
+                    Wake::Reply(*id, Answer::Storage(running.wait().await))
                 }
                 Some((id, InFlight::Directory(task))) => {
                     Wake::Reply(*id, Answer::Directory(task.await))

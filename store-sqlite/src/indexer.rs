@@ -39,6 +39,19 @@ struct Flags {
     paused: AtomicBool,
 }
 
+/// Wakes the indexer for an account, from any thread.
+#[derive(Clone)]
+pub struct Waker(Option<Sender<String>>);
+
+impl Waker {
+    /// Tells the thread that `account` has work (see [`Indexer::wake`]).
+    pub fn wake(&self, account: &str) {
+        if let Some(wake) = &self.0 {
+            let _ = wake.send(account.to_string());
+        }
+    }
+}
+
 /// The store's end of the indexer.
 pub struct Indexer {
     wake: Option<Sender<String>>,
@@ -72,6 +85,11 @@ impl Indexer {
             // disk and is resumed when the account next opens.
             let _ = wake.send(account.to_string());
         }
+    }
+
+    /// A handle that wakes the thread from elsewhere (a worker thread).
+    pub fn waker(&self) -> Waker {
+        Waker(self.wake.clone())
     }
 
     /// Holds the thread back (`false`) or lets it go on.

@@ -286,7 +286,7 @@ pub struct SqliteStore {
     /// Requests one group commit may take (see `group.rs`).
     max_batch: usize,
     /// Who hears of committed changes (`MailStore::subscribe`).
-    sinks: Sinks,
+    sinks: Arc<Sinks>,
     /// Mailboxes per account, SEARCH work.
     limits: StoreLimits,
     /// What a new account holds.
@@ -353,7 +353,7 @@ impl SqliteStore {
             locked: Mutex::new(HashSet::new()),
             budget: rows::Budget::new(rows::DEFAULT_BUDGET_BYTES),
             max_batch: MAX_BATCH,
-            sinks: Sinks::default(),
+            sinks: Arc::new(Sinks::default()),
             limits: StoreLimits::default(),
             template: AccountTemplate::default(),
         })
@@ -543,7 +543,7 @@ impl SqliteStore {
                     // A read waits only for the batch running now, not for the next one's
                     // fsync as a member of it (reads batched with writes made every FETCH
                     // under concurrent writers wait for two commits).
-                    (Ok(handle), op) if reads_only(&op) => handle.read(|account| {
+                    (Ok(handle), op) if group::reads_only(&op) => handle.read(|account| {
                         run(account, &name, op, now, self.inline_limit, &self.limits)
                     }),
                     (Ok(handle), op) => handle.submit(op, now, &|account, op, now| {
@@ -710,25 +710,6 @@ fn search(
 }
 
 /// One request on one account.
-/// Requests that never write, whatever the account holds: they need the account's lock but
-/// no transaction of a batch. (`Open` and `Changes` may claim `\Recent`, a FETCH without PEEK
-/// sets `\Seen`.)
-fn reads_only(op: &StorageOp) -> bool {
-    matches!(
-        op,
-        StorageOp::ListMailboxes { .. }
-            | StorageOp::Status { .. }
-            | StorageOp::Fetch {
-                mark_seen: false,
-                ..
-            }
-            | StorageOp::Changes {
-                claim_recent: false,
-                ..
-            }
-    )
-}
-
 fn run(
     a: &mut Account,
     name: &str,
@@ -824,6 +805,54 @@ impl tern_core::store::MailStore for SqliteStore {
         let (reply, changes) = self.try_execute_shared(op, now)?;
         self.sinks.publish(&changes);
         Ok(reply)
+    }
+
+    /// Every request of an open account but SEARCH (which takes the account's lock in steps
+    /// and stops when abandoned) and the maildrop lease goes to the account's queue; a worker
+    /// thread per busy account answers it (`group.rs`).
+    // The request comes back as it went in, on the hot path: boxing it would allocate per
+    // request for nothing.
+    #[allow(clippy::result_large_err)]
+    fn try_submit(
+        &self,
+        op: StorageOp,
+        now: i64,
+        reply: tern_core::store::ReplySink,
+    ) -> Result<(), (StorageOp, tern_core::store::ReplySink)> {
+        if matches!(
+            op,
+            StorageOp::Search { .. }
+                | StorageOp::LockMaildrop { .. }
+                | StorageOp::UnlockMaildrop { .. }
+        ) {
+            return Err((op, reply));
+        }
+        let Some(name) = op.account().map(str::to_string) else {
+            return Err((op, reply));
+        };
+        // Opening an account reads the disk: that is for a thread that may wait.
+        let handle = match self.open.try_lock() {
+            Ok(open) => open.map.get(&name).map(|(h, _)| h.clone()),
+            Err(_) => None,
+        };
+        let Some(handle) = handle else {
+            return Err((op, reply));
+        };
+        let sinks = self.sinks.clone();
+        let deliver = Box::new(move |(result, changes): group::Done| {
+            sinks.publish(&changes);
+            reply(result);
+        });
+        let (inline_limit, limits, wake) = (self.inline_limit, self.limits, self.indexer.waker());
+        let runner: group::Runner = Arc::new(move |account, op, now| {
+            let done = run(account, &name, op, now, inline_limit, &limits);
+            if account.take_background_work() {
+                wake.wake(&name);
+            }
+            done
+        });
+        handle.enqueue(op, now, deliver, runner);
+        Ok(())
     }
 
     fn subscribe(&self, sink: Arc<dyn tern_core::store::ChangeSink>) {

@@ -1613,3 +1613,94 @@ fn file_bodies_are_handed_out_as_sources_that_outlive_their_file() {
         "the open handle still reads the removed file"
     );
 }
+
+/// Requests submitted with a callback (the server's path, `MailStore::try_submit`) are run by
+/// a worker thread of the account and answered through the callback, writes once durable, in
+/// one batch when they queue together; the worker ends once the account is quiet. SEARCH and
+/// accounts not open yet are handed back for `execute`.
+#[test]
+fn submitted_requests_are_answered_by_the_accounts_worker() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    use tern_core::store::MailStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let status = |account: &str| StorageOp::Status {
+        account: account.into(),
+        name: "INBOX".into(),
+    };
+    // Not open yet: opening reads the disk, which is for a thread that may wait.
+    let refused = store.try_submit(status("alice"), 1_767_225_600, Box::new(|_| {}));
+    assert!(matches!(refused, Err((StorageOp::Status { .. }, _))));
+    MailStore::execute(&*store, status("alice"), 1_767_225_600, &|| false).unwrap();
+    let search = StorageOp::Search {
+        account: "alice".into(),
+        mailbox: INBOX,
+        uids: vec![1],
+        query: Query::All,
+    };
+    assert!(store
+        .try_submit(search, 1_767_225_600, Box::new(|_| {}))
+        .is_err());
+
+    let handle = store.account("alice").unwrap();
+    let held = lock(&handle.account);
+    let (tx, rx) = mpsc::channel();
+    for i in 0..20 {
+        let append = StorageOp::Append {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            messages: vec![NewMessage {
+                flags: Vec::new(),
+                internal_date: None,
+                data: message(&format!("submitted {i}"), 50),
+            }],
+        };
+        let to = tx.clone();
+        let sent = store.try_submit(
+            append,
+            1_767_225_600,
+            Box::new(move |r| to.send(("append", r)).unwrap()),
+        );
+        assert!(sent.is_ok());
+        let to = tx.clone();
+        let sent = store.try_submit(
+            status("alice"),
+            1_767_225_600,
+            Box::new(move |r| to.send(("status", r)).unwrap()),
+        );
+        assert!(sent.is_ok());
+    }
+    // Nothing runs while the account is held; then the worker answers everything.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(rx.try_recv().is_err());
+    drop(held);
+    let mut uids = Vec::new();
+    for _ in 0..40 {
+        match rx.recv_timeout(Duration::from_secs(20)).unwrap() {
+            ("append", Ok(StorageReply::Appended { uids: u, .. })) => uids.extend(u),
+            ("status", Ok(StorageReply::Status(_))) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    uids.sort_unstable();
+    assert_eq!(uids, (1..=20).collect::<Vec<u32>>());
+    // The appends went together, in few commits.
+    assert!(store.batch_stats("alice").unwrap().batches >= 1);
+    // Acknowledged means durable: a fresh store on the folder sees all of them.
+    for _ in 0..200 {
+        if !handle.leading() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!handle.leading(), "the worker outlived its linger time");
+    drop(handle);
+    drop(store);
+    let mut reopened = SqliteStore::open(dir.path()).unwrap();
+    match tern_core::Store::execute(&mut reopened, status("alice")).unwrap() {
+        StorageReply::Status(s) => assert_eq!(s.messages, 20),
+        other => panic!("{other:?}"),
+    }
+}

@@ -39,6 +39,10 @@ pub trait ChangeSink: Send + Sync {
     fn changed(&self, change: &Changed);
 }
 
+/// Where [`MailStore::try_submit`] delivers a reply: called once, from any thread; must not
+/// block.
+pub type ReplySink = Box<dyn FnOnce(StorageResult) + Send>;
+
 /// A mail store as the server drives it. See the module docs for what it must honour.
 pub trait MailStore: Send + Sync {
     /// Runs one request at wall-clock time `now` (Unix seconds) and replies once any change
@@ -52,6 +56,25 @@ pub trait MailStore: Send + Sync {
     fn try_execute_quick(&self, op: StorageOp, now: i64) -> Result<StorageResult, StorageOp> {
         let _ = now;
         Err(op)
+    }
+
+    /// Queues `op` for a thread of the backend's own (a writer per busy account, say) and
+    /// returns at once; `reply` is called with the reply, from any thread, once any change is
+    /// durable. A driver then needs no thread of its own to wait on the request. A backend
+    /// without such threads, or one that will not queue this request (a SEARCH that should be
+    /// able to stop early, an account not open yet), hands both back for
+    /// [`MailStore::execute`] on a thread that may wait. Never block in it.
+    // The request comes back as it went in, on the hot path: boxing it would allocate per
+    // request for nothing.
+    #[allow(clippy::result_large_err)]
+    fn try_submit(
+        &self,
+        op: StorageOp,
+        now: i64,
+        reply: ReplySink,
+    ) -> Result<(), (StorageOp, ReplySink)> {
+        let _ = now;
+        Err((op, reply))
     }
 
     /// Adds a subscriber for committed changes.

@@ -30,7 +30,7 @@ pub mod query;
 pub mod rules;
 
 pub use body::{Body, BodySource, BodyStream, DotStuffer, Transfer};
-pub use contract::{ChangeSink, MailStore, SharedMemStore};
+pub use contract::{ChangeSink, MailStore, ReplySink, SharedMemStore};
 pub use mem::MemStore;
 pub use pins::{Pins, ViewPin};
 pub use query::Query;
