@@ -13,11 +13,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use tern_core::mail::analyze::analyze;
+use tern_core::mail::analyze::analyze_with_text;
 use tern_core::mail::date::{from_unix, to_unix, Date, DateTime};
 use tern_core::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
 use tern_core::mail::mailbox_name::DELIMITER;
-use tern_core::mail::text::{extract, SearchText};
+use tern_core::mail::text::SearchText;
 use tern_core::store::evaluate::{evaluate, Bits, Meter};
 use tern_core::store::query::{Candidate, Query};
 use tern_core::store::{AccountTemplate, LimitKind};
@@ -2147,8 +2147,7 @@ fn store_body(
             return Ok(id);
         }
     }
-    let info = analyze(&data);
-    let text = extract(&data);
+    let (info, text) = analyze_with_text(&data);
     let external = data.len() > inline_limit;
     conn.prepare_cached(
         "INSERT INTO bodies (hash, size, refs, external, sent) VALUES (?1, ?2, 0, ?3, ?4)",

@@ -2,7 +2,7 @@
 //! after transfer decoding and charset conversion, all folded for i;unicode-casemap matching.
 
 use mail_parser::parsers::MessageStream;
-use mail_parser::{Address, HeaderValue, MessageParser, MessagePart, PartType};
+use mail_parser::{Address, HeaderValue, MessagePart, PartType};
 
 use super::date::Date;
 
@@ -79,10 +79,12 @@ impl Folder {
 
 /// Extracts the searchable text of a message.
 pub fn extract(raw: &[u8]) -> SearchText {
-    // As in analysis: a parser panic on hostile input degrades to searching the raw octets.
-    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
-        .ok()
-        .flatten();
+    extract_parsed(raw, super::analyze::parse(raw))
+}
+
+/// [`extract`] from a parse already made (`None`: the parser gave up or panicked, and the raw
+/// octets are searched).
+pub(crate) fn extract_parsed(raw: &[u8], parsed: Option<mail_parser::Message<'_>>) -> SearchText {
     let Some(message) = parsed else {
         return SearchText {
             body: fold(&String::from_utf8_lossy(raw)),
