@@ -10,7 +10,7 @@
 //! meanwhile (and so from opening a second connection to it), and an account closed with work
 //! left gets it back when it next opens. The thread ends when the store is dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -41,20 +41,30 @@ struct Flags {
 
 /// Wakes the indexer for an account, from any thread.
 #[derive(Clone)]
-pub struct Waker(Option<Sender<String>>);
+pub struct Waker {
+    tx: Option<Sender<String>>,
+    /// Accounts the thread has been told of and not yet taken up: telling it again would only
+    /// wake it for nothing (it did, at every write: most of its CPU under load).
+    told: Arc<Mutex<HashSet<String>>>,
+}
 
 impl Waker {
-    /// Tells the thread that `account` has work (see [`Indexer::wake`]).
+    /// Tells the thread that `account` has work, unless it already knows.
     pub fn wake(&self, account: &str) {
-        if let Some(wake) = &self.0 {
-            let _ = wake.send(account.to_string());
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        if lock(&self.told).insert(account.to_string()) {
+            // Fails only once the thread is gone (store dropping): the work stays queued on
+            // disk and is resumed when the account next opens.
+            let _ = tx.send(account.to_string());
         }
     }
 }
 
 /// The store's end of the indexer.
 pub struct Indexer {
-    wake: Option<Sender<String>>,
+    waker: Waker,
     flags: Arc<Flags>,
     thread: Option<JoinHandle<()>>,
 }
@@ -62,17 +72,18 @@ pub struct Indexer {
 impl Indexer {
     /// Starts the thread; it finds accounts' handles in `open`.
     pub fn start(open: Arc<Mutex<OpenAccounts>>) -> Indexer {
-        let (wake, rx) = channel();
+        let (tx, rx) = channel();
         let flags = Arc::new(Flags::default());
+        let told = Arc::new(Mutex::new(HashSet::new()));
         let thread = {
-            let flags = flags.clone();
+            let (flags, told) = (flags.clone(), told.clone());
             std::thread::Builder::new()
                 .name("tern-indexer".into())
-                .spawn(move || work(&rx, &open, &flags))
+                .spawn(move || work(&rx, &open, &flags, &told))
                 .ok()
         };
         Indexer {
-            wake: Some(wake),
+            waker: Waker { tx: Some(tx), told },
             flags,
             thread,
         }
@@ -80,16 +91,12 @@ impl Indexer {
 
     /// Tells the thread that `account` has work.
     pub fn wake(&self, account: &str) {
-        if let Some(wake) = &self.wake {
-            // Fails only once the thread is gone (store dropping): the work stays queued on
-            // disk and is resumed when the account next opens.
-            let _ = wake.send(account.to_string());
-        }
+        self.waker.wake(account);
     }
 
     /// A handle that wakes the thread from elsewhere (a worker thread).
     pub fn waker(&self) -> Waker {
-        Waker(self.wake.clone())
+        self.waker.clone()
     }
 
     /// Holds the thread back (`false`) or lets it go on.
@@ -101,8 +108,11 @@ impl Indexer {
 impl Drop for Indexer {
     fn drop(&mut self) {
         self.flags.stop.store(true, Ordering::SeqCst);
-        // Dropping the sender ends the thread's wait for work.
-        self.wake = None;
+        // Wakes the thread to see `stop` (workers may still hold senders, so the channel
+        // need not close now).
+        if let Some(tx) = self.waker.tx.take() {
+            let _ = tx.send(String::new());
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -111,7 +121,12 @@ impl Drop for Indexer {
 
 /// The thread: accounts with work, each taken up [`SETTLE`] after its first wake-up, then
 /// one batch per turn, the longest-waiting account first.
-fn work(rx: &Receiver<String>, open: &Mutex<OpenAccounts>, flags: &Flags) {
+fn work(
+    rx: &Receiver<String>,
+    open: &Mutex<OpenAccounts>,
+    flags: &Flags,
+    told: &Mutex<HashSet<String>>,
+) {
     // Accounts with work, and when each may have its next batch.
     let mut due: HashMap<String, Instant> = HashMap::new();
     loop {
@@ -137,6 +152,7 @@ fn work(rx: &Receiver<String>, open: &Mutex<OpenAccounts>, flags: &Flags) {
         if flags.paused.load(Ordering::SeqCst) {
             // Forgotten: resuming wakes every open account again.
             due.clear();
+            lock(told).clear();
             continue;
         }
         let now = Instant::now();
@@ -148,6 +164,8 @@ fn work(rx: &Receiver<String>, open: &Mutex<OpenAccounts>, flags: &Flags) {
         else {
             continue;
         };
+        // Taken up: a write from now on tells the thread again (this batch may miss it).
+        lock(told).remove(&name);
         let handle = lock(open).map.get(&name).map(|(h, _)| h.clone());
         let more = match handle {
             // An error (a full disk, say) leaves the work queued on disk; the next write
@@ -161,5 +179,33 @@ fn work(rx: &Receiver<String>, open: &Mutex<OpenAccounts>, flags: &Flags) {
         } else {
             due.remove(&name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A write tells the thread of its account once until the thread takes the account up,
+    /// instead of waking it at every write.
+    #[test]
+    fn an_account_is_told_once_until_taken_up() {
+        let (tx, rx) = channel();
+        let told = Arc::new(Mutex::new(HashSet::new()));
+        let waker = Waker {
+            tx: Some(tx),
+            told: told.clone(),
+        };
+        for _ in 0..5 {
+            waker.wake("alice");
+            waker.clone().wake("bob");
+        }
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["alice", "bob"]);
+        lock(&told).remove("alice");
+        waker.wake("alice");
+        waker.wake("bob");
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["alice"]);
     }
 }
