@@ -28,11 +28,11 @@ use tern_core::store::{
 };
 
 use crate::blobs::BlobDir;
-use crate::codec;
 use crate::error::{Fail, OpenError};
 use crate::rows::{Budget, RowCache, Rows};
 use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
 use crate::search;
+use tern_core::store::stored as codec;
 
 /// Prepared statements kept per connection: every statement this module issues fits.
 const STATEMENT_CACHE: usize = 96;

@@ -8,7 +8,7 @@ use rusqlite::ErrorCode;
 use tern_core::store::LimitKind;
 use tern_core::StorageError;
 
-use crate::codec::CodecError;
+use tern_core::store::stored::CodecError;
 
 /// Why the store or an account database could not be opened.
 #[derive(Debug, thiserror::Error)]

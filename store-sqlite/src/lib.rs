@@ -48,7 +48,7 @@
 //! A body is analysed when it is first stored: [`tern_core::mail::analyze::analyze`]'s
 //! `MessageInfo` (ENVELOPE, BODYSTRUCTURE, part offsets) and
 //! [`tern_core::mail::text::extract`]'s `SearchText` are kept in a compact binary encoding of
-//! this crate's own (`codec.rs`), and the body is queued for the FTS5 index (see Search).
+//! the core's (`tern_core::store::stored`), and the body is queued for the FTS5 index (see Search).
 //! FETCH of metadata and
 //! SEARCH never parse a message again; `FetchWant` decides whether the octets, the structure,
 //! or neither are read.
@@ -215,7 +215,6 @@ use tern_core::{StorageError, StorageOp, StorageReply, StorageResult, Store};
 
 mod account;
 mod blobs;
-mod codec;
 mod error;
 mod group;
 mod indexer;

@@ -28,6 +28,7 @@ mod mem;
 pub mod pins;
 pub mod query;
 pub mod rules;
+pub mod stored;
 
 pub use body::{Body, BodySource, BodyStream, DotStuffer, Transfer};
 pub use contract::{ChangeSink, MailStore, ReplySink, SharedMemStore};

@@ -1,21 +1,25 @@
-//! A compact binary encoding of what APPEND computes once: [`MessageInfo`] (ENVELOPE,
-//! BODYSTRUCTURE, part offsets), [`SearchText`] and keyword lists.
+//! The stored forms of what APPEND computes once, for every backend: a compact binary
+//! encoding of [`MessageInfo`] (ENVELOPE, BODYSTRUCTURE, part offsets), [`SearchText`] and
+//! keyword lists, and the LZ4 packing of large values. A backend keeps these octets as they
+//! are (the SQLite store in BLOB columns; a shared database would use its own binary type),
+//! so every backend reads and writes the same format and shares its tests.
 //!
 //! Hand-written rather than serde because the core's types carry no serde derives (the core
 //! stays free of such dependencies) and because the format is tiny: LEB128 integers,
 //! length-prefixed octet strings, one tag byte per option or enum. Decoding slices one shared
 //! [`Bytes`] buffer, so a decoded envelope costs one allocation for all its strings.
 //!
-//! The format is part of the on-disk schema: changing it means a new `user_version` and a
-//! migration that re-encodes (or re-analyses) the stored rows.
+//! The format is part of each backend's on-disk schema: changing it means a new schema version
+//! (the SQLite store's `user_version`) and a migration that re-encodes (or re-analyses) the
+//! stored rows.
 
-use bytes::Bytes;
-use tern_core::mail::analyze::{Children, MessageInfo, Part, TransferEncoding};
-use tern_core::mail::date::Date;
-use tern_core::mail::structure::{
+use crate::mail::analyze::{Children, MessageInfo, Part, TransferEncoding};
+use crate::mail::date::Date;
+use crate::mail::structure::{
     Address, BodyExtension, BodyFields, BodyStructure, Disposition, Envelope, NString,
 };
-use tern_core::mail::text::SearchText;
+use crate::mail::text::SearchText;
+use bytes::Bytes;
 
 /// Deeper than anything `analyze` produces (at most 100 MIME levels, one codec level each),
 /// shallow enough for a 2 MiB thread stack: a corrupt row cannot overflow the stack.
@@ -34,16 +38,16 @@ fn corrupt<T>(what: &'static str) -> Result<T, CodecError> {
 
 /// Appends values to a buffer.
 #[derive(Default)]
-pub struct Writer {
+struct Writer {
     out: Vec<u8>,
 }
 
 impl Writer {
-    pub fn finish(self) -> Vec<u8> {
+    fn finish(self) -> Vec<u8> {
         self.out
     }
 
-    pub fn uint(&mut self, mut v: u64) {
+    fn uint(&mut self, mut v: u64) {
         loop {
             let byte = (v & 0x7f) as u8;
             v >>= 7;
@@ -59,7 +63,7 @@ impl Writer {
         self.uint(v as u64);
     }
 
-    pub fn bytes(&mut self, b: &[u8]) {
+    fn bytes(&mut self, b: &[u8]) {
         self.usize(b.len());
         self.out.extend_from_slice(b);
     }
@@ -216,7 +220,7 @@ impl Writer {
 }
 
 /// Reads values back, slicing the shared buffer.
-pub struct Reader {
+struct Reader {
     buf: Bytes,
     pos: usize,
     depth: usize,
@@ -224,7 +228,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn new(buf: Bytes, what: &'static str) -> Reader {
+    fn new(buf: Bytes, what: &'static str) -> Reader {
         Reader {
             buf,
             pos: 0,
@@ -237,7 +241,7 @@ impl Reader {
         corrupt(self.what)
     }
 
-    pub fn uint(&mut self) -> Result<u64, CodecError> {
+    fn uint(&mut self) -> Result<u64, CodecError> {
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
             let Some(&byte) = self.buf.get(self.pos) else {
@@ -266,7 +270,7 @@ impl Reader {
         Ok(n)
     }
 
-    pub fn bytes(&mut self) -> Result<Bytes, CodecError> {
+    fn bytes(&mut self) -> Result<Bytes, CodecError> {
         let n = self.count()?;
         let b = self.buf.slice(self.pos..self.pos + n);
         self.pos += n;
@@ -286,7 +290,7 @@ impl Reader {
         Ok(t)
     }
 
-    pub fn at_end(&self) -> bool {
+    fn at_end(&self) -> bool {
         self.pos == self.buf.len()
     }
 
@@ -604,8 +608,8 @@ pub fn decode_keywords(buf: Bytes) -> Result<Vec<Bytes>, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tern_core::mail::analyze::analyze;
-    use tern_core::mail::text::extract;
+    use crate::mail::analyze::analyze;
+    use crate::mail::text::extract;
 
     const SAMPLES: &[&[u8]] = &[
         b"",
