@@ -835,7 +835,7 @@ impl Pop3Session {
                 Ok(StorageReply::Done) => self.request(
                     StorageOp::Open {
                         account: account.clone(),
-                        name: "INBOX".to_string(),
+                        name: crate::store::rules::INBOX.to_string(),
                         read_only: true,
                     },
                     AfterReply::Open { account },
