@@ -216,29 +216,12 @@ impl Handle {
         run: &dyn Fn(&mut Account, StorageOp, i64) -> Done,
     ) -> Done {
         let slot = Arc::new(Slot::default());
-        let ticket = {
-            let mut queue = lock(&self.queue);
-            let ticket = queue.next_ticket;
-            queue.next_ticket += 1;
-            queue.waiting.push_back(Job {
-                ticket,
-                op,
-                now,
-                reply: ReplyTo::Slot(slot.clone()),
-            });
-            if queue.leading {
-                if queue.worker_idle {
-                    self.work.notify_one();
-                }
-                drop(queue);
-                if let Some(done) = slot.wait() {
-                    return done;
-                }
-            } else {
-                queue.leading = true;
+        let (ticket, leads) = self.push(op, now, ReplyTo::Slot(slot.clone()));
+        if !leads {
+            if let Some(done) = slot.wait() {
+                return done;
             }
-            ticket
-        };
+        }
         // This request leads: it is first in the queue, so in the batch it takes.
         let mut mine = None;
         let batch = self.take_batch();
@@ -293,29 +276,11 @@ impl Handle {
         deliver: Box<dyn FnOnce(Done) + Send>,
         runner: Runner,
     ) {
-        let start = {
-            let mut queue = lock(&self.queue);
-            let ticket = queue.next_ticket;
-            queue.next_ticket += 1;
-            queue.waiting.push_back(Job {
-                ticket,
-                op,
-                now,
-                reply: ReplyTo::Callback {
-                    deliver,
-                    runner: runner.clone(),
-                },
-            });
-            if queue.leading {
-                if queue.worker_idle {
-                    self.work.notify_one();
-                }
-                false
-            } else {
-                queue.leading = true;
-                true
-            }
+        let reply = ReplyTo::Callback {
+            deliver,
+            runner: runner.clone(),
         };
+        let (_, start) = self.push(op, now, reply);
         if start {
             if let Err(runner) = self.spawn_worker(runner) {
                 // No thread to be had: nobody may wait here (the caller's own thread must not
@@ -335,6 +300,29 @@ impl Handle {
                     ));
                 }
             }
+        }
+    }
+
+    /// Queues a request; returns its ticket and whether its caller must lead (no batch was
+    /// running), or else wakes an idle worker to take it.
+    fn push(&self, op: StorageOp, now: i64, reply: ReplyTo) -> (u64, bool) {
+        let mut queue = lock(&self.queue);
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        queue.waiting.push_back(Job {
+            ticket,
+            op,
+            now,
+            reply,
+        });
+        if queue.leading {
+            if queue.worker_idle {
+                self.work.notify_one();
+            }
+            (ticket, false)
+        } else {
+            queue.leading = true;
+            (ticket, true)
         }
     }
 
