@@ -1497,12 +1497,19 @@ impl Account {
             0
         };
         let cached = matches!(rows, Rows::Cached(_));
-        let candidates: Vec<Searched<'_>> = rows
-            .iter()
-            .filter(|msg| uids.binary_search(&msg.uid).is_ok())
-            .map(|msg| Searched {
-                msg,
-                text: Cow::Borrowed(&NO_TEXT),
+        // Headlines are in memory like flags: a query they suffice for is decided here, in
+        // one pass, rather than listing every candidate as undecided (a clone of each row,
+        // 100,000 for a SEARCH FROM) to match the same headlines between batches.
+        let candidates: Vec<Searched<'_>> = requested(&rows, uids)
+            .map(|msg| {
+                if by_headline {
+                    Searched::with_headline(msg)
+                } else {
+                    Searched {
+                        msg,
+                        text: Cow::Borrowed(&NO_TEXT),
+                    }
+                }
             })
             .collect();
         // Candidates by body, for mapping the index's answers (bodies) to candidates.
@@ -1547,7 +1554,7 @@ impl Account {
             }
             Ok(Some(bits))
         };
-        let outcome = evaluate(query, &candidates, false, now, meter, &mut narrow)?;
+        let outcome = evaluate(query, &candidates, by_headline, now, meter, &mut narrow)?;
         job.found = outcome
             .yes
             .iter()
@@ -2254,6 +2261,23 @@ fn fill_headlines(conn: &Connection, rows: &mut [Msg], uids: &[Uid]) -> Result<u
         added = added.saturating_add(msg.headline_bytes());
     }
     Ok(added)
+}
+
+/// The rows (ascending by UID) whose UID is in `uids`: a merge of the two lists when `uids`
+/// is sorted, as SEARCH's always is (a binary search per row was a third of a rare-word
+/// SEARCH TEXT over 100,000 messages), else a binary search per row as `MemStore` does.
+fn requested<'r>(rows: &'r [Msg], uids: &'r [Uid]) -> impl Iterator<Item = &'r Msg> + 'r {
+    let sorted = uids.is_sorted();
+    let mut next = 0;
+    rows.iter().filter(move |msg| {
+        if !sorted {
+            return uids.binary_search(&msg.uid).is_ok();
+        }
+        while uids.get(next).is_some_and(|&u| u < msg.uid) {
+            next += 1;
+        }
+        uids.get(next) == Some(&msg.uid)
+    })
 }
 
 /// Schema version 2's data step: a headline for every body stored before it.
