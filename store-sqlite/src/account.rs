@@ -1550,8 +1550,18 @@ impl Account {
         // Headlines are in memory like flags: a query they suffice for is decided here, in
         // one pass, rather than listing every candidate as undecided (a clone of each row,
         // 100,000 for a SEARCH FROM) to match the same headlines between batches.
-        let candidates: Vec<&Msg> = requested(&rows, uids).collect();
-        // Candidates by body, for mapping the index's answers (bodies) to candidates.
+        // Bodies are numbered as they arrive, so candidates (in UID order) are usually in body
+        // order too, and the index's answers map onto them by binary search; otherwise
+        // (COPY, MOVE) through `by_body`, sorted when first needed (a copy and a sort of
+        // 100,000 pairs was a tenth of a rare-word SEARCH TEXT).
+        let mut in_body_order = true;
+        let mut last_body = i64::MIN;
+        let candidates: Vec<&Msg> = requested(&rows, uids)
+            .inspect(|c| {
+                in_body_order &= last_body <= c.body;
+                last_body = c.body;
+            })
+            .collect();
         let mut by_body: Vec<(i64, usize)> = Vec::new();
         let mut narrow = |leaf: &Query, meter: &mut Meter<'_>| -> Result<Option<Bits>, Fail> {
             if by_headline {
@@ -1570,6 +1580,12 @@ impl Account {
                 }
             };
             bodies.extend(unindexed.iter().copied());
+            let mut bits = Bits::none(candidates.len());
+            if in_body_order {
+                meter.charge(bodies.len() as u64 * 2)?;
+                mark_bodies(&candidates, |i, c| (c.body, i), bodies, &mut bits);
+                return Ok(Some(bits));
+            }
             if by_body.is_empty() {
                 by_body = candidates
                     .iter()
@@ -1580,17 +1596,7 @@ impl Account {
                 meter.charge(by_body.len() as u64)?;
             }
             meter.charge(bodies.len() as u64 * 2 + by_body.len() as u64 / 64)?;
-            let mut bits = Bits::none(candidates.len());
-            for body in bodies {
-                let from = by_body.partition_point(|&(b, _)| b < body);
-                // The candidates of this body (COPYs share one), and no further.
-                for &(b, i) in by_body.get(from..).unwrap_or_default() {
-                    if b != body {
-                        break;
-                    }
-                    bits.insert(i);
-                }
-            }
+            mark_bodies(&by_body, |_, &(b, i)| (b, i), bodies, &mut bits);
             Ok(Some(bits))
         };
         let outcome = evaluate(query, &candidates, false, now, meter, &mut narrow)?;
@@ -2329,6 +2335,27 @@ fn fill_headlines(conn: &Connection, rows: &mut [Msg], uids: &[Uid]) -> Result<u
     Ok(added)
 }
 
+/// Adds to `bits` the candidates of `bodies`, found in `sorted` (ascending by body; `key`
+/// gives an entry's body and candidate from its position and itself) by binary search. A
+/// body may have several candidates (COPYs share one), all found, and no other.
+fn mark_bodies<T>(
+    sorted: &[T],
+    key: impl Fn(usize, &T) -> (i64, usize),
+    bodies: impl IntoIterator<Item = i64>,
+    bits: &mut Bits,
+) {
+    for body in bodies {
+        let from = sorted.partition_point(|t| key(0, t).0 < body);
+        for (j, t) in sorted.iter().enumerate().skip(from) {
+            let (b, i) = key(j, t);
+            if b != body {
+                break;
+            }
+            bits.insert(i);
+        }
+    }
+}
+
 /// The candidates whose headline may satisfy the header criterion `leaf` (a superset, by
 /// their [`search::Trigrams`]), or `None` when the needle has no trigram to test. A candidate
 /// without a headline stays in: it is decided on its text like any other.
@@ -2405,4 +2432,64 @@ fn load_text_if_any(conn: &Connection, id: i64) -> Result<Option<SearchText>, Fa
         .optional()?;
     data.map(|d| Ok(codec::decode_text(codec::unpack(d)?)?))
         .transpose()
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+
+    fn row(uid: Uid, body: i64) -> Msg {
+        Msg {
+            uid,
+            flags: Flags::default(),
+            modseq: 1,
+            date: from_unix(0, 0),
+            size: 1,
+            body,
+            headline: None,
+        }
+    }
+
+    fn uids_of<'a>(rows: impl Iterator<Item = &'a Msg>) -> Vec<Uid> {
+        rows.map(|r| r.uid).collect()
+    }
+
+    #[test]
+    fn requested_rows_are_those_of_the_uids_sorted_or_not() {
+        let rows: Vec<Msg> = [1, 2, 4, 7, 9].iter().map(|&u| row(u, 0)).collect();
+        assert_eq!(uids_of(requested(&rows, &[2, 3, 7, 10])), vec![2, 7]);
+        assert_eq!(uids_of(requested(&rows, &[0, 1, 9])), vec![1, 9]);
+        assert_eq!(uids_of(requested(&rows, &[])), Vec::<Uid>::new());
+        assert_eq!(
+            uids_of(requested(&rows, &[1, 2, 4, 7, 9])),
+            vec![1, 2, 4, 7, 9]
+        );
+        assert_eq!(uids_of(requested(&[], &[1, 2])), Vec::<Uid>::new());
+        // Unsorted, as MemStore filters: a binary search per row.
+        assert_eq!(
+            uids_of(requested(&rows, &[1, 2, 4, 9, 7])),
+            uids_of(
+                rows.iter()
+                    .filter(|r| [1, 2, 4, 9, 7].binary_search(&r.uid).is_ok())
+            )
+        );
+    }
+
+    #[test]
+    fn bodies_map_to_all_their_candidates_and_no_other() {
+        // Candidates in body order, a body shared by two (a COPY within the mailbox).
+        let rows: Vec<Msg> = [(1, 10), (2, 11), (3, 11), (4, 12), (5, 14)]
+            .iter()
+            .map(|&(u, b)| row(u, b))
+            .collect();
+        let cands: Vec<&Msg> = rows.iter().collect();
+        let mut bits = Bits::none(cands.len());
+        mark_bodies(&cands, |i, c| (c.body, i), [11, 13, 14, 9], &mut bits);
+        assert_eq!(bits.iter().collect::<Vec<_>>(), vec![1, 2, 4]);
+        // The same through pairs sorted by body, candidates out of body order.
+        let by_body = vec![(10, 3), (11, 0), (11, 4), (12, 1), (14, 2)];
+        let mut bits = Bits::none(5);
+        mark_bodies(&by_body, |_, &(b, i)| (b, i), [11, 14, 15], &mut bits);
+        assert_eq!(bits.iter().collect::<Vec<_>>(), vec![0, 2, 4]);
+    }
 }
