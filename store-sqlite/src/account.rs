@@ -1547,9 +1547,6 @@ impl Account {
             0
         };
         let cached = matches!(rows, Rows::Cached(_));
-        // Headlines are in memory like flags: a query they suffice for is decided here, in
-        // one pass, rather than listing every candidate as undecided (a clone of each row,
-        // 100,000 for a SEARCH FROM) to match the same headlines between batches.
         // Bodies are numbered as they arrive, so candidates (in UID order) are usually in body
         // order too, and the index's answers map onto them by binary search; otherwise
         // (COPY, MOVE) through `by_body`, sorted when first needed (a copy and a sort of
@@ -1608,7 +1605,8 @@ impl Account {
         if by_headline {
             // The rest is decided on the headlines, here: they are in memory like flags, and
             // listing the candidates as undecided would clone each row to match the same
-            // headlines between batches (100,000 rows for a SEARCH FROM).
+            // headlines between batches (100,000 rows for a SEARCH FROM). The trigrams left
+            // few of them to read.
             let maybe: Vec<&Msg> = outcome
                 .maybe
                 .iter()
@@ -1623,20 +1621,13 @@ impl Account {
                     .filter_map(|i| maybe.get(i).map(|c| c.uid)),
             );
             job.found.sort_unstable();
-            drop(maybe);
-            drop(candidates);
-            drop(rows);
-            if cached {
-                cache.charge(m.id, loaded);
-            }
-            tx.commit()?;
-            return Ok(job);
+        } else {
+            job.undecided = outcome
+                .maybe
+                .iter()
+                .filter_map(|i| candidates.get(i).map(|&c| c.clone()))
+                .collect();
         }
-        job.undecided = outcome
-            .maybe
-            .iter()
-            .filter_map(|i| candidates.get(i).map(|&c| c.clone()))
-            .collect();
         drop(candidates);
         drop(rows);
         if cached {
