@@ -713,6 +713,48 @@ fn version_one_databases_gain_headlines() {
     store.check("alice").unwrap();
 }
 
+/// Header searches on headline fields are ruled out by each headline's per-field trigrams
+/// before its text is read: an address in To is not one in From, NOT inverts exactly, and a
+/// needle too short to have trigrams still finds its matches.
+#[test]
+fn headline_trigrams_rule_out_only_what_cannot_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    append(
+        &mut store,
+        "INBOX",
+        Bytes::from_static(b"From: Carol <carol@music.test>\r\nSubject: one\r\n\r\nhi\r\n"),
+    );
+    append(
+        &mut store,
+        "INBOX",
+        Bytes::from_static(b"From: dave@example.net\r\nTo: Carol <carol@music.test>\r\n\r\nhi\r\n"),
+    );
+    append(&mut store, "INBOX", message("third", 40));
+    let from = || Query::Header("from".into(), "carol@music".into());
+    let to = Query::Header("to".into(), "carol@music".into());
+    // Twice each: the first search loads the headlines, the second finds them cached.
+    for _ in 0..2 {
+        assert_eq!(search(&mut store, from()), StorageReply::Found(vec![1]));
+        assert_eq!(search(&mut store, to.clone()), StorageReply::Found(vec![2]));
+        assert_eq!(
+            search(&mut store, Query::Not(Box::new(from()))),
+            StorageReply::Found(vec![2, 3])
+        );
+        assert_eq!(
+            search(&mut store, Query::Header("from".into(), "ca".into())),
+            StorageReply::Found(vec![1])
+        );
+        assert_eq!(
+            search(
+                &mut store,
+                Query::Or(Box::new(from()), Box::new(to.clone()))
+            ),
+            StorageReply::Found(vec![1, 2])
+        );
+    }
+}
+
 /// Requests lock only their own account: while one of alice's is in progress, bob's runs at
 /// once, and a request that would have to wait for alice's is handed back, untouched.
 #[test]

@@ -23,6 +23,17 @@ pub struct SearchText {
 }
 
 impl SearchText {
+    /// Octets a scan of the whole text reads (names, values, separators and body), the
+    /// measure of a text test's work.
+    pub fn octets(&self) -> usize {
+        self.body.len()
+            + self
+                .headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 2)
+                .sum::<usize>()
+    }
+
     /// Whether a header field with this (lower-case) name contains the folded needle; an
     /// empty needle matches any message that has the field (RFC 9051 §6.4.4 HEADER).
     pub fn header_contains(&self, name: &str, needle: &str) -> bool {

@@ -273,13 +273,7 @@ pub fn evaluate<C: Candidate, E: From<Halt>>(
 
 /// Units to scan a message's text once.
 fn text_units(m: &dyn Candidate) -> u64 {
-    let t = m.text();
-    let octets: usize = t.body.len()
-        + t.headers
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 2)
-            .sum::<usize>();
-    octets as u64 / TEXT_OCTETS_PER_UNIT + TEXT_TEST_UNITS
+    m.text_octets() as u64 / TEXT_OCTETS_PER_UNIT + TEXT_TEST_UNITS
 }
 
 struct Eval<'a, 'm, 'n, C, E> {

@@ -123,6 +123,11 @@ pub trait Candidate {
     fn modseq(&self) -> ModSeq;
     /// Its decoded text; only called for text criteria, so stores may compute it lazily.
     fn text(&self) -> &SearchText;
+    /// [`SearchText::octets`] of its text, for the work meter; a store that knows it without
+    /// walking the text (a headline's, measured once when loaded) says so.
+    fn text_octets(&self) -> usize {
+        self.text().octets()
+    }
 }
 
 impl<T: Candidate + ?Sized> Candidate for &T {
@@ -146,6 +151,9 @@ impl<T: Candidate + ?Sized> Candidate for &T {
     }
     fn text(&self) -> &SearchText {
         (**self).text()
+    }
+    fn text_octets(&self) -> usize {
+        (**self).text_octets()
     }
 }
 

@@ -243,3 +243,67 @@ fn bit_sets() {
     assert_eq!(Bits::all(64).count(), 64);
     assert!(Bits::none(0).is_clear() && Bits::all(0).is_empty());
 }
+
+/// A text test is charged by the candidate's `text_octets`, so a store that measured its text
+/// once (store-sqlite's headlines) need not walk it again; by default that is the walk.
+#[test]
+fn text_tests_are_charged_by_the_candidates_octets() {
+    struct Measured(Msg, usize);
+    impl Candidate for Measured {
+        fn uid(&self) -> Uid {
+            self.0.uid()
+        }
+        fn flags(&self) -> &Flags {
+            self.0.flags()
+        }
+        fn size(&self) -> u64 {
+            self.0.size()
+        }
+        fn internal_day(&self) -> Date {
+            self.0.internal_day()
+        }
+        fn internal_unix(&self) -> i64 {
+            self.0.internal_unix()
+        }
+        fn modseq(&self) -> ModSeq {
+            self.0.modseq()
+        }
+        fn text(&self) -> &SearchText {
+            self.0.text()
+        }
+        fn text_octets(&self) -> usize {
+            self.1
+        }
+    }
+    let text = SearchText {
+        headers: vec![("from".into(), "alpha".into())],
+        body: "beta".repeat(100),
+        sent: None,
+    };
+    assert_eq!(text.octets(), 4 + 5 + 2 + 400);
+    let msg = |uid| Msg {
+        uid,
+        flags: Flags::default(),
+        size: 1,
+        text: text.clone(),
+    };
+    let q = Query::Text("beta".into());
+    let cost = |octets: Option<usize>| {
+        let mut meter = unlimited();
+        let out = match octets {
+            None => evaluate(&q, &[msg(1)], true, 0, &mut meter, &mut no_narrowing),
+            Some(o) => evaluate(
+                &q,
+                &[Measured(msg(1), o)],
+                true,
+                0,
+                &mut meter,
+                &mut no_narrowing,
+            ),
+        };
+        assert_eq!(out.map(|o| o.yes.count()), Ok(1));
+        meter.used()
+    };
+    assert_eq!(cost(Some(411)), cost(None));
+    assert_eq!(cost(Some(411 + 64 * 1000)), cost(None) + 1000);
+}
