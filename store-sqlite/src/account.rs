@@ -32,6 +32,7 @@ use crate::error::{Fail, OpenError};
 use crate::rows::{Budget, RowCache, Rows};
 use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
 use crate::search;
+use tern_core::store::headline;
 use tern_core::store::stored as codec;
 
 /// Prepared statements kept per connection: every statement this module issues fits.
@@ -141,26 +142,26 @@ pub(crate) struct Msg {
     date: DateTime,
     size: u64,
     body: i64,
-    /// The body's headline (`search::headline`), once a search needed it; only cached rows
+    /// The body's headline (`tern_core::store::headline`), once a search needed it; only cached rows
     /// keep it between requests.
     headline: Option<Headline>,
 }
 
 /// A loaded headline, with what SEARCH needs of it for every candidate measured once: its
-/// [`SearchText::octets`] (for the meter) and its [`search::Trigrams`]. Walking 100,000
+/// [`SearchText::octets`] (for the meter) and its [`headline::Trigrams`]. Walking 100,000
 /// headlines' fields for those was most of a SEARCH FROM (cache misses, each).
 #[derive(Clone, Debug)]
 pub(crate) struct Headline {
     text: Arc<SearchText>,
     octets: usize,
-    trigrams: search::Trigrams,
+    trigrams: headline::Trigrams,
 }
 
 impl Headline {
     fn new(text: SearchText) -> Headline {
         Headline {
             octets: text.octets(),
-            trigrams: search::Trigrams::of_headers(&text),
+            trigrams: headline::Trigrams::of_headers(&text),
             text: Arc::new(text),
         }
     }
@@ -1530,7 +1531,7 @@ impl Account {
         // Header criteria on From/To/Cc/Bcc/Subject (and sent dates) are decided on the
         // headlines, held with the cached rows: a scan of memory beats the trigram index,
         // whose candidates would each need their whole text loaded.
-        let by_headline = query.needs_text() && search::headline_suffices(query);
+        let by_headline = query.needs_text() && headline::headline_suffices(query);
         job.text = if by_headline {
             TextNeed::Headline
         } else if search::needs_full_text(query) {
@@ -2304,7 +2305,7 @@ fn insert_headline(conn: &Connection, id: i64, text: &SearchText) -> Result<(), 
     conn.prepare_cached("INSERT INTO headlines (id, data) VALUES (?1, ?2)")?
         .execute(params![
             id,
-            codec::pack(&codec::encode_text(search::headline(text)))
+            codec::pack(&codec::encode_text(headline::headline(text)))
         ])?;
     Ok(())
 }
@@ -2347,7 +2348,7 @@ fn mark_bodies<T>(
 }
 
 /// The candidates whose headline may satisfy the header criterion `leaf` (a superset, by
-/// their [`search::Trigrams`]), or `None` when the needle has no trigram to test. A candidate
+/// their [`headline::Trigrams`]), or `None` when the needle has no trigram to test. A candidate
 /// without a headline stays in: it is decided on its text like any other.
 fn by_trigrams(
     candidates: &[&Msg],
@@ -2357,7 +2358,7 @@ fn by_trigrams(
     let Query::Header(name, needle) = leaf else {
         return Ok(None);
     };
-    let Some(want) = search::Trigrams::of_needle(name, needle) else {
+    let Some(want) = headline::Trigrams::of_needle(name, needle) else {
         return Ok(None);
     };
     // Four words compared per candidate, in order: a sixteenth of a criterion test.

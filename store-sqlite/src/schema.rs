@@ -127,7 +127,7 @@ END;
 "#;
 
 /// Version 2: `headlines`, per body, the few header fields searches name most (From, To, Cc,
-/// Bcc, Subject) and the sent date, encoded as a small `SearchText` (`search::headline`).
+/// Bcc, Subject) and the sent date, encoded as a small `SearchText` (`tern_core::store::headline`).
 /// SEARCH FROM and its kind read these from the row cache instead of every message's whole
 /// text. The rows for bodies stored before this version are derived from `texts` by the
 /// migration step in `Account::migrate`.

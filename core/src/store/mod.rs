@@ -24,6 +24,7 @@ use crate::mail::flags::{Flag, Flags, StoreMode};
 pub mod body;
 pub mod contract;
 pub mod evaluate;
+pub mod headline;
 mod mem;
 pub mod pins;
 pub mod query;
