@@ -63,10 +63,11 @@ pub fn response(out: &mut BytesMut, r: &Response, opts: &EncodeOptions) {
     }
 }
 
-/// A FETCH item, with the stream its octets come from when they are sent apart.
+/// A FETCH item, with the stream its octets come from when they are sent apart. Boxed: a
+/// stream is rare and large, and every item of a `FETCH 1:* (FLAGS)` would carry its room.
 pub(crate) type StreamedItem = (
     crate::imap::response::FetchItem,
-    Option<crate::store::BodyStream>,
+    Option<Box<crate::store::BodyStream>>,
 );
 
 /// `* n FETCH (...)` whose items paired with a stream carry their octets apart: such an item
@@ -77,10 +78,7 @@ pub(crate) type StreamedItem = (
 pub(crate) fn fetch_streamed(
     out: &mut crate::outbox::Outbox,
     seq: u32,
-    items: Vec<(
-        crate::imap::response::FetchItem,
-        Option<crate::store::BodyStream>,
-    )>,
+    items: Vec<StreamedItem>,
     opts: &EncodeOptions,
 ) {
     let w = Strings::response(opts);
@@ -97,7 +95,7 @@ pub(crate) fn fetch_streamed(
             None => fetch::put_fetch_item(buf, &item, &w),
             Some(stream) => {
                 fetch::put_streamed_item(buf, &item, stream.remaining(), &w);
-                out.push(crate::session::Output::TransmitBody(stream));
+                out.push(crate::session::Output::TransmitBody(*stream));
             }
         }
     }
