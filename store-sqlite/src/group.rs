@@ -49,7 +49,8 @@ pub const LINGER: Duration = Duration::from_millis(200);
 /// A request's reply and the mailboxes it changed.
 pub type Done = (StorageResult, Vec<Changed>);
 
-/// What runs a request against the account (the store's dispatch), for worker threads.
+/// What runs a request against the account (the store's dispatch), built once per open
+/// account and used by every path (waiting callers, readers, the worker).
 pub type Runner = Arc<dyn Fn(&mut Account, StorageOp, i64) -> Done + Send + Sync>;
 
 /// One request waiting in the queue.
@@ -70,18 +71,15 @@ struct Waiting {
 enum ReplyTo {
     /// A thread waiting in [`Handle::submit`].
     Slot(Arc<Slot>),
-    /// A callback ([`Handle::enqueue`]), with what a worker thread needs to run it.
-    Callback {
-        deliver: Box<dyn FnOnce(Done) + Send>,
-        runner: Runner,
-    },
+    /// A callback ([`Handle::enqueue`]).
+    Callback(Box<dyn FnOnce(Done) + Send>),
 }
 
 impl ReplyTo {
     fn deliver(self, done: Done) {
         match self {
             ReplyTo::Slot(slot) => slot.set(SlotState::Done(done)),
-            ReplyTo::Callback { deliver, .. } => deliver(done),
+            ReplyTo::Callback(deliver) => deliver(done),
         }
     }
 }
@@ -177,16 +175,19 @@ pub struct Handle {
     queue: Mutex<Queue>,
     /// Wakes an idle worker.
     work: Condvar,
+    /// Runs a request against the account.
+    runner: Runner,
     stats: Mutex<BatchStats>,
 }
 
 impl Handle {
-    pub fn new(account: Account, max_batch: usize) -> Handle {
+    pub fn new(account: Account, max_batch: usize, runner: Runner) -> Handle {
         Handle {
             account: Mutex::new(account),
             max_batch: max_batch.max(1),
             queue: Mutex::new(Queue::default()),
             work: Condvar::new(),
+            runner,
             stats: Mutex::new(BatchStats::default()),
         }
     }
@@ -209,12 +210,7 @@ impl Handle {
     }
 
     /// Runs `op` through the queue; returns once it is done (and durable).
-    pub fn submit(
-        self: &Arc<Self>,
-        op: StorageOp,
-        now: i64,
-        run: &dyn Fn(&mut Account, StorageOp, i64) -> Done,
-    ) -> Done {
+    pub fn submit(self: &Arc<Self>, op: StorageOp, now: i64) -> Done {
         let slot = Arc::new(Slot::default());
         let (ticket, leads) = self.push(op, now, ReplyTo::Slot(slot.clone()));
         if !leads {
@@ -225,14 +221,14 @@ impl Handle {
         // This request leads: it is first in the queue, so in the batch it takes.
         let mut mine = None;
         let batch = self.take_batch();
-        for (waiting, done) in self.run_jobs(batch, run) {
+        for (waiting, done) in self.run_jobs(batch) {
             if waiting.ticket == ticket {
                 mine = Some(done);
             } else {
                 waiting.reply.deliver(done);
             }
         }
-        let next_runner = {
+        let callbacks_next = {
             let mut queue = lock(&self.queue);
             match queue.waiting.front() {
                 Some(Job {
@@ -240,24 +236,22 @@ impl Handle {
                     ..
                 }) => {
                     next.set(SlotState::Lead);
-                    None
+                    false
                 }
                 Some(Job {
-                    reply: ReplyTo::Callback { runner, .. },
+                    reply: ReplyTo::Callback(_),
                     ..
-                }) => Some(runner.clone()),
+                }) => true,
                 None => {
                     queue.leading = false;
-                    None
+                    false
                 }
             }
         };
-        if let Some(runner) = next_runner {
-            // Requests with nobody waiting on a thread: a worker leads from here on (or, if
-            // no thread can be had, this one does, as a worker would).
-            if let Err(runner) = self.spawn_worker(runner) {
-                self.work_until_idle(&runner);
-            }
+        // Requests with nobody waiting on a thread: a worker leads from here on (or, if no
+        // thread can be had, this one does, as a worker would).
+        if callbacks_next && !self.spawn_worker() {
+            self.work_until_idle();
         }
         mine.unwrap_or_else(|| {
             (
@@ -274,31 +268,23 @@ impl Handle {
         op: StorageOp,
         now: i64,
         deliver: Box<dyn FnOnce(Done) + Send>,
-        runner: Runner,
     ) {
-        let reply = ReplyTo::Callback {
-            deliver,
-            runner: runner.clone(),
-        };
-        let (_, start) = self.push(op, now, reply);
-        if start {
-            if let Err(runner) = self.spawn_worker(runner) {
-                // No thread to be had: nobody may wait here (the caller's own thread must not
-                // block), so the requests queued are refused as a passing condition.
-                let jobs: Vec<Job> = {
-                    let mut queue = lock(&self.queue);
-                    queue.leading = false;
-                    queue.waiting.drain(..).collect()
-                };
-                drop(runner);
-                for job in jobs {
-                    job.reply.deliver((
-                        Err(StorageError::Unavailable(
-                            "no thread for the request".into(),
-                        )),
-                        Vec::new(),
-                    ));
-                }
+        let (_, start) = self.push(op, now, ReplyTo::Callback(deliver));
+        if start && !self.spawn_worker() {
+            // No thread to be had: nobody may wait here (the caller's own thread must not
+            // block), so the requests queued are refused as a passing condition.
+            let jobs: Vec<Job> = {
+                let mut queue = lock(&self.queue);
+                queue.leading = false;
+                queue.waiting.drain(..).collect()
+            };
+            for job in jobs {
+                job.reply.deliver((
+                    Err(StorageError::Unavailable(
+                        "no thread for the request".into(),
+                    )),
+                    Vec::new(),
+                ));
             }
         }
     }
@@ -326,20 +312,18 @@ impl Handle {
         }
     }
 
-    /// Starts a worker thread leading the queue; hands the runner back if none can be had.
-    fn spawn_worker(self: &Arc<Self>, runner: Runner) -> Result<(), Runner> {
+    /// Starts a worker thread leading the queue; false if none can be had.
+    fn spawn_worker(self: &Arc<Self>) -> bool {
         let handle = self.clone();
-        let spare = runner.clone();
         std::thread::Builder::new()
             .name("tern-writer".into())
-            .spawn(move || handle.work_until_idle(&runner))
-            .map(drop)
-            .map_err(|_| spare)
+            .spawn(move || handle.work_until_idle())
+            .is_ok()
     }
 
     /// The worker's loop: batch after batch while requests come, ending (and giving up the
     /// lead) after [`LINGER`] without any.
-    fn work_until_idle(&self, runner: &Runner) {
+    fn work_until_idle(&self) {
         loop {
             let batch = {
                 let mut queue = lock(&self.queue);
@@ -366,10 +350,10 @@ impl Handle {
             let (reads, writes): (Vec<Job>, Vec<Job>) =
                 batch.into_iter().partition(|j| reads_only(&j.op));
             for job in reads {
-                let done = self.read(|account| runner(account, job.op, job.now));
+                let done = self.read(job.op, job.now);
                 job.reply.deliver(done);
             }
-            for (waiting, done) in self.run_jobs(writes, &**runner) {
+            for (waiting, done) in self.run_jobs(writes) {
                 waiting.reply.deliver(done);
             }
         }
@@ -383,11 +367,7 @@ impl Handle {
     }
 
     /// Runs jobs as one batch; each comes back with its result, whatever happens.
-    fn run_jobs(
-        &self,
-        jobs: Vec<Job>,
-        run: &dyn Fn(&mut Account, StorageOp, i64) -> Done,
-    ) -> Vec<(Waiting, Done)> {
+    fn run_jobs(&self, jobs: Vec<Job>) -> Vec<(Waiting, Done)> {
         if jobs.is_empty() {
             return Vec::new();
         }
@@ -400,30 +380,34 @@ impl Handle {
                 reply: job.reply,
             });
         }
-        let results = self.run_batch(ops, run);
+        let results = self.run_batch(ops);
         replies.into_iter().zip(results).collect()
+    }
+
+    /// Runs a request on the account, locked by the caller (a quick read).
+    pub fn run(&self, account: &mut Account, op: StorageOp, now: i64) -> Done {
+        (self.runner)(account, op, now)
     }
 
     /// Runs a request that writes nothing under the account's lock, between batches, outside
     /// the queue. A panic in it becomes an error reply, as in a batch.
-    pub fn read(&self, run: impl FnOnce(&mut Account) -> Done) -> Done {
+    pub fn read(&self, op: StorageOp, now: i64) -> Done {
         let mut account = lock(&self.account);
-        catch_unwind(AssertUnwindSafe(|| run(&mut account))).unwrap_or_else(|_| {
-            (
-                Err(StorageError::Internal(
-                    "a request failed unexpectedly".into(),
-                )),
-                Vec::new(),
-            )
-        })
+        catch_unwind(AssertUnwindSafe(|| (self.runner)(&mut account, op, now))).unwrap_or_else(
+            |_| {
+                (
+                    Err(StorageError::Internal(
+                        "a request failed unexpectedly".into(),
+                    )),
+                    Vec::new(),
+                )
+            },
+        )
     }
 
     /// Runs a batch; every job gets a result, whatever happens (a follower waits for it).
-    fn run_batch(
-        &self,
-        batch: Vec<(StorageOp, i64)>,
-        run: &dyn Fn(&mut Account, StorageOp, i64) -> Done,
-    ) -> Vec<Done> {
+    fn run_batch(&self, batch: Vec<(StorageOp, i64)>) -> Vec<Done> {
+        let run = &*self.runner;
         let count = batch.len();
         let mut account = lock(&self.account);
         let single = count == 1;

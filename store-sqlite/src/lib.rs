@@ -370,7 +370,8 @@ impl SqliteStore {
         self.now
     }
 
-    /// Changes the size above which bodies are kept in files rather than in the database.
+    /// Changes the size above which bodies are kept in files rather than in the database, for
+    /// the accounts opened from now on (call it before any request).
     pub fn set_inline_limit(&mut self, bytes: usize) {
         self.inline_limit = bytes;
     }
@@ -542,16 +543,8 @@ impl SqliteStore {
                     // A read waits only for the batch running now, not for the next one's
                     // fsync as a member of it (reads batched with writes made every FETCH
                     // under concurrent writers wait for two commits).
-                    (Ok(handle), op) if group::reads_only(&op) => handle.read(|account| {
-                        run(account, &name, op, now, self.inline_limit, &self.limits)
-                    }),
-                    (Ok(handle), op) => handle.submit(op, now, &|account, op, now| {
-                        let done = run(account, &name, op, now, self.inline_limit, &self.limits);
-                        if account.take_background_work() {
-                            self.indexer.wake(&name);
-                        }
-                        done
-                    }),
+                    (Ok(handle), op) if group::reads_only(&op) => handle.read(op, now),
+                    (Ok(handle), op) => handle.submit(op, now),
                     (Err(e), _) => (Err(e.into()), Vec::new()),
                 },
             },
@@ -582,24 +575,13 @@ impl SqliteStore {
             },
             Err(_) => return Err(op),
         };
-        let Ok(mut account) = account.account.try_lock() else {
+        let Ok(mut locked) = account.account.try_lock() else {
             return Err(op);
         };
-        if !account.is_quick(&op) {
+        if !locked.is_quick(&op) {
             return Err(op);
         }
-        let done = run(
-            &mut account,
-            &name,
-            op,
-            now,
-            self.inline_limit,
-            &self.limits,
-        );
-        if account.take_background_work() {
-            self.indexer.wake(&name);
-        }
-        Ok(done)
+        Ok(account.run(&mut locked, op, now))
     }
 
     /// Answers the requests that need no account database, or hands the request back.
@@ -623,6 +605,25 @@ impl SqliteStore {
         })
     }
 
+    /// How requests run against the account `name`: the one dispatch every path of its handle
+    /// uses (quick reads, waiting callers, its worker). Made when the account opens, so a
+    /// [`SqliteStore::set_inline_limit`] applies to accounts opened after it.
+    fn runner(&self, name: &str) -> group::Runner {
+        let (name, inline_limit, limits, wake) = (
+            name.to_string(),
+            self.inline_limit,
+            self.limits,
+            self.indexer.waker(),
+        );
+        Arc::new(move |account, op, now| {
+            let done = run(account, &name, op, now, inline_limit, &limits);
+            if account.take_background_work() {
+                wake.wake(&name);
+            }
+            done
+        })
+    }
+
     /// The account's handle, opening it (under the map's lock, so never twice at once: a
     /// second handle's orphan collection could take the first one's uncommitted files).
     fn account(&self, name: &str) -> Result<Arc<Handle>, OpenError> {
@@ -637,6 +638,7 @@ impl SqliteStore {
         let account = Arc::new(Handle::new(
             Account::open(&dir, self.now, self.budget.clone(), &self.template)?,
             self.max_batch,
+            self.runner(name),
         ));
         if open.map.len() >= MAX_OPEN_ACCOUNTS {
             // Only an account no request holds: its handle is dropped with the map entry.
@@ -842,15 +844,7 @@ impl tern_core::store::MailStore for SqliteStore {
             sinks.publish(&changes);
             reply(result);
         });
-        let (inline_limit, limits, wake) = (self.inline_limit, self.limits, self.indexer.waker());
-        let runner: group::Runner = Arc::new(move |account, op, now| {
-            let done = run(account, &name, op, now, inline_limit, &limits);
-            if account.take_background_work() {
-                wake.wake(&name);
-            }
-            done
-        });
-        handle.enqueue(op, now, deliver, runner);
+        handle.enqueue(op, now, deliver);
         Ok(())
     }
 
