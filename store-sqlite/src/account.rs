@@ -209,10 +209,9 @@ static NO_TEXT: SearchText = SearchText {
 /// What text a search's undecided messages need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TextNeed {
-    /// None: everything was decided without text.
+    /// None: everything was decided without text (headline queries are decided in the
+    /// first step, on the headlines held with the rows).
     None,
-    /// The headline, already with the rows (`fill_headlines`).
-    Headline,
     /// Only the sent date.
     Sent,
     /// The whole stored text.
@@ -226,16 +225,6 @@ pub(crate) struct SearchJob {
     /// Messages whose answer depends on their text, ascending by UID.
     pub(crate) undecided: Vec<Msg>,
     pub(crate) text: TextNeed,
-}
-
-impl<'a> Searched<'a> {
-    /// A message with its headline as its text (the headline is with the row already).
-    pub(crate) fn with_headline(msg: &'a Msg) -> Searched<'a> {
-        Searched {
-            msg,
-            text: Cow::Borrowed(msg.text()),
-        }
-    }
 }
 
 impl Candidate for Searched<'_> {
@@ -1533,7 +1522,7 @@ impl Account {
         // whose candidates would each need their whole text loaded.
         let by_headline = query.needs_text() && headline::headline_suffices(query);
         job.text = if by_headline {
-            TextNeed::Headline
+            TextNeed::None
         } else if search::needs_full_text(query) {
             TextNeed::Full
         } else if query.needs_text() {
@@ -1661,7 +1650,7 @@ impl Account {
                     }),
                     None => continue,
                 },
-                TextNeed::Headline | TextNeed::None => Cow::Borrowed(&NO_TEXT),
+                TextNeed::None => Cow::Borrowed(&NO_TEXT),
             };
             out.push(Searched { msg, text });
         }

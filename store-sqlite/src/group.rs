@@ -79,7 +79,11 @@ impl ReplyTo {
     fn deliver(self, done: Done) {
         match self {
             ReplyTo::Slot(slot) => slot.set(SlotState::Done(done)),
-            ReplyTo::Callback(deliver) => deliver(done),
+            // A callback that panics must not take the batch's leader with it: the queue
+            // would stay led by nobody and every later request of the account would wait.
+            ReplyTo::Callback(deliver) => {
+                let _ = catch_unwind(AssertUnwindSafe(|| deliver(done)));
+            }
         }
     }
 }

@@ -101,6 +101,11 @@ impl Indexer {
 
     /// Holds the thread back (`false`) or lets it go on.
     pub fn set_running(&self, running: bool) {
+        if running {
+            // The paused thread may not have forgotten yet what it was told: without this, the
+            // wake-ups that follow a resume could be taken for repeats and dropped.
+            lock(&self.waker.told).clear();
+        }
         self.flags.paused.store(!running, Ordering::SeqCst);
     }
 }
@@ -207,5 +212,16 @@ mod tests {
         waker.wake("alice");
         waker.wake("bob");
         assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["alice"]);
+    }
+
+    /// Resuming forgets what the thread was told: the wake-ups that follow a resume reach it
+    /// even if the paused thread had not yet cleared them.
+    #[test]
+    fn a_resume_lets_every_account_be_told_again() {
+        let indexer = Indexer::start(Arc::new(Mutex::new(OpenAccounts::default())));
+        indexer.set_running(false);
+        lock(&indexer.waker.told).insert("alice".to_string());
+        indexer.set_running(true);
+        assert!(lock(&indexer.waker.told).is_empty());
     }
 }

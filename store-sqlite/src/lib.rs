@@ -222,7 +222,7 @@ mod rows;
 mod schema;
 mod search;
 
-use account::{Account, Searched, TextNeed};
+use account::Account;
 pub use account::{BLOB_FOLDER, DATABASE_FILE};
 pub use account::{FTS_QUEUE_BOUND, INDEX_BATCH};
 pub use error::OpenError;
@@ -396,7 +396,8 @@ impl SqliteStore {
         self.template = template;
     }
 
-    /// Sets the bounds on mailboxes per account and on the work of one SEARCH.
+    /// Sets the bounds on mailboxes per account and on the work of one SEARCH (the mailbox
+    /// bound for the accounts opened from now on: call it before any request).
     pub fn set_limits(&mut self, limits: StoreLimits) {
         self.limits = limits;
     }
@@ -694,10 +695,7 @@ fn search(
     let mut found = job.found;
     let mut no_index = |_: &Query, _: &mut Meter<'_>| Ok::<_, error::Fail>(None);
     for batch in job.undecided.chunks(TEXT_BATCH) {
-        let texts = match job.text {
-            TextNeed::Headline => batch.iter().map(Searched::with_headline).collect(),
-            need => lock(account).search_texts(need, batch)?,
-        };
+        let texts = lock(account).search_texts(job.text, batch)?;
         let outcome = evaluate(query, &texts, true, now, meter, &mut no_index)?;
         found.extend(
             outcome
