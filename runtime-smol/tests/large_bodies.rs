@@ -57,6 +57,33 @@ fn peak_rss_kib(pid: u32, window: Duration) -> u64 {
     peak
 }
 
+/// Waits (bounded) until the server's search indexer has no queued body left in these
+/// accounts, read from their databases: its batches hold the indexed text for a moment, which
+/// a memory bound measured meanwhile would count against the connections under test.
+fn wait_until_indexed(server: &Server, accounts: &[&str]) {
+    let queued = |account: &str| -> i64 {
+        let db = server
+            .dir
+            .path()
+            .join("data/accounts")
+            .join(tern_store_sqlite::folder_name(account).unwrap_or_default())
+            .join("index.sqlite");
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM fts_pending", [], |r| r.get(0)))
+            .unwrap_or(1)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while accounts.iter().any(|a| queued(a) > 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the indexer did not finish within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The last batch's memory goes back to the allocator after its commit.
+    std::thread::sleep(Duration::from_millis(300));
+}
+
 /// Users besides alice (same password), for POP3's one session per maildrop.
 fn users(names: &[&str]) -> String {
     names
@@ -84,9 +111,9 @@ fn stalled_fetches_of_large_messages_cost_a_bounded_buffer() {
     }
     normal.send("s SELECT INBOX\r\n");
     assert!(normal.tagged("s").unwrap().starts_with("s OK"));
-    // The search indexer takes the new messages up 2 s after they arrive (its settle time)
-    // and briefly holds their text: measure after it, so only the FETCHes are counted.
-    std::thread::sleep(Duration::from_millis(3500));
+    // The search indexer takes the new messages up 2 s after they arrive and briefly holds
+    // their text: measure after it, so only the FETCHes are counted.
+    wait_until_indexed(&server, &["alice"]);
     let base = proc_status_kib(pid, "VmRSS:");
 
     let stalled: Vec<Client> = (0..STALLED)
@@ -130,8 +157,9 @@ fn stalled_retrs_of_large_messages_cost_a_bounded_buffer() {
     for user in names.iter().chain(&["alice"]) {
         append(&mut login(imap, user), &data);
     }
-    // After the search indexer's turn (2 s after the APPENDs), as above.
-    std::thread::sleep(Duration::from_millis(3500));
+    // After the search indexer's work, as above.
+    let accounts: Vec<&str> = names.iter().copied().chain(["alice"]).collect();
+    wait_until_indexed(&server, &accounts);
     let base = proc_status_kib(pid, "VmRSS:");
 
     let stalled: Vec<Client> = names
