@@ -279,11 +279,9 @@ impl ImapSession {
         // only changes above the view's MODSEQ, so older ones need no note.
         let changed_since_sync = m.modseq > view.modseq;
         let newly_seen = p.mark_seen && changed_since_sync;
-        // Noted only once the response is certain to go out (below): a message whose data
-        // cannot be sent gets no response, and its change must then reach the client with
-        // the next synchronisation.
-        let reports_change =
-            changed_since_sync && (p.mark_seen || p.attrs.contains(&FetchAttr::Flags));
+        if changed_since_sync && (p.mark_seen || p.attrs.contains(&FetchAttr::Flags)) {
+            view.own_changes.insert(m.uid, m.modseq);
+        }
         let recent = rev1 && view.is_recent(m.uid);
         let flags = || {
             let mut f = m.flags.to_flags();
@@ -437,11 +435,6 @@ impl ImapSession {
         if newly_seen && !p.attrs.contains(&FetchAttr::Flags) {
             // RFC 9051 §6.4.5: flags changed by the fetch are reported with it.
             items.push((FetchItem::Flags(flags()), None));
-        }
-        if reports_change {
-            if let Some(view) = self.selected_view_mut() {
-                view.own_changes.insert(m.uid, m.modseq);
-            }
         }
         Some((seq, items))
     }
