@@ -121,6 +121,7 @@ impl InProcess {
                         now,
                         account: &change.account,
                         mailbox: change.mailbox,
+                        modseq: change.modseq,
                     })?;
                     self.settle_one(index)?;
                 }

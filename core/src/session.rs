@@ -115,6 +115,9 @@ pub enum Input<'a> {
         account: &'a str,
         /// The mailbox.
         mailbox: crate::store::MailboxId,
+        /// Its HIGHESTMODSEQ once changed ([`crate::store::Changed::modseq`]): a session
+        /// whose view has reached it already knows of the change.
+        modseq: crate::store::ModSeq,
     },
     /// The peer closed its side, or the connection failed. Nothing more is transmitted, but
     /// the session may still need storage to end (a POP3 session releases its maildrop lock):
@@ -266,6 +269,17 @@ impl Session {
         match &self.inner {
             Inner::Imap(s) => s.wants_read(),
             Inner::Pop3(s) => s.wants_read(),
+        }
+    }
+
+    /// Whether a change notice ([`Input::MailboxChanged`]) must reach the session as soon as
+    /// it comes: true only while it idles (IMAP IDLE). Otherwise a driver may hold notices
+    /// and hand them over just before the next input, the highest MODSEQ per mailbox, which
+    /// spares a wake-up per notice while many sessions share a busy mailbox.
+    pub fn wants_notices(&self) -> bool {
+        match &self.inner {
+            Inner::Imap(s) => s.wants_notices(),
+            Inner::Pop3(_) => false,
         }
     }
 }

@@ -6,14 +6,48 @@
 use std::time::{Duration, Instant};
 
 use tern_core::drive::{pump, Blocked};
+use tern_core::store::Changed;
 use tern_core::{
-    Input, MemDirectory, MemStore, Protocol, Session, SessionConfig, Store, Transport,
+    Input, MemDirectory, MemStore, Protocol, Session, SessionConfig, StorageOp, StorageResult,
+    Store, Transport,
 };
+
+/// The reference store, noting the kind of each request it answers (`Then(Fetch, Changes)`
+/// for a joined one), so tests can tell how many round trips a command took.
+struct Counted {
+    inner: MemStore,
+    requests: Vec<String>,
+}
+
+fn kind(op: &StorageOp) -> String {
+    match op {
+        StorageOp::Then { first, then } => format!("Then({}, {})", kind(first), kind(then)),
+        other => {
+            let debug = format!("{other:?}");
+            debug
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        }
+    }
+}
+
+impl Store for Counted {
+    fn execute(&mut self, op: StorageOp) -> StorageResult {
+        self.requests.push(kind(&op));
+        self.inner.execute(op)
+    }
+
+    fn take_changes(&mut self) -> Vec<Changed> {
+        self.inner.take_changes()
+    }
+}
 
 /// Several sessions of one account over one store, with change notifications delivered the
 /// way the runtime delivers them.
 struct World {
-    store: MemStore,
+    store: Counted,
     directory: MemDirectory,
     now: Instant,
     sessions: Vec<(Session, Vec<u8>)>,
@@ -21,7 +55,10 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let store = MemStore::new();
+        let store = Counted {
+            inner: MemStore::new(),
+            requests: Vec::new(),
+        };
         let mut directory = MemDirectory::new();
         directory.add_user("alice", "pw");
         #[allow(clippy::disallowed_methods)]
@@ -69,6 +106,7 @@ impl World {
                     now: self.now,
                     account: &change.account,
                     mailbox: change.mailbox,
+                    modseq: change.modseq,
                 })
                 .unwrap();
                 self.run(j);
@@ -440,6 +478,7 @@ fn uid_commands_find_messages_the_session_has_not_heard_of() {
     w.send(a, "s SELECT INBOX\r\n");
     // Appended directly to storage: no notification reaches the session.
     w.store
+        .inner
         .execute(tern_core::StorageOp::Append {
             account: "alice".into(),
             name: "INBOX".into(),
@@ -450,10 +489,106 @@ fn uid_commands_find_messages_the_session_has_not_heard_of() {
             }],
         })
         .unwrap();
-    let _ = w.store.take_changes();
+    let _ = w.store.inner.take_changes();
     let out = w.send(a, "u UID FETCH 1 (FLAGS)\r\n");
     assert_eq!(
         out,
         "* 1 EXISTS\r\n* 1 RECENT\r\n* 1 FETCH (UID 1 FLAGS (\\Recent))\r\nu OK FETCH completed.\r\n"
     );
+}
+
+/// The synchronisation a command ends with travels with the command's own request when the
+/// view is known to be behind: one round trip, and the news still comes before the tagged
+/// response (RFC 9051 §5.2: size changes observed while a command runs are reported).
+#[test]
+fn rfc9051_5_2_a_command_behind_the_mailbox_asks_for_news_with_its_request() {
+    let mut w = World::new();
+    let a = w.login();
+    let b = w.login();
+    w.append(a, "INBOX", MSG1);
+    w.send(a, "s SELECT INBOX\r\n");
+    w.append(b, "INBOX", MSG2);
+    w.store.requests.clear();
+    let out = w.send(a, "f FETCH 1 (FLAGS)\r\n");
+    assert_eq!(
+        out,
+        "* 1 FETCH (FLAGS (\\Recent))\r\n* 2 EXISTS\r\n* 2 RECENT\r\nf OK FETCH completed.\r\n"
+    );
+    assert_eq!(w.store.requests, ["Then(Fetch, Changes)"]);
+    // Up to date now: the next read goes alone.
+    w.store.requests.clear();
+    w.send(a, "g FETCH 2 (FLAGS)\r\n");
+    assert_eq!(w.store.requests, ["Fetch"]);
+}
+
+/// A write and the look at the mailbox after it are one request; the session's own change is
+/// reported once (by STORE's FETCH), not again by the synchronisation.
+#[test]
+fn rfc9051_6_4_6_a_store_and_its_synchronisation_are_one_request() {
+    let mut w = World::new();
+    let a = w.login();
+    w.append(a, "INBOX", MSG1);
+    w.send(a, "s SELECT INBOX\r\n");
+    w.store.requests.clear();
+    let out = w.send(a, "t STORE 1 +FLAGS (\\Flagged)\r\n");
+    assert_eq!(
+        out,
+        "* 1 FETCH (FLAGS (\\Flagged \\Recent))\r\nt OK STORE completed.\r\n"
+    );
+    assert_eq!(w.store.requests, ["Then(SetFlags, Changes)"]);
+    w.store.requests.clear();
+    let out = w.send(a, "n NOOP\r\n");
+    assert_eq!(out, "n OK NOOP completed.\r\n");
+    assert_eq!(w.store.requests, ["Changes"], "NOOP always looks");
+}
+
+/// A change notice names the MODSEQ the change reached: a session that has seen it (its own
+/// change, or news a synchronisation already brought) does not look again, even in IDLE; a
+/// newer one wakes it.
+#[test]
+fn rfc2177_a_notice_of_a_change_already_seen_wakes_nobody() {
+    let mut w = World::new();
+    let a = w.login();
+    let b = w.login();
+    w.append(a, "INBOX", MSG1);
+    w.send(a, "s SELECT INBOX\r\n");
+    assert_eq!(w.send(a, "i IDLE\r\n"), "+ idling\r\n");
+    // b's STORE reaches a through the notice, and a reports it at once.
+    w.send(b, "s SELECT INBOX\r\n");
+    w.send(b, "t STORE 1 +FLAGS.SILENT (\\Flagged)\r\n");
+    let out = w.take(a);
+    assert_eq!(out, "* 1 FETCH (FLAGS (\\Flagged \\Recent))\r\n");
+    // The same notice again (a runtime may deliver a late or repeated one): nothing to do.
+    let Ok(tern_core::StorageReply::Status(status)) = w.store.inner.execute(StorageOp::Status {
+        account: "alice".into(),
+        name: "INBOX".into(),
+    }) else {
+        panic!("STATUS failed");
+    };
+    w.store.requests.clear();
+    w.sessions[a]
+        .0
+        .handle_input(Input::MailboxChanged {
+            now: w.now,
+            account: "alice",
+            mailbox: tern_core::store::MailboxId(1),
+            modseq: status.highest_modseq,
+        })
+        .unwrap();
+    w.run(a);
+    assert_eq!(w.take(a), "");
+    assert!(w.store.requests.is_empty(), "{:?}", w.store.requests);
+    // A notice beyond what the view holds makes the idling session look.
+    w.sessions[a]
+        .0
+        .handle_input(Input::MailboxChanged {
+            now: w.now,
+            account: "alice",
+            mailbox: tern_core::store::MailboxId(1),
+            modseq: status.highest_modseq + 1,
+        })
+        .unwrap();
+    w.run(a);
+    assert_eq!(w.store.requests, ["Changes"]);
+    assert_eq!(w.send(a, "DONE\r\n"), "i OK IDLE terminated.\r\n");
 }

@@ -123,6 +123,7 @@ impl World {
                             now: self.now,
                             account: &change.account,
                             mailbox: change.mailbox,
+                            modseq: change.modseq,
                         })
                         .unwrap();
                     self.run(j);

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tern_core::sasl::username_key;
-use tern_core::store::{ChangeSink, Changed, MailStore, MailboxId, ReplySink};
+use tern_core::store::{
+    ChangeSink, Changed, MailStore, MailboxId, ModSeq, ReplySink, UNKNOWN_MODSEQ,
+};
 use tern_core::{
     AuthOutcome, DirectoryError, DirectoryOp, DirectoryReply, DirectoryResult, Protocol,
     StorageError, StorageOp, StorageResult,
@@ -21,8 +23,13 @@ use crate::directory::Directory;
 use crate::guard::{Attempt, AttemptEnd, AuthGuard, Blocked};
 use crate::limits::ConnectionSlot;
 
-/// One connection's channel for change notices, with its subscription id.
-type Watcher = (u64, smol::channel::Sender<MailboxId>);
+/// One connection's channel for change notices, with its subscription id and the flag that
+/// says a notice was lost to a full channel.
+type Watcher = (
+    u64,
+    smol::channel::Sender<(MailboxId, ModSeq)>,
+    Arc<AtomicBool>,
+);
 
 /// Connections waiting to hear about changes, by account: the store's [`ChangeSink`].
 #[derive(Default)]
@@ -37,10 +44,40 @@ impl ChangeSink for Watchers {
             .by_account
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        for (_, tx) in watchers.get(&change.account).into_iter().flatten() {
-            // A full channel means the connection is behind: it catches up by MODSEQ at its
-            // next command anyway.
-            let _ = tx.try_send(change.mailbox);
+        for (_, tx, missed) in watchers.get(&change.account).into_iter().flatten() {
+            // A full channel means the connection is behind: the notice is dropped, not
+            // queued without bound, and the flag makes the next notice it takes count as
+            // news. The second try covers a connection that emptied the channel meanwhile
+            // (it would otherwise wait with the flag set and nothing to take).
+            let notice = (change.mailbox, change.modseq);
+            if tx.try_send(notice).is_err() {
+                missed.store(true, Ordering::SeqCst);
+                let _ = tx.try_send(notice);
+            }
+        }
+    }
+}
+
+impl Watchers {
+    /// Subscribes a connection to changes in its account's mailboxes.
+    fn watch(self: &Arc<Self>, account: &str) -> Watch {
+        // Bounded: a connection that falls behind misses notices, not memory; the next one
+        // it takes then makes it look ([`Watch::next`]).
+        let (tx, rx) = smol::channel::bounded(64);
+        let missed = Arc::new(AtomicBool::new(false));
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.by_account
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(account.to_string())
+            .or_default()
+            .push((id, tx, missed.clone()));
+        Watch {
+            watchers: self.clone(),
+            account: account.to_string(),
+            id,
+            changes: rx,
+            missed,
         }
     }
 }
@@ -138,11 +175,40 @@ pub struct Watch {
     watchers: Arc<Watchers>,
     account: String,
     id: u64,
-    /// Yields the ids of changed mailboxes.
-    pub changes: smol::channel::Receiver<MailboxId>,
+    /// Yields changed mailboxes with their MODSEQ once changed.
+    changes: smol::channel::Receiver<(MailboxId, ModSeq)>,
+    /// A notice was dropped because the channel was full.
+    missed: Arc<AtomicBool>,
 }
 
 impl Watch {
+    /// The next change notice. After a lost one its MODSEQ is unknown, so that the session
+    /// looks whatever it has seen.
+    pub async fn next(&self) -> Option<(MailboxId, ModSeq)> {
+        let notice = self.changes.recv().await.ok()?;
+        Some(self.checked(notice))
+    }
+
+    /// The notices waiting, the highest MODSEQ per mailbox, without waiting.
+    pub fn pending(&self) -> Vec<(MailboxId, ModSeq)> {
+        let mut out: Vec<(MailboxId, ModSeq)> = Vec::new();
+        while let Ok(notice) = self.changes.try_recv() {
+            let (mailbox, modseq) = self.checked(notice);
+            match out.iter_mut().find(|(m, _)| *m == mailbox) {
+                Some((_, highest)) => *highest = (*highest).max(modseq),
+                None => out.push((mailbox, modseq)),
+            }
+        }
+        out
+    }
+
+    fn checked(&self, (mailbox, modseq): (MailboxId, ModSeq)) -> (MailboxId, ModSeq) {
+        if self.missed.swap(false, Ordering::SeqCst) {
+            return (mailbox, UNKNOWN_MODSEQ);
+        }
+        (mailbox, modseq)
+    }
+
     /// The account watched.
     pub fn account(&self) -> &str {
         &self.account
@@ -157,7 +223,7 @@ impl Drop for Watch {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(list) = watchers.get_mut(&self.account) {
-            list.retain(|(id, _)| *id != self.id);
+            list.retain(|(id, _, _)| *id != self.id);
             if list.is_empty() {
                 watchers.remove(&self.account);
             }
@@ -199,26 +265,7 @@ impl Backend {
 
     /// Subscribes a connection to changes in its account's mailboxes.
     pub fn watch(self: &Arc<Self>, account: &str) -> Watch {
-        // Bounded: a connection that falls behind misses notifications, not memory; it still
-        // synchronises at its next command or IDLE keepalive.
-        let (tx, rx) = smol::channel::bounded(64);
-        let id = self
-            .watchers
-            .next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.watchers
-            .by_account
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(account.to_string())
-            .or_default()
-            .push((id, tx));
-        Watch {
-            watchers: self.watchers.clone(),
-            account: account.to_string(),
-            id,
-            changes: rx,
-        }
+        self.watchers.watch(account)
     }
 
     /// Runs one storage request on smol's blocking pool, so disk work never holds up the
@@ -470,4 +517,41 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(modseq: ModSeq) -> Changed {
+        Changed {
+            account: "alice".into(),
+            mailbox: MailboxId(1),
+            modseq,
+        }
+    }
+
+    /// A connection that falls behind loses notices, not memory, and the next notice it takes
+    /// makes it look whatever MODSEQ it names (its view may be behind a lost one).
+    #[test]
+    fn a_lost_notice_makes_the_next_one_count_as_news() {
+        let watchers = Arc::new(Watchers::default());
+        let watch = watchers.watch("alice");
+        let other = watchers.watch("bob");
+        for modseq in 1..=100 {
+            watchers.changed(&notice(modseq));
+        }
+        smol::block_on(async {
+            assert_eq!(watch.next().await, Some((MailboxId(1), UNKNOWN_MODSEQ)));
+            assert_eq!(watch.next().await, Some((MailboxId(1), 2)));
+            // The rest, held while the session did not want them, come as one: the highest
+            // MODSEQ (the channel holds 64 notices).
+            assert_eq!(watch.pending(), [(MailboxId(1), 64)]);
+            assert!(watch.pending().is_empty());
+            // Once caught up, notices carry their MODSEQ again.
+            watchers.changed(&notice(101));
+            assert_eq!(watch.next().await, Some((MailboxId(1), 101)));
+        });
+        assert!(other.changes.is_empty(), "another account hears nothing");
+    }
 }

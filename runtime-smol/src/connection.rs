@@ -79,7 +79,7 @@ pub struct Context {
 /// What woke the connection up.
 enum Wake {
     Read(std::io::Result<usize>),
-    Changed(tern_core::store::MailboxId),
+    Changed(tern_core::store::MailboxId, tern_core::store::ModSeq),
     Reply(RequestId, Answer),
     Deadline,
     Shutdown,
@@ -326,12 +326,20 @@ impl Connection {
                 }
             };
             let now = Instant::now();
+            // Notices held while the session did not want them: before new input, so that
+            // a command sees what was announced before it came; after a reply, so that the
+            // reply's own synchronisation counts first.
+            let notices_first = !matches!(wake, Wake::Reply(..));
+            if notices_first {
+                self.hand_over_notices(now);
+            }
             let account = self.watch.as_ref().map(|w| w.account().to_string());
             let input = match wake {
-                Wake::Changed(mailbox) => Input::MailboxChanged {
+                Wake::Changed(mailbox, modseq) => Input::MailboxChanged {
                     now,
                     account: account.as_deref().unwrap_or_default(),
                     mailbox,
+                    modseq,
                 },
                 Wake::Read(Ok(0)) => Input::PeerClosed { now },
                 Wake::Read(Ok(n)) => Input::Bytes {
@@ -357,6 +365,30 @@ impl Connection {
                 tracing::error!(peer = %self.peer, error = %e, "session misuse");
                 return End::Closed;
             }
+            if !notices_first {
+                self.hand_over_notices(now);
+            }
+        }
+    }
+
+    /// Gives the session the change notices waiting for it, if any.
+    fn hand_over_notices(&mut self, now: Instant) {
+        let Some(watch) = self.watch.as_ref() else {
+            return;
+        };
+        let notices = watch.pending();
+        if notices.is_empty() {
+            return;
+        }
+        let account = watch.account().to_string();
+        for (mailbox, modseq) in notices {
+            // Never misuse: a notice is valid in any state.
+            let _ = self.session.handle_input(Input::MailboxChanged {
+                now,
+                account: &account,
+                mailbox,
+                modseq,
+            });
         }
     }
 
@@ -489,6 +521,7 @@ impl Connection {
     /// Waits for whichever comes first: input, the reply in flight, the deadline, shutdown.
     async fn wait(&mut self, deadline: Instant, buf: &mut [u8]) -> Wake {
         let wants_read = self.session.wants_read();
+        let wants_notices = self.session.wants_notices();
         let shutdown_seen = self.shutdown_seen;
         // Async blocks capture whole variables: split the borrows by field first.
         let Connection {
@@ -499,10 +532,10 @@ impl Connection {
             ..
         } = self;
         let changed = async {
-            match watch.as_ref() {
-                Some(w) => match w.changes.recv().await {
-                    Ok(mailbox) => Wake::Changed(mailbox),
-                    Err(_) => std::future::pending().await,
+            match watch.as_ref().filter(|_| wants_notices) {
+                Some(w) => match w.next().await {
+                    Some((mailbox, modseq)) => Wake::Changed(mailbox, modseq),
+                    None => std::future::pending().await,
                 },
                 None => std::future::pending().await,
             }

@@ -338,6 +338,27 @@ fn step(rng: &mut Rng) -> Step {
         95..=96 => return Step::Advance(rng.range(1, 100_000) as i64),
         _ => return Step::Reopen,
     };
+    // A request joined by the synchronisation the session would ask for next.
+    let joinable = !matches!(
+        op,
+        StorageOp::Search { .. }
+            | StorageOp::LockMaildrop { .. }
+            | StorageOp::UnlockMaildrop { .. }
+            | StorageOp::Changes { .. }
+    );
+    if joinable && rng.chance(20) {
+        let then = StorageOp::Changes {
+            account: op.account().unwrap_or_default().to_string(),
+            mailbox: mailbox(rng),
+            uid_next: rng.range(1, 25) as u32,
+            since: rng.range(0, 30),
+            claim_recent: rng.chance(50),
+        };
+        return Step::Op(StorageOp::Then {
+            first: Box::new(op),
+            then: Box::new(then),
+        });
+    }
     Step::Op(op)
 }
 
@@ -346,6 +367,10 @@ fn step(rng: &mut Rng) -> Step {
 /// their octets.
 fn normalize(r: StorageResult) -> StorageResult {
     r.map(|reply| match reply {
+        StorageReply::Then { first, then } => StorageReply::Then {
+            first: Box::new(normalize(*first)),
+            then: Box::new(normalize(*then)),
+        },
         StorageReply::Status(mut s) => {
             s.uid_validity = 0;
             StorageReply::Status(s)

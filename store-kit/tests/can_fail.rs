@@ -35,7 +35,12 @@ impl Faulty {
 
 impl MailStore for Faulty {
     fn execute(&self, mut op: StorageOp, now: i64, abandoned: &dyn Fn() -> bool) -> StorageResult {
-        match (self.defect, &mut op) {
+        // The session sends a STORE joined by its synchronisation: the defect hides inside.
+        let target = match &mut op {
+            StorageOp::Then { first, .. } => &mut **first,
+            other => other,
+        };
+        match (self.defect, target) {
             (Defect::DropsFlagged, StorageOp::SetFlags { flags, .. }) => {
                 flags.retain(|f| *f != Flag::Flagged);
             }

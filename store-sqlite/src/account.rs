@@ -24,7 +24,7 @@ use tern_core::store::{AccountTemplate, LimitKind};
 use tern_core::store::{
     Body, ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
     MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse, StorageError,
-    StorageOp, StorageReply, Uid,
+    StorageOp, StorageReply, Uid, UNKNOWN_MODSEQ,
 };
 
 use crate::blobs::BlobDir;
@@ -1166,6 +1166,7 @@ impl Account {
     pub fn is_quick(&self, op: &StorageOp) -> bool {
         let current = |m: Result<Mailbox, Fail>| m.is_ok_and(|m| self.rows.is_current(&m));
         match op {
+            StorageOp::Then { first, then } => self.is_quick(first) && self.is_quick(then),
             StorageOp::Fetch {
                 mailbox,
                 uids,
@@ -1269,6 +1270,12 @@ impl Account {
             .query_map(params![m.id, from], |r| r.get(0))?
             .collect::<Result<Vec<Uid>, _>>()?;
         Ok(uids)
+    }
+
+    /// The mailbox's HIGHESTMODSEQ now, for a change notice; [`UNKNOWN_MODSEQ`] when it is
+    /// gone or cannot be read (every session then looks).
+    pub fn modseq_for_notice(&self, mailbox: MailboxId) -> ModSeq {
+        by_id(&self.conn, mailbox).map_or(UNKNOWN_MODSEQ, |m| m.highest_modseq)
     }
 
     pub fn changes(

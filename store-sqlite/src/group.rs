@@ -92,6 +92,9 @@ impl ReplyTo {
 /// no transaction of a batch. (`Open` and `Changes` may claim `\Recent`, a FETCH without PEEK
 /// sets `\Seen`.)
 pub fn reads_only(op: &StorageOp) -> bool {
+    if let StorageOp::Then { first, then } = op {
+        return reads_only(first) && reads_only(then);
+    }
     matches!(
         op,
         StorageOp::ListMailboxes { .. }

@@ -718,6 +718,16 @@ fn run(
     limits: &StoreLimits,
 ) -> (StorageResult, Vec<Changed>) {
     let outcome = match op {
+        StorageOp::Then { first, then } => {
+            let (first, mut changed) = run(a, name, *first, now, inline_limit, limits);
+            let (then, more) = run(a, name, *then, now, inline_limit, limits);
+            changed.extend(more);
+            let reply = StorageReply::Then {
+                first: Box::new(first),
+                then: Box::new(then),
+            };
+            return (Ok(reply), changed);
+        }
         StorageOp::ListMailboxes { .. } => a.list(),
         StorageOp::CreateMailbox {
             name, special_use, ..
@@ -785,6 +795,7 @@ fn run(
                 .map(|mailbox| Changed {
                     account: name.to_string(),
                     mailbox,
+                    modseq: a.modseq_for_notice(mailbox),
                 })
                 .collect(),
         ),

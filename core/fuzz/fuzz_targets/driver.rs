@@ -140,6 +140,7 @@ impl Driver {
                             now: self.now,
                             account: &change.account,
                             mailbox: change.mailbox,
+                            modseq: change.modseq,
                         })
                         .expect("MailboxChanged");
                     Self::pump_one(&mut self.store, &mut self.directory, self.now, c);

@@ -16,6 +16,7 @@ use super::{
     AccountTemplate, Body, ChangeSet, Changed, FetchWant, FetchedMessage, LimitKind, MailboxEntry,
     MailboxId, MailboxList, MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot,
     SpecialUse, StorageError, StorageOp, StorageReply, StorageResult, Store, StoreLimits, Uid,
+    UNKNOWN_MODSEQ,
 };
 use crate::mail::analyze::{analyze, MessageInfo};
 use crate::mail::date::{from_unix, to_unix, Date, DateTime};
@@ -220,6 +221,7 @@ impl MemStore {
             self.changes.push(Changed {
                 account,
                 mailbox: source_id,
+                modseq: UNKNOWN_MODSEQ,
             });
             return Ok(StorageReply::Done);
         }
@@ -417,6 +419,41 @@ impl Mailbox {
 
 impl Store for MemStore {
     fn execute(&mut self, op: StorageOp) -> StorageResult {
+        if let StorageOp::Then { first, then } = op {
+            let first = self.execute(*first);
+            let then = self.execute(*then);
+            return Ok(StorageReply::Then {
+                first: Box::new(first),
+                then: Box::new(then),
+            });
+        }
+        let mark = self.changes.len();
+        let reply = self.execute_one(op);
+        let accounts = &self.accounts;
+        for change in self.changes.iter_mut().skip(mark) {
+            change.modseq = accounts
+                .get(&change.account)
+                .and_then(|a| {
+                    a.mailboxes
+                        .values()
+                        .find(|m| m.id == change.mailbox && m.selectable)
+                })
+                .map_or(UNKNOWN_MODSEQ, |m| m.highest_modseq);
+        }
+        reply
+    }
+
+    fn take_changes(&mut self) -> Vec<Changed> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = std::mem::take(&mut self.changes);
+        out.retain(|c| seen.insert(c.clone()));
+        out
+    }
+}
+
+impl MemStore {
+    /// One request that is not a [`StorageOp::Then`].
+    fn execute_one(&mut self, op: StorageOp) -> StorageResult {
         let now = self.now;
         if let Some(account) = op.account().and_then(|a| self.accounts.get_mut(a)) {
             for m in account.mailboxes.values_mut() {
@@ -424,6 +461,10 @@ impl Store for MemStore {
             }
         }
         match op {
+            // A `Then` inside a `Then` is not part of the contract.
+            StorageOp::Then { .. } => Err(StorageError::Internal(
+                "a combined request inside another".into(),
+            )),
             StorageOp::ListMailboxes { account } => {
                 let a = self.account(&account);
                 Ok(StorageReply::Mailboxes(MailboxList {
@@ -501,6 +542,7 @@ impl Store for MemStore {
                 self.changes.push(Changed {
                     account,
                     mailbox: id,
+                    modseq: UNKNOWN_MODSEQ,
                 });
                 Ok(StorageReply::Done)
             }
@@ -633,6 +675,7 @@ impl Store for MemStore {
                 self.changes.push(Changed {
                     account,
                     mailbox: id,
+                    modseq: UNKNOWN_MODSEQ,
                 });
                 Ok(StorageReply::Appended {
                     uid_validity,
@@ -665,7 +708,11 @@ impl Store for MemStore {
                     out.extend(m.fetched(uid, want, stream_over));
                 }
                 if changed {
-                    self.changes.push(Changed { account, mailbox });
+                    self.changes.push(Changed {
+                        account,
+                        mailbox,
+                        modseq: UNKNOWN_MODSEQ,
+                    });
                 }
                 Ok(StorageReply::Fetched(out))
             }
@@ -722,7 +769,11 @@ impl Store for MemStore {
                     }
                     updated.push(Mailbox::state(&m.messages[i]));
                 }
-                self.changes.push(Changed { account, mailbox });
+                self.changes.push(Changed {
+                    account,
+                    mailbox,
+                    modseq: UNKNOWN_MODSEQ,
+                });
                 Ok(StorageReply::FlagsSet { updated, modified })
             }
             StorageOp::Expunge {
@@ -744,7 +795,11 @@ impl Store for MemStore {
                     .collect();
                 let removed = m.remove(&doomed);
                 if !removed.is_empty() {
-                    self.changes.push(Changed { account, mailbox });
+                    self.changes.push(Changed {
+                        account,
+                        mailbox,
+                        modseq: UNKNOWN_MODSEQ,
+                    });
                 }
                 Ok(StorageReply::Expunged(removed))
             }
@@ -776,7 +831,11 @@ impl Store for MemStore {
                 }
                 let removed = m.remove(&uids);
                 if changed || !removed.is_empty() {
-                    self.changes.push(Changed { account, mailbox });
+                    self.changes.push(Changed {
+                        account,
+                        mailbox,
+                        modseq: UNKNOWN_MODSEQ,
+                    });
                 }
                 Ok(StorageReply::Expunged(removed))
             }
@@ -835,11 +894,13 @@ impl Store for MemStore {
                     self.changes.push(Changed {
                         account: account.clone(),
                         mailbox,
+                        modseq: UNKNOWN_MODSEQ,
                     });
                 }
                 self.changes.push(Changed {
                     account,
                     mailbox: target_id,
+                    modseq: UNKNOWN_MODSEQ,
                 });
                 Ok(StorageReply::Copied {
                     uid_validity,
@@ -847,13 +908,6 @@ impl Store for MemStore {
                 })
             }
         }
-    }
-
-    fn take_changes(&mut self) -> Vec<Changed> {
-        let mut seen = std::collections::HashSet::new();
-        let mut out = std::mem::take(&mut self.changes);
-        out.retain(|c| seen.insert(c.clone()));
-        out
     }
 }
 

@@ -359,6 +359,17 @@ pub enum StorageOp {
         /// Do not claim `\Recent`: EXAMINE, and IMAP4rev2 sessions (which have no `\Recent`).
         read_only: bool,
     },
+    /// `first`, then `then`, with nothing of another request between them; answered with
+    /// [`StorageReply::Then`] carrying both results (each fails or succeeds alone). The session
+    /// sends a command's request this way with the `Changes` it would otherwise ask for next,
+    /// saving a round trip per command while other sessions keep changing the mailbox. Both
+    /// name the same account; neither is itself a `Then`, a `Search` or a maildrop lease.
+    Then {
+        /// Runs first.
+        first: Box<StorageOp>,
+        /// Runs second (a `Changes`).
+        then: Box<StorageOp>,
+    },
     /// Changes since the session's last view.
     Changes {
         /// The account.
@@ -495,6 +506,7 @@ impl StorageOp {
             | StorageOp::LockMaildrop { account }
             | StorageOp::UnlockMaildrop { account, .. }
             | StorageOp::CopyMove { account, .. } => Some(account),
+            StorageOp::Then { first, .. } => first.account(),
         }
     }
 }
@@ -513,6 +525,13 @@ pub enum StorageReply {
     Opened(Snapshot),
     /// To [`StorageOp::Changes`].
     Changes(ChangeSet),
+    /// To [`StorageOp::Then`]: the result of each part.
+    Then {
+        /// The first part's result.
+        first: Box<StorageResult>,
+        /// The second part's result.
+        then: Box<StorageResult>,
+    },
     /// To [`StorageOp::Append`].
     Appended {
         /// The target's UIDVALIDITY.
@@ -618,7 +637,15 @@ pub struct Changed {
     pub account: String,
     /// The mailbox whose contents changed.
     pub mailbox: MailboxId,
+    /// The mailbox's HIGHESTMODSEQ once the change was made ([`UNKNOWN_MODSEQ`] when the
+    /// store cannot tell, or the mailbox is gone). A session whose view has reached it has
+    /// seen the change already and need not look again: every change a `Changes` reply
+    /// reports raises the mailbox's MODSEQ (new messages, flags, expunges).
+    pub modseq: ModSeq,
 }
+
+/// The MODSEQ of a [`Changed`] whose store cannot tell it: every session looks.
+pub const UNKNOWN_MODSEQ: ModSeq = ModSeq::MAX;
 
 /// Executes storage requests synchronously.
 pub trait Store {

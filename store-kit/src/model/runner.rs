@@ -360,6 +360,7 @@ impl<'b> World<'b> {
                             now,
                             account: &change.account,
                             mailbox: change.mailbox,
+                            modseq: change.modseq,
                         })
                         .map_err(|e| format!("MailboxChanged: {e}"))?;
                     let blocked = pump(

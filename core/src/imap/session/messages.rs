@@ -71,6 +71,8 @@ impl ImapSession {
         };
         self.state = state;
         self.dirty = false;
+        self.notice = 0;
+        self.synced = None;
         was
     }
 
@@ -240,6 +242,53 @@ impl ImapSession {
         })
     }
 
+    /// Whether the selected mailbox may hold changes the view has not seen.
+    pub(super) fn needs_sync(&self) -> bool {
+        self.dirty || self.selected_view().is_some_and(|v| self.notice > v.modseq)
+    }
+
+    /// A command's request, joined by the synchronisation its end would ask for next (a write
+    /// to the selected mailbox, or a view that is behind): one round trip instead of two.
+    /// The store runs the synchronisation right after the request, so it also covers the
+    /// request's own change.
+    pub(super) fn with_sync(&mut self, op: StorageOp) -> StorageOp {
+        let writes = matches!(
+            op,
+            StorageOp::SetFlags { .. }
+                | StorageOp::Expunge { .. }
+                | StorageOp::Append { .. }
+                | StorageOp::CopyMove { .. }
+        );
+        let joins = writes
+            || matches!(
+                op,
+                StorageOp::Fetch { .. }
+                    | StorageOp::Status { .. }
+                    | StorageOp::ListMailboxes { .. }
+            );
+        // One per command: a later request of the same command (a FETCH in batches) goes
+        // alone, and the command's end looks again if needed.
+        if !joins || self.synced.is_some() || !(writes || self.needs_sync()) {
+            return op;
+        }
+        let Some(sync) = self.sync_op() else {
+            return op;
+        };
+        self.dirty = false;
+        StorageOp::Then {
+            first: Box::new(op),
+            then: Box::new(sync),
+        }
+    }
+
+    /// Notes that this session changed the selected mailbox: the command's end must look,
+    /// unless the reply already carried a synchronisation made after the change.
+    fn own_write(&mut self) {
+        if !self.covered {
+            self.dirty = true;
+        }
+    }
+
     /// Reports a ChangeSet: EXPUNGE (when allowed), then EXISTS and RECENT, then flag changes.
     pub(super) fn apply_sync(&mut self, reply: StorageResult, expunge_ok: bool) {
         let changes = match reply {
@@ -384,7 +433,7 @@ impl ImapSession {
                 mailbox: view.id,
                 uids: None,
             };
-            self.request(
+            self.request_alone(
                 op,
                 SessionPending::Message(Pending::Expunge {
                     tag,
@@ -650,7 +699,7 @@ impl ImapSession {
                     uids: to_set(&uids),
                 };
                 if self.is_selected(mailbox) {
-                    self.dirty = true;
+                    self.own_write();
                 }
                 let _ = target;
                 self.finish(Finish::ok(tag, "APPEND completed.").with_code(code));
@@ -676,7 +725,7 @@ impl ImapSession {
                         self.send_flag_update(m, uid);
                     }
                 }
-                self.dirty = true;
+                self.own_write();
                 let mut finish = Finish::ok(tag, "STORE completed.").no_expunge();
                 if !modified.is_empty() {
                     finish = finish.with_code(Code::Modified(to_set(&modified)));
@@ -696,7 +745,7 @@ impl ImapSession {
                         }
                     }
                 }
-                self.dirty = true;
+                self.own_write();
                 self.finish(Finish::ok(tag, "EXPUNGE completed."));
             }
             (
@@ -720,10 +769,10 @@ impl ImapSession {
                     if let Some(view) = self.selected_view_mut() {
                         view.pending_expunges.extend(source.iter().copied());
                     }
-                    self.dirty = true;
+                    self.own_write();
                     self.finish(Finish::ok(tag, "MOVE completed."));
                 } else {
-                    self.dirty = true;
+                    self.own_write();
                     let mut finish = Finish::ok(tag, "COPY completed.");
                     if let Some(code) = code {
                         finish = finish.with_code(code);

@@ -47,7 +47,10 @@ use crate::session::{
     Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport, WRONG_KIND_REPLY,
 };
 use crate::store::rules::Refusal;
-use crate::store::{LimitKind, MailboxId, StorageError, StorageOp, StorageRequest, StorageResult};
+use crate::store::{
+    LimitKind, MailboxId, ModSeq, StorageError, StorageOp, StorageReply, StorageRequest,
+    StorageResult,
+};
 use crate::time::{Timer, Timers};
 
 use view::View;
@@ -181,8 +184,18 @@ pub(crate) struct ImapSession {
     bad_commands: u32,
     shutting_down: bool,
     enabled: Enabled,
-    /// The selected mailbox changed since the session last synchronised with it.
+    /// The selected mailbox may have changed since the session last synchronised with it
+    /// (its own write, NOOP, a failed synchronisation).
     dirty: bool,
+    /// The highest MODSEQ another session's change notice named for the selected mailbox:
+    /// the view is behind while its MODSEQ is lower.
+    notice: ModSeq,
+    /// The `Changes` that came back with the command's request ([`StorageOp::Then`]), to
+    /// report when the command ends.
+    synced: Option<StorageResult>,
+    /// The reply being handled carried a synchronisation made after its own change, so the
+    /// change needs no other.
+    covered: bool,
     /// The command being dispatched was preceded by a synchronisation (no second one).
     presynced: bool,
     /// The TLS session's channel-binding data, for SCRAM-SHA-256-PLUS.
@@ -206,6 +219,9 @@ impl ImapSession {
             shutting_down: false,
             enabled: Enabled::default(),
             dirty: false,
+            notice: 0,
+            synced: None,
+            covered: false,
             presynced: false,
             channel_bindings,
         };
@@ -235,6 +251,10 @@ impl ImapSession {
             | Expect::AuthDelay { .. }
             | Expect::TlsHandshake => self.framer.buffered() < self.limits().max_buffered_input,
         }
+    }
+
+    pub(crate) fn wants_notices(&self) -> bool {
+        matches!(self.expect, Expect::IdleDone { .. })
     }
 
     pub(crate) fn poll_output(&mut self) -> Output {
@@ -344,8 +364,9 @@ impl ImapSession {
                 now,
                 account,
                 mailbox,
+                modseq,
             } => {
-                self.mailbox_changed(account, mailbox, now);
+                self.mailbox_changed(account, mailbox, modseq, now);
             }
             Input::PeerClosed { .. } => self.close(),
             Input::Shutdown { now } => {
@@ -356,7 +377,7 @@ impl ImapSession {
         Ok(())
     }
 
-    fn mailbox_changed(&mut self, account: &str, mailbox: MailboxId, now: Instant) {
+    fn mailbox_changed(&mut self, account: &str, mailbox: MailboxId, modseq: ModSeq, now: Instant) {
         let State::Selected {
             account: mine,
             view,
@@ -367,7 +388,12 @@ impl ImapSession {
         if mine != account || view.id != mailbox {
             return;
         }
-        self.dirty = true;
+        self.notice = self.notice.max(modseq);
+        // A change the view already holds (this session's own, or one a synchronisation
+        // has reported since) needs no look.
+        if modseq <= view.modseq {
+            return;
+        }
         if let Expect::IdleDone { tag } = &self.expect {
             let tag = tag.clone();
             self.idle_sync(tag, now);
@@ -685,6 +711,19 @@ impl ImapSession {
     }
 
     fn on_reply(&mut self, pending: Pending, reply: StorageResult, now: Instant) {
+        let reply = match reply {
+            Ok(StorageReply::Then { first, then }) => {
+                self.synced = Some(*then);
+                self.covered = true;
+                *first
+            }
+            other => other,
+        };
+        self.on_reply_part(pending, reply, now);
+        self.covered = false;
+    }
+
+    fn on_reply_part(&mut self, pending: Pending, reply: StorageResult, now: Instant) {
         match pending {
             Pending::Mailbox(p) => self.mailbox_reply(p, reply),
             Pending::Message(p) => self.message_reply(p, reply),
@@ -715,6 +754,14 @@ impl ImapSession {
 
     /// Issues a storage request; `pending` says what to do with the reply.
     fn request(&mut self, op: StorageOp, pending: Pending) {
+        let op = self.with_sync(op);
+        self.request_alone(op, pending);
+    }
+
+    /// Issues a storage request without a synchronisation joined to it: for a command that
+    /// ends the selection (CLOSE), whose synchronisation would claim `\Recent` for a view
+    /// about to go.
+    fn request_alone(&mut self, op: StorageOp, pending: Pending) {
         let id = self.ids.next();
         self.expect = Expect::Reply { id, pending };
         self.out.push(Output::Storage(StorageRequest { id, op }));
@@ -731,7 +778,18 @@ impl ImapSession {
     /// Ends a command: synchronises with the selected mailbox first when it may have changed,
     /// then sends the tagged response.
     pub(super) fn finish(&mut self, finish: Finish) {
-        if self.dirty {
+        // A synchronisation made with the command's request is this command's look at the
+        // mailbox (as Dovecot's at the end of each command): changes notified since wait
+        // for the next command, which asks with its request. Only this session's own later
+        // change, or a failed look, needs another now.
+        let looked = match self.synced.take() {
+            Some(synced) => {
+                self.apply_sync(synced, finish.expunge_ok);
+                true
+            }
+            None => false,
+        };
+        if self.dirty || (!looked && self.needs_sync()) {
             if let Some(op) = self.sync_op() {
                 self.dirty = false;
                 self.request(op, Pending::Sync(finish));
@@ -801,6 +859,13 @@ impl ImapSession {
         code: Option<Code>,
         text: &str,
     ) {
+        // A command that ends other than through `finish` still reports what its request's
+        // synchronisation found, before its tagged response (EXPUNGEs wait: RFC 9051 §7.5.1).
+        if tag.is_some() {
+            if let Some(synced) = self.synced.take() {
+                self.apply_sync(synced, false);
+            }
+        }
         self.send(Response::Status(StatusResponse {
             tag,
             condition,
