@@ -1272,6 +1272,11 @@ impl Account {
         Ok(uids)
     }
 
+    /// Whether a session has a mailbox of the account selected (a live view pin).
+    pub fn has_views(&mut self) -> bool {
+        self.pins.values_mut().any(|p| p.oldest().is_some())
+    }
+
     /// The mailbox's HIGHESTMODSEQ now, for a change notice; [`UNKNOWN_MODSEQ`] when it is
     /// gone or cannot be read (every session then looks).
     pub fn modseq_for_notice(&self, mailbox: MailboxId) -> ModSeq {

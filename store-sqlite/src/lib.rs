@@ -239,7 +239,7 @@ pub const DEFAULT_INLINE_LIMIT: usize = 128 * 1024;
 
 /// Account databases kept open at once; beyond it the least recently used is closed, so the
 /// number of file descriptors stays bounded however many accounts exist.
-const MAX_OPEN_ACCOUNTS: usize = 128;
+pub(crate) const MAX_OPEN_ACCOUNTS: usize = 128;
 
 /// A file in the root that an open store holds an exclusive lock on. Two processes on one
 /// store would each collect the other's not-yet-committed body files as orphans and keep
@@ -642,11 +642,18 @@ impl SqliteStore {
             self.runner(name),
         ));
         if open.map.len() >= MAX_OPEN_ACCOUNTS {
-            // Only an account no request holds: its handle is dropped with the map entry.
+            // Only an account no request holds (its handle is dropped with the map entry)
+            // and no session has a mailbox selected in: reopening forgets the expunged
+            // messages kept for such sessions (`retained`) and the pins that say who still
+            // needs them. When every open account has a selection, the map grows past the
+            // bound instead; selections are bounded by connections.
             let oldest = open
                 .map
                 .iter()
-                .filter(|(_, (a, _))| Arc::strong_count(a) == 1)
+                .filter(|(_, (a, _))| {
+                    Arc::strong_count(a) == 1
+                        && a.account.try_lock().is_ok_and(|mut a| !a.has_views())
+                })
                 .min_by_key(|(_, (_, used))| *used)
                 .map(|(k, _)| k.clone());
             if let Some(k) = oldest {

@@ -1251,6 +1251,45 @@ fn expunged_fetch(store: &mut SqliteStore, uid: u32) -> Option<(bool, Option<Byt
     }
 }
 
+/// An account with a selected mailbox is never the one evicted when many accounts are open:
+/// reopening it would forget the expunged messages kept for its sessions.
+#[test]
+fn an_account_with_a_selection_outlives_the_open_account_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    append(&mut store, "INBOX", message("a", 10));
+    append(&mut store, "INBOX", message("b", 10));
+    let view = open_inbox(&mut store);
+    expunge_all(&mut store);
+    assert_eq!(
+        expunged_fetch(&mut store, 1).map(|(gone, _)| gone),
+        Some(true)
+    );
+    // Many other accounts open (and are used) after it: alice is the least recently used.
+    for i in 0..crate::MAX_OPEN_ACCOUNTS + 10 {
+        store
+            .execute(StorageOp::ListMailboxes {
+                account: format!("user{i}"),
+            })
+            .unwrap();
+    }
+    assert_eq!(
+        expunged_fetch(&mut store, 1),
+        Some((true, Some(message("a", 10)))),
+        "the session's expunged message is still readable"
+    );
+    drop(view);
+    // Without a selection, alice may go like any other.
+    for i in 0..crate::MAX_OPEN_ACCOUNTS + 10 {
+        store
+            .execute(StorageOp::ListMailboxes {
+                account: format!("other{i}"),
+            })
+            .unwrap();
+    }
+    assert_eq!(expunged_fetch(&mut store, 1), None);
+}
+
 /// Issue 14 item 7: an expunged message's row and body stay readable while a session that
 /// has not been told of the expunge has the mailbox selected, and are released (body file
 /// included) once it has been told, once its view is gone, or at the latest when the
