@@ -255,10 +255,11 @@ impl Handle {
                 }
             }
         };
-        // Requests with nobody waiting on a thread: a worker leads from here on (or, if no
-        // thread can be had, this one does, as a worker would).
+        // Requests with nobody waiting on a thread: a worker leads from here on. If no
+        // thread can be had they are refused, as `enqueue` refuses them: leading them here
+        // would hold this caller's own reply until the queue goes quiet.
         if callbacks_next && !self.spawn_worker() {
-            self.work_until_idle();
+            self.refuse_queued();
         }
         mine.unwrap_or_else(|| {
             (
@@ -279,20 +280,26 @@ impl Handle {
         let (_, start) = self.push(op, now, ReplyTo::Callback(deliver));
         if start && !self.spawn_worker() {
             // No thread to be had: nobody may wait here (the caller's own thread must not
-            // block), so the requests queued are refused as a passing condition.
-            let jobs: Vec<Job> = {
-                let mut queue = lock(&self.queue);
-                queue.leading = false;
-                queue.waiting.drain(..).collect()
-            };
-            for job in jobs {
-                job.reply.deliver((
-                    Err(StorageError::Unavailable(
-                        "no thread for the request".into(),
-                    )),
-                    Vec::new(),
-                ));
-            }
+            // block).
+            self.refuse_queued();
+        }
+    }
+
+    /// Gives up the lead and refuses every queued request as a passing condition (no thread
+    /// could be started to run them). A waiting caller among them gets the error too.
+    fn refuse_queued(&self) {
+        let jobs: Vec<Job> = {
+            let mut queue = lock(&self.queue);
+            queue.leading = false;
+            queue.waiting.drain(..).collect()
+        };
+        for job in jobs {
+            job.reply.deliver((
+                Err(StorageError::Unavailable(
+                    "no thread for the request".into(),
+                )),
+                Vec::new(),
+            ));
         }
     }
 
