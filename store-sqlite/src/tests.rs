@@ -1785,3 +1785,100 @@ fn submitted_requests_are_answered_by_the_accounts_worker() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Callers that wait on their own thread (`execute`, leading the queue in turn) and requests
+/// with callbacks (the worker's) share one account's queue at once: every request is answered
+/// once, writes in order with unique UIDs, and a joined request (`Then`) comes back whole,
+/// its synchronisation seeing its own APPEND.
+#[test]
+fn waiting_callers_and_the_worker_share_the_queue() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    use tern_core::store::{ChangeSet, MailStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let append = |i: usize| StorageOp::Append {
+        account: "alice".into(),
+        name: "INBOX".into(),
+        messages: vec![NewMessage {
+            flags: Vec::new(),
+            internal_date: None,
+            data: message(&format!("shared {i}"), 50),
+        }],
+    };
+    let uids_of = |r: StorageResult| match r {
+        Ok(StorageReply::Appended { uids, .. }) => uids,
+        other => panic!("{other:?}"),
+    };
+    MailStore::execute(&*store, append(0), 1_767_225_600, &|| false).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let callers: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (0..25)
+                    .flat_map(|i| {
+                        let r = MailStore::execute(
+                            &*store,
+                            append(1000 + t * 100 + i),
+                            1_767_225_600,
+                            &|| false,
+                        );
+                        uids_of(r)
+                    })
+                    .collect::<Vec<u32>>()
+            })
+        })
+        .collect();
+    let mut sent = 0;
+    for i in 0..60 {
+        let op = if i % 3 == 0 {
+            StorageOp::Then {
+                first: Box::new(append(i)),
+                then: Box::new(StorageOp::Changes {
+                    account: "alice".into(),
+                    mailbox: INBOX,
+                    uid_next: 1,
+                    since: 0,
+                    claim_recent: false,
+                }),
+            }
+        } else {
+            append(i)
+        };
+        let to = tx.clone();
+        match store.try_submit(op, 1_767_225_600, Box::new(move |r| to.send(r).unwrap())) {
+            Ok(()) => sent += 1,
+            // The account's handle was busy being looked up: the server would run it on a
+            // thread that may wait, as this does.
+            Err((op, _)) => {
+                tx.send(MailStore::execute(&*store, op, 1_767_225_600, &|| false))
+                    .unwrap();
+                sent += 1;
+            }
+        }
+    }
+    let mut uids: Vec<u32> = vec![1];
+    for _ in 0..sent {
+        match rx.recv_timeout(Duration::from_secs(30)).unwrap() {
+            Ok(StorageReply::Then { first, then }) => {
+                let own = uids_of(*first);
+                let Ok(StorageReply::Changes(ChangeSet { added, .. })) = *then else {
+                    panic!("the joined synchronisation failed");
+                };
+                assert!(
+                    own.iter().all(|u| added.iter().any(|m| m.uid == *u)),
+                    "the synchronisation runs after its own APPEND"
+                );
+                uids.extend(own);
+            }
+            other => uids.extend(uids_of(other)),
+        }
+    }
+    for caller in callers {
+        uids.extend(caller.join().unwrap());
+    }
+    uids.sort_unstable();
+    assert_eq!(uids, (1..=161).collect::<Vec<u32>>(), "each request once");
+}
