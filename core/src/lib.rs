@@ -102,7 +102,9 @@ pub use directory::{
 };
 pub use limits::Limits;
 pub use secret::Secret;
-pub use session::{Event, Input, MisuseError, Output, Protocol, Session, SessionConfig, Transport};
+pub use session::{
+    Completion, Event, Input, MisuseError, Output, Protocol, Session, SessionConfig, Transport,
+};
 pub use store::{
     MemStore, RequestId, StorageError, StorageOp, StorageReply, StorageRequest, StorageResult,
     Store,

@@ -169,8 +169,19 @@ pub enum Output {
 pub enum Event {
     /// A command was received (its name only; arguments may hold credentials).
     Command {
-        /// The command's name.
-        name: String,
+        /// The command's name, upper case (`(unknown)` or `(invalid)` for what the parser
+        /// did not know): one of a fixed set, so a metrics label never grows with input.
+        name: &'static str,
+    },
+    /// The command last received was answered: IMAP's tagged response, POP3's status line.
+    /// Its words are the server's own, never the client's data.
+    Answered {
+        /// OK, NO or BAD (POP3: `+OK` is `Ok`, `-ERR` is `No`).
+        outcome: Completion,
+        /// The response code, as sent (`TRYCREATE`, `APPENDUID 7 3`, POP3's `AUTH`).
+        code: Option<String>,
+        /// The human-readable text.
+        text: String,
     },
     /// A user authenticated.
     LoggedIn {
@@ -190,6 +201,28 @@ pub enum Event {
         /// How: `LOGIN`, `USER`, or a SASL mechanism name.
         mechanism: &'static str,
     },
+}
+
+/// How a command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Completion {
+    /// Done.
+    Ok,
+    /// Refused or failed (IMAP NO, POP3 -ERR).
+    No,
+    /// Not understood or not allowed now (IMAP BAD).
+    Bad,
+}
+
+impl Completion {
+    /// The word for logs and metrics: `ok`, `no`, `bad`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Completion::Ok => "ok",
+            Completion::No => "no",
+            Completion::Bad => "bad",
+        }
+    }
 }
 
 /// A driver bug: input the session cannot have asked for.

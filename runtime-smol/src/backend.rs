@@ -22,6 +22,7 @@ use crate::checks::CheckPool;
 use crate::directory::Directory;
 use crate::guard::{Attempt, AttemptEnd, AuthGuard, Blocked};
 use crate::limits::ConnectionSlot;
+use crate::metrics::{LoginResult, Metrics};
 
 /// One connection's channel for change notices, with its subscription id and the flag that
 /// says a notice was lost to a full channel.
@@ -162,6 +163,7 @@ pub struct Backend {
     cache: AuthCache,
     store: Arc<dyn MailStore>,
     watchers: Arc<Watchers>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -255,7 +257,19 @@ impl Backend {
             cache: logins.cache,
             store,
             watchers,
+            metrics: Arc::new(Metrics::new()),
         })
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The metrics as text for a scrape, the login defences' blocks counted now.
+    pub fn render_metrics(&self) -> String {
+        self.metrics
+            .render(self.guard.blocked_counts(Instant::now()))
     }
 
     /// Lets the store tidy up (SQLite checkpoints its logs) at shutdown.
@@ -347,6 +361,7 @@ impl Backend {
         let key = username_key(&username).ok();
         let ip = client.peer.ip();
         let refused = |blocked: Blocked| {
+            self.metrics.login(client.protocol, LoginResult::Refused);
             tracing::info!(peer = %client.peer, user = %username, reason = %blocked, "login refused without checking the password");
             refusal(blocked)
         };
@@ -375,6 +390,7 @@ impl Backend {
             Ok(pending) => pending.await,
             Err(busy) => {
                 self.end_attempt(client, None);
+                self.metrics.login(client.protocol, LoginResult::Refused);
                 tracing::warn!(peer = %client.peer, user = %username, pending = self.checks.pending(), "login refused: {busy}");
                 return Err(DirectoryError::Unavailable(busy.to_string()));
             }
@@ -398,6 +414,7 @@ impl Backend {
     fn accept(&self, account: &str, client: &Client) -> DirectoryResult {
         let account_key = username_key(account).unwrap_or_else(|_| account.to_lowercase());
         if !client.slot.claim_account(client.protocol, &account_key) {
+            self.metrics.login(client.protocol, LoginResult::Refused);
             tracing::info!(peer = %client.peer, user = %account, protocol = ?client.protocol, "login refused: the account has as many connections as allowed");
             return Err(match client.protocol {
                 Protocol::Pop3 => DirectoryError::InUse,
@@ -466,6 +483,7 @@ impl Backend {
         {
             Ok(attempt) => self.hold(client, attempt),
             Err(blocked) => {
+                self.metrics.login(client.protocol, LoginResult::Refused);
                 tracing::info!(peer = %client.peer, user = %username, reason = %blocked, "SCRAM refused without a lookup");
                 return Err(refusal(blocked));
             }
@@ -483,6 +501,7 @@ impl Backend {
     /// Counts a failed login; the connection calls this on the session's `AuthFailed` event,
     /// so every mechanism (including ones verified inside the core, like SCRAM) is counted.
     pub fn login_failed(&self, client: &Client, username: &str) {
+        self.metrics.login(client.protocol, LoginResult::Failed);
         if !self.end_attempt(client, Some(AttemptEnd::Failed)) {
             let key = username_key(username).ok();
             self.guard
@@ -492,6 +511,7 @@ impl Backend {
 
     /// Records a successful login (the session's `LoggedIn` event).
     pub fn logged_in(&self, client: &Client, account: &str) {
+        self.metrics.login(client.protocol, LoginResult::Succeeded);
         let key = username_key(account).unwrap_or_else(|_| account.to_lowercase());
         client.slot.logged_in();
         if !self.end_attempt(client, Some(AttemptEnd::Succeeded(key.clone()))) {

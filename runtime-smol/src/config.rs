@@ -101,6 +101,8 @@ pub struct Listener {
 pub enum ListenerProtocol {
     Imap,
     Pop3,
+    /// Operator metrics over HTTP (`GET /metrics`), plain text only.
+    Metrics,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -357,6 +359,12 @@ impl Config {
             if listener.bind.is_empty() {
                 return Err(invalid(format!(
                     "server.listener.\"{name}\".bind: at least one address is required"
+                )));
+            }
+            if listener.protocol == ListenerProtocol::Metrics && listener.tls.implicit {
+                return Err(invalid(format!(
+                    "server.listener.\"{name}\".tls: the metrics listener speaks plain HTTP \
+                     (keep it on loopback or behind a proxy that adds TLS)"
                 )));
             }
         }

@@ -15,7 +15,8 @@ use smol::net::TcpStream;
 use smol::Timer;
 use tern_core::store::BodyStream;
 use tern_core::{
-    DirectoryResult, Event, Input, Output, RequestId, Session, SessionConfig, StorageResult,
+    Completion, DirectoryResult, Event, Input, Output, RequestId, Session, SessionConfig,
+    StorageResult,
 };
 
 use crate::backend::{Backend, Client, Running, Watch};
@@ -221,6 +222,8 @@ pub async fn serve(
         shutdown_seen: false,
         watch: None,
         client,
+        command: None,
+        storage_since: None,
     };
     let end = conn.run().await;
     conn.settle().await;
@@ -256,6 +259,10 @@ struct Connection {
     watch: Option<Watch>,
     /// Who this is, for the login defences; holds the connection's limit slot.
     client: Arc<Client>,
+    /// The command being answered and when it arrived, for its log line and metrics.
+    command: Option<(&'static str, Instant)>,
+    /// When the storage request in flight went out.
+    storage_since: Option<Instant>,
 }
 
 impl Connection {
@@ -352,6 +359,10 @@ impl Connection {
                 }
                 Wake::Reply(id, answer) => {
                     self.pending = None;
+                    if let (Answer::Storage(_), Some(since)) = (&answer, self.storage_since.take())
+                    {
+                        self.ctx.backend.metrics().storage_request(now - since);
+                    }
                     answer.input(now, id)
                 }
                 Wake::Deadline => Input::Timeout { now },
@@ -406,6 +417,7 @@ impl Connection {
                     }
                     // The reply, even one computed here at once, is handed over only once the
                     // session waits.
+                    self.storage_since = Some(Instant::now());
                     let reply = match self.ctx.backend.try_inline(request.op) {
                         Ok(reply) => Reply::Ready(reply),
                         Err(op) => Reply::Running(
@@ -581,7 +593,33 @@ impl Connection {
     fn log(&mut self, event: Event) {
         match event {
             Event::Command { name } => {
+                self.command = Some((name, Instant::now()));
                 tracing::debug!(peer = %self.peer, listener = %self.ctx.listener, command = %name, "command")
+            }
+            Event::Answered {
+                outcome,
+                code,
+                text,
+            } => {
+                // A status line with no command before it (a greeting, a goodbye at
+                // shutdown) is not a command's answer.
+                let Some((name, since)) = self.command.take() else {
+                    return;
+                };
+                let took = since.elapsed();
+                self.ctx
+                    .backend
+                    .metrics()
+                    .command(self.client.protocol, name, outcome, took);
+                let code = code.as_deref().unwrap_or("");
+                let ms = took.as_secs_f64() * 1000.0;
+                // Failures at info, so an operator can match a client's complaint to what
+                // was answered; everything at debug. The words are the server's own.
+                if outcome == Completion::Ok {
+                    tracing::debug!(peer = %self.peer, listener = %self.ctx.listener, command = %name, result = outcome.as_str(), code, text = %text, ms, "answered")
+                } else {
+                    tracing::info!(peer = %self.peer, listener = %self.ctx.listener, command = %name, result = outcome.as_str(), code, text = %text, ms, "answered")
+                }
             }
             Event::LoggedIn { account, mechanism } => {
                 self.ctx.backend.logged_in(&self.client, &account);

@@ -233,6 +233,20 @@ impl AuthGuard {
         Ok(())
     }
 
+    /// How many addresses (IPv6: /64 networks) and account names are blocked now, for the
+    /// operator's metrics.
+    pub fn blocked_counts(&self, now: Instant) -> (usize, usize) {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        (
+            state.ips.values().filter(|c| c.blocked(now)).count(),
+            state
+                .accounts
+                .values()
+                .filter(|e| e.counter.blocked(now))
+                .count(),
+        )
+    }
+
     /// Whether `ip` is blocked now (for the connection limits at accept, where no account
     /// name is known yet).
     pub fn address_blocked(&self, ip: IpAddr, now: Instant) -> bool {

@@ -16,6 +16,7 @@ pub mod directory;
 pub mod error;
 pub mod guard;
 pub mod limits;
+pub mod metrics;
 pub mod passwd_file;
 pub mod passwords;
 pub mod server;

@@ -18,12 +18,14 @@ use crate::connection::{self, Context};
 use crate::directory::Directory;
 use crate::error::StartError;
 use crate::limits::{ConnectionLimits, Refused};
+use crate::metrics;
 use crate::tls::CertReloader;
 
 /// A socket bound for one configured listener.
 struct Bound {
     name: String,
-    protocol: Protocol,
+    /// `None`: the metrics listener.
+    protocol: Option<Protocol>,
     implicit_tls: bool,
     socket: smol::net::TcpListener,
     addr: SocketAddr,
@@ -110,8 +112,9 @@ fn bind_all(config: &Config) -> Result<Vec<Bound>, StartError> {
             bound.push(Bound {
                 name: name.clone(),
                 protocol: match listener.protocol {
-                    ListenerProtocol::Imap => Protocol::Imap,
-                    ListenerProtocol::Pop3 => Protocol::Pop3,
+                    ListenerProtocol::Imap => Some(Protocol::Imap),
+                    ListenerProtocol::Pop3 => Some(Protocol::Pop3),
+                    ListenerProtocol::Metrics => None,
                 },
                 implicit_tls: listener.tls.implicit,
                 socket,
@@ -137,7 +140,14 @@ async fn serve(
     let session_limits = config.limits();
     let mut accept_tasks = Vec::new();
     for b in bound {
-        let mode = match (b.protocol, b.implicit_tls) {
+        let Some(protocol) = b.protocol else {
+            println!("listening {} {} (metrics, http)", b.name, b.addr);
+            let backend = backend.clone();
+            let render = Arc::new(move || backend.render_metrics());
+            accept_tasks.push(executor.spawn(metrics::serve(b.socket, b.name, render)));
+            continue;
+        };
+        let mode = match (protocol, b.implicit_tls) {
             (Protocol::Imap, true) => "imap, implicit TLS",
             (Protocol::Imap, false) => "imap, STARTTLS",
             (Protocol::Pop3, true) => "pop3, implicit TLS",
@@ -156,7 +166,7 @@ async fn serve(
             alive: alive_tx.clone(),
         });
         let mut session_config = SessionConfig::new(
-            b.protocol,
+            protocol,
             if b.implicit_tls {
                 Transport::ImplicitTls
             } else {
@@ -183,26 +193,25 @@ async fn serve(
                         let slot = match admitted {
                             Ok(slot) => slot,
                             Err(why) => {
+                                backend.metrics().refused(protocol);
                                 tracing::info!(peer = %peer, listener = %b.name, reason = %why, "connection refused");
-                                ex.spawn(refuse(socket, b.protocol, b.implicit_tls, why))
+                                ex.spawn(refuse(socket, protocol, b.implicit_tls, why))
                                     .detach();
                                 continue;
                             }
                         };
+                        let open = backend.metrics().connection(protocol, b.implicit_tls);
                         let _ = socket.set_nodelay(true);
                         let mut cfg = session_config.clone();
                         // Loopback traffic never leaves the machine: no eavesdropper to fear.
                         cfg.plaintext_auth_without_tls = allow_plain || peer.ip().is_loopback();
                         let ctx = ctx.clone();
                         // The task holds `ctx`, and with it a shutdown-tracking sender.
-                        ex.spawn(connection::serve(
-                            socket,
-                            peer,
-                            cfg,
-                            b.implicit_tls,
-                            ctx,
-                            slot,
-                        ))
+                        ex.spawn(async move {
+                            // Counted open as long as the connection's task runs.
+                            let _open = open;
+                            connection::serve(socket, peer, cfg, b.implicit_tls, ctx, slot).await
+                        })
                         .detach();
                     }
                     Err(e) => {

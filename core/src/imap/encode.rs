@@ -449,6 +449,20 @@ fn status_response(out: &mut BytesMut, s: &StatusResponse, w: &Strings) {
     out.put_slice(b"\r\n");
 }
 
+/// A response code as sent (without the brackets), for logs.
+pub(crate) fn code_text(code: &response::Code) -> String {
+    let mut out = BytesMut::new();
+    put_code(
+        &mut out,
+        code,
+        &Strings {
+            utf8: true,
+            non_sync: false,
+        },
+    );
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn put_code(out: &mut BytesMut, code: &response::Code, w: &Strings) {
     use response::Code as C;
     let word: &[u8] = match code {

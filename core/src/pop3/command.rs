@@ -54,7 +54,7 @@ pub enum Command {
 
 impl Command {
     /// The keyword, for logs.
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &'static str {
         match self {
             Command::Capa => "CAPA",
             Command::User(_) => "USER",

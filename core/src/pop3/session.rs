@@ -23,7 +23,8 @@ use crate::sasl::{
 };
 use crate::secret::Secret;
 use crate::session::{
-    Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport, WRONG_KIND_REPLY,
+    Completion, Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport,
+    WRONG_KIND_REPLY,
 };
 use crate::store::{
     Body, BodyStream, DotStuffer, FetchWant, FetchedMessage, MailboxId, RequestId, StorageError,
@@ -476,7 +477,7 @@ impl Pop3Session {
     fn command(&mut self, line: &Bytes) {
         let command = Command::parse(line);
         self.out.push(Output::Event(Event::Command {
-            name: command.name().to_string(),
+            name: command.name(),
         }));
         if !matches!(command, Command::Invalid { .. }) {
             self.bad_commands = 0;
@@ -1080,6 +1081,23 @@ impl Pop3Session {
     }
 
     fn status(&mut self, indicator: &[u8], text: &str) {
+        // `-ERR [AUTH]`: the code is the bracketed word (RFC 2449 §8).
+        let (ok, code) = match indicator {
+            [b'+', ..] => (true, None),
+            _ => (
+                false,
+                indicator
+                    .iter()
+                    .position(|&b| b == b'[')
+                    .and_then(|i| indicator.get(i + 1..))
+                    .map(|c| String::from_utf8_lossy(c).trim_end_matches(']').to_string()),
+            ),
+        };
+        self.out.push(Output::Event(Event::Answered {
+            outcome: if ok { Completion::Ok } else { Completion::No },
+            code,
+            text: text.to_string(),
+        }));
         let buf = self.out.bytes();
         buf.put_slice(indicator);
         if !text.is_empty() {

@@ -44,7 +44,8 @@ use crate::limits::Limits;
 use crate::outbox::Outbox;
 use crate::sasl::ChannelBindings;
 use crate::session::{
-    Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport, WRONG_KIND_REPLY,
+    Completion, Event, Input, MisuseError, Output, RequestIds, SessionConfig, Transport,
+    WRONG_KIND_REPLY,
 };
 use crate::store::rules::Refusal;
 use crate::store::{
@@ -565,7 +566,7 @@ impl ImapSession {
             }
         };
         self.out.push(Output::Event(Event::Command {
-            name: line.command.name().to_string(),
+            name: line.command.name(),
         }));
         if !matches!(line.command, Command::Unknown { .. }) {
             self.bad_commands = 0;
@@ -865,6 +866,15 @@ impl ImapSession {
             if let Some(synced) = self.synced.take() {
                 self.apply_sync(synced, false);
             }
+            self.out.push(Output::Event(Event::Answered {
+                outcome: match condition {
+                    Condition::Ok => Completion::Ok,
+                    Condition::No => Completion::No,
+                    _ => Completion::Bad,
+                },
+                code: code.as_ref().map(encode::code_text),
+                text: text.to_string(),
+            }));
         }
         self.send(Response::Status(StatusResponse {
             tag,
