@@ -164,23 +164,10 @@ fn ends_ok(last: &Response) -> bool {
 
 /// Standard base64 in 76-character lines.
 fn base64(data: &[u8]) -> Vec<u8> {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = Vec::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                text.push(ABC[(n >> (18 - 6 * i) & 63) as usize]);
-            } else {
-                text.push(b'=');
-            }
-        }
-    }
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(data);
     let mut out = Vec::new();
-    for line in text.chunks(76) {
+    for line in text.as_bytes().chunks(76) {
         out.extend_from_slice(line);
         out.extend_from_slice(b"\r\n");
     }
@@ -366,6 +353,43 @@ fn mixed_items_hold_bounded_output() {
                     "message {seq}"
                 );
             }
+        }
+    }
+}
+
+/// BINARY.SIZE of encoded parts larger than the chunks it counts in (64 KiB), held in memory
+/// or streamed: the size BINARY's literal has, without the part decoded to count it.
+#[test]
+fn binary_size_of_large_encoded_parts_is_binary_length() {
+    let mut qp = b"Subject: qp\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n".to_vec();
+    for i in 0..5000 {
+        qp.extend_from_slice(format!("line {i} =C3=A9 caf=\r\n=E9 tail  \r\n").as_bytes());
+    }
+    let messages = vec![message(0, 1024, &binary(200_000)), qp];
+    for stream_over in [None, Some(0)] {
+        let mut run = Run::new(&messages, stream_over);
+        for (seq, part) in [(1, 2), (2, 1)] {
+            let wire = run.command(&format!(
+                "f FETCH {seq} (BINARY.SIZE[{part}] BINARY.PEEK[{part}])"
+            ));
+            let (fetches, last) = responses(&wire);
+            assert!(ends_ok(&last), "{last:?}");
+            let [(_, items)] = &fetches[..] else {
+                panic!("{fetches:?}")
+            };
+            let size = items.iter().find_map(|i| match i {
+                FetchItem::BinarySize { size, .. } => Some(*size),
+                _ => None,
+            });
+            let data = items.iter().find_map(|i| match i {
+                FetchItem::Binary { data: Some(d), .. } => Some(d.len() as u64),
+                _ => None,
+            });
+            assert!(size.is_some_and(|s| s > 100_000), "{size:?}");
+            assert_eq!(
+                size, data,
+                "message {seq} part {part}, streamed {stream_over:?}"
+            );
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::imap::command::{Command, CommandLine, Tag};
 use crate::imap::encode::{self, StreamedItem};
 use crate::imap::response::{Code, FetchItem};
 use crate::imap::types::{FetchAttr, FetchItems, FetchModifiers, Partial, SequenceSet};
+use crate::mail::decoded_size::DecodedSize;
 use crate::mail::flags::Flag;
 use crate::mail::section::{
     binary_extent, filter_fields, section_extent, BinaryError, BinaryExtent, Extent, Section,
@@ -74,6 +75,8 @@ const HELD_OUTPUT: usize = 1024 * 1024;
 /// [`HELD_OUTPUT`]: thousands of ranges of a large message are thousands of streams.
 const STREAM_ENTRY: usize =
     std::mem::size_of::<crate::session::Output>() + std::mem::size_of::<BodyStream>();
+/// Encoded octets read at a time to count a part's decoded size.
+const SIZE_CHUNK: usize = 64 * 1024;
 /// Messages per storage request for stored structure (envelopes, body structures), some
 /// hundreds of octets each.
 const STRUCTURE_BATCH: usize = 1024;
@@ -538,7 +541,7 @@ impl<'a> Source<'a> {
             FetchAttr::BinarySize { part } => {
                 let size = match root.map(|r| binary_extent(r, part, len)) {
                     Some(Ok(Some(BinaryExtent::Range(r)))) => r.len() as u64,
-                    Some(Ok(Some(extent))) => self.decoded(part, &extent)?.len() as u64,
+                    Some(Ok(Some(extent))) => self.decoded_size(part, &extent)?,
                     Some(Ok(None)) | None => 0,
                     Some(Err(e)) => return Err(Failure::Binary(e)),
                 };
@@ -568,6 +571,25 @@ impl<'a> Source<'a> {
                 got
             }
         }
+    }
+
+    /// A part's decoded size for BINARY.SIZE: counted as its octets are read, a chunk at a
+    /// time, unless BINARY decoded it already.
+    fn decoded_size(&mut self, part: &[u32], extent: &BinaryExtent) -> Result<u64, Failure> {
+        if let Some((p, got)) = &self.decoded {
+            if p == part {
+                return got.as_ref().map(|d| d.len() as u64).map_err(Clone::clone);
+            }
+        }
+        let mut size = DecodedSize::new(extent);
+        let range = extent.range();
+        let mut at = range.start;
+        while at < range.end {
+            let end = range.end.min(at.saturating_add(SIZE_CHUNK));
+            size.push(&read(&self.body, at..end)?);
+            at = end;
+        }
+        size.finish().map_err(Failure::Binary)
     }
 
     /// A part's decoded content for BINARY.
