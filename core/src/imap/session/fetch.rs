@@ -357,8 +357,10 @@ impl ImapSession {
         // asked for; a change this session reported already (an earlier FETCH set the same
         // \Seen) is not reported again.
         let asked_flags = p.attrs.contains(&FetchAttr::Flags);
-        let reported = view.own_changes.get(&m.uid) == Some(&m.modseq);
-        let add_flags = p.mark_seen && changed_since_sync && !reported && !asked_flags;
+        let add_flags = p.mark_seen
+            && changed_since_sync
+            && !asked_flags
+            && view.own_changes.get(&m.uid) != Some(&m.modseq);
         let count = p.attrs.len() + usize::from(add_flags);
         let start = match from {
             Some(next) => next,
