@@ -15,7 +15,8 @@ use tern_core::imap::response::{Data, FetchItem, Response};
 use tern_core::imap::response_decode::parse_response;
 use tern_core::store::{BodyStream, NewMessage};
 use tern_core::{
-    Input, MemStore, Output, Protocol, Session, SessionConfig, StorageOp, Store, Transport,
+    Input, MemStore, Output, Protocol, Session, SessionConfig, StorageError, StorageOp,
+    StorageReply, StorageResult, Store, Transport,
 };
 
 /// The session's limit on FETCH output written before it waits (`HELD_OUTPUT`).
@@ -37,6 +38,9 @@ struct Run {
     most_held: usize,
     /// Inputs fed during the last command.
     steps: usize,
+    /// Replaces storage's reply to the request of this number (counted from 1 within a
+    /// command), to play a store that fails or lost messages while a FETCH was paused.
+    tamper: Option<(usize, fn(StorageResult) -> StorageResult)>,
 }
 
 impl Run {
@@ -72,6 +76,7 @@ impl Run {
             wire: Vec::new(),
             most_held: 0,
             steps: 0,
+            tamper: None,
         };
         run.drain();
         run.command("a LOGIN alice wonderland");
@@ -116,7 +121,12 @@ impl Run {
                     self.most_held = self.most_held.max(held);
                     held = 0;
                     self.steps += 1;
-                    let reply = self.store.execute(req.op);
+                    let mut reply = self.store.execute(req.op);
+                    if let Some((n, change)) = self.tamper {
+                        if n == self.steps {
+                            reply = change(reply);
+                        }
+                    }
                     self.session
                         .handle_input(Input::Storage {
                             now: self.now,
@@ -391,5 +401,31 @@ fn binary_size_of_large_encoded_parts_is_binary_length() {
                 "message {seq} part {part}, streamed {stream_over:?}"
             );
         }
+    }
+}
+
+/// A response left open when a FETCH paused in the middle of a message is closed before
+/// anything else is said when the next storage reply fails or no longer has the message: the
+/// client gets well-formed responses, then the tagged NO.
+#[test]
+fn a_response_left_open_is_closed_when_storage_fails_or_lost_the_message() {
+    let messages = vec![message(0, 60 * 1024, &binary(30 * 1024))];
+    let (line, count) = fill_line("f FETCH 1", &|k| format!("BODY.PEEK[]<{k}.2048>"));
+    let failed: fn(StorageResult) -> StorageResult =
+        |_| Err(StorageError::Unavailable("gone".into()));
+    let lost: fn(StorageResult) -> StorageResult = |_| Ok(StorageReply::Fetched(Vec::new()));
+    for (tamper, code) in [(failed, "Unavailable"), (lost, "ExpungeIssued")] {
+        let mut run = Run::new(&messages, None);
+        // The first reply starts the response; the second one is changed.
+        run.tamper = Some((2, tamper));
+        let wire = run.command(&line);
+        let (fetches, last) = responses(&wire);
+        let [(1, items)] = &fetches[..] else {
+            panic!("{fetches:?}")
+        };
+        // Cut short: some of the ranges, each right.
+        assert!(!items.is_empty() && items.len() < count, "{}", items.len());
+        let last = format!("{last:?}");
+        assert!(last.contains("No") && last.contains(code), "{last}");
     }
 }
