@@ -40,8 +40,11 @@ struct Run {
     steps: usize,
     /// Replaces storage's reply to the request of this number (counted from 1 within a
     /// command), to play a store that fails or lost messages while a FETCH was paused.
-    tamper: Option<(usize, fn(StorageResult) -> StorageResult)>,
+    tamper: Option<(usize, Tamper)>,
 }
+
+/// A change made to a storage reply.
+type Tamper = fn(StorageResult) -> StorageResult;
 
 impl Run {
     fn new(messages: &[Vec<u8>], stream_over: Option<usize>) -> Run {
@@ -411,9 +414,8 @@ fn binary_size_of_large_encoded_parts_is_binary_length() {
 fn a_response_left_open_is_closed_when_storage_fails_or_lost_the_message() {
     let messages = vec![message(0, 60 * 1024, &binary(30 * 1024))];
     let (line, count) = fill_line("f FETCH 1", &|k| format!("BODY.PEEK[]<{k}.2048>"));
-    let failed: fn(StorageResult) -> StorageResult =
-        |_| Err(StorageError::Unavailable("gone".into()));
-    let lost: fn(StorageResult) -> StorageResult = |_| Ok(StorageReply::Fetched(Vec::new()));
+    let failed: Tamper = |_| Err(StorageError::Unavailable("gone".into()));
+    let lost: Tamper = |_| Ok(StorageReply::Fetched(Vec::new()));
     for (tamper, code) in [(failed, "Unavailable"), (lost, "ExpungeIssued")] {
         let mut run = Run::new(&messages, None);
         // The first reply starts the response; the second one is changed.
