@@ -592,3 +592,42 @@ fn rfc2177_a_notice_of_a_change_already_seen_wakes_nobody() {
     assert_eq!(w.store.requests, ["Changes"]);
     assert_eq!(w.send(a, "DONE\r\n"), "i OK IDLE terminated.\r\n");
 }
+
+/// RFC 3516 §4.2 and RFC 9051 §6.4.5: a non-PEEK BINARY sets `\Seen` even when the part cannot
+/// be decoded, as Dovecot 2.3 does on the wire (`* 2 FETCH (FLAGS (\Seen \Recent))`, then
+/// `NO [UNKNOWN-CTE]`; for UID FETCH `* 2 FETCH (UID 2 FLAGS (\Seen \Recent))`). The change
+/// must reach the client: with the FETCH, and not a second time at the next NOOP. Other
+/// sessions hear it at their next synchronisation.
+#[test]
+fn rfc3516_failed_binary_reports_the_seen_it_set() {
+    const ODD: &str = "Subject: odd\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nplain part\r\n--XX\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: x-weird\r\n\r\naGVsbG8=\r\n--XX--\r\n";
+    let mut w = World::new();
+    let a = w.login();
+    let b = w.login();
+    w.append(a, "INBOX", ODD);
+    w.append(a, "INBOX", ODD);
+    w.send(a, "s SELECT INBOX\r\n");
+    w.send(b, "s SELECT INBOX\r\n");
+    assert_eq!(
+        w.send(a, "f FETCH 1 (BINARY[2])\r\n"),
+        "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\nf NO [UNKNOWN-CTE] Unknown Content-Transfer-Encoding.\r\n"
+    );
+    assert_eq!(w.send(a, "n NOOP\r\n"), "n OK NOOP completed.\r\n");
+    // The items that could be answered are; the one that could not is left out.
+    assert_eq!(
+        w.send(a, "u UID FETCH 2 (BODY[1] BINARY[2] RFC822.SIZE)\r\n"),
+        format!(
+            "* 2 FETCH (UID 2 BODY[1] {{10}}\r\nplain part RFC822.SIZE {} FLAGS (\\Seen \\Recent))\r\nu NO [UNKNOWN-CTE] Unknown Content-Transfer-Encoding.\r\n",
+            ODD.len()
+        )
+    );
+    assert_eq!(w.send(a, "n NOOP\r\n"), "n OK NOOP completed.\r\n");
+    // Already seen: nothing changes, nothing to report.
+    assert_eq!(
+        w.send(a, "g FETCH 1 (BINARY[2])\r\n"),
+        "g NO [UNKNOWN-CTE] Unknown Content-Transfer-Encoding.\r\n"
+    );
+    let other = w.send(b, "n NOOP\r\n");
+    assert!(other.contains("* 1 FETCH (FLAGS (\\Seen))"), "{other}");
+    assert!(other.contains("* 2 FETCH (FLAGS (\\Seen))"), "{other}");
+}

@@ -4,18 +4,27 @@
 //! what every section must hold; the rules are RFC 2046's (a part ends before the CRLF that
 //! precedes the next delimiter; the encapsulated message is the whole body of its part) with
 //! Dovecot's reading of one point: a part that ends with a nested close-delimiter line keeps
-//! that line's CRLF.
+//! that line's CRLF. Leaves may be base64 or quoted-printable: BINARY and BINARY.SIZE of every
+//! part must then give the text before encoding and its length.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 use tern_core::mail::analyze::analyze;
-use tern_core::mail::section::{binary, body_section, Section, SectionText};
+use tern_core::mail::section::{binary, binary_size, body_section, Section, SectionText};
 use tern_core::mail::structure::BodyStructure;
+
+/// A leaf's Content-Transfer-Encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cte {
+    Plain,
+    Base64,
+    QuotedPrintable,
+}
 
 #[derive(Clone, Debug)]
 enum Node {
-    Leaf(String),
+    Leaf(String, Cte),
     Multi {
         children: Vec<Node>,
         preamble: bool,
@@ -51,7 +60,10 @@ fn node(g: &mut Gen, depth: usize) -> Node {
             let text: Vec<String> = (0..lines)
                 .map(|_| g.choose(&words).unwrap().to_string())
                 .collect();
-            Node::Leaf(text.join("\r\n"))
+            let cte = *g
+                .choose(&[Cte::Plain, Cte::Plain, Cte::Base64, Cte::QuotedPrintable])
+                .unwrap();
+            Node::Leaf(text.join("\r\n"), cte)
         }
     }
 }
@@ -70,6 +82,8 @@ impl Arbitrary for Message {
 struct Expect {
     path: Vec<u32>,
     body: Vec<u8>,
+    /// What BINARY gives: the body with its transfer encoding undone.
+    binary: Vec<u8>,
     /// For a part of a multipart: its MIME header.
     mime: Option<Vec<u8>>,
     /// For a message/rfc822 part: the encapsulated header and text.
@@ -81,8 +95,50 @@ fn ends_with_close(n: &Node) -> bool {
     match n {
         Node::Multi { epilogue, .. } => !epilogue,
         Node::Message(inner) => ends_with_close(inner),
-        Node::Leaf(_) => false,
+        Node::Leaf(..) => false,
     }
+}
+
+/// The text of an entity's body with its transfer encoding undone, given the body.
+fn decoded(n: &Node, body: &[u8]) -> Vec<u8> {
+    match n {
+        Node::Leaf(text, Cte::Base64 | Cte::QuotedPrintable) => text.as_bytes().to_vec(),
+        _ => body.to_vec(),
+    }
+}
+
+/// Base64 in lines of 76 characters.
+fn base64(text: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+    encoded
+        .as_bytes()
+        .chunks(76)
+        .collect::<Vec<_>>()
+        .join(&b"\r\n"[..])
+}
+
+/// Quoted-printable (RFC 2045 §6.7): `=`, 8-bit octets and white space at a line end as
+/// `=XX`, and a soft line break after the first octet of each longer line.
+fn quoted_printable(text: &[u8]) -> Vec<u8> {
+    let mut lines = Vec::new();
+    for line in text.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut out = Vec::new();
+        for (i, &b) in line.iter().enumerate() {
+            let last = i + 1 == line.len();
+            match b {
+                b' ' | b'\t' if !last => out.push(b),
+                b'!'..=b'<' | b'>'..=b'~' => out.push(b),
+                _ => out.extend_from_slice(format!("={b:02X}").as_bytes()),
+            }
+            if i == 0 && line.len() > 2 {
+                out.extend_from_slice(b"=\r\n");
+            }
+        }
+        lines.push(out);
+    }
+    lines.join(&b"\r\n"[..])
 }
 
 /// Header fields (without the blank line), body, and for a message/rfc822 entity the length
@@ -102,11 +158,21 @@ fn render(n: &Node, id: &mut u32, path: &[u32], extra: &[u8], out: &mut Vec<Expe
     *id += 1;
     let me = *id;
     match n {
-        Node::Leaf(text) => (
-            b"Content-Type: text/plain\r\n".to_vec(),
-            text.as_bytes().to_vec(),
-            None,
-        ),
+        Node::Leaf(text, cte) => {
+            let (field, body) = match cte {
+                Cte::Plain => ("", text.as_bytes().to_vec()),
+                Cte::Base64 => (
+                    "Content-Transfer-Encoding: base64\r\n",
+                    base64(text.as_bytes()),
+                ),
+                Cte::QuotedPrintable => (
+                    "Content-Transfer-Encoding: quoted-printable\r\n",
+                    quoted_printable(text.as_bytes()),
+                ),
+            };
+            let fields = format!("Content-Type: text/plain\r\n{field}");
+            (fields.into_bytes(), body, None)
+        }
         Node::Multi {
             children,
             preamble,
@@ -123,9 +189,11 @@ fn render(n: &Node, id: &mut u32, path: &[u32], extra: &[u8], out: &mut Vec<Expe
                 let child_extra: &[u8] = if ends_with_close(c) { b"\r\n" } else { b"" };
                 let r = render(c, id, &p, child_extra, out);
                 let (h, cb, _) = &r;
+                let part = [&cb[..], child_extra].concat();
                 out.push(Expect {
                     path: p,
-                    body: [&cb[..], child_extra].concat(),
+                    binary: decoded(c, &part),
+                    body: part,
                     mime: Some([&h[..], b"\r\n"].concat()),
                     header_text: header_text(&r, child_extra),
                 });
@@ -161,9 +229,11 @@ fn content(n: &Node, id: &mut u32, path: &[u32], extra: &[u8], out: &mut Vec<Exp
     }
     let p = [path, &[1]].concat();
     let r = render(n, id, &p, extra, out);
+    let body = [&r.1[..], extra].concat();
     out.push(Expect {
         path: p,
-        body: [&r.1[..], extra].concat(),
+        binary: decoded(n, &body),
+        body,
         mime: None,
         header_text: header_text(&r, extra),
     });
@@ -217,7 +287,7 @@ fn section(path: &[u32], text: Option<SectionText>) -> Section {
 /// the property fails within a few hundred cases).
 fn nested_message_in_multipart(n: &Node, in_multi: bool) -> bool {
     match n {
-        Node::Leaf(_) => false,
+        Node::Leaf(..) => false,
         Node::Multi { children, .. } => children
             .iter()
             .any(|c| nested_message_in_multipart(c, true)),
@@ -273,10 +343,23 @@ fn check(Message(root): Message) -> TestResult {
                 }
             }
         }
-        // BINARY of these unencoded parts is the same octets, and BODYSTRUCTURE's size agrees.
+        // BINARY undoes a leaf's encoding (and gives the octets of other parts), BINARY.SIZE
+        // counts what BINARY gives, and BODYSTRUCTURE's size is the encoded body's.
         let decoded = binary(&raw, &info.root, &e.path);
-        if decoded.as_ref().ok().and_then(|d| d.as_deref()) != Some(&e.body[..]) {
-            return TestResult::error(format!("BINARY[{:?}] = {decoded:?}", e.path));
+        if decoded.as_ref().ok().and_then(|d| d.as_deref()) != Some(&e.binary[..]) {
+            return TestResult::error(format!(
+                "BINARY[{:?}] = {decoded:?}, want {:?}\nmessage {raw:?}",
+                e.path,
+                Bytes::from(e.binary.clone())
+            ));
+        }
+        let size = binary_size(&raw, &info.root, &e.path);
+        if size != Ok(Some(e.binary.len() as u64)) {
+            return TestResult::error(format!(
+                "BINARY.SIZE[{:?}] = {size:?}, want {}\nmessage {raw:?}",
+                e.path,
+                e.binary.len()
+            ));
         }
     }
     let sizes = sizes(&info.body);

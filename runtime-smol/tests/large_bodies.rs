@@ -143,6 +143,79 @@ fn stalled_fetches_of_large_messages_cost_a_bounded_buffer() {
     drop(stalled);
 }
 
+/// A FETCH that names thousands of distinct partial ranges (a 64 KiB command line holds ~2,700
+/// `BODY.PEEK[]<n.4096>`) of eight small messages, which the store keeps in memory: ~88 MB
+/// of response per command. Two connections send it and never read. Each used to build that
+/// whole response before sending any (~88 MB each); the session now writes about
+/// 1 MiB at a time and goes on only once the driver has sent it, so the server grows by a few
+/// MiB (bound asserted: 8 MiB per connection). Then a normal client gets the same FETCH whole
+/// and right.
+#[test]
+fn stalled_fetches_of_many_ranges_cost_a_bounded_buffer() {
+    const STALLED: u64 = 2;
+    let server = Server::start("");
+    let pid = server.child.id();
+    let port = server.port("imap");
+    let messages: Vec<Vec<u8>> = (0..8).map(|n| message(n, 100_000)).collect();
+    let mut normal = login(port, "alice");
+    for m in &messages {
+        append(&mut normal, m);
+    }
+    normal.send("s SELECT INBOX\r\n");
+    assert!(normal.tagged("s").unwrap().starts_with("s OK"));
+    wait_until_indexed(&server, &["alice"]);
+    let mut line = String::from("f FETCH 1:8 (");
+    let mut ranges = Vec::new();
+    while line.len() < 64 * 1024 - 40 {
+        let origin = ranges.len() * 37;
+        line.push_str(&format!("BODY.PEEK[]<{origin}.4096> "));
+        ranges.push(origin);
+    }
+    line.pop();
+    line.push_str(")\r\n");
+    let base = proc_status_kib(pid, "VmRSS:");
+
+    let stalled: Vec<Client> = (0..STALLED)
+        .map(|_| {
+            let mut c = login(port, "alice");
+            c.send("s SELECT INBOX\r\n");
+            assert!(c.tagged("s").unwrap().starts_with("s OK"));
+            c.send(&line);
+            c
+        })
+        .collect();
+    let peak = peak_rss_kib(pid, Duration::from_secs(3));
+    let grown = peak.saturating_sub(base);
+    eprintln!(
+        "{STALLED} stalled FETCHes of {} ranges: RSS {base} KiB -> peak {peak} KiB",
+        ranges.len()
+    );
+    let bound = STALLED * 8 * MIB / 1024;
+    assert!(
+        grown < bound,
+        "RSS grew by {grown} KiB with {STALLED} stalled FETCHes (bound {bound} KiB)"
+    );
+
+    normal.send(&line);
+    for (n, m) in messages.iter().enumerate() {
+        let mut head = normal.line().unwrap();
+        assert!(head.starts_with(&format!("* {} FETCH (", n + 1)), "{head}");
+        for (k, origin) in ranges.iter().enumerate() {
+            let want = &m[(*origin).min(m.len())..(origin + 4096).min(m.len())];
+            let item = format!("BODY[]<{origin}> {{{}}}", want.len());
+            assert!(head.ends_with(&item), "message {n} range {k}: {head}");
+            assert!(
+                normal.read_exact(want.len()) == want,
+                "message {n} range {k}"
+            );
+            head = normal.line().unwrap();
+        }
+        assert_eq!(head, ")");
+    }
+    assert!(normal.tagged("f").unwrap().starts_with("f OK"));
+    drop(stalled);
+}
+
 /// The same for POP3: four sessions (one per maildrop) each send RETR of a 4 MiB message and
 /// never read (each held the message and its stuffed copy before); then a normal RETR gets
 /// the message byte-stuffed and whole.

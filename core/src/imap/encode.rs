@@ -70,36 +70,54 @@ pub(crate) type StreamedItem = (
     Option<Box<crate::store::BodyStream>>,
 );
 
-/// `* n FETCH (...)` whose items paired with a stream carry their octets apart: such an item
-/// is written up to its literal's `{n}` prefix, then the stream is queued, then the response
-/// goes on. The octets on the wire are those [`response`] writes for the same items with the
-/// data in place (a `BINARY` item always goes as `literal8`, since its octets are not at hand
-/// to look for NUL).
-pub(crate) fn fetch_streamed(
-    out: &mut crate::outbox::Outbox,
-    seq: u32,
-    items: Vec<StreamedItem>,
-    opts: &EncodeOptions,
-) {
-    let w = Strings::response(opts);
+/// Opens `* n FETCH (`: the items follow with [`fetch_item`], then [`fetch_close`]. A response
+/// is written an item at a time so that a FETCH can stop between items while the driver sends
+/// what was written (see the session's `fetch.rs`).
+pub(crate) fn fetch_open(out: &mut crate::outbox::Outbox, seq: u32) -> usize {
     let buf = out.bytes();
+    let before = buf.len();
     buf.put_slice(b"* ");
     put_u32(buf, seq);
     buf.put_slice(b" FETCH (");
-    for (n, (item, stream)) in items.into_iter().enumerate() {
-        let buf = out.bytes();
-        if n > 0 {
-            buf.put_u8(b' ');
+    buf.len() - before
+}
+
+/// One item of an open FETCH response, after a space unless it is the first. An item paired
+/// with a stream carries its octets apart: it is written up to its literal's `{n}` prefix,
+/// then the stream is queued, and the response goes on after it. The octets on the wire are
+/// those [`response`] writes for the same items with the data in place (a `BINARY` item
+/// always goes as `literal8`, since its octets are not at hand to look for NUL). Returns the
+/// octets written to the outbox (a stream's own are not).
+pub(crate) fn fetch_item(
+    out: &mut crate::outbox::Outbox,
+    first: bool,
+    (item, stream): StreamedItem,
+    opts: &EncodeOptions,
+) -> usize {
+    let w = Strings::response(opts);
+    let buf = out.bytes();
+    let before = buf.len();
+    if !first {
+        buf.put_u8(b' ');
+    }
+    match stream {
+        None => {
+            fetch::put_fetch_item(buf, &item, &w);
+            buf.len() - before
         }
-        match stream {
-            None => fetch::put_fetch_item(buf, &item, &w),
-            Some(stream) => {
-                fetch::put_streamed_item(buf, &item, stream.remaining(), &w);
-                out.push(crate::session::Output::TransmitBody(*stream));
-            }
+        Some(stream) => {
+            fetch::put_streamed_item(buf, &item, stream.remaining(), &w);
+            let written = buf.len() - before;
+            out.push(crate::session::Output::TransmitBody(*stream));
+            written
         }
     }
+}
+
+/// Closes a FETCH response [`fetch_open`] began.
+pub(crate) fn fetch_close(out: &mut crate::outbox::Outbox) -> usize {
     out.bytes().put_slice(b")\r\n");
+    3
 }
 
 // ---------------------------------------------------------------- strings

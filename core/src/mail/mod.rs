@@ -7,6 +7,7 @@
 pub mod address;
 pub mod analyze;
 pub mod date;
+pub mod decoded_size;
 pub mod flags;
 pub mod header;
 pub mod mailbox_name;

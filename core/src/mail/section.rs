@@ -6,6 +6,7 @@ use std::ops::Range;
 use bytes::{Bytes, BytesMut};
 
 use super::analyze::{Children, Part, TransferEncoding};
+use super::decoded_size::DecodedSize;
 use super::header::fields;
 
 /// `section-text` of `BODY[...]`.
@@ -235,6 +236,19 @@ impl BinaryExtent {
 pub fn binary(raw: &Bytes, root: &Part, path: &[u32]) -> Result<Option<Bytes>, BinaryError> {
     match binary_extent(root, path, raw.len())? {
         Some(extent) => extent.decode(raw.slice(extent.range())).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The decoded size of a part for `BINARY.SIZE[part]`, counted without decoding it whole;
+/// `Ok(None)` when the part does not exist.
+pub fn binary_size(raw: &Bytes, root: &Part, path: &[u32]) -> Result<Option<u64>, BinaryError> {
+    match binary_extent(root, path, raw.len())? {
+        Some(extent) => {
+            let mut size = DecodedSize::new(&extent);
+            size.push(raw.get(extent.range()).unwrap_or_default());
+            size.finish().map(Some)
+        }
         None => Ok(None),
     }
 }

@@ -912,7 +912,19 @@ impl<'b> World<'b> {
                         } else if present.len() < uids.len() {
                             e.code = Some(Code::ExpungeIssued);
                         }
-                        let mut attrs = items.clone();
+                        // An item asked for again is answered once, under the name its
+                        // response carries: BODY[] for BODY[] and BODY.PEEK[] alike (RFC 9051
+                        // §6.4.5, §7.5.2).
+                        let mut attrs: Vec<Item> = Vec::with_capacity(items.len());
+                        for item in items {
+                            let named = match item {
+                                Item::BodyPeek => Item::Body,
+                                other => *other,
+                            };
+                            if !attrs.contains(&named) {
+                                attrs.push(named);
+                            }
+                        }
                         if *uid && !attrs.contains(&Item::Uid) {
                             attrs.insert(0, Item::Uid);
                         }

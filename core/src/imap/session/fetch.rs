@@ -1,15 +1,17 @@
 //! FETCH (RFC 9051 §6.4.5, RFC 3516 BINARY): one storage request loads what the attributes
 //! need; responses are built from the stored structure without parsing the message again.
 
+use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 
 use bytes::Bytes;
 
 use super::{Finish, ImapSession, Pending as SessionPending};
 use crate::imap::command::{Command, CommandLine, Tag};
-use crate::imap::encode::StreamedItem;
+use crate::imap::encode::{self, StreamedItem};
 use crate::imap::response::{Code, FetchItem};
 use crate::imap::types::{FetchAttr, FetchItems, FetchModifiers, Partial, SequenceSet};
+use crate::mail::decoded_size::DecodedSize;
 use crate::mail::flags::Flag;
 use crate::mail::section::{
     binary_extent, filter_fields, section_extent, BinaryError, BinaryExtent, Extent, Section,
@@ -29,7 +31,9 @@ pub(super) struct Pending {
     mark_seen: bool,
     want: FetchWant,
     /// UIDs for the batches still to come, in order.
-    rest: Vec<Uid>,
+    rest: VecDeque<Uid>,
+    /// The message whose response a batch left open when it paused.
+    open: Option<Resume>,
     /// Some messages of an earlier batch had been expunged meanwhile, and storage no longer
     /// had them.
     missing: bool,
@@ -40,20 +44,39 @@ pub(super) struct Pending {
     failure: Option<Failure>,
 }
 
+/// Where a response left open goes on: the message, and the attribute to answer next.
+#[derive(Debug, Clone, Copy)]
+struct Resume {
+    uid: Uid,
+    next: usize,
+}
+
 /// Why a message's data could not be sent.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Failure {
     Binary(BinaryError),
     /// The stored body could not be read (a damaged store).
     Unreadable,
 }
 
-/// Messages per storage request when bodies are fetched: the response for one batch is built
-/// before any of it is sent, so this bounds a session's memory however much a
-/// `FETCH 1:* BODY[]` asks for, and a client that stops reading stalls the next batch instead
-/// of growing a buffer. Large bodies are streams in that response, not octets, so a batch
-/// holds at most this many small (inline) bodies.
+/// Messages per storage request when bodies are fetched: a batch's messages are in memory
+/// while their responses are written, and a client that stops reading stalls the next batch
+/// instead of growing a buffer. Large bodies are streams, not octets, so a batch holds at most
+/// this many small (inline) bodies.
 const CONTENT_BATCH: usize = 8;
+/// Octets of FETCH responses written (streamed bodies aside) before the FETCH stops for the
+/// driver to send them: the batch's remaining messages, or the rest of a message's response,
+/// come with the next storage request, which the driver carries out only once it has written
+/// everything before it. However many attributes a command names (distinct partial ranges of
+/// one body, say), a session holds at most this much output, plus one item: an inline body
+/// (at most 128 KiB), or a header or decoded part read whole.
+const HELD_OUTPUT: usize = 1024 * 1024;
+/// What a queued body stream holds besides its literal's prefix, charged against
+/// [`HELD_OUTPUT`]: thousands of ranges of a large message are thousands of streams.
+const STREAM_ENTRY: usize =
+    std::mem::size_of::<crate::session::Output>() + std::mem::size_of::<BodyStream>();
+/// Encoded octets read at a time to count a part's decoded size.
+const SIZE_CHUNK: usize = 64 * 1024;
 /// Messages per storage request for stored structure (envelopes, body structures), some
 /// hundreds of octets each.
 const STRUCTURE_BATCH: usize = 1024;
@@ -79,7 +102,7 @@ impl ImapSession {
             );
             return;
         }
-        let mut attrs = items.expand();
+        let attrs = items.expand();
         if attrs.iter().any(|a| {
             matches!(
                 a,
@@ -93,6 +116,17 @@ impl ImapSession {
             self.bad(Some(tag), None, "FETCH attribute not supported.");
             return;
         }
+        // RFC 9051 §6.4.5: BODY[...] without PEEK sets \Seen, unless the mailbox is read-only.
+        let sets_seen = attrs.iter().any(|a| {
+            matches!(
+                a,
+                FetchAttr::Rfc822
+                    | FetchAttr::Rfc822Text
+                    | FetchAttr::BodySection { peek: false, .. }
+                    | FetchAttr::Binary { peek: false, .. }
+            )
+        });
+        let mut attrs = merged(attrs);
         if uid && !attrs.contains(&FetchAttr::Uid) {
             // RFC 9051 §6.4.9: UID FETCH always reports the UID.
             attrs.insert(0, FetchAttr::Uid);
@@ -130,17 +164,7 @@ impl ImapSession {
                     FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure
                 )
             });
-        // RFC 9051 §6.4.5: BODY[...] without PEEK sets \Seen, unless the mailbox is read-only.
-        let mark_seen = !view.read_only
-            && attrs.iter().any(|a| {
-                matches!(
-                    a,
-                    FetchAttr::Rfc822
-                        | FetchAttr::Rfc822Text
-                        | FetchAttr::BodySection { peek: false, .. }
-                        | FetchAttr::Binary { peek: false, .. }
-                )
-            });
+        let mark_seen = sets_seen && !view.read_only;
         if uids.is_empty() {
             self.finish(Finish::ok(tag, "FETCH completed.").no_expunge());
             return;
@@ -152,7 +176,8 @@ impl ImapSession {
             requested: 0,
             mark_seen,
             want,
-            rest: uids,
+            rest: uids.into(),
+            open: None,
             missing: false,
             expunged: false,
             failure: None,
@@ -171,8 +196,7 @@ impl ImapSession {
         } else {
             ROW_BATCH
         };
-        let rest = p.rest.split_off(p.rest.len().min(batch));
-        let uids = std::mem::replace(&mut p.rest, rest);
+        let uids: Vec<Uid> = p.rest.drain(..p.rest.len().min(batch)).collect();
         p.requested = uids.len();
         let op = StorageOp::Fetch {
             account: self.account().unwrap_or("").to_string(),
@@ -187,28 +211,53 @@ impl ImapSession {
     pub(super) fn fetch_reply(&mut self, mut p: Pending, reply: StorageResult) {
         let messages = match reply {
             Ok(StorageReply::Fetched(m)) => m,
-            Err(e) => return self.storage_failed(p.tag, &e),
-            Ok(_) => return self.unexpected(p.tag),
+            Err(e) => {
+                self.close_open(&mut p);
+                return self.storage_failed(p.tag, &e);
+            }
+            Ok(_) => {
+                self.close_open(&mut p);
+                return self.unexpected(p.tag);
+            }
         };
         p.missing |= messages.len() < p.requested;
         p.expunged |= messages.iter().any(|m| m.expunged);
+        // The driver sent everything written before it fed this reply back.
+        let mut held = 0;
         let mut hint = 0;
-        for m in &messages {
-            let mut failure = None;
-            let fetched = self.fetch_items(&p, m, &mut hint, &mut failure);
-            if failure.is_some() {
-                p.failure = p.failure.take().or(failure);
-                continue;
+        let open = p.open.take();
+        if let Some(open) = &open {
+            if messages.first().map(|m| m.uid) != Some(open.uid) {
+                // Storage no longer has the message whose response was left open (a mailbox
+                // deleted and re-created under the session): it ends with what was sent.
+                encode::fetch_close(&mut self.out);
             }
-            if let Some((seq, items)) = fetched.filter(|(_, items)| !items.is_empty()) {
-                if items.iter().any(|(i, _)| matches!(i, FetchItem::Flags(_))) {
-                    self.announce_keywords(&m.flags);
+        }
+        for (i, m) in messages.iter().enumerate() {
+            let from = open
+                .as_ref()
+                .filter(|o| i == 0 && o.uid == m.uid)
+                .map(|o| o.next);
+            let again = match self.fetch_message(&mut p, m, from, &mut hint, &mut held) {
+                Some(next) => {
+                    p.open = Some(Resume { uid: m.uid, next });
+                    i
                 }
-                // Written as it is (no copy into a `Response` first): a FETCH of every
-                // message's flags is mostly this loop.
-                let opts = self.encode_options();
-                crate::imap::encode::fetch_streamed(&mut self.out, seq, items, &opts);
+                None if held >= HELD_OUTPUT => i + 1,
+                None => continue,
+            };
+            // Enough is written for now: the rest of this batch comes again, with the next
+            // request, which the driver carries out only once it has sent all of this (a
+            // client that stops reading stalls the FETCH, not a growing buffer).
+            let unanswered = messages.get(again..).unwrap_or_default();
+            for m in unanswered.iter().rev() {
+                p.rest.push_front(m.uid);
             }
+            if !p.rest.is_empty() {
+                self.fetch_batch(p);
+                return;
+            }
+            break;
         }
         if !p.rest.is_empty() {
             // The driver writes this batch before it feeds the next reply back.
@@ -258,30 +307,44 @@ impl ImapSession {
         self.finish(finish.no_expunge());
     }
 
-    /// The FETCH items for one message; `None` when the message is not in the view. A part
-    /// BINARY cannot decode is noted in `failure` (the items are then not sent).
+    /// Ends the response a paused batch left open, before anything else is written.
+    fn close_open(&mut self, p: &mut Pending) {
+        if p.open.take().is_some() {
+            encode::fetch_close(&mut self.out);
+        }
+    }
+
+    /// Writes one message's FETCH response, an item at a time, adding the octets written to
+    /// `held`; `from` is the attribute to go on with when the response was left open. Returns
+    /// where to go on when it stops, leaving the response open, because `held` reached
+    /// [`HELD_OUTPUT`]. A message not in the view gets nothing.
+    ///
+    /// An item that cannot be answered (BINARY of a part it cannot decode, a stored body that
+    /// cannot be read) is left out and noted in `p.failure`; the others are sent, flags
+    /// changed by the FETCH included, as Dovecot 2.3 does (it sends
+    /// `* 2 FETCH (FLAGS (\Seen))` for a `BINARY[2]` it cannot decode, then the NO).
     ///
     /// `hint` is where the previous message of the batch was in the view: batches come in
     /// ascending UID order, so the next one is usually right after it.
-    fn fetch_items(
+    fn fetch_message(
         &mut self,
-        p: &Pending,
+        p: &mut Pending,
         m: &FetchedMessage,
+        from: Option<usize>,
         hint: &mut usize,
-        failure: &mut Option<Failure>,
-    ) -> Option<(u32, Vec<StreamedItem>)> {
+        held: &mut usize,
+    ) -> Option<usize> {
         let rev1 = !self.enabled.rev2;
-        let view = self.selected_view_mut()?;
-        let seq = view.seq_near(m.uid, *hint)?;
+        let Some(seq) = self.selected_view().and_then(|v| v.seq_near(m.uid, *hint)) else {
+            if from.is_some() {
+                *held += encode::fetch_close(&mut self.out);
+            }
+            return None;
+        };
         *hint = seq as usize;
-        // Flags this response reports need not be reported again by the next synchronisation
-        // (the same message would otherwise get a second, unsolicited FETCH). That reports
-        // only changes above the view's MODSEQ, so older ones need no note.
+        let view = self.selected_view()?;
+        // The next synchronisation reports only changes above the view's MODSEQ.
         let changed_since_sync = m.modseq > view.modseq;
-        let newly_seen = p.mark_seen && changed_since_sync;
-        if changed_since_sync && (p.mark_seen || p.attrs.contains(&FetchAttr::Flags)) {
-            view.own_changes.insert(m.uid, m.modseq);
-        }
         let recent = rev1 && view.is_recent(m.uid);
         let flags = || {
             let mut f = m.flags.to_flags();
@@ -290,154 +353,297 @@ impl ImapSession {
             }
             f
         };
+        // RFC 9051 §6.4.5: flags changed by the fetch are reported with it, after the items
+        // asked for; a change this session reported already (an earlier FETCH set the same
+        // \Seen) is not reported again.
+        let asked_flags = p.attrs.contains(&FetchAttr::Flags);
+        let add_flags = p.mark_seen
+            && changed_since_sync
+            && !asked_flags
+            && view.own_changes.get(&m.uid) != Some(&m.modseq);
+        let count = p.attrs.len() + usize::from(add_flags);
+        let start = match from {
+            Some(next) => next,
+            None => {
+                if asked_flags || add_flags {
+                    // Before the response: nothing may come between its items.
+                    self.announce_keywords(&m.flags);
+                }
+                0
+            }
+        };
+        let opts = self.encode_options();
+        let mut open = from.is_some();
+        let mut source = Source::new(m);
+        for i in start..count {
+            let item = match p.attrs.get(i) {
+                Some(attr) => source.item(attr, &flags),
+                None => Ok(Some((FetchItem::Flags(flags()), None))),
+            };
+            let item = match item {
+                Ok(Some(item)) => item,
+                Ok(None) => continue,
+                Err(failure) => {
+                    p.failure.get_or_insert(failure);
+                    continue;
+                }
+            };
+            if changed_since_sync && matches!(item.0, FetchItem::Flags(_)) {
+                // This response reports the change, so the next synchronisation need not
+                // (the message would otherwise get a second, unsolicited FETCH).
+                if let Some(view) = self.selected_view_mut() {
+                    view.own_changes.insert(m.uid, m.modseq);
+                }
+            }
+            let first = !open;
+            if first {
+                *held += encode::fetch_open(&mut self.out, seq);
+                open = true;
+            }
+            if item.1.is_some() {
+                *held += STREAM_ENTRY;
+            }
+            *held += encode::fetch_item(&mut self.out, first, item, &opts);
+            if *held >= HELD_OUTPUT && i + 1 < count {
+                return Some(i + 1);
+            }
+        }
+        if open {
+            *held += encode::fetch_close(&mut self.out);
+        }
+        None
+    }
+}
+
+/// One message as the items of its response read it.
+struct Source<'a> {
+    m: &'a FetchedMessage,
+    body: Body,
+    len: usize,
+    /// The last header read whole to be filtered, and the last part BINARY decoded, with
+    /// their outcomes: a FETCH that names one header or part in many forms (field lists,
+    /// partial ranges, BINARY.SIZE) reads and decodes it once, and holds at most one of each.
+    read: Option<(Range<usize>, Result<Bytes, Failure>)>,
+    decoded: Option<(Vec<u32>, Result<Bytes, Failure>)>,
+}
+
+impl<'a> Source<'a> {
+    fn new(m: &'a FetchedMessage) -> Self {
         let body = m.content.clone().unwrap_or_default();
         let len = usize::try_from(body.len()).unwrap_or(usize::MAX);
-        let root = m.info.as_ref().map(|i| &i.root);
-        // A message-data item: its octets in place, or a stream sent after its prefix.
-        let data = |octets: Octets, make: &dyn Fn(Bytes) -> FetchItem| match octets {
-            Octets::Bytes(b) => (make(b), None),
-            Octets::Stream(s) => (make(Bytes::new()), Some(Box::new(s))),
-        };
-        let mut items = Vec::with_capacity(p.attrs.len() + 1);
-        for attr in &p.attrs {
-            let item = match attr {
-                FetchAttr::Uid => FetchItem::Uid(m.uid),
-                FetchAttr::Flags => FetchItem::Flags(flags()),
-                FetchAttr::InternalDate => FetchItem::InternalDate(m.internal_date),
-                FetchAttr::Rfc822Size => FetchItem::Rfc822Size(m.size),
-                FetchAttr::Envelope => match &m.info {
-                    Some(info) => FetchItem::Envelope(Box::new(info.envelope.clone())),
-                    None => continue,
-                },
-                FetchAttr::Body => match &m.info {
-                    Some(info) => FetchItem::Body(Box::new(info.body.clone())),
-                    None => continue,
-                },
-                FetchAttr::BodyStructure => match &m.info {
-                    Some(info) => FetchItem::BodyStructure(Box::new(info.body.clone())),
-                    None => continue,
-                },
-                FetchAttr::Rfc822 => {
-                    items.push(data(octets(&body, 0..len), &|d| FetchItem::Rfc822(Some(d))));
-                    continue;
-                }
-                FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
-                    let header = matches!(attr, FetchAttr::Rfc822Header);
-                    let range = root
-                        .map(|r| {
-                            if header {
-                                r.header.clone()
-                            } else {
-                                r.body.clone()
-                            }
-                        })
-                        .filter(|r| r.start <= r.end && r.end <= len)
-                        .unwrap_or(0..0);
-                    let make = |d| {
-                        if header {
-                            FetchItem::Rfc822Header(Some(d))
-                        } else {
-                            FetchItem::Rfc822Text(Some(d))
-                        }
-                    };
-                    items.push(data(octets(&body, range), &make));
-                    continue;
-                }
-                FetchAttr::BodySection {
-                    section, partial, ..
-                } => {
-                    let extent = root.and_then(|r| section_extent(r, section, len));
-                    let found = match extent {
-                        Some(Extent::Range(r)) => {
-                            let (origin, r) = cut(r, *partial);
-                            Ok((origin, octets(&body, r)))
-                        }
-                        Some(Extent::Fields {
-                            header,
-                            names,
-                            keep,
-                        }) => read(&body, header).map(|h| {
-                            let f = filter_fields(&h, names, keep);
-                            let (origin, r) = cut(0..f.len(), *partial);
-                            (origin, Octets::Bytes(f.slice(r)))
-                        }),
-                        None => Ok((partial.map(|p| p.origin), Octets::Bytes(Bytes::new()))),
-                    };
-                    let (origin, found) = match found {
-                        Ok(found) => found,
-                        Err(e) => {
-                            failure.get_or_insert(e);
-                            continue;
-                        }
-                    };
-                    let section = echoed(section);
-                    items.push(data(found, &|d| FetchItem::BodySection {
-                        section: section.clone(),
-                        origin,
-                        data: Some(d),
-                    }));
-                    continue;
-                }
-                FetchAttr::Binary { part, partial, .. } => {
-                    let found = match root.map(|r| binary_extent(r, part, len)) {
-                        Some(Ok(Some(BinaryExtent::Range(r)))) => {
-                            let (origin, r) = cut(r, *partial);
-                            Ok((origin, octets(&body, r)))
-                        }
-                        Some(Ok(Some(extent))) => decoded(&body, &extent).map(|d| {
-                            let (origin, r) = cut(0..d.len(), *partial);
-                            (origin, Octets::Bytes(d.slice(r)))
-                        }),
-                        // A part that does not exist is empty, as Dovecot answers it
-                        // (BINARY[5] {0}), like BODY[5].
-                        Some(Ok(None)) | None => Ok((None, Octets::Bytes(Bytes::new()))),
-                        Some(Err(e)) => Err(Failure::Binary(e)),
-                    };
-                    match found {
-                        Ok((origin, found)) => items.push(data(found, &|d| FetchItem::Binary {
-                            part: part.clone(),
-                            origin,
-                            data: Some(d),
-                        })),
-                        Err(e) => {
-                            failure.get_or_insert(e);
-                        }
-                    }
-                    continue;
-                }
-                FetchAttr::BinarySize { part } => {
-                    let size = match root.map(|r| binary_extent(r, part, len)) {
-                        Some(Ok(Some(BinaryExtent::Range(r)))) => Ok(r.len() as u64),
-                        Some(Ok(Some(extent))) => decoded(&body, &extent).map(|d| d.len() as u64),
-                        Some(Ok(None)) | None => Ok(0),
-                        Some(Err(e)) => Err(Failure::Binary(e)),
-                    };
-                    match size {
-                        Ok(size) => FetchItem::BinarySize {
-                            part: part.clone(),
-                            size,
-                        },
-                        Err(e) => {
-                            failure.get_or_insert(e);
-                            continue;
-                        }
-                    }
-                }
-                // Refused before the request was made.
-                FetchAttr::ModSeq
-                | FetchAttr::EmailId
-                | FetchAttr::ThreadId
-                | FetchAttr::SaveDate
-                | FetchAttr::Preview { .. } => continue,
-            };
-            items.push((item, None));
+        Source {
+            m,
+            body,
+            len,
+            read: None,
+            decoded: None,
         }
-        if newly_seen && !p.attrs.contains(&FetchAttr::Flags) {
-            // RFC 9051 §6.4.5: flags changed by the fetch are reported with it.
-            items.push((FetchItem::Flags(flags()), None));
-        }
-        Some((seq, items))
     }
+
+    /// The item answering `attr`: `Ok(None)` when there is nothing to send (the structure was
+    /// not loaded, or the attribute was refused before the request was made).
+    fn item(
+        &mut self,
+        attr: &FetchAttr,
+        flags: &dyn Fn() -> Vec<Flag>,
+    ) -> Result<Option<StreamedItem>, Failure> {
+        let m = self.m;
+        let root = m.info.as_ref().map(|i| &i.root);
+        let len = self.len;
+        let item = match attr {
+            FetchAttr::Uid => FetchItem::Uid(m.uid),
+            FetchAttr::Flags => FetchItem::Flags(flags()),
+            FetchAttr::InternalDate => FetchItem::InternalDate(m.internal_date),
+            FetchAttr::Rfc822Size => FetchItem::Rfc822Size(m.size),
+            FetchAttr::Envelope => match &m.info {
+                Some(info) => FetchItem::Envelope(Box::new(info.envelope.clone())),
+                None => return Ok(None),
+            },
+            FetchAttr::Body => match &m.info {
+                Some(info) => FetchItem::Body(Box::new(info.body.clone())),
+                None => return Ok(None),
+            },
+            FetchAttr::BodyStructure => match &m.info {
+                Some(info) => FetchItem::BodyStructure(Box::new(info.body.clone())),
+                None => return Ok(None),
+            },
+            FetchAttr::Rfc822 => {
+                let found = octets(&self.body, 0..len);
+                return Ok(Some(data(found, &|d| FetchItem::Rfc822(Some(d)))));
+            }
+            FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
+                let header = matches!(attr, FetchAttr::Rfc822Header);
+                let range = root
+                    .map(|r| {
+                        if header {
+                            r.header.clone()
+                        } else {
+                            r.body.clone()
+                        }
+                    })
+                    .filter(|r| r.start <= r.end && r.end <= len)
+                    .unwrap_or(0..0);
+                let make = |d| {
+                    if header {
+                        FetchItem::Rfc822Header(Some(d))
+                    } else {
+                        FetchItem::Rfc822Text(Some(d))
+                    }
+                };
+                return Ok(Some(data(octets(&self.body, range), &make)));
+            }
+            FetchAttr::BodySection {
+                section, partial, ..
+            } => {
+                let (origin, found) = match root.and_then(|r| section_extent(r, section, len)) {
+                    Some(Extent::Range(r)) => {
+                        let (origin, r) = cut(r, *partial);
+                        (origin, octets(&self.body, r))
+                    }
+                    Some(Extent::Fields {
+                        header,
+                        names,
+                        keep,
+                    }) => {
+                        let f = filter_fields(&self.read(header)?, names, keep);
+                        let (origin, r) = cut(0..f.len(), *partial);
+                        (origin, Octets::Bytes(f.slice(r)))
+                    }
+                    None => (partial.map(|p| p.origin), Octets::Bytes(Bytes::new())),
+                };
+                // Named as asked: `fetch` upper-cased the field names already.
+                return Ok(Some(data(found, &|d| FetchItem::BodySection {
+                    section: section.clone(),
+                    origin,
+                    data: Some(d),
+                })));
+            }
+            FetchAttr::Binary { part, partial, .. } => {
+                let (origin, found) = match root.map(|r| binary_extent(r, part, len)) {
+                    Some(Ok(Some(BinaryExtent::Range(r)))) => {
+                        let (origin, r) = cut(r, *partial);
+                        (origin, octets(&self.body, r))
+                    }
+                    Some(Ok(Some(extent))) => {
+                        let d = self.decoded(part, &extent)?;
+                        let (origin, r) = cut(0..d.len(), *partial);
+                        (origin, Octets::Bytes(d.slice(r)))
+                    }
+                    // A part that does not exist is empty, as Dovecot answers it
+                    // (BINARY[5] {0}), like BODY[5].
+                    Some(Ok(None)) | None => (None, Octets::Bytes(Bytes::new())),
+                    Some(Err(e)) => return Err(Failure::Binary(e)),
+                };
+                return Ok(Some(data(found, &|d| FetchItem::Binary {
+                    part: part.clone(),
+                    origin,
+                    data: Some(d),
+                })));
+            }
+            FetchAttr::BinarySize { part } => {
+                let size = match root.map(|r| binary_extent(r, part, len)) {
+                    Some(Ok(Some(BinaryExtent::Range(r)))) => r.len() as u64,
+                    Some(Ok(Some(extent))) => self.decoded_size(part, &extent)?,
+                    Some(Ok(None)) | None => 0,
+                    Some(Err(e)) => return Err(Failure::Binary(e)),
+                };
+                FetchItem::BinarySize {
+                    part: part.clone(),
+                    size,
+                }
+            }
+            // Refused before the request was made.
+            FetchAttr::ModSeq
+            | FetchAttr::EmailId
+            | FetchAttr::ThreadId
+            | FetchAttr::SaveDate
+            | FetchAttr::Preview { .. } => return Ok(None),
+        };
+        Ok(Some((item, None)))
+    }
+
+    /// The octets of `range`, read whole: only for what must be transformed (a header to
+    /// filter), so at most that part of a large message is in memory.
+    fn read(&mut self, range: Range<usize>) -> Result<Bytes, Failure> {
+        match &self.read {
+            Some((r, got)) if *r == range => got.clone(),
+            _ => {
+                let got = read(&self.body, range.clone());
+                self.read = Some((range, got.clone()));
+                got
+            }
+        }
+    }
+
+    /// A part's decoded size for BINARY.SIZE: counted as its octets are read, a chunk at a
+    /// time, unless BINARY decoded it already.
+    fn decoded_size(&mut self, part: &[u32], extent: &BinaryExtent) -> Result<u64, Failure> {
+        if let Some((p, got)) = &self.decoded {
+            if p == part {
+                return got.as_ref().map(|d| d.len() as u64).map_err(Clone::clone);
+            }
+        }
+        let mut size = DecodedSize::new(extent);
+        let range = extent.range();
+        let mut at = range.start;
+        while at < range.end {
+            let end = range.end.min(at.saturating_add(SIZE_CHUNK));
+            size.push(&read(&self.body, at..end)?);
+            at = end;
+        }
+        size.finish().map_err(Failure::Binary)
+    }
+
+    /// A part's decoded content for BINARY.
+    fn decoded(&mut self, part: &[u32], extent: &BinaryExtent) -> Result<Bytes, Failure> {
+        match &self.decoded {
+            Some((p, got)) if p == part => got.clone(),
+            _ => {
+                let got = read(&self.body, extent.range())
+                    .and_then(|raw| extent.decode(raw).map_err(Failure::Binary));
+                self.decoded = Some((part.to_vec(), got.clone()));
+                got
+            }
+        }
+    }
+}
+
+/// A message-data item: its octets in place, or a stream sent after its prefix.
+fn data(octets: Octets, make: &dyn Fn(Bytes) -> FetchItem) -> StreamedItem {
+    match octets {
+        Octets::Bytes(b) => (make(b), None),
+        Octets::Stream(s) => (make(Bytes::new()), Some(Box::new(s))),
+    }
+}
+
+/// The attributes without repeats, in the order first asked, each as its response names it:
+/// RFC 9051 §7.5.2 answers `BODY[x]` and `BODY.PEEK[x]` alike as `BODY[x]` (and BINARY
+/// likewise), and header field names go upper-cased. An attribute asked for again would get
+/// the same data again (RFC 9051 §6.4.5: a client "can safely ignore" data it already has),
+/// so it is answered once: thousands of repeats fit in a command line, and each would be read,
+/// decoded and written again. Dovecot 2.3 merges repeats of FLAGS, UID, RFC822.SIZE,
+/// ENVELOPE and the like but answers each repeat of a section; tern answers sections once too.
+fn merged(attrs: Vec<FetchAttr>) -> Vec<FetchAttr> {
+    let mut seen = HashSet::with_capacity(attrs.len());
+    attrs
+        .into_iter()
+        .map(|attr| match attr {
+            FetchAttr::BodySection {
+                section, partial, ..
+            } => FetchAttr::BodySection {
+                peek: true,
+                section: echoed(&section),
+                partial,
+            },
+            FetchAttr::Binary { part, partial, .. } => FetchAttr::Binary {
+                peek: true,
+                part,
+                partial,
+            },
+            other => other,
+        })
+        .filter(|attr| seen.insert(attr.clone()))
+        .collect()
 }
 
 /// The section as the response names it: header field names upper-cased, as Dovecot
@@ -495,16 +701,8 @@ fn octets(body: &Body, range: Range<usize>) -> Octets {
     }
 }
 
-/// The octets of `range`, read whole: only for what must be transformed (a header to filter,
-/// a part to decode), so at most that part of a large message is in memory.
+/// The octets of `range`, read whole.
 fn read(body: &Body, range: Range<usize>) -> Result<Bytes, Failure> {
     body.read_range(range.start as u64..range.end as u64)
         .map_err(|_| Failure::Unreadable)
-}
-
-/// A part's decoded content for BINARY.
-fn decoded(body: &Body, extent: &BinaryExtent) -> Result<Bytes, Failure> {
-    extent
-        .decode(read(body, extent.range())?)
-        .map_err(Failure::Binary)
 }
