@@ -631,3 +631,44 @@ fn rfc3516_failed_binary_reports_the_seen_it_set() {
     assert!(other.contains("* 1 FETCH (FLAGS (\\Seen))"), "{other}");
     assert!(other.contains("* 2 FETCH (FLAGS (\\Seen))"), "{other}");
 }
+
+/// A FETCH of headers only (what a client listing a mailbox sends) asks storage for the
+/// header octets and so for many messages at a time; the answers are those of the whole
+/// message (RFC 9051 §6.4.5: HEADER.FIELDS, RFC822.HEADER).
+#[test]
+fn rfc9051_6_4_5_a_fetch_of_headers_takes_few_requests() {
+    let mut w = World::new();
+    let a = w.login();
+    for i in 0..60 {
+        let body = "x".repeat(3000);
+        w.append(
+            a,
+            "INBOX",
+            &format!("Subject: number {i}\r\nFrom: a@example.org\r\n\r\n{body}\r\n"),
+        );
+    }
+    w.send(a, "s SELECT INBOX\r\n");
+    w.store.requests.clear();
+    let out = w.send(
+        a,
+        "f FETCH 1:60 (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.SIZE RFC822.HEADER)\r\n",
+    );
+    assert_eq!(w.store.requests.len(), 2, "{:?}", w.store.requests);
+    for i in 0..60u32 {
+        let header = format!("Subject: number {i}\r\nFrom: a@example.org\r\n\r\n");
+        let size = header.len() + 3002;
+        let line = format!(
+            "* {} FETCH (UID {} BODY[HEADER.FIELDS (SUBJECT)] {{{}}}\r\nSubject: number {i}\r\n\r\n RFC822.SIZE {size} RFC822.HEADER {{{}}}\r\n{header})\r\n",
+            i + 1,
+            i + 1,
+            format!("Subject: number {i}\r\n\r\n").len(),
+            header.len(),
+        );
+        assert!(out.contains(&line), "{line}\nnot in\n{out}");
+    }
+    // Anything beyond the header still gets the whole message.
+    w.store.requests.clear();
+    let out = w.send(a, "g FETCH 1:60 (BODY.PEEK[HEADER] BODY.PEEK[TEXT])\r\n");
+    assert_eq!(w.store.requests.len(), 8, "{:?}", w.store.requests);
+    assert!(out.contains(&"x".repeat(3000)));
+}

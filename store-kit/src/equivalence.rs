@@ -269,6 +269,7 @@ fn step(rng: &mut Rng) -> Step {
             want: FetchWant {
                 content: rng.chance(50),
                 info: rng.chance(50),
+                header_only: rng.chance(30),
             },
             mark_seen: rng.chance(30),
         },

@@ -159,6 +159,7 @@ fn main() {
             want: FetchWant {
                 content: false,
                 info: true,
+                header_only: false,
             },
             mark_seen: false,
         },

@@ -1395,22 +1395,29 @@ impl Account {
         mark_seen: bool,
     ) -> Result<Outcome, Fail> {
         let load = |conn: &Connection, blobs: &BlobDir, msg: &Msg| -> Result<_, Fail> {
+            let cut = want.content && want.header_only;
+            let info = if want.info || cut {
+                Some(Arc::new(load_info(conn, msg.body)?))
+            } else {
+                None
+            };
+            let content = if want.content {
+                let body = load_content(conn, blobs, msg.body)?;
+                Some(match (&info, cut) {
+                    (Some(info), true) => body.header_only(&info.root),
+                    _ => body,
+                })
+            } else {
+                None
+            };
             Ok(FetchedMessage {
                 uid: msg.uid,
                 flags: msg.flags.clone(),
                 modseq: msg.modseq,
                 internal_date: msg.date,
                 size: msg.size,
-                content: if want.content {
-                    Some(load_content(conn, blobs, msg.body)?)
-                } else {
-                    None
-                },
-                info: if want.info {
-                    Some(Arc::new(load_info(conn, msg.body)?))
-                } else {
-                    None
-                },
+                content,
+                info: if want.info { info } else { None },
                 expunged: false,
             })
         };

@@ -63,6 +63,7 @@ fn fetch_content(store: &mut SqliteStore, uid: u32) -> Option<Bytes> {
             want: FetchWant {
                 content: true,
                 info: true,
+                header_only: false,
             },
             mark_seen: false,
         })
@@ -809,6 +810,7 @@ fn only_short_reads_are_quick() {
         want: FetchWant {
             content: true,
             info: true,
+            header_only: false,
         },
         mark_seen: false,
     };
@@ -822,6 +824,7 @@ fn only_short_reads_are_quick() {
         want: FetchWant {
             content,
             info: false,
+            header_only: false,
         },
         mark_seen: false,
     };
@@ -1020,6 +1023,7 @@ fn a_read_in_a_batch_sees_the_writes_before_it() {
         want: FetchWant {
             content: true,
             info: true,
+            header_only: false,
         },
         mark_seen: true,
     });
@@ -1239,6 +1243,7 @@ fn expunged_fetch(store: &mut SqliteStore, uid: u32) -> Option<(bool, Option<Byt
             want: FetchWant {
                 content: true,
                 info: false,
+                header_only: false,
             },
             mark_seen: false,
         })
@@ -1662,6 +1667,7 @@ fn file_bodies_are_handed_out_as_sources_that_outlive_their_file() {
             want: FetchWant {
                 content: true,
                 info: false,
+                header_only: false,
             },
             mark_seen: false,
         })

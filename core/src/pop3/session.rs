@@ -1014,6 +1014,7 @@ impl Pop3Session {
                 want: FetchWant {
                     content: true,
                     info: false,
+                    header_only: false,
                 },
                 // RETR's \Seen is written once, when the session ends (see `Message`).
                 mark_seen: false,

@@ -49,6 +49,26 @@ impl BodySource for Bytes {
     }
 }
 
+/// The first `len` octets of a source.
+#[derive(Debug)]
+struct Prefix {
+    source: Arc<dyn BodySource>,
+    len: u64,
+}
+
+impl BodySource for Prefix {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.len.saturating_sub(offset)).unwrap_or(usize::MAX);
+        let n = left.min(buf.len());
+        self.source
+            .read_at(offset, buf.get_mut(..n).unwrap_or_default())
+    }
+}
+
 /// A message's octets.
 #[derive(Clone)]
 pub enum Body {
@@ -95,6 +115,20 @@ impl From<Bytes> for Body {
 }
 
 impl Body {
+    /// The body cut after its header (`root.header.end`, the analysed message's top part),
+    /// for a FETCH that needs only header octets ([`super::FetchWant::header_only`]). Nothing
+    /// is read: a body read on demand becomes a shorter view of the same source.
+    pub fn header_only(self, root: &crate::mail::analyze::Part) -> Body {
+        let end = root.header.end;
+        match self {
+            Body::Inline(b) => Body::Inline(b.slice(..end.min(b.len()))),
+            Body::Source(source) => Body::Source(Arc::new(Prefix {
+                len: (end as u64).min(source.len()),
+                source,
+            })),
+        }
+    }
+
     /// The length in octets.
     pub fn len(&self) -> u64 {
         match self {

@@ -407,9 +407,18 @@ impl Mailbox {
             modseq: msg.modseq,
             internal_date: msg.internal_date,
             size: msg.data.len() as u64,
-            content: want.content.then(|| match stream_over {
-                Some(limit) if msg.data.len() > limit => Body::Source(Arc::new(msg.data.clone())),
-                _ => Body::Inline(msg.data.clone()),
+            content: want.content.then(|| {
+                let body = match stream_over {
+                    Some(limit) if msg.data.len() > limit => {
+                        Body::Source(Arc::new(msg.data.clone()))
+                    }
+                    _ => Body::Inline(msg.data.clone()),
+                };
+                if want.header_only {
+                    body.header_only(&msg.info.root)
+                } else {
+                    body
+                }
             }),
             info: want.info.then(|| msg.info.clone()),
             expunged,
@@ -932,6 +941,7 @@ mod tests {
                 want: FetchWant {
                     content: true,
                     info: false,
+                    header_only: false,
                 },
                 mark_seen: false,
             },

@@ -256,6 +256,11 @@ pub struct FetchWant {
     pub content: bool,
     /// The parsed structure (ENVELOPE, BODYSTRUCTURE, sections).
     pub info: bool,
+    /// With `content`: the octets up to the end of the message's header are enough (every
+    /// item asked for is the top-level header or some of its fields). A store may then hand
+    /// an in-memory body cut there ([`Body::header_only`]), so that a FETCH of headers moves
+    /// and holds a fraction of the octets; sending the whole message is right too.
+    pub header_only: bool,
 }
 
 /// One fetched message.

@@ -1736,6 +1736,7 @@ impl<'b> World<'b> {
                     want: FetchWant {
                         content: true,
                         info: false,
+                        header_only: false,
                     },
                     mark_seen: false,
                 }) {

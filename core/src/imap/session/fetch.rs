@@ -34,6 +34,9 @@ pub(super) struct Pending {
     rest: VecDeque<Uid>,
     /// The message whose response a batch left open when it paused.
     open: Option<Resume>,
+    /// Messages per request when only headers are fetched: as many as the largest header
+    /// seen so far lets fit in [`HEADER_OCTETS`].
+    header_batch: usize,
     /// Some messages of an earlier batch had been expunged meanwhile, and storage no longer
     /// had them.
     missing: bool,
@@ -64,6 +67,12 @@ enum Failure {
 /// instead of growing a buffer. Large bodies are streams, not octets, so a batch holds at most
 /// this many small (inline) bodies.
 const CONTENT_BATCH: usize = 8;
+/// Messages per storage request at most when only their headers are fetched (a client
+/// listing a mailbox asks `BODY.PEEK[HEADER.FIELDS (...)]` of every message).
+const HEADER_BATCH: usize = 128;
+/// The header octets a header-only batch may hold: as much as [`CONTENT_BATCH`] inline
+/// bodies of the largest inline size.
+const HEADER_OCTETS: u64 = 1024 * 1024;
 /// Octets of FETCH responses written (streamed bodies aside) before the FETCH stops for the
 /// driver to send them: the batch's remaining messages, or the rest of a message's response,
 /// come with the next storage request, which the driver carries out only once it has written
@@ -164,12 +173,38 @@ impl ImapSession {
                     FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure
                 )
             });
+        // Every content item is the top-level header or some of its fields: its octets are
+        // enough, and many more messages fit in a batch.
+        let header_only = content
+            && attrs.iter().all(|a| match a {
+                FetchAttr::Rfc822Header => true,
+                FetchAttr::BodySection { section, .. } => {
+                    section.part.is_empty()
+                        && matches!(
+                            section.text,
+                            Some(
+                                SectionText::Header
+                                    | SectionText::HeaderFields(_)
+                                    | SectionText::HeaderFieldsNot(_)
+                            )
+                        )
+                }
+                FetchAttr::Rfc822
+                | FetchAttr::Rfc822Text
+                | FetchAttr::Binary { .. }
+                | FetchAttr::BinarySize { .. } => false,
+                _ => true,
+            });
         let mark_seen = sets_seen && !view.read_only;
         if uids.is_empty() {
             self.finish(Finish::ok(tag, "FETCH completed.").no_expunge());
             return;
         }
-        let want = FetchWant { content, info };
+        let want = FetchWant {
+            content,
+            info,
+            header_only,
+        };
         self.fetch_batch(Pending {
             tag,
             attrs,
@@ -178,6 +213,7 @@ impl ImapSession {
             want,
             rest: uids.into(),
             open: None,
+            header_batch: CONTENT_BATCH,
             missing: false,
             expunged: false,
             failure: None,
@@ -189,7 +225,9 @@ impl ImapSession {
         let Some(view) = self.selected_view() else {
             return;
         };
-        let batch = if p.want.content {
+        let batch = if p.want.content && p.want.header_only {
+            p.header_batch
+        } else if p.want.content {
             CONTENT_BATCH
         } else if p.want.info {
             STRUCTURE_BATCH
@@ -222,6 +260,15 @@ impl ImapSession {
         };
         p.missing |= messages.len() < p.requested;
         p.expunged |= messages.iter().any(|m| m.expunged);
+        if p.want.header_only {
+            let largest = messages
+                .iter()
+                .filter_map(|m| m.content.as_ref().map(Body::len))
+                .max()
+                .unwrap_or(0);
+            let fit = usize::try_from(HEADER_OCTETS / largest.max(1)).unwrap_or(usize::MAX);
+            p.header_batch = fit.clamp(CONTENT_BATCH, HEADER_BATCH);
+        }
         // The driver sent everything written before it fed this reply back.
         let mut held = 0;
         let mut hint = 0;
