@@ -9,12 +9,13 @@
 
 use std::time::Instant;
 
-use tern_core::store::stored::{pack, unpack, Packing};
+use tern_core::store::stored::{pack, unpack, Packing, Zstd};
 
 fn load(c: &rusqlite::Connection, table: &str) -> Vec<Vec<u8>> {
     let mut s = c.prepare(&format!("SELECT data FROM {table}")).unwrap();
     let rows = s.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap();
-    rows.map(|v| unpack(v.unwrap()).expect("unpack").to_vec())
+    let mut z = Zstd::default();
+    rows.map(|v| unpack(v.unwrap(), &mut z).expect("unpack").to_vec())
         .collect()
 }
 
@@ -52,13 +53,14 @@ fn main() {
         let n = values.len().max(1);
         let raw: usize = values.iter().map(Vec::len).sum();
         println!("{table}: {n} values, {} bytes each raw", raw / n);
+        let mut z = Zstd::default();
         for packing in [Packing::Fast, Packing::Dense] {
             let t = Instant::now();
-            let packed: Vec<Vec<u8>> = values.iter().map(|v| pack(v, packing)).collect();
+            let packed: Vec<Vec<u8>> = values.iter().map(|v| pack(v, packing, &mut z)).collect();
             let packing_time = t.elapsed();
             let t = Instant::now();
             for p in &packed {
-                std::hint::black_box(unpack(p.clone()).unwrap());
+                std::hint::black_box(unpack(p.clone(), &mut z).unwrap());
             }
             let unpacking_time = t.elapsed();
             let size: usize = packed.iter().map(Vec::len).sum();

@@ -32,9 +32,10 @@ use crate::error::{Fail, OpenError};
 use crate::rows::{Budget, RowCache, Rows};
 use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
 use crate::search;
+use std::cell::RefCell;
 use tern_core::store::headline;
 use tern_core::store::stored as codec;
-use tern_core::store::stored::Packing;
+use tern_core::store::stored::{CodecError, Packing, Zstd};
 
 /// Prepared statements kept per connection: every statement this module issues fits.
 const STATEMENT_CACHE: usize = 96;
@@ -2202,6 +2203,30 @@ fn reclaim(conn: &Connection, pending: &mut Pending, limit: usize) -> Result<usi
     Ok(dead.len())
 }
 
+thread_local! {
+    /// zstd's working memory for the values this thread packs and unpacks (see
+    /// [`tern_core::store::stored::Zstd`]): requests of one account run on whichever thread
+    /// leads its queue, so it is kept per thread rather than per account.
+    static ZSTD: RefCell<Zstd> = RefCell::new(Zstd::default());
+}
+
+/// [`tern_core::store::stored::pack`] with this thread's zstd memory.
+fn pack(data: &[u8], packing: Packing) -> Vec<u8> {
+    ZSTD.with(|z| match z.try_borrow_mut() {
+        Ok(mut z) => codec::pack(data, packing, &mut z),
+        // Never nested; if it were, fresh memory is only slower.
+        Err(_) => codec::pack(data, packing, &mut Zstd::default()),
+    })
+}
+
+/// [`tern_core::store::stored::unpack`] with this thread's zstd memory.
+fn unpack(stored: Vec<u8>) -> Result<Bytes, CodecError> {
+    ZSTD.with(|z| match z.try_borrow_mut() {
+        Ok(mut z) => codec::unpack(stored, &mut z),
+        Err(_) => codec::unpack(stored, &mut Zstd::default()),
+    })
+}
+
 /// How search texts are packed: LZ4, although zstd would store them in 1.4 KB instead of
 /// 2.1 KB (realistic spool): a SEARCH that reads every text (a common word, a needle under
 /// three characters) took 30 to 45% longer with zstd (20,000 messages: 259 against 202 ms
@@ -2272,16 +2297,13 @@ fn store_body(
         blobs.write(id, &data)?;
     } else {
         conn.prepare_cached("INSERT INTO contents (id, data) VALUES (?1, ?2)")?
-            .execute(params![id, codec::pack(&data, Packing::Dense)])?;
+            .execute(params![id, pack(&data, Packing::Dense)])?;
     }
     drop(data);
     insert_headline(conn, id, &text)?;
     let row = pending.inline_fts.then(|| search::fts_row(text.clone()));
     conn.prepare_cached("INSERT INTO texts (id, data) VALUES (?1, ?2)")?
-        .execute(params![
-            id,
-            codec::pack(&codec::encode_text(text), TEXT_PACKING)
-        ])?;
+        .execute(params![id, pack(&codec::encode_text(text), TEXT_PACKING)])?;
     if let Some(row) = row {
         pending.fts.push((id, row));
     } else {
@@ -2318,7 +2340,7 @@ fn load_content(conn: &Connection, blobs: &BlobDir, id: i64) -> Result<Body, Fai
         .query_row([id], |r| r.get(0))
         .optional()?;
     match inline {
-        Some(stored) => Ok(Body::Inline(codec::unpack(stored)?)),
+        Some(stored) => Ok(Body::Inline(unpack(stored)?)),
         None => Ok(Body::Source(Arc::new(blobs.open(id)?))),
     }
 }
@@ -2334,14 +2356,14 @@ fn load_text(conn: &Connection, id: i64) -> Result<SearchText, Fail> {
     let data: Vec<u8> = conn
         .prepare_cached("SELECT data FROM texts WHERE id = ?1")?
         .query_row([id], |r| r.get(0))?;
-    Ok(codec::decode_text(codec::unpack(data)?)?)
+    Ok(codec::decode_text(unpack(data)?)?)
 }
 
 fn insert_headline(conn: &Connection, id: i64, text: &SearchText) -> Result<(), Fail> {
     conn.prepare_cached("INSERT INTO headlines (id, data) VALUES (?1, ?2)")?
         .execute(params![
             id,
-            codec::pack(&codec::encode_text(headline::headline(text)), Packing::Fast)
+            pack(&codec::encode_text(headline::headline(text)), Packing::Fast)
         ])?;
     Ok(())
 }
@@ -2356,7 +2378,7 @@ fn fill_headlines(conn: &Connection, rows: &mut [Msg], uids: &[Uid]) -> Result<u
             continue;
         }
         let data: Vec<u8> = stmt.query_row([msg.body], |r| r.get(0))?;
-        msg.headline = Some(Headline::new(codec::decode_text(codec::unpack(data)?)?));
+        msg.headline = Some(Headline::new(codec::decode_text(unpack(data)?)?));
         added = added.saturating_add(msg.headline_bytes());
     }
     Ok(added)
@@ -2457,7 +2479,7 @@ fn load_text_if_any(conn: &Connection, id: i64) -> Result<Option<SearchText>, Fa
         .prepare_cached("SELECT data FROM texts WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
         .optional()?;
-    data.map(|d| Ok(codec::decode_text(codec::unpack(d)?)?))
+    data.map(|d| Ok(codec::decode_text(unpack(d)?)?))
         .transpose()
 }
 

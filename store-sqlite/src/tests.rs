@@ -1759,7 +1759,7 @@ fn rewrite_as_lz4(c: &rusqlite::Connection, table: &str) -> usize {
         .unwrap();
     let mut lz4 = 0;
     for (id, stored) in rows {
-        let data = tern_core::store::stored::unpack(stored).unwrap();
+        let data = tern_core::store::stored::unpack(stored, &mut Default::default()).unwrap();
         let packed = lz4_flex::block::compress_prepend_size(&data);
         let old = if data.len() >= 64 && packed.len() + packed.len() / 8 < data.len() {
             lz4 += 1;

@@ -20,7 +20,6 @@ use crate::mail::structure::{
 };
 use crate::mail::text::SearchText;
 use bytes::Bytes;
-use std::cell::RefCell;
 
 /// Deeper than anything `analyze` produces (at most 100 MIME levels, one codec level each),
 /// shallow enough for a 2 MiB thread stack: a corrupt row cannot overflow the stack.
@@ -569,20 +568,29 @@ pub enum Packing {
     Dense,
 }
 
-std::thread_local! {
-    /// zstd contexts, kept per thread: creating one costs more than a 6 KB value's whole
-    /// (de)compression (25 µs against 9 µs to unpack), and a context may be used by one
-    /// thread at a time. `None` until first used, or if creating one failed.
-    static ZSTD_PACK: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
-    static ZSTD_UNPACK: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+/// zstd's working memory, reused from value to value: making it afresh costs more than a
+/// 6 KB value's whole (de)compression (25 µs against 9 µs to unpack). The core keeps no
+/// such state itself; a backend keeps one per thread or connection and passes it to [`pack`]
+/// and [`unpack`]. Made on first use; if making it fails, values are stored raw and zstd
+/// values cannot be read (an error, as for a damaged row).
+#[derive(Default)]
+pub struct Zstd {
+    pack: Option<zstd::bulk::Compressor<'static>>,
+    unpack: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl std::fmt::Debug for Zstd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zstd").finish_non_exhaustive()
+    }
 }
 
 /// Compresses a stored value when that saves at least an eighth: mail text shrinks two- to
 /// threefold, while already-compressed parts would cost decompression for nothing. One tag byte
 /// says which form the value has.
-pub fn pack(data: &[u8], packing: Packing) -> Vec<u8> {
+pub fn pack(data: &[u8], packing: Packing, zstd: &mut Zstd) -> Vec<u8> {
     if data.len() >= 64 {
-        if let Some(packed) = compress(data, packing) {
+        if let Some(packed) = compress(data, packing, zstd) {
             if packed.len() + packed.len() / 8 < data.len() {
                 return packed;
             }
@@ -596,7 +604,7 @@ pub fn pack(data: &[u8], packing: Packing) -> Vec<u8> {
 
 /// The tagged compressed form, or `None` if the compressor failed (then the value is stored
 /// raw) or the value is too large for the length prefix.
-fn compress(data: &[u8], packing: Packing) -> Option<Vec<u8>> {
+fn compress(data: &[u8], packing: Packing, zstd: &mut Zstd) -> Option<Vec<u8>> {
     let size = u32::try_from(data.len()).ok()?;
     match packing {
         Packing::Fast => {
@@ -606,23 +614,22 @@ fn compress(data: &[u8], packing: Packing) -> Option<Vec<u8>> {
             out.extend_from_slice(&packed);
             Some(out)
         }
-        Packing::Dense => ZSTD_PACK.with(|cell| {
-            let mut cell = cell.try_borrow_mut().ok()?;
-            if cell.is_none() {
-                *cell = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        Packing::Dense => {
+            if zstd.pack.is_none() {
+                zstd.pack = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
             }
-            let packed = cell.as_mut()?.compress(data).ok()?;
+            let packed = zstd.pack.as_mut()?.compress(data).ok()?;
             let mut out = Vec::with_capacity(packed.len() + 5);
             out.push(ZSTD);
             out.extend_from_slice(&size.to_le_bytes());
             out.extend_from_slice(&packed);
             Some(out)
-        }),
+        }
     }
 }
 
 /// Inverse of [`pack`], for values of every [`Packing`].
-pub fn unpack(stored: Vec<u8>) -> Result<Bytes, CodecError> {
+pub fn unpack(stored: Vec<u8>, zstd: &mut Zstd) -> Result<Bytes, CodecError> {
     const WHAT: &str = "compressed value";
     let (tag, body) = match stored.split_first() {
         Some((&tag, body)) => (tag, body),
@@ -640,13 +647,13 @@ pub fn unpack(stored: Vec<u8>) -> Result<Bytes, CodecError> {
     }
     let out = match tag {
         LZ4 => lz4_flex::block::decompress_size_prepended(body).ok(),
-        ZSTD => ZSTD_UNPACK.with(|cell| {
-            let mut cell = cell.try_borrow_mut().ok()?;
-            if cell.is_none() {
-                *cell = zstd::bulk::Decompressor::new().ok();
+        ZSTD => {
+            if zstd.unpack.is_none() {
+                zstd.unpack = zstd::bulk::Decompressor::new().ok();
             }
-            cell.as_mut()?.decompress(body.get(4..)?, size).ok()
-        }),
+            body.get(4..)
+                .and_then(|frame| zstd.unpack.as_mut()?.decompress(frame, size).ok())
+        }
         _ => None,
     };
     match out {
@@ -708,27 +715,31 @@ mod tests {
     fn pack_round_trips_and_refuses_damage() {
         let text = "the quick brown fox jumps over the lazy dog ".repeat(50);
         let noise: Vec<u8> = (0..500u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let mut z = Zstd::default();
         for packing in [Packing::Fast, Packing::Dense] {
             for data in [&b""[..], b"short", text.as_bytes(), &noise] {
-                let stored = pack(data, packing);
-                assert_eq!(&unpack(stored.clone()).unwrap()[..], data);
+                let stored = pack(data, packing, &mut z);
+                assert_eq!(&unpack(stored.clone(), &mut z).unwrap()[..], data);
                 if data == text.as_bytes() {
                     assert!(stored.len() < data.len() / 4, "{}", stored.len());
                 }
             }
-            let good = pack(text.as_bytes(), packing);
+            let good = pack(text.as_bytes(), packing, &mut z);
             // A length prefix too large, one byte off either way, and a truncated body.
             for size in [u32::MAX, text.len() as u32 + 1, text.len() as u32 - 1] {
                 let mut bad = good.clone();
                 bad[1..5].copy_from_slice(&size.to_le_bytes());
-                assert!(unpack(bad).is_err(), "{packing:?} {size}");
+                assert!(unpack(bad, &mut z).is_err(), "{packing:?} {size}");
             }
             for cut in 0..good.len() {
-                assert!(unpack(good[..cut].to_vec()).is_err(), "{packing:?} {cut}");
+                assert!(
+                    unpack(good[..cut].to_vec(), &mut z).is_err(),
+                    "{packing:?} {cut}"
+                );
             }
         }
-        assert!(unpack(vec![7, 1, 2]).is_err());
-        assert!(unpack(Vec::new()).is_err());
+        assert!(unpack(vec![7, 1, 2], &mut z).is_err());
+        assert!(unpack(Vec::new(), &mut z).is_err());
     }
 
     /// Rows written before zstd (tag 1, LZ4) stay readable: this is the exact form
@@ -738,7 +749,10 @@ mod tests {
         let text = "the quick brown fox jumps over the lazy dog ".repeat(50);
         let mut old = vec![1u8];
         old.extend_from_slice(&lz4_flex::block::compress_prepend_size(text.as_bytes()));
-        assert_eq!(&unpack(old).unwrap()[..], text.as_bytes());
+        assert_eq!(
+            &unpack(old, &mut Zstd::default()).unwrap()[..],
+            text.as_bytes()
+        );
     }
 
     /// Dense packing is what shrinks inline bodies: it must beat LZ4 on mail-like text, or
@@ -753,8 +767,9 @@ mod tests {
                 i % 7
             ));
         }
-        let fast = pack(mail.as_bytes(), Packing::Fast).len();
-        let dense = pack(mail.as_bytes(), Packing::Dense).len();
+        let mut z = Zstd::default();
+        let fast = pack(mail.as_bytes(), Packing::Fast, &mut z).len();
+        let dense = pack(mail.as_bytes(), Packing::Dense, &mut z).len();
         assert!(dense < fast, "dense {dense} fast {fast}");
     }
 
