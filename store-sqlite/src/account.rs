@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,7 +32,6 @@ use crate::error::{Fail, OpenError};
 use crate::rows::{Budget, RowCache, Rows};
 use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
 use crate::search;
-use std::cell::RefCell;
 use tern_core::store::headline;
 use tern_core::store::stored as codec;
 use tern_core::store::stored::{CodecError, Packing, Zstd};
@@ -2203,28 +2202,35 @@ fn reclaim(conn: &Connection, pending: &mut Pending, limit: usize) -> Result<usi
     Ok(dead.len())
 }
 
-thread_local! {
-    /// zstd's working memory for the values this thread packs and unpacks (see
-    /// [`tern_core::store::stored::Zstd`]): requests of one account run on whichever thread
-    /// leads its queue, so it is kept per thread rather than per account.
-    static ZSTD: RefCell<Zstd> = RefCell::new(Zstd::default());
+/// zstd working memory not in use (see [`tern_core::store::stored::Zstd`]): taken for one
+/// value and put back, at most [`ZSTD_KEPT`] kept. A pool rather than one per thread: a
+/// compressor that has packed a 128 KiB body holds about half a megabyte, and requests run on
+/// whichever thread leads an account's queue (smol's blocking pool may have hundreds).
+static ZSTD_SPARE: Mutex<Vec<Zstd>> = Mutex::new(Vec::new());
+
+/// Working memories kept for reuse: more than the threads that pack or unpack at once on
+/// most machines; beyond it, a value's memory is made afresh (slower, never wrong).
+const ZSTD_KEPT: usize = 16;
+
+/// Runs `f` with zstd working memory from the pool.
+fn with_zstd<T>(f: impl FnOnce(&mut Zstd) -> T) -> T {
+    let mut zstd = crate::lock(&ZSTD_SPARE).pop().unwrap_or_default();
+    let out = f(&mut zstd);
+    let mut spare = crate::lock(&ZSTD_SPARE);
+    if spare.len() < ZSTD_KEPT {
+        spare.push(zstd);
+    }
+    out
 }
 
-/// [`tern_core::store::stored::pack`] with this thread's zstd memory.
+/// [`tern_core::store::stored::pack`] with pooled zstd memory.
 fn pack(data: &[u8], packing: Packing) -> Vec<u8> {
-    ZSTD.with(|z| match z.try_borrow_mut() {
-        Ok(mut z) => codec::pack(data, packing, &mut z),
-        // Never nested; if it were, fresh memory is only slower.
-        Err(_) => codec::pack(data, packing, &mut Zstd::default()),
-    })
+    with_zstd(|z| codec::pack(data, packing, z))
 }
 
-/// [`tern_core::store::stored::unpack`] with this thread's zstd memory.
+/// [`tern_core::store::stored::unpack`] with pooled zstd memory.
 fn unpack(stored: Vec<u8>) -> Result<Bytes, CodecError> {
-    ZSTD.with(|z| match z.try_borrow_mut() {
-        Ok(mut z) => codec::unpack(stored, &mut z),
-        Err(_) => codec::unpack(stored, &mut Zstd::default()),
-    })
+    with_zstd(|z| codec::unpack(stored, z))
 }
 
 /// How search texts are packed: LZ4, although zstd would store them in 1.4 KB instead of
