@@ -2,7 +2,9 @@
 //! item 8): for random header values and bodies (punctuation, quotes, FTS5 syntax, short
 //! strings, white space, case and Unicode that folds to other lengths) and random substrings
 //! of them, the backend and the reference find the same messages with HEADER, BODY and TEXT,
-//! and both find the message whose raw text holds the substring.
+//! and both find the message whose raw text holds the substring. The backend is asked
+//! before and after it settles ([`Backend::settle`](crate::Backend::settle)), so an index is
+//! checked as well as the path for messages it does not hold yet.
 //!
 //! Budget: 200 cases (`TERN_HEADER_SEARCH_CASES=n` runs n), at most twice as many drawn.
 
@@ -149,12 +151,18 @@ fn run(backend: &mut dyn Backend, case: &Case) -> Result<Outcome, String> {
         1 => Query::Body(fold(&needle)),
         _ => Query::Text(fold(&needle)),
     };
-    let from_sql = search(sql.as_ref(), query.clone())?;
     let from_mem = search(mem.as_ref(), query.clone())?;
-    if from_sql != from_mem {
-        return Err(format!(
-            "{query:?}: backend {from_sql:?}, reference {from_mem:?}"
-        ));
+    // Before the backend's index holds the messages, and after.
+    for settled in [false, true] {
+        if settled {
+            backend.settle("alice");
+        }
+        let from_sql = search(sql.as_ref(), query.clone())?;
+        if from_sql != from_mem {
+            return Err(format!(
+                "{query:?} (settled: {settled}): backend {from_sql:?}, reference {from_mem:?}"
+            ));
+        }
     }
     let uid = case.pick as u32 + 1;
     if !from_mem.contains(&uid) {

@@ -1,6 +1,6 @@
 //! The stored forms of what APPEND computes once, for every backend: a compact binary
 //! encoding of [`MessageInfo`] (ENVELOPE, BODYSTRUCTURE, part offsets), [`SearchText`] and
-//! keyword lists, and the LZ4 packing of large values. A backend keeps these octets as they
+//! keyword lists, and the compression of large values ([`pack`]). A backend keeps these octets as they
 //! are (the SQLite store in BLOB columns; a shared database would use its own binary type),
 //! so every backend reads and writes the same format and shares its tests.
 //!
@@ -548,18 +548,52 @@ const MAX_UNPACKED: usize = 1 << 30;
 const RAW: u8 = 0;
 /// LZ4 block with its length prepended.
 const LZ4: u8 = 1;
+/// zstd frame with its unpacked length prepended (4 octets, little-endian), as for LZ4.
+const ZSTD: u8 = 2;
 
-/// Compresses a stored value when that saves at least an eighth: mail text shrinks about
-/// threefold, while base64 or already-compressed parts would cost decompression for nothing.
-/// One tag byte says which.
-pub fn pack(data: &[u8]) -> Vec<u8> {
+/// The zstd level [`Packing::Dense`] uses. Measured on 5,000 realistic messages (inline bodies
+/// averaging 5.9 KB, search texts 4.6 KB): levels 1 to 3 pack within 1% of each other and level
+/// 1 is the fastest to write; level 5 gains under 1% for twice the time.
+const ZSTD_LEVEL: i32 = 1;
+
+/// How [`pack`] compresses a value; each stored field picks by how it is read. Any value of
+/// either kind (and the raw form) is read back by [`unpack`], whichever a row was written with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packing {
+    /// LZ4: unpacks about four times faster than zstd (2 µs against 8 µs for a 4.5 KB
+    /// text), for values read by the thousand (SEARCH's scans).
+    Fast,
+    /// zstd at [`ZSTD_LEVEL`]: a third smaller than LZ4 on mail text and a quarter smaller on
+    /// base64 (LZ4 has no entropy coding), for values read one at a time.
+    Dense,
+}
+
+/// zstd's working memory, reused from value to value: making it afresh costs more than a
+/// 6 KB value's whole (de)compression (25 µs against 9 µs to unpack). The core keeps no
+/// such state itself; a backend keeps one per thread or connection and passes it to [`pack`]
+/// and [`unpack`]. Made on first use; if making it fails, values are stored raw and zstd
+/// values cannot be read (an error, as for a damaged row).
+#[derive(Default)]
+pub struct Zstd {
+    pack: Option<zstd::bulk::Compressor<'static>>,
+    unpack: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl std::fmt::Debug for Zstd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zstd").finish_non_exhaustive()
+    }
+}
+
+/// Compresses a stored value when that saves at least an eighth: mail text shrinks two- to
+/// threefold, while already-compressed parts would cost decompression for nothing. One tag byte
+/// says which form the value has.
+pub fn pack(data: &[u8], packing: Packing, zstd: &mut Zstd) -> Vec<u8> {
     if data.len() >= 64 {
-        let packed = lz4_flex::block::compress_prepend_size(data);
-        if packed.len() + packed.len() / 8 < data.len() {
-            let mut out = Vec::with_capacity(packed.len() + 1);
-            out.push(LZ4);
-            out.extend_from_slice(&packed);
-            return out;
+        if let Some(packed) = compress(data, packing, zstd) {
+            if packed.len() + packed.len() / 8 < data.len() {
+                return packed;
+            }
         }
     }
     let mut out = Vec::with_capacity(data.len() + 1);
@@ -568,23 +602,65 @@ pub fn pack(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Inverse of [`pack`].
-pub fn unpack(stored: Vec<u8>) -> Result<Bytes, CodecError> {
-    match stored.first() {
-        Some(&RAW) => Ok(Bytes::from(stored).slice(1..)),
-        Some(&LZ4) => {
-            let body = &stored[1..];
-            let size = body
-                .get(..4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-            match size {
-                Some(n) if n <= MAX_UNPACKED => lz4_flex::block::decompress_size_prepended(body)
-                    .map(Bytes::from)
-                    .or_else(|_| corrupt("compressed value")),
-                _ => corrupt("compressed value"),
-            }
+/// The tagged compressed form, or `None` if the compressor failed (then the value is stored
+/// raw) or the value is too large for the length prefix.
+fn compress(data: &[u8], packing: Packing, zstd: &mut Zstd) -> Option<Vec<u8>> {
+    let size = u32::try_from(data.len()).ok()?;
+    match packing {
+        Packing::Fast => {
+            let packed = lz4_flex::block::compress_prepend_size(data);
+            let mut out = Vec::with_capacity(packed.len() + 1);
+            out.push(LZ4);
+            out.extend_from_slice(&packed);
+            Some(out)
         }
-        _ => corrupt("compressed value"),
+        Packing::Dense => {
+            if zstd.pack.is_none() {
+                zstd.pack = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+            }
+            let packed = zstd.pack.as_mut()?.compress(data).ok()?;
+            let mut out = Vec::with_capacity(packed.len() + 5);
+            out.push(ZSTD);
+            out.extend_from_slice(&size.to_le_bytes());
+            out.extend_from_slice(&packed);
+            Some(out)
+        }
+    }
+}
+
+/// Inverse of [`pack`], for values of every [`Packing`].
+pub fn unpack(stored: Vec<u8>, zstd: &mut Zstd) -> Result<Bytes, CodecError> {
+    const WHAT: &str = "compressed value";
+    let (tag, body) = match stored.split_first() {
+        Some((&tag, body)) => (tag, body),
+        None => return corrupt(WHAT),
+    };
+    if tag == RAW {
+        return Ok(Bytes::from(stored).slice(1..));
+    }
+    let size = match body.get(..4) {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize,
+        _ => return corrupt(WHAT),
+    };
+    if size > MAX_UNPACKED {
+        return corrupt(WHAT);
+    }
+    let out = match tag {
+        LZ4 => lz4_flex::block::decompress_size_prepended(body).ok(),
+        ZSTD => {
+            if zstd.unpack.is_none() {
+                zstd.unpack = zstd::bulk::Decompressor::new().ok();
+            }
+            body.get(4..)
+                .and_then(|frame| zstd.unpack.as_mut()?.decompress(frame, size).ok())
+        }
+        _ => None,
+    };
+    match out {
+        // zstd stops at its capacity, so a frame that inflates past the recorded size is
+        // refused as well as one that falls short.
+        Some(out) if out.len() == size => Ok(Bytes::from(out)),
+        _ => corrupt(WHAT),
     }
 }
 
@@ -639,18 +715,62 @@ mod tests {
     fn pack_round_trips_and_refuses_damage() {
         let text = "the quick brown fox jumps over the lazy dog ".repeat(50);
         let noise: Vec<u8> = (0..500u32).map(|i| (i * 7919 % 251) as u8).collect();
-        for data in [&b""[..], b"short", text.as_bytes(), &noise] {
-            let stored = pack(data);
-            assert_eq!(&unpack(stored.clone()).unwrap()[..], data);
-            if data.len() > 100 && data == text.as_bytes() {
-                assert!(stored.len() < data.len() / 4, "{}", stored.len());
+        let mut z = Zstd::default();
+        for packing in [Packing::Fast, Packing::Dense] {
+            for data in [&b""[..], b"short", text.as_bytes(), &noise] {
+                let stored = pack(data, packing, &mut z);
+                assert_eq!(&unpack(stored.clone(), &mut z).unwrap()[..], data);
+                if data == text.as_bytes() {
+                    assert!(stored.len() < data.len() / 4, "{}", stored.len());
+                }
+            }
+            let good = pack(text.as_bytes(), packing, &mut z);
+            // A length prefix too large, one byte off either way, and a truncated body.
+            for size in [u32::MAX, text.len() as u32 + 1, text.len() as u32 - 1] {
+                let mut bad = good.clone();
+                bad[1..5].copy_from_slice(&size.to_le_bytes());
+                assert!(unpack(bad, &mut z).is_err(), "{packing:?} {size}");
+            }
+            for cut in 0..good.len() {
+                assert!(
+                    unpack(good[..cut].to_vec(), &mut z).is_err(),
+                    "{packing:?} {cut}"
+                );
             }
         }
-        let mut bad = pack(text.as_bytes());
-        bad[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(unpack(bad).is_err());
-        assert!(unpack(vec![7, 1, 2]).is_err());
-        assert!(unpack(Vec::new()).is_err());
+        assert!(unpack(vec![7, 1, 2], &mut z).is_err());
+        assert!(unpack(Vec::new(), &mut z).is_err());
+    }
+
+    /// Rows written before zstd (tag 1, LZ4) stay readable: this is the exact form
+    /// `pack` wrote then.
+    #[test]
+    fn lz4_rows_of_earlier_versions_unpack() {
+        let text = "the quick brown fox jumps over the lazy dog ".repeat(50);
+        let mut old = vec![1u8];
+        old.extend_from_slice(&lz4_flex::block::compress_prepend_size(text.as_bytes()));
+        assert_eq!(
+            &unpack(old, &mut Zstd::default()).unwrap()[..],
+            text.as_bytes()
+        );
+    }
+
+    /// Dense packing is what shrinks inline bodies: it must beat LZ4 on mail-like text, or
+    /// the slower unpacking buys nothing.
+    #[test]
+    fn dense_packing_is_smaller_than_fast() {
+        let mut mail = String::new();
+        for i in 0..200u32 {
+            mail.push_str(&format!(
+                "Line {i}: meeting notes about item {} and owner {}\r\n",
+                i * 37 % 101,
+                i % 7
+            ));
+        }
+        let mut z = Zstd::default();
+        let fast = pack(mail.as_bytes(), Packing::Fast, &mut z).len();
+        let dense = pack(mail.as_bytes(), Packing::Dense, &mut z).len();
+        assert!(dense < fast, "dense {dense} fast {fast}");
     }
 
     #[test]

@@ -261,6 +261,9 @@ impl<'b> World<'b> {
         self.since_probe += 1;
         if every > 0 && self.since_probe >= every {
             self.since_probe = 0;
+            // The backend's deferred work (indexing) done now and then: the SEARCHes that
+            // follow see messages stored before it through the index, later ones without.
+            self.backend.settle(USER);
             // Octets are compared on every tenth probe: they change least and cost most.
             self.probes += 1;
             let octets = self.probes >= 10;
