@@ -183,9 +183,12 @@
 //! the free pages the indexer leaves behind go back to the file system when its queue empties
 //! (0.4 KB per message were left free): 20,247 bytes per message in all against 21,732 (the
 //! attachments in files, 11.3 KB per message, unchanged). Packing a 5.9 KB body takes 25 µs
-//! and unpacking it 9 µs (LZ4: 15 and 3 µs). The search texts stay LZ4: zstd would save
-//! another 1.1 KB per message but made every SEARCH that reads all texts 30 to 45% slower
-//! (`tern_core::store::stored::Packing`).
+//! and unpacking it 9 µs (LZ4: 15 and 3 µs). The search texts are zstd too since: 1.8 KB per
+//! message instead of 2.9 KB, 19,125 bytes per message in all on the same run (Dovecot's
+//! Maildir with its index: 19,601 on the 100,000-message run of `scripts/bench-vs-dovecot.sh`),
+//! at the price of a SEARCH that reads every text being 30 to 45% slower than with LZ4 (the
+//! index spares most searches that; `TEXT_PACKING` in `account.rs`,
+//! `tern_core::store::stored::Packing`).
 //!
 //! The APPEND figures above predate the index queue (APPEND then wrote the FTS rows itself).
 //! FTS rows are added together just before a transaction commits (see `Pending::fts` in
