@@ -672,3 +672,27 @@ fn rfc9051_6_4_5_a_fetch_of_headers_takes_few_requests() {
     assert_eq!(w.store.requests.len(), 8, "{:?}", w.store.requests);
     assert!(out.contains(&"x".repeat(3000)));
 }
+
+/// A notice whose MODSEQ is unknown (one was lost to a full queue) makes the session look once,
+/// with its next command; the look covers it, and later commands go alone again.
+#[test]
+fn a_notice_of_unknown_modseq_costs_one_look() {
+    let mut w = World::new();
+    let a = w.login();
+    w.append(a, "INBOX", MSG1);
+    w.send(a, "s SELECT INBOX\r\n");
+    w.sessions[a]
+        .0
+        .handle_input(Input::MailboxChanged {
+            now: w.now,
+            account: "alice",
+            mailbox: tern_core::store::MailboxId(1),
+            modseq: tern_core::store::UNKNOWN_MODSEQ,
+        })
+        .unwrap();
+    w.run(a);
+    w.store.requests.clear();
+    w.send(a, "f FETCH 1 (FLAGS)\r\n");
+    w.send(a, "g FETCH 1 (FLAGS)\r\n");
+    assert_eq!(w.store.requests, ["Then(Fetch, Changes)", "Fetch"]);
+}

@@ -228,18 +228,23 @@ impl ImapSession {
         }
     }
 
-    /// The Changes request for the selected mailbox, if any.
-    pub(super) fn sync_op(&self) -> Option<StorageOp> {
+    /// The Changes request for the selected mailbox, if any. Issuing it settles what made
+    /// the view look behind: the synchronisation sees every change committed before it, so
+    /// the notices received so far (even one whose MODSEQ was unknown) are covered.
+    pub(super) fn take_sync(&mut self) -> Option<StorageOp> {
         let State::Selected { account, view } = &self.state else {
             return None;
         };
-        Some(StorageOp::Changes {
+        let op = StorageOp::Changes {
             account: account.clone(),
             mailbox: view.id,
             uid_next: view.uid_next,
             since: view.modseq,
             claim_recent: !view.read_only && !self.enabled.rev2,
-        })
+        };
+        self.dirty = false;
+        self.notice = 0;
+        Some(op)
     }
 
     /// Whether the selected mailbox may hold changes the view has not seen.
@@ -271,10 +276,9 @@ impl ImapSession {
         if !joins || self.synced.is_some() || !(writes || self.needs_sync()) {
             return op;
         }
-        let Some(sync) = self.sync_op() else {
+        let Some(sync) = self.take_sync() else {
             return op;
         };
-        self.dirty = false;
         StorageOp::Then {
             first: Box::new(op),
             then: Box::new(sync),
@@ -487,13 +491,12 @@ impl ImapSession {
         let view = self.selected_view()?;
         if uid {
             if view.names_unknown_uids(set) && !self.presynced {
-                if let Some(op) = self.sync_op() {
-                    self.dirty = false;
+                if let Some(op) = self.take_sync() {
                     self.request(op, SessionPending::PreSync(Box::new(rerun())));
                     return None;
                 }
             }
-            return Some(view.resolve_uid(set));
+            return self.selected_view().map(|v| v.resolve_uid(set));
         }
         match view.resolve_seq(set) {
             Ok(uids) => Some(uids),
@@ -651,9 +654,8 @@ impl ImapSession {
 
     /// Looks for changes while idling; updates go out at once (RFC 2177).
     pub(super) fn idle_sync(&mut self, tag: Tag, _now: Instant) {
-        match self.sync_op() {
+        match self.take_sync() {
             Some(op) => {
-                self.dirty = false;
                 self.request(op, SessionPending::IdleSync { tag });
             }
             None => self.expect = Expect::IdleDone { tag },

@@ -791,8 +791,7 @@ impl ImapSession {
             None => false,
         };
         if self.dirty || (!looked && self.needs_sync()) {
-            if let Some(op) = self.sync_op() {
-                self.dirty = false;
+            if let Some(op) = self.take_sync() {
                 self.request(op, Pending::Sync(finish));
                 return;
             }
