@@ -90,10 +90,22 @@ pub struct TlsFiles {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Listener {
+    #[serde(default)]
     pub bind: Vec<SocketAddr>,
+    /// A Unix socket to listen on (LMTP only: how an MTA on the same machine reaches a
+    /// delivery agent). A stale socket file left by an earlier run is replaced.
+    pub path: Option<PathBuf>,
     pub protocol: ListenerProtocol,
     #[serde(default)]
     pub tls: ListenerTls,
+    /// LMTP only: serve only peers on loopback (and the Unix socket). LMTP has no
+    /// authentication, so anyone who can connect can deliver mail to every account.
+    #[serde(default = "default_true")]
+    pub local_only: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -101,6 +113,8 @@ pub struct Listener {
 pub enum ListenerProtocol {
     Imap,
     Pop3,
+    /// Delivery from an MTA (RFC 2033).
+    Lmtp,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -354,9 +368,21 @@ impl Config {
             return Err(invalid("no [server.listener.NAME] is configured".into()));
         }
         for (name, listener) in &self.server.listener {
-            if listener.bind.is_empty() {
+            let lmtp = listener.protocol == ListenerProtocol::Lmtp;
+            if listener.bind.is_empty() && listener.path.is_none() {
                 return Err(invalid(format!(
-                    "server.listener.\"{name}\".bind: at least one address is required"
+                    "server.listener.\"{name}\".bind: at least one address is required{}",
+                    if lmtp { " (or a Unix socket path)" } else { "" }
+                )));
+            }
+            if listener.path.is_some() && !lmtp {
+                return Err(invalid(format!(
+                    "server.listener.\"{name}\".path: a Unix socket is only for protocol = \"lmtp\""
+                )));
+            }
+            if lmtp && listener.tls.implicit {
+                return Err(invalid(format!(
+                    "server.listener.\"{name}\".tls.implicit: LMTP is served without TLS"
                 )));
             }
         }

@@ -11,6 +11,7 @@ use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::unix::UnixStream;
 use smol::net::TcpStream;
 use smol::Timer;
 use tern_core::store::BodyStream;
@@ -25,10 +26,18 @@ use crate::limits::ConnectionSlot;
 /// timeout bounds a stall rather than a whole large response to a slow reader.
 const WRITE_CHUNK: usize = 64 * 1024;
 
+/// An accepted connection, as its listener gave it.
+pub enum Accepted {
+    Tcp(TcpStream),
+    /// From a Unix-socket listener (LMTP).
+    Unix(UnixStream),
+}
+
 /// The socket, before or after the TLS handshake.
 enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Unix(UnixStream),
 }
 
 impl Stream {
@@ -36,6 +45,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => s.read(buf).await,
             Stream::Tls(s) => s.read(buf).await,
+            Stream::Unix(s) => s.read(buf).await,
         }
     }
 
@@ -43,6 +53,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => s.write_all(data).await,
             Stream::Tls(s) => s.write_all(data).await,
+            Stream::Unix(s) => s.write_all(data).await,
         }
     }
 
@@ -50,6 +61,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => s.flush().await,
             Stream::Tls(s) => s.flush().await,
+            Stream::Unix(s) => s.flush().await,
         }
     }
 
@@ -58,6 +70,7 @@ impl Stream {
         let _ = match self {
             Stream::Plain(s) => s.close().await,
             Stream::Tls(s) => s.close().await,
+            Stream::Unix(s) => s.close().await,
         };
     }
 }
@@ -187,7 +200,7 @@ async fn within<T>(
 
 /// Serves one accepted connection to completion.
 pub async fn serve(
-    socket: TcpStream,
+    socket: Accepted,
     peer: SocketAddr,
     mut config: SessionConfig,
     implicit_tls: bool,
@@ -198,8 +211,9 @@ pub async fn serve(
     let protocol = config.protocol;
     let client = Arc::new(Client::new(peer, protocol, slot));
     tracing::info!(peer = %peer, listener = %ctx.listener, tls = implicit_tls, "connection opened");
-    let stream = if implicit_tls {
-        match handshake(&ctx, socket).await {
+    let stream = match socket {
+        Accepted::Unix(socket) => Stream::Unix(socket),
+        Accepted::Tcp(socket) if implicit_tls => match handshake(&ctx, socket).await {
             Ok(tls) => {
                 config.channel_bindings = channel_bindings(&tls);
                 Stream::Tls(Box::new(tls))
@@ -208,9 +222,8 @@ pub async fn serve(
                 tracing::info!(peer = %peer, listener = %ctx.listener, error = %e, "TLS handshake failed");
                 return;
             }
-        }
-    } else {
-        Stream::Plain(socket)
+        },
+        Accepted::Tcp(socket) => Stream::Plain(socket),
     };
     let mut conn = Connection {
         session: Session::new(config, Instant::now()),
@@ -591,6 +604,9 @@ impl Connection {
                 tracing::info!(peer = %self.peer, listener = %self.ctx.listener, user = %account, mechanism, "authentication succeeded")
             }
             Event::LoggedOut => self.client.slot.release_account(),
+            Event::Delivered { account, mailbox } => {
+                tracing::info!(peer = %self.peer, listener = %self.ctx.listener, user = %account, mailbox = %mailbox, "delivered")
+            }
             Event::AuthFailed {
                 username,
                 mechanism,
