@@ -619,6 +619,37 @@ mod tests {
     }
 
     #[test]
+    fn lmtp_listeners_take_a_socket_path_and_are_local_only_by_default() {
+        let base = "[storage]\npath = \"d\"\n[server.listener.x]\n";
+        let c = parse(&format!(
+            "{base}path = \"lmtp.sock\"\nprotocol = \"lmtp\"\n"
+        ))
+        .unwrap();
+        let l = &c.server.listener["x"];
+        assert_eq!(l.protocol, ListenerProtocol::Lmtp);
+        assert!(l.local_only && l.bind.is_empty());
+        let c = parse(&format!(
+            "{base}bind = [\"127.0.0.1:1\"]\nprotocol = \"lmtp\"\nlocal-only = false\n"
+        ))
+        .unwrap();
+        assert!(!c.server.listener["x"].local_only);
+        for (bad, why) in [
+            (
+                "path = \"s\"\nprotocol = \"imap\"\n",
+                "only for protocol = \"lmtp\"",
+            ),
+            ("protocol = \"lmtp\"\n", "or a Unix socket path"),
+            (
+                "path = \"s\"\nprotocol = \"lmtp\"\ntls.implicit = true\n",
+                "served without TLS",
+            ),
+        ] {
+            let e = parse(&format!("{base}{bad}")).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
     fn errors_name_line_and_key() {
         let base = "[storage]\npath = \"d\"\n[server.listener.x]\nbind = [\"127.0.0.1:1\"]\nprotocol = \"imap\"\n";
         let e = parse(&format!("{base}bogus = 1\n"))
