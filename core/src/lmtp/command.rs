@@ -40,6 +40,8 @@ pub enum Command {
     NotOffered,
     /// A known command with bad arguments: `501 5.5.4`.
     BadArguments(&'static str),
+    /// A MAIL parameter that is not supported: `555 5.5.4` (RFC 5321 §4.1.1.11).
+    UnsupportedParameter(&'static str),
     /// An unknown verb: `500 5.5.2`.
     Unknown,
 }
@@ -60,6 +62,7 @@ impl Command {
             Command::Helo => "HELO",
             Command::NotOffered => "(not offered)",
             Command::BadArguments(_) => "(bad arguments)",
+            Command::UnsupportedParameter(_) => "(unsupported parameter)",
             Command::Unknown => "(unknown)",
         }
     }
@@ -112,10 +115,10 @@ fn parse_mail(rest: &str) -> Command {
             "BODY" => {
                 let value = value.to_ascii_uppercase();
                 if value != "8BITMIME" && value != "7BIT" {
-                    return Command::BadArguments("Unsupported BODY parameter.");
+                    return Command::UnsupportedParameter("Unsupported mail BODY type.");
                 }
             }
-            _ => return Command::BadArguments("Unsupported MAIL parameter."),
+            _ => return Command::UnsupportedParameter("Unsupported parameters."),
         }
     }
     Command::Mail { from, size }
@@ -208,7 +211,11 @@ mod tests {
         );
         assert!(matches!(
             Command::parse(b"MAIL FROM:<a@b> BODY=BINARYMIME"),
-            Command::BadArguments(_)
+            Command::UnsupportedParameter(_)
+        ));
+        assert!(matches!(
+            Command::parse(b"MAIL FROM:<a@b> SMTPUTF8"),
+            Command::UnsupportedParameter(_)
         ));
         assert!(matches!(
             Command::parse(b"RCPT TO:a@b"),

@@ -333,7 +333,10 @@ impl LmtpSession {
         }));
         if !matches!(
             command,
-            Command::Unknown | Command::BadArguments(_) | Command::Helo
+            Command::Unknown
+                | Command::BadArguments(_)
+                | Command::UnsupportedParameter(_)
+                | Command::Helo
         ) {
             self.bad_commands = 0;
         }
@@ -410,14 +413,20 @@ impl LmtpSession {
                 self.reply(&text);
                 self.close();
             }
-            // RFC 5321 §3.5.3: 252 when the server will not verify but will try RCPT.
-            Command::Vrfy => self.reply("252 2.5.2 Cannot VRFY; send RCPT to attempt delivery"),
+            // RFC 5321 §3.5.3: 252 when the server will not verify but will try RCPT (in
+            // Dovecot's words and code).
+            Command::Vrfy => self.reply("252 2.3.3 Try RCPT instead"),
             Command::Helo => self.refuse("500 5.5.1 This is LMTP: use LHLO (RFC 2033 §4.1)"),
             Command::NotOffered => self.refuse("502 5.5.1 Command not implemented"),
             Command::BadArguments(why) => {
                 let text = format!("501 5.5.4 {why}");
                 self.refuse(&text);
             }
+            Command::UnsupportedParameter(why) => {
+                let text = format!("555 5.5.4 {why}");
+                self.refuse(&text);
+            }
+            // RFC 3463 §3.6: X.5.2 covers a command that is not recognised (Dovecot says 5.5.1).
             Command::Unknown => self.refuse("500 5.5.2 Unknown command"),
         }
     }

@@ -240,9 +240,10 @@ fn sequence_errors_get_503_and_the_session_goes_on() {
          550 5.1.1 <nobody> No such user here\r\n503 5.5.1 No valid recipients\r\n"
     );
     assert_eq!(
-        h.send("VRFY alice\r\nHELO x\r\nFOO\r\nRSET\r\n"),
-        "252 2.5.2 Cannot VRFY; send RCPT to attempt delivery\r\n\
+        h.send("VRFY alice\r\nHELO x\r\nFOO\r\nMAIL FROM:<a@b> BODY=BINARYMIME\r\nRSET\r\n"),
+        "252 2.3.3 Try RCPT instead\r\n\
          500 5.5.1 This is LMTP: use LHLO (RFC 2033 §4.1)\r\n500 5.5.2 Unknown command\r\n\
+         555 5.5.4 Unsupported mail BODY type.\r\n\
          250 2.0.0 OK\r\n"
     );
     assert!(!h.closed);
