@@ -95,6 +95,9 @@ pub struct Listener {
     /// A Unix socket to listen on (LMTP only: how an MTA on the same machine reaches a
     /// delivery agent). A stale socket file left by an earlier run is replaced.
     pub path: Option<PathBuf>,
+    /// Permission bits of the Unix socket (TOML takes `0o660`), so that an MTA running as
+    /// another user can connect; unset, the process umask decides.
+    pub socket_mode: Option<u32>,
     pub protocol: ListenerProtocol,
     #[serde(default)]
     pub tls: ListenerTls,
@@ -380,6 +383,16 @@ impl Config {
                     "server.listener.\"{name}\".path: a Unix socket is only for protocol = \"lmtp\""
                 )));
             }
+            if listener.socket_mode.is_some_and(|m| m > 0o777) {
+                return Err(invalid(format!(
+                    "server.listener.\"{name}\".socket-mode: permission bits only (at most 0o777)"
+                )));
+            }
+            if listener.socket_mode.is_some() && listener.path.is_none() {
+                return Err(invalid(format!(
+                    "server.listener.\"{name}\".socket-mode: needs a socket path"
+                )));
+            }
             if lmtp && listener.tls.implicit {
                 return Err(invalid(format!(
                     "server.listener.\"{name}\".tls.implicit: LMTP is served without TLS"
@@ -629,6 +642,11 @@ mod tests {
         assert_eq!(l.protocol, ListenerProtocol::Lmtp);
         assert!(l.local_only && l.bind.is_empty());
         let c = parse(&format!(
+            "{base}path = \"s\"\nsocket-mode = 0o660\nprotocol = \"lmtp\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.server.listener["x"].socket_mode, Some(0o660));
+        let c = parse(&format!(
             "{base}bind = [\"127.0.0.1:1\"]\nprotocol = \"lmtp\"\nlocal-only = false\n"
         ))
         .unwrap();
@@ -642,6 +660,10 @@ mod tests {
             (
                 "path = \"s\"\nprotocol = \"lmtp\"\ntls.implicit = true\n",
                 "served without TLS",
+            ),
+            (
+                "path = \"s\"\nsocket-mode = 0o4777\nprotocol = \"lmtp\"\n",
+                "at most 0o777",
             ),
         ] {
             let e = parse(&format!("{base}{bad}")).unwrap_err().to_string();

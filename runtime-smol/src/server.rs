@@ -153,7 +153,7 @@ fn bind_all(config: &Config) -> Result<Vec<Bound>, StartError> {
         }
         if let Some(path) = &listener.path {
             let path = config.resolve(path);
-            let socket = bind_unix(&path)?;
+            let socket = bind_unix(&path, listener.socket_mode)?;
             bound.push(Bound {
                 name: name.clone(),
                 protocol,
@@ -169,8 +169,11 @@ fn bind_all(config: &Config) -> Result<Vec<Bound>, StartError> {
 
 /// Listens on a Unix socket, replacing a socket file an earlier run left behind (but never
 /// another kind of file).
-fn bind_unix(path: &std::path::Path) -> Result<smol::net::unix::UnixListener, StartError> {
-    use std::os::unix::fs::FileTypeExt as _;
+fn bind_unix(
+    path: &std::path::Path,
+    mode: Option<u32>,
+) -> Result<smol::net::unix::UnixListener, StartError> {
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
     let io = |what, source| StartError::Io {
         what,
         path: path.to_path_buf(),
@@ -181,7 +184,13 @@ fn bind_unix(path: &std::path::Path) -> Result<smol::net::unix::UnixListener, St
             std::fs::remove_file(path).map_err(|e| io("cannot remove the stale socket", e))?;
         }
     }
-    smol::net::unix::UnixListener::bind(path).map_err(|e| io("cannot listen on the socket", e))
+    let listener = smol::net::unix::UnixListener::bind(path)
+        .map_err(|e| io("cannot listen on the socket", e))?;
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| io("cannot set the socket's mode", e))?;
+    }
+    Ok(listener)
 }
 
 async fn serve(

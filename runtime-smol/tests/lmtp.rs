@@ -19,6 +19,7 @@ secret = "{plain}builder"
 [server.listener."lmtp"]
 bind = ["127.0.0.1:0"]
 path = "lmtp.sock"
+socket-mode = 0o660
 protocol = "lmtp"
 "#
 }
@@ -77,6 +78,9 @@ fn smtplib_lmtp_delivers_to_two_recipients_over_tcp_and_the_unix_socket() {
     );
     assert_eq!(tcp, "delivered tcp\n");
     let socket = server.dir.path().join("lmtp.sock");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660, "{mode:o}");
     let unix = python(
         DELIVER_SCRIPT,
         &[socket.display().to_string(), imap, "unix".into()],
