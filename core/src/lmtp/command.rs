@@ -175,6 +175,11 @@ fn path_after<'a>(rest: &'a str, keyword: &str) -> Option<(String, &'a str)> {
     if !params.is_empty() && !params.starts_with(' ') {
         return None;
     }
+    // The path goes into the Return-Path and Delivered-To header lines: a control character
+    // (a bare CR survives line splitting) could start a forged header field there.
+    if path.chars().any(char::is_control) {
+        return None;
+    }
     // RFC 5321 §4.1.2: a source route (`@a,@b:`) is accepted and ignored.
     let path = match path.strip_prefix('@') {
         Some(_) => path.split_once(':').map_or(path, |(_, mailbox)| mailbox),
@@ -223,6 +228,15 @@ mod tests {
         ));
         assert!(matches!(
             Command::parse(b"RCPT TO:<>"),
+            Command::BadArguments(_)
+        ));
+        // A bare CR would reach the header lines delivery prepends.
+        assert!(matches!(
+            Command::parse(b"MAIL FROM:<a@b\rX-Forged: yes>"),
+            Command::BadArguments(_)
+        ));
+        assert!(matches!(
+            Command::parse(b"RCPT TO:<alice\rX-Forged: yes>"),
             Command::BadArguments(_)
         ));
     }
