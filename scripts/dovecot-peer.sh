@@ -13,15 +13,18 @@
 #             (benchmarks that need one POP3 maildrop per client).
 # --secret S  the passwd-file secret of every account instead of {PLAIN}wonderland, scheme
 #             prefix included (e.g. {ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$…).
+# --lmtp PORT also serves LMTP (RFC 2033) on 127.0.0.1:PORT, recipients found by the local part
+#             of their address (alice@example.org is alice); IMAP and POP3 are unchanged.
 # --set LINE  appends a setting line to dovecot.conf (repeatable), e.g.
 #             --set 'auth_cache_size = 10M' --set 'mail_max_userip_connections = 200'.
 # Needs: apt-get install dovecot-imapd dovecot-pop3d (the script says so if they are missing).
 set -euo pipefail
-usage="usage: $0 [--tls] [--users N] [--secret S] [--set LINE]... DIR [IMAP_PORT] [POP3_PORT] [IMAPS_PORT] [POP3S_PORT]"
+usage="usage: $0 [--tls] [--users N] [--secret S] [--lmtp PORT] [--set LINE]... DIR [IMAP_PORT] [POP3_PORT] [IMAPS_PORT] [POP3S_PORT]"
 tls=no
 users=0
 secret='{PLAIN}wonderland'
 extra=()
+lmtp_port=
 while [ $# -gt 0 ]; do
   case "$1" in
     --tls) tls=yes; shift ;;
@@ -31,6 +34,10 @@ while [ $# -gt 0 ]; do
       shift 2 ;;
     --secret) secret=${2:?$usage}; shift 2 ;;
     --set) extra+=("${2:?$usage}"); shift 2 ;;
+    --lmtp)
+      lmtp_port=${2:?$usage}
+      [[ $lmtp_port =~ ^[0-9]+$ ]] || { echo "--lmtp: a port number" >&2; exit 2; }
+      shift 2 ;;
     --) shift; break ;;
     -*) echo "$usage" >&2; exit 2 ;;
     *) break ;;
@@ -76,8 +83,23 @@ else
   imaps_port=0
   pop3s_port=0
 fi
+protocols="imap pop3"
+lmtp_settings=
+if [ -n "$lmtp_port" ]; then
+  protocols="imap pop3 lmtp"
+  # The passwd-file names users without a domain: look recipients up by their local part.
+  lmtp_settings="service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $lmtp_port
+  }
+}
+protocol lmtp {
+  auth_username_format = %Ln
+}"
+fi
 cat > "$dir/dovecot.conf" <<CONF
-protocols = imap pop3
+protocols = $protocols
 listen = 127.0.0.1
 base_dir = $dir/run
 state_dir = $dir/run
@@ -140,6 +162,7 @@ namespace inbox {
     auto = subscribe
   }
 }
+$lmtp_settings
 CONF
 for line in "${extra[@]}"; do
   echo "$line" >> "$dir/dovecot.conf"
@@ -149,4 +172,7 @@ if [ "$tls" = yes ]; then
   echo "dovecot listening: imap 127.0.0.1:$imap_port pop3 127.0.0.1:$pop3_port imaps 127.0.0.1:$imaps_port pop3s 127.0.0.1:$pop3s_port (alice/wonderland; certificate $dir/tls/cert.pem)"
 else
   echo "dovecot listening: imap 127.0.0.1:$imap_port pop3 127.0.0.1:$pop3_port (alice/wonderland)"
+fi
+if [ -n "$lmtp_port" ]; then
+  echo "dovecot listening: lmtp 127.0.0.1:$lmtp_port"
 fi

@@ -53,6 +53,12 @@ pub enum DirectoryOp {
         /// The account's canonical name, as the SCRAM lookup gave it.
         account: String,
     },
+    /// Which account an LMTP recipient address (its `+detail` already removed) delivers to:
+    /// see [`resolve_recipient`]. Answered with [`DirectoryReply::Recipient`].
+    FindRecipient {
+        /// The address as `local@domain` (or a bare local part).
+        address: String,
+    },
 }
 
 /// What the directory answers.
@@ -70,6 +76,24 @@ pub enum DirectoryReply {
         /// The server's nonce part for this exchange.
         nonce: ServerNonce,
     },
+    /// To [`DirectoryOp::FindRecipient`]: the account's canonical name, or `None` for no
+    /// such account.
+    Recipient {
+        /// The account mail for the address goes to.
+        account: Option<String>,
+    },
+}
+
+/// The account a recipient address names, given `find` (a case-insensitive lookup of an
+/// account by name, answering its canonical name): the account whose name is the whole
+/// address, else the one whose name is its local part, provided that account's name carries
+/// no domain itself (so `alice@other.example` never reaches the account `alice@example.org`).
+pub fn resolve_recipient(address: &str, find: impl Fn(&str) -> Option<String>) -> Option<String> {
+    if let Some(account) = find(address) {
+        return Some(account);
+    }
+    let (local, _domain) = address.rsplit_once('@')?;
+    find(local).filter(|account| !account.contains('@'))
 }
 
 /// Whether credentials were accepted.
@@ -159,6 +183,12 @@ impl Directory for MemDirectory {
                     account,
                 }))
             }
+            DirectoryOp::FindRecipient { address } => {
+                let account = resolve_recipient(&address, |name| {
+                    self.users.get(&name.to_lowercase()).map(|(n, _)| n.clone())
+                });
+                Ok(DirectoryReply::Recipient { account })
+            }
             DirectoryOp::ScramLookup { username } => {
                 self.nonce_counter += 1;
                 let nonce = ServerNonce::from_entropy(&self.nonce_counter.to_be_bytes());
@@ -205,6 +235,27 @@ mod tests {
         let rejected = Ok(DirectoryReply::Authenticated(AuthOutcome::Rejected));
         assert_eq!(login(&mut d, "alice", "PW"), rejected);
         assert_eq!(login(&mut d, "bob", "pw"), rejected);
+    }
+
+    #[test]
+    fn recipients_match_whole_or_by_local_part_of_domainless_names() {
+        let mut d = MemDirectory::new();
+        d.add_user("Alice", "pw");
+        d.add_user("bob@example.org", "pw");
+        let find = |d: &mut MemDirectory, a: &str| match d
+            .answer(DirectoryOp::FindRecipient { address: a.into() })
+        {
+            Ok(DirectoryReply::Recipient { account }) => account,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(find(&mut d, "alice@example.org").as_deref(), Some("Alice"));
+        assert_eq!(find(&mut d, "ALICE").as_deref(), Some("Alice"));
+        assert_eq!(
+            find(&mut d, "Bob@Example.org").as_deref(),
+            Some("bob@example.org")
+        );
+        assert_eq!(find(&mut d, "bob@other.example"), None);
+        assert_eq!(find(&mut d, "carol@example.org"), None);
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub mod directory;
 pub mod drive;
 pub mod imap;
 pub mod limits;
+mod lines;
+pub mod lmtp;
 pub mod mail;
 mod outbox;
 pub mod pop3;

@@ -23,6 +23,17 @@ pub struct Limits {
     /// Longest POP3 command line, CRLF included. RFC 2449 §4 allows 255 octets; the margin
     /// tolerates clients that send long user names.
     pub pop3_max_line: usize,
+    /// Longest LMTP command line, CRLF included: RFC 5321 §4.5.3.1.4 allows 512 octets, and
+    /// extensions' parameters (SIZE=, BODY=) lengthen it; 1000 is the text-line bound of
+    /// §4.5.3.1.6. Longer lines get `500 5.5.2` and the session goes on. The largest message
+    /// an LMTP client may deliver is [`Limits::imap_max_literal`], the same as an APPEND.
+    pub lmtp_max_line: usize,
+    /// Recipients of one LMTP transaction; more get `452 4.5.3` (RFC 5321 §4.5.3.1.8 asks
+    /// for at least 100; Postfix sends up to 50 per transaction by default).
+    pub lmtp_max_recipients: usize,
+    /// LMTP inactivity timer: RFC 5321 §4.5.3.2.7 asks a server to wait at least 5 minutes
+    /// for the next command.
+    pub lmtp_inactivity: Duration,
     /// Longest SASL response line (AUTHENTICATE / AUTH continuations), base64 included.
     pub sasl_max_line: usize,
     /// Input bytes held while the session cannot consume them (storage request pending, TLS
@@ -55,6 +66,9 @@ impl Default for Limits {
             imap_max_literal_unauthenticated: 8 * 1024,
             imap_max_discard: 256 * 1024 * 1024,
             pop3_max_line: 512,
+            lmtp_max_line: 1000,
+            lmtp_max_recipients: 1000,
+            lmtp_inactivity: Duration::from_secs(5 * 60),
             sasl_max_line: 16 * 1024,
             max_buffered_input: 256 * 1024,
             max_auth_failures: 3,

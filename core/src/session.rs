@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::directory::{DirectoryRequest, DirectoryResult};
 use crate::limits::Limits;
 use crate::store::{BodyStream, RequestId, StorageRequest, StorageResult};
-use crate::{imap, pop3};
+use crate::{imap, lmtp, pop3};
 
 /// Which protocol a listener speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -16,6 +16,8 @@ pub enum Protocol {
     Imap,
     /// POP3 (RFC 1939, RFC 2449).
     Pop3,
+    /// LMTP (RFC 2033): delivery from a mail transfer agent.
+    Lmtp,
 }
 
 /// The transport security of a connection when the session starts.
@@ -194,6 +196,13 @@ pub enum Event {
     /// that counts connections per account stops counting this one now, so a client that
     /// reconnects as soon as it reads the goodbye is not refused.
     LoggedOut,
+    /// An LMTP delivery was stored (durably) for a recipient.
+    Delivered {
+        /// The recipient's account.
+        account: String,
+        /// The mailbox it went to.
+        mailbox: String,
+    },
     /// An authentication attempt failed.
     AuthFailed {
         /// The user name the client tried.
@@ -259,6 +268,7 @@ pub struct Session {
 enum Inner {
     Imap(Box<imap::session::ImapSession>),
     Pop3(Box<pop3::session::Pop3Session>),
+    Lmtp(Box<lmtp::session::LmtpSession>),
 }
 
 impl Session {
@@ -267,6 +277,7 @@ impl Session {
         let inner = match config.protocol {
             Protocol::Imap => Inner::Imap(Box::new(imap::session::ImapSession::new(config, now))),
             Protocol::Pop3 => Inner::Pop3(Box::new(pop3::session::Pop3Session::new(config, now))),
+            Protocol::Lmtp => Inner::Lmtp(Box::new(lmtp::session::LmtpSession::new(config, now))),
         };
         Session { inner }
     }
@@ -276,6 +287,7 @@ impl Session {
         match &mut self.inner {
             Inner::Imap(s) => s.handle_input(input),
             Inner::Pop3(s) => s.handle_input(input),
+            Inner::Lmtp(s) => s.handle_input(input),
         }
     }
 
@@ -284,6 +296,7 @@ impl Session {
         match &mut self.inner {
             Inner::Imap(s) => s.poll_output(),
             Inner::Pop3(s) => s.poll_output(),
+            Inner::Lmtp(s) => s.poll_output(),
         }
     }
 
@@ -292,6 +305,8 @@ impl Session {
         match &self.inner {
             Inner::Imap(s) => s.account(),
             Inner::Pop3(s) => s.account(),
+            // A delivery session acts for no account of its own.
+            Inner::Lmtp(_) => None,
         }
     }
 
@@ -302,6 +317,7 @@ impl Session {
         match &self.inner {
             Inner::Imap(s) => s.wants_read(),
             Inner::Pop3(s) => s.wants_read(),
+            Inner::Lmtp(s) => s.wants_read(),
         }
     }
 
@@ -312,7 +328,7 @@ impl Session {
     pub fn wants_notices(&self) -> bool {
         match &self.inner {
             Inner::Imap(s) => s.wants_notices(),
-            Inner::Pop3(_) => false,
+            Inner::Pop3(_) | Inner::Lmtp(_) => false,
         }
     }
 }

@@ -456,6 +456,8 @@ fn tight_limits() -> Limits {
     limits.imap_max_discard = 5000;
     limits.pop3_max_line = 64;
     limits.sasl_max_line = 128;
+    limits.lmtp_max_line = 100;
+    limits.lmtp_max_recipients = 3;
     limits
 }
 
@@ -522,6 +524,35 @@ fn render_pop3(cmd: &Cmd) -> Vec<u8> {
         // Exactly at the limit with CRLF, one under with a bare LF.
         17 => format!("PASS {}", "a".repeat(57)),
         _ => "STAT".to_string(),
+    };
+    finish(line, cmd.crlf)
+}
+
+fn render_lmtp(cmd: &Cmd) -> Vec<u8> {
+    let line = match cmd.kind % 21 {
+        0 => "LHLO mta".to_string(),
+        1 => "MAIL FROM:<a@b.example>".to_string(),
+        2 => "MAIL FROM:<> SIZE=2000".to_string(),
+        3 => "RCPT TO:<alice@example.org>".to_string(),
+        4 => "RCPT TO:<alice+sub@example.org>".to_string(),
+        5 => "RCPT TO:<nobody@example.org>".to_string(),
+        6 => "DATA".to_string(),
+        7 => ".".to_string(),
+        8 => "..dotted".to_string(),
+        9 => "Subject: x".to_string(),
+        10 => String::new(),
+        // Over the command line limit.
+        11 => format!("NOOP {}", "a".repeat(120)),
+        // Over the message limit within a few lines.
+        12 => "y".repeat(400),
+        13 => "BDAT 7\r\nab\r\ncd".to_string(),
+        14 => "BDAT 3 LAST\r\nxyz".to_string(),
+        15 => "BDAT 2000".to_string(),
+        16 => "RSET".to_string(),
+        17 => "VRFY alice".to_string(),
+        18 => "QUIT".to_string(),
+        19 => "EHLO x".to_string(),
+        _ => "NOOP".to_string(),
     };
     finish(line, cmd.crlf)
 }
@@ -599,6 +630,7 @@ fn split_invariant(protocol: Protocol, script: &Script) -> Result<(), String> {
     let render = match protocol {
         Protocol::Imap => render_imap,
         Protocol::Pop3 => render_pop3,
+        Protocol::Lmtp => render_lmtp,
     };
     let data: Vec<u8> = script.cmds.iter().flat_map(render).collect();
     let whole = transcript(protocol, script, &[&data])?;
@@ -645,6 +677,14 @@ fn imap_overlong_tag_is_never_echoed() {
 fn imap_output_does_not_depend_on_read_boundaries() {
     fn prop(script: Script) -> TestResult {
         check(split_invariant(Protocol::Imap, &script))
+    }
+    checker().quickcheck(prop as fn(Script) -> TestResult);
+}
+
+#[test]
+fn lmtp_output_does_not_depend_on_read_boundaries() {
+    fn prop(script: Script) -> TestResult {
+        check(split_invariant(Protocol::Lmtp, &script))
     }
     checker().quickcheck(prop as fn(Script) -> TestResult);
 }

@@ -748,6 +748,7 @@ fn logins_ask_the_directory_and_await_its_reply() {
                 assert!(h.send("USER alice\r\n").starts_with("+OK"));
                 "PASS wonderland\r\nNOOP\r\n"
             }
+            Protocol::Lmtp => unreachable!("LMTP has no login"),
         };
         let Output::Directory(request) = send_unanswered(&mut h, line) else {
             panic!("{protocol:?}: the login went to storage");
@@ -777,6 +778,7 @@ fn logins_ask_the_directory_and_await_its_reply() {
         match protocol {
             Protocol::Imap => assert!(out.contains("a OK [CAPABILITY") && out.contains("b OK")),
             Protocol::Pop3 => assert_eq!(out, "+OK Logged in.\r\n+OK\r\n"),
+            Protocol::Lmtp => unreachable!("LMTP has no login"),
         }
     }
 }

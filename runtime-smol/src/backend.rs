@@ -322,6 +322,13 @@ impl Backend {
             DirectoryOp::ClaimAccount { account } => {
                 smol::unblock(move || self.accept(&account, &client))
             }
+            // A table look-up, but the passwd-file may be re-read: off the executor.
+            DirectoryOp::FindRecipient { address } => smol::unblock(move || {
+                let account = tern_core::directory::resolve_recipient(&address, |name| {
+                    self.directory.canonical(name)
+                });
+                Ok(DirectoryReply::Recipient { account })
+            }),
             // A request this runtime does not know yet: a bug to report, not a login.
             op => smol::spawn(async move {
                 Err(DirectoryError::Internal(format!(

@@ -90,10 +90,25 @@ pub struct TlsFiles {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Listener {
+    #[serde(default)]
     pub bind: Vec<SocketAddr>,
+    /// A Unix socket to listen on (LMTP only: how an MTA on the same machine reaches a
+    /// delivery agent). A stale socket file left by an earlier run is replaced.
+    pub path: Option<PathBuf>,
+    /// Permission bits of the Unix socket (TOML takes `0o660`), so that an MTA running as
+    /// another user can connect; unset, the process umask decides.
+    pub socket_mode: Option<u32>,
     pub protocol: ListenerProtocol,
     #[serde(default)]
     pub tls: ListenerTls,
+    /// LMTP only: serve only peers on loopback (and the Unix socket). LMTP has no
+    /// authentication, so anyone who can connect can deliver mail to every account.
+    #[serde(default = "default_true")]
+    pub local_only: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -101,6 +116,8 @@ pub struct Listener {
 pub enum ListenerProtocol {
     Imap,
     Pop3,
+    /// Delivery from an MTA (RFC 2033).
+    Lmtp,
     /// Operator metrics over HTTP (`GET /metrics`), plain text only.
     Metrics,
 }
@@ -356,9 +373,31 @@ impl Config {
             return Err(invalid("no [server.listener.NAME] is configured".into()));
         }
         for (name, listener) in &self.server.listener {
-            if listener.bind.is_empty() {
+            let lmtp = listener.protocol == ListenerProtocol::Lmtp;
+            if listener.bind.is_empty() && listener.path.is_none() {
                 return Err(invalid(format!(
-                    "server.listener.\"{name}\".bind: at least one address is required"
+                    "server.listener.\"{name}\".bind: at least one address is required{}",
+                    if lmtp { " (or a Unix socket path)" } else { "" }
+                )));
+            }
+            if listener.path.is_some() && !lmtp {
+                return Err(invalid(format!(
+                    "server.listener.\"{name}\".path: a Unix socket is only for protocol = \"lmtp\""
+                )));
+            }
+            if listener.socket_mode.is_some_and(|m| m > 0o777) {
+                return Err(invalid(format!(
+                    "server.listener.\"{name}\".socket-mode: permission bits only (at most 0o777)"
+                )));
+            }
+            if listener.socket_mode.is_some() && listener.path.is_none() {
+                return Err(invalid(format!(
+                    "server.listener.\"{name}\".socket-mode: needs a socket path"
+                )));
+            }
+            if lmtp && listener.tls.implicit {
+                return Err(invalid(format!(
+                    "server.listener.\"{name}\".tls.implicit: LMTP is served without TLS"
                 )));
             }
             if listener.protocol == ListenerProtocol::Metrics && listener.tls.implicit {
@@ -598,6 +637,46 @@ mod tests {
         assert!(c.server.listener["imaps"].tls.implicit);
         assert_eq!(c.server.listener["pop3"].protocol, ListenerProtocol::Pop3);
         assert_eq!(c.limits().imap_autologout, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn lmtp_listeners_take_a_socket_path_and_are_local_only_by_default() {
+        let base = "[storage]\npath = \"d\"\n[server.listener.x]\n";
+        let c = parse(&format!(
+            "{base}path = \"lmtp.sock\"\nprotocol = \"lmtp\"\n"
+        ))
+        .unwrap();
+        let l = &c.server.listener["x"];
+        assert_eq!(l.protocol, ListenerProtocol::Lmtp);
+        assert!(l.local_only && l.bind.is_empty());
+        let c = parse(&format!(
+            "{base}path = \"s\"\nsocket-mode = 0o660\nprotocol = \"lmtp\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.server.listener["x"].socket_mode, Some(0o660));
+        let c = parse(&format!(
+            "{base}bind = [\"127.0.0.1:1\"]\nprotocol = \"lmtp\"\nlocal-only = false\n"
+        ))
+        .unwrap();
+        assert!(!c.server.listener["x"].local_only);
+        for (bad, why) in [
+            (
+                "path = \"s\"\nprotocol = \"imap\"\n",
+                "only for protocol = \"lmtp\"",
+            ),
+            ("protocol = \"lmtp\"\n", "or a Unix socket path"),
+            (
+                "path = \"s\"\nprotocol = \"lmtp\"\ntls.implicit = true\n",
+                "served without TLS",
+            ),
+            (
+                "path = \"s\"\nsocket-mode = 0o4777\nprotocol = \"lmtp\"\n",
+                "at most 0o777",
+            ),
+        ] {
+            let e = parse(&format!("{base}{bad}")).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]

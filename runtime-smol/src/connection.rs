@@ -11,6 +11,7 @@ use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::unix::UnixStream;
 use smol::net::TcpStream;
 use smol::Timer;
 use tern_core::store::BodyStream;
@@ -26,10 +27,18 @@ use crate::limits::ConnectionSlot;
 /// timeout bounds a stall rather than a whole large response to a slow reader.
 const WRITE_CHUNK: usize = 64 * 1024;
 
+/// An accepted connection, as its listener gave it.
+pub enum Accepted {
+    Tcp(TcpStream),
+    /// From a Unix-socket listener (LMTP).
+    Unix(UnixStream),
+}
+
 /// The socket, before or after the TLS handshake.
 enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Unix(UnixStream),
 }
 
 impl Stream {
@@ -37,6 +46,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => s.read(buf).await,
             Stream::Tls(s) => s.read(buf).await,
+            Stream::Unix(s) => s.read(buf).await,
         }
     }
 
@@ -44,6 +54,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => s.write_all(data).await,
             Stream::Tls(s) => s.write_all(data).await,
+            Stream::Unix(s) => s.write_all(data).await,
         }
     }
 
@@ -51,6 +62,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => s.flush().await,
             Stream::Tls(s) => s.flush().await,
+            Stream::Unix(s) => s.flush().await,
         }
     }
 
@@ -59,6 +71,7 @@ impl Stream {
         let _ = match self {
             Stream::Plain(s) => s.close().await,
             Stream::Tls(s) => s.close().await,
+            Stream::Unix(s) => s.close().await,
         };
     }
 }
@@ -188,7 +201,7 @@ async fn within<T>(
 
 /// Serves one accepted connection to completion.
 pub async fn serve(
-    socket: TcpStream,
+    socket: Accepted,
     peer: SocketAddr,
     mut config: SessionConfig,
     implicit_tls: bool,
@@ -199,8 +212,9 @@ pub async fn serve(
     let protocol = config.protocol;
     let client = Arc::new(Client::new(peer, protocol, slot));
     tracing::info!(peer = %peer, listener = %ctx.listener, tls = implicit_tls, "connection opened");
-    let stream = if implicit_tls {
-        match handshake(&ctx, socket).await {
+    let stream = match socket {
+        Accepted::Unix(socket) => Stream::Unix(socket),
+        Accepted::Tcp(socket) if implicit_tls => match handshake(&ctx, socket).await {
             Ok(tls) => {
                 config.channel_bindings = channel_bindings(&tls);
                 Stream::Tls(Box::new(tls))
@@ -209,9 +223,8 @@ pub async fn serve(
                 tracing::info!(peer = %peer, listener = %ctx.listener, error = %e, "TLS handshake failed");
                 return;
             }
-        }
-    } else {
-        Stream::Plain(socket)
+        },
+        Accepted::Tcp(socket) => Stream::Plain(socket),
     };
     let mut conn = Connection {
         session: Session::new(config, Instant::now()),
@@ -629,6 +642,10 @@ impl Connection {
                 tracing::info!(peer = %self.peer, listener = %self.ctx.listener, user = %account, mechanism, "authentication succeeded")
             }
             Event::LoggedOut => self.client.slot.release_account(),
+            Event::Delivered { account, mailbox } => {
+                self.ctx.backend.metrics().delivered();
+                tracing::info!(peer = %self.peer, listener = %self.ctx.listener, user = %account, mailbox = %mailbox, "delivered")
+            }
             Event::AuthFailed {
                 username,
                 mechanism,

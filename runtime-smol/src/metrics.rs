@@ -87,6 +87,7 @@ pub struct Metrics {
     commands: Family<CommandLabels, Counter>,
     command_seconds: Family<CommandNameLabels, Histogram>,
     storage_seconds: Histogram,
+    deliveries: Counter,
     blocked_addresses: Gauge,
     blocked_accounts: Gauge,
     /// Serialises scrapes: the blocked gauges are set, then everything is encoded.
@@ -103,6 +104,7 @@ fn protocol_name(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Imap => "imap",
         Protocol::Pop3 => "pop3",
+        Protocol::Lmtp => "lmtp",
     }
 }
 
@@ -155,6 +157,12 @@ impl Metrics {
             "Time a storage request took to be answered",
             storage_seconds.clone(),
         );
+        let deliveries = Counter::default();
+        registry.register(
+            "lmtp_deliveries",
+            "Messages delivered over LMTP, one per recipient",
+            deliveries.clone(),
+        );
         let blocked_addresses = Gauge::default();
         registry.register(
             "blocked_addresses",
@@ -176,6 +184,7 @@ impl Metrics {
             commands,
             command_seconds,
             storage_seconds,
+            deliveries,
             blocked_addresses,
             blocked_accounts,
             scrape: Mutex::new(()),
@@ -235,6 +244,11 @@ impl Metrics {
         self.command_seconds
             .get_or_create(&CommandNameLabels { protocol, command })
             .observe(took.as_secs_f64());
+    }
+
+    /// A message stored for one LMTP recipient.
+    pub fn delivered(&self) {
+        self.deliveries.inc();
     }
 
     pub fn storage_request(&self, took: Duration) {

@@ -1,6 +1,6 @@
 //! Listeners, the accept loops, and graceful shutdown.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use tern_core::{Protocol, SessionConfig, Transport};
 
 use crate::backend::Backend;
 use crate::config::{Config, ListenerProtocol, StorageBackend};
-use crate::connection::{self, Context};
+use crate::connection::{self, Accepted, Context};
 use crate::directory::Directory;
 use crate::error::StartError;
 use crate::limits::{ConnectionLimits, Refused};
@@ -27,8 +27,37 @@ struct Bound {
     /// `None`: the metrics listener.
     protocol: Option<Protocol>,
     implicit_tls: bool,
-    socket: smol::net::TcpListener,
-    addr: SocketAddr,
+    /// Serve only loopback peers and the Unix socket (LMTP's `local-only`).
+    local_only: bool,
+    socket: Listening,
+    /// Where it listens, for the start-up line.
+    place: String,
+}
+
+/// A TCP or Unix listening socket.
+enum Listening {
+    Tcp(smol::net::TcpListener),
+    Unix(smol::net::unix::UnixListener),
+}
+
+/// The peer address a Unix-socket connection is logged and counted under: it comes from the
+/// same machine, as a loopback peer does.
+const UNIX_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
+impl Listening {
+    async fn accept(&self) -> std::io::Result<(Accepted, SocketAddr)> {
+        match self {
+            Listening::Tcp(l) => {
+                let (socket, peer) = l.accept().await?;
+                let _ = socket.set_nodelay(true);
+                Ok((Accepted::Tcp(socket), peer))
+            }
+            Listening::Unix(l) => {
+                let (socket, _) = l.accept().await?;
+                Ok((Accepted::Unix(socket), UNIX_PEER))
+            }
+        }
+    }
 }
 
 /// Binds every listener, then serves until SIGINT or SIGTERM.
@@ -94,6 +123,13 @@ fn open_store(config: &Config) -> Result<Arc<dyn MailStore>, StartError> {
 fn bind_all(config: &Config) -> Result<Vec<Bound>, StartError> {
     let mut bound = Vec::new();
     for (name, listener) in &config.server.listener {
+        let protocol = match listener.protocol {
+            ListenerProtocol::Imap => Some(Protocol::Imap),
+            ListenerProtocol::Pop3 => Some(Protocol::Pop3),
+            ListenerProtocol::Lmtp => Some(Protocol::Lmtp),
+            ListenerProtocol::Metrics => None,
+        };
+        let local_only = protocol == Some(Protocol::Lmtp) && listener.local_only;
         for addr in &listener.bind {
             let std_listener =
                 std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind {
@@ -111,18 +147,53 @@ fn bind_all(config: &Config) -> Result<Vec<Bound>, StartError> {
             })?;
             bound.push(Bound {
                 name: name.clone(),
-                protocol: match listener.protocol {
-                    ListenerProtocol::Imap => Some(Protocol::Imap),
-                    ListenerProtocol::Pop3 => Some(Protocol::Pop3),
-                    ListenerProtocol::Metrics => None,
-                },
+                protocol,
                 implicit_tls: listener.tls.implicit,
-                socket,
-                addr: local,
+                local_only,
+                socket: Listening::Tcp(socket),
+                place: local.to_string(),
+            });
+        }
+        if let Some(path) = &listener.path {
+            let path = config.resolve(path);
+            let socket = bind_unix(&path, listener.socket_mode)?;
+            bound.push(Bound {
+                name: name.clone(),
+                protocol,
+                implicit_tls: false,
+                local_only,
+                socket: Listening::Unix(socket),
+                place: path.display().to_string(),
             });
         }
     }
     Ok(bound)
+}
+
+/// Listens on a Unix socket, replacing a socket file an earlier run left behind (but never
+/// another kind of file).
+fn bind_unix(
+    path: &std::path::Path,
+    mode: Option<u32>,
+) -> Result<smol::net::unix::UnixListener, StartError> {
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    let io = |what, source| StartError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_socket() {
+            std::fs::remove_file(path).map_err(|e| io("cannot remove the stale socket", e))?;
+        }
+    }
+    let listener = smol::net::unix::UnixListener::bind(path)
+        .map_err(|e| io("cannot listen on the socket", e))?;
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| io("cannot set the socket's mode", e))?;
+    }
+    Ok(listener)
 }
 
 async fn serve(
@@ -139,23 +210,34 @@ async fn serve(
     let (alive_tx, alive_rx) = smol::channel::bounded::<()>(1);
     let session_limits = config.limits();
     let mut accept_tasks = Vec::new();
-    for b in bound {
-        let Some(protocol) = b.protocol else {
-            println!("listening {} {} (metrics, http)", b.name, b.addr);
-            let backend = backend.clone();
-            let render = Arc::new(move || backend.render_metrics());
-            accept_tasks.push(executor.spawn(metrics::serve(b.socket, b.name, render)));
-            continue;
+    for mut b in bound {
+        let protocol = match (b.protocol, b.socket) {
+            (Some(protocol), socket) => {
+                b.socket = socket;
+                protocol
+            }
+            // The metrics listener: TCP only (the configuration allows no socket path).
+            (None, Listening::Tcp(socket)) => {
+                println!("listening {} {} (metrics, http)", b.name, b.place);
+                let backend = backend.clone();
+                let render = Arc::new(move || backend.render_metrics());
+                accept_tasks.push(executor.spawn(metrics::serve(socket, b.name, render)));
+                continue;
+            }
+            (None, Listening::Unix(_)) => continue,
         };
-        let mode = match (protocol, b.implicit_tls) {
-            (Protocol::Imap, true) => "imap, implicit TLS",
-            (Protocol::Imap, false) => "imap, STARTTLS",
-            (Protocol::Pop3, true) => "pop3, implicit TLS",
-            (Protocol::Pop3, false) => "pop3, STLS",
+        let mode = match (protocol, b.implicit_tls, &b.socket) {
+            (Protocol::Imap, true, _) => "imap, implicit TLS",
+            (Protocol::Imap, false, _) => "imap, STARTTLS",
+            (Protocol::Pop3, true, _) => "pop3, implicit TLS",
+            (Protocol::Pop3, false, _) => "pop3, STLS",
+            (Protocol::Lmtp, _, Listening::Unix(_)) => "lmtp, Unix socket",
+            (Protocol::Lmtp, _, Listening::Tcp(_)) if b.local_only => "lmtp, local peers only",
+            (Protocol::Lmtp, _, Listening::Tcp(_)) => "lmtp",
         };
         // Printed, not logged (once is enough on a terminal that shows both streams): scripts
         // and tests read standard output to find ephemeral ports.
-        println!("listening {} {} ({mode})", b.name, b.addr);
+        println!("listening {} {} ({mode})", b.name, b.place);
         let ctx = Arc::new(Context {
             listener: b.name.clone(),
             tls: tls.clone(),
@@ -183,6 +265,14 @@ async fn serve(
             loop {
                 match b.socket.accept().await {
                     Ok((socket, peer)) => {
+                        let lmtp = protocol == Protocol::Lmtp;
+                        // LMTP has no login: the peer's place is its only credential.
+                        if b.local_only && !peer.ip().to_canonical().is_loopback() {
+                            tracing::warn!(peer = %peer, listener = %b.name, "LMTP connection refused: local peers only (local-only = true)");
+                            backend.metrics().refused(protocol);
+                            ex.spawn(refuse(socket, protocol, b.implicit_tls, None)).detach();
+                            continue;
+                        }
                         // A blocked address gets one line and no session (nor a TLS
                         // handshake): guessing on must cost the server next to nothing.
                         let admitted = if backend.address_blocked(peer.ip()) {
@@ -195,13 +285,17 @@ async fn serve(
                             Err(why) => {
                                 backend.metrics().refused(protocol);
                                 tracing::info!(peer = %peer, listener = %b.name, reason = %why, "connection refused");
-                                ex.spawn(refuse(socket, protocol, b.implicit_tls, why))
+                                ex.spawn(refuse(socket, protocol, b.implicit_tls, Some(why)))
                                     .detach();
                                 continue;
                             }
                         };
                         let open = backend.metrics().connection(protocol, b.implicit_tls);
-                        let _ = socket.set_nodelay(true);
+                        if lmtp {
+                            // An MTA is not a stranger waiting to log in: it does not count
+                            // against the unauthenticated connections.
+                            slot.logged_in();
+                        }
                         let mut cfg = session_config.clone();
                         // Loopback traffic never leaves the machine: no eavesdropper to fear.
                         cfg.plaintext_auth_without_tls = allow_plain || peer.ip().is_loopback();
@@ -272,33 +366,39 @@ fn reload_certificate(reloader: &CertReloader) {
 ///
 /// On implicit-TLS listeners the socket is just closed: answering would need a TLS
 /// handshake, which is exactly the work a flood of connections should not get.
-async fn refuse(
-    mut socket: smol::net::TcpStream,
-    protocol: Protocol,
-    implicit_tls: bool,
-    why: Refused,
-) {
+async fn refuse(socket: Accepted, protocol: Protocol, implicit_tls: bool, why: Option<Refused>) {
     if implicit_tls {
         return;
     }
     let line: &[u8] = match (protocol, why) {
-        (Protocol::Pop3, Refused::Blocked) => {
+        (Protocol::Lmtp, None) => b"421 4.7.0 LMTP is served to local peers only.\r\n",
+        (Protocol::Lmtp, Some(_)) => b"421 4.7.0 Too many connections; try again later.\r\n",
+        (Protocol::Pop3, Some(Refused::Blocked)) => {
             b"-ERR [SYS/TEMP] Too many failed logins from your address; try again later.\r\n"
         }
-        (_, Refused::Blocked) => {
+        (_, Some(Refused::Blocked)) => {
             b"* BYE [UNAVAILABLE] Too many failed logins from your address; try again later.\r\n"
         }
         (Protocol::Pop3, _) => b"-ERR [SYS/TEMP] Too many connections; try again later.\r\n",
-        (_, Refused::PerIp) => b"* BYE [UNAVAILABLE] Too many connections from your address.\r\n",
-        (_, Refused::Total | Refused::Unauthenticated) => {
-            b"* BYE [UNAVAILABLE] Too many connections; try again later.\r\n"
+        (_, Some(Refused::PerIp)) => {
+            b"* BYE [UNAVAILABLE] Too many connections from your address.\r\n"
         }
+        (_, _) => b"* BYE [UNAVAILABLE] Too many connections; try again later.\r\n",
     };
     // Bounded: a refused client gets a few seconds of attention at most.
     let _ = async {
-        let _ = socket.write_all(line).await;
-        let _ = socket.flush().await;
-        let _ = socket.close().await;
+        match socket {
+            Accepted::Tcp(mut s) => {
+                let _ = s.write_all(line).await;
+                let _ = s.flush().await;
+                let _ = s.close().await;
+            }
+            Accepted::Unix(mut s) => {
+                let _ = s.write_all(line).await;
+                let _ = s.flush().await;
+                let _ = s.close().await;
+            }
+        }
     }
     .or(async {
         smol::Timer::after(Duration::from_secs(5)).await;

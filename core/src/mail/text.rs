@@ -1,6 +1,7 @@
 //! Decoded text for SEARCH: header values with RFC 2047 words and addresses decoded, body text
 //! after transfer decoding and charset conversion, all folded for i;unicode-casemap matching.
 
+use bytes::{Bytes, BytesMut};
 use mail_parser::parsers::MessageStream;
 use mail_parser::{Address, HeaderValue, MessagePart, PartType};
 
@@ -209,6 +210,28 @@ fn address_text(address: &Address<'_>) -> String {
         }
     }
     out
+}
+
+/// Stores messages with CRLF line ends, so that sizes and literals match what clients get
+/// (bare LF, which some clients APPEND, becomes CRLF as Dovecot sends it).
+pub(crate) fn crlf(data: Bytes) -> Bytes {
+    let bare = data
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || data.get(i - 1) != Some(&b'\r')));
+    if !bare {
+        return data;
+    }
+    let mut out = BytesMut::with_capacity(data.len() + data.len() / 16);
+    let mut prev = 0u8;
+    for &b in data.iter() {
+        if b == b'\n' && prev != b'\r' {
+            out.extend_from_slice(b"\r");
+        }
+        out.extend_from_slice(&[b]);
+        prev = b;
+    }
+    out.freeze()
 }
 
 #[cfg(test)]

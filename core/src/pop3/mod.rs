@@ -1,5 +1,4 @@
 //! POP3 (RFC 1939) with the extensions of RFC 2449, RFC 2595 and RFC 5034.
 
 pub mod command;
-pub(crate) mod lines;
 pub(crate) mod session;

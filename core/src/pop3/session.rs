@@ -12,11 +12,11 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes};
 
 use super::command::Command;
-use super::lines::{LineFrame, LineReader};
 use crate::auth::{plaintext_allowed, FailureCounter};
 use crate::directory::{
     AuthOutcome, DirectoryError, DirectoryOp, DirectoryReply, DirectoryRequest, DirectoryResult,
 };
+use crate::lines::{LineFrame, LineReader};
 use crate::outbox::Outbox;
 use crate::sasl::{
     self, ChannelBindings, Credentials, Exchange, Mechanism, Outcome, SaslContext, SaslError, Step,

@@ -102,8 +102,10 @@ impl Server {
             if let Some(rest) = line.strip_prefix("listening ") {
                 let mut parts = rest.split(' ');
                 let name = parts.next().unwrap().to_string();
-                let addr: SocketAddr = parts.next().unwrap().parse().unwrap();
-                ports.insert(name, addr);
+                // Unix-socket listeners print a path instead.
+                if let Ok(addr) = parts.next().unwrap().parse::<SocketAddr>() {
+                    ports.insert(name, addr);
+                }
             }
         }
         Server {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::view::{to_set, View};
 use super::{Expect, Finish, ImapSession, Pending as SessionPending, State};
@@ -13,6 +13,7 @@ use crate::imap::command::{CommandLine, Tag};
 use crate::imap::response::{Code, Condition, Data, FetchItem, ListItem, Response};
 use crate::imap::types::{AppendMessage, MailboxArg, SelectParam, SequenceSet};
 use crate::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
+use crate::mail::text::crlf;
 use crate::store::{
     ChangeSet, MailboxId, MessageState, NewMessage, Snapshot, StorageError, StorageOp,
     StorageReply, StorageResult, Uid,
@@ -807,28 +808,6 @@ impl ImapSession {
     fn is_selected(&self, mailbox: MailboxId) -> bool {
         self.selected_view().is_some_and(|v| v.id == mailbox)
     }
-}
-
-/// Stores messages with CRLF line ends, so that sizes and literals match what clients get
-/// (bare LF, which some clients APPEND, becomes CRLF as Dovecot sends it).
-fn crlf(data: Bytes) -> Bytes {
-    let bare = data
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || data.get(i - 1) != Some(&b'\r')));
-    if !bare {
-        return data;
-    }
-    let mut out = BytesMut::with_capacity(data.len() + data.len() / 16);
-    let mut prev = 0u8;
-    for &b in data.iter() {
-        if b == b'\n' && prev != b'\r' {
-            out.extend_from_slice(b"\r");
-        }
-        out.extend_from_slice(&[b]);
-        prev = b;
-    }
-    out.freeze()
 }
 
 #[cfg(test)]

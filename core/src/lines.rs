@@ -1,8 +1,8 @@
-//! Splits POP3 input into bounded lines.
+//! Splits line-based input (POP3 commands, LMTP commands and DATA) into bounded lines.
 
 use bytes::{Bytes, BytesMut};
 
-/// One unit of POP3 input.
+/// One unit of line-based input.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum LineFrame {
     /// No complete line yet.
@@ -29,6 +29,14 @@ impl LineReader {
 
     pub(crate) fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Up to `max` buffered octets as they are (an LMTP BDAT chunk), for input that is not
+    /// line-based.
+    pub(crate) fn take(&mut self, max: usize) -> Bytes {
+        let n = max.min(self.buf.len());
+        self.scanned = 0;
+        self.buf.split_to(n).freeze()
     }
 
     pub(crate) fn clear(&mut self) {
