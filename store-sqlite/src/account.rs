@@ -1424,14 +1424,12 @@ impl Account {
             } else {
                 None
             };
-            let content = if want.content {
-                let body = load_content(conn, blobs, msg.body)?;
-                Some(match (&info, cut) {
-                    (Some(info), true) => body.header_only(&info.root),
-                    _ => body,
-                })
-            } else {
-                None
+            let content = match (&info, want.content, cut) {
+                (Some(info), true, true) => {
+                    Some(load_head(conn, blobs, msg.body)?.header_only(&info.root))
+                }
+                (_, true, _) => Some(load_content(conn, blobs, msg.body)?),
+                _ => None,
             };
             Ok(FetchedMessage {
                 uid: msg.uid,
@@ -2317,14 +2315,17 @@ fn store_body(
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO infos (id, data) VALUES (?1, ?2)")?
         .execute(params![id, codec::encode_info(&info)])?;
+    let head = info.root.header.end;
     drop(info);
     if external {
         // Written and fsync'd before the row can commit: a committed row has its file.
         pending.written.push(id);
         blobs.write(id, &data)?;
     } else {
+        // Header and body in separate frames: a FETCH of headers unpacks only the first.
+        let packed = with_zstd(|z| codec::pack_message(&data, head, z));
         conn.prepare_cached("INSERT INTO contents (id, data) VALUES (?1, ?2)")?
-            .execute(params![id, pack(&data, Packing::Dense)])?;
+            .execute(params![id, packed])?;
     }
     drop(data);
     insert_headline(conn, id, &text)?;
@@ -2361,6 +2362,19 @@ fn index_pending(conn: &Connection, pending: &mut Pending) -> Result<(), Fail> {
 }
 
 /// A body: inline ones from the database, files as an open handle (never read whole).
+/// At least the header of a body (all of it unless it was packed in two frames); the caller
+/// cuts it ([`Body::header_only`]).
+fn load_head(conn: &Connection, blobs: &BlobDir, id: i64) -> Result<Body, Fail> {
+    let inline: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT data FROM contents WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    match inline {
+        Some(stored) => Ok(Body::Inline(with_zstd(|z| codec::unpack_head(stored, z))?)),
+        None => Ok(Body::Source(Arc::new(blobs.open(id)?))),
+    }
+}
+
 fn load_content(conn: &Connection, blobs: &BlobDir, id: i64) -> Result<Body, Fail> {
     let inline: Option<Vec<u8>> = conn
         .prepare_cached("SELECT data FROM contents WHERE id = ?1")?

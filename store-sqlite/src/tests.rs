@@ -1918,7 +1918,8 @@ fn rewrite_as_lz4(c: &rusqlite::Connection, table: &str) -> usize {
     lz4
 }
 
-/// The tag bytes of a table's values, counted: (raw, LZ4, zstd).
+/// The tag bytes of a table's values, counted: (raw, LZ4, zstd in one frame or, for a
+/// message, two).
 fn packing_tags(store: &mut SqliteStore, table: &str) -> (i64, i64, i64) {
     let mut n = |tag: u8| {
         count(
@@ -1926,7 +1927,7 @@ fn packing_tags(store: &mut SqliteStore, table: &str) -> (i64, i64, i64) {
             &format!("SELECT COUNT(*) FROM {table} WHERE substr(data, 1, 1) = x'0{tag}'"),
         )
     };
-    (n(0), n(1), n(2))
+    (n(0), n(1), n(2) + n(3))
 }
 
 /// Schema version 5 packs inline bodies with zstd; a version 4 database (bodies and texts
