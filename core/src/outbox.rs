@@ -39,6 +39,18 @@ impl Outbox {
     }
 
     /// The next output, oldest first.
+    /// What a session's `poll_output` answers: the next queued output, else `Close` once the
+    /// session is closed or has no timer left, else a wait until its next timer.
+    pub(crate) fn next(&mut self, closed: bool, timer: Option<std::time::Instant>) -> Output {
+        if let Some(out) = self.pop() {
+            return out;
+        }
+        match timer {
+            Some(at) if !closed => Output::Timeout(at),
+            _ => Output::Close,
+        }
+    }
+
     pub(crate) fn pop(&mut self) -> Option<Output> {
         loop {
             match self.queue.pop_front()? {

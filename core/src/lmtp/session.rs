@@ -154,13 +154,8 @@ impl LmtpSession {
     }
 
     pub(crate) fn poll_output(&mut self) -> Output {
-        if let Some(out) = self.out.pop() {
-            return out;
-        }
-        match (&self.expect, self.timers.next()) {
-            (Expect::Closed, _) | (_, None) => Output::Close,
-            (_, Some(at)) => Output::Timeout(at),
-        }
+        let closed = matches!(self.expect, Expect::Closed);
+        self.out.next(closed, self.timers.next())
     }
 
     pub(crate) fn handle_input(&mut self, input: Input<'_>) -> Result<(), MisuseError> {
