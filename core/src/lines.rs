@@ -20,11 +20,19 @@ pub(crate) struct LineReader {
     buf: BytesMut,
     scanned: usize,
     skipping: bool,
+    /// The last line handed out ended with CRLF, not a bare LF.
+    crlf: bool,
 }
 
 impl LineReader {
     pub(crate) fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
+    }
+
+    /// Whether the last line handed out ended with CRLF (LMTP's end of data must be
+    /// CRLF.CRLF exactly: a bare LF around the dot must not end a message).
+    pub(crate) fn ended_with_crlf(&self) -> bool {
+        self.crlf
     }
 
     pub(crate) fn buffered(&self) -> usize {
@@ -70,7 +78,8 @@ impl LineReader {
                     return LineFrame::TooLong;
                 }
                 let mut end = line.len() - 1;
-                if end > 0 && line.get(end - 1) == Some(&b'\r') {
+                self.crlf = end > 0 && line.get(end - 1) == Some(&b'\r');
+                if self.crlf {
                     end -= 1;
                 }
                 LineFrame::Line(line.slice(..end))

@@ -118,7 +118,8 @@ pub enum Input<'a> {
         /// The mailbox.
         mailbox: crate::store::MailboxId,
         /// Its HIGHESTMODSEQ once changed ([`crate::store::Changed::modseq`]): a session
-        /// whose view has reached it already knows of the change.
+        /// whose view has reached it already knows of the change. `UNKNOWN_MODSEQ` (notices
+        /// were lost) makes the session look at its selected mailbox, whichever one is named.
         modseq: crate::store::ModSeq,
     },
     /// The peer closed its side, or the connection failed. Nothing more is transmitted, but

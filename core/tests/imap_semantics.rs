@@ -674,7 +674,8 @@ fn rfc9051_6_4_5_a_fetch_of_headers_takes_few_requests() {
 }
 
 /// A notice whose MODSEQ is unknown (one was lost to a full queue) makes the session look once,
-/// with its next command; the look covers it, and later commands go alone again.
+/// with its next command, whichever mailbox it names (the lost one may have been the selected
+/// one); the look covers it, and later commands go alone again.
 #[test]
 fn a_notice_of_unknown_modseq_costs_one_look() {
     let mut w = World::new();
@@ -686,7 +687,7 @@ fn a_notice_of_unknown_modseq_costs_one_look() {
         .handle_input(Input::MailboxChanged {
             now: w.now,
             account: "alice",
-            mailbox: tern_core::store::MailboxId(1),
+            mailbox: tern_core::store::MailboxId(99),
             modseq: tern_core::store::UNKNOWN_MODSEQ,
         })
         .unwrap();
@@ -695,4 +696,35 @@ fn a_notice_of_unknown_modseq_costs_one_look() {
     w.send(a, "f FETCH 1 (FLAGS)\r\n");
     w.send(a, "g FETCH 1 (FLAGS)\r\n");
     assert_eq!(w.store.requests, ["Then(Fetch, Changes)", "Fetch"]);
+}
+
+/// A FETCH in several batches joins its synchronisation to the last one only: joined to the
+/// first, it reported a message's flags as another session left them, after a later batch had
+/// set `\Seen` on it and said so (RFC 9051 §6.4.5: the FLAGS last sent must be the current).
+#[test]
+fn rfc9051_6_4_5_a_batched_fetch_reports_its_own_seen_last() {
+    let mut w = World::new();
+    let a = w.login();
+    let b = w.login();
+    for _ in 0..20 {
+        w.append(a, "INBOX", MSG1);
+    }
+    w.send(a, "s SELECT INBOX\r\n");
+    w.send(b, "s SELECT INBOX\r\n");
+    w.send(b, "t STORE 15 +FLAGS.SILENT (\\Flagged)\r\n");
+    w.store.requests.clear();
+    let out = w.send(a, "f FETCH 1:20 (BODY[TEXT])\r\n");
+    assert!(out.contains(" FLAGS (\\Flagged \\Seen \\Recent))"), "{out}");
+    // No later, older FLAGS for it (the stale synchronisation said `(\Flagged \Recent)`).
+    assert!(
+        out.lines()
+            .filter(|l| l.starts_with("* 15 FETCH (FLAGS"))
+            .all(|l| l.contains("\\Seen")),
+        "{out}"
+    );
+    assert_eq!(
+        w.store.requests,
+        ["Fetch", "Fetch", "Then(Fetch, Changes)"],
+        "{out}"
+    );
 }

@@ -96,6 +96,8 @@ struct Incoming {
     too_big: bool,
     /// From BDAT: raw octets, whose bare line feeds still need CRLF.
     chunked: bool,
+    /// The last DATA line ended with a bare LF: a dot line after it is data, not the end.
+    bare_lf: bool,
 }
 
 #[derive(Debug)]
@@ -523,18 +525,24 @@ impl LmtpSession {
         match self.lines.next(max) {
             LineFrame::NeedMore => return false,
             LineFrame::TooLong => body.overflow(),
-            LineFrame::Line(line) if line.as_ref() == b"." => {
+            // RFC 5321 §4.1.1.4: the data ends with CRLF "." CRLF only. A dot between bare
+            // line feeds is content: otherwise a message could end early and smuggle in a
+            // second one (the "SMTP smuggling" of 2023).
+            LineFrame::Line(line)
+                if line.as_ref() == b"." && self.lines.ended_with_crlf() && !body.bare_lf =>
+            {
                 self.touch();
                 self.message_complete();
                 return true;
             }
             LineFrame::Line(line) => {
-                // RFC 5321 §4.5.2: a leading dot was doubled by the client. A bare LF ended
-                // the line as well as CRLF would (the reader strips either), and is stored
-                // as CRLF.
+                // RFC 5321 §4.5.2: a leading dot was doubled by the client (a lone dot that
+                // is not the end stays as it is). A bare LF ended the line as well as CRLF
+                // would (the reader strips either), and is stored as CRLF.
+                body.bare_lf = !self.lines.ended_with_crlf();
                 let line = match line.strip_prefix(b".") {
-                    Some(rest) => rest,
-                    None => &line,
+                    Some(rest) if !rest.is_empty() => rest,
+                    _ => &line,
                 };
                 body.size = body.size.saturating_add(line.len() as u64 + 2);
                 if body.size > self.config.limits.imap_max_literal {

@@ -243,7 +243,13 @@ impl ImapSession {
             want: p.want,
             mark_seen: p.mark_seen,
         };
-        self.request(op, SessionPending::Fetch(p));
+        // Only the last batch carries the synchronisation: joined to an earlier one it would
+        // be reported after later batches had set `\Seen`, with flags older than theirs.
+        if p.rest.is_empty() {
+            self.request(op, SessionPending::Fetch(p));
+        } else {
+            self.request_alone(op, SessionPending::Fetch(p));
+        }
     }
 
     pub(super) fn fetch_reply(&mut self, mut p: Pending, reply: StorageResult) {

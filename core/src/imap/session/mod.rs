@@ -50,7 +50,7 @@ use crate::session::{
 use crate::store::rules::Refusal;
 use crate::store::{
     LimitKind, MailboxId, ModSeq, StorageError, StorageOp, StorageReply, StorageRequest,
-    StorageResult,
+    StorageResult, UNKNOWN_MODSEQ,
 };
 use crate::time::{Timer, Timers};
 
@@ -381,7 +381,9 @@ impl ImapSession {
         else {
             return;
         };
-        if mine != account || view.id != mailbox {
+        // A notice of unknown MODSEQ says that notices were lost (or a mailbox went): it
+        // may concern any mailbox of the account, so the selected one looks.
+        if mine != account || (view.id != mailbox && modseq != UNKNOWN_MODSEQ) {
             return;
         }
         self.notice = self.notice.max(modseq);
@@ -756,7 +758,7 @@ impl ImapSession {
 
     /// Issues a storage request without a synchronisation joined to it: for a command that
     /// ends the selection (CLOSE), whose synchronisation would claim `\Recent` for a view
-    /// about to go.
+    /// about to go, and for a FETCH batch with more batches to come.
     fn request_alone(&mut self, op: StorageOp, pending: Pending) {
         let id = self.ids.next();
         self.expect = Expect::Reply { id, pending };

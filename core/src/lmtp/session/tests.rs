@@ -163,7 +163,7 @@ fn data_is_dot_unstuffed_and_bare_line_feeds_become_crlf() {
     // RFC 5321 §4.5.2: the client doubled every leading dot; the server removes one.
     let mut h = Harness::new();
     h.send(&format!("{ENVELOPE}RCPT TO:<alice>\r\n"));
-    let out = h.send("DATA\r\nA: b\n\n..one\r\n...\r\n.\n");
+    let out = h.send("DATA\r\nA: b\n\n..one\r\n...\r\n.\r\n");
     assert!(out.ends_with("250 2.0.0 <alice> Delivered\r\n"), "{out}");
     assert_eq!(
         h.messages("alice", "INBOX"),
@@ -458,4 +458,22 @@ fn garbage_is_bounded_by_the_error_count() {
     assert_eq!(out.matches("500 5.5.2").count(), 20, "{out}");
     assert!(out.ends_with("421 4.7.0 Too many errors, closing the connection\r\n"));
     assert!(h.closed);
+}
+
+/// RFC 5321 §4.1.1.4: only CRLF "." CRLF ends the data. A dot between bare line feeds is
+/// content, so a message cannot end early and smuggle a second transaction in after it.
+#[test]
+fn a_dot_between_bare_line_feeds_does_not_end_the_message() {
+    let mut h = Harness::new();
+    h.send(&format!("{ENVELOPE}RCPT TO:<alice>\r\n"));
+    let out = h.send(
+        "DATA\r\nA: b\r\n\r\none\n.\nMAIL FROM:<evil@x>\r\nRCPT TO:<bob>\r\nDATA\r\nforged\r\n.\n\r\n.\r\n",
+    );
+    assert_eq!(out.matches("Delivered").count(), 1, "{out}");
+    assert!(!out.contains("Sender OK"), "{out}");
+    assert_eq!(
+        h.messages("alice", "INBOX"),
+        ["Return-Path: <sender@remote.test>\r\nDelivered-To: alice\r\nA: b\r\n\r\none\r\n.\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<bob>\r\nDATA\r\nforged\r\n.\r\n\r\n"]
+    );
+    assert!(h.messages("bob", "INBOX").is_empty());
 }
