@@ -22,8 +22,10 @@ use tern_core::{Completion, Protocol};
 
 /// A request head longer than this is refused: a scraper sends a few hundred octets.
 const MAX_REQUEST: usize = 8 * 1024;
-/// A scraper that has not sent its request head by then is dropped.
+/// A scrape not done by then (request read, answer written) is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Scrapes answered at once; more connections are closed at once.
+const MAX_SCRAPES: usize = 8;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConnectionLabels {
@@ -285,12 +287,26 @@ pub async fn serve(
     name: String,
     render: std::sync::Arc<dyn Fn() -> String + Send + Sync>,
 ) {
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
         match listener.accept().await {
             Ok((socket, _)) => {
-                let render = render.clone();
+                use std::sync::atomic::Ordering;
+                if running.fetch_add(1, Ordering::SeqCst) >= MAX_SCRAPES {
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    continue;
+                }
+                let (render, running) = (render.clone(), running.clone());
                 smol::spawn(async move {
-                    let _ = answer(socket, &*render).await;
+                    // The whole exchange is bounded: a scraper that never reads the answer
+                    // holds a task for the timeout, no longer.
+                    let _ = answer(socket, &*render)
+                        .or(async {
+                            smol::Timer::after(REQUEST_TIMEOUT).await;
+                            Err(std::io::ErrorKind::TimedOut.into())
+                        })
+                        .await;
+                    running.fetch_sub(1, Ordering::SeqCst);
                 })
                 .detach();
             }
@@ -307,12 +323,7 @@ async fn answer(
     mut socket: TcpStream,
     render: &(dyn Fn() -> String + Send + Sync),
 ) -> std::io::Result<()> {
-    let head = read_head(&mut socket)
-        .or(async {
-            smol::Timer::after(REQUEST_TIMEOUT).await;
-            Err(std::io::ErrorKind::TimedOut.into())
-        })
-        .await?;
+    let head = read_head(&mut socket).await?;
     let (status, content_type, body) = respond(&head, render);
     let reply = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -331,8 +342,11 @@ async fn read_head(socket: &mut TcpStream) -> std::io::Result<Vec<u8>> {
         if n == 0 {
             return Ok(head);
         }
+        // Only the new octets (and the three before them) can complete the blank line.
+        let from = head.len().saturating_sub(3);
         head.extend_from_slice(buf.get(..n).unwrap_or_default());
-        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+        let fresh = head.get(from..).unwrap_or_default();
+        if fresh.windows(4).any(|w| w == b"\r\n\r\n") || fresh.windows(2).any(|w| w == b"\n\n") {
             return Ok(head);
         }
         if head.len() > MAX_REQUEST {

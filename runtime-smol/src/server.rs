@@ -275,7 +275,9 @@ async fn serve(
                         }
                         // A blocked address gets one line and no session (nor a TLS
                         // handshake): guessing on must cost the server next to nothing.
-                        let admitted = if backend.address_blocked(peer.ip()) {
+                        // An address blocked for failed logins may still hand over mail: LMTP
+                        // has no login (a local webmail's lockout must not stop delivery).
+                        let admitted = if !lmtp && backend.address_blocked(peer.ip()) {
                             Err(Refused::Blocked)
                         } else {
                             limits.admit(peer.ip())

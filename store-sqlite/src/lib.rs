@@ -738,6 +738,15 @@ fn run(
     limits: &StoreLimits,
 ) -> (StorageResult, Vec<Changed>) {
     let outcome = match op {
+        // Both parts run on this account's database: one naming another account is refused.
+        StorageOp::Then { first, then } if first.account() != then.account() => {
+            return (
+                Err(StorageError::Internal(
+                    "a joined request names two accounts".into(),
+                )),
+                Vec::new(),
+            )
+        }
         StorageOp::Then { first, then } => {
             let (first, mut changed) = run(a, name, *first, now, inline_limit, limits);
             let (then, more) = run(a, name, *then, now, inline_limit, limits);
