@@ -69,6 +69,11 @@ const INDEX_BATCH_BYTES: usize = 4 << 20;
 /// reuse (256 KiB); the rest go back to the file system (see [`Account::index_batch`]).
 pub(crate) const FREE_PAGES_KEPT: i64 = 64;
 
+/// Free pages returned to the file system at most per step (16 MiB of 4 KiB pages): a step
+/// holds the account's lock (at open, the store's map of open accounts too), so a database
+/// left very fragmented shrinks over several steps instead of stalling everyone at once.
+const VACUUM_STEP: i64 = 4096;
+
 /// Bodies waiting in `fts_pending` beyond which APPEND indexes inline again, as before the
 /// queue existed: the indexer is not keeping up, and every queued body is a candidate of
 /// every text SEARCH (its text loaded and checked), so the queue must stay bounded. At 10,000
@@ -589,7 +594,7 @@ impl Account {
             Ok(())
         });
         let _ = account.collect_garbage();
-        let _ = incremental_vacuum(&account.conn, None);
+        let _ = incremental_vacuum(&account.conn, Some(VACUUM_STEP));
         // Work queued before a restart (or a crash) is resumed by the indexer.
         if let Ok((queued, dead)) = account.backlog() {
             account.fts_queued = queued;
@@ -730,7 +735,7 @@ impl Account {
             .conn
             .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
         if free > 2 * FREE_PAGES_KEPT {
-            incremental_vacuum(&self.conn, Some(free - FREE_PAGES_KEPT))?;
+            incremental_vacuum(&self.conn, Some((free - FREE_PAGES_KEPT).min(VACUUM_STEP)))?;
         }
         Ok(())
     }
