@@ -237,6 +237,9 @@ pub async fn serve(
         client,
         command: None,
         storage_since: None,
+        unsent: Vec::new(),
+        timer: Timer::never(),
+        timer_at: None,
     };
     let end = conn.run().await;
     conn.settle().await;
@@ -276,6 +279,17 @@ struct Connection {
     command: Option<(&'static str, Instant)>,
     /// When the storage request in flight went out.
     storage_since: Option<Instant>,
+    /// Response bytes not written yet: the session's transmits are gathered until it waits
+    /// (or until a chunk's worth), so that a command's untagged and tagged responses, and the
+    /// answers to pipelined commands, go out in one system call instead of one each.
+    unsent: Vec<u8>,
+    /// The session's deadline timer, and the instant it is armed for (`None` once it fired).
+    /// Registering a timer wakes the reactor's thread; re-arming it at every wait (the
+    /// inactivity deadline moves with each command) cost a thread wake-up per command. So it
+    /// is re-armed only for an earlier deadline: one that fires early makes the session look
+    /// at its timers, find none due, and name the later one.
+    timer: Timer,
+    timer_at: Option<Instant>,
 }
 
 impl Connection {
@@ -378,7 +392,10 @@ impl Connection {
                     }
                     answer.input(now, id)
                 }
-                Wake::Deadline => Input::Timeout { now },
+                Wake::Deadline => {
+                    self.timer_at = None;
+                    Input::Timeout { now }
+                }
                 Wake::Shutdown => {
                     self.shutdown_seen = true;
                     Input::Shutdown { now }
@@ -420,8 +437,21 @@ impl Connection {
     async fn drain(&mut self) -> Result<Option<Instant>, End> {
         loop {
             match self.session.poll_output() {
-                Output::Transmit(bytes) => self.send(&bytes).await.map_err(End::Io)?,
-                Output::TransmitBody(stream) => self.send_body(stream).await.map_err(End::Io)?,
+                Output::Transmit(bytes) => {
+                    if bytes.len() >= WRITE_CHUNK {
+                        self.send_unsent().await.map_err(End::Io)?;
+                        self.send(&bytes).await.map_err(End::Io)?;
+                    } else {
+                        self.unsent.extend_from_slice(&bytes);
+                        if self.unsent.len() >= WRITE_CHUNK {
+                            self.send_unsent().await.map_err(End::Io)?;
+                        }
+                    }
+                }
+                Output::TransmitBody(stream) => {
+                    self.send_unsent().await.map_err(End::Io)?;
+                    self.send_body(stream).await.map_err(End::Io)?;
+                }
                 Output::Storage(request) => {
                     if self.pending.is_some() {
                         // The core's contract: one request in flight per session.
@@ -452,6 +482,7 @@ impl Connection {
                     self.pending = Some((request.id, InFlight::Directory(task)));
                 }
                 Output::StartTls => {
+                    self.send_unsent().await.map_err(End::Io)?;
                     self.flush().await.map_err(End::Io)?;
                     let Some(Stream::Plain(socket)) = self.stream.take() else {
                         return Ok(None);
@@ -476,10 +507,12 @@ impl Connection {
                     // The session is over: free its account share before the last bytes go
                     // out, so a client reconnecting at once (POP3 after QUIT) is not refused.
                     self.client.slot.release_account();
+                    self.send_unsent().await.map_err(End::Io)?;
                     self.flush().await.map_err(End::Io)?;
                     return Ok(None);
                 }
                 Output::Timeout(at) => {
+                    self.send_unsent().await.map_err(End::Io)?;
                     self.flush().await.map_err(End::Io)?;
                     return Ok(Some(at));
                 }
@@ -502,6 +535,23 @@ impl Connection {
             within(timeout, "peer stopped reading", stream.write_all(chunk)).await?;
         }
         Ok(())
+    }
+
+    /// Writes the gathered response bytes.
+    async fn send_unsent(&mut self) -> std::io::Result<()> {
+        /// A buffer this large is kept for the next responses; a larger one (a big listing)
+        /// is let go, so an idle connection holds little.
+        const KEPT_CAPACITY: usize = 4096;
+        if self.unsent.is_empty() {
+            return Ok(());
+        }
+        let mut data = std::mem::take(&mut self.unsent);
+        let sent = self.send(&data).await;
+        if data.capacity() <= KEPT_CAPACITY {
+            data.clear();
+            self.unsent = data;
+        }
+        sent
     }
 
     /// Writes a message body a chunk at a time, each read on the blocking pool and written
@@ -548,12 +598,17 @@ impl Connection {
         let wants_read = self.session.wants_read();
         let wants_notices = self.session.wants_notices();
         let shutdown_seen = self.shutdown_seen;
+        if self.timer_at.is_none_or(|at| deadline < at) {
+            self.timer.set_at(deadline);
+            self.timer_at = Some(deadline);
+        }
         // Async blocks capture whole variables: split the borrows by field first.
         let Connection {
             stream,
             pending,
             ctx,
             watch,
+            timer,
             ..
         } = self;
         let changed = async {
@@ -586,7 +641,7 @@ impl Connection {
             }
         };
         let timer = async {
-            Timer::at(deadline).await;
+            (&mut *timer).await;
             Wake::Deadline
         };
         let shutdown = async {

@@ -27,6 +27,7 @@ use tern_core::store::{
     StorageOp, StorageReply, Uid, UNKNOWN_MODSEQ,
 };
 
+use crate::analysed::{AnalysedCache, ENTRIES as ANALYSED_ENTRIES};
 use crate::blobs::BlobDir;
 use crate::error::{Fail, OpenError};
 use crate::rows::{Budget, RowCache, Rows};
@@ -89,6 +90,11 @@ pub struct Account {
     blobs: BlobDir,
     path: PathBuf,
     rows: RowCache,
+    /// Structures and headers of recently fetched bodies.
+    analysed: AnalysedCache,
+    /// The keywords of recently synchronised mailboxes, as of the HIGHESTMODSEQ they were read
+    /// at: a keyword is only ever added by a write that raises it.
+    keyword_lists: HashMap<i64, (ModSeq, Vec<Bytes>)>,
     /// Within a group commit ([`Account::begin_batch`]): files of bodies the batch's writes
     /// dropped, unlinked once the batch commits.
     batch_doomed: Vec<i64>,
@@ -561,7 +567,9 @@ impl Account {
             conn,
             blobs: BlobDir::new(dir.join(BLOB_FOLDER)),
             path: path.clone(),
-            rows: RowCache::new(budget),
+            rows: RowCache::new(budget.clone()),
+            analysed: AnalysedCache::new(budget),
+            keyword_lists: HashMap::new(),
             batch_doomed: Vec::new(),
             pins: HashMap::new(),
             retaining: HashSet::new(),
@@ -906,7 +914,10 @@ impl Account {
         }
         let doomed = std::mem::take(&mut self.batch_doomed);
         if let Err(e) = committed {
+            // Bodies of the batch may have been fetched, and their ids are given out again.
             self.rows.clear();
+            self.analysed.clear();
+            self.keyword_lists.clear();
             return Err(e.into());
         }
         for id in doomed {
@@ -925,6 +936,8 @@ impl Account {
         let _ = self.conn.execute_batch("ROLLBACK");
         self.batch_doomed.clear();
         self.rows.clear();
+        self.analysed.clear();
+        self.keyword_lists.clear();
     }
 
     /// A read transaction for a request made of many lookups, or none inside a group commit
@@ -1212,19 +1225,11 @@ impl Account {
                     true
                 }
             }
-            StorageOp::Open {
-                name, read_only, ..
-            } => selectable(&self.conn, name).is_ok_and(|m| {
-                self.rows.is_current(&m) && (*read_only || m.recent_claimed == m.uid_next)
-            }),
-            StorageOp::Changes {
-                mailbox,
-                claim_recent,
-                ..
-            } => {
-                !claim_recent
-                    || by_id(&self.conn, *mailbox).is_ok_and(|m| m.recent_claimed == m.uid_next)
+            // Claiming `\Recent` costs no fsync (see `claim_recent`).
+            StorageOp::Open { name, .. } => {
+                selectable(&self.conn, name).is_ok_and(|m| self.rows.is_current(&m))
             }
+            StorageOp::Changes { .. } => true,
             StorageOp::Status { .. } | StorageOp::ListMailboxes { .. } => true,
             _ => false,
         }
@@ -1259,7 +1264,7 @@ impl Account {
         } else {
             self.claim_recent(&m)?
         };
-        let keywords = Keywords::load(&self.conn, m.id)?.list;
+        let keywords = self.keyword_list(&m)?;
         let (uids, first_unseen) = self.rows.listing(&self.conn, &m)?;
         let pin = self.pins.entry(m.id).or_default().pin(m.highest_modseq);
         Ok((
@@ -1278,18 +1283,53 @@ impl Account {
         ))
     }
 
+    /// The keywords mailbox `m` has seen, from memory when they were read at its current
+    /// HIGHESTMODSEQ (every synchronisation of every session asks for them).
+    fn keyword_list(&mut self, m: &Mailbox) -> Result<Vec<Bytes>, Fail> {
+        /// Mailboxes whose lists one account keeps.
+        const KEPT: usize = 8;
+        if let Some((modseq, list)) = self.keyword_lists.get(&m.id) {
+            if *modseq == m.highest_modseq {
+                return Ok(list.clone());
+            }
+        }
+        let list = Keywords::load(&self.conn, m.id)?.list;
+        if self.keyword_lists.len() >= KEPT && !self.keyword_lists.contains_key(&m.id) {
+            self.keyword_lists.clear();
+        }
+        self.keyword_lists
+            .insert(m.id, (m.highest_modseq, list.clone()));
+        Ok(list)
+    }
+
     /// Claims the mailbox's unclaimed messages as `\Recent` for the calling session.
+    ///
+    /// The claim is written without an fsync (as the indexer's batches are; the next durable
+    /// commit's fsync covers it): a session's `\Recent` does not outlive the process, and a
+    /// claim lost to a power cut only shows a message as recent once more, to a session after
+    /// the restart. A process crash loses nothing (the log is written before the reply). So a
+    /// SELECT or a NOOP that finds new mail costs no fsync, and can run on the quick path.
     fn claim_recent(&mut self, m: &Mailbox) -> Result<Vec<Uid>, Fail> {
         let from = m.recent_claimed;
         if from != m.uid_next {
-            // Written only when there is something new: a SELECT of an unchanged mailbox
-            // costs no fsync.
-            let (id, next) = (m.id, m.uid_next);
-            self.write(|tx, _, _| {
-                tx.prepare_cached("UPDATE mailboxes SET recent_claimed = ?2 WHERE id = ?1")?
-                    .execute(params![id, next])?;
-                Ok(())
-            })?;
+            const CLAIM: &str = "UPDATE mailboxes SET recent_claimed = ?2 WHERE id = ?1";
+            if self.conn.is_autocommit() {
+                if self.synchronous_full {
+                    self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+                    self.synchronous_full = false;
+                }
+                let tx = self
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.prepare_cached(CLAIM)?
+                    .execute(params![m.id, m.uid_next])?;
+                tx.commit()?;
+            } else {
+                // Inside a group commit: part of its transaction.
+                self.conn
+                    .prepare_cached(CLAIM)?
+                    .execute(params![m.id, m.uid_next])?;
+            }
         }
         let mut stmt = self.conn.prepare_cached(
             "SELECT uid FROM messages WHERE mailbox = ?1 AND uid >= ?2 ORDER BY uid",
@@ -1356,7 +1396,7 @@ impl Account {
             .query_map(params![m.id, since_i, uid_next], |r| r.get(0))?
             .collect::<Result<Vec<Uid>, _>>()?;
         drop(stmt);
-        let keywords = Keywords::load(&self.conn, m.id)?.list;
+        let keywords = self.keyword_list(&m)?;
         Ok((
             StorageReply::Changes(ChangeSet {
                 added,
@@ -1422,17 +1462,41 @@ impl Account {
         want: FetchWant,
         mark_seen: bool,
     ) -> Result<Outcome, Fail> {
-        let load = |conn: &Connection, blobs: &BlobDir, msg: &Msg| -> Result<_, Fail> {
+        // A request for more bodies than the cache holds (a whole large mailbox) would only
+        // push out what clients keep asking for.
+        let keep = uids.len() <= ANALYSED_ENTRIES;
+        let load = |conn: &Connection,
+                    blobs: &BlobDir,
+                    cache: &mut AnalysedCache,
+                    msg: &Msg|
+         -> Result<_, Fail> {
             let cut = want.content && want.header_only;
             let info = if want.info || cut {
-                Some(Arc::new(load_info(conn, msg.body)?))
+                Some(match cache.info(msg.body) {
+                    Some(info) => info,
+                    None => {
+                        let (info, stored_len) = load_info(conn, msg.body)?;
+                        let info = Arc::new(info);
+                        if keep {
+                            cache.keep_info(msg.body, &info, stored_len);
+                        }
+                        info
+                    }
+                })
             } else {
                 None
             };
             let content = match (&info, want.content, cut) {
-                (Some(info), true, true) => {
-                    Some(load_head(conn, blobs, msg.body)?.header_only(&info.root))
-                }
+                (Some(info), true, true) => Some(match cache.head(msg.body) {
+                    Some(head) => Body::Inline(head),
+                    None => {
+                        let head = load_head(conn, blobs, msg.body)?.header_only(&info.root);
+                        if let (true, Body::Inline(octets)) = (keep, &head) {
+                            cache.keep_head(msg.body, octets);
+                        }
+                        head
+                    }
+                }),
                 (_, true, _) => Some(load_content(conn, blobs, msg.body)?),
                 _ => None,
             };
@@ -1450,27 +1514,34 @@ impl Account {
         // Requested messages that were expunged but are kept for a session that has not been
         // told (`retained`), merged in request order as MemStore answers them.
         let retaining = i64::try_from(mailbox.0).is_ok_and(|id| self.retaining.contains(&id));
-        let with_retained =
-            |conn: &Connection, blobs: &BlobDir, found: Vec<FetchedMessage>, m: &Mailbox| {
-                if found.len() == uids.len() || !retaining {
-                    return Ok(found);
+        let with_retained = |conn: &Connection,
+                             blobs: &BlobDir,
+                             cache: &mut AnalysedCache,
+                             found: Vec<FetchedMessage>,
+                             m: &Mailbox| {
+            if found.len() == uids.len() || !retaining {
+                return Ok(found);
+            }
+            let mut found = found.into_iter().peekable();
+            let mut out = Vec::with_capacity(uids.len());
+            for &uid in uids {
+                if let Some(f) = found.next_if(|f| f.uid == uid) {
+                    out.push(f);
+                } else if let Some(msg) = lookup_retained(conn, m.id, uid)? {
+                    let mut f = load(conn, blobs, cache, &msg)?;
+                    f.expunged = true;
+                    out.push(f);
                 }
-                let mut found = found.into_iter().peekable();
-                let mut out = Vec::with_capacity(uids.len());
-                for &uid in uids {
-                    if let Some(f) = found.next_if(|f| f.uid == uid) {
-                        out.push(f);
-                    } else if let Some(msg) = lookup_retained(conn, m.id, uid)? {
-                        let mut f = load(conn, blobs, &msg)?;
-                        f.expunged = true;
-                        out.push(f);
-                    }
-                }
-                Ok::<_, Fail>(out)
-            };
+            }
+            Ok::<_, Fail>(out)
+        };
         if !mark_seen {
             let Account {
-                conn, blobs, rows, ..
+                conn,
+                blobs,
+                rows,
+                analysed,
+                ..
             } = self;
             // One read transaction for the whole request: in autocommit mode each lookup
             // took and released SQLite's WAL locks itself (system calls that were a tenth of
@@ -1488,23 +1559,24 @@ impl Account {
                 for uid in uids {
                     if let Ok(i) = rows.binary_search_by_key(uid, |r| r.uid) {
                         if let Some(msg) = rows.get(i) {
-                            out.push(load(tx, blobs, msg)?);
+                            out.push(load(tx, blobs, analysed, msg)?);
                         }
                     }
                 }
             } else {
                 for_each_msg(tx, m.id, uids, |conn, msg| {
-                    out.push(load(conn, blobs, &msg)?);
+                    out.push(load(conn, blobs, analysed, &msg)?);
                     Ok(())
                 })?;
             }
-            let out = with_retained(tx, blobs, out, &m)?;
+            let out = with_retained(tx, blobs, analysed, out, &m)?;
             if let Some(scope) = scope {
                 scope.commit()?;
             }
             return Ok((StorageReply::Fetched(out), Vec::new()));
         }
-        self.write(|tx, blobs, _| {
+        let mut analysed = self.analysed.detach();
+        let done = self.write(|tx, blobs, _| {
             let mut m = by_id(tx, mailbox)?;
             let mut out = Vec::with_capacity(uids.len());
             let mut changed = false;
@@ -1515,17 +1587,19 @@ impl Account {
                     update_flags(tx, m.id, &msg)?;
                     changed = true;
                 }
-                out.push(load(tx, blobs, &msg)?);
+                out.push(load(tx, blobs, &mut analysed, &msg)?);
                 Ok(())
             })?;
-            let out = with_retained(tx, blobs, out, &m)?;
+            let out = with_retained(tx, blobs, &mut analysed, out, &m)?;
             let mut announce = Vec::new();
             if changed {
                 save(tx, &m)?;
                 announce.push(mailbox);
             }
             Ok((StorageReply::Fetched(out), announce))
-        })
+        });
+        self.analysed = analysed;
+        done
     }
 
     /// SEARCH's first step, under the account's lock: decides every candidate that flags,
@@ -2391,11 +2465,16 @@ fn load_content(conn: &Connection, blobs: &BlobDir, id: i64) -> Result<Body, Fai
     }
 }
 
-fn load_info(conn: &Connection, id: i64) -> Result<tern_core::mail::analyze::MessageInfo, Fail> {
+/// A body's structure, and the length of its stored form.
+fn load_info(
+    conn: &Connection,
+    id: i64,
+) -> Result<(tern_core::mail::analyze::MessageInfo, usize), Fail> {
     let data: Vec<u8> = conn
         .prepare_cached("SELECT data FROM infos WHERE id = ?1")?
         .query_row([id], |r| r.get(0))?;
-    Ok(codec::decode_info(Bytes::from(data))?)
+    let stored_len = data.len();
+    Ok((codec::decode_info(Bytes::from(data))?, stored_len))
 }
 
 fn load_text(conn: &Connection, id: i64) -> Result<SearchText, Fail> {

@@ -88,9 +88,9 @@ impl ReplyTo {
     }
 }
 
-/// Requests that never write, whatever the account holds: they need the account's lock but
-/// no transaction of a batch. (`Open` and `Changes` may claim `\Recent`, a FETCH without PEEK
-/// sets `\Seen`.)
+/// Requests that need the account's lock but no transaction of a batch: they write nothing
+/// that must be durable before the reply. (`Open` and `Changes` claim `\Recent` without an
+/// fsync, see `Account::claim_recent`; a FETCH without PEEK sets `\Seen`, which must be.)
 pub fn reads_only(op: &StorageOp) -> bool {
     if let StorageOp::Then { first, then } = op {
         return reads_only(first) && reads_only(then);
@@ -99,14 +99,12 @@ pub fn reads_only(op: &StorageOp) -> bool {
         op,
         StorageOp::ListMailboxes { .. }
             | StorageOp::Status { .. }
+            | StorageOp::Open { .. }
             | StorageOp::Fetch {
                 mark_seen: false,
                 ..
             }
-            | StorageOp::Changes {
-                claim_recent: false,
-                ..
-            }
+            | StorageOp::Changes { .. }
     )
 }
 

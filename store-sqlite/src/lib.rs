@@ -227,6 +227,7 @@ use tern_core::store::Changed;
 use tern_core::{StorageError, StorageOp, StorageReply, StorageResult, Store};
 
 mod account;
+mod analysed;
 mod blobs;
 mod error;
 mod group;

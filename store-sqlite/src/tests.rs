@@ -780,7 +780,8 @@ fn accounts_are_locked_separately() {
 }
 
 /// Only short reads run through `try_execute_shared`: a SELECT once the mailbox's rows are
-/// cached and nothing is left to claim as \Recent, a small FETCH, never a SEARCH or a write.
+/// cached, a synchronisation, a small FETCH, never a SEARCH or a write. Claiming `\Recent`
+/// is not a write that needs an fsync, so it does not stop a SELECT or a NOOP from being quick.
 #[test]
 fn only_short_reads_are_quick() {
     let dir = tempfile::tempdir().unwrap();
@@ -794,15 +795,33 @@ fn only_short_reads_are_quick() {
         name: "INBOX".into(),
         read_only,
     };
-    // Not cached yet, and SELECT would claim \Recent (a write).
+    // Not cached yet.
     assert!(store.try_execute_shared(select(true), 0).is_err());
     assert!(store.try_execute_shared(select(false), 0).is_err());
-    store.execute(select(false)).unwrap();
+    store.execute(select(true)).unwrap();
     assert!(store.try_execute_shared(select(true), 0).is_ok());
-    assert!(store.try_execute_shared(select(false), 0).is_ok());
-    // A new message must be claimed by the next SELECT: not quick any more.
+    // The first read-write SELECT claims message 1 as \Recent, quickly.
+    let (reply, _) = store.try_execute_shared(select(false), 0).unwrap();
+    let Ok(StorageReply::Opened(snapshot)) = reply else {
+        panic!("{reply:?}");
+    };
+    assert_eq!(snapshot.recent, vec![1]);
+    // A new message is claimed by the next synchronisation, quickly too, and only once.
     append(&mut store, "INBOX", message("two", 40));
-    assert!(store.try_execute_shared(select(false), 0).is_err());
+    let sync = StorageOp::Changes {
+        account: "alice".into(),
+        mailbox: INBOX,
+        uid_next: 2,
+        since: snapshot.highest_modseq,
+        claim_recent: true,
+    };
+    for claimed in [vec![2], vec![]] {
+        let (reply, _) = store.try_execute_shared(sync.clone(), 0).unwrap();
+        let Ok(StorageReply::Changes(changes)) = reply else {
+            panic!("{reply:?}");
+        };
+        assert_eq!(changes.recent, claimed);
+    }
     let fetch = StorageOp::Fetch {
         account: "alice".into(),
         mailbox: INBOX,
