@@ -63,6 +63,10 @@ const RECLAIM_BATCH: usize = 1000;
 /// account's lock is held for one batch only.
 pub const INDEX_BATCH: usize = 256;
 
+/// Bodies a batch indexes at least before it gives way to a client's request that waits for
+/// the account (so that indexing still progresses under a steady stream of requests).
+pub(crate) const INDEX_BATCH_YIELDING: usize = 8;
+
 /// ... and text it indexes in one transaction at most (a batch of large messages stops early).
 const INDEX_BATCH_BYTES: usize = 4 << 20;
 
@@ -717,13 +721,17 @@ impl Account {
     /// done again, and a commit lost to a power cut leaves the database as before it (WAL
     /// frames are replayed in order, and the next durable commit's fsync covers this one's
     /// frames too). Only unlinking reclaimed bodies' files must wait for that durable commit.
-    pub fn index_batch(&mut self) -> Result<bool, Fail> {
+    ///
+    /// `wanted` tells whether a client's request waits for the account: the batch then ends
+    /// after the bodies indexed so far (at least [`INDEX_BATCH_YIELDING`]), so that a request
+    /// arriving while a large import is being indexed waits milliseconds, not a whole batch.
+    pub fn index_batch(&mut self, wanted: &dyn Fn() -> bool) -> Result<bool, Fail> {
         if !self.conn.is_autocommit() {
             return Ok(false);
         }
         self.synchronous_full = false;
         self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
-        let done = self.index_batch_unsynced();
+        let done = self.index_batch_unsynced(wanted);
         if matches!(done, Ok(false)) {
             // Best effort: pages left free by FTS5's segment merges and by reclaimed bodies
             // (2 MB, 400 bytes per message, after appending 5,000 realistic messages) are
@@ -758,7 +766,7 @@ impl Account {
         Ok(())
     }
 
-    fn index_batch_unsynced(&mut self) -> Result<bool, Fail> {
+    fn index_batch_unsynced(&mut self, wanted: &dyn Fn() -> bool) -> Result<bool, Fail> {
         let mut pending = Pending::default();
         let tx = self
             .conn
@@ -776,9 +784,14 @@ impl Account {
         drop(stmt);
         let mut bytes = 0;
         let mut more = ids.len() == INDEX_BATCH;
-        for id in ids {
+        let mut yielding = false;
+        for (done, id) in ids.into_iter().enumerate() {
             if bytes >= INDEX_BATCH_BYTES {
                 more = true;
+                break;
+            }
+            if done >= INDEX_BATCH_YIELDING && wanted() {
+                (more, yielding) = (true, true);
                 break;
             }
             // A queued body always has its text (both are written by `store_body`, and
@@ -793,8 +806,13 @@ impl Account {
             pending.unqueued += 1;
         }
         index_pending(&tx, &mut pending)?;
-        let reclaimed = reclaim(&tx, &mut pending, INDEX_BATCH)?;
-        more |= reclaimed == INDEX_BATCH;
+        let reclaim_at_most = if yielding {
+            INDEX_BATCH_YIELDING
+        } else {
+            INDEX_BATCH
+        };
+        let reclaimed = reclaim(&tx, &mut pending, reclaim_at_most)?;
+        more |= reclaimed == reclaim_at_most;
         tx.commit()?;
         self.unsynced_doomed.append(&mut pending.doomed);
         // Made exact again (a write rolled back since the last count left it high).

@@ -30,7 +30,8 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tern_core::store::Changed;
@@ -183,6 +184,9 @@ pub struct Handle {
     /// Runs a request against the account.
     runner: Runner,
     stats: Mutex<BatchStats>,
+    /// Threads waiting for the account's lock to answer a client: the indexer ends its batch
+    /// early when it sees one ([`Handle::wanted`]).
+    waiting_for_lock: AtomicUsize,
 }
 
 impl Handle {
@@ -194,7 +198,21 @@ impl Handle {
             work: Condvar::new(),
             runner,
             stats: Mutex::new(BatchStats::default()),
+            waiting_for_lock: AtomicUsize::new(0),
         }
+    }
+
+    /// The account's lock, for a client's request.
+    fn lock_for_request(&self) -> MutexGuard<'_, Account> {
+        self.waiting_for_lock.fetch_add(1, Ordering::Relaxed);
+        let account = lock(&self.account);
+        self.waiting_for_lock.fetch_sub(1, Ordering::Relaxed);
+        account
+    }
+
+    /// Whether a client's request waits for the account's lock.
+    pub fn wanted(&self) -> bool {
+        self.waiting_for_lock.load(Ordering::Relaxed) > 0
     }
 
     /// Batches run so far.
@@ -404,7 +422,7 @@ impl Handle {
     /// Runs a request that writes nothing under the account's lock, between batches, outside
     /// the queue. A panic in it becomes an error reply, as in a batch.
     pub fn read(&self, op: StorageOp, now: i64) -> Done {
-        let mut account = lock(&self.account);
+        let mut account = self.lock_for_request();
         catch_unwind(AssertUnwindSafe(|| (self.runner)(&mut account, op, now))).unwrap_or_else(
             |_| {
                 (
@@ -421,7 +439,7 @@ impl Handle {
     fn run_batch(&self, batch: Vec<(StorageOp, i64)>) -> Vec<Done> {
         let run = &*self.runner;
         let count = batch.len();
-        let mut account = lock(&self.account);
+        let mut account = self.lock_for_request();
         let single = count == 1;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             if single {

@@ -27,6 +27,9 @@ use crate::{lock, OpenAccounts};
 /// whose text is checked directly.
 pub const SETTLE: Duration = Duration::from_secs(2);
 
+/// How long the thread leaves an account alone after a batch that gave way to a client.
+const GIVE_WAY: Duration = Duration::from_millis(5);
+
 /// Wake-ups taken from the channel at once (each names an account; most repeat one).
 const MAX_WAKES: usize = 4096;
 
@@ -172,15 +175,23 @@ fn work(
         // Taken up: a write from now on tells the thread again (this batch may miss it).
         lock(told).remove(&name);
         let handle = lock(open).map.get(&name).map(|(h, _)| h.clone());
-        let more = match handle {
+        let (more, wanted) = match handle {
             // An error (a full disk, say) leaves the work queued on disk; the next write
             // or open of the account tries again.
-            Some(handle) => lock(&handle.account).index_batch().unwrap_or(false),
-            None => false,
+            Some(handle) => (
+                lock(&handle.account)
+                    .index_batch(&|| handle.wanted())
+                    .unwrap_or(false),
+                handle.wanted(),
+            ),
+            None => (false, false),
         };
         if more {
-            // Behind the accounts already due, in turn.
-            due.insert(name, Instant::now());
+            // Behind the accounts already due, in turn; a little later if a client's request
+            // waits for the account (the lock is not fair: taken again at once, it would
+            // make the request wait for another batch).
+            let pause = if wanted { GIVE_WAY } else { Duration::ZERO };
+            due.insert(name, Instant::now() + pause);
         } else {
             due.remove(&name);
         }

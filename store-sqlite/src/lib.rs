@@ -455,7 +455,7 @@ impl SqliteStore {
     /// reclaims every unreferenced one, a batch per transaction.
     pub fn index_now(&self, account: &str) -> Result<(), StorageError> {
         let account = self.account(account)?;
-        while lock(&account.account).index_batch()? {}
+        while lock(&account.account).index_batch(&|| false)? {}
         // A durable commit, so that reclaimed bodies' files go now too.
         lock(&account.account).reclaim_all()?;
         Ok(())

@@ -2083,3 +2083,26 @@ fn the_indexer_returns_free_pages_when_its_queue_empties() {
     assert!(free <= 2 * account::FREE_PAGES_KEPT, "{free} free pages");
     store.check("alice").unwrap();
 }
+
+/// The indexer gives way to clients: a batch that sees a request waiting for the account ends
+/// after a few bodies (the rest stay queued for the next batch), one that sees none goes on.
+#[test]
+fn an_indexer_batch_ends_early_when_a_client_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_background_indexing(false);
+    for i in 0..40 {
+        append(&mut store, "INBOX", message(&format!("m{i}"), 200));
+    }
+    assert_eq!(store.index_backlog("alice").unwrap(), (40, 0));
+    let handle = store.account("alice").unwrap();
+    let more = lock(&handle.account).index_batch(&|| true).unwrap();
+    assert!(more);
+    assert_eq!(
+        store.index_backlog("alice").unwrap(),
+        (40 - crate::account::INDEX_BATCH_YIELDING, 0)
+    );
+    let more = lock(&handle.account).index_batch(&|| false).unwrap();
+    assert!(!more);
+    assert_eq!(store.index_backlog("alice").unwrap(), (0, 0));
+}
