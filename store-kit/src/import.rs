@@ -126,7 +126,10 @@ pub fn import_identifiers(backend: &mut dyn Backend) {
         let mut want = want;
         want.sort_by_key(|f| format!("{f:?}"));
         assert_eq!(got, want, "flags of UID {}", m.uid);
-        assert_eq!(m.internal_date, from_unix(1_600_000_000 + i64::from(m.uid), 60));
+        assert_eq!(
+            m.internal_date,
+            from_unix(1_600_000_000 + i64::from(m.uid), 60)
+        );
         let body = m.content.as_ref().map(|b| b.to_bytes().unwrap());
         assert_eq!(
             body.as_deref(),
@@ -138,11 +141,23 @@ pub fn import_identifiers(backend: &mut dyn Backend) {
     let before = status(store, "a/b");
     assert!(conflict(run(store, import("a/b", 7, 50, &[41]))));
     assert!(conflict(run(store, import("a/b", 1_234_567, 50, &[39]))));
-    assert!(conflict(run(store, import("a/b", 1_234_567, 50, &[45, 41]))));
+    assert!(conflict(run(
+        store,
+        import("a/b", 1_234_567, 50, &[45, 41])
+    )));
     assert!(conflict(run(store, import("c", 0, 50, &[1]))));
     assert_eq!(status(store, "a/b"), before);
     assert!(
-        matches!(run(store, StorageOp::Status { account: "alice".into(), name: "c".into() }), Err(StorageError::NoSuchMailbox)),
+        matches!(
+            run(
+                store,
+                StorageOp::Status {
+                    account: "alice".into(),
+                    name: "c".into()
+                }
+            ),
+            Err(StorageError::NoSuchMailbox)
+        ),
         "a refused import into a missing mailbox does not create it"
     );
 
@@ -159,7 +174,10 @@ pub fn import_identifiers(backend: &mut dyn Backend) {
     assert!(run(store, import("a/b", 1_234_567, 60, &[])).is_ok());
     let after = status(store, "a/b");
     assert_eq!(after.1, 60);
-    assert!(after.3 > before.3, "HIGHESTMODSEQ rises: {before:?} → {after:?}");
+    assert!(
+        after.3 > before.3,
+        "HIGHESTMODSEQ rises: {before:?} → {after:?}"
+    );
 
     // An existing mailbox that never held a message (INBOX of a new account) takes the
     // source's UIDVALIDITY; a normal APPEND afterwards goes on above the imported UIDs.

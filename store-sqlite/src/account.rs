@@ -1406,8 +1406,7 @@ impl Account {
     pub fn import(
         &mut self,
         name: &str,
-        uid_validity: u32,
-        uid_next: Uid,
+        (uid_validity, uid_next): (u32, Uid),
         messages: Vec<(Uid, NewMessage)>,
         now: i64,
         inline_limit: usize,

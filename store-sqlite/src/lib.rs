@@ -816,8 +816,7 @@ fn run(
             ..
         } => a.import(
             &target,
-            uid_validity,
-            uid_next,
+            (uid_validity, uid_next),
             messages,
             now,
             inline_limit,

@@ -46,7 +46,8 @@ mod tests {
 
     #[test]
     fn conflicts_are_refused() {
-        let refused = |r: Result<bool, StorageError>| matches!(r, Err(StorageError::UidConflict(_)));
+        let refused =
+            |r: Result<bool, StorageError>| matches!(r, Err(StorageError::UidConflict(_)));
         assert!(refused(check(5, 4, 6, [7])));
         assert!(refused(check(5, 4, 5, [3])));
         assert!(refused(check(5, 1, 5, [3, 3])));
