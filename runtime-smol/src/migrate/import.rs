@@ -167,14 +167,26 @@ impl<'a> Importer<'a> {
         self.progress.println(&format!("tern import: {text}"));
     }
 
-    /// Creates `name` unless it exists.
+    /// Creates `name` unless it exists, subscribed (as the folders of the source were to
+    /// their owner's clients).
     fn ensure_mailbox(&self, name: &str) -> Result<(), Failure> {
+        let account = self.target.account.clone();
         match self.target.run(StorageOp::CreateMailbox {
-            account: self.target.account.clone(),
+            account: account.clone(),
             name: name.to_string(),
             special_use: None,
         }) {
-            Ok(_) | Err(StorageError::AlreadyExists) => Ok(()),
+            Ok(_) => {
+                let subscribe = StorageOp::Subscribe {
+                    account,
+                    name: name.to_string(),
+                    subscribed: true,
+                };
+                self.target
+                    .must(subscribe, &format!("cannot subscribe {name}"))
+                    .map(|_| ())
+            }
+            Err(StorageError::AlreadyExists) => Ok(()),
             Err(e) => Err(storage_failure(&format!("cannot create {name}"), &e)),
         }
     }
@@ -428,6 +440,7 @@ impl<'a> Importer<'a> {
             ));
             Keywords::default()
         });
+        self.ensure_mailbox(&folder.name)?;
         let uidlist = self.read_uidlist(&folder.dir);
         // Files by their uidlist UID, and the others in name order.
         let mut by_uid: Vec<(Uid, PathBuf)> = Vec::new();
@@ -470,10 +483,6 @@ impl<'a> Importer<'a> {
             }
         }
         let mut sink = Sink::new(&folder.name);
-        if others.is_empty() && uidlist.is_none() {
-            // An empty folder still becomes a mailbox.
-            self.ensure_mailbox(&folder.name)?;
-        }
         for path in others {
             self.stats.read += 1;
             let flags = file_flags(&path, &keywords);
