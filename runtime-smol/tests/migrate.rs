@@ -258,10 +258,10 @@ fn a_running_server_keeps_import_and_export_out() {
 }
 
 /// Prints, as JSON, every folder's UIDVALIDITY, UIDNEXT and messages (UID, flags without
-/// `\Recent`, INTERNALDATE, size, a hash of the octets), and INBOX's POP3 UIDLs when a POP3
+/// `\Recent`, INTERNALDATE as Unix time, size, a hash of the octets), and INBOX's POP3 UIDLs when a POP3
 /// port is given: the same script describes Dovecot and tern.
 const DESCRIBE: &str = r#"
-import hashlib, imaplib, json, poplib, re, sys
+import hashlib, imaplib, json, poplib, re, sys, time
 m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
 m.login("alice", "wonderland")
 typ, boxes = m.list()
@@ -283,7 +283,8 @@ for line in boxes:
             head = item[0].decode()
             uid = int(re.search(r"UID (\d+)", head).group(1))
             flags = sorted(f for f in re.search(r"FLAGS \(([^)]*)\)", head).group(1).split() if f != "\\Recent")
-            date = re.search(r'INTERNALDATE "([^"]+)"', head).group(1)
+            # As an instant: Dovecot shows the machine's zone, tern +0000.
+            date = int(time.mktime(imaplib.Internaldate2tuple(item[0])))
             size = int(re.search(r"RFC822.SIZE (\d+)", head).group(1))
             msgs.append([uid, flags, date, size, hashlib.sha256(item[1]).hexdigest()])
     out[name] = {"uidvalidity": int(fields[b"UIDVALIDITY"]), "uidnext": int(fields[b"UIDNEXT"]), "messages": sorted(msgs)}
