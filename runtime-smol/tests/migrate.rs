@@ -257,6 +257,115 @@ fn a_running_server_keeps_import_and_export_out() {
     assert_eq!(code, 75, "{err}");
 }
 
+/// A Maildir with a `dovecot-uidlist` (written by hand, so this runs where Dovecot is
+/// absent): listed files keep their UIDs and the folder its UIDVALIDITY, UIDNEXT reaches the
+/// list's N, an unlisted file in new/ comes after it, keywords come from `dovecot-keywords`.
+#[test]
+fn a_maildir_with_a_uidlist_keeps_its_identifiers() {
+    let (dir, config) = setup();
+    let md = dir.path().join("Maildir");
+    for sub in ["cur", "new", "tmp", ".Lists.rust/cur", ".Lists.rust/new"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    std::fs::write(
+        md.join("dovecot-uidlist"),
+        "3 V12345 N20 G0123456789abcdef0123456789abcdef\n\
+         3 W30 :100.M1P1.host,S=28\n\
+         7 G00112233445566778899aabbccddeeff :101.M2P2.host\n\
+         9 :gone.host\n",
+    )
+    .unwrap();
+    std::fs::write(md.join("dovecot-keywords"), "0 $Label1\n1 Work\n").unwrap();
+    std::fs::write(
+        md.join("cur/100.M1P1.host,S=28:2,FSa"),
+        "Subject: three\n\nbody\n",
+    )
+    .unwrap();
+    std::fs::write(
+        md.join("cur/101.M2P2.host:2,RTb"),
+        "Subject: seven\n\nbody\n",
+    )
+    .unwrap();
+    std::fs::write(md.join("new/102.M3P3.host"), "Subject: new\n\nbody\n").unwrap();
+    std::fs::write(md.join(".Lists.rust/cur/1.x:2,"), "Subject: list\n\nbody\n").unwrap();
+
+    let (code, out, err) = import(&config, &md, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("imported 4 messages"), "{out}");
+    let (code, out, err) = import(&config, &md, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("imported 0 messages") && out.contains("4 already there"),
+        "{out}"
+    );
+
+    let exported = dir.path().join("exported");
+    let (code, out, err) = tern(&[
+        "export",
+        "--user",
+        "alice",
+        "--config",
+        config.to_str().unwrap(),
+        "--format",
+        "maildir",
+        exported.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let list = std::fs::read_to_string(exported.join("dovecot-uidlist")).unwrap();
+    let uids: Vec<&str> = list.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(uids, ["3", "3", "7", "20"], "{list}");
+    assert!(list.starts_with("3 V12345 N21\n"), "{list}");
+    let names: Vec<String> = std::fs::read_dir(exported.join("cur"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let named = |uid: &str| {
+        names
+            .iter()
+            .find(|n| n.contains(&format!(".T{uid}.")))
+            .unwrap_or_else(|| panic!("no file for UID {uid}: {names:?}"))
+            .clone()
+    };
+    let infos: Vec<String> = ["3", "7", "20"]
+        .iter()
+        .map(|u| named(u).split_once(":2,").unwrap().1.to_string())
+        .collect();
+    assert_eq!(infos, ["FSa", "RTb", ""], "{names:?}");
+    let keywords = std::fs::read_to_string(exported.join("dovecot-keywords")).unwrap();
+    assert_eq!(keywords, "0 $Label1\n1 Work\n");
+    let body = std::fs::read(exported.join("cur").join(named("3"))).unwrap();
+    assert_eq!(body, b"Subject: three\n\nbody\n", "LF again, byte for byte");
+    assert!(exported.join(".Lists.rust/dovecot-uidlist").is_file());
+
+    let server = Server::start_with(dir, &config);
+    let mut c = common::Client::connect(server.port("imap"));
+    c.line();
+    c.send("a LOGIN alice wonderland\r\n");
+    assert!(c.tagged("a").unwrap().starts_with("a OK"));
+    c.send("b SELECT INBOX\r\nc UID FETCH 1:* (FLAGS)\r\n");
+    let mut lines = Vec::new();
+    loop {
+        let line = c.line().unwrap();
+        let done = line.starts_with("c ");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = lines.join("\n");
+    assert!(text.contains("[UIDVALIDITY 12345]"), "{text}");
+    assert!(text.contains("[UIDNEXT 21]"), "{text}");
+    assert!(
+        text.contains("UID 3 FLAGS (\\Flagged \\Seen $Label1 \\Recent)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("UID 7 FLAGS (\\Answered \\Deleted Work \\Recent)"),
+        "{text}"
+    );
+    assert!(text.contains("UID 20 FLAGS (\\Recent)"), "{text}");
+}
+
 /// Prints, as JSON, every folder's UIDVALIDITY, UIDNEXT and messages (UID, flags without
 /// `\Recent`, INTERNALDATE as Unix time, size, a hash of the octets), and INBOX's POP3 UIDLs when a POP3
 /// port is given: the same script describes Dovecot and tern.
