@@ -179,6 +179,44 @@ fn mbox_variant_o_keeps_quotes() {
 }
 
 #[test]
+fn a_folder_of_eml_files_goes_into_the_named_mailbox_once() {
+    let (dir, config) = setup();
+    let emls = dir.path().join("emls");
+    std::fs::create_dir(&emls).unwrap();
+    std::fs::write(emls.join("a.eml"), "Subject: a\r\n\r\ncrlf\r\n").unwrap();
+    std::fs::write(emls.join("b.EML"), "Subject: b\n\nlf\n").unwrap();
+    // The same octets twice in the source: both come in, once.
+    std::fs::write(emls.join("c.eml"), "Subject: b\n\nlf\n").unwrap();
+    std::fs::write(emls.join("notes.txt"), "not mail").unwrap();
+    let (code, out, err) = import(&config, &emls, &["--mailbox", "Old/Mail"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("imported 3 messages"), "{out}");
+    let (code, out, err) = import(&config, &emls, &["--mailbox", "Old/Mail"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("imported 0 messages") && out.contains("3 already there"),
+        "{out}"
+    );
+    let server = Server::start_with(dir, &config);
+    let mut c = common::Client::connect(server.port("imap"));
+    c.line();
+    c.send("a LOGIN alice wonderland\r\nb STATUS Old/Mail (MESSAGES)\r\nc LSUB \"\" Old/*\r\n");
+    let mut text = String::new();
+    while let Some(line) = c.line() {
+        text.push_str(&line);
+        text.push('\n');
+        if line.starts_with("c ") {
+            break;
+        }
+    }
+    assert!(text.contains("(MESSAGES 3)"), "{text}");
+    assert!(
+        text.contains("LSUB () \"/\" Old/Mail"),
+        "imported mailboxes are subscribed\n{text}"
+    );
+}
+
+#[test]
 fn corrupt_messages_are_skipped_with_their_place() {
     let (dir, config) = setup();
     let mbox = dir.path().join("bad.mbox");

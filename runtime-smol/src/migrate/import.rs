@@ -44,6 +44,8 @@ pub const USAGE: &str =
 /// Messages per store request, and octets: a request is one transaction.
 const BATCH_MESSAGES: usize = 500;
 const BATCH_OCTETS: usize = 32 << 20;
+/// The largest `dovecot-uidlist` read.
+const UIDLIST_MAX: u64 = 1 << 30;
 /// Messages per FETCH when reading a mailbox's hashes.
 const FETCH_BATCH: usize = 500;
 
@@ -503,14 +505,24 @@ impl<'a> Importer<'a> {
 
     fn read_uidlist(&self, dir: &Path) -> Option<UidList> {
         let path = dir.join("dovecot-uidlist");
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
+        let mut text = Vec::new();
+        // About 60 octets a message: a bound far above any real folder's list.
+        let read = File::open(&path).and_then(|f| f.take(UIDLIST_MAX).read_to_end(&mut text));
+        match read {
+            Ok(n) if n as u64 >= UIDLIST_MAX => {
+                self.warn(&format!(
+                    "{}: larger than {UIDLIST_MAX} octets; UIDs not kept",
+                    path.display()
+                ));
+                return None;
+            }
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
                 self.warn(&format!("{}: {e}; UIDs not kept", path.display()));
                 return None;
             }
-        };
+        }
         match UidList::parse(&String::from_utf8_lossy(&text)) {
             Ok(list) => {
                 if !list.bad_lines.is_empty() {

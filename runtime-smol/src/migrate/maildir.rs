@@ -86,16 +86,20 @@ impl Keywords {
                 let (n, name) = l.split_once(' ')?;
                 let n: usize = n.parse().ok()?;
                 let name = name.trim_end_matches('\r');
-                (n < KEYWORD_LETTERS && !name.is_empty()).then(|| (n, name.to_string()))
+                (n < KEYWORD_LETTERS && is_atom(name)).then(|| (n, name.to_string()))
             })
             .collect();
         Keywords { names }
     }
 
-    /// Reads `dir/dovecot-keywords`; none when it is missing.
+    /// Reads `dir/dovecot-keywords` (its first 64 KiB: 26 names); none when it is missing.
     pub fn read(dir: &Path) -> std::io::Result<Keywords> {
-        match std::fs::read(dir.join("dovecot-keywords")) {
-            Ok(bytes) => Ok(Keywords::parse(&String::from_utf8_lossy(&bytes))),
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(dir.join("dovecot-keywords"))
+            .and_then(|f| f.take(64 << 10).read_to_end(&mut bytes));
+        match read {
+            Ok(_) => Ok(Keywords::parse(&String::from_utf8_lossy(&bytes))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Keywords::default()),
             Err(e) => Err(e),
         }
@@ -114,6 +118,17 @@ impl Keywords {
             .map(|(i, n)| format!("{i} {n}\n"))
             .collect()
     }
+}
+
+/// Whether a keyword is an IMAP atom (RFC 9051 `flag-keyword`): one that FETCH FLAGS can
+/// show. Dovecot writes only such; anything else in the file is left out.
+fn is_atom(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+        })
 }
 
 /// One folder of a Maildir++ tree.
@@ -263,11 +278,12 @@ mod tests {
 
     #[test]
     fn dovecot_keywords_parse() {
-        let kw = Keywords::parse("0 $Label1\r\n1 Junk\nbad line\n30 toofar\n2 \n");
+        let kw = Keywords::parse("0 $Label1\r\n1 Junk\nbad line\n30 toofar\n2 \n3 a(b\n4 \\Seen\n");
         assert_eq!(kw.name(0), Some("$Label1"));
         assert_eq!(kw.name(1), Some("Junk"));
         assert_eq!(kw.name(2), None);
         assert_eq!(kw.name(30), None);
+        assert_eq!((kw.name(3), kw.name(4)), (None, None), "not atoms");
         assert_eq!(Keywords::write(&["a".into(), "b".into()]), "0 a\n1 b\n");
     }
 
