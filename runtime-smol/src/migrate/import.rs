@@ -318,7 +318,7 @@ impl<'a> Importer<'a> {
                     Some((_, date)) => self.add(
                         &mut sink,
                         NewMessage {
-                            flags: Vec::new(),
+                            flags: mbox::header_flags(&framed.data),
                             internal_date: Some(date),
                             data: Bytes::from(framed.data),
                         },

@@ -122,7 +122,7 @@ impl Keywords {
 
 /// Whether a keyword is an IMAP atom (RFC 9051 `flag-keyword`): one that FETCH FLAGS can
 /// show. Dovecot writes only such; anything else in the file is left out.
-fn is_atom(name: &str) -> bool {
+pub fn is_atom(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
         && name.bytes().all(|b| {

@@ -16,6 +16,7 @@
 use std::io::{self, BufRead, Read, Write};
 
 use tern_core::mail::date::{civil_from_days, days_from_civil, Date, DateTime};
+use tern_core::mail::flags::Flag;
 
 /// How quoted `From ` lines are read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,6 +246,64 @@ pub fn envelope_sender(message: &[u8]) -> String {
     DEFAULT.to_string()
 }
 
+/// Flags mbox writers record in the header (mutt, Dovecot's mbox format): `Status: R`
+/// is `\Seen`; `X-Status:` letters `A` `F` `T` `D` are `\Answered`, `\Flagged`, `\Draft`,
+/// `\Deleted`; `X-Keywords:` lists keywords. The header lines themselves stay in the
+/// message, so that an export gives the same octets back.
+pub fn header_flags(message: &[u8]) -> Vec<Flag> {
+    let mut flags = Vec::new();
+    let mut add = |f: Flag| {
+        if !flags.contains(&f) {
+            flags.push(f);
+        }
+    };
+    for line in message.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        let Some((name, value)) = line.split_first_colon() else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case(b"status") {
+            if value.contains(&b'R') {
+                add(Flag::Seen);
+            }
+        } else if name.eq_ignore_ascii_case(b"x-status") {
+            for &b in value {
+                match b {
+                    b'A' => add(Flag::Answered),
+                    b'F' => add(Flag::Flagged),
+                    b'T' => add(Flag::Draft),
+                    b'D' => add(Flag::Deleted),
+                    _ => {}
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"x-keywords") {
+            for word in value.split(|&b| b == b' ' || b == b'\t' || b == b',') {
+                let word = String::from_utf8_lossy(word);
+                if super::maildir::is_atom(&word) && !word.starts_with('\\') {
+                    add(Flag::Keyword(bytes::Bytes::copy_from_slice(
+                        word.as_bytes(),
+                    )));
+                }
+            }
+        }
+    }
+    flags
+}
+
+trait SplitColon {
+    fn split_first_colon(&self) -> Option<(&[u8], &[u8])>;
+}
+
+impl SplitColon for [u8] {
+    fn split_first_colon(&self) -> Option<(&[u8], &[u8])> {
+        let i = self.iter().position(|&b| b == b':')?;
+        Some((&self[..i], &self[i + 1..]))
+    }
+}
+
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -455,6 +514,23 @@ From inside a paragraph is not a separator\r\n"
             envelope_sender(b"X: 1\r\n\r\nReturn-Path: <a@b>\r\n"),
             "MAILER-DAEMON"
         );
+    }
+
+    #[test]
+    fn status_headers_give_flags() {
+        let m = b"Subject: x\r\nStatus: RO\r\nX-Status: AFT\r\nX-Keywords: $Label1 Work a(b\r\n\r\nStatus: D\r\n";
+        assert_eq!(
+            header_flags(m),
+            vec![
+                Flag::Seen,
+                Flag::Answered,
+                Flag::Flagged,
+                Flag::Draft,
+                Flag::Keyword(bytes::Bytes::from_static(b"$Label1")),
+                Flag::Keyword(bytes::Bytes::from_static(b"Work")),
+            ]
+        );
+        assert_eq!(header_flags(b"Status: O\n\n"), vec![]);
     }
 
     #[test]
