@@ -44,6 +44,9 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Another process (a running server) holds the store's lock file.
+    #[error("the store is in use by a running tern; stop it first (lock file {})", .0.display())]
+    StoreInUse(PathBuf),
     /// The message store could not be opened.
     #[error("store: {0}")]
     Store(String),

@@ -17,6 +17,7 @@ pub mod error;
 pub mod guard;
 pub mod limits;
 pub mod metrics;
+pub mod migrate;
 pub mod passwd_file;
 pub mod passwords;
 pub mod server;

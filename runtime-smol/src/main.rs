@@ -7,6 +7,10 @@
 //! tern hash-password         read a password on stdin, print its argon2id PHC string
 //! tern hash-password --scram [--iterations N]
 //!                            print its SCRAM-SHA-256 keys (RFC 5803) for a user's `scram`
+//! tern import --user NAME [--config PATH] [--mailbox M] [--mbox-variant rd|o] PATH
+//!                            import an mbox file, a Maildir (Dovecot's: UIDs kept) or .eml files
+//! tern export --user NAME [--config PATH] [--mailbox M] --format mbox|maildir PATH
+//!                            export as mbox or as a Maildir Dovecot can serve
 //! ```
 
 use std::io::{IsTerminal, Read};
@@ -15,10 +19,12 @@ use std::process::ExitCode;
 
 use tern_smol::config::{self, Config};
 use tern_smol::error::StartError;
-use tern_smol::{directory, server};
+use tern_smol::{directory, migrate, server};
 
 const USAGE: &str = "usage: tern [--config PATH] | tern check-config PATH | \
-                     tern hash-password [--scram [--iterations N]]";
+                     tern hash-password [--scram [--iterations N]] | \
+                     tern import --user NAME [--config PATH] PATH | \
+                     tern export --user NAME [--mailbox M] --format mbox|maildir PATH";
 
 enum Command {
     Serve(Option<PathBuf>),
@@ -28,6 +34,9 @@ enum Command {
     ScramKeys(u32),
     Help,
     Version,
+    /// `tern import` / `tern export` with their arguments (they exit with sysexits).
+    Import(Vec<String>),
+    Export(Vec<String>),
 }
 
 fn parse_args(args: &[String]) -> Result<Command, StartError> {
@@ -53,6 +62,8 @@ fn parse_args(args: &[String]) -> Result<Command, StartError> {
                 )),
             }
         }
+        [cmd, rest @ ..] if cmd == "import" => Ok(Command::Import(rest.to_vec())),
+        [cmd, rest @ ..] if cmd == "export" => Ok(Command::Export(rest.to_vec())),
         [flag] if flag == "--help" || flag == "-h" => Ok(Command::Help),
         [flag] if flag == "--version" || flag == "-V" => Ok(Command::Version),
         _ => Err(usage()),
@@ -62,6 +73,11 @@ fn parse_args(args: &[String]) -> Result<Command, StartError> {
 fn main() -> ExitCode {
     init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse_args(&args) {
+        Ok(Command::Import(rest)) => return migrate::import::main(&rest),
+        Ok(Command::Export(rest)) => return migrate::export::main(&rest),
+        _ => {}
+    }
     match parse_args(&args).and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -73,6 +89,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<(), StartError> {
     match command {
+        Command::Import(_) | Command::Export(_) => Err(StartError::Usage(USAGE.into())),
         Command::Help => {
             println!("{USAGE}");
             Ok(())

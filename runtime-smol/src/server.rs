@@ -100,12 +100,18 @@ pub fn run(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The one place that names a storage backend: `[storage] backend`.
-fn open_store(config: &Config) -> Result<Arc<dyn MailStore>, StartError> {
+/// The one place that names a storage backend: `[storage] backend`. Also how `tern import`
+/// and `tern export` reach the store; while a server holds it they get
+/// [`StartError::StoreInUse`].
+pub fn open_store(config: &Config) -> Result<Arc<dyn MailStore>, StartError> {
     Ok(match config.storage.backend {
         StorageBackend::Sqlite => {
-            let mut store = tern_store_sqlite::SqliteStore::open(&config.storage_path())
-                .map_err(|e| StartError::Store(e.to_string()))?;
+            let mut store = tern_store_sqlite::SqliteStore::open(&config.storage_path()).map_err(
+                |e| match e {
+                    tern_store_sqlite::OpenError::InUse { path } => StartError::StoreInUse(path),
+                    e => StartError::Store(e.to_string()),
+                },
+            )?;
             store.set_limits(config.store_limits());
             Arc::new(store)
         }

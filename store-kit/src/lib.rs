@@ -10,6 +10,8 @@
 //! - [`equivalence`] and [`long_history`]: random histories of requests give the same replies
 //!   and the same change notices as the reference, [`SharedMemStore`] (restarts included when
 //!   the backend can restart);
+//! - [`import_identifiers`]: `ImportMessages` keeps given UIDVALIDITY, UIDs and UIDNEXT and
+//!   refuses conflicting ones;
 //! - [`header_search`]: SEARCH HEADER/BODY/TEXT finds what the evaluator finds in raw text,
 //!   whatever index narrows it, before and after the backend settles ([`Backend::settle`]);
 //! - [`model_histories`] and [`model_regressions`]: many IMAP and POP3 sessions over the
@@ -29,6 +31,7 @@ pub mod driven;
 pub mod equivalence;
 pub mod gen;
 pub mod header_search;
+pub mod import;
 pub mod model;
 
 use std::sync::Arc;
@@ -38,6 +41,7 @@ use tern_core::store::MailStore;
 pub use driven::Driven;
 pub use equivalence::{equivalence, long_history};
 pub use header_search::header_search;
+pub use import::import_identifiers;
 pub use model::{model_histories, model_regressions};
 pub use tern_core::store::SharedMemStore;
 
@@ -132,6 +136,12 @@ macro_rules! battery {
         fn store_kit_long_history() {
             let mut backend = $backend;
             $crate::long_history(&mut backend);
+        }
+
+        #[test]
+        fn store_kit_import_identifiers() {
+            let mut backend = $backend;
+            $crate::import_identifiers(&mut backend);
         }
 
         #[test]

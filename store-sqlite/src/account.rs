@@ -20,7 +20,7 @@ use tern_core::mail::mailbox_name::DELIMITER;
 use tern_core::mail::text::SearchText;
 use tern_core::store::evaluate::{evaluate, Bits, Halt, Meter};
 use tern_core::store::query::{Candidate, Query};
-use tern_core::store::{AccountTemplate, LimitKind};
+use tern_core::store::{import, AccountTemplate, LimitKind};
 use tern_core::store::{
     Body, ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
     MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse, StorageError,
@@ -1441,24 +1441,64 @@ impl Account {
             let mut m = selectable(tx, name)?;
             let mut keywords = Keywords::load(tx, m.id)?;
             let mut uids = Vec::with_capacity(messages.len());
-            for NewMessage {
-                flags,
-                internal_date,
-                data,
-            } in messages
-            {
-                let size = data.len() as u64;
-                let body = store_body(tx, blobs, pending, data, inline_limit)?;
-                let msg = Msg {
-                    uid: 0,
-                    flags: Flags::from_flags(&flags),
-                    modseq: 0,
-                    date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
-                    size,
-                    body,
-                    headline: None,
-                };
+            for message in messages {
+                let msg = new_msg(tx, blobs, pending, message, now, inline_limit)?;
                 uids.push(add(tx, &mut m, &mut keywords, &msg)?);
+            }
+            save(tx, &m)?;
+            let id = MailboxId(m.id as u64);
+            Ok((
+                StorageReply::Appended {
+                    uid_validity: m.uid_validity,
+                    uids,
+                    mailbox: id,
+                },
+                vec![id],
+            ))
+        })
+    }
+
+    /// `StorageOp::ImportMessages`, as `MemStore` does it: the mailbox is created first
+    /// (its own transaction: an interrupted import leaves an empty mailbox, which the next
+    /// run gives the source's UIDVALIDITY since it never held a message).
+    pub fn import(
+        &mut self,
+        name: &str,
+        (uid_validity, uid_next): (u32, Uid),
+        messages: Vec<(Uid, NewMessage)>,
+        now: i64,
+        inline_limit: usize,
+        max_mailboxes: usize,
+    ) -> Result<Outcome, Fail> {
+        let uids: Vec<Uid> = messages.iter().map(|(uid, _)| *uid).collect();
+        if !by_name(&self.conn, name)?.is_some_and(|m| m.selectable) {
+            // Checked before creating, so that a refusal changes nothing.
+            import::check(0, 1, uid_validity, uids.iter().copied())?;
+            self.create(name, None, now, max_mailboxes)?;
+        }
+        self.write(|tx, blobs, pending| {
+            let mut m = selectable(tx, name)?;
+            let fresh = import::check(m.uid_validity, m.uid_next, uid_validity, uids)?;
+            let before = (m.uid_validity, m.uid_next);
+            if fresh && m.uid_validity != uid_validity {
+                m.uid_validity = uid_validity;
+                tx.prepare_cached("UPDATE mailboxes SET uid_validity = ?2 WHERE id = ?1")?
+                    .execute(params![m.id, uid_validity])?;
+                // A name re-created later must still get a UIDVALIDITY it never had.
+                let last = get_meta(tx, "last_uid_validity")?;
+                set_meta(tx, "last_uid_validity", last.max(i64::from(uid_validity)))?;
+            }
+            let mut keywords = Keywords::load(tx, m.id)?;
+            let mut uids = Vec::with_capacity(messages.len());
+            for (uid, message) in messages {
+                let msg = new_msg(tx, blobs, pending, message, now, inline_limit)?;
+                // `add` gives out UIDNEXT: the checks above made this UID at least that.
+                m.uid_next = uid;
+                uids.push(add(tx, &mut m, &mut keywords, &msg)?);
+            }
+            m.uid_next = m.uid_next.max(uid_next);
+            if uids.is_empty() && before != (m.uid_validity, m.uid_next) {
+                m.bump();
             }
             save(tx, &m)?;
             let id = MailboxId(m.id as u64);
@@ -2140,6 +2180,33 @@ fn update_flags(conn: &Connection, mailbox: i64, msg: &Msg) -> Result<(), Fail> 
         msg.modseq as i64
     ])?;
     Ok(())
+}
+
+/// A message as APPEND gives it, its body stored, before `add` gives it a UID and MODSEQ.
+fn new_msg(
+    tx: &Connection,
+    blobs: &BlobDir,
+    pending: &mut Pending,
+    message: NewMessage,
+    now: i64,
+    inline_limit: usize,
+) -> Result<Msg, Fail> {
+    let NewMessage {
+        flags,
+        internal_date,
+        data,
+    } = message;
+    let size = data.len() as u64;
+    let body = store_body(tx, blobs, pending, data, inline_limit)?;
+    Ok(Msg {
+        uid: 0,
+        flags: Flags::from_flags(&flags),
+        modseq: 0,
+        date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
+        size,
+        body,
+        headline: None,
+    })
 }
 
 /// Adds a message (its body already stored) under the next UID and MODSEQ.

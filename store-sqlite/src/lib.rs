@@ -809,6 +809,20 @@ fn run(
             remove,
             ..
         } => a.copy_move(mailbox, &uids, &target, remove),
+        StorageOp::ImportMessages {
+            name: target,
+            uid_validity,
+            uid_next,
+            messages,
+            ..
+        } => a.import(
+            &target,
+            (uid_validity, uid_next),
+            messages,
+            now,
+            inline_limit,
+            limits.max_mailboxes,
+        ),
         _ => {
             return (
                 Err(StorageError::Internal("unsupported operation".into())),

@@ -1147,7 +1147,19 @@ fn message_mut(maildrop: &mut Maildrop, n: u32) -> Result<&mut Message, &'static
 
 /// A unique id per message, stable across sessions and restarts, that changes when the
 /// mailbox is renumbered: UID then UIDVALIDITY, as Dovecot's default `%08Xu%08Xv`, so
-/// clients migrating from Dovecot do not download everything again.
+/// clients migrating from Dovecot (`tern import` keeps both numbers) do not download
+/// everything again. Dovecot's `%X` writes lowercase hex (2.3 answers `000000016b170e61`),
+/// and clients compare UIDLs as strings.
 fn uidl(uid_validity: u32, uid: Uid) -> String {
-    format!("{uid:08X}{uid_validity:08X}")
+    format!("{uid:08x}{uid_validity:08x}")
+}
+
+#[cfg(test)]
+mod tests {
+    /// What Dovecot 2.3 answered for UID 1 of a mailbox with UIDVALIDITY 0x6b170e61 (seen by
+    /// runtime-smol/tests/migrate.rs, which also compares whole UIDL lists with Dovecot's).
+    #[test]
+    fn uidls_are_dovecots_default_format() {
+        assert_eq!(super::uidl(0x6b17_0e61, 1), "000000016b170e61");
+    }
 }

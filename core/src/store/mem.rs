@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use super::evaluate::{evaluate, Halt, Meter};
+use super::import;
 use super::query::Candidate;
 use super::{
     AccountTemplate, Body, ChangeSet, Changed, FetchWant, FetchedMessage, LimitKind, MailboxEntry,
@@ -80,6 +81,26 @@ struct Message {
     data: Bytes,
     info: Arc<MessageInfo>,
     text: Arc<OnceLock<SearchText>>,
+}
+
+impl Message {
+    /// A message as APPEND gives it, analysed, before the mailbox gives it a UID and MODSEQ.
+    fn new(message: NewMessage, now: i64) -> Message {
+        let NewMessage {
+            flags,
+            internal_date,
+            data,
+        } = message;
+        Message {
+            uid: 0,
+            flags: Flags::from_flags(&flags),
+            modseq: 0,
+            internal_date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
+            info: Arc::new(analyze(&data)),
+            data,
+            text: Arc::default(),
+        }
+    }
 }
 
 impl Candidate for Message {
@@ -663,22 +684,8 @@ impl MemStore {
                 let a = self.account(&account);
                 let m = a.selectable(&name)?;
                 let mut uids = Vec::with_capacity(messages.len());
-                for NewMessage {
-                    flags,
-                    internal_date,
-                    data,
-                } in messages
-                {
-                    let info = Arc::new(analyze(&data));
-                    uids.push(m.add(Message {
-                        uid: 0,
-                        flags: Flags::from_flags(&flags),
-                        modseq: 0,
-                        internal_date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
-                        data,
-                        info,
-                        text: Arc::default(),
-                    }));
+                for message in messages {
+                    uids.push(m.add(Message::new(message, now)));
                 }
                 let (uid_validity, id) = (m.uid_validity, m.id);
                 self.changes.push(Changed {
@@ -914,6 +921,56 @@ impl MemStore {
                 Ok(StorageReply::Copied {
                     uid_validity,
                     pairs,
+                })
+            }
+            StorageOp::ImportMessages {
+                account,
+                name,
+                uid_validity,
+                uid_next,
+                messages,
+            } => {
+                let uids: Vec<Uid> = messages.iter().map(|(uid, _)| *uid).collect();
+                let exists = self
+                    .account(&account)
+                    .mailboxes
+                    .get(&name)
+                    .is_some_and(|m| m.selectable);
+                if !exists {
+                    // Checked before creating, so that a refusal changes nothing.
+                    import::check(0, 1, uid_validity, uids.iter().copied())?;
+                    self.execute(StorageOp::CreateMailbox {
+                        account: account.clone(),
+                        name: name.clone(),
+                        special_use: None,
+                    })?;
+                }
+                let m = self.account(&account).selectable(&name)?;
+                let fresh = import::check(m.uid_validity, m.uid_next, uid_validity, uids)?;
+                let before = (m.uid_validity, m.uid_next);
+                if fresh {
+                    m.uid_validity = uid_validity;
+                }
+                let mut uids = Vec::with_capacity(messages.len());
+                for (uid, message) in messages {
+                    // `add` gives out UIDNEXT: the checks above made this UID at least that.
+                    m.uid_next = uid;
+                    uids.push(m.add(Message::new(message, now)));
+                }
+                m.uid_next = m.uid_next.max(uid_next);
+                if uids.is_empty() && before != (m.uid_validity, m.uid_next) {
+                    m.bump();
+                }
+                let (id, uid_validity) = (m.id, m.uid_validity);
+                self.changes.push(Changed {
+                    account,
+                    mailbox: id,
+                    modseq: UNKNOWN_MODSEQ,
+                });
+                Ok(StorageReply::Appended {
+                    uid_validity,
+                    uids,
+                    mailbox: id,
                 })
             }
         }

@@ -25,6 +25,7 @@ pub mod body;
 pub mod contract;
 pub mod evaluate;
 pub mod headline;
+pub mod import;
 mod mem;
 pub mod pins;
 pub mod query;
@@ -487,6 +488,35 @@ pub enum StorageOp {
         /// MOVE: remove from the source atomically.
         remove: bool,
     },
+    /// Stores messages under the identifiers another server gave them (`tern import` from a
+    /// Dovecot Maildir), so that clients' caches and POP3 UIDLs stay valid. The session never
+    /// sends it. As one change:
+    /// - `name` is created first when it is missing or `\Noselect`, as `CreateMailbox` would
+    ///   (parents, the mailbox limit);
+    /// - a mailbox that has never held a message (UIDNEXT 1) takes `uid_validity`; any other
+    ///   must already have it, else [`StorageError::UidConflict`];
+    /// - `messages` must have strictly ascending UIDs, the first at or above the mailbox's
+    ///   UIDNEXT, none 0 or `u32::MAX`, else `UidConflict` (nothing is stored): the caller
+    ///   skips the UIDs below UIDNEXT, which is what makes a repeated import add nothing;
+    /// - each message is stored as `Append` stores it (flags, keywords, internal date, a MODSEQ
+    ///   each), under its given UID;
+    /// - UIDNEXT ends at the greater of its value and `uid_next` (at most `u32::MAX`), so UIDs
+    ///   the other server gave out and expunged are never reused; when only UIDVALIDITY or
+    ///   UIDNEXT changed, HIGHESTMODSEQ still rises by one.
+    ///
+    /// Answered with [`StorageReply::Appended`] (the given UIDs).
+    ImportMessages {
+        /// The account.
+        account: String,
+        /// Canonical target name.
+        name: String,
+        /// The mailbox's UIDVALIDITY at the source; not 0.
+        uid_validity: u32,
+        /// The source's UIDNEXT.
+        uid_next: Uid,
+        /// The messages with their UIDs.
+        messages: Vec<(Uid, NewMessage)>,
+    },
 }
 
 impl StorageOp {
@@ -510,7 +540,8 @@ impl StorageOp {
             | StorageOp::Remove { account, .. }
             | StorageOp::LockMaildrop { account }
             | StorageOp::UnlockMaildrop { account, .. }
-            | StorageOp::CopyMove { account, .. } => Some(account),
+            | StorageOp::CopyMove { account, .. }
+            | StorageOp::ImportMessages { account, .. } => Some(account),
             StorageOp::Then { first, .. } => first.account(),
         }
     }
@@ -537,7 +568,7 @@ pub enum StorageReply {
         /// The second part's result.
         then: Box<StorageResult>,
     },
-    /// To [`StorageOp::Append`].
+    /// To [`StorageOp::Append`] and [`StorageOp::ImportMessages`].
     Appended {
         /// The target's UIDVALIDITY.
         uid_validity: u32,
@@ -593,6 +624,10 @@ pub enum StorageError {
     /// A size or count bound was hit.
     #[error("limit reached: {0}")]
     Limit(LimitKind),
+    /// Imported identifiers do not fit the mailbox ([`StorageOp::ImportMessages`]): another
+    /// UIDVALIDITY, or UIDs not above its UIDNEXT.
+    #[error("identifiers conflict with the mailbox's: {0}")]
+    UidConflict(String),
     /// A passing condition (a busy database, a full queue); the client may retry.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
