@@ -47,6 +47,9 @@ pub enum StartError {
     /// The message store could not be opened.
     #[error("store: {0}")]
     Store(String),
+    /// The store's lock is held: another process (a running server) has it open.
+    #[error("store: {0}")]
+    StoreInUse(String),
     /// The command line is not understood.
     #[error("{0}")]
     Usage(String),

@@ -7,6 +7,8 @@
 //! tern hash-password         read a password on stdin, print its argon2id PHC string
 //! tern hash-password --scram [--iterations N]
 //!                            print its SCRAM-SHA-256 keys (RFC 5803) for a user's `scram`
+//! tern deliver --user NAME [--mailbox M] [--config PATH] [-f SENDER]
+//!                            store the message on stdin (exit codes: sysexits)
 //! ```
 
 use std::io::{IsTerminal, Read};
@@ -18,7 +20,8 @@ use tern_smol::error::StartError;
 use tern_smol::{directory, server};
 
 const USAGE: &str = "usage: tern [--config PATH] | tern check-config PATH | \
-                     tern hash-password [--scram [--iterations N]]";
+                     tern hash-password [--scram [--iterations N]] | \
+                     tern deliver --user NAME [--mailbox M] [--config PATH] [-f SENDER]";
 
 enum Command {
     Serve(Option<PathBuf>),
@@ -62,6 +65,10 @@ fn parse_args(args: &[String]) -> Result<Command, StartError> {
 fn main() -> ExitCode {
     init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Its own exit codes (sysexits), which an MTA reads.
+    if let Some(("deliver", rest)) = args.split_first().map(|(c, r)| (c.as_str(), r)) {
+        return tern_smol::deliver::main(rest);
+    }
     match parse_args(&args).and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

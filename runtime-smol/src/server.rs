@@ -101,11 +101,17 @@ pub fn run(config: Config) -> Result<(), StartError> {
 }
 
 /// The one place that names a storage backend: `[storage] backend`.
-fn open_store(config: &Config) -> Result<Arc<dyn MailStore>, StartError> {
+pub fn open_store(config: &Config) -> Result<Arc<dyn MailStore>, StartError> {
     Ok(match config.storage.backend {
         StorageBackend::Sqlite => {
-            let mut store = tern_store_sqlite::SqliteStore::open(&config.storage_path())
-                .map_err(|e| StartError::Store(e.to_string()))?;
+            let mut store = tern_store_sqlite::SqliteStore::open(&config.storage_path()).map_err(
+                |e| match e {
+                    tern_store_sqlite::OpenError::InUse { .. } => {
+                        StartError::StoreInUse(e.to_string())
+                    }
+                    e => StartError::Store(e.to_string()),
+                },
+            )?;
             store.set_limits(config.store_limits());
             Arc::new(store)
         }
