@@ -268,3 +268,18 @@ fn concurrent_deliveries_without_a_server_take_turns_on_the_store() {
     let mut c = imap(&server, "bob", "builder", "INBOX");
     assert_eq!(count(&mut c, "INBOX"), 4);
 }
+
+#[test]
+fn a_server_starting_while_a_delivery_holds_the_store_waits_for_it() {
+    // As a `tern deliver` without a server would: the store held for a moment.
+    let (dir, config) = setup(LMTP);
+    let store = tern_store_sqlite::SqliteStore::open(&dir.path().join("data")).unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(store);
+    });
+    let server = Server::start_with(dir, &config);
+    release.join().unwrap();
+    let mut c = imap(&server, "alice", "wonderland", "INBOX");
+    assert_eq!(count(&mut c, "INBOX"), 0);
+}
