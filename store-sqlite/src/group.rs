@@ -99,6 +99,7 @@ pub fn reads_only(op: &StorageOp) -> bool {
         op,
         StorageOp::ListMailboxes { .. }
             | StorageOp::Status { .. }
+            | StorageOp::Usage { .. }
             | StorageOp::Fetch {
                 mark_seen: false,
                 ..
