@@ -18,7 +18,8 @@
 //!   `EX_TEMPFAIL` (the MTA keeps the message and retries).
 //!
 //! `--mailbox M` is the LMTP `+detail` form (`NAME+M`): M when it exists, else INBOX, as
-//! Dovecot's `dovecot-lda -m` does without `lda_mailbox_autocreate`.
+//! Dovecot's `dovecot-lda -m` does without `lda_mailbox_autocreate` (and, as there, an empty
+//! M is no mailbox). `--user NAME+M` means the same, as an LMTP recipient would.
 //!
 //! Exit codes are sysexits(3): 0 delivered, [`EX_USAGE`], [`EX_DATAERR`] (empty or too large),
 //! [`EX_NOUSER`], [`EX_TEMPFAIL`] (anything worth retrying), [`EX_CONFIG`].
@@ -156,18 +157,20 @@ impl Args {
         if unfit(&user) || user.chars().any(char::is_whitespace) {
             return Err(format!("--user {user:?} is not an account name"));
         }
-        if user
-            .rsplit_once('@')
-            .map_or(user.as_str(), |(l, _)| l)
-            .contains('+')
-        {
+        // `-m ""` means no mailbox, as dovecot-lda takes it: a pipe transport can pass an
+        // empty `${extension}`.
+        let mailbox = mailbox.filter(|m| !m.is_empty());
+        // `NAME+DETAIL` is read as LMTP reads it (mailbox DETAIL); with `--mailbox` too, it
+        // would name two mailboxes.
+        let local = user.rsplit_once('@').map_or(user.as_str(), |(l, _)| l);
+        if local.contains('+') && mailbox.is_some() {
             return Err(format!(
-                "--user {user:?}: a '+' in the name would be read as NAME+MAILBOX by LMTP; \
-                 such accounts cannot be delivered to"
+                "--user {user:?} already names a mailbox after '+' (NAME+MAILBOX); \
+                 drop --mailbox or the '+' part"
             ));
         }
         if let Some(m) = &mailbox {
-            if m.is_empty() || unfit(m) || m.contains('"') || m.contains('@') {
+            if unfit(m) || m.contains('"') || m.contains('@') {
                 return Err(format!(
                     "--mailbox {m:?}: not a name deliver can pass (no '<', '>', '\"', '@' or \
                      control characters)"

@@ -239,7 +239,7 @@ fn usage_and_configuration_errors() {
     let (_dir, config) = setup("");
     let (code, err) = deliver(&config, &["--mailbox", "INBOX"], PIPED);
     assert_eq!(code, 64, "{err}");
-    let (code, err) = deliver(&config, &["--user", "a+b"], PIPED);
+    let (code, err) = deliver(&config, &["--user", "a+b", "--mailbox", "c"], PIPED);
     assert_eq!(code, 64, "{err}");
     let missing = config.with_file_name("missing.toml");
     let (code, err) = deliver(&missing, &["--user", "alice"], PIPED);

@@ -53,6 +53,16 @@ fn arguments_long_and_dovecot_lda_short() {
     };
     assert_eq!(a.config, PathBuf::from("tern.toml"));
     assert_eq!(args(&["--help"]), Ok(Parsed::Help));
+    // An empty `-m` (a pipe transport's empty `${extension}`) is no mailbox; `NAME+M` alone
+    // is LMTP's own form.
+    let Ok(Parsed::Deliver(a)) = args(&["-d", "bob", "-m", ""]) else {
+        panic!()
+    };
+    assert_eq!(a.mailbox, None);
+    let Ok(Parsed::Deliver(a)) = args(&["-d", "bob+Lists@example.org"]) else {
+        panic!()
+    };
+    assert_eq!(a.recipient(), "bob+Lists@example.org");
 }
 
 #[test]
@@ -67,12 +77,11 @@ fn bad_arguments_are_refused() {
         &["--user", "a", "stray"],
         &["--user", "a>b"],
         &["--user", "a b"],
-        // `a+b` would be read as account `a`, mailbox `b`.
-        &["--user", "a+b"],
-        &["--user", "a+b@example.org"],
+        // `a+b` names mailbox `b` already.
+        &["--user", "a+b", "--mailbox", "c"],
+        &["--user", "a+b@example.org", "-m", "c"],
         &["--user", "a", "--mailbox", "x>y"],
         &["--user", "a", "--mailbox", "x\r\nBcc: y"],
-        &["--user", "a", "--mailbox", ""],
         &["--user", "a", "-f", "x>y"],
         &["--user", "a", "-f", "x y"],
     ] {
@@ -183,4 +192,39 @@ fn empty_and_oversized_input_is_a_data_error() {
     // Far over the limit: refused without reading it all.
     let huge = vec![b'x'; 10_000];
     assert_eq!(read(&huge, 100).map_err(|e| e.exit_code()), Err(EX_DATAERR));
+}
+
+#[test]
+fn the_lmtp_socket_is_preferred_and_wildcards_are_reached_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |listeners: &str| {
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[storage]\npath = \"data\"\n\n{listeners}\n[[directory.users]]\n\
+                 name = \"alice\"\nsecret = \"{{plain}}x\"\n"
+            ),
+        )
+        .unwrap();
+        Config::load(&path).unwrap()
+    };
+    let imap = "[server.listener.\"imap\"]\nbind = [\"127.0.0.1:0\"]\nprotocol = \"imap\"\n";
+    assert_eq!(lmtp_place(&load(imap)), None);
+    let tcp = "[server.listener.\"a\"]\nbind = [\"0.0.0.0:24\"]\nprotocol = \"lmtp\"\n\
+               local-only = false\n";
+    assert_eq!(
+        lmtp_place(&load(&format!("{imap}{tcp}"))),
+        Some(Place::Tcp("127.0.0.1:24".parse().unwrap()))
+    );
+    let v6 = "[server.listener.\"a\"]\nbind = [\"[::]:24\"]\nprotocol = \"lmtp\"\n";
+    assert_eq!(
+        lmtp_place(&load(v6)),
+        Some(Place::Tcp("[::1]:24".parse().unwrap()))
+    );
+    let unix = "[server.listener.\"b\"]\npath = \"run/lmtp.sock\"\nprotocol = \"lmtp\"\n";
+    assert_eq!(
+        lmtp_place(&load(&format!("{tcp}{unix}"))),
+        Some(Place::Unix(dir.path().join("run/lmtp.sock")))
+    );
 }
