@@ -15,7 +15,10 @@
 //!   the server wakes its IDLE sessions at once;
 //! - the store is in use and no LMTP listener is reachable: another `tern deliver` may hold
 //!   the lock for a moment, so deliver tries again for [`LOCK_WAIT`], then gives up with
-//!   `EX_TEMPFAIL` (the MTA keeps the message and retries).
+//!   `EX_TEMPFAIL` (the MTA keeps the message and retries);
+//! - the store cannot be opened at all (deliver runs as a user without access to its files):
+//!   the server's LMTP listener as above, so an MTA may run deliver as its own user while the
+//!   server runs.
 //!
 //! `--mailbox M` is the LMTP `+detail` form (`NAME+M`): M when it exists, else INBOX, as
 //! Dovecot's `dovecot-lda -m` does without `lda_mailbox_autocreate` (and, as there, an empty
@@ -239,7 +242,8 @@ pub fn run(args: &Args, input: &mut dyn Read) -> Result<(), DeliverError> {
     };
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
-        let in_use = match config.storage.backend {
+        // Why deliver cannot store the message itself.
+        let not_here = match config.storage.backend {
             // A memory store lives only inside the running server.
             StorageBackend::Memory => "the store is in the server's memory".to_string(),
             StorageBackend::Sqlite => match open_store(&config) {
@@ -249,7 +253,9 @@ pub fn run(args: &Args, input: &mut dyn Read) -> Result<(), DeliverError> {
                     return result;
                 }
                 Err(StartError::StoreInUse(why)) => why,
-                Err(e) => return Err(DeliverError::TempFail(e.to_string())),
+                // Not ours to open (another user's files, say): a running server may still
+                // take the message over LMTP.
+                Err(e) => e.to_string(),
             },
         };
         let Some(place) = lmtp_place(&config) else {
@@ -258,7 +264,7 @@ pub fn run(args: &Args, input: &mut dyn Read) -> Result<(), DeliverError> {
                 continue;
             }
             return Err(DeliverError::TempFail(format!(
-                "{in_use}, and the configuration has no LMTP listener to hand the message \
+                "{not_here}, and the configuration has no LMTP listener to hand the message \
                  to; add one, e.g.\n\n[server.listener.\"lmtp\"]\nprotocol = \"lmtp\"\n\
                  path = \"lmtp.sock\"\n\nand restart the server"
             )));
@@ -268,7 +274,7 @@ pub fn run(args: &Args, input: &mut dyn Read) -> Result<(), DeliverError> {
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
             Err(e) => {
                 return Err(DeliverError::TempFail(format!(
-                    "{in_use}, and its LMTP listener {place} does not answer: {e}"
+                    "{not_here}, and its LMTP listener {place} does not answer: {e}"
                 )))
             }
         }

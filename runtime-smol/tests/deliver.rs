@@ -283,3 +283,63 @@ fn a_server_starting_while_a_delivery_holds_the_store_waits_for_it() {
     let mut c = imap(&server, "alice", "wonderland", "INBOX");
     assert_eq!(count(&mut c, "INBOX"), 0);
 }
+
+/// The README's pipe transport: Postfix runs `tern deliver` as an unprivileged user (who
+/// cannot open the store's files) for each recipient, and deliver hands the message to the
+/// running server over its LMTP socket; `${extension}` chooses the mailbox, empty for INBOX.
+#[test]
+fn postfix_pipes_to_tern_deliver() {
+    if !common::Postfix::available() || !common::have("python3") {
+        eprintln!("SKIPPED: needs root, python3 and Postfix (apt-get install postfix)");
+        return;
+    }
+    let server = Server::start(&LMTP.replace(
+        "path = \"lmtp.sock\"",
+        "path = \"lmtp.sock\"\nsocket-mode = 0o666",
+    ));
+    // The unprivileged user must reach the configuration and the socket, nothing more.
+    let dir = server.dir.path();
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.join("tern.toml");
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let postfix = common::Postfix::start(
+        "virtual_mailbox_domains = example.org\nvirtual_transport = tern\n\
+         tern_destination_recipient_limit = 1\nrecipient_delimiter = +\n",
+        &format!(
+            "tern unix - n n - - pipe\n  flags=q user=nobody argv={BIN} deliver --config {} \
+             -f ${{sender}} --user ${{user}}@${{domain}} --mailbox ${{extension}}\n",
+            config.display()
+        ),
+    );
+    let mut c = imap(&server, "alice", "wonderland", "INBOX");
+    c.send("c CREATE lists\r\n");
+    assert!(c.tagged("c").unwrap().starts_with("c OK"));
+    common::python(
+        r#"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.sendmail("sender@remote.test", ["alice@example.org", "alice+lists@example.org"],
+           b"Subject: via pipe\r\n\r\nhello from postfix\r\n")
+s.quit()
+"#,
+        &[postfix.smtp_port.to_string()],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (count(&mut c, "INBOX"), count(&mut c, "lists")) != (1, 1) {
+        assert!(
+            Instant::now() < deadline,
+            "not delivered; Postfix log:\n{}",
+            postfix.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let inbox = fetch(&mut c, 1);
+    let text = String::from_utf8_lossy(&inbox);
+    assert!(
+        text.starts_with(
+            "Return-Path: <sender@remote.test>\r\nDelivered-To: alice@example.org\r\n"
+        ),
+        "{text}"
+    );
+    assert!(text.ends_with("\r\n\r\nhello from postfix\r\n"), "{text}");
+}
