@@ -23,6 +23,7 @@ use crate::directory::Directory;
 use crate::guard::{Attempt, AttemptEnd, AuthGuard, Blocked};
 use crate::limits::ConnectionSlot;
 use crate::metrics::{LoginResult, Metrics};
+use crate::usage::AccountSizes;
 
 /// One connection's channel for change notices, with its subscription id and the flag that
 /// says a notice was lost to a full channel.
@@ -164,6 +165,8 @@ pub struct Backend {
     store: Arc<dyn MailStore>,
     watchers: Arc<Watchers>,
     metrics: Arc<Metrics>,
+    /// Store size per account, for the metrics.
+    sizes: Arc<AccountSizes>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -250,6 +253,8 @@ impl Backend {
     ) -> Arc<Backend> {
         let watchers = Arc::new(Watchers::default());
         store.subscribe(watchers.clone());
+        let sizes = Arc::new(AccountSizes::default());
+        store.subscribe(sizes.clone());
         Arc::new(Backend {
             directory: Arc::new(directory),
             guard: logins.guard,
@@ -258,6 +263,7 @@ impl Backend {
             store,
             watchers,
             metrics: Arc::new(Metrics::new()),
+            sizes,
         })
     }
 
@@ -266,10 +272,14 @@ impl Backend {
         &self.metrics
     }
 
-    /// The metrics as text for a scrape, the login defences' blocks counted now.
+    /// The metrics as text for a scrape, the login defences' blocks counted now and the
+    /// accounts' sizes brought up to date. Reads the store: call it where blocking is fine.
     pub fn render_metrics(&self) -> String {
+        let sizes = self
+            .sizes
+            .refresh(&*self.store, self.directory.account_names(), unix_now());
         self.metrics
-            .render(self.guard.blocked_counts(Instant::now()))
+            .render(self.guard.blocked_counts(Instant::now()), &sizes)
     }
 
     /// Lets the store tidy up (SQLite checkpoints its logs) at shutdown.

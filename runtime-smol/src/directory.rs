@@ -223,6 +223,22 @@ impl Directory {
         table.get(key).cloned()
     }
 
+    /// Every account's canonical name (the passwd-file as it is now included).
+    pub fn account_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.users.values().map(|a| a.name.clone()).collect();
+        if let Some(file) = &self.file {
+            let table = file.table(Instant::now());
+            let configured = |key: &String| self.users.contains_key(key);
+            names.extend(
+                table
+                    .iter()
+                    .filter(|(key, _)| !configured(key))
+                    .map(|(_, a)| a.name.clone()),
+            );
+        }
+        names
+    }
+
     /// The canonical name of the account `username` names, if there is one.
     pub fn canonical(&self, username: &str) -> Option<String> {
         let key = username_key(username).ok()?;

@@ -12,6 +12,7 @@ pub mod backend;
 pub mod checks;
 pub mod config;
 pub mod connection;
+pub mod deliver;
 pub mod directory;
 pub mod error;
 pub mod guard;
@@ -22,6 +23,7 @@ pub mod passwd_file;
 pub mod passwords;
 pub mod server;
 pub mod tls;
+pub mod usage;
 
 /// A password for the starter account: 20 characters from an alphabet without look-alikes,
 /// about 115 bits from the OS's random source.

@@ -11,6 +11,8 @@
 //!                            import an mbox file, a Maildir (Dovecot's: UIDs kept) or .eml files
 //! tern export --user NAME [--config PATH] [--mailbox M] --format mbox|maildir PATH
 //!                            export as mbox or as a Maildir Dovecot can serve
+//! tern deliver --user NAME [--mailbox M] [--config PATH] [-f SENDER]
+//!                            store the message on stdin (exit codes: sysexits)
 //! ```
 
 use std::io::{IsTerminal, Read};
@@ -27,7 +29,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const USAGE: &str = "usage: tern [--config PATH] | tern check-config PATH | \
                      tern hash-password [--scram [--iterations N]] | \
                      tern import --user NAME [--config PATH] PATH | \
-                     tern export --user NAME [--mailbox M] --format mbox|maildir PATH";
+                     tern export --user NAME [--mailbox M] --format mbox|maildir PATH | \
+                     tern deliver --user NAME [--mailbox M] [--config PATH] [-f SENDER]";
 
 enum Command {
     Serve(Option<PathBuf>),
@@ -37,9 +40,11 @@ enum Command {
     ScramKeys(u32),
     Help,
     Version,
-    /// `tern import` / `tern export` with their arguments (they exit with sysexits).
+    /// `tern import` / `tern export` / `tern deliver` with their arguments (they exit with
+    /// sysexits).
     Import(Vec<String>),
     Export(Vec<String>),
+    Deliver(Vec<String>),
 }
 
 fn parse_args(args: &[String]) -> Result<Command, StartError> {
@@ -67,6 +72,7 @@ fn parse_args(args: &[String]) -> Result<Command, StartError> {
         }
         [cmd, rest @ ..] if cmd == "import" => Ok(Command::Import(rest.to_vec())),
         [cmd, rest @ ..] if cmd == "export" => Ok(Command::Export(rest.to_vec())),
+        [cmd, rest @ ..] if cmd == "deliver" => Ok(Command::Deliver(rest.to_vec())),
         [flag] if flag == "--help" || flag == "-h" => Ok(Command::Help),
         [flag] if flag == "--version" || flag == "-V" => Ok(Command::Version),
         _ => Err(usage()),
@@ -76,9 +82,11 @@ fn parse_args(args: &[String]) -> Result<Command, StartError> {
 fn main() -> ExitCode {
     init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Their own exit codes (sysexits), which an MTA or a script reads.
     match parse_args(&args) {
         Ok(Command::Import(rest)) => return migrate::import::main(&rest),
         Ok(Command::Export(rest)) => return migrate::export::main(&rest),
+        Ok(Command::Deliver(rest)) => return tern_smol::deliver::main(&rest),
         _ => {}
     }
     match parse_args(&args).and_then(run) {
@@ -92,7 +100,9 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<(), StartError> {
     match command {
-        Command::Import(_) | Command::Export(_) => Err(StartError::Usage(USAGE.into())),
+        Command::Import(_) | Command::Export(_) | Command::Deliver(_) => {
+            Err(StartError::Usage(USAGE.into()))
+        }
         Command::Help => {
             println!("{USAGE}");
             Ok(())

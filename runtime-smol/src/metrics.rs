@@ -3,7 +3,8 @@
 //! `protocol = "metrics"`.
 //!
 //! Every label takes its values from a fixed set (protocols, command names the parsers know,
-//! outcomes), never from client input, so the series stay few whatever clients send. A
+//! outcomes, the directory's accounts), never from client input, so the series stay few
+//! whatever clients send (two per account for the store sizes, see `usage.rs`). A
 //! scrape is one short HTTP/1.x exchange: `GET /metrics` answered and the connection closed.
 
 use std::sync::Mutex;
@@ -18,6 +19,7 @@ use prometheus_client::registry::Registry;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
+use tern_core::store::AccountUsage;
 use tern_core::{Completion, Protocol};
 
 /// A request head longer than this is refused: a scraper sends a few hundred octets.
@@ -49,6 +51,12 @@ struct CommandLabels {
     protocol: &'static str,
     command: &'static str,
     result: &'static str,
+}
+
+/// An account of the directory (never a name a client typed).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AccountLabels {
+    account: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -92,6 +100,8 @@ pub struct Metrics {
     deliveries: Counter,
     blocked_addresses: Gauge,
     blocked_accounts: Gauge,
+    account_messages: Family<AccountLabels, Gauge>,
+    account_octets: Family<AccountLabels, Gauge>,
     /// Serialises scrapes: the blocked gauges are set, then everything is encoded.
     scrape: Mutex<()>,
 }
@@ -177,6 +187,20 @@ impl Metrics {
             "Account names blocked by the login defences now (for untrusted addresses)",
             blocked_accounts.clone(),
         );
+        let account_messages = Family::<AccountLabels, Gauge>::default();
+        registry.register(
+            "account_messages",
+            "Messages stored per account, all mailboxes (read when the account changed; \
+             accounts not read yet since start appear within a few scrapes)",
+            account_messages.clone(),
+        );
+        let account_octets = Family::<AccountLabels, Gauge>::default();
+        registry.register(
+            "account_octets",
+            "Octets stored per account: the sum of RFC822.SIZE over all mailboxes, a copy \
+             counted in each mailbox, as quota counts",
+            account_octets.clone(),
+        );
         Metrics {
             registry,
             connections,
@@ -189,6 +213,8 @@ impl Metrics {
             deliveries,
             blocked_addresses,
             blocked_accounts,
+            account_messages,
+            account_octets,
             scrape: Mutex::new(()),
         }
     }
@@ -257,14 +283,26 @@ impl Metrics {
         self.storage_seconds.observe(took.as_secs_f64());
     }
 
-    /// The metrics as OpenMetrics text, with the blocked counts (addresses, accounts) as of
-    /// now.
-    pub fn render(&self, blocked: (usize, usize)) -> String {
+    /// The metrics as OpenMetrics text, with the blocked counts (addresses, accounts) and
+    /// the accounts' sizes as of now.
+    pub fn render(&self, blocked: (usize, usize), sizes: &[(String, AccountUsage)]) -> String {
         let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.blocked_addresses
             .set(i64::try_from(blocked.0).unwrap_or(i64::MAX));
         self.blocked_accounts
             .set(i64::try_from(blocked.1).unwrap_or(i64::MAX));
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for (account, usage) in sizes {
+            let labels = AccountLabels {
+                account: account.clone(),
+            };
+            self.account_messages
+                .get_or_create(&labels)
+                .set(gauge(usage.messages));
+            self.account_octets
+                .get_or_create(&labels)
+                .set(gauge(usage.octets));
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -300,7 +338,7 @@ pub async fn serve(
                 smol::spawn(async move {
                     // The whole exchange is bounded: a scraper that never reads the answer
                     // holds a task for the timeout, no longer.
-                    let _ = answer(socket, &*render)
+                    let _ = answer(socket, render)
                         .or(async {
                             smol::Timer::after(REQUEST_TIMEOUT).await;
                             Err(std::io::ErrorKind::TimedOut.into())
@@ -321,10 +359,11 @@ pub async fn serve(
 /// One HTTP/1.x exchange: the request head (bounded in size and time), then the answer.
 async fn answer(
     mut socket: TcpStream,
-    render: &(dyn Fn() -> String + Send + Sync),
+    render: std::sync::Arc<dyn Fn() -> String + Send + Sync>,
 ) -> std::io::Result<()> {
     let head = read_head(&mut socket).await?;
-    let (status, content_type, body) = respond(&head, render);
+    // Rendering reads the store (the accounts' sizes): on the blocking pool.
+    let (status, content_type, body) = smol::unblock(move || respond(&head, &*render)).await;
     let reply = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -425,7 +464,14 @@ mod tests {
             Completion::Ok,
             Duration::from_millis(3),
         );
-        let text = m.render((2, 1));
+        let sizes = [(
+            "alice".to_string(),
+            AccountUsage {
+                messages: 3,
+                octets: 1234,
+            },
+        )];
+        let text = m.render((2, 1), &sizes);
         for line in [
             "tern_connections_total{protocol=\"imap\",tls=\"none\"} 1",
             "tern_connections_open{protocol=\"imap\"} 1",
@@ -434,12 +480,14 @@ mod tests {
             "tern_command_seconds_count{protocol=\"imap\",command=\"FETCH\"} 1",
             "tern_blocked_addresses 2",
             "tern_blocked_accounts 1",
+            "tern_account_messages{account=\"alice\"} 3",
+            "tern_account_octets{account=\"alice\"} 1234",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
         drop(open);
         assert!(m
-            .render((0, 0))
+            .render((0, 0), &[])
             .lines()
             .any(|l| l == "tern_connections_open{protocol=\"imap\"} 0"));
     }

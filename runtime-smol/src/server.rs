@@ -65,7 +65,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let (tls, reloader) = crate::tls::reloadable(&config)?;
     let directory = Directory::new(&config.directory.users, config.passwd_file().as_deref())
         .map_err(StartError::Accounts)?;
-    let backend = Backend::new(directory, config.login_checks(), open_store(&config)?);
+    let store = open_store_patiently(&config)?;
+    let backend = Backend::new(directory, config.login_checks(), store);
     let bound = bind_all(&config)?;
     let signals = async_signal::Signals::new([
         async_signal::Signal::Term,
@@ -100,9 +101,26 @@ pub fn run(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The one place that names a storage backend: `[storage] backend`. Also how `tern import`
-/// and `tern export` reach the store; while a server holds it they get
-/// [`StartError::StoreInUse`].
+/// How long the server waits at start for a store another process holds.
+const STORE_WAIT: Duration = Duration::from_secs(10);
+
+/// [`open_store`], waiting out a `tern deliver` that holds the store while the server is
+/// down (for the moment of one delivery), so that a restart during delivery does not fail.
+fn open_store_patiently(config: &Config) -> Result<Arc<dyn MailStore>, StartError> {
+    let deadline = std::time::Instant::now() + STORE_WAIT;
+    loop {
+        match open_store(config) {
+            Err(StartError::StoreInUse(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The one place that names a storage backend: `[storage] backend`. Also how `tern import`,
+/// `tern export` and `tern deliver` reach the store; while another process (a running
+/// server) holds it they get [`StartError::StoreInUse`].
 pub fn open_store(config: &Config) -> Result<Arc<dyn MailStore>, StartError> {
     Ok(match config.storage.backend {
         StorageBackend::Sqlite => {

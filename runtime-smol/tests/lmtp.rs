@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{have, python, Server};
+use common::{have, python, Postfix, Server};
 
 /// An LMTP listener on TCP and a Unix socket, and a second account.
 fn lmtp_config() -> &'static str {
@@ -203,31 +203,6 @@ fn swaks_edge_cases() {
     assert!(out.contains("221 2.0.0"), "{out}");
 }
 
-/// Postfix's `master.cf` for a private instance: SMTP on one loopback port, no chroot.
-const POSTFIX_MASTER: &str = "\
-PORT inet n - n - - smtpd
-pickup unix n - n 60 1 pickup
-cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
-rewrite unix - - n - - trivial-rewrite
-bounce unix - - n - 0 bounce
-defer unix - - n - 0 bounce
-trace unix - - n - 0 bounce
-verify unix - - n - 1 verify
-flush unix n - n 1000? 0 flush
-proxymap unix - - n - - proxymap
-smtp unix - - n - - smtp
-relay unix - - n - - smtp
-showq unix n - n - - showq
-error unix - - n - - error
-retry unix - - n - - error
-discard unix - - n - - discard
-lmtp unix - - n - - lmtp
-anvil unix - - n - 1 anvil
-scache unix - - n - 1 scache
-postlog unix-dgram n - n - 1 postlogd
-";
-
 /// Sends one message over SMTP to Postfix for two recipients, then waits (bounded) until
 /// IMAP shows it in alice's INBOX and folder `lists`.
 const POSTFIX_SCRIPT: &str = r#"
@@ -259,85 +234,26 @@ print("boxes", " ".join(sorted(found)))
 /// message over SMTP and hands it to tern over LMTP (`virtual_transport = lmtp:inet:…`).
 #[test]
 fn postfix_delivers_to_tern_over_lmtp() {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    let postfix = std::path::Path::new("/usr/sbin/postfix");
-    if !postfix.exists() || !root || !have("python3") {
+    if !Postfix::available() || !have("python3") {
         eprintln!("SKIPPED: needs root, python3 and Postfix (apt-get install postfix)");
         return;
     }
     let server = Server::start(lmtp_config());
-    let dir = tempfile::tempdir().unwrap();
-    let pf = dir.path();
-    // Postfix's daemons run as user postfix: it must reach its directories.
-    let run = |cmd: &mut Command| assert!(cmd.status().unwrap().success(), "{cmd:?}");
-    run(Command::new("chmod").arg("755").arg(pf));
-    for sub in ["conf", "queue", "data"] {
-        std::fs::create_dir(pf.join(sub)).unwrap();
-    }
-    run(Command::new("chown").arg("postfix").arg(pf.join("data")));
-    let smtp_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let lmtp = server.ports["lmtp"];
-    let main_cf = format!(
-        "compatibility_level = 3.6\nqueue_directory = {q}\ndata_directory = {d}\n\
-         mail_owner = postfix\nsetgid_group = postdrop\ninet_interfaces = 127.0.0.1\n\
-         inet_protocols = ipv4\nmyhostname = mx.test\nmydestination =\n\
-         mynetworks = 127.0.0.0/8\nvirtual_mailbox_domains = example.org\n\
-         virtual_transport = lmtp:inet:{lmtp}\nrecipient_delimiter = +\n\
-         maillog_file = /dev/stdout\nalias_maps =\nalias_database =\n\
-         smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n",
-        q = pf.join("queue").display(),
-        d = pf.join("data").display(),
+    let postfix = Postfix::start(
+        &format!(
+            "virtual_mailbox_domains = example.org\nvirtual_transport = lmtp:inet:{lmtp}\n\
+             recipient_delimiter = +\n"
+        ),
+        "",
     );
-    std::fs::write(pf.join("conf/main.cf"), main_cf).unwrap();
-    std::fs::write(
-        pf.join("conf/master.cf"),
-        POSTFIX_MASTER.replace("PORT", &format!("127.0.0.1:{smtp_port}")),
-    )
-    .unwrap();
-    let conf = pf.join("conf");
-    let log = std::fs::File::create(pf.join("postfix.log")).unwrap();
-    // `start-fg` logs to standard output (maillog_file); a background `start` needs syslog.
-    let mut master = Command::new(postfix)
-        .arg("-c")
-        .arg(&conf)
-        .arg("start-fg")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let listening = (0..100).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        std::net::TcpStream::connect(("127.0.0.1", smtp_port)).is_ok()
-    });
-    let outcome = std::panic::catch_unwind(|| {
-        assert!(
-            listening,
-            "Postfix did not start:\n{}",
-            std::fs::read_to_string(pf.join("postfix.log")).unwrap_or_default()
-        );
+    let out = postfix.check(|| {
         python(
             POSTFIX_SCRIPT,
-            &[smtp_port.to_string(), server.port("imap").to_string()],
-        )
-    });
-    let _ = Command::new(postfix)
-        .arg("-c")
-        .arg(&conf)
-        .arg("stop")
-        .status();
-    let _ = master.kill();
-    let _ = master.wait();
-    let out = outcome.unwrap_or_else(|_| {
-        panic!(
-            "Postfix log:\n{}",
-            std::fs::read_to_string(pf.join("postfix.log")).unwrap_or_default()
+            &[
+                postfix.smtp_port.to_string(),
+                server.port("imap").to_string(),
+            ],
         )
     });
     assert_eq!(out, "boxes INBOX lists\n");

@@ -156,3 +156,75 @@ except urllib.error.HTTPError as e:
     }
     panic!("the closed connection is still counted open");
 }
+
+/// Store size per account: read when an account changed, and for every account of the
+/// directory (created or not) without a client first, after a restart too.
+#[test]
+fn store_size_per_account_follows_append_and_expunge() {
+    let config = r#"
+[[directory.users]]
+name = "bob"
+secret = "{plain}builder"
+
+[server.listener."metrics"]
+bind = ["127.0.0.1:0"]
+protocol = "metrics"
+"#;
+    let mut server = Server::start(config);
+    let Some(m) = scrape(server.port("metrics")) else {
+        eprintln!(
+            "skipped: Python's prometheus_client is not installed (pip install prometheus-client)"
+        );
+        return;
+    };
+    // Nobody logged in yet: both accounts of the directory show, empty.
+    for account in ["alice", "bob"] {
+        assert_eq!(
+            m[&format!("tern_account_messages{{account={account}}}")],
+            0.0
+        );
+        assert_eq!(m[&format!("tern_account_octets{{account={account}}}")], 0.0);
+    }
+    // Asking made no account.
+    assert!(!server.dir.path().join("data/accounts/bob").exists());
+    assert!(server.dir.path().join("data/accounts").exists());
+    let first = "Subject: one\r\n\r\nfirst message\r\n";
+    let second = "Subject: two\r\n\r\nthe second, longer message\r\n";
+    let mut c = Client::connect(server.port("imap"));
+    c.line();
+    c.send("a LOGIN alice wonderland\r\n");
+    assert!(c.tagged("a").unwrap().starts_with("a OK"));
+    for (tag, body) in [("b", first), ("c", second)] {
+        c.send(&format!(
+            "{tag} APPEND INBOX {{{}+}}\r\n{body}\r\n",
+            body.len()
+        ));
+        assert!(c.tagged(tag).unwrap().starts_with(&format!("{tag} OK")));
+    }
+    let m = scrape(server.port("metrics")).unwrap();
+    assert_eq!(m["tern_account_messages{account=alice}"], 2.0);
+    assert_eq!(
+        m["tern_account_octets{account=alice}"],
+        (first.len() + second.len()) as f64
+    );
+    assert_eq!(m["tern_account_messages{account=bob}"], 0.0);
+    c.send("d SELECT INBOX\r\n");
+    assert!(c.tagged("d").unwrap().starts_with("d OK"));
+    c.send("e STORE 1 +FLAGS (\\Deleted)\r\nf EXPUNGE\r\n");
+    assert!(c.tagged("f").unwrap().starts_with("f OK"));
+    let m = scrape(server.port("metrics")).unwrap();
+    assert_eq!(m["tern_account_messages{account=alice}"], 1.0);
+    assert_eq!(m["tern_account_octets{account=alice}"], second.len() as f64);
+    c.send("z LOGOUT\r\n");
+    c.tagged("z");
+
+    // After a restart the stored figures show at the first scrape, before any login.
+    assert!(server.terminate().is_some());
+    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+    let config = dir.path().join("tern.toml");
+    let server = Server::start_with(dir, &config);
+    let m = scrape(server.port("metrics")).unwrap();
+    assert_eq!(m["tern_account_messages{account=alice}"], 1.0);
+    assert_eq!(m["tern_account_octets{account=alice}"], second.len() as f64);
+    assert_eq!(m["tern_account_messages{account=bob}"], 0.0);
+}

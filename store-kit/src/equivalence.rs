@@ -230,8 +230,9 @@ fn step(rng: &mut Rng) -> Step {
             account,
             name: name(rng),
         },
+        28 => StorageOp::ListMailboxes { account },
         // Logins (once 94) are the directory's business, not the store's.
-        28 | 94 => StorageOp::ListMailboxes { account },
+        94 => StorageOp::Usage { account },
         29..=31 => StorageOp::CreateMailbox {
             account,
             name: name(rng),

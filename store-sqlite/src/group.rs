@@ -101,6 +101,7 @@ pub fn reads_only(op: &StorageOp) -> bool {
         StorageOp::ListMailboxes { .. }
             | StorageOp::Status { .. }
             | StorageOp::Open { .. }
+            | StorageOp::Usage { .. }
             | StorageOp::Fetch {
                 mark_seen: false,
                 ..

@@ -266,15 +266,9 @@ pub const ACCOUNTS_FOLDER: &str = "accounts";
 /// Longest folder name produced for an account (file systems allow 255 octets).
 const MAX_FOLDER_NAME: usize = 200;
 
-/// Messages and octets of an account, ready for QUOTA (RFC 9208 STORAGE and MESSAGE).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Messages in all mailboxes.
-    pub messages: u64,
-    /// Sum of their RFC822.SIZEs (a body shared by COPY counts once per copy, as quota
-    /// semantics require, though it is stored once).
-    pub octets: u64,
-}
+/// Messages and octets of an account, ready for QUOTA (RFC 9208 STORAGE and MESSAGE): a body
+/// shared by COPY counts once per copy, as quota semantics require, though it is stored once.
+pub use tern_core::store::AccountUsage as Usage;
 
 /// The durable store: `<root>/accounts/<account>/index.sqlite` plus `blobs/` for large bodies.
 ///
@@ -616,6 +610,13 @@ impl SqliteStore {
                 lock(&self.locked).remove(&account.to_lowercase());
                 Ok(StorageReply::Done)
             }
+            // An account without a folder holds nothing, and is not made by being asked.
+            StorageOp::Usage { account } => match self.account_dir(&account) {
+                Ok(dir) if !dir.exists() && !lock(&self.open).map.contains_key(&account) => {
+                    Ok(StorageReply::Usage(Usage::default()))
+                }
+                _ => return Err(StorageOp::Usage { account }),
+            },
             op => return Err(op),
         })
     }
@@ -769,6 +770,10 @@ fn run(
             name, subscribed, ..
         } => a.subscribe(&name, subscribed),
         StorageOp::Status { name, .. } => a.status(&name),
+        // From the totals every mailbox row keeps, in the transaction that changes them.
+        StorageOp::Usage { .. } => a.usage().map(|(messages, octets)| {
+            (StorageReply::Usage(Usage { messages, octets }), Vec::new())
+        }),
         StorageOp::Open {
             name, read_only, ..
         } => a.open_mailbox(&name, read_only),

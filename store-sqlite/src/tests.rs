@@ -2106,3 +2106,57 @@ fn an_indexer_batch_ends_early_when_a_client_waits() {
     assert!(!more);
     assert_eq!(store.index_backlog("alice").unwrap(), (0, 0));
 }
+
+/// `StorageOp::Usage` answers from the mailboxes' kept totals, and asking about an account
+/// that does not exist neither fails nor creates it.
+#[test]
+fn usage_through_the_contract_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let usage = |store: &mut SqliteStore| match store
+        .execute(StorageOp::Usage {
+            account: "alice".into(),
+        })
+        .unwrap()
+    {
+        StorageReply::Usage(u) => u,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(usage(&mut store), Usage::default());
+    assert!(!store.account_dir("alice").unwrap().exists());
+    let a = message("one", 100);
+    let b = message("two", 5000);
+    append(&mut store, "INBOX", a.clone());
+    let u2 = append(&mut store, "INBOX", b.clone());
+    // A copy counts again (quota semantics).
+    store
+        .execute(StorageOp::CopyMove {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![u2],
+            target: "Trash".into(),
+            remove: false,
+        })
+        .unwrap();
+    let both = Usage {
+        messages: 3,
+        octets: (a.len() + 2 * b.len()) as u64,
+    };
+    assert_eq!(usage(&mut store), both);
+    assert_eq!(store.usage("alice").unwrap(), both);
+    store
+        .execute(StorageOp::Remove {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![u2],
+            seen: Vec::new(),
+        })
+        .unwrap();
+    assert_eq!(
+        usage(&mut store),
+        Usage {
+            messages: 2,
+            octets: (a.len() + b.len()) as u64,
+        }
+    );
+}

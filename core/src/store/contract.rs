@@ -23,6 +23,8 @@
 //!   mailbox changed". In one process that is a function call; across nodes it is the
 //!   database's own notification mechanism. A missed notice costs a session latency, never
 //!   correctness: sessions catch up by MODSEQ at their next command.
+//! - **Usage** ([`StorageOp::Usage`]) is answered from totals kept
+//!   per mailbox, at a cost bounded by the account's mailboxes, and creates no account.
 //! - **Leases**: the POP3 maildrop lock ([`StorageOp::LockMaildrop`]) must die with the
 //!   process (or node) that took it.
 //! - **No logins**: users, passwords, SCRAM keys and connection limits are the directory's

@@ -14,10 +14,10 @@ use super::evaluate::{evaluate, Halt, Meter};
 use super::import;
 use super::query::Candidate;
 use super::{
-    AccountTemplate, Body, ChangeSet, Changed, FetchWant, FetchedMessage, LimitKind, MailboxEntry,
-    MailboxId, MailboxList, MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot,
-    SpecialUse, StorageError, StorageOp, StorageReply, StorageResult, Store, StoreLimits, Uid,
-    UNKNOWN_MODSEQ,
+    AccountTemplate, AccountUsage, Body, ChangeSet, Changed, FetchWant, FetchedMessage, LimitKind,
+    MailboxEntry, MailboxId, MailboxList, MailboxStatus, MessageState, ModSeq, NewMessage, Pins,
+    Snapshot, SpecialUse, StorageError, StorageOp, StorageReply, StorageResult, Store, StoreLimits,
+    Uid, UNKNOWN_MODSEQ,
 };
 use crate::mail::analyze::{analyze, MessageInfo};
 use crate::mail::date::{from_unix, to_unix, Date, DateTime};
@@ -593,6 +593,22 @@ impl MemStore {
                 }
                 Ok(StorageReply::Done)
             }
+            // Summed, not kept: the specification store has no disk to spare the walk.
+            StorageOp::Usage { account } => {
+                let usage = self
+                    .accounts
+                    .get(&account)
+                    .map_or(AccountUsage::default(), |a| AccountUsage {
+                        messages: a.mailboxes.values().map(|m| m.messages.len() as u64).sum(),
+                        octets: a
+                            .mailboxes
+                            .values()
+                            .flat_map(|m| &m.messages)
+                            .map(|m| m.data.len() as u64)
+                            .sum(),
+                    });
+                Ok(StorageReply::Usage(usage))
+            }
             StorageOp::Status { account, name } => {
                 let a = self.account(&account);
                 Ok(StorageReply::Status(a.selectable(&name)?.status()))
@@ -1008,6 +1024,77 @@ mod tests {
                 .and_then(|m| Some((m.expunged, m.content.as_ref()?.to_bytes().ok()?))),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Usage sums every mailbox (a copy counts again), forgets expunged messages, and asking
+    /// about an unknown account creates nothing.
+    #[test]
+    fn usage_counts_every_mailbox_and_creates_no_account() {
+        let mut store = MemStore::new();
+        let usage = |store: &mut MemStore| match run(
+            store,
+            StorageOp::Usage {
+                account: "alice".into(),
+            },
+        ) {
+            StorageReply::Usage(u) => u,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(usage(&mut store), AccountUsage::default());
+        assert!(store.accounts.is_empty());
+        let data = Bytes::from_static(b"Subject: x\r\n\r\nbody\r\n");
+        let append = |flags| StorageOp::Append {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            messages: vec![NewMessage {
+                flags,
+                internal_date: None,
+                data: data.clone(),
+            }],
+        };
+        run(&mut store, append(vec![]));
+        run(&mut store, append(vec![crate::mail::flags::Flag::Deleted]));
+        run(
+            &mut store,
+            StorageOp::CreateMailbox {
+                account: "alice".into(),
+                name: "Copies".into(),
+                special_use: None,
+            },
+        );
+        run(
+            &mut store,
+            StorageOp::CopyMove {
+                account: "alice".into(),
+                mailbox: MailboxId(1),
+                uids: vec![1],
+                target: "Copies".into(),
+                remove: false,
+            },
+        );
+        let size = data.len() as u64;
+        assert_eq!(
+            usage(&mut store),
+            AccountUsage {
+                messages: 3,
+                octets: 3 * size
+            }
+        );
+        run(
+            &mut store,
+            StorageOp::Expunge {
+                account: "alice".into(),
+                mailbox: MailboxId(1),
+                uids: None,
+            },
+        );
+        assert_eq!(
+            usage(&mut store),
+            AccountUsage {
+                messages: 2,
+                octets: 2 * size
+            }
+        );
     }
 
     /// Issue 14 item 7: what a view may still FETCH after another session's expunge is kept

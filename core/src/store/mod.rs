@@ -168,6 +168,17 @@ pub struct MailboxList {
     pub subscribed: Vec<String>,
 }
 
+/// What an account holds, all mailboxes together: [`StorageOp::Usage`]'s answer, the figures
+/// of quota (RFC 9208 MESSAGE and STORAGE) and of the operator's metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccountUsage {
+    /// Messages in all mailboxes.
+    pub messages: u64,
+    /// The sum of their RFC822.SIZEs: a message in two mailboxes counts twice, as quota
+    /// counts it, however a backend shares the octets.
+    pub octets: u64,
+}
+
 /// STATUS figures of a mailbox.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MailboxStatus {
@@ -459,6 +470,14 @@ pub enum StorageOp {
         /// Which messages get `\Seen` (those also in `uids` are simply removed).
         seen: Vec<Uid>,
     },
+    /// The account's [`AccountUsage`]. A read that creates nothing: an account that does not
+    /// exist holds nothing. Its cost is bounded by the account's mailboxes, never by its
+    /// messages: a durable backend answers from totals each mailbox keeps as it changes (a
+    /// metrics scrape asks it for many accounts).
+    Usage {
+        /// The account.
+        account: String,
+    },
     /// Take the account's exclusive POP3 maildrop lock (RFC 1939 §8); fails with
     /// [`StorageError::InUse`] while another session holds it.
     LockMaildrop {
@@ -540,6 +559,7 @@ impl StorageOp {
             | StorageOp::Remove { account, .. }
             | StorageOp::LockMaildrop { account }
             | StorageOp::UnlockMaildrop { account, .. }
+            | StorageOp::Usage { account }
             | StorageOp::CopyMove { account, .. }
             | StorageOp::ImportMessages { account, .. } => Some(account),
             StorageOp::Then { first, .. } => first.account(),
@@ -590,6 +610,8 @@ pub enum StorageReply {
     },
     /// To [`StorageOp::Expunge`]: removed UIDs, ascending.
     Expunged(Vec<Uid>),
+    /// To [`StorageOp::Usage`].
+    Usage(AccountUsage),
     /// To [`StorageOp::CopyMove`].
     Copied {
         /// The target's UIDVALIDITY.

@@ -296,3 +296,129 @@ pub fn python(script: &str, args: &[String]) -> String {
     );
     stdout
 }
+
+/// Postfix's `master.cf` for a private instance: SMTP on one loopback port, no chroot.
+const POSTFIX_MASTER: &str = "\
+PORT inet n - n - - smtpd
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+lmtp unix - - n - - lmtp
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+";
+
+/// Postfix from Debian's packages with its own configuration and queue, SMTP on a loopback
+/// port, logging to a file; stopped when dropped.
+pub struct Postfix {
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+    master: Child,
+    pub smtp_port: u16,
+}
+
+impl Postfix {
+    const BIN: &'static str = "/usr/sbin/postfix";
+
+    /// Whether Postfix is installed and this runs as root (its daemons change user).
+    pub fn available() -> bool {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        root && Path::new(Self::BIN).exists()
+    }
+
+    /// Starts it with `main_extra` appended to main.cf and `master_extra` to master.cf.
+    pub fn start(main_extra: &str, master_extra: &str) -> Postfix {
+        let dir = tempfile::tempdir().unwrap();
+        let pf = dir.path();
+        // Postfix's daemons run as user postfix: it must reach its directories.
+        let run = |cmd: &mut Command| assert!(cmd.status().unwrap().success(), "{cmd:?}");
+        run(Command::new("chmod").arg("755").arg(pf));
+        for sub in ["conf", "queue", "data"] {
+            std::fs::create_dir(pf.join(sub)).unwrap();
+        }
+        run(Command::new("chown").arg("postfix").arg(pf.join("data")));
+        let smtp_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let main_cf = format!(
+            "compatibility_level = 3.6\nqueue_directory = {q}\ndata_directory = {d}\n\
+             mail_owner = postfix\nsetgid_group = postdrop\ninet_interfaces = 127.0.0.1\n\
+             inet_protocols = ipv4\nmyhostname = mx.test\nmydestination =\n\
+             mynetworks = 127.0.0.0/8\n\
+             maillog_file = /dev/stdout\nalias_maps =\nalias_database =\n\
+             smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
+             {main_extra}",
+            q = pf.join("queue").display(),
+            d = pf.join("data").display(),
+        );
+        std::fs::write(pf.join("conf/main.cf"), main_cf).unwrap();
+        std::fs::write(
+            pf.join("conf/master.cf"),
+            POSTFIX_MASTER.replace("PORT", &format!("127.0.0.1:{smtp_port}")) + master_extra,
+        )
+        .unwrap();
+        let conf = pf.join("conf");
+        let log = std::fs::File::create(pf.join("postfix.log")).unwrap();
+        // `start-fg` logs to standard output (maillog_file); a background `start` needs syslog.
+        let master = Command::new(Self::BIN)
+            .arg("-c")
+            .arg(&conf)
+            .arg("start-fg")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let postfix = Postfix {
+            dir,
+            conf,
+            master,
+            smtp_port,
+        };
+        let listening = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            TcpStream::connect(("127.0.0.1", smtp_port)).is_ok()
+        });
+        assert!(listening, "Postfix did not start:\n{}", postfix.log());
+        postfix
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("postfix.log")).unwrap_or_default()
+    }
+
+    /// Runs `f`; if it panics, panics again with Postfix's log.
+    pub fn check<T>(&self, f: impl FnOnce() -> T + std::panic::UnwindSafe) -> T {
+        std::panic::catch_unwind(f).unwrap_or_else(|_| panic!("Postfix log:\n{}", self.log()))
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::BIN)
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("stop")
+            .status();
+        let _ = self.master.kill();
+        let _ = self.master.wait();
+    }
+}
