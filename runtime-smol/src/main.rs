@@ -23,9 +23,6 @@ use tern_smol::config::{self, Config};
 use tern_smol::error::StartError;
 use tern_smol::{directory, migrate, server};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const USAGE: &str = "usage: tern [--config PATH] | tern check-config PATH | \
                      tern hash-password [--scram [--iterations N]] | \
                      tern import --user NAME [--config PATH] PATH | \
