@@ -532,7 +532,7 @@ impl SqliteStore {
                     Err(StorageError::Internal("operation without account".into())),
                     Vec::new(),
                 ),
-                Some(name) => match (self.account(&name), op) {
+                Some(name) => match (self.account_at(&name, now), op) {
                     // SEARCH takes the account's lock in steps (see `search`), outside the
                     // group-commit queue: it writes nothing.
                     (
@@ -642,7 +642,16 @@ impl SqliteStore {
 
     /// The account's handle, opening it (under the map's lock, so never twice at once: a
     /// second handle's orphan collection could take the first one's uncommitted files).
+    /// Maintenance calls that have no request's time use the store's clock ([`SqliteStore::set_now`]).
     fn account(&self, name: &str) -> Result<Arc<Handle>, OpenError> {
+        self.account_at(name, self.now)
+    }
+
+    /// [`SqliteStore::account`] for a request made at `now`: an account created by it gets
+    /// its mailboxes' UIDVALIDITY from that time, so an account removed and created again
+    /// never shows clients the identifiers of the old one (with a fixed clock every INBOX had
+    /// the same UIDVALIDITY).
+    fn account_at(&self, name: &str, now: i64) -> Result<Arc<Handle>, OpenError> {
         let mut open = lock(&self.open);
         open.tick += 1;
         let tick = open.tick;
@@ -652,7 +661,7 @@ impl SqliteStore {
         }
         let dir = self.account_dir(name)?;
         let account = Arc::new(Handle::new(
-            Account::open(&dir, self.now, self.budget.clone(), &self.template)?,
+            Account::open(&dir, now, self.budget.clone(), &self.template)?,
             self.max_batch,
             self.runner(name),
         ));

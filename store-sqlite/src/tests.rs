@@ -2160,3 +2160,32 @@ fn usage_through_the_contract_creates_nothing() {
         }
     );
 }
+
+/// An account created by a request takes its mailboxes' UIDVALIDITY from the request's time,
+/// so an account whose folder was removed and made again never repeats the old identifiers
+/// (RFC 9051 §2.3.1.1: UIDs reassigned need a new UIDVALIDITY).
+#[test]
+fn a_new_account_takes_uidvalidity_from_the_request_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let status = |now| {
+        let (reply, _) = store.execute_shared(
+            StorageOp::Status {
+                account: "alice".into(),
+                name: "INBOX".into(),
+            },
+            now,
+        );
+        match reply {
+            Ok(StorageReply::Status(s)) => s.uid_validity,
+            other => panic!("{other:?}"),
+        }
+    };
+    let first = status(1_800_000_000);
+    assert_eq!(first, 1_800_000_000);
+    store.close_all();
+    std::fs::remove_dir_all(store.account_dir("alice").unwrap()).unwrap();
+    let second = status(1_800_000_500);
+    assert_ne!(first, second);
+    assert_eq!(second, 1_800_000_500);
+}
