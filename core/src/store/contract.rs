@@ -11,7 +11,8 @@
 //! - **Time** comes with each request (`now`, Unix seconds): default internal dates, SEARCH
 //!   OLDER/YOUNGER, new UIDVALIDITYs. A backend never reads a clock for protocol answers.
 //! - **Durability**: a reply to a write means the change is durable; how a backend gets there
-//!   (group commit, a writer per account, a background index queue) is its own business.
+//!   (group commit, a writer per account, a background index queue) is its own business. A
+//!   `\Recent` claim need only survive a crash of the process, not of the machine.
 //! - **Exactness**: every reply equals [`MemStore`]'s for the same history (UIDVALIDITY values
 //!   aside); SEARCH may narrow through an index but decides with the core's evaluator.
 //! - **Errors** are [`StorageError`](super::StorageError) reasons; the session chooses the
