@@ -16,11 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
-use bytes::Bytes;
 use tern_core::mail::date::to_unix;
 use tern_core::mail::flags::Flag;
 use tern_core::mail::mailbox_name;
-use tern_core::store::{FetchWant, FetchedMessage, StorageOp, StorageReply, Uid};
+use tern_core::store::{StorageOp, StorageReply, Uid};
 
 use super::maildir::{self, Keywords, KEYWORD_LETTERS};
 use super::mbox;
@@ -30,8 +29,6 @@ use super::{exit, finish, parse_common, Failure, Target};
 /// The command line.
 pub const USAGE: &str =
     "usage: tern export --user NAME [--config PATH] [--mailbox M] --format mbox|maildir PATH";
-
-const FETCH_BATCH: usize = 200;
 
 /// Runs `tern export` with the arguments after `export`.
 pub fn main(args: &[String]) -> ExitCode {
@@ -97,54 +94,6 @@ fn io_failure(path: &Path) -> impl Fn(std::io::Error) -> Failure + '_ {
 
 /// Calls `f` with each message of `name` in UID order, and returns the mailbox's
 /// UIDVALIDITY and UIDNEXT.
-fn each_message(
-    target: &Target,
-    name: &str,
-    mut f: impl FnMut(&FetchedMessage, &[u8]) -> Result<(), Failure>,
-) -> Result<(u32, Uid), Failure> {
-    let what = format!("cannot read {name}");
-    let StorageReply::Opened(snapshot) = target.must(
-        StorageOp::Open {
-            account: target.account.clone(),
-            name: name.to_string(),
-            read_only: true,
-        },
-        &what,
-    )?
-    else {
-        return Err(Failure::new(exit::IOERR, what));
-    };
-    for uids in snapshot.uids.chunks(FETCH_BATCH) {
-        let StorageReply::Fetched(messages) = target.must(
-            StorageOp::Fetch {
-                account: target.account.clone(),
-                mailbox: snapshot.id,
-                uids: uids.to_vec(),
-                want: FetchWant {
-                    content: true,
-                    info: false,
-                    header_only: false,
-                },
-                mark_seen: false,
-            },
-            &what,
-        )?
-        else {
-            return Err(Failure::new(exit::IOERR, what));
-        };
-        for m in messages.iter().filter(|m| !m.expunged) {
-            let octets: Bytes = match &m.content {
-                Some(body) => body
-                    .to_bytes()
-                    .map_err(|e| Failure::new(exit::IOERR, format!("{what}: {e}")))?,
-                None => Bytes::new(),
-            };
-            f(m, &octets)?;
-        }
-    }
-    Ok((snapshot.uid_validity, snapshot.uid_next))
-}
-
 fn export_mbox(target: &Target, name: &str, path: &Path, count: &mut u64) -> Result<(), Failure> {
     let io = io_failure(path);
     let file = File::options()
@@ -153,7 +102,7 @@ fn export_mbox(target: &Target, name: &str, path: &Path, count: &mut u64) -> Res
         .open(path)
         .map_err(&io)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    each_message(target, name, |m, octets| {
+    target.each_message(name, |m, octets| {
         *count += 1;
         let sender = mbox::envelope_sender(octets);
         mbox::write_message(&mut out, &sender, &m.internal_date, octets).map_err(&io)
@@ -210,7 +159,7 @@ fn export_folder(target: &Target, name: &str, dir: &Path, count: &mut u64) -> Re
     let mut keywords: Vec<String> = Vec::new();
     let mut lost_keywords = 0u64;
     let mut entries: Vec<(Uid, String)> = Vec::new();
-    let (uid_validity, uid_next) = each_message(target, name, |m, octets| {
+    let (uid_validity, uid_next) = target.each_message(name, |m, octets| {
         *count += 1;
         let flags = m.flags.to_flags();
         let info = maildir::info(&flags, |k| {

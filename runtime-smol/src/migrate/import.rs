@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use tern_core::mail::date::{from_unix, DateTime};
 use tern_core::mail::flags::Flag;
 use tern_core::mail::mailbox_name;
-use tern_core::store::{FetchWant, NewMessage, StorageError, StorageOp, StorageReply, Uid};
+use tern_core::store::{NewMessage, StorageError, StorageOp, StorageReply, Uid};
 
 use super::maildir::{self, Folder, Keywords};
 use super::mbox::{self, Variant};
@@ -46,8 +46,6 @@ const BATCH_MESSAGES: usize = 500;
 const BATCH_OCTETS: usize = 32 << 20;
 /// The largest `dovecot-uidlist` read.
 const UIDLIST_MAX: u64 = 1 << 30;
-/// Messages per FETCH when reading a mailbox's hashes.
-const FETCH_BATCH: usize = 500;
 
 /// Runs `tern import` with the arguments after `import`.
 pub fn main(args: &[String]) -> ExitCode {
@@ -196,46 +194,11 @@ impl<'a> Importer<'a> {
     /// Counts the messages of `name` by the hash of their octets.
     fn load_hashes(&self, name: &str) -> Result<HashMap<[u8; 32], (u64, u64)>, Failure> {
         self.ensure_mailbox(name)?;
-        let account = self.target.account.clone();
-        let what = format!("cannot read {name}");
-        let StorageReply::Opened(snapshot) = self.target.must(
-            StorageOp::Open {
-                account: account.clone(),
-                name: name.to_string(),
-                read_only: true,
-            },
-            &what,
-        )?
-        else {
-            return Err(Failure::new(exit::IOERR, what));
-        };
         let mut counts: HashMap<[u8; 32], (u64, u64)> = HashMap::new();
-        for uids in snapshot.uids.chunks(FETCH_BATCH) {
-            let reply = self.target.must(
-                StorageOp::Fetch {
-                    account: account.clone(),
-                    mailbox: snapshot.id,
-                    uids: uids.to_vec(),
-                    want: FetchWant {
-                        content: true,
-                        info: false,
-                        header_only: false,
-                    },
-                    mark_seen: false,
-                },
-                &what,
-            )?;
-            let StorageReply::Fetched(messages) = reply else {
-                return Err(Failure::new(exit::IOERR, what));
-            };
-            for m in messages {
-                let Some(body) = m.content else { continue };
-                let octets = body
-                    .to_bytes()
-                    .map_err(|e| Failure::new(exit::IOERR, format!("{what}: {e}")))?;
-                counts.entry(hash(&octets)).or_default().0 += 1;
-            }
-        }
+        self.target.each_message(name, |_, octets| {
+            counts.entry(hash(octets)).or_default().0 += 1;
+            Ok(())
+        })?;
         Ok(counts)
     }
 

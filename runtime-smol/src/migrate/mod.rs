@@ -16,7 +16,10 @@ pub mod uidlist;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tern_core::store::{MailStore, StorageError, StorageOp, StorageReply, StorageResult};
+use bytes::Bytes;
+use tern_core::store::{
+    FetchWant, FetchedMessage, MailStore, StorageError, StorageOp, StorageReply, StorageResult, Uid,
+};
 
 use crate::config::{Config, StorageBackend};
 use crate::directory::Directory;
@@ -171,6 +174,58 @@ impl Target {
     /// Runs one request; a failure ends the command.
     pub fn must(&self, op: StorageOp, what: &str) -> Result<StorageReply, Failure> {
         self.run(op).map_err(|e| storage_failure(what, &e))
+    }
+
+    /// Calls `f` with every message of mailbox `name` and its octets, in UID order, a batch
+    /// of requests at a time; returns the mailbox's UIDVALIDITY and UIDNEXT.
+    pub fn each_message(
+        &self,
+        name: &str,
+        mut f: impl FnMut(&FetchedMessage, &[u8]) -> Result<(), Failure>,
+    ) -> Result<(u32, Uid), Failure> {
+        /// Messages per FETCH.
+        const FETCH_BATCH: usize = 200;
+        let what = format!("cannot read {name}");
+        let StorageReply::Opened(snapshot) = self.must(
+            StorageOp::Open {
+                account: self.account.clone(),
+                name: name.to_string(),
+                read_only: true,
+            },
+            &what,
+        )?
+        else {
+            return Err(Failure::new(exit::IOERR, what));
+        };
+        for uids in snapshot.uids.chunks(FETCH_BATCH) {
+            let StorageReply::Fetched(messages) = self.must(
+                StorageOp::Fetch {
+                    account: self.account.clone(),
+                    mailbox: snapshot.id,
+                    uids: uids.to_vec(),
+                    want: FetchWant {
+                        content: true,
+                        info: false,
+                        header_only: false,
+                    },
+                    mark_seen: false,
+                },
+                &what,
+            )?
+            else {
+                return Err(Failure::new(exit::IOERR, what));
+            };
+            for m in messages.iter().filter(|m| !m.expunged) {
+                let octets: Bytes = match &m.content {
+                    Some(body) => body
+                        .to_bytes()
+                        .map_err(|e| Failure::new(exit::IOERR, format!("{what}: {e}")))?,
+                    None => Bytes::new(),
+                };
+                f(m, &octets)?;
+            }
+        }
+        Ok((snapshot.uid_validity, snapshot.uid_next))
     }
 
     /// Tidies the store up (checkpoints) before the process ends.
