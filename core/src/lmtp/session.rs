@@ -55,7 +55,11 @@ enum Expect {
     Lookup {
         id: RequestId,
         to: String,
+        /// The detail the looked-up address was stripped of (deliver to that folder).
         detail: Option<String>,
+        /// Asked first for the whole address of a `name+detail` recipient: if no account has
+        /// that name, this address (without the detail) and the detail are asked next.
+        then: Option<(String, String)>,
     },
     /// Storage is storing the message for recipient `index`.
     Deliver {
@@ -207,6 +211,7 @@ impl LmtpSession {
                         self.looked_up(
                             to,
                             None,
+                            None,
                             Err(DirectoryError::Internal(WRONG_KIND_REPLY.into())),
                         );
                         self.after_step();
@@ -225,7 +230,8 @@ impl LmtpSession {
                         id: expected,
                         to,
                         detail,
-                    } if expected == id => self.looked_up(to, detail, reply),
+                        then,
+                    } if expected == id => self.looked_up(to, detail, then, reply),
                     Expect::Deliver {
                         id: expected,
                         index,
@@ -468,16 +474,47 @@ impl LmtpSession {
             self.reply("452 4.5.3 Too many recipients");
             return;
         }
-        let (address, detail) = split_detail(&to);
+        // An account may itself be named `name+x`: the whole address is asked first.
+        let then = match split_detail(&to) {
+            (address, Some(detail)) => Some((address, detail)),
+            (_, None) => None,
+        };
+        self.look_up(to.clone(), to, None, then);
+    }
+
+    fn look_up(
+        &mut self,
+        address: String,
+        to: String,
+        detail: Option<String>,
+        then: Option<(String, String)>,
+    ) {
         let id = self.ids.next();
         self.out.push(Output::Directory(DirectoryRequest {
             id,
             op: DirectoryOp::FindRecipient { address },
         }));
-        self.expect = Expect::Lookup { id, to, detail };
+        self.expect = Expect::Lookup {
+            id,
+            to,
+            detail,
+            then,
+        };
     }
 
-    fn looked_up(&mut self, to: String, detail: Option<String>, reply: DirectoryResult) {
+    fn looked_up(
+        &mut self,
+        to: String,
+        detail: Option<String>,
+        then: Option<(String, String)>,
+        reply: DirectoryResult,
+    ) {
+        if let (Some((address, detail)), Ok(DirectoryReply::Recipient { account: None })) =
+            (then, &reply)
+        {
+            self.look_up(address, to, Some(detail), None);
+            return;
+        }
         match reply {
             Ok(DirectoryReply::Recipient {
                 account: Some(account),

@@ -477,3 +477,19 @@ fn a_dot_between_bare_line_feeds_does_not_end_the_message() {
     );
     assert!(h.messages("bob", "INBOX").is_empty());
 }
+
+/// An account whose name holds the delimiter (`team+ops`) is found by the whole address
+/// first; only when no account has that name is the part after `+` a folder.
+#[test]
+fn an_account_named_with_a_plus_is_found_whole() {
+    let mut h = Harness::new();
+    h.directory.add_user("team+ops", "x");
+    let out = h.send(&format!(
+        "{ENVELOPE}RCPT TO:<team+ops@example.org>\r\nRCPT TO:<alice+nowhere@example.org>\r\n\
+         RCPT TO:<carol+x@example.org>\r\nDATA\r\n\r\nx\r\n.\r\n"
+    ));
+    assert!(out.contains("250 2.1.5 <team+ops@example.org>"), "{out}");
+    assert!(out.contains("550 5.1.1 <carol+x@example.org>"), "{out}");
+    assert_eq!(h.messages("team+ops", "INBOX").len(), 1);
+    assert_eq!(h.messages("alice", "INBOX").len(), 1);
+}
