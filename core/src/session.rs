@@ -197,6 +197,11 @@ pub enum Event {
     /// that counts connections per account stops counting this one now, so a client that
     /// reconnects as soon as it reads the goodbye is not refused.
     LoggedOut,
+    /// The session gave up its account but goes on, not authenticated (IMAP UNAUTHENTICATE,
+    /// RFC 8437): the driver stops counting it against the account, stops delivering the
+    /// account's change notices, and counts it as not logged in again. A later `LoggedIn`
+    /// may name another account. Comes before the command's OK.
+    Unauthenticated,
     /// An LMTP delivery was stored (durably) for a recipient.
     Delivered {
         /// The recipient's account.
