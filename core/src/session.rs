@@ -49,6 +49,9 @@ pub struct SessionConfig {
     /// Channel-binding data of an implicit-TLS connection (STARTTLS supplies its own with
     /// [`Input::TlsEstablished`]).
     pub channel_bindings: crate::sasl::ChannelBindings,
+    /// Whether IMAP offers UNAUTHENTICATE (RFC 8437). §8 asks for a way to turn it off: behind
+    /// a proxy that only checks the first login, it would let a client log in again past it.
+    pub imap_unauthenticate: bool,
 }
 
 impl SessionConfig {
@@ -61,6 +64,7 @@ impl SessionConfig {
             limits: Limits::default(),
             server_name: "tern".to_string(),
             channel_bindings: crate::sasl::ChannelBindings::default(),
+            imap_unauthenticate: true,
         }
     }
 }

@@ -18,11 +18,15 @@ struct Harness {
 
 impl Harness {
     fn new(protocol: Protocol, transport: Transport, plaintext: bool) -> Harness {
+        let mut config = SessionConfig::new(protocol, transport);
+        config.plaintext_auth_without_tls = plaintext;
+        Harness::with_config(config)
+    }
+
+    fn with_config(config: SessionConfig) -> Harness {
         let store = MemStore::new();
         let mut directory = MemDirectory::new();
         directory.add_user("alice", "wonderland");
-        let mut config = SessionConfig::new(protocol, transport);
-        config.plaintext_auth_without_tls = plaintext;
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         let mut h = Harness {
@@ -917,4 +921,23 @@ fn rfc8437_unauthenticate_gives_up_the_account_and_rearms_the_login_timeout() {
         "* BYE Login timed out.\r\n"
     );
     assert_eq!(h.blocked, Blocked::Close);
+}
+
+/// RFC 8437 §8: "implementations of this extension MUST provide a way to disable it". Turned
+/// off, UNAUTHENTICATE is neither advertised nor accepted.
+#[test]
+fn rfc8437_8_unauthenticate_can_be_turned_off() {
+    let mut config = SessionConfig::new(Protocol::Imap, Transport::ImplicitTls);
+    config.imap_unauthenticate = false;
+    let mut h = Harness::with_config(config);
+    h.take();
+    let login = h.send("a LOGIN alice wonderland\r\n");
+    assert!(login.starts_with("a OK [CAPABILITY"), "{login}");
+    assert!(!login.contains("UNAUTHENTICATE"), "{login}");
+    assert!(!h.send("b CAPABILITY\r\n").contains("UNAUTHENTICATE"));
+    assert_eq!(
+        h.send("c UNAUTHENTICATE\r\n"),
+        "c BAD Command not supported.\r\n"
+    );
+    assert_eq!(h.session.account(), Some("alice"));
 }

@@ -253,6 +253,14 @@ fn unauthenticate_gives_back_the_account_connection_slot() {
     assert!(reply.starts_with("l NO [UNAVAILABLE]"), "{reply}");
     assert!(imap(&mut a, "u", "UNAUTHENTICATE").starts_with("u OK"));
     assert!(login(&mut c, "bob", "builder").starts_with("l OK"));
+
+    // RFC 8437 §8: the operator can turn it off.
+    let server = Server::start(&format!("{ACCOUNTS}unauthenticate = false\n"));
+    let mut d = Client::connect(server.port("imap"));
+    greeted(&mut d);
+    let reply = login(&mut d, "alice", "wonderland");
+    assert!(!reply.contains("UNAUTHENTICATE"), "{reply}");
+    assert!(imap(&mut d, "u", "UNAUTHENTICATE").starts_with("u BAD"));
 }
 
 const SHA512_PENCIL: &str = "{SHA512-CRYPT}$6$0G7ox8WR4DD5YUfb$BBwy6UH6ABE2Ivd1URL6z/wvVPpXQQbVqTifIBXkVErcQBERxNGanvAs0LpS/ArxItN/oLy8hiGOkOTpwAqWW0";

@@ -669,7 +669,9 @@ impl ImapSession {
             }
             Command::Close if selected => self.close_mailbox(tag, true),
             Command::Unselect if selected => self.close_mailbox(tag, false),
-            Command::Unauthenticate => self.unauthenticate(tag, now),
+            Command::Unauthenticate if self.config.imap_unauthenticate => {
+                self.unauthenticate(tag, now)
+            }
             Command::Expunge if selected => self.expunge(tag, None),
             Command::UidExpunge(set) if selected => self.expunge(tag, Some(set)),
             Command::Search {
@@ -987,6 +989,9 @@ impl ImapSession {
                 "UTF8=ACCEPT",
                 "WITHIN",
             ]),
+        }
+        if !self.config.imap_unauthenticate {
+            caps.retain(|c| *c != "UNAUTHENTICATE");
         }
         let mut out: Vec<Bytes> = caps
             .into_iter()
