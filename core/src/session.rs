@@ -49,6 +49,9 @@ pub struct SessionConfig {
     /// Channel-binding data of an implicit-TLS connection (STARTTLS supplies its own with
     /// [`Input::TlsEstablished`]).
     pub channel_bindings: crate::sasl::ChannelBindings,
+    /// Whether IMAP offers UNAUTHENTICATE (RFC 8437). §8 asks for a way to turn it off: behind
+    /// a proxy that only checks the first login, it would let a client log in again past it.
+    pub imap_unauthenticate: bool,
 }
 
 impl SessionConfig {
@@ -61,6 +64,7 @@ impl SessionConfig {
             limits: Limits::default(),
             server_name: "tern".to_string(),
             channel_bindings: crate::sasl::ChannelBindings::default(),
+            imap_unauthenticate: true,
         }
     }
 }
@@ -197,6 +201,11 @@ pub enum Event {
     /// that counts connections per account stops counting this one now, so a client that
     /// reconnects as soon as it reads the goodbye is not refused.
     LoggedOut,
+    /// The session gave up its account but goes on, not authenticated (IMAP UNAUTHENTICATE,
+    /// RFC 8437): the driver stops counting it against the account, stops delivering the
+    /// account's change notices, and counts it as not logged in again. A later `LoggedIn`
+    /// may name another account. Comes before the command's OK.
+    Unauthenticated,
     /// An LMTP delivery was stored (durably) for a recipient.
     Delivered {
         /// The recipient's account.

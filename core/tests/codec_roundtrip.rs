@@ -396,7 +396,7 @@ fn search_returns(g: &mut Gen) -> Option<Vec<SearchReturn>> {
 // ---------------------------------------------------------------- commands
 
 fn command(g: &mut Gen) -> Command {
-    match below(g, 48) {
+    match below(g, 49) {
         0 => Command::Capability,
         1 => Command::Noop,
         2 => Command::Logout,
@@ -625,6 +625,7 @@ fn command(g: &mut Gen) -> Command {
             set: sequence_set(g),
             mailbox: mailbox(g),
         },
+        47 => Command::Unauthenticate,
         45 | 46 => Command::Move {
             uid: bool::arbitrary(g),
             set: sequence_set(g),
@@ -692,8 +693,8 @@ fn every_command_variant_is_generated() {
     for _ in 0..5000 {
         seen.insert(command(&mut g).name());
     }
-    // 48 names: `name()` distinguishes UID forms too.
-    assert_eq!(seen.len(), 48, "{seen:?}");
+    // 49 names: `name()` distinguishes UID forms too.
+    assert_eq!(seen.len(), 49, "{seen:?}");
 }
 
 #[test]

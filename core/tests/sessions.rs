@@ -18,11 +18,15 @@ struct Harness {
 
 impl Harness {
     fn new(protocol: Protocol, transport: Transport, plaintext: bool) -> Harness {
+        let mut config = SessionConfig::new(protocol, transport);
+        config.plaintext_auth_without_tls = plaintext;
+        Harness::with_config(config)
+    }
+
+    fn with_config(config: SessionConfig) -> Harness {
         let store = MemStore::new();
         let mut directory = MemDirectory::new();
         directory.add_user("alice", "wonderland");
-        let mut config = SessionConfig::new(protocol, transport);
-        config.plaintext_auth_without_tls = plaintext;
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         let mut h = Harness {
@@ -100,7 +104,7 @@ fn rfc9051_6_2_3_login_refused_without_tls_and_allowed_on_loopback() {
     h.take();
     assert_eq!(
         h.send("a LOGIN alice wonderland\r\n"),
-        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND UTF8=ACCEPT WITHIN APPENDLIMIT=67108864] Logged in.\r\n"
+        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND UTF8=ACCEPT WITHIN APPENDLIMIT=67108864] Logged in.\r\n"
     );
     assert_eq!(h.session.account(), Some("alice"));
     assert_eq!(
@@ -143,7 +147,7 @@ fn rfc4959_authenticate_plain_with_and_without_initial_response() {
     // "\0alice\0wonderland"
     assert_eq!(
         h.send("a AUTHENTICATE PLAIN AGFsaWNlAHdvbmRlcmxhbmQ=\r\n"),
-        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND UTF8=ACCEPT WITHIN APPENDLIMIT=67108864] Logged in.\r\n"
+        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND UTF8=ACCEPT WITHIN APPENDLIMIT=67108864] Logged in.\r\n"
     );
     let mut h = imap(Transport::ImplicitTls, false);
     h.take();
@@ -158,7 +162,7 @@ fn rfc4959_authenticate_plain_with_and_without_initial_response() {
     assert_eq!(h.send("d AUTHENTICATE PLAIN\r\n"), "+ \r\n");
     assert_eq!(
         h.send("AGFsaWNlAHdvbmRlcmxhbmQ=\r\n"),
-        "d OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND UTF8=ACCEPT WITHIN APPENDLIMIT=67108864] Logged in.\r\n"
+        "d OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND UTF8=ACCEPT WITHIN APPENDLIMIT=67108864] Logged in.\r\n"
     );
 }
 
@@ -213,7 +217,7 @@ fn literals_get_continuations_and_oversized_ones_toobig() {
     assert_eq!(h.send("a LOGIN {5}\r\n"), "+ Ready for literal data\r\n");
     assert_eq!(
         h.send("alice {10+}\r\nwonderland\r\n"),
-        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND UTF8=ACCEPT WITHIN APPENDLIMIT=67108864] Logged in.\r\n"
+        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND UTF8=ACCEPT WITHIN APPENDLIMIT=67108864] Logged in.\r\n"
     );
     let mut h = imap(Transport::ImplicitTls, false);
     h.take();
@@ -872,4 +876,68 @@ fn a_reply_of_the_wrong_kind_is_an_internal_error() {
     // RFC 1939 §7: after a refused PASS, the client starts again with USER.
     assert!(h.send("USER alice\r\n").starts_with("+OK"));
     assert_eq!(h.send("PASS wonderland\r\n"), "+OK Logged in.\r\n");
+}
+
+/// RFC 8437 §3: UNAUTHENTICATE ends the session's hold on its account. The driver hears of it
+/// (an `Unauthenticated` event before the OK, to give back the account's connection slot and
+/// change notices), `account()` is `None` again, and the connection is a stranger once more:
+/// closed a minute later unless it logs in again.
+#[test]
+fn rfc8437_unauthenticate_gives_up_the_account_and_rearms_the_login_timeout() {
+    use tern_core::{Event, Output};
+    let mut h = imap(Transport::ImplicitTls, false);
+    h.take();
+    assert!(h
+        .send("a LOGIN alice wonderland\r\n")
+        .starts_with("a OK [CAPABILITY"));
+    assert_eq!(h.advance(Duration::from_secs(120)), "");
+    h.session
+        .handle_input(Input::Bytes {
+            now: h.now,
+            data: b"u UNAUTHENTICATE\r\n",
+        })
+        .unwrap();
+    let mut seen_event = false;
+    loop {
+        match h.session.poll_output() {
+            Output::Event(Event::Unauthenticated) => {
+                assert!(h.wire.is_empty(), "the event comes before the OK");
+                seen_event = true;
+            }
+            Output::Transmit(bytes) => h.wire.extend_from_slice(&bytes),
+            Output::Timeout(_) => break,
+            other @ (Output::Storage(_) | Output::Directory(_) | Output::Close) => {
+                panic!("{other:?}")
+            }
+            _ => {}
+        }
+    }
+    assert!(seen_event);
+    assert_eq!(h.take(), "u OK UNAUTHENTICATE completed.\r\n");
+    assert_eq!(h.session.account(), None);
+    assert_eq!(h.advance(Duration::from_secs(59)), "");
+    assert_eq!(
+        h.advance(Duration::from_secs(1)),
+        "* BYE Login timed out.\r\n"
+    );
+    assert_eq!(h.blocked, Blocked::Close);
+}
+
+/// RFC 8437 §8: "implementations of this extension MUST provide a way to disable it". Turned
+/// off, UNAUTHENTICATE is neither advertised nor accepted.
+#[test]
+fn rfc8437_8_unauthenticate_can_be_turned_off() {
+    let mut config = SessionConfig::new(Protocol::Imap, Transport::ImplicitTls);
+    config.imap_unauthenticate = false;
+    let mut h = Harness::with_config(config);
+    h.take();
+    let login = h.send("a LOGIN alice wonderland\r\n");
+    assert!(login.starts_with("a OK [CAPABILITY"), "{login}");
+    assert!(!login.contains("UNAUTHENTICATE"), "{login}");
+    assert!(!h.send("b CAPABILITY\r\n").contains("UNAUTHENTICATE"));
+    assert_eq!(
+        h.send("c UNAUTHENTICATE\r\n"),
+        "c BAD Command not supported.\r\n"
+    );
+    assert_eq!(h.session.account(), Some("alice"));
 }

@@ -198,6 +198,7 @@ const IMAP_COMMANDS: &[(&str, Group, &str)] = &[
     ("CHECK", Group::Selected, "CHECK"),
     ("CLOSE", Group::Selected, "CLOSE"),
     ("UNSELECT", Group::Selected, "UNSELECT"),
+    ("UNAUTHENTICATE", Group::Auth, "UNAUTHENTICATE"),
     ("EXPUNGE", Group::Selected, "EXPUNGE"),
     ("UID EXPUNGE", Group::Selected, "UID EXPUNGE 1"),
     ("SEARCH", Group::Selected, "SEARCH ALL"),
@@ -508,11 +509,12 @@ fn render() -> (String, Vec<String>) {
          session reads nothing more.\n\n",
     );
     doc.push_str(
-        "## IMAP (RFC 9051 §3, §6; RFC 2177 IDLE; RFC 5161 ENABLE)\n\n\
+        "## IMAP (RFC 9051 §3, §6; RFC 2177 IDLE; RFC 5161 ENABLE; RFC 8437 UNAUTHENTICATE)\n\n\
          Any state: CAPABILITY, NOOP, LOGOUT, ID (RFC 2971). Not authenticated: STARTTLS (where \
          offered), AUTHENTICATE, LOGIN (NO [PRIVACYREQUIRED] under LOGINDISABLED). Authenticated, \
          and also selected: SELECT, EXAMINE, NAMESPACE, CREATE, DELETE, RENAME, SUBSCRIBE, \
-         UNSUBSCRIBE, LIST, LSUB, STATUS, APPEND, IDLE; ENABLE in the authenticated state only. \
+         UNSUBSCRIBE, LIST, LSUB, STATUS, APPEND, IDLE, UNAUTHENTICATE (back to not \
+         authenticated); ENABLE in the authenticated state only. \
          Selected: CHECK, CLOSE, UNSELECT, EXPUNGE, SEARCH, FETCH, STORE, COPY, MOVE and their \
          UID forms; a read-only (EXAMINEd) mailbox answers changes with NO [CANNOT]. Extensions \
          tern does not advertise are BAD everywhere.\n\n",

@@ -170,6 +170,11 @@ pub struct Auth {
     /// Successful checks remembered at most; 0 turns the cache off.
     #[serde(default = "default_cache_size")]
     pub cache_size: usize,
+    /// Offer IMAP UNAUTHENTICATE (RFC 8437), by which a logged-in connection logs in again,
+    /// perhaps as another user. RFC 8437 §8 asks for this switch: behind a proxy that checks
+    /// only the first login and then passes bytes through, turn it off.
+    #[serde(default = "default_true")]
+    pub unauthenticate: bool,
 }
 
 impl Default for Auth {
@@ -186,6 +191,7 @@ impl Default for Auth {
             check_queue: default_check_queue(),
             cache_ttl: default_cache_ttl(),
             cache_size: default_cache_size(),
+            unauthenticate: true,
         }
     }
 }
@@ -677,6 +683,14 @@ mod tests {
             let e = parse(&format!("{base}{bad}")).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");
         }
+    }
+
+    #[test]
+    fn unauthenticate_is_offered_unless_turned_off() {
+        let base = "[storage]\npath = \"d\"\n[server.listener.x]\nbind = [\"127.0.0.1:1\"]\nprotocol = \"imap\"\n";
+        assert!(parse(base).unwrap().auth.unauthenticate);
+        let c = parse(&format!("{base}[auth]\nunauthenticate = false\n")).unwrap();
+        assert!(!c.auth.unauthenticate);
     }
 
     #[test]

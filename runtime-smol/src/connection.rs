@@ -697,6 +697,12 @@ impl Connection {
                 tracing::info!(peer = %self.peer, listener = %self.ctx.listener, user = %account, mechanism, "authentication succeeded")
             }
             Event::LoggedOut => self.client.slot.release_account(),
+            Event::Unauthenticated => {
+                // The old account's notices stop here; a later login watches its own.
+                self.watch = None;
+                self.client.slot.unauthenticated();
+                tracing::info!(peer = %self.peer, listener = %self.ctx.listener, "unauthenticated")
+            }
             Event::Delivered { account, mailbox } => {
                 self.ctx.backend.metrics().delivered();
                 tracing::info!(peer = %self.peer, listener = %self.ctx.listener, user = %account, mailbox = %mailbox, "delivered")

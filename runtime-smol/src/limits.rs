@@ -186,6 +186,24 @@ impl ConnectionSlot {
         }
     }
 
+    /// The connection went back to the not-authenticated state (IMAP UNAUTHENTICATE): it
+    /// gives up its account share, so a later login claims one afresh (as another account,
+    /// perhaps), and counts among the connections that have not logged in again.
+    pub fn unauthenticated(&self) {
+        self.release_account();
+        if !self
+            .unauthenticated
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            let mut counts = self
+                .limits
+                .counts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            counts.unauthenticated += 1;
+        }
+    }
+
     /// Gives up the account share early: when the session has ended but its last bytes are
     /// still being flushed, a client that reconnects at once must not find the account full.
     pub fn release_account(&self) {
@@ -321,6 +339,34 @@ mod tests {
         drop((b, d));
         assert_eq!(l.counts.lock().unwrap().unauthenticated, 0);
         assert_eq!(l.open(), 0);
+    }
+
+    #[test]
+    fn unauthenticate_gives_back_the_account_and_counts_as_a_stranger_again() {
+        let l = ConnectionLimits::new(ConnectionLimitsConfig {
+            total: 0,
+            per_ip: 0,
+            unauthenticated: 1,
+            imap_per_account: 1,
+            pop3_per_account: 0,
+        });
+        let a = l.admit(ip("192.0.2.1")).unwrap();
+        assert!(a.claim_account(Protocol::Imap, "alice"));
+        a.logged_in();
+        let b = l.admit(ip("192.0.2.2")).unwrap();
+        assert!(!b.claim_account(Protocol::Imap, "alice"));
+        a.unauthenticated();
+        a.unauthenticated();
+        assert_eq!(l.counts.lock().unwrap().unauthenticated, 2);
+        assert!(b.claim_account(Protocol::Imap, "alice"));
+        b.logged_in();
+        assert!(!a.claim_account(Protocol::Imap, "alice"));
+        assert!(a.claim_account(Protocol::Imap, "bob"));
+        a.logged_in();
+        drop((a, b));
+        let counts = l.counts.lock().unwrap();
+        assert_eq!(counts.unauthenticated, 0);
+        assert!(counts.per_account.is_empty());
     }
 
     #[test]

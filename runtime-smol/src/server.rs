@@ -281,6 +281,7 @@ async fn serve(
         );
         session_config.limits = session_limits.clone();
         session_config.server_name = config.server.name.clone();
+        session_config.imap_unauthenticate = config.auth.unauthenticate;
         let allow_plain = config.auth.allow_plain_text;
         let ex = executor.clone();
         let limits = limits.clone();

@@ -224,6 +224,45 @@ fn an_account_at_its_connection_limit_refuses_further_logins() {
     assert!(reply.starts_with("-ERR"), "{reply}");
 }
 
+/// RFC 8437: a session that UNAUTHENTICATEs no longer holds its account's connection slot
+/// (without waiting for the connection to end), and its next login claims one afresh.
+#[test]
+fn unauthenticate_gives_back_the_account_connection_slot() {
+    let server = Server::start(&format!(
+        "{ACCOUNTS}[limits]\nimap-max-connections-per-account = 1\n"
+    ));
+    let port = server.port("imap");
+    let mut a = Client::connect(port);
+    greeted(&mut a);
+    assert!(login(&mut a, "alice", "wonderland").starts_with("l OK"));
+    let mut b = Client::connect(port);
+    greeted(&mut b);
+    let reply = login(&mut b, "alice", "wonderland");
+    assert!(reply.starts_with("l NO [UNAVAILABLE]"), "{reply}");
+
+    assert!(imap(&mut a, "u", "UNAUTHENTICATE").starts_with("u OK"));
+    let reply = login(&mut b, "alice", "wonderland");
+    assert!(reply.starts_with("l OK"), "{reply}");
+    // A is a new connection for the limit: bob is free, alice is B's now.
+    let reply = login(&mut a, "alice", "wonderland");
+    assert!(reply.starts_with("l NO [UNAVAILABLE]"), "{reply}");
+    assert!(login(&mut a, "bob", "builder").starts_with("l OK"));
+    let mut c = Client::connect(port);
+    greeted(&mut c);
+    let reply = login(&mut c, "bob", "builder");
+    assert!(reply.starts_with("l NO [UNAVAILABLE]"), "{reply}");
+    assert!(imap(&mut a, "u", "UNAUTHENTICATE").starts_with("u OK"));
+    assert!(login(&mut c, "bob", "builder").starts_with("l OK"));
+
+    // RFC 8437 §8: the operator can turn it off.
+    let server = Server::start(&format!("{ACCOUNTS}unauthenticate = false\n"));
+    let mut d = Client::connect(server.port("imap"));
+    greeted(&mut d);
+    let reply = login(&mut d, "alice", "wonderland");
+    assert!(!reply.contains("UNAUTHENTICATE"), "{reply}");
+    assert!(imap(&mut d, "u", "UNAUTHENTICATE").starts_with("u BAD"));
+}
+
 const SHA512_PENCIL: &str = "{SHA512-CRYPT}$6$0G7ox8WR4DD5YUfb$BBwy6UH6ABE2Ivd1URL6z/wvVPpXQQbVqTifIBXkVErcQBERxNGanvAs0LpS/ArxItN/oLy8hiGOkOTpwAqWW0";
 const BLF_PENCIL: &str = "{BLF-CRYPT}$2y$05$gXLxvikHsAQD8OhY0QEgZeobFU1PXKgWpZ4uO7r9wVdkBveuE/nbu";
 

@@ -224,6 +224,9 @@ pub enum Command {
     Close,
     /// UNSELECT (RFC 3691).
     Unselect,
+    /// UNAUTHENTICATE (RFC 8437): back to the not-authenticated state (authenticated or
+    /// selected).
+    Unauthenticate,
     /// EXPUNGE.
     Expunge,
     /// UID EXPUNGE set (RFC 4315).
@@ -353,6 +356,7 @@ impl Command {
             Command::Check => "CHECK",
             Command::Close => "CLOSE",
             Command::Unselect => "UNSELECT",
+            Command::Unauthenticate => "UNAUTHENTICATE",
             Command::Expunge => "EXPUNGE",
             Command::UidExpunge(_) => "UID EXPUNGE",
             Command::Search { uid: false, .. } => "SEARCH",

@@ -126,6 +126,7 @@ fn dispatch<'a>(cx: &Cx<'_>, line: &[u8], name: &[u8], i: &'a [u8]) -> Res<'a, C
         b"CHECK" => Ok((i, Command::Check)),
         b"CLOSE" => Ok((i, Command::Close)),
         b"UNSELECT" => Ok((i, Command::Unselect)),
+        b"UNAUTHENTICATE" => Ok((i, Command::Unauthenticate)),
         b"EXPUNGE" => Ok((i, Command::Expunge)),
         b"ID" => id(cx, i),
         b"LOGIN" => login(cx, i),

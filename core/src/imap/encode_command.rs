@@ -136,6 +136,7 @@ fn command(out: &mut BytesMut, c: &Command, w: &Strings) {
         Command::Check => out.put_slice(b"CHECK"),
         Command::Close => out.put_slice(b"CLOSE"),
         Command::Unselect => out.put_slice(b"UNSELECT"),
+        Command::Unauthenticate => out.put_slice(b"UNAUTHENTICATE"),
         Command::Expunge => out.put_slice(b"EXPUNGE"),
         Command::Id(params) => {
             out.put_slice(b"ID ");

@@ -50,6 +50,7 @@ const COMMAND_NAMES: &[&str] = &[
     "SUBSCRIBE",
     "THREAD",
     "UID",
+    "UNAUTHENTICATE",
     "UNSELECT",
     "UNSUBSCRIBE",
 ];

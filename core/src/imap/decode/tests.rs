@@ -713,6 +713,15 @@ fn rfc2177_idle_and_done() {
     assert!(!idle_done(b"DONE x"));
 }
 
+// ---------------------------------------------------------------- RFC 8437 §6
+
+#[test]
+fn rfc8437_6_unauthenticate_takes_no_arguments() {
+    assert_eq!(ok("a1 UNAUTHENTICATE"), Command::Unauthenticate);
+    assert_eq!(ok("a1 unauthenticate"), Command::Unauthenticate);
+    bad("a1 UNAUTHENTICATE now");
+}
+
 // ---------------------------------------------------------------- RFC 9051 §6.4
 
 #[test]

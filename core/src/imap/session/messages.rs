@@ -64,7 +64,7 @@ impl ImapSession {
     }
 
     /// Leaves the selected state (if in it), keeping the account.
-    fn deselect(&mut self) -> bool {
+    pub(super) fn deselect(&mut self) -> bool {
         let previous = std::mem::replace(&mut self.state, State::NotAuthenticated);
         let (state, was) = match previous {
             State::Selected { account, .. } => (State::Authenticated { account }, true),

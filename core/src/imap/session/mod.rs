@@ -12,6 +12,8 @@
 //!               └───────────LOGOUT / BYE─────────────┴──────────────────────┴──▶ Logout
 //! ```
 //!
+//! UNAUTHENTICATE (RFC 8437) leads from Authenticated and Selected back to Not Authenticated.
+//!
 //! Orthogonal to the state, [`Expect`] says what the session waits for: a command, a SASL
 //! response line, IDLE's DONE, a storage reply, a directory reply (a login), the end of a
 //! failed-login delay, or a TLS handshake. Only the first three consume input; otherwise input stays buffered in the
@@ -667,6 +669,9 @@ impl ImapSession {
             }
             Command::Close if selected => self.close_mailbox(tag, true),
             Command::Unselect if selected => self.close_mailbox(tag, false),
+            Command::Unauthenticate if self.config.imap_unauthenticate => {
+                self.unauthenticate(tag, now)
+            }
             Command::Expunge if selected => self.expunge(tag, None),
             Command::UidExpunge(set) if selected => self.expunge(tag, Some(set)),
             Command::Search {
@@ -909,6 +914,22 @@ impl ImapSession {
         self.out.push(Output::StartTls);
     }
 
+    /// UNAUTHENTICATE (RFC 8437 §3): everything the login brought goes; TLS and the failed-login
+    /// count stay with the connection. Never NO: a client may have pipelined its next login.
+    fn unauthenticate(&mut self, tag: Tag, now: Instant) {
+        // Like UNSELECT: the selection ends without expunging, and pending updates are not
+        // sent (the view and its saved SEARCHRES result go with it, RFC 8437 §4.1).
+        self.deselect();
+        self.state = State::NotAuthenticated;
+        // §4.1: whatever ENABLE switched on ceases to be enabled.
+        self.enabled = Enabled::default();
+        self.out.push(Output::Event(Event::Unauthenticated));
+        // Not authenticated again, so bounded again by the login timeout.
+        self.timers
+            .set(Timer::Login, now + self.limits().login_timeout);
+        self.status(Some(tag), Condition::Ok, None, "UNAUTHENTICATE completed.");
+    }
+
     fn enable(&mut self, tag: Tag, caps: &[Bytes]) {
         let mut newly = Vec::new();
         for cap in caps {
@@ -951,6 +972,8 @@ impl ImapSession {
                 "IDLE",
                 "NAMESPACE",
                 "UNSELECT",
+                // RFC 8437 §3: advertised only after authentication, where it is valid.
+                "UNAUTHENTICATE",
                 "UIDPLUS",
                 "ESEARCH",
                 "SEARCHRES",
@@ -966,6 +989,9 @@ impl ImapSession {
                 "UTF8=ACCEPT",
                 "WITHIN",
             ]),
+        }
+        if !self.config.imap_unauthenticate {
+            caps.retain(|c| *c != "UNAUTHENTICATE");
         }
         let mut out: Vec<Bytes> = caps
             .into_iter()
