@@ -201,6 +201,8 @@ pub(crate) struct ImapSession {
     presynced: bool,
     /// The TLS session's channel-binding data, for SCRAM-SHA-256-PLUS.
     channel_bindings: ChannelBindings,
+    /// COMPRESS DEFLATE was answered OK: the driver compresses (RFC 4978).
+    compressing: bool,
 }
 
 impl ImapSession {
@@ -225,6 +227,7 @@ impl ImapSession {
             covered: false,
             presynced: false,
             channel_bindings,
+            compressing: false,
         };
         let caps = s.capability_list();
         let greeting = format!("{} ready.", s.config.server_name);
@@ -633,6 +636,9 @@ impl ImapSession {
                     "ENABLE is not allowed in the selected state.",
                 )
             }
+            Command::Compress { mechanism } if self.config.compression => {
+                self.compress(tag, &mechanism)
+            }
             Command::Namespace => {
                 self.send(Response::Data(Data::Namespace {
                     personal: Some(vec![(Bytes::new(), Some(b'/'))]),
@@ -909,6 +915,32 @@ impl ImapSession {
         self.out.push(Output::StartTls);
     }
 
+    /// RFC 4978 §3. The OK is the last uncompressed output; the driver compresses everything
+    /// after it (both directions) once it sees [`Output::StartCompression`].
+    fn compress(&mut self, tag: Tag, mechanism: &[u8]) {
+        if !mechanism.eq_ignore_ascii_case(b"DEFLATE") {
+            self.bad(Some(tag), None, "Unknown compression mechanism.");
+            return;
+        }
+        if self.compressing {
+            // RFC 4978 allows BAD or NO here; Dovecot answers NO [COMPRESSIONACTIVE].
+            self.no(
+                tag,
+                Some(Code::CompressionActive),
+                "DEFLATE is active already.",
+            );
+            return;
+        }
+        // Not `finish`: a synchronisation would put storage between the command and its OK,
+        // and nothing may come between the OK and the switch.
+        self.status(Some(tag), Condition::Ok, None, "DEFLATE active.");
+        self.compressing = true;
+        // §3: the client sends nothing after COMPRESS until it has seen the OK, so octets
+        // already here were sent too early, compressed or not: they are not acted on.
+        self.framer.clear();
+        self.out.push(Output::StartCompression);
+    }
+
     fn enable(&mut self, tag: Tag, caps: &[Bytes]) {
         let mut newly = Vec::new();
         for cap in caps {
@@ -971,6 +1003,13 @@ impl ImapSession {
             .into_iter()
             .map(|c| Bytes::from_static(c.as_bytes()))
             .collect();
+        // RFC 4978 §3: offered once COMPRESS is possible (after authentication), until used.
+        if !matches!(self.state, State::NotAuthenticated)
+            && self.config.compression
+            && !self.compressing
+        {
+            out.push(Bytes::from_static(b"COMPRESS=DEFLATE"));
+        }
         if !matches!(self.state, State::NotAuthenticated) {
             out.push(Bytes::from(format!(
                 "APPENDLIMIT={}",
