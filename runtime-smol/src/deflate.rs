@@ -60,6 +60,9 @@ pub struct Deflate {
     chunk: Vec<u8>,
     /// The client's final block has been seen: anything after it is refused.
     ended: bool,
+    /// The last inflate filled its buffer: the decompressor may hold more output (the rest
+    /// of a long match) even with no input left.
+    full: bool,
 }
 
 impl Default for Deflate {
@@ -80,6 +83,7 @@ impl Deflate {
             start: 0,
             chunk: vec![0; READ_CHUNK],
             ended: false,
+            full: false,
         }
     }
 
@@ -122,10 +126,10 @@ impl Deflate {
     /// is needed first. At most `buf.len()` octets per call, however well the input inflates.
     pub fn inflate(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let pending = self.raw.get(self.start..).unwrap_or_default();
-        if pending.is_empty() || buf.is_empty() {
+        if buf.is_empty() || (pending.is_empty() && !self.full) {
             return Ok(0);
         }
-        if self.ended {
+        if self.ended && !pending.is_empty() {
             return Err(InflateError::Corrupt.into_io());
         }
         let (in_before, out_before) = (self.decompress.total_in(), self.decompress.total_out());
@@ -135,7 +139,9 @@ impl Deflate {
             .map_err(|_| InflateError::Corrupt.into_io())?;
         let used = usize::try_from(self.decompress.total_in() - in_before).unwrap_or(usize::MAX);
         let made = usize::try_from(self.decompress.total_out() - out_before).unwrap_or(usize::MAX);
+        let had_input = !pending.is_empty();
         self.start = self.start.saturating_add(used).min(self.raw.len());
+        self.full = made == buf.len();
         if status == Status::StreamEnd {
             self.ended = true;
         }
@@ -145,7 +151,7 @@ impl Deflate {
         if self.decompress.total_out() > limit {
             return Err(InflateError::Bomb.into_io());
         }
-        if used == 0 && made == 0 && !self.ended {
+        if had_input && used == 0 && made == 0 && !self.ended {
             // Room to write and input to read, yet no progress: not a stream miniz accepts.
             return Err(InflateError::Corrupt.into_io());
         }
@@ -226,6 +232,50 @@ mod tests {
             inflate_all(&mut server, &raw).expect("inflate"),
             b"a2 NOOP\r\n"
         );
+    }
+
+    #[test]
+    fn input_split_anywhere_inflates_the_same() {
+        let mut client = Compress::new(Compression::new(6), false);
+        let text: Vec<u8> = (0..2000u32)
+            .flat_map(|i| format!("a{i} UID FETCH {i}:* (FLAGS)\r\n").into_bytes())
+            .collect();
+        let raw = client_deflate(&mut client, &text);
+        let mut server = Deflate::new();
+        let mut got = Vec::new();
+        for byte in raw.chunks(1) {
+            server.read_buffer()[0] = byte[0];
+            server.received(1);
+            let mut buf = [0u8; 7];
+            loop {
+                let n = server.inflate(&mut buf).expect("inflate");
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        assert_eq!(got, text);
+    }
+
+    #[test]
+    fn output_held_in_the_decompressor_comes_out_without_more_input() {
+        let mut client = Compress::new(Compression::new(6), false);
+        let text = [vec![b'x'; 3000], b"\r\n".to_vec()].concat();
+        let raw = client_deflate(&mut client, &text);
+        let mut server = Deflate::new();
+        server.read_buffer()[..raw.len()].copy_from_slice(&raw);
+        server.received(raw.len());
+        let mut got = Vec::new();
+        let mut buf = [0u8; 7];
+        loop {
+            let n = server.inflate(&mut buf).expect("inflate");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, text);
     }
 
     #[test]
