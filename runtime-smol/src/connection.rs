@@ -412,7 +412,11 @@ impl Connection {
                 Wake::Read(Err(e)) => {
                     if let Some(why) = InflateError::of(&e) {
                         // The session cannot say it: the octets never reached it.
-                        let bye = format!("* BYE [LIMIT] {why}.\r\n");
+                        let code = match why {
+                            InflateError::Bomb => "[LIMIT] ",
+                            InflateError::Corrupt => "",
+                        };
+                        let bye = format!("* BYE {code}{why}.\r\n");
                         tracing::info!(peer = %self.peer, listener = %self.ctx.listener, error = %why, "compressed input refused");
                         let _ = self.send(bye.as_bytes()).await;
                         let _ = self.flush().await;

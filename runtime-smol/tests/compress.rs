@@ -144,6 +144,36 @@ except OSError:
 print(sent, time.time() - start < 10, got.decode(errors="replace").strip())
 "#;
 
+/// Plaintext where compressed input is due: a corrupt stream.
+const NOT_COMPRESSED: &str = r#"
+c = Conn(int(sys.argv[1]))
+c.line()
+c.cmd(b"a1", b"LOGIN alice wonderland")
+assert c.cmd(b"a2", b"COMPRESS DEFLATE")[-1].startswith(b"a2 OK")
+c.compress()
+c.s.sendall(b"a3 NOOP\r\n")
+print(c.line().decode())
+try:
+    c.fill()
+    print("open")
+except (EOFError, OSError):
+    print("closed")
+"#;
+
+#[test]
+fn plaintext_after_compress_is_answered_with_bye() {
+    if !have("python3") {
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    }
+    let server = Server::start("");
+    let out = python(
+        &format!("{CLIENT}{NOT_COMPRESSED}"),
+        &[server.port("imap").to_string()],
+    );
+    assert_eq!(out, "* BYE corrupt compressed input.\nclosed\n");
+}
+
 #[test]
 fn python_zlib_client_through_compress_plain_and_tls() {
     if !have("python3") {
