@@ -295,6 +295,8 @@ impl Target for InProcess {
         let mut config = SessionConfig::new(protocol, transport);
         // As the binary does for loopback peers, which is where its transcripts run.
         config.plaintext_auth_without_tls = true;
+        // As the binary: its transcripts end at COMPRESS's OK (see `receive`).
+        config.compression = true;
         if self.security == Security::Tls {
             config.channel_bindings = channel_bindings();
         }
@@ -337,6 +339,13 @@ impl Target for InProcess {
                     })
                 }
                 Blocked::StartTls => return Err(TargetError::WaitsForTls),
+                Blocked::StartCompression => {
+                    return Err(TargetError::Unsupported(
+                        "the server compresses from here on (RFC 4978): end the transcript at \
+                         COMPRESS's OK"
+                            .into(),
+                    ))
+                }
                 Blocked::Until(at) => {
                     let wait = at.saturating_duration_since(now);
                     if wait > AUTO_ADVANCE {

@@ -133,7 +133,8 @@ fn connection(
             Blocked::Until(deadline) => deadline,
             // StartTls cannot come from a Transport::Plaintext session; closing is the only
             // safe answer to a driver that cannot upgrade.
-            Blocked::Close | Blocked::StartTls => {
+            // StartCompression neither: `compression` is off in its config.
+            Blocked::Close | Blocked::StartTls | Blocked::StartCompression => {
                 // The peer may already be gone; there is nothing left to tell it either way.
                 let _ = stream.shutdown(Shutdown::Both);
                 return Ok(());

@@ -16,6 +16,9 @@ pub enum Blocked {
     Until(Instant),
     /// The driver must flush, run a TLS handshake and feed [`Input::TlsEstablished`].
     StartTls,
+    /// The driver must flush, then compress and decompress everything from now on
+    /// ([`Output::StartCompression`]).
+    StartCompression,
     /// The session is over: flush and close.
     Close,
 }
@@ -57,6 +60,7 @@ pub fn pump<S: Store + ?Sized, D: Directory + ?Sized>(
             }
             Output::Event(_) => {}
             Output::StartTls => return Ok(Blocked::StartTls),
+            Output::StartCompression => return Ok(Blocked::StartCompression),
             Output::Close => return Ok(Blocked::Close),
             Output::Timeout(at) => return Ok(Blocked::Until(at)),
         }

@@ -52,6 +52,10 @@ pub struct SessionConfig {
     /// Whether IMAP offers UNAUTHENTICATE (RFC 8437). §8 asks for a way to turn it off: behind
     /// a proxy that only checks the first login, it would let a client log in again past it.
     pub imap_unauthenticate: bool,
+    /// Whether the driver can carry out [`Output::StartCompression`]: IMAP then offers
+    /// COMPRESS=DEFLATE (RFC 4978). Off by default; a driver without it answers COMPRESS as
+    /// an unknown command.
+    pub compression: bool,
 }
 
 impl SessionConfig {
@@ -65,6 +69,7 @@ impl SessionConfig {
             server_name: "tern".to_string(),
             channel_bindings: crate::sasl::ChannelBindings::default(),
             imap_unauthenticate: true,
+            compression: false,
         }
     }
 }
@@ -162,6 +167,12 @@ pub enum Output {
     Directory(DirectoryRequest),
     /// Flush all transmitted bytes, run the TLS handshake, then feed [`Input::TlsEstablished`].
     StartTls,
+    /// Flush all transmitted bytes as they are, then compress everything sent from here on
+    /// and decompress everything received (IMAP COMPRESS=DEFLATE, RFC 4978: raw DEFLATE,
+    /// RFC 1951, in both directions, inside any TLS layer). The core never sees compressed
+    /// octets: the driver inflates before [`Input::Bytes`] and deflates every later
+    /// transmit, with a sync flush each time it writes out what it gathered.
+    StartCompression,
     /// Something worth a log line.
     Event(Event),
     /// Flush, then close the connection. Every later poll answers `Close` again.

@@ -141,6 +141,55 @@ fn rfc9051_6_2_1_starttls_discards_pipelined_plaintext() {
 }
 
 #[test]
+fn rfc4978_3_compress_switches_after_its_ok_and_only_once() {
+    // A driver that cannot compress is not offered COMPRESS.
+    let mut h = imap(Transport::Plaintext, true);
+    let login = h.send("b LOGIN alice wonderland\r\n");
+    assert!(!login.contains("COMPRESS"), "{login}");
+    assert_eq!(
+        h.send("c COMPRESS DEFLATE\r\n"),
+        "c BAD Command not supported.\r\n"
+    );
+
+    let mut config = SessionConfig::new(Protocol::Imap, Transport::Plaintext);
+    config.plaintext_auth_without_tls = true;
+    config.compression = true;
+    let mut h = Harness::with_config(config);
+    h.take();
+    assert_eq!(
+        h.send("a COMPRESS DEFLATE\r\n"),
+        "a BAD Please authenticate first.\r\n"
+    );
+    let login = h.send("b LOGIN alice wonderland\r\n");
+    assert!(login.contains(" COMPRESS=DEFLATE "), "{login}");
+    assert_eq!(
+        h.send("c COMPRESS X-LZW\r\n"),
+        "c BAD Unknown compression mechanism.\r\n"
+    );
+    // The OK is written before the driver is told to switch; octets pipelined after the
+    // command (the client must wait for the OK) are not acted on.
+    assert_eq!(
+        h.send("d COMPRESS DEFLATE\r\nx NOOP\r\n"),
+        "d OK DEFLATE active.\r\n"
+    );
+    assert_eq!(h.blocked, Blocked::StartCompression);
+    let caps = h.send("e CAPABILITY\r\n");
+    assert!(caps.starts_with("* CAPABILITY IMAP4rev1 "), "{caps}");
+    assert!(!caps.contains("COMPRESS"), "{caps}");
+    assert_eq!(
+        h.send("f COMPRESS DEFLATE\r\n"),
+        "f NO [COMPRESSIONACTIVE] DEFLATE is active already.\r\n"
+    );
+    // RFC 8437 §4.1 wants the compression layer gone after UNAUTHENTICATE's OK; DEFLATE
+    // cannot be stopped mid-stream, so the connection ends with BYE (§3) instead.
+    assert_eq!(
+        h.send("g UNAUTHENTICATE\r\n"),
+        "* BYE Compression cannot be turned off; log in again on a new connection.\r\n"
+    );
+    assert_eq!(h.blocked, Blocked::Close);
+}
+
+#[test]
 fn rfc4959_authenticate_plain_with_and_without_initial_response() {
     let mut h = imap(Transport::ImplicitTls, false);
     h.take();

@@ -21,6 +21,7 @@ use tern_core::{
 };
 
 use crate::backend::{Backend, Client, Running, Watch};
+use crate::deflate::{Deflate, InflateError};
 use crate::limits::ConnectionSlot;
 
 /// Writes go out in pieces of at most this size, each with its own send timeout, so the
@@ -63,6 +64,29 @@ impl Stream {
             Stream::Plain(s) => s.flush().await,
             Stream::Tls(s) => s.flush().await,
             Stream::Unix(s) => s.flush().await,
+        }
+    }
+
+    /// Reads, inflating once COMPRESS is active. Cancel-safe: compressed octets are taken
+    /// into `deflate` only once their read has completed.
+    async fn read_through(
+        &mut self,
+        deflate: Option<&mut Deflate>,
+        buf: &mut [u8],
+    ) -> std::io::Result<usize> {
+        let Some(z) = deflate else {
+            return self.read(buf).await;
+        };
+        loop {
+            let n = z.inflate(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            let got = self.read(z.read_buffer()).await?;
+            if got == 0 {
+                return Ok(0);
+            }
+            z.received(got);
         }
     }
 
@@ -238,6 +262,7 @@ pub async fn serve(
         command: None,
         storage_since: None,
         unsent: Vec::new(),
+        deflate: None,
         timer: Timer::never(),
         timer_at: None,
     };
@@ -283,6 +308,9 @@ struct Connection {
     /// (or until a chunk's worth), so that a command's untagged and tagged responses, and the
     /// answers to pipelined commands, go out in one system call instead of one each.
     unsent: Vec<u8>,
+    /// The COMPRESS=DEFLATE layer (RFC 4978), once the session asked for it: every write
+    /// goes through it, and a flush ends with a sync flush.
+    deflate: Option<Box<Deflate>>,
     /// The session's deadline timer, and the instant it is armed for (`None` once it fired).
     /// Registering a timer wakes the reactor's thread; re-arming it at every wait (the
     /// inactivity deadline moves with each command) cost a thread wake-up per command. So it
@@ -334,7 +362,8 @@ impl Connection {
                 Output::Transmit(_)
                 | Output::TransmitBody(_)
                 | Output::Event(_)
-                | Output::StartTls => {}
+                | Output::StartTls
+                | Output::StartCompression => {}
                 _ if self.pending.is_some() => {}
                 _ => return,
             }
@@ -381,6 +410,17 @@ impl Connection {
                     data: buf.get(..n).unwrap_or_default(),
                 },
                 Wake::Read(Err(e)) => {
+                    if let Some(why) = InflateError::of(&e) {
+                        // The session cannot say it: the octets never reached it.
+                        let code = match why {
+                            InflateError::Bomb => "[LIMIT] ",
+                            InflateError::Corrupt => "",
+                        };
+                        let bye = format!("* BYE {code}{why}.\r\n");
+                        tracing::info!(peer = %self.peer, listener = %self.ctx.listener, error = %why, "compressed input refused");
+                        let _ = self.send(bye.as_bytes()).await;
+                        let _ = self.flush().await;
+                    }
                     let _ = self.session.handle_input(Input::PeerClosed { now });
                     return End::Io(e);
                 }
@@ -502,6 +542,12 @@ impl Connection {
                         return Ok(None);
                     }
                 }
+                Output::StartCompression => {
+                    // RFC 4978 §3: the OK goes out as it is, everything after it compressed.
+                    self.send_unsent().await.map_err(End::Io)?;
+                    self.flush().await.map_err(End::Io)?;
+                    self.deflate = Some(Box::default());
+                }
                 Output::Event(event) => self.log(event),
                 Output::Close => {
                     // The session is over: free its account share before the last bytes go
@@ -532,7 +578,13 @@ impl Connection {
         };
         let timeout = self.ctx.send_timeout;
         for chunk in data.chunks(WRITE_CHUNK) {
-            within(timeout, "peer stopped reading", stream.write_all(chunk)).await?;
+            let chunk = match self.deflate.as_mut() {
+                Some(z) => z.deflate(chunk, false)?,
+                None => chunk,
+            };
+            if !chunk.is_empty() {
+                within(timeout, "peer stopped reading", stream.write_all(chunk)).await?;
+            }
         }
         Ok(())
     }
@@ -581,10 +633,23 @@ impl Connection {
         self.send(&out).await
     }
 
+    /// Writes out everything sent so far: with COMPRESS, a sync flush first, so that no
+    /// response (an IDLE push, say) waits in the compressor (RFC 4978 §4).
     async fn flush(&mut self) -> std::io::Result<()> {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(());
         };
+        if let Some(z) = self.deflate.as_mut() {
+            let tail = z.deflate(&[], true)?;
+            if !tail.is_empty() {
+                within(
+                    self.ctx.send_timeout,
+                    "peer stopped reading",
+                    stream.write_all(tail),
+                )
+                .await?;
+            }
+        }
         within(
             self.ctx.send_timeout,
             "peer stopped reading",
@@ -609,6 +674,7 @@ impl Connection {
             ctx,
             watch,
             timer,
+            deflate,
             ..
         } = self;
         let changed = async {
@@ -622,7 +688,9 @@ impl Connection {
         };
         let read = async {
             match (wants_read, stream.as_mut()) {
-                (true, Some(stream)) => Wake::Read(stream.read(buf).await),
+                (true, Some(stream)) => {
+                    Wake::Read(stream.read_through(deflate.as_deref_mut(), buf).await)
+                }
                 _ => std::future::pending().await,
             }
         };

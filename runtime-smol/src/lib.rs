@@ -12,6 +12,7 @@ pub mod backend;
 pub mod checks;
 pub mod config;
 pub mod connection;
+pub mod deflate;
 pub mod deliver;
 pub mod directory;
 pub mod error;

@@ -282,6 +282,8 @@ async fn serve(
         session_config.limits = session_limits.clone();
         session_config.server_name = config.server.name.clone();
         session_config.imap_unauthenticate = config.auth.unauthenticate;
+        // `connection` carries out COMPRESS=DEFLATE (IMAP only).
+        session_config.compression = protocol == Protocol::Imap;
         let allow_plain = config.auth.allow_plain_text;
         let ex = executor.clone();
         let limits = limits.clone();

@@ -490,6 +490,7 @@ fn put_code(out: &mut BytesMut, code: &response::Code, w: &Strings) {
         C::AuthorizationFailed => b"AUTHORIZATIONFAILED",
         C::Cannot => b"CANNOT",
         C::ClientBug => b"CLIENTBUG",
+        C::CompressionActive => b"COMPRESSIONACTIVE",
         C::Closed => b"CLOSED",
         C::ContactAdmin => b"CONTACTADMIN",
         C::Corruption => b"CORRUPTION",

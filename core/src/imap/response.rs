@@ -76,6 +76,8 @@ pub enum Code {
     Capability(Vec<Bytes>),
     /// CLIENTBUG.
     ClientBug,
+    /// COMPRESSIONACTIVE (RFC 4978).
+    CompressionActive,
     /// CLOSED (RFC 7162).
     Closed,
     /// CONTACTADMIN.

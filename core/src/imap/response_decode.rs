@@ -164,6 +164,7 @@ fn code<'a>(cx: &Cx<'_>, i: &'a [u8]) -> R<'a, Code> {
         b"AUTHORIZATIONFAILED" => Code::AuthorizationFailed,
         b"CANNOT" => Code::Cannot,
         b"CLIENTBUG" => Code::ClientBug,
+        b"COMPRESSIONACTIVE" => Code::CompressionActive,
         b"CLOSED" => Code::Closed,
         b"CONTACTADMIN" => Code::ContactAdmin,
         b"CORRUPTION" => Code::Corruption,

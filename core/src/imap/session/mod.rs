@@ -203,6 +203,8 @@ pub(crate) struct ImapSession {
     presynced: bool,
     /// The TLS session's channel-binding data, for SCRAM-SHA-256-PLUS.
     channel_bindings: ChannelBindings,
+    /// COMPRESS DEFLATE was answered OK: the driver compresses (RFC 4978).
+    compressing: bool,
 }
 
 impl ImapSession {
@@ -227,6 +229,7 @@ impl ImapSession {
             covered: false,
             presynced: false,
             channel_bindings,
+            compressing: false,
         };
         let caps = s.capability_list();
         let greeting = format!("{} ready.", s.config.server_name);
@@ -635,6 +638,9 @@ impl ImapSession {
                     "ENABLE is not allowed in the selected state.",
                 )
             }
+            Command::Compress { mechanism } if self.config.compression => {
+                self.compress(tag, &mechanism)
+            }
             Command::Namespace => {
                 self.send(Response::Data(Data::Namespace {
                     personal: Some(vec![(Bytes::new(), Some(b'/'))]),
@@ -917,6 +923,18 @@ impl ImapSession {
     /// UNAUTHENTICATE (RFC 8437 §3): everything the login brought goes; TLS and the failed-login
     /// count stay with the connection. Never NO: a client may have pipelined its next login.
     fn unauthenticate(&mut self, tag: Tag, now: Instant) {
+        if self.compressing {
+            // §4.1 wants the compression layer gone after the OK, and DEFLATE cannot be undone
+            // in the middle of a stream: the connection ends instead (§3 allows BYE), so the
+            // client logs in again on a new one.
+            self.untagged(
+                Condition::Bye,
+                None,
+                "Compression cannot be turned off; log in again on a new connection.",
+            );
+            self.close();
+            return;
+        }
         // Like UNSELECT: the selection ends without expunging, and pending updates are not
         // sent (the view and its saved SEARCHRES result go with it, RFC 8437 §4.1).
         self.deselect();
@@ -928,6 +946,32 @@ impl ImapSession {
         self.timers
             .set(Timer::Login, now + self.limits().login_timeout);
         self.status(Some(tag), Condition::Ok, None, "UNAUTHENTICATE completed.");
+    }
+
+    /// RFC 4978 §3. The OK is the last uncompressed output; the driver compresses everything
+    /// after it (both directions) once it sees [`Output::StartCompression`].
+    fn compress(&mut self, tag: Tag, mechanism: &[u8]) {
+        if !mechanism.eq_ignore_ascii_case(b"DEFLATE") {
+            self.bad(Some(tag), None, "Unknown compression mechanism.");
+            return;
+        }
+        if self.compressing {
+            // RFC 4978 allows BAD or NO here; Dovecot answers NO [COMPRESSIONACTIVE].
+            self.no(
+                tag,
+                Some(Code::CompressionActive),
+                "DEFLATE is active already.",
+            );
+            return;
+        }
+        // Not `finish`: a synchronisation would put storage between the command and its OK,
+        // and nothing may come between the OK and the switch.
+        self.status(Some(tag), Condition::Ok, None, "DEFLATE active.");
+        self.compressing = true;
+        // §3: the client sends nothing after COMPRESS until it has seen the OK, so octets
+        // already here were sent too early, compressed or not: they are not acted on.
+        self.framer.clear();
+        self.out.push(Output::StartCompression);
     }
 
     fn enable(&mut self, tag: Tag, caps: &[Bytes]) {
@@ -997,6 +1041,13 @@ impl ImapSession {
             .into_iter()
             .map(|c| Bytes::from_static(c.as_bytes()))
             .collect();
+        // RFC 4978 §3: offered once COMPRESS is possible (after authentication), until used.
+        if !matches!(self.state, State::NotAuthenticated)
+            && self.config.compression
+            && !self.compressing
+        {
+            out.push(Bytes::from_static(b"COMPRESS=DEFLATE"));
+        }
         if !matches!(self.state, State::NotAuthenticated) {
             out.push(Bytes::from(format!(
                 "APPENDLIMIT={}",
