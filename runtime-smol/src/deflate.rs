@@ -72,10 +72,13 @@ impl Default for Deflate {
 }
 
 impl Deflate {
-    /// Level 6, zlib's and Dovecot's default; raw streams (`false`: no zlib header).
+    /// Raw streams (`false`: no zlib header) at level 1, not zlib's and Dovecot's 6: on 300
+    /// realistic messages level 6 took 40 ms of CPU per MB of `FETCH BODY[]` (25 MB/s, slower
+    /// than most links it would save on) for 40 % saved, level 1 6.4 ms per MB for 37 %; on
+    /// metadata (ENVELOPE, BODYSTRUCTURE, headers) 4.2 ms per MB for 83 % against 90 %.
     pub fn new() -> Self {
         Deflate {
-            compress: Compress::new(Compression::new(6), false),
+            compress: Compress::new(Compression::fast(), false),
             decompress: Decompress::new(false),
             out: Vec::new(),
             unflushed: false,
