@@ -185,6 +185,16 @@ fn ranges(g: &mut Gen) -> SequenceSet {
     }))
 }
 
+fn append_message(g: &mut Gen) -> AppendMessage {
+    let binary = bool::arbitrary(g);
+    AppendMessage {
+        flags: vec_of(g, 0, 3, flag),
+        date: maybe(g, date_time),
+        data: if binary { octets(g) } else { string(g) },
+        binary,
+    }
+}
+
 fn sequence_set(g: &mut Gen) -> SequenceSet {
     if chance(g, 6) {
         SequenceSet::Saved
@@ -396,7 +406,7 @@ fn search_returns(g: &mut Gen) -> Option<Vec<SearchReturn>> {
 // ---------------------------------------------------------------- commands
 
 fn command(g: &mut Gen) -> Command {
-    match below(g, 49) {
+    match below(g, 50) {
         0 => Command::Capability,
         1 => Command::Noop,
         2 => Command::Logout,
@@ -484,15 +494,13 @@ fn command(g: &mut Gen) -> Command {
         },
         19 => Command::Append {
             mailbox: mailbox(g),
-            messages: vec_of(g, 1, 3, |g| {
-                let binary = bool::arbitrary(g);
-                AppendMessage {
-                    flags: vec_of(g, 0, 3, flag),
-                    date: maybe(g, date_time),
-                    data: if binary { octets(g) } else { string(g) },
-                    binary,
-                }
-            }),
+            messages: vec_of(g, 1, 3, append_message),
+        },
+        48 => Command::Replace {
+            uid: bool::arbitrary(g),
+            target: seq_no(g),
+            mailbox: mailbox(g),
+            message: append_message(g),
         },
         20 => Command::Idle,
         21 => Command::GetQuota { root: string(g) },
@@ -693,8 +701,8 @@ fn every_command_variant_is_generated() {
     for _ in 0..5000 {
         seen.insert(command(&mut g).name());
     }
-    // 49 names: `name()` distinguishes UID forms too.
-    assert_eq!(seen.len(), 49, "{seen:?}");
+    // 51 names: `name()` distinguishes UID forms too.
+    assert_eq!(seen.len(), 51, "{seen:?}");
 }
 
 #[test]

@@ -319,3 +319,88 @@ fn the_memory_backend_serves_through_the_same_contract() {
     assert!(!server.dir.path().join("data/accounts").exists());
     assert!(server.log().contains("kept in memory only"));
 }
+
+const REPLACE_SCRIPT: &str = r#"
+import imaplib, sys
+port, phase = int(sys.argv[1]), sys.argv[2]
+imaplib.Commands["REPLACE"] = ("SELECTED",)
+
+def login():
+    m = imaplib.IMAP4("127.0.0.1", port)
+    assert m.login("alice", "wonderland")[0] == "OK"
+    return m
+
+def draft(text):
+    return ("Subject: %s\r\n\r\n%s\r\n" % (text, text)).encode()
+
+if phase == "replace":
+    a = login()
+    caps = a.capability()[1][0].split()
+    assert b"REPLACE" in caps, caps
+    for box in ("Drafts", "Sent"):
+        a.create(box)  # new accounts may have them already (special-use template)
+        assert a.status(box, "(MESSAGES)")[0] == "OK"
+    assert a.append("Drafts", "(\\Draft)", None, draft("first"))[0] == "OK"
+    b = login()
+    assert b.select("Drafts")[0] == "OK"
+    assert a.select("Drafts")[0] == "OK"
+    # RFC 8508 section 3.3: UID REPLACE, with APPENDUID in an untagged OK (section 4.3).
+    a.literal = draft("second")
+    typ, data = a.uid("REPLACE", "1", "Drafts", "(\\Draft \\Seen)")
+    assert typ == "OK", (typ, data)
+    assert a.response("APPENDUID")[1][-1].split()[1] == b"2", a.untagged_responses
+    # The other session sees the new draft and the expunge of the old one together.
+    assert b.noop()[0] == "OK"
+    assert b.response("EXPUNGE")[1] == [b"1"], b.untagged_responses
+    assert b.response("EXISTS")[1][-1] == b"1", b.untagged_responses
+    typ, data = b.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[TEXT])")
+    assert typ == "OK" and data[0][1] == b"second\r\n", data
+    # Sent after submission: the draft goes from Drafts, the message lands in Sent.
+    a.literal = draft("sent")
+    typ, data = a.uid("REPLACE", "2", "Sent", "(\\Seen)")
+    assert typ == "OK", (typ, data)
+    # A message another session already removed cannot be replaced.
+    a.literal = draft("late")
+    typ, data = a.uid("REPLACE", "2", "Drafts", "()")
+    assert typ == "NO", (typ, data)
+    print("replaced")
+else:
+    m = login()
+    typ, data = m.status("Drafts", "(MESSAGES UIDNEXT)")
+    assert data == [b'"Drafts" (MESSAGES 0 UIDNEXT 3)'] or data == [b"Drafts (MESSAGES 0 UIDNEXT 3)"], data
+    assert m.select("Sent")[0] == "OK"
+    typ, data = m.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[TEXT])")
+    assert typ == "OK" and len(data) == 2 and data[0][1] == b"sent\r\n", data
+    assert b"\\Seen" in data[0][0], data
+    print("durable")
+"#;
+
+/// REPLACE (RFC 8508) with Python's imaplib: a draft replaced in its mailbox, then by a sent
+/// message in another; a second session sees each replacement whole; both survive a SIGKILL
+/// right after their OK.
+#[test]
+fn python_imaplib_replace_is_atomic_and_durable() {
+    if !have("python3") {
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tern.toml");
+    std::fs::write(&config, common::config_text("")).unwrap();
+    let mut server = Server::start_with(dir, &config);
+    let out = python(
+        REPLACE_SCRIPT,
+        &[server.port("imap").to_string(), "replace".into()],
+    );
+    assert_eq!(out, "replaced\n");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+    drop(server);
+    let server = Server::start_with(dir, &config);
+    let out = python(
+        REPLACE_SCRIPT,
+        &[server.port("imap").to_string(), "check".into()],
+    );
+    assert_eq!(out, "durable\n");
+}

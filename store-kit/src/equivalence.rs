@@ -297,7 +297,26 @@ fn step(rng: &mut Rng) -> Step {
             mailbox: mailbox(rng),
             uids: rng.chance(50).then(|| uids(rng)),
         },
-        78..=79 => StorageOp::Remove {
+        79 => {
+            // As the session sends REPLACE: a third into the mailbox of the message itself.
+            let (mailbox, name) = if rng.chance(33) {
+                (MailboxId(1), "INBOX".to_string())
+            } else {
+                (mailbox(rng), name(rng))
+            };
+            StorageOp::Replace {
+                account,
+                mailbox,
+                uid: rng.range(1, 25) as u32,
+                name,
+                message: Box::new(NewMessage {
+                    flags: flag_list(rng),
+                    internal_date: rng.chance(60).then(|| gen::date(rng).1),
+                    data: gen::message(rng, gen::SMALL),
+                }),
+            }
+        }
+        78 => StorageOp::Remove {
             account,
             mailbox: mailbox(rng),
             uids: uids(rng),

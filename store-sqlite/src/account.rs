@@ -1939,6 +1939,47 @@ impl Account {
         })
     }
 
+    /// `StorageOp::Replace`: both checks before any write, then the append and the expunge
+    /// in one transaction.
+    pub fn replace(
+        &mut self,
+        (mailbox, uid): (MailboxId, Uid),
+        name: &str,
+        message: NewMessage,
+        now: i64,
+        inline_limit: usize,
+    ) -> Result<Outcome, Fail> {
+        let keep = self.viewed(mailbox);
+        self.write_retaining(keep, |tx, blobs, pending| {
+            let source = by_id(tx, mailbox)?;
+            if lookup(tx, source.id, uid)?.is_none() {
+                return Err(StorageError::NoSuchMessage.into());
+            }
+            let mut target = selectable(tx, name)?;
+            let mut keywords = Keywords::load(tx, target.id)?;
+            let msg = new_msg(tx, blobs, pending, message, now, inline_limit)?;
+            let new = add(tx, &mut target, &mut keywords, &msg)?;
+            save(tx, &target)?;
+            // The target's row is saved: re-read the source in case it is the same one.
+            let mut source = by_id(tx, mailbox)?;
+            remove(tx, &mut source, &[uid], keep.is_some())?;
+            save(tx, &source)?;
+            let target_id = MailboxId(target.id as u64);
+            let mut announce = vec![mailbox];
+            if target_id != mailbox {
+                announce.push(target_id);
+            }
+            Ok((
+                StorageReply::Appended {
+                    uid_validity: target.uid_validity,
+                    uids: vec![new],
+                    mailbox: target_id,
+                },
+                announce,
+            ))
+        })
+    }
+
     pub fn copy_move(
         &mut self,
         mailbox: MailboxId,

@@ -823,6 +823,13 @@ fn run(
             remove,
             ..
         } => a.copy_move(mailbox, &uids, &target, remove),
+        StorageOp::Replace {
+            mailbox,
+            uid,
+            name,
+            message,
+            ..
+        } => a.replace((mailbox, uid), &name, *message, now, inline_limit),
         StorageOp::ImportMessages {
             name: target,
             uid_validity,

@@ -6,8 +6,8 @@ use bytes::Bytes;
 
 use super::types::{
     AppendMessage, FetchItems, FetchModifiers, ListPattern, ListReturn, ListSelect, MailboxArg,
-    MetadataOptions, NotifyGroup, SearchKey, SearchReturn, SelectParam, SequenceSet, SortCriterion,
-    StatusItem, ThreadAlgorithm,
+    MetadataOptions, NotifyGroup, SearchKey, SearchReturn, SelectParam, SeqNo, SequenceSet,
+    SortCriterion, StatusItem, ThreadAlgorithm,
 };
 use crate::mail::flags::{Flag, StoreMode};
 use crate::secret::Secret;
@@ -170,6 +170,18 @@ pub enum Command {
         mailbox: MailboxArg,
         /// One or more messages.
         messages: Vec<AppendMessage>,
+    },
+    /// [UID] REPLACE message mailbox append-message (RFC 8508): one message appended to
+    /// `mailbox` and the named message of the selected mailbox expunged, as one change.
+    Replace {
+        /// UID REPLACE.
+        uid: bool,
+        /// The message to replace: a sequence number or a UID, `*` the last.
+        target: SeqNo,
+        /// Where the new message goes.
+        mailbox: MailboxArg,
+        /// The new message.
+        message: AppendMessage,
     },
     /// IDLE (RFC 2177); ended by a `DONE` line.
     Idle,
@@ -345,6 +357,8 @@ impl Command {
             Command::Namespace => "NAMESPACE",
             Command::Status { .. } => "STATUS",
             Command::Append { .. } => "APPEND",
+            Command::Replace { uid: false, .. } => "REPLACE",
+            Command::Replace { uid: true, .. } => "UID REPLACE",
             Command::Idle => "IDLE",
             Command::GetQuota { .. } => "GETQUOTA",
             Command::GetQuotaRoot { .. } => "GETQUOTAROOT",

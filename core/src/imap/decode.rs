@@ -20,8 +20,8 @@ use bytes::Bytes;
 
 use self::prim::{
     astring, atom, byte, crlf, date_time, fail, flag, flag_list, kw, label, list_mailbox, literal,
-    literal8, nil, nstring, number64, nz_number, paren_list, peek, sequence_set, sp, span, span1,
-    strip_kw, upcase, Cx, Res, TAG,
+    literal8, nil, nstring, number64, nz_number, paren_list, peek, seq_number, sequence_set, sp,
+    span, span1, strip_kw, upcase, Cx, Res, TAG,
 };
 use super::command::{Command, CommandLine, NotifySet, Tag};
 use super::types::{
@@ -144,6 +144,7 @@ fn dispatch<'a>(cx: &Cx<'_>, line: &[u8], name: &[u8], i: &'a [u8]) -> Res<'a, C
         b"LSUB" => lsub(cx, i),
         b"STATUS" => status(cx, i),
         b"APPEND" => append(cx, i),
+        b"REPLACE" => replace(cx, i, false),
         b"GETQUOTA" => {
             let (rest, _) = sp(i)?;
             let (rest, root) = astring(cx, rest)?;
@@ -181,7 +182,7 @@ fn unknown(cx: &Cx<'_>, line: &[u8], name: &[u8], args: &[u8]) -> Command {
     }
 }
 
-/// `"UID" SP (copy / move / fetch / search / store / uid-expunge / sort / thread)`.
+/// `"UID" SP (copy / move / fetch / search / store / uid-expunge / sort / thread / replace)`.
 fn uid<'a>(cx: &Cx<'_>, line: &[u8], name: &[u8], args: &'a [u8]) -> Res<'a, Command> {
     let (i, _) = sp(args)?;
     let (rest, sub) = atom(i)?;
@@ -194,6 +195,7 @@ fn uid<'a>(cx: &Cx<'_>, line: &[u8], name: &[u8], args: &'a [u8]) -> Res<'a, Com
         b"STORE" => store(cx, rest, true),
         b"COPY" => copy_move(cx, rest, true, false),
         b"MOVE" => copy_move(cx, rest, true, true),
+        b"REPLACE" => replace(cx, rest, true),
         b"EXPUNGE" => {
             let (rest, _) = sp(rest)?;
             let (rest, set) = sequence_set(rest)?;
@@ -521,49 +523,78 @@ fn status<'a>(cx: &Cx<'_>, i: &'a [u8]) -> Res<'a, Command> {
     Ok((rest, Command::Status { mailbox, items }))
 }
 
-/// `append = "APPEND" SP mailbox 1*append-message` (RFC 3502 §6.1), each message
-/// `[SP flag-list] [SP date-time] SP (literal / literal8)` (RFC 3516 §4.4).
+/// `append = "APPEND" SP mailbox 1*append-message` (RFC 3502 §6.1).
 fn append<'a>(cx: &Cx<'_>, i: &'a [u8]) -> Res<'a, Command> {
     let (rest, _) = sp(i)?;
     let (mut rest, mailbox) = mailbox(cx, rest)?;
     let mut messages = Vec::new();
     while let Some(r) = rest.strip_prefix(b" ") {
-        let (r, flags) = if peek(r) == Some(b'(') {
-            let (r, f) = flag_list(cx, r)?;
-            let (r, _) = sp(r)?;
-            (r, f)
-        } else {
-            (r, Vec::new())
-        };
-        let (r, date) = if peek(r) == Some(b'"') {
-            let (r, d) = date_time(r)?;
-            let (r, _) = sp(r)?;
-            (r, Some(d))
-        } else {
-            (r, None)
-        };
-        let (r, data, binary) = match peek(r) {
-            Some(b'~') => {
-                let (r, d) = literal8(r)?;
-                (r, d, true)
-            }
-            _ => {
-                let (r, d) = literal(cx, r)?;
-                (r, d, false)
-            }
-        };
-        messages.push(AppendMessage {
-            flags,
-            date,
-            data: cx.bytes(data),
-            binary,
-        });
+        let (r, message) = append_message(cx, r)?;
+        messages.push(message);
         rest = r;
     }
     if messages.is_empty() {
         return fail(rest, "APPEND needs a message.");
     }
     Ok((rest, Command::Append { mailbox, messages }))
+}
+
+/// One `append-message` after its space: `[flag-list SP] [date-time SP] (literal / literal8)`
+/// (RFC 4466 §2.3, RFC 3516 §4.4).
+fn append_message<'a>(cx: &Cx<'_>, r: &'a [u8]) -> Res<'a, AppendMessage> {
+    let (r, flags) = if peek(r) == Some(b'(') {
+        let (r, f) = flag_list(cx, r)?;
+        let (r, _) = sp(r)?;
+        (r, f)
+    } else {
+        (r, Vec::new())
+    };
+    let (r, date) = if peek(r) == Some(b'"') {
+        let (r, d) = date_time(r)?;
+        let (r, _) = sp(r)?;
+        (r, Some(d))
+    } else {
+        (r, None)
+    };
+    let (r, data, binary) = match peek(r) {
+        Some(b'~') => {
+            let (r, d) = literal8(r)?;
+            (r, d, true)
+        }
+        _ => {
+            let (r, d) = literal(cx, r)?;
+            (r, d, false)
+        }
+    };
+    Ok((
+        r,
+        AppendMessage {
+            flags,
+            date,
+            data: cx.bytes(data),
+            binary,
+        },
+    ))
+}
+
+/// `replace = "REPLACE" SP seq-number SP mailbox append-message` (RFC 8508 §5), the UID
+/// form taking a UID in the same place.
+fn replace<'a>(cx: &Cx<'_>, i: &'a [u8], uid: bool) -> Res<'a, Command> {
+    let (rest, _) = sp(i)?;
+    let (rest, target) = seq_number(rest)?;
+    let (rest, _) = sp(rest)?;
+    let (rest, mailbox) = mailbox(cx, rest)?;
+    let (rest, _) = sp(rest)?;
+    let (rest, message) = append_message(cx, rest)?;
+    Ok((
+        rest,
+        Command::Replace {
+            uid,
+            target,
+            mailbox,
+            message,
+        },
+    ))
 }
 
 /// `setquota = "SETQUOTA" SP quota-root-name SP setquota-list` (RFC 9208 §7).

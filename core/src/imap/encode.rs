@@ -314,7 +314,7 @@ pub(crate) fn put_sequence_set(out: &mut BytesMut, set: &SequenceSet) {
     }
 }
 
-fn put_seq_no(out: &mut BytesMut, n: SeqNo) {
+pub(crate) fn put_seq_no(out: &mut BytesMut, n: SeqNo) {
     match n {
         SeqNo::Value(v) => put_u32(out, v.get()),
         SeqNo::Star => out.put_u8(b'*'),

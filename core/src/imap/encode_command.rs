@@ -9,12 +9,12 @@ use bytes::{BufMut, BytesMut};
 
 use super::command::{Command, CommandLine, SearchProgram};
 use super::encode::{
-    put_date, put_date_time, put_fetch_attr, put_flag_list, put_sequence_set, put_u32, put_u64,
-    status_item_name, Strings,
+    put_date, put_date_time, put_fetch_attr, put_flag_list, put_seq_no, put_sequence_set, put_u32,
+    put_u64, status_item_name, Strings,
 };
 use super::types::{
-    EntryType, FetchItems, ListReturn, ListSelect, MetadataDepth, NotifyFilter, SearchKey,
-    SearchReturn, SelectParam, SortKey, StatusItem, ThreadAlgorithm,
+    AppendMessage, EntryType, FetchItems, ListReturn, ListSelect, MetadataDepth, NotifyFilter,
+    SearchKey, SearchReturn, SelectParam, SortKey, StatusItem, ThreadAlgorithm,
 };
 use crate::mail::flags::StoreMode;
 
@@ -269,19 +269,22 @@ fn command(out: &mut BytesMut, c: &Command, w: &Strings) {
             w.astring(out, &mailbox.0);
             for m in messages {
                 sp(out);
-                if !m.flags.is_empty() {
-                    put_flag_list(out, &m.flags);
-                    sp(out);
-                }
-                if let Some(d) = &m.date {
-                    put_date_time(out, d);
-                    sp(out);
-                }
-                if m.binary {
-                    out.put_u8(b'~');
-                }
-                w.literal(out, &m.data);
+                append_message(out, m, w);
             }
+        }
+        Command::Replace {
+            uid,
+            target,
+            mailbox,
+            message,
+        } => {
+            uid_prefix(out, *uid);
+            out.put_slice(b"REPLACE ");
+            put_seq_no(out, *target);
+            sp(out);
+            w.astring(out, &mailbox.0);
+            sp(out);
+            append_message(out, message, w);
         }
         Command::GetQuota { root } => {
             out.put_slice(b"GETQUOTA ");
@@ -543,6 +546,22 @@ fn command(out: &mut BytesMut, c: &Command, w: &Strings) {
         }
         Command::Unknown { name } => out.put_slice(name),
     }
+}
+
+/// `append-message` without its leading space: `[flag-list SP] [date-time SP] literal`.
+fn append_message(out: &mut BytesMut, m: &AppendMessage, w: &Strings) {
+    if !m.flags.is_empty() {
+        put_flag_list(out, &m.flags);
+        sp(out);
+    }
+    if let Some(d) = &m.date {
+        put_date_time(out, d);
+        sp(out);
+    }
+    if m.binary {
+        out.put_u8(b'~');
+    }
+    w.literal(out, &m.data);
 }
 
 fn select_param(out: &mut BytesMut, p: &SelectParam) {

@@ -39,6 +39,7 @@ const COMMAND_NAMES: &[&str] = &[
     "NOOP",
     "NOTIFY",
     "RENAME",
+    "REPLACE",
     "SEARCH",
     "SELECT",
     "SETMETADATA",

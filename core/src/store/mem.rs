@@ -897,6 +897,38 @@ impl MemStore {
                 self.locked.remove(&account.to_lowercase());
                 flagged
             }
+            StorageOp::Replace {
+                account,
+                mailbox,
+                uid,
+                name,
+                message,
+            } => {
+                let a = self.account(&account);
+                // Both checks come before any change, so a failure leaves everything as it was.
+                if a.by_id(mailbox)?.position(uid).is_none() {
+                    return Err(StorageError::NoSuchMessage);
+                }
+                let target = a.selectable(&name)?;
+                let new = target.add(Message::new(*message, now));
+                let (uid_validity, target_id) = (target.uid_validity, target.id);
+                a.by_id(mailbox)?.remove(&[uid]);
+                let mut changed = vec![mailbox];
+                if target_id != mailbox {
+                    changed.push(target_id);
+                }
+                self.changes
+                    .extend(changed.into_iter().map(|mailbox| Changed {
+                        account: account.clone(),
+                        mailbox,
+                        modseq: UNKNOWN_MODSEQ,
+                    }));
+                Ok(StorageReply::Appended {
+                    uid_validity,
+                    uids: vec![new],
+                    mailbox: target_id,
+                })
+            }
             StorageOp::CopyMove {
                 account,
                 mailbox,

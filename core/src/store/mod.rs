@@ -507,6 +507,23 @@ pub enum StorageOp {
         /// MOVE: remove from the source atomically.
         remove: bool,
     },
+    /// REPLACE (RFC 8508): `message` is appended to mailbox `name` as `Append` would, and
+    /// message `uid` of `mailbox` is expunged whatever its flags, as `Remove` would, as one
+    /// change: a session that looks sees both or neither. `name` may be `mailbox` itself.
+    /// Fails with [`StorageError::NoSuchMessage`] (nothing done) when `uid` is no longer in
+    /// `mailbox`; answered with [`StorageReply::Appended`] (the one new UID).
+    Replace {
+        /// The account.
+        account: String,
+        /// The mailbox of the message replaced.
+        mailbox: MailboxId,
+        /// The message replaced.
+        uid: Uid,
+        /// Canonical name of the mailbox the new message goes to.
+        name: String,
+        /// The new message (boxed: it would make every request larger).
+        message: Box<NewMessage>,
+    },
     /// Stores messages under the identifiers another server gave them (`tern import` from a
     /// Dovecot Maildir), so that clients' caches and POP3 UIDLs stay valid. The session never
     /// sends it. As one change:
@@ -561,6 +578,7 @@ impl StorageOp {
             | StorageOp::UnlockMaildrop { account, .. }
             | StorageOp::Usage { account }
             | StorageOp::CopyMove { account, .. }
+            | StorageOp::Replace { account, .. }
             | StorageOp::ImportMessages { account, .. } => Some(account),
             StorageOp::Then { first, .. } => first.account(),
         }
@@ -588,7 +606,7 @@ pub enum StorageReply {
         /// The second part's result.
         then: Box<StorageResult>,
     },
-    /// To [`StorageOp::Append`] and [`StorageOp::ImportMessages`].
+    /// To [`StorageOp::Append`], [`StorageOp::Replace`] and [`StorageOp::ImportMessages`].
     Appended {
         /// The target's UIDVALIDITY.
         uid_validity: u32,
@@ -637,6 +655,9 @@ pub enum StorageError {
     /// The mailbox has children that prevent the operation.
     #[error("mailbox has children")]
     HasChildren,
+    /// The message an operation names is no longer in its mailbox ([`StorageOp::Replace`]).
+    #[error("no such message")]
+    NoSuchMessage,
     /// Another session holds the resource exclusively (POP3's maildrop lock).
     #[error("in use by another session")]
     InUse,

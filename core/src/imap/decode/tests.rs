@@ -706,6 +706,42 @@ fn append_date_time_multiappend_and_literal8() {
 }
 
 #[test]
+fn rfc8508_replace_and_uid_replace() {
+    // §3.2: a message number, a mailbox and one append-message.
+    let c = ok("A003 REPLACE 4 Drafts (\\Seen \\Draft) {2}\r\nhi");
+    let Command::Replace {
+        uid: false,
+        target: SeqNo::Value(n),
+        mailbox,
+        message,
+    } = c
+    else {
+        panic!("{c:?}")
+    };
+    assert_eq!((n.get(), mailbox.0), (4, b("Drafts")));
+    assert_eq!(message.flags, vec![Flag::Seen, Flag::Draft]);
+    assert_eq!(message.data, b("hi"));
+    // §3.3: the UID form; `*` is a seq-number too; literal8 and a date as in APPEND.
+    let c = ok("a UID REPLACE * x \"07-Feb-1994 21:52:25 -0800\" ~{3}\r\nB\0C");
+    let Command::Replace {
+        uid: true,
+        target: SeqNo::Star,
+        message,
+        ..
+    } = c
+    else {
+        panic!("{c:?}")
+    };
+    assert!(message.binary && message.date.is_some());
+    // Exactly one message (§4.7: no MULTIAPPEND form), and one target, never a set.
+    assert!(parse("a REPLACE 1 x {1}\r\nA {1}\r\nB").is_err());
+    assert!(parse("a REPLACE 1:2 x {1}\r\nA").is_err());
+    assert!(parse("a REPLACE 0 x {1}\r\nA").is_err());
+    assert!(parse("a REPLACE 1 x").is_err());
+    assert!(parse("a UID REPLACE 1").is_err());
+}
+
+#[test]
 fn rfc2177_idle_and_done() {
     assert_eq!(ok("A002 IDLE"), Command::Idle);
     assert!(idle_done(b"DONE"));

@@ -1,5 +1,6 @@
 //! Selecting a mailbox and changing its messages: SELECT, EXAMINE, the synchronisation that
-//! reports other sessions' changes, CLOSE, UNSELECT, EXPUNGE, STORE, COPY, MOVE, APPEND, IDLE.
+//! reports other sessions' changes, CLOSE, UNSELECT, EXPUNGE, STORE, COPY, MOVE, APPEND,
+//! REPLACE, IDLE.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use super::view::{to_set, View};
 use super::{Expect, Finish, ImapSession, Pending as SessionPending, State};
 use crate::imap::command::{CommandLine, Tag};
 use crate::imap::response::{Code, Condition, Data, FetchItem, ListItem, Response};
-use crate::imap::types::{AppendMessage, MailboxArg, SelectParam, SequenceSet};
+use crate::imap::types::{AppendMessage, MailboxArg, SelectParam, SeqNo, SeqRange, SequenceSet};
 use crate::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
 use crate::mail::text::crlf;
 use crate::store::{
@@ -32,6 +33,11 @@ pub(super) enum Pending {
     Append {
         tag: Tag,
         target: String,
+    },
+    Replace {
+        tag: Tag,
+        /// The message replaced, to be announced as expunged.
+        uid: Uid,
     },
     Store {
         tag: Tag,
@@ -264,6 +270,7 @@ impl ImapSession {
                 | StorageOp::Expunge { .. }
                 | StorageOp::Append { .. }
                 | StorageOp::CopyMove { .. }
+                | StorageOp::Replace { .. }
         );
         let joins = writes
             || matches!(
@@ -617,20 +624,10 @@ impl ImapSession {
         };
         let mut new = Vec::with_capacity(messages.len());
         for m in messages {
-            if m.data.is_empty() {
-                self.no(tag, None, "Cannot save an empty message.");
+            let Some(message) = self.new_message(&tag, m) else {
                 return;
-            }
-            if m.flags.iter().any(|f| matches!(f, Flag::Recent)) {
-                self.bad(Some(tag), None, "The \\Recent flag cannot be set.");
-                return;
-            }
-            let data = if m.binary { m.data } else { crlf(m.data) };
-            new.push(NewMessage {
-                flags: m.flags,
-                internal_date: m.date,
-                data,
-            });
+            };
+            new.push(message);
         }
         self.request(
             StorageOp::Append {
@@ -639,6 +636,82 @@ impl ImapSession {
                 messages: new,
             },
             SessionPending::Message(Pending::Append { tag, target }),
+        );
+    }
+
+    /// An APPENDed message as storage takes it, or the command's refusal.
+    fn new_message(&mut self, tag: &Tag, m: AppendMessage) -> Option<NewMessage> {
+        if m.data.is_empty() {
+            self.no(tag.clone(), None, "Cannot save an empty message.");
+            return None;
+        }
+        if m.flags.iter().any(|f| matches!(f, Flag::Recent)) {
+            self.bad(Some(tag.clone()), None, "The \\Recent flag cannot be set.");
+            return None;
+        }
+        let data = if m.binary { m.data } else { crlf(m.data) };
+        Some(NewMessage {
+            flags: m.flags,
+            internal_date: m.date,
+            data,
+        })
+    }
+
+    /// [UID] REPLACE (RFC 8508 §3.4): APPEND and the expunge of one message of the selected
+    /// mailbox as a single change. The replaced message must be removable, so a read-only
+    /// selection refuses it as it refuses EXPUNGE.
+    pub(super) fn replace(
+        &mut self,
+        tag: Tag,
+        uid: bool,
+        target: SeqNo,
+        mailbox: &MailboxArg,
+        message: AppendMessage,
+    ) {
+        let Some(name) = self.mailbox_name(&tag, mailbox) else {
+            return;
+        };
+        if self.selected_view().is_some_and(|v| v.read_only) {
+            self.no(tag, Some(Code::Cannot), "Mailbox is read-only.");
+            return;
+        }
+        let set = SequenceSet::Ranges(vec![SeqRange {
+            from: target,
+            to: target,
+        }]);
+        let (line_box, line_message, rerun_tag) = (mailbox.clone(), message.clone(), tag.clone());
+        let Some(uids) = self.resolve(&tag, uid, &set, move || CommandLine {
+            tag: rerun_tag,
+            command: crate::imap::command::Command::Replace {
+                uid,
+                target,
+                mailbox: line_box,
+                message: line_message,
+            },
+        }) else {
+            return;
+        };
+        let Some(&replaced) = uids.first() else {
+            // A UID that is not (or no longer) in the mailbox: there is nothing to replace.
+            self.no(tag, None, "No such message.");
+            return;
+        };
+        let Some(message) = self.new_message(&tag, message) else {
+            return;
+        };
+        let (Some(account), Some(view)) = (self.account_name(), self.selected_view()) else {
+            return;
+        };
+        let op = StorageOp::Replace {
+            account,
+            mailbox: view.id,
+            uid: replaced,
+            name,
+            message: Box::new(message),
+        };
+        self.request(
+            op,
+            SessionPending::Message(Pending::Replace { tag, uid: replaced }),
         );
     }
 
@@ -707,9 +780,35 @@ impl ImapSession {
                 let _ = target;
                 self.finish(Finish::ok(tag, "APPEND completed.").with_code(code));
             }
-            (Pending::Append { tag, .. }, Err(StorageError::NoSuchMailbox)) => {
+            (
+                Pending::Append { tag, .. } | Pending::Replace { tag, .. },
+                Err(StorageError::NoSuchMailbox),
+            ) => {
                 // RFC 9051 §6.3.12: TRYCREATE tells the client CREATE would help.
                 self.no(tag, Some(Code::TryCreate), "Mailbox does not exist.")
+            }
+            (
+                Pending::Replace { tag, uid },
+                Ok(StorageReply::Appended {
+                    uid_validity, uids, ..
+                }),
+            ) => {
+                // RFC 8508 §4.3: APPENDUID in an untagged OK, before the EXPUNGE it goes with.
+                self.untagged(
+                    Condition::Ok,
+                    Some(Code::AppendUid {
+                        uid_validity,
+                        uids: to_set(&uids),
+                    }),
+                    "Replacement message ready.",
+                );
+                if let Some(view) = self.selected_view_mut() {
+                    if !view.pending_expunges.contains(&uid) {
+                        view.pending_expunges.push(uid);
+                    }
+                }
+                self.own_write();
+                self.finish(Finish::ok(tag, "REPLACE completed."));
             }
             (
                 Pending::Store { tag, uid, silent },
@@ -789,6 +888,7 @@ impl ImapSession {
             (
                 Pending::Select { tag, .. }
                 | Pending::Append { tag, .. }
+                | Pending::Replace { tag, .. }
                 | Pending::Store { tag, .. }
                 | Pending::Expunge { tag, .. }
                 | Pending::Copy { tag, .. },
@@ -797,6 +897,7 @@ impl ImapSession {
             (
                 Pending::Select { tag, .. }
                 | Pending::Append { tag, .. }
+                | Pending::Replace { tag, .. }
                 | Pending::Store { tag, .. }
                 | Pending::Expunge { tag, .. }
                 | Pending::Copy { tag, .. },

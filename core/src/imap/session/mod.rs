@@ -705,6 +705,12 @@ impl ImapSession {
             Command::Move { uid, set, mailbox } if selected => {
                 self.copy_move(tag, uid, set, &mailbox, true)
             }
+            Command::Replace {
+                uid,
+                target,
+                mailbox,
+                message,
+            } if selected => self.replace(tag, uid, target, &mailbox, message),
             Command::Check
             | Command::Close
             | Command::Unselect
@@ -714,7 +720,8 @@ impl ImapSession {
             | Command::Fetch { .. }
             | Command::Store { .. }
             | Command::Copy { .. }
-            | Command::Move { .. } => self.bad(Some(tag), None, "No mailbox selected."),
+            | Command::Move { .. }
+            | Command::Replace { .. } => self.bad(Some(tag), None, "No mailbox selected."),
             _ => self.bad(Some(tag), None, "Command not supported."),
         }
     }
@@ -828,6 +835,8 @@ impl ImapSession {
             StorageError::HasChildren => (Code::HasChildren, "Mailbox has children."),
             StorageError::OverQuota => (Code::OverQuota, "Quota exceeded."),
             StorageError::InUse => (Code::InUse, "In use by another session."),
+            // RFC 5530 §3: another session expunged it; a NOOP shows the client.
+            StorageError::NoSuchMessage => (Code::ExpungeIssued, "Message was expunged."),
             StorageError::Limit(kind) => (Code::Limit, limit_text(*kind)),
             StorageError::Unavailable(_) => (Code::Unavailable, TEMPORARY_FAILURE),
             _ => (Code::ServerBug, INTERNAL_ERROR),
@@ -1030,6 +1039,7 @@ impl ImapSession {
                 "STATUS=SIZE",
                 "CHILDREN",
                 "MULTIAPPEND",
+                "REPLACE",
                 "UTF8=ACCEPT",
                 "WITHIN",
             ]),
