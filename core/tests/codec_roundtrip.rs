@@ -177,6 +177,16 @@ fn seq_no(g: &mut Gen) -> SeqNo {
     }
 }
 
+fn partial_range(g: &mut Gen) -> PartialRange {
+    let nz = |g: &mut Gen| NonZeroU32::new(nz32(g)).unwrap();
+    let (a, b) = (nz(g), nz(g));
+    if bool::arbitrary(g) {
+        PartialRange::First(a, b)
+    } else {
+        PartialRange::Last(a, b)
+    }
+}
+
 fn ranges(g: &mut Gen) -> SequenceSet {
     SequenceSet::Ranges(vec_of(g, 1, 4, |g| {
         let from = seq_no(g);
@@ -399,7 +409,13 @@ fn program(g: &mut Gen, charset: bool) -> SearchProgram {
 fn search_returns(g: &mut Gen) -> Option<Vec<SearchReturn>> {
     use SearchReturn::*;
     maybe(g, |g| {
-        vec_of(g, 0, 3, |g| pick(g, &[Min, Max, All, Count, Save]))
+        vec_of(g, 0, 3, |g| {
+            if chance(g, 6) {
+                Partial(partial_range(g))
+            } else {
+                pick(g, &[Min, Max, All, Count, Save])
+            }
+        })
     })
 }
 
@@ -618,6 +634,7 @@ fn command(g: &mut Gen) -> Command {
             modifiers: FetchModifiers {
                 changed_since: maybe(g, u64_63),
                 vanished: bool::arbitrary(g),
+                partial: maybe(g, partial_range),
             },
         },
         41 | 42 => Command::Store {
@@ -1058,7 +1075,8 @@ fn data(g: &mut Gen) -> Data {
         6 => Data::ESearch {
             tag: maybe(g, tag),
             uid: bool::arbitrary(g),
-            results: vec_of(g, 0, 4, |g| match below(g, 5) {
+            results: vec_of(g, 0, 4, |g| match below(g, 6) {
+                5 => ESearchResult::Partial(partial_range(g), maybe(g, ranges)),
                 0 => ESearchResult::Min(u32::arbitrary(g)),
                 1 => ESearchResult::Max(u32::arbitrary(g)),
                 2 => ESearchResult::Count(u32::arbitrary(g)),
@@ -1223,4 +1241,31 @@ fn every_response_variant_is_generated() {
     assert_eq!(data.len(), 20, "{data:?}");
     assert_eq!(codes.len(), 41, "{codes:?}");
     assert_eq!(items.len(), 18, "{items:?}");
+}
+
+/// RFC 9394 §3.1: a range names the results at exactly those positions, counted from the
+/// first or (with minus signs) from the last, its ends in either order; positions past the
+/// results name nothing, and what is picked stays in mailbox order.
+#[test]
+fn partial_range_picks_exactly_its_positions() {
+    fn prop(len: u8, a: u8, b: u8, last: bool) -> TestResult {
+        let (Some(a), Some(b)) = (NonZeroU32::new(a.into()), NonZeroU32::new(b.into())) else {
+            return TestResult::discard();
+        };
+        let items: Vec<u32> = (1..=u32::from(len)).collect();
+        let range = if last {
+            PartialRange::Last(a, b)
+        } else {
+            PartialRange::First(a, b)
+        };
+        let (lo, hi) = (a.min(b).get(), a.max(b).get());
+        let n = u32::from(len);
+        let expected: Vec<u32> = items
+            .iter()
+            .copied()
+            .filter(|&i| (lo..=hi).contains(&if last { n + 1 - i } else { i }))
+            .collect();
+        TestResult::from_bool(range.pick(&items) == expected.as_slice())
+    }
+    checker().quickcheck(prop as fn(u8, u8, u8, bool) -> TestResult);
 }

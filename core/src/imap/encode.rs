@@ -20,7 +20,7 @@ use super::response::{
     self, Condition, Data, ESearchResult, ListItem, Response, StatusResponse, StatusValue,
     ThreadNode,
 };
-use super::types::{SeqNo, SequenceSet, StatusItem};
+use super::types::{PartialRange, SeqNo, SequenceSet, StatusItem};
 use crate::imap::decode::prim::{ASTRING, ATOM, LIST_CHAR};
 use crate::mail::date::{Date, DateTime};
 use crate::mail::flags::Flag;
@@ -319,6 +319,19 @@ pub(crate) fn put_seq_no(out: &mut BytesMut, n: SeqNo) {
         SeqNo::Value(v) => put_u32(out, v.get()),
         SeqNo::Star => out.put_u8(b'*'),
     }
+}
+
+/// `partial-range` (RFC 9394 §4) as the client wrote it.
+pub(crate) fn put_partial_range(out: &mut BytesMut, range: PartialRange) {
+    let (minus, a, b) = match range {
+        PartialRange::First(a, b) => ("", a, b),
+        PartialRange::Last(a, b) => ("-", a, b),
+    };
+    out.put_slice(minus.as_bytes());
+    put_u32(out, a.get());
+    out.put_u8(b':');
+    out.put_slice(minus.as_bytes());
+    put_u32(out, b.get());
 }
 
 /// One flag as the grammar spells it.
@@ -700,6 +713,16 @@ fn data(out: &mut BytesMut, d: &Data, w: &Strings) {
                     ESearchResult::ModSeq(n) => {
                         out.put_slice(b"MODSEQ ");
                         put_u64(out, *n);
+                    }
+                    ESearchResult::Partial(range, set) => {
+                        out.put_slice(b"PARTIAL (");
+                        put_partial_range(out, *range);
+                        out.put_u8(b' ');
+                        match set {
+                            Some(set) => put_sequence_set(out, set),
+                            None => out.put_slice(b"NIL"),
+                        }
+                        out.put_u8(b')');
                     }
                 }
             }

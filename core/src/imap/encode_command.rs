@@ -9,8 +9,8 @@ use bytes::{BufMut, BytesMut};
 
 use super::command::{Command, CommandLine, SearchProgram};
 use super::encode::{
-    put_date, put_date_time, put_fetch_attr, put_flag_list, put_seq_no, put_sequence_set, put_u32,
-    put_u64, status_item_name, Strings,
+    put_date, put_date_time, put_fetch_attr, put_flag_list, put_partial_range, put_seq_no,
+    put_sequence_set, put_u32, put_u64, status_item_name, Strings,
 };
 use super::types::{
     AppendMessage, EntryType, FetchItems, ListReturn, ListSelect, MetadataDepth, NotifyFilter,
@@ -503,6 +503,11 @@ fn command(out: &mut BytesMut, c: &Command, w: &Strings) {
             if modifiers.vanished {
                 mods.push(b"VANISHED".to_vec());
             }
+            if let Some(range) = modifiers.partial {
+                let mut m = BytesMut::from(&b"PARTIAL "[..]);
+                put_partial_range(&mut m, range);
+                mods.push(m.to_vec());
+            }
             if !mods.is_empty() {
                 sp(out);
                 parens(out, &mods, |out, m| out.put_slice(m));
@@ -600,14 +605,16 @@ fn status_items(out: &mut BytesMut, items: &[StatusItem]) {
 fn search_returns(out: &mut BytesMut, returns: Option<&[SearchReturn]>) {
     if let Some(r) = returns {
         out.put_slice(b" RETURN ");
-        parens(out, r, |out, r| {
-            out.put_slice(match r {
-                SearchReturn::Min => b"MIN",
-                SearchReturn::Max => b"MAX",
-                SearchReturn::All => b"ALL",
-                SearchReturn::Count => b"COUNT",
-                SearchReturn::Save => b"SAVE",
-            })
+        parens(out, r, |out, r| match r {
+            SearchReturn::Min => out.put_slice(b"MIN"),
+            SearchReturn::Max => out.put_slice(b"MAX"),
+            SearchReturn::All => out.put_slice(b"ALL"),
+            SearchReturn::Count => out.put_slice(b"COUNT"),
+            SearchReturn::Save => out.put_slice(b"SAVE"),
+            SearchReturn::Partial(range) => {
+                out.put_slice(b"PARTIAL ");
+                put_partial_range(out, *range);
+            }
         });
     }
 }

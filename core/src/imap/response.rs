@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::command::Tag;
-use super::types::{SearchReturn, SequenceSet, StatusItem};
+use super::types::{PartialRange, SearchReturn, SequenceSet, StatusItem};
 use crate::mail::date::DateTime;
 use crate::mail::flags::Flag;
 use crate::mail::section::Section;
@@ -289,6 +289,8 @@ pub enum ESearchResult {
     All(SequenceSet),
     /// MODSEQ n.
     ModSeq(u64),
+    /// PARTIAL (range set), the set `None` (NIL) when no result lies in the range (RFC 9394).
+    Partial(PartialRange, Option<SequenceSet>),
 }
 
 impl ESearchResult {
@@ -299,6 +301,7 @@ impl ESearchResult {
             ESearchResult::Max(_) => Some(SearchReturn::Max),
             ESearchResult::Count(_) => Some(SearchReturn::Count),
             ESearchResult::All(_) => Some(SearchReturn::All),
+            ESearchResult::Partial(range, _) => Some(SearchReturn::Partial(*range)),
             ESearchResult::ModSeq(_) => None,
         }
     }

@@ -9,8 +9,9 @@ use bytes::Bytes;
 use super::command::Tag;
 use super::decode::prim::{
     astring, atom, byte, crlf, date_time, digits, digits_value, fail, fatal, flag, flag_list,
-    label, literal8, nil, nstring, number, number64, nz_number, objectid, paren_list, peek, quoted,
-    sequence_set, sp, span1, string, strip_kw, upcase, Cx, Res, ATOM, TAG,
+    label, literal8, nil, nstring, number, number64, nz_number, objectid, paren_list,
+    partial_range, peek, quoted, sequence_set, sp, span1, string, strip_kw, upcase, Cx, Res, ATOM,
+    TAG,
 };
 use super::decode::{section, section_binary, MAX_DEPTH};
 use super::response::{
@@ -633,6 +634,20 @@ fn esearch<'a>(cx: &Cx<'_>, i: &'a [u8]) -> R<'a, Data> {
             b"MODSEQ" => {
                 let (rest, n) = number64(rest)?;
                 (rest, ESearchResult::ModSeq(n))
+            }
+            b"PARTIAL" => {
+                let (rest, _) = byte(rest, b'(', "Expected '('.")?;
+                let (rest, range) = partial_range(rest)?;
+                let (rest, _) = sp(rest)?;
+                let (rest, set) = match strip_kw(rest, b"NIL") {
+                    Some(rest) => (rest, None),
+                    None => {
+                        let (rest, s) = sequence_set(rest)?;
+                        (rest, Some(s))
+                    }
+                };
+                let (rest, _) = byte(rest, b')', "Expected ')'.")?;
+                (rest, ESearchResult::Partial(range, set))
             }
             _ => return fail(rest, "Unknown ESEARCH result."),
         };

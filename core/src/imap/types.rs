@@ -169,13 +169,44 @@ impl FetchItems {
     }
 }
 
-/// FETCH modifiers (RFC 7162 CONDSTORE/QRESYNC).
+/// FETCH modifiers (RFC 7162 CONDSTORE/QRESYNC, RFC 9394 PARTIAL).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FetchModifiers {
     /// `CHANGEDSINCE modseq`.
     pub changed_since: Option<u64>,
     /// `VANISHED` (UID FETCH only).
     pub vanished: bool,
+    /// `PARTIAL range` (UID FETCH only): only these of the messages the set names.
+    pub partial: Option<PartialRange>,
+}
+
+/// `partial-range` (RFC 9394 §4): positions among results in mailbox order, counted from the
+/// first (`1:500`) or, written with minus signs, from the last (`-1:-100`). The two ends as
+/// the client wrote them, in either order: a reply echoes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PartialRange {
+    /// `a:b`, 1 being the first result.
+    First(NonZeroU32, NonZeroU32),
+    /// `-a:-b`, 1 being the last result.
+    Last(NonZeroU32, NonZeroU32),
+}
+
+impl PartialRange {
+    /// The results the range names, in the order given (mailbox order); positions past
+    /// either end name nothing.
+    pub fn pick<T>(self, items: &[T]) -> &[T] {
+        let (PartialRange::First(a, b) | PartialRange::Last(a, b)) = self;
+        let (lo, hi) = (a.min(b).get() as usize, a.max(b).get() as usize);
+        let len = items.len();
+        if lo > len {
+            return &[];
+        }
+        let span = match self {
+            PartialRange::First(..) => lo - 1..hi.min(len),
+            PartialRange::Last(..) => len.saturating_sub(hi)..len - (lo - 1),
+        };
+        items.get(span).unwrap_or_default()
+    }
 }
 
 /// The entry type of a MODSEQ search key (RFC 7162 §3.1.5).
@@ -304,6 +335,8 @@ pub enum SearchReturn {
     Count,
     /// SAVE (RFC 5182).
     Save,
+    /// PARTIAL range (RFC 9394).
+    Partial(PartialRange),
 }
 
 /// SORT criteria keys (RFC 5256, RFC 5957).

@@ -384,6 +384,14 @@ fn message_cmd(r: &mut Rng, rev2: bool) -> Cmd {
                         v.push(o);
                     }
                 }
+                // RFC 9394 §3.1: PARTIAL, never beside ALL.
+                if !v.contains(&Ret::All) && r.percent(30) {
+                    v.push(Ret::Partial {
+                        last: r.percent(50),
+                        a: 1 + r.below(6) as u32,
+                        b: 1 + r.below(6) as u32,
+                    });
+                }
                 Some(v)
             } else {
                 None

@@ -317,11 +317,31 @@ impl Item {
     }
 }
 
-/// SEARCH RETURN options (RFC 4731).
+/// SEARCH RETURN options (RFC 4731, RFC 9394's PARTIAL).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ret {
     Min,
     Max,
     Count,
     All,
+    /// `PARTIAL a:b`, or `-a:-b` (counted from the last result) when `last`.
+    Partial {
+        last: bool,
+        a: u32,
+        b: u32,
+    },
+}
+
+impl Ret {
+    /// The option as a client writes it.
+    pub fn text(self) -> String {
+        match self {
+            Ret::Min => "MIN".into(),
+            Ret::Max => "MAX".into(),
+            Ret::Count => "COUNT".into(),
+            Ret::All => "ALL".into(),
+            Ret::Partial { last: false, a, b } => format!("PARTIAL {a}:{b}"),
+            Ret::Partial { last: true, a, b } => format!("PARTIAL -{a}:-{b}"),
+        }
+    }
 }

@@ -30,7 +30,7 @@ use tern_core::imap::response::{
     StatusValue,
 };
 use tern_core::imap::response_decode::parse_response;
-use tern_core::imap::types::{SeqNo, SequenceSet, StatusItem};
+use tern_core::imap::types::{PartialRange, SeqNo, SequenceSet, StatusItem};
 use tern_core::mail::date::DateTime;
 use tern_core::mail::flags::{Flag, Flags, SystemFlag};
 use tern_core::mail::section::SectionText;
@@ -1011,15 +1011,7 @@ impl<'b> World<'b> {
                     None => String::new(),
                     Some(v) => format!(
                         "RETURN ({}) ",
-                        v.iter()
-                            .map(|r| match r {
-                                Ret::Min => "MIN",
-                                Ret::Max => "MAX",
-                                Ret::Count => "COUNT",
-                                Ret::All => "ALL",
-                            })
-                            .collect::<Vec<_>>()
-                            .join(" ")
+                        v.iter().map(|r| r.text()).collect::<Vec<_>>().join(" ")
                     ),
                 };
                 match sel {
@@ -2477,6 +2469,24 @@ fn check_search(name: &str, s: &SearchExpect, obs: &Observed) -> R {
             if all && !s.numbers.is_empty() {
                 want.push(format!("ALL {:?}", s.numbers));
             }
+            for r in ret {
+                if let Ret::Partial { last, a, b } = *r {
+                    // The results whose position (from the first, or from the last) lies
+                    // between the two ends.
+                    let (lo, hi) = (a.min(b) as usize, a.max(b) as usize);
+                    let n = s.numbers.len();
+                    let picked: Vec<u32> = (0..n)
+                        .filter(|&i| (lo..=hi).contains(&if last { n - i } else { i + 1 }))
+                        .filter_map(|i| s.numbers.get(i).copied())
+                        .collect();
+                    let text = r.text();
+                    want.push(if picked.is_empty() {
+                        format!("{text} NIL")
+                    } else {
+                        format!("{text} {picked:?}")
+                    });
+                }
+            }
             let mut got: Vec<String> = results
                 .iter()
                 .map(|r| match r {
@@ -2485,6 +2495,17 @@ fn check_search(name: &str, s: &SearchExpect, obs: &Observed) -> R {
                     ESearchResult::Count(n) => format!("COUNT {n}"),
                     ESearchResult::All(set) => format!("ALL {:?}", expand(set)),
                     ESearchResult::ModSeq(n) => format!("MODSEQ {n}"),
+                    ESearchResult::Partial(range, set) => {
+                        let (minus, a, b) = match range {
+                            PartialRange::First(a, b) => ("", a, b),
+                            PartialRange::Last(a, b) => ("-", a, b),
+                        };
+                        let found = match set {
+                            Some(set) => format!("{:?}", expand(set)),
+                            None => "NIL".into(),
+                        };
+                        format!("PARTIAL {minus}{a}:{minus}{b} {found}")
+                    }
                 })
                 .collect();
             got.sort();

@@ -227,6 +227,12 @@ pub(crate) fn fetch_modifiers(i: &[u8]) -> Res<'_, FetchModifiers> {
                 m.vanished = true;
                 Ok((rest, ()))
             }
+            b"PARTIAL" => {
+                let (rest, _) = sp(rest)?;
+                let (rest, range) = super::prim::partial_range(rest)?;
+                m.partial = Some(range);
+                Ok((rest, ()))
+            }
             _ => fail(i, "Unknown FETCH modifier."),
         }
     })?;

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use nom::error::{ErrorKind, ParseError};
 use nom::IResult;
 
-use crate::imap::types::{SeqNo, SeqRange, SequenceSet};
+use crate::imap::types::{PartialRange, SeqNo, SeqRange, SequenceSet};
 use crate::mail::date::{Date, DateTime};
 use crate::mail::flags::Flag;
 
@@ -476,6 +476,29 @@ pub(crate) fn seq_number(i: &[u8]) -> Res<'_, SeqNo> {
     }
     let (rest, n) = nz_number(i)?;
     Ok((rest, SeqNo::Value(n)))
+}
+
+/// `partial-range = partial-range-first / partial-range-last` (RFC 9394 §4): `a:b`, or
+/// `-a:-b` counted from the last result.
+pub(crate) fn partial_range(i: &[u8]) -> Res<'_, PartialRange> {
+    let last = i.starts_with(b"-");
+    let r = if last { &i[1..] } else { i };
+    let (r, a) = nz_number(r)?;
+    let (r, _) = byte(r, b':', "Invalid partial range.")?;
+    let r = match (last, r.strip_prefix(b"-")) {
+        (true, Some(r)) => r,
+        (false, None) => r,
+        _ => return fail(r, "Invalid partial range."),
+    };
+    let (r, b) = nz_number(r)?;
+    Ok((
+        r,
+        if last {
+            PartialRange::Last(a, b)
+        } else {
+            PartialRange::First(a, b)
+        },
+    ))
 }
 
 /// `sequence-set`, ranges in either order (RFC 9051 §9), or `$` (RFC 5182).

@@ -2,8 +2,8 @@
 //! RFC 8514), ESEARCH return options (RFC 4731, RFC 5182) and SORT/THREAD criteria (RFC 5256).
 
 use super::prim::{
-    astring, atom, date, fail, fatal, label, number64, nz_number, objectid, paren_list, peek,
-    sequence_set, sp, span, strip_kw, upcase, Cx, Res,
+    astring, atom, date, fail, fatal, label, number64, nz_number, objectid, paren_list,
+    partial_range, peek, sequence_set, sp, span, strip_kw, upcase, Cx, Res,
 };
 use crate::imap::command::SearchProgram;
 use crate::imap::types::{EntryType, SearchKey, SearchReturn, SortCriterion, SortKey};
@@ -244,6 +244,11 @@ pub(crate) fn search_return_opts(i: &[u8]) -> Res<'_, Vec<SearchReturn>> {
             b"ALL" => SearchReturn::All,
             b"COUNT" => SearchReturn::Count,
             b"SAVE" => SearchReturn::Save,
+            b"PARTIAL" => {
+                let (rest, _) = sp(rest)?;
+                let (rest, range) = partial_range(rest)?;
+                return Ok((rest, SearchReturn::Partial(range)));
+            }
             _ => return fail(i, "Unknown search return option."),
         };
         Ok((rest, opt))

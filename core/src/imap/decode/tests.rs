@@ -8,8 +8,8 @@ use bytes::Bytes;
 use super::*;
 use crate::imap::command::SearchProgram;
 use crate::imap::types::{
-    EntryType, FetchAttr, FetchItems, Partial, SearchKey, SearchReturn, SeqNo, SeqRange,
-    SequenceSet, SortCriterion, SortKey,
+    EntryType, FetchAttr, FetchItems, Partial, PartialRange, SearchKey, SearchReturn, SeqNo,
+    SeqRange, SequenceSet, SortCriterion, SortKey,
 };
 use crate::mail::date::{Date, DateTime};
 use crate::mail::flags::Flag;
@@ -706,6 +706,53 @@ fn append_date_time_multiappend_and_literal8() {
 }
 
 #[test]
+fn rfc9394_partial_return_option_and_fetch_modifier() {
+    let nz = |v| NonZeroU32::new(v).unwrap();
+    // §3.1's examples: from the newest with minus signs, from the oldest without.
+    let c = ok("A01 UID SEARCH RETURN (PARTIAL -1:-100) UNDELETED UNKEYWORD $Junk");
+    let Command::Search { returns, .. } = c else {
+        panic!("{c:?}")
+    };
+    assert_eq!(
+        returns,
+        Some(vec![SearchReturn::Partial(PartialRange::Last(
+            nz(1),
+            nz(100)
+        ))])
+    );
+    let c = ok("A02 UID SEARCH RETURN (COUNT PARTIAL 23500:24000 SAVE) UNDELETED");
+    let Command::Search { returns, .. } = c else {
+        panic!("{c:?}")
+    };
+    assert_eq!(
+        returns,
+        Some(vec![
+            SearchReturn::Count,
+            SearchReturn::Partial(PartialRange::First(nz(23500), nz(24000))),
+            SearchReturn::Save
+        ])
+    );
+    // §3.3 and §3.4: a UID FETCH modifier, beside CHANGEDSINCE in either order.
+    let c = ok("101 UID FETCH 25900:26600 (UID FLAGS) (PARTIAL -1:-30 CHANGEDSINCE 98305)");
+    let Command::Fetch { modifiers, .. } = c else {
+        panic!("{c:?}")
+    };
+    assert_eq!(modifiers.partial, Some(PartialRange::Last(nz(1), nz(30))));
+    assert_eq!(modifiers.changed_since, Some(98305));
+    // §4: both ends the same sign, no zero, no `*`.
+    for bad in [
+        "a SEARCH RETURN (PARTIAL 1:-5) ALL",
+        "a SEARCH RETURN (PARTIAL -1:5) ALL",
+        "a SEARCH RETURN (PARTIAL 0:5) ALL",
+        "a SEARCH RETURN (PARTIAL 1:*) ALL",
+        "a SEARCH RETURN (PARTIAL 5) ALL",
+        "a UID FETCH 1 FLAGS (PARTIAL)",
+    ] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn rfc8508_replace_and_uid_replace() {
     // §3.2: a message number, a mailbox and one append-message.
     let c = ok("A003 REPLACE 4 Drafts (\\Seen \\Draft) {2}\r\nhi");
@@ -1294,7 +1341,8 @@ fn rfc7162_fetch_and_store_modifiers() {
             items: FetchItems::Attrs(vec![FetchAttr::Flags]),
             modifiers: FetchModifiers {
                 changed_since: Some(12345),
-                vanished: false
+                vanished: false,
+                partial: None
             }
         }
     );
@@ -1306,7 +1354,8 @@ fn rfc7162_fetch_and_store_modifiers() {
             items: FetchItems::Attrs(vec![FetchAttr::Flags]),
             modifiers: FetchModifiers {
                 changed_since: Some(20050715194045000),
-                vanished: true
+                vanished: true,
+                partial: None
             }
         }
     );

@@ -103,12 +103,17 @@ impl ImapSession {
         items: FetchItems,
         modifiers: FetchModifiers,
     ) {
-        if modifiers != FetchModifiers::default() {
+        if modifiers.changed_since.is_some() || modifiers.vanished {
             self.bad(
                 Some(tag),
                 None,
                 "FETCH modifiers need CONDSTORE, which is not enabled.",
             );
+            return;
+        }
+        if modifiers.partial.is_some() && !uid {
+            // RFC 9394 §3.3 extends UID FETCH only.
+            self.bad(Some(tag), None, "PARTIAL is a UID FETCH modifier.");
             return;
         }
         let attrs = items.expand();
@@ -141,17 +146,23 @@ impl ImapSession {
             attrs.insert(0, FetchAttr::Uid);
         }
         let (rerun_set, rerun_items, rerun_tag) = (set.clone(), items.clone(), tag.clone());
-        let Some(uids) = self.resolve(&tag, uid, &set, move || CommandLine {
+        let rerun_modifiers = modifiers.clone();
+        let Some(mut uids) = self.resolve(&tag, uid, &set, move || CommandLine {
             tag: rerun_tag,
             command: Command::Fetch {
                 uid,
                 set: rerun_set,
                 items: rerun_items,
-                modifiers: FetchModifiers::default(),
+                modifiers: rerun_modifiers,
             },
         }) else {
             return;
         };
+        if let Some(range) = modifiers.partial {
+            // RFC 9394 §3.3: only the messages at those positions among the ones the set
+            // names (in UID order, as the set is resolved).
+            uids = range.pick(&uids).to_vec();
+        }
         let Some(view) = self.selected_view() else {
             return;
         };

@@ -1030,6 +1030,7 @@ impl ImapSession {
                 "UIDPLUS",
                 "ESEARCH",
                 "SEARCHRES",
+                "PARTIAL",
                 "LIST-EXTENDED",
                 "LIST-STATUS",
                 "MOVE",

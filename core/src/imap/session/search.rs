@@ -39,6 +39,16 @@ impl ImapSession {
                 view.saved = Some(Vec::new());
             }
         }
+        let whole = returns.as_deref().unwrap_or_default().iter();
+        if whole
+            .filter(|r| matches!(r, SearchReturn::All | SearchReturn::Partial(_)))
+            .count()
+            > 1
+        {
+            // RFC 9394 §3.1: "either one PARTIAL, one ALL, or neither".
+            self.bad(Some(tag), None, "At most one of PARTIAL and ALL.");
+            return;
+        }
         if program.charset.is_some() && self.enabled.utf8 {
             // RFC 9755 §3: after ENABLE UTF8=ACCEPT, clients send no CHARSET.
             self.bad(
@@ -112,14 +122,23 @@ impl ImapSession {
             self.finish(Finish::ok(p.tag, "SEARCH completed.").no_expunge());
             return;
         };
+        let partial = returns.iter().find_map(|r| match r {
+            SearchReturn::Partial(range) => Some(*range),
+            _ => None,
+        });
         if returns.contains(&SearchReturn::Save) {
-            // RFC 5182 §2.4: with MIN or MAX (and not ALL or COUNT), only those are saved.
+            // RFC 5182 §2.4: with MIN or MAX (and not ALL or COUNT), only those are saved;
+            // RFC 9394 §3.2 (Table 1): with PARTIAL and not COUNT, the PARTIAL results and
+            // those MIN and MAX.
+            let count = returns.contains(&SearchReturn::Count);
             let min_max_only = (returns.contains(&SearchReturn::Min)
                 || returns.contains(&SearchReturn::Max))
                 && !returns.contains(&SearchReturn::All)
-                && !returns.contains(&SearchReturn::Count);
-            let saved: Vec<Uid> = if min_max_only {
-                let mut s = Vec::new();
+                && !count;
+            let saved: Vec<Uid> = if (partial.is_some() && !count) || min_max_only {
+                let mut s = partial
+                    .map(|range| range.pick(&found).to_vec())
+                    .unwrap_or_default();
                 if returns.contains(&SearchReturn::Min) {
                     s.extend(found.first());
                 }
@@ -146,6 +165,14 @@ impl ImapSession {
         }
         if returns.contains(&SearchReturn::All) && !numbers.is_empty() {
             results.push(ESearchResult::All(to_set(&numbers)));
+        }
+        if let Some(range) = partial {
+            // RFC 9394 §3.1: the range as asked, and NIL when no result lies in it.
+            let picked = range.pick(&numbers);
+            results.push(ESearchResult::Partial(
+                range,
+                (!picked.is_empty()).then(|| to_set(picked)),
+            ));
         }
         // RFC 5182 §2.1: RETURN (SAVE) alone produces no ESEARCH response.
         let only_save = returns.iter().all(|r| *r == SearchReturn::Save);
