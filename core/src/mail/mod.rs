@@ -14,4 +14,5 @@ pub mod mailbox_name;
 pub mod mime;
 pub mod section;
 pub mod structure;
+pub mod subject;
 pub mod text;
