@@ -211,7 +211,14 @@ const IMAP_COMMANDS: &[(&str, Group, &str)] = &[
     ("UID STORE", Group::Selected, "UID STORE 1 +FLAGS (\\Seen)"),
     ("UID COPY", Group::Selected, "UID COPY 1 Trash"),
     ("UID MOVE", Group::Selected, "UID MOVE 1 Trash"),
-    ("SORT", Group::Unsupported, "SORT (DATE) UTF-8 ALL"),
+    ("SORT", Group::Selected, "SORT (DATE) UTF-8 ALL"),
+    ("UID SORT", Group::Selected, "UID SORT (SUBJECT) UTF-8 ALL"),
+    ("REPLACE", Group::Selected, "REPLACE 1 Trash {5+}\r\nhello"),
+    (
+        "UID REPLACE",
+        Group::Selected,
+        "UID REPLACE 1 Trash {5+}\r\nhello",
+    ),
     ("GETQUOTAROOT", Group::Unsupported, "GETQUOTAROOT INBOX"),
 ];
 
@@ -257,7 +264,14 @@ fn imap_expected(state: ImapState, name: &str, group: Group) -> String {
     if state == S::Examined
         && matches!(
             name,
-            "STORE" | "UID STORE" | "EXPUNGE" | "UID EXPUNGE" | "MOVE" | "UID MOVE"
+            "STORE"
+                | "UID STORE"
+                | "EXPUNGE"
+                | "UID EXPUNGE"
+                | "MOVE"
+                | "UID MOVE"
+                | "REPLACE"
+                | "UID REPLACE"
         )
     {
         return "NO [CANNOT]".into();

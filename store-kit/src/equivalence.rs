@@ -17,6 +17,7 @@ use tern_core::mail::date::Date;
 use tern_core::mail::flags::{Flag, StoreMode, SystemFlag};
 use tern_core::mail::text::fold;
 use tern_core::store::query::{DateCmp, Query};
+use tern_core::store::sort::{SortCriterion, SortKey};
 use tern_core::store::{
     FetchWant, MailboxId, NewMessage, SpecialUse, StorageOp, StorageReply, ViewPin,
 };
@@ -274,7 +275,33 @@ fn step(rng: &mut Rng) -> Step {
             },
             mark_seen: rng.chance(30),
         },
-        45..=62 => StorageOp::Search {
+        45..=47 => StorageOp::Sort {
+            account,
+            mailbox: mailbox(rng),
+            uids: uids(rng),
+            query: if rng.chance(70) {
+                Query::All
+            } else {
+                query(rng, 0)
+            },
+            criteria: (0..rng.range(1, 4))
+                .map(|_| SortCriterion {
+                    reverse: rng.chance(30),
+                    key: *rng.pick(&[
+                        SortKey::Arrival,
+                        SortKey::Cc,
+                        SortKey::Date,
+                        SortKey::From,
+                        SortKey::Size,
+                        SortKey::Subject,
+                        SortKey::To,
+                        SortKey::DisplayFrom,
+                        SortKey::DisplayTo,
+                    ]),
+                })
+                .collect(),
+        },
+        48..=62 => StorageOp::Search {
             account,
             mailbox: mailbox(rng),
             uids: uids(rng),
@@ -363,6 +390,7 @@ fn step(rng: &mut Rng) -> Step {
     let joinable = !matches!(
         op,
         StorageOp::Search { .. }
+            | StorageOp::Sort { .. }
             | StorageOp::LockMaildrop { .. }
             | StorageOp::UnlockMaildrop { .. }
             | StorageOp::Changes { .. }
@@ -544,7 +572,9 @@ pub fn run(backend: &mut dyn Backend, seed: u64, steps: usize) -> Result<(), Str
                 let stats = std::env::var_os("TERN_EQUIVALENCE_STATS").is_some();
                 let shown = stats.then(|| op.clone());
                 let again = match &op {
-                    StorageOp::Search { account, .. } => Some((account.clone(), op.clone())),
+                    StorageOp::Search { account, .. } | StorageOp::Sort { account, .. } => {
+                        Some((account.clone(), op.clone()))
+                    }
                     _ => None,
                 };
                 let (expected, got) = both(&mut mem, &mut sql, op);

@@ -20,6 +20,7 @@ use tern_core::mail::mailbox_name::DELIMITER;
 use tern_core::mail::text::SearchText;
 use tern_core::store::evaluate::{evaluate, Bits, Halt, Meter};
 use tern_core::store::query::{Candidate, Query};
+use tern_core::store::sort::SortFields;
 use tern_core::store::{import, AccountTemplate, LimitKind};
 use tern_core::store::{
     Body, ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
@@ -1807,6 +1808,43 @@ impl Account {
     /// Loads the text a search needs for some of its undecided messages, in one read
     /// transaction. A message whose body went meanwhile (expunged and reclaimed between two
     /// batches) is left out: it no longer exists.
+    /// What SORT compares of the messages `uids` (ascending, found by a search): UID,
+    /// INTERNALDATE, size and the envelope's [`SortFields`], read from the rows and the
+    /// stored structures (the analysed cache first).
+    pub fn sort_inputs(
+        &mut self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> Result<Vec<(Uid, i64, u64, SortFields)>, Fail> {
+        let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
+            return Ok(Vec::new());
+        };
+        let m = by_id(&self.conn, mailbox)?;
+        let Account {
+            conn,
+            rows: cache,
+            analysed,
+            ..
+        } = self;
+        let rows = cache.range(conn, &m, lo, hi)?;
+        let tx = conn.unchecked_transaction()?;
+        let mut out = Vec::with_capacity(uids.len());
+        for msg in requested(&rows, uids) {
+            let info = match analysed.info(msg.body) {
+                Some(info) => info,
+                None => Arc::new(load_info(&tx, msg.body)?.0),
+            };
+            out.push((
+                msg.uid,
+                to_unix(&msg.date),
+                msg.size,
+                SortFields::of(&info.envelope),
+            ));
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
     pub fn search_texts<'m>(
         &self,
         need: TextNeed,

@@ -245,6 +245,7 @@ pub use group::{BatchStats, MAX_BATCH};
 pub use schema::SCHEMA_VERSION;
 use tern_core::store::evaluate::{evaluate, Meter};
 use tern_core::store::query::{Candidate, Query};
+use tern_core::store::sort::{SortCriterion, Sortable};
 use tern_core::store::{AccountTemplate, MailboxId, StoreLimits, Uid};
 
 /// Bodies up to this size live in the database, larger ones in files (see the crate docs for
@@ -549,6 +550,27 @@ impl SqliteStore {
                             search(&handle.account, mailbox, &uids, &query, now, &mut meter);
                         (found.map_err(StorageError::from), Vec::new())
                     }
+                    (
+                        Ok(handle),
+                        StorageOp::Sort {
+                            mailbox,
+                            uids,
+                            query,
+                            criteria,
+                            ..
+                        },
+                    ) => {
+                        let mut meter = Meter::new(self.limits.search_work, abandoned);
+                        let sorted = sort(
+                            &handle.account,
+                            (mailbox, &uids),
+                            &query,
+                            &criteria,
+                            now,
+                            &mut meter,
+                        );
+                        (sorted.map_err(StorageError::from), Vec::new())
+                    }
                     // A read waits only for the batch running now, not for the next one's
                     // fsync as a member of it (reads batched with writes made every FETCH
                     // under concurrent writers wait for two commits).
@@ -739,6 +761,38 @@ fn search(
     Ok(StorageReply::Found(found))
 }
 
+/// SORT: the search, then the sort fields of what it found, a batch at a time under the
+/// account's lock (each message one unit of work, as SEARCH counts).
+fn sort(
+    account: &Mutex<Account>,
+    (mailbox, uids): (MailboxId, &[Uid]),
+    query: &Query,
+    criteria: &[SortCriterion],
+    now: i64,
+    meter: &mut Meter<'_>,
+) -> Result<StorageReply, error::Fail> {
+    let StorageReply::Found(found) = search(account, mailbox, uids, query, now, meter)? else {
+        return Ok(StorageReply::Found(Vec::new()));
+    };
+    let mut inputs = Vec::with_capacity(found.len());
+    for batch in found.chunks(TEXT_BATCH) {
+        meter.charge(batch.len() as u64)?;
+        inputs.extend(lock(account).sort_inputs(mailbox, batch)?);
+    }
+    let items = inputs
+        .iter()
+        .map(|(uid, arrival, size, fields)| Sortable {
+            uid: *uid,
+            arrival: *arrival,
+            size: *size,
+            fields,
+        })
+        .collect();
+    Ok(StorageReply::Found(tern_core::store::sort::sort(
+        items, criteria,
+    )))
+}
+
 /// One request on one account.
 fn run(
     a: &mut Account,
@@ -897,6 +951,7 @@ impl tern_core::store::MailStore for SqliteStore {
         if matches!(
             op,
             StorageOp::Search { .. }
+                | StorageOp::Sort { .. }
                 | StorageOp::LockMaildrop { .. }
                 | StorageOp::UnlockMaildrop { .. }
         ) {

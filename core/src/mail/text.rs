@@ -149,8 +149,16 @@ pub(crate) fn extract_parsed(raw: &[u8], parsed: Option<mail_parser::Message<'_>
     text
 }
 
-/// A field value with its RFC 2047 encoded words decoded (invalid UTF-8 replaced).
-fn decode_words(value: &[u8]) -> String {
+/// A field value with its RFC 2047 encoded words decoded (invalid UTF-8 replaced). The value
+/// may come with its line end or without (an ENVELOPE string): mail-parser reads a value up
+/// to a line end and finds nothing in one that has none.
+pub(crate) fn decode_words(value: &[u8]) -> String {
+    let ended: std::borrow::Cow<'_, [u8]> = if value.ends_with(b"\n") {
+        value.into()
+    } else {
+        [value, b"\r\n"].concat().into()
+    };
+    let value = &*ended;
     let decoded =
         std::panic::catch_unwind(|| match MessageStream::new(value).parse_unstructured() {
             HeaderValue::Text(t) => Some(t.into_owned()),

@@ -12,7 +12,8 @@ use bytes::Bytes;
 
 use super::evaluate::{evaluate, Halt, Meter};
 use super::import;
-use super::query::Candidate;
+use super::query::{Candidate, Query};
+use super::sort::{self, SortFields, Sortable};
 use super::{
     AccountTemplate, AccountUsage, Body, ChangeSet, Changed, FetchWant, FetchedMessage, LimitKind,
     MailboxEntry, MailboxId, MailboxList, MailboxStatus, MessageState, ModSeq, NewMessage, Pins,
@@ -313,6 +314,30 @@ impl Account {
 }
 
 impl Mailbox {
+    /// The messages among `uids` that `query` matches, in UID order.
+    fn search(
+        &self,
+        uids: &[Uid],
+        query: &Query,
+        now: i64,
+        work: u64,
+    ) -> Result<Vec<&Message>, StorageError> {
+        let candidates: Vec<&Message> = self
+            .messages
+            .iter()
+            .filter(|msg| uids.binary_search(&msg.uid).is_ok())
+            .collect();
+        let mut meter = Meter::new(work, &|| false);
+        let outcome = evaluate(query, &candidates, true, now, &mut meter, &mut |_, _| {
+            Ok::<_, Halt>(None)
+        })?;
+        Ok(outcome
+            .yes
+            .iter()
+            .filter_map(|i| candidates.get(i).copied())
+            .collect())
+    }
+
     fn position(&self, uid: Uid) -> Option<usize> {
         self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
     }
@@ -757,21 +782,37 @@ impl MemStore {
                 let work = self.limits.search_work;
                 let a = self.account(&account);
                 let m = a.by_id(mailbox)?;
-                let candidates: Vec<&Message> = m
-                    .messages
+                let found = m.search(&uids, &query, now, work)?;
+                Ok(StorageReply::Found(
+                    found.into_iter().map(|msg| msg.uid).collect(),
+                ))
+            }
+            StorageOp::Sort {
+                account,
+                mailbox,
+                uids,
+                query,
+                criteria,
+            } => {
+                let work = self.limits.search_work;
+                let a = self.account(&account);
+                let m = a.by_id(mailbox)?;
+                let found = m.search(&uids, &query, now, work)?;
+                let fields: Vec<SortFields> = found
                     .iter()
-                    .filter(|msg| uids.binary_search(&msg.uid).is_ok())
+                    .map(|msg| SortFields::of(&msg.info.envelope))
                     .collect();
-                let mut meter = Meter::new(work, &|| false);
-                let outcome = evaluate(&query, &candidates, true, now, &mut meter, &mut |_, _| {
-                    Ok::<_, Halt>(None)
-                })?;
-                let found = outcome
-                    .yes
+                let items = found
                     .iter()
-                    .filter_map(|i| candidates.get(i).map(|msg| msg.uid))
+                    .zip(&fields)
+                    .map(|(msg, fields)| Sortable {
+                        uid: msg.uid,
+                        arrival: to_unix(&msg.internal_date),
+                        size: msg.data.len() as u64,
+                        fields,
+                    })
                     .collect();
-                Ok(StorageReply::Found(found))
+                Ok(StorageReply::Found(sort::sort(items, &criteria)))
             }
             StorageOp::SetFlags {
                 account,

@@ -30,6 +30,7 @@ mod mem;
 pub mod pins;
 pub mod query;
 pub mod rules;
+pub mod sort;
 pub mod stored;
 
 pub use body::{Body, BodySource, BodyStream, DotStuffer, Transfer};
@@ -434,6 +435,21 @@ pub enum StorageOp {
         /// The criteria, with session-relative parts resolved to UIDs.
         query: Query,
     },
+    /// SORT (RFC 5256): the messages SEARCH would find with `query`, in the order
+    /// `criteria` give ([`sort::sort`], on [`sort::SortFields`] of each message's envelope);
+    /// answered with [`StorageReply::Found`] in that order. Bounded as SEARCH is.
+    Sort {
+        /// The account.
+        account: String,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// The UIDs to consider (the session's view).
+        uids: Vec<Uid>,
+        /// The criteria, with session-relative parts resolved to UIDs.
+        query: Query,
+        /// The sort program; not empty (boxed: a `Vec` would make every request larger).
+        criteria: Box<[sort::SortCriterion]>,
+    },
     /// STORE flags.
     SetFlags {
         /// The account.
@@ -571,6 +587,7 @@ impl StorageOp {
             | StorageOp::Append { account, .. }
             | StorageOp::Fetch { account, .. }
             | StorageOp::Search { account, .. }
+            | StorageOp::Sort { account, .. }
             | StorageOp::SetFlags { account, .. }
             | StorageOp::Expunge { account, .. }
             | StorageOp::Remove { account, .. }
@@ -617,7 +634,8 @@ pub enum StorageReply {
     },
     /// To [`StorageOp::Fetch`].
     Fetched(Vec<FetchedMessage>),
-    /// To [`StorageOp::Search`]: matching UIDs, ascending.
+    /// To [`StorageOp::Search`]: matching UIDs, ascending; to [`StorageOp::Sort`]: in sort
+    /// order.
     Found(Vec<Uid>),
     /// To [`StorageOp::SetFlags`].
     FlagsSet {

@@ -685,6 +685,12 @@ impl ImapSession {
                 returns,
                 program,
             } if selected => self.search(tag, uid, returns, program),
+            Command::Sort {
+                uid,
+                returns,
+                criteria,
+                program,
+            } if selected => self.sort(tag, uid, returns, &criteria, program),
             Command::Fetch {
                 uid,
                 set,
@@ -717,6 +723,7 @@ impl ImapSession {
             | Command::Expunge
             | Command::UidExpunge(_)
             | Command::Search { .. }
+            | Command::Sort { .. }
             | Command::Fetch { .. }
             | Command::Store { .. }
             | Command::Copy { .. }
@@ -1030,6 +1037,9 @@ impl ImapSession {
                 "UIDPLUS",
                 "ESEARCH",
                 "SEARCHRES",
+                "SORT",
+                "SORT=DISPLAY",
+                "ESORT",
                 "PARTIAL",
                 "LIST-EXTENDED",
                 "LIST-STATUS",

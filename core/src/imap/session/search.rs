@@ -1,6 +1,7 @@
-//! SEARCH (RFC 9051 §6.4.4), ESEARCH results (RFC 4731), SEARCHRES `$` (RFC 5182) and
-//! WITHIN (RFC 5032). The session resolves what only it knows (sequence numbers, `\Recent`,
-//! `$`) into UIDs; storage evaluates the rest.
+//! SEARCH (RFC 9051 §6.4.4), ESEARCH results (RFC 4731), SEARCHRES `$` (RFC 5182),
+//! WITHIN (RFC 5032), PARTIAL (RFC 9394) and SORT with ESORT (RFC 5256, RFC 5267 §3). The
+//! session resolves what only it knows (sequence numbers, `\Recent`, `$`) into UIDs;
+//! storage evaluates the rest.
 
 use bytes::Bytes;
 
@@ -8,17 +9,19 @@ use super::view::{to_set, View};
 use super::{Finish, ImapSession, Pending as SessionPending};
 use crate::imap::command::{SearchProgram, Tag};
 use crate::imap::response::{Code, Data, ESearchResult, Response};
-use crate::imap::types::{SearchKey, SearchReturn, SequenceSet};
+use crate::imap::types::{SearchKey, SearchReturn, SequenceSet, SortCriterion, SortKey};
 use crate::mail::flags::SystemFlag;
 use crate::mail::text::fold;
 use crate::store::query::{DateCmp, Query, UidSet};
-use crate::store::{StorageOp, StorageReply, StorageResult, Uid};
+use crate::store::{sort, StorageOp, StorageReply, StorageResult, Uid};
 
 #[derive(Debug)]
 pub(super) struct Pending {
     tag: Tag,
     uid: bool,
     returns: Option<Vec<SearchReturn>>,
+    /// SORT: the results come in sort order, and without RETURN the answer is SORT.
+    sorted: bool,
 }
 
 impl ImapSession {
@@ -29,17 +32,94 @@ impl ImapSession {
         returns: Option<Vec<SearchReturn>>,
         program: SearchProgram,
     ) {
+        let Some(query) = self.search_query(&tag, returns.as_deref(), &program, false) else {
+            return;
+        };
+        let Some(view) = self.selected_view() else {
+            return;
+        };
+        let op = StorageOp::Search {
+            account: self.account_name().unwrap_or_default(),
+            mailbox: view.id,
+            uids: view.uids.to_vec(),
+            query,
+        };
+        let pending = Pending {
+            tag,
+            uid,
+            returns,
+            sorted: false,
+        };
+        self.request(op, SessionPending::Search(pending));
+    }
+
+    /// [UID] SORT (RFC 5256 §3), with ESORT's return options (RFC 5267 §3.1): the search, in
+    /// the order the criteria give.
+    pub(super) fn sort(
+        &mut self,
+        tag: Tag,
+        uid: bool,
+        returns: Option<Vec<SearchReturn>>,
+        criteria: &[SortCriterion],
+        program: SearchProgram,
+    ) {
+        let Some(query) = self.search_query(&tag, returns.as_deref(), &program, true) else {
+            return;
+        };
+        let Some(view) = self.selected_view() else {
+            return;
+        };
+        let criteria = criteria
+            .iter()
+            .map(|c| sort::SortCriterion {
+                reverse: c.reverse,
+                key: match c.key {
+                    SortKey::Arrival => sort::SortKey::Arrival,
+                    SortKey::Cc => sort::SortKey::Cc,
+                    SortKey::Date => sort::SortKey::Date,
+                    SortKey::From => sort::SortKey::From,
+                    SortKey::Size => sort::SortKey::Size,
+                    SortKey::Subject => sort::SortKey::Subject,
+                    SortKey::To => sort::SortKey::To,
+                    SortKey::DisplayFrom => sort::SortKey::DisplayFrom,
+                    SortKey::DisplayTo => sort::SortKey::DisplayTo,
+                },
+            })
+            .collect();
+        let op = StorageOp::Sort {
+            account: self.account_name().unwrap_or_default(),
+            mailbox: view.id,
+            uids: view.uids.to_vec(),
+            query,
+            criteria,
+        };
+        let pending = Pending {
+            tag,
+            uid,
+            returns,
+            sorted: true,
+        };
+        self.request(op, SessionPending::Search(pending));
+    }
+
+    /// The checks SEARCH and SORT share and their criteria as a query, or the command's
+    /// refusal.
+    fn search_query(
+        &mut self,
+        tag: &Tag,
+        returns: Option<&[SearchReturn]>,
+        program: &SearchProgram,
+        mandatory_charset: bool,
+    ) -> Option<Query> {
+        let tag = tag.clone();
         // RFC 5182 §2.1: a SAVE search that fails leaves `$` empty, so later commands using
         // it act on nothing rather than on an older result.
-        if returns
-            .as_ref()
-            .is_some_and(|r| r.contains(&SearchReturn::Save))
-        {
+        if returns.is_some_and(|r| r.contains(&SearchReturn::Save)) {
             if let Some(view) = self.selected_view_mut() {
                 view.saved = Some(Vec::new());
             }
         }
-        let whole = returns.as_deref().unwrap_or_default().iter();
+        let whole = returns.unwrap_or_default().iter();
         if whole
             .filter(|r| matches!(r, SearchReturn::All | SearchReturn::Partial(_)))
             .count()
@@ -47,16 +127,21 @@ impl ImapSession {
         {
             // RFC 9394 §3.1: "either one PARTIAL, one ALL, or neither".
             self.bad(Some(tag), None, "At most one of PARTIAL and ALL.");
-            return;
+            return None;
         }
-        if program.charset.is_some() && self.enabled.utf8 {
-            // RFC 9755 §3: after ENABLE UTF8=ACCEPT, clients send no CHARSET.
+        let utf8_label = program
+            .charset
+            .as_ref()
+            .is_some_and(|c| c.eq_ignore_ascii_case(b"UTF-8"));
+        if program.charset.is_some() && self.enabled.utf8 && !(mandatory_charset && utf8_label) {
+            // RFC 9755 §3: after ENABLE UTF8=ACCEPT, clients send no CHARSET; where it is
+            // mandatory (SORT, THREAD) it can only be UTF-8.
             self.bad(
                 Some(tag),
                 None,
                 "CHARSET is not allowed after ENABLE UTF8=ACCEPT.",
             );
-            return;
+            return None;
         }
         if let Some(charset) = &program.charset {
             if !charset.eq_ignore_ascii_case(b"UTF-8") && !charset.eq_ignore_ascii_case(b"US-ASCII")
@@ -70,26 +155,17 @@ impl ImapSession {
                     ])),
                     "Unsupported charset.",
                 );
-                return;
+                return None;
             }
         }
-        let Some(view) = self.selected_view() else {
-            return;
-        };
-        let query = match and(&program.criteria, &mut Sets::new(view)) {
-            Ok(q) => q,
+        let view = self.selected_view()?;
+        match and(&program.criteria, &mut Sets::new(view)) {
+            Ok(q) => Some(q),
             Err(why) => {
                 self.bad(Some(tag), None, why);
-                return;
+                None
             }
-        };
-        let op = StorageOp::Search {
-            account: self.account_name().unwrap_or_default(),
-            mailbox: view.id,
-            uids: view.uids.to_vec(),
-            query,
-        };
-        self.request(op, SessionPending::Search(Pending { tag, uid, returns }));
+        }
     }
 
     pub(super) fn search_reply(&mut self, p: Pending, reply: StorageResult) {
@@ -107,14 +183,20 @@ impl ImapSession {
         } else {
             found.iter().filter_map(|&u| view.seq(u)).collect()
         };
-        // Without RETURN, IMAP4rev1 answers SEARCH and IMAP4rev2 answers ESEARCH ALL.
-        let returns = match (&p.returns, rev2) {
+        // Without RETURN, IMAP4rev1 answers SEARCH and IMAP4rev2 answers ESEARCH ALL; SORT
+        // answers SORT in both (RFC 5256 §4; RFC 5267 §3.1 for RETURN ()).
+        let returns = match (&p.returns, rev2 && !p.sorted) {
             (Some(r), _) if r.is_empty() => Some(vec![SearchReturn::All]),
             (Some(r), _) => Some(r.clone()),
             (None, true) => Some(vec![SearchReturn::All]),
             (None, false) => None,
         };
         let Some(returns) = returns else {
+            if p.sorted {
+                self.send(Response::Data(Data::Sort(numbers)));
+                self.finish(Finish::ok(p.tag, "SORT completed.").no_expunge());
+                return;
+            }
             self.send(Response::Data(Data::Search {
                 numbers,
                 mod_seq: None,
@@ -149,7 +231,10 @@ impl ImapSession {
                 s.dedup();
                 s
             } else {
-                found.clone()
+                // `$` is a set: in mailbox order, whatever order SORT found them in.
+                let mut all = found.clone();
+                all.sort_unstable();
+                all
             };
             view.saved = Some(saved);
         }
@@ -183,7 +268,12 @@ impl ImapSession {
                 results,
             }));
         }
-        self.finish(Finish::ok(p.tag, "SEARCH completed.").no_expunge());
+        let done = if p.sorted {
+            "SORT completed."
+        } else {
+            "SEARCH completed."
+        };
+        self.finish(Finish::ok(p.tag, done).no_expunge());
     }
 }
 
