@@ -339,37 +339,8 @@ pub enum SearchReturn {
     Partial(PartialRange),
 }
 
-/// SORT criteria keys (RFC 5256, RFC 5957).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SortKey {
-    /// ARRIVAL.
-    Arrival,
-    /// CC.
-    Cc,
-    /// DATE.
-    Date,
-    /// FROM.
-    From,
-    /// SIZE.
-    Size,
-    /// SUBJECT.
-    Subject,
-    /// TO.
-    To,
-    /// DISPLAYFROM (RFC 5957).
-    DisplayFrom,
-    /// DISPLAYTO (RFC 5957).
-    DisplayTo,
-}
-
-/// One sort criterion.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SortCriterion {
-    /// REVERSE.
-    pub reverse: bool,
-    /// The key.
-    pub key: SortKey,
-}
+/// SORT criteria (RFC 5256, RFC 5957): the grammar's keys are the storage contract's.
+pub use crate::store::sort::{SortCriterion, SortKey};
 
 /// THREAD algorithms (RFC 5256).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -9,11 +9,11 @@ use super::view::{to_set, View};
 use super::{Finish, ImapSession, Pending as SessionPending};
 use crate::imap::command::{SearchProgram, Tag};
 use crate::imap::response::{Code, Data, ESearchResult, Response};
-use crate::imap::types::{SearchKey, SearchReturn, SequenceSet, SortCriterion, SortKey};
+use crate::imap::types::{SearchKey, SearchReturn, SequenceSet, SortCriterion};
 use crate::mail::flags::SystemFlag;
 use crate::mail::text::fold;
 use crate::store::query::{DateCmp, Query, UidSet};
-use crate::store::{sort, StorageOp, StorageReply, StorageResult, Uid};
+use crate::store::{StorageOp, StorageReply, StorageResult, Uid};
 
 #[derive(Debug)]
 pub(super) struct Pending {
@@ -69,29 +69,12 @@ impl ImapSession {
         let Some(view) = self.selected_view() else {
             return;
         };
-        let criteria = criteria
-            .iter()
-            .map(|c| sort::SortCriterion {
-                reverse: c.reverse,
-                key: match c.key {
-                    SortKey::Arrival => sort::SortKey::Arrival,
-                    SortKey::Cc => sort::SortKey::Cc,
-                    SortKey::Date => sort::SortKey::Date,
-                    SortKey::From => sort::SortKey::From,
-                    SortKey::Size => sort::SortKey::Size,
-                    SortKey::Subject => sort::SortKey::Subject,
-                    SortKey::To => sort::SortKey::To,
-                    SortKey::DisplayFrom => sort::SortKey::DisplayFrom,
-                    SortKey::DisplayTo => sort::SortKey::DisplayTo,
-                },
-            })
-            .collect();
         let op = StorageOp::Sort {
             account: self.account_name().unwrap_or_default(),
             mailbox: view.id,
             uids: view.uids.to_vec(),
             query,
-            criteria,
+            criteria: criteria.into(),
         };
         let pending = Pending {
             tag,
