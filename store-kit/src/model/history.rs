@@ -2,7 +2,7 @@
 //! smaller. Steps name messages by position in the session's view ([`Pos`]), so a shorter
 //! history still means something.
 
-use super::pool::{Crit, Fl, Item, Pos, Ret, SetSpec, StoreOp, MAILBOXES, MESSAGES, WORDS};
+use super::pool::{Crit, Fl, Item, Pos, Ret, SetSpec, SortBy, StoreOp, MAILBOXES, MESSAGES, WORDS};
 
 /// A seeded generator (SplitMix64): the same seed gives the same history on every machine,
 /// which is what lets a failure print a seed to replay. (quickcheck's `Gen` cannot be seeded.)
@@ -75,6 +75,8 @@ pub enum Cmd {
         crit: Vec<Crit>,
         /// Message sets the criteria refer to: (is a UID set, set).
         sets: Vec<(bool, SetSpec)>,
+        /// SORT instead of SEARCH, with these (REVERSE, key) criteria; never with `ret`.
+        sort: Option<Vec<(bool, SortBy)>>,
     },
     Copy {
         uid: bool,
@@ -396,11 +398,18 @@ fn message_cmd(r: &mut Rng, rev2: bool) -> Cmd {
             } else {
                 None
             };
+            // SORT (RFC 5256): a fifth of them, each key perhaps REVERSE.
+            let sort = (ret.is_none() && r.percent(20)).then(|| {
+                (0..1 + r.below(3))
+                    .map(|_| (r.percent(30), SortBy::ALL[r.below(SortBy::ALL.len())]))
+                    .collect()
+            });
             Cmd::Search {
                 uid,
                 ret,
                 crit,
                 sets,
+                sort,
             }
         }
         70..=76 => Cmd::Copy {
@@ -562,6 +571,7 @@ pub fn simpler(step: &Step) -> Vec<Step> {
             ret,
             crit,
             sets,
+            sort,
         } => {
             if crit.len() > 1 || crit.first() != Some(&Crit::All) {
                 push(Cmd::Search {
@@ -569,6 +579,16 @@ pub fn simpler(step: &Step) -> Vec<Step> {
                     ret: ret.clone(),
                     crit: vec![Crit::All],
                     sets: Vec::new(),
+                    sort: sort.clone(),
+                });
+            }
+            if let Some(keys) = sort.as_ref().filter(|k| k.len() > 1) {
+                push(Cmd::Search {
+                    uid: *uid,
+                    ret: None,
+                    crit: crit.clone(),
+                    sets: sets.clone(),
+                    sort: Some(keys[..1].to_vec()),
                 });
             }
             for (i, k) in crit.iter().enumerate() {
@@ -586,15 +606,17 @@ pub fn simpler(step: &Step) -> Vec<Step> {
                         ret: ret.clone(),
                         crit: v,
                         sets: sets.clone(),
+                        sort: sort.clone(),
                     });
                 }
             }
-            if ret.is_some() {
+            if ret.is_some() || sort.is_some() {
                 push(Cmd::Search {
                     uid: *uid,
                     ret: None,
                     crit: crit.clone(),
                     sets: sets.clone(),
+                    sort: None,
                 });
             }
         }

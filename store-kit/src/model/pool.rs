@@ -317,6 +317,84 @@ impl Item {
     }
 }
 
+/// SORT keys (RFC 5256 §3, RFC 5957 §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortBy {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+impl SortBy {
+    pub const ALL: [SortBy; 9] = [
+        SortBy::Arrival,
+        SortBy::Cc,
+        SortBy::Date,
+        SortBy::From,
+        SortBy::Size,
+        SortBy::Subject,
+        SortBy::To,
+        SortBy::DisplayFrom,
+        SortBy::DisplayTo,
+    ];
+
+    pub fn text(self) -> &'static str {
+        match self {
+            SortBy::Arrival => "ARRIVAL",
+            SortBy::Cc => "CC",
+            SortBy::Date => "DATE",
+            SortBy::From => "FROM",
+            SortBy::Size => "SIZE",
+            SortBy::Subject => "SUBJECT",
+            SortBy::To => "TO",
+            SortBy::DisplayFrom => "DISPLAYFROM",
+            SortBy::DisplayTo => "DISPLAYTO",
+        }
+    }
+
+    /// What the key compares of pool message `i`, written out by hand from [`MESSAGES`] as
+    /// RFC 5256 reads them (upper case standing in for i;unicode-casemap, all ASCII here):
+    /// FROM and TO the local part of the first address, DISPLAYFROM/DISPLAYTO the display
+    /// name or else the address, SUBJECT the base subject ("Re: " gone), CC empty (no
+    /// message has one); a message without From has no To or Date either. `None` for the
+    /// keys that are not the message's text (ARRIVAL, SIZE, DATE).
+    pub fn text_key(self, i: usize) -> Option<&'static str> {
+        const FROM: [&str; 6] = ["BOB", "CAROL", "DAVE", "BOB", "ERIN", ""];
+        const DISPLAY_FROM: [&str; 6] = ["BOB", "CAROL", "DAVE", "BOB@EXAMPLE.ORG", "ERIN", ""];
+        const SUBJECT: [&str; 6] = [
+            "LUNCH PLANS",
+            "INVOICE 42",
+            "QUARTERLY REPORT",
+            "LUNCH PLANS",
+            "HOLIDAY PHOTOS",
+            "X",
+        ];
+        let i = i % MESSAGES.len();
+        let has_from = !MESSAGES[i].from.is_empty();
+        Some(match self {
+            SortBy::From => FROM[i],
+            SortBy::DisplayFrom => DISPLAY_FROM[i],
+            SortBy::Subject => SUBJECT[i],
+            SortBy::To if has_from => "ALICE",
+            SortBy::DisplayTo if has_from => "ALICE@EXAMPLE.COM",
+            SortBy::To | SortBy::DisplayTo | SortBy::Cc => "",
+            SortBy::Arrival | SortBy::Size | SortBy::Date => return None,
+        })
+    }
+
+    /// The sent date of pool message `i` in UTC seconds: every message with a From says
+    /// "Mon, 2 Feb 2026 10:00:00 +0000"; the other has none (DATE then uses INTERNALDATE).
+    pub fn sent(i: usize) -> Option<i64> {
+        (!MESSAGES[i % MESSAGES.len()].from.is_empty()).then_some(1_770_026_400)
+    }
+}
+
 /// SEARCH RETURN options (RFC 4731, RFC 9394's PARTIAL).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ret {

@@ -40,7 +40,9 @@ use tern_core::{Input, MemDirectory, Protocol, Session, SessionConfig, Store, Tr
 use crate::{Backend, Driven};
 
 use super::history::{Cmd, NewMsg, PopCmd, Step};
-use super::pool::{self, Crit, Fl, Item, Pos, Ret, SetSpec, StoreOp, APPEND_DATES, MAILBOXES};
+use super::pool::{
+    self, Crit, Fl, Item, Pos, Ret, SetSpec, SortBy, StoreOp, APPEND_DATES, MAILBOXES,
+};
 use super::spec::{self, flag_set, Account, FlagSet, Refusal, Uid};
 
 pub const USER: &str = "alice";
@@ -987,6 +989,7 @@ impl<'b> World<'b> {
                 ret,
                 crit,
                 sets,
+                sort,
             } => {
                 let view = sel.map(Sel::uids).unwrap_or_default();
                 let max_known = sel.map_or(0, |s| s.max_known);
@@ -1018,7 +1021,7 @@ impl<'b> World<'b> {
                     None => not_selected(&mut e),
                     Some(s) => {
                         let all = Crit::And(crit.clone());
-                        let found: Vec<Uid> = match m.by_id(s.id) {
+                        let mut found: Vec<&spec::Msg> = match m.by_id(s.id) {
                             None => Vec::new(),
                             Some((_, mb)) => view
                                 .iter()
@@ -1028,9 +1031,26 @@ impl<'b> World<'b> {
                                         resolved.get(i).is_some_and(|r| r.contains(&u))
                                     })
                                 })
-                                .map(|msg| msg.uid)
                                 .collect(),
                         };
+                        if let Some(keys) = sort {
+                            // The view is in UID order, and a stable sort keeps it for ties
+                            // (RFC 5256 §2.2's tie-breaker).
+                            found.sort_by(|a, b| {
+                                keys.iter()
+                                    .map(|&(reverse, key)| {
+                                        let o = sort_compare(key, a, b);
+                                        if reverse {
+                                            o.reverse()
+                                        } else {
+                                            o
+                                        }
+                                    })
+                                    .find(|o| o.is_ne())
+                                    .unwrap_or(std::cmp::Ordering::Equal)
+                            });
+                        }
+                        let found: Vec<Uid> = found.iter().map(|msg| msg.uid).collect();
                         let numbers: Vec<u32> = if *uid {
                             found
                         } else {
@@ -1042,13 +1062,30 @@ impl<'b> World<'b> {
                         };
                         e.search = Some(SearchExpect {
                             numbers,
-                            esearch: ret.clone().or_else(|| client.rev2.then(Vec::new)),
+                            esearch: ret
+                                .clone()
+                                .or_else(|| (client.rev2 && sort.is_none()).then(Vec::new)),
                             uid: *uid,
+                            sorted: sort.is_some(),
                         });
                     }
                 }
+                let command = match sort {
+                    None => format!("SEARCH {ret_text}"),
+                    Some(keys) => format!(
+                        "SORT ({}) UTF-8 ",
+                        keys.iter()
+                            .map(|(reverse, key)| if *reverse {
+                                format!("REVERSE {}", key.text())
+                            } else {
+                                key.text().to_string()
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                };
                 format!(
-                    "{tag} {}SEARCH {ret_text}{}\r\n",
+                    "{tag} {}{command}{}\r\n",
                     if *uid { "UID " } else { "" },
                     keys.join(" ")
                 )
@@ -2088,6 +2125,8 @@ struct SearchExpect {
     /// Some: ESEARCH with these RETURN options (empty: ALL).
     esearch: Option<Vec<Ret>>,
     uid: bool,
+    /// SORT: the answer is a SORT response, in this order.
+    sorted: bool,
 }
 
 type CopyUid = (String, u64, Vec<(Uid, Uid)>, bool);
@@ -2157,6 +2196,7 @@ struct Observed {
     exists: Vec<u32>,
     recent: Vec<u32>,
     search: Option<Vec<u32>>,
+    sort: Option<Vec<u32>>,
     esearch: Option<(Option<Tag>, bool, Vec<ESearchResult>)>,
     statuses: Vec<(Bytes, Vec<(StatusItem, StatusValue)>)>,
     lists: Vec<ListItem>,
@@ -2364,6 +2404,7 @@ fn observe(
                     obs.fetches.push((seq, uid, items));
                 }
                 Data::Search { numbers, .. } => obs.search = Some(numbers),
+                Data::Sort(numbers) => obs.sort = Some(numbers),
                 Data::ESearch { tag, uid, results } => obs.esearch = Some((tag, uid, results)),
                 Data::Status { mailbox, items } => obs.statuses.push((mailbox, items)),
                 Data::List(item) => obs.lists.push(item),
@@ -2430,7 +2471,30 @@ fn expect_tagged(rs: &[Response], tag: &str, cond: Condition, name: &str) -> R {
     }
 }
 
+/// The model's SORT order of two messages by one key (RFC 5256 §3), from the keys written out
+/// for the pool ([`SortBy::text_key`]); DATE falls back to INTERNALDATE (§2.2).
+fn sort_compare(key: SortBy, a: &spec::Msg, b: &spec::Msg) -> std::cmp::Ordering {
+    let arrival = |m: &spec::Msg| tern_core::mail::date::to_unix(&m.date);
+    match key {
+        SortBy::Arrival => arrival(a).cmp(&arrival(b)),
+        SortBy::Size => a.size().cmp(&b.size()),
+        SortBy::Date => SortBy::sent(a.body)
+            .unwrap_or_else(|| arrival(a))
+            .cmp(&SortBy::sent(b.body).unwrap_or_else(|| arrival(b))),
+        text => text.text_key(a.body).cmp(&text.text_key(b.body)),
+    }
+}
+
 fn check_search(name: &str, s: &SearchExpect, obs: &Observed) -> R {
+    if s.sorted {
+        return match &obs.sort {
+            None => fail(format!("{name}: no SORT response")),
+            Some(got) if *got != s.numbers => {
+                fail(format!("{name}: SORT gave {got:?}, model {:?}", s.numbers))
+            }
+            Some(_) => Ok(()),
+        };
+    }
     match &s.esearch {
         None => {
             let got = obs
