@@ -15,3 +15,4 @@ pub mod mime;
 pub mod section;
 pub mod structure;
 pub mod text;
+pub mod thread;
