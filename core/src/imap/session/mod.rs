@@ -1032,6 +1032,9 @@ impl ImapSession {
                 "MULTIAPPEND",
                 "UTF8=ACCEPT",
                 "WITHIN",
+                // RFC 8474: MAILBOXID, EMAILID and THREADID (never NIL: every message is
+                // threaded when stored).
+                "OBJECTID",
             ]),
         }
         if !self.config.imap_unauthenticate {
