@@ -2287,3 +2287,27 @@ fn accounts_get_their_own_object_keys() {
     let mut store = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(key(&mut store, "alice"), alice);
 }
+
+/// A message with ten thousand References leaves at most 16 of them in `threads` (the root
+/// and the nearest 15), besides its own Message-ID.
+#[test]
+fn long_references_keep_a_bounded_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let refs: String = (0..10_000).map(|i| format!(" <{i}@x>\r\n")).collect();
+    append(
+        &mut store,
+        "INBOX",
+        Bytes::from(format!(
+            "Message-ID: <m@x>\r\nReferences:{refs}\r\n\r\nx\r\n"
+        )),
+    );
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM threads"), 17);
+    assert_eq!(
+        count(
+            &mut store,
+            "SELECT COUNT(*) FROM threads WHERE msgid = '0@x' OR msgid = '9999@x'"
+        ),
+        2
+    );
+}
