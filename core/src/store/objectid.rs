@@ -89,9 +89,14 @@ const ROUNDS: u64 = 4;
 pub struct ObjectId([u8; LEN]);
 
 impl ObjectId {
-    /// The octets, for the wire.
+    /// The octets.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// The octets as the response types hold them.
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        bytes::Bytes::copy_from_slice(&self.0)
     }
 }
 

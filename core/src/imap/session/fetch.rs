@@ -606,12 +606,12 @@ impl<'a> Source<'a> {
                 }
             }
             // RFC 8474 §5.3. Every message is threaded when stored, so THREADID is never NIL.
-            FetchAttr::EmailId => FetchItem::EmailId(Bytes::copy_from_slice(
-                objectid::email(self.key, m.email_id).as_bytes(),
-            )),
-            FetchAttr::ThreadId => FetchItem::ThreadId(Some(Bytes::copy_from_slice(
-                objectid::thread(self.key, m.thread_id).as_bytes(),
-            ))),
+            FetchAttr::EmailId => {
+                FetchItem::EmailId(objectid::email(self.key, m.email_id).to_bytes())
+            }
+            FetchAttr::ThreadId => {
+                FetchItem::ThreadId(Some(objectid::thread(self.key, m.thread_id).to_bytes()))
+            }
             // Refused before the request was made.
             FetchAttr::ModSeq | FetchAttr::SaveDate | FetchAttr::Preview { .. } => return Ok(None),
         };

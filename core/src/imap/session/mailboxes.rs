@@ -371,7 +371,7 @@ impl ImapSession {
                         self.send(Response::Data(Data::List(item)));
                     }
                     let id = objectid::mailbox(object_key, mailbox);
-                    let code = Code::MailboxId(Bytes::copy_from_slice(id.as_bytes()));
+                    let code = Code::MailboxId(id.to_bytes());
                     self.finish(Finish::ok(tag, text).with_code(code))
                 }
                 Err(crate::store::StorageError::NoSuchMailbox) => {
@@ -447,9 +447,9 @@ impl ImapSession {
                 StatusItem::AppendLimit => StatusValue::Number(self.limits().imap_max_literal),
                 // RFC 8474 §4.3; a store that names no mailbox (none does) leaves it out.
                 StatusItem::MailboxId => match s.id {
-                    Some(id) => StatusValue::ObjectId(Bytes::copy_from_slice(
-                        objectid::mailbox(s.object_key, id).as_bytes(),
-                    )),
+                    Some(id) => {
+                        StatusValue::ObjectId(objectid::mailbox(s.object_key, id).to_bytes())
+                    }
                     None => continue,
                 },
             };

@@ -180,9 +180,7 @@ impl ImapSession {
         let mailbox_id = objectid::mailbox(snap.object_key, snap.id);
         self.untagged(
             Condition::Ok,
-            Some(Code::MailboxId(Bytes::copy_from_slice(
-                mailbox_id.as_bytes(),
-            ))),
+            Some(Code::MailboxId(mailbox_id.to_bytes())),
             "Mailbox identifier.",
         );
         let account = self.account_name().unwrap_or_default();
