@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::pattern::{self, Matched, Pattern, Values};
+use crate::pattern::{self, Matched, Pattern, Segment, Values};
 use crate::transcript::{sasl_plain, Action, GroupMember, Piece, Proto, Step, Transcript, Var};
 use crate::wire;
 
@@ -220,6 +220,10 @@ struct Record {
     current: Option<usize>,
     names: Vec<String>,
     show_connections: bool,
+    /// RFC 8474 object identifiers seen, in order of first appearance: a store draws them
+    /// from a secret of its own, so the record names them (`{{objectid-1}}`), keeping which
+    /// lines share one.
+    object_ids: Vec<Vec<u8>>,
 }
 
 impl Record {
@@ -235,7 +239,52 @@ impl Record {
             current: None,
             names,
             show_connections,
+            object_ids: Vec::new(),
         }
+    }
+
+    /// `segments` with every object identifier after `MAILBOXID (`, `EMAILID (` or
+    /// `THREADID (` that is still raw written as its placeholder.
+    fn name_object_ids(&mut self, segments: Vec<Segment>) -> Vec<Segment> {
+        const ITEMS: [&[u8]; 3] = [b"MAILBOXID (", b"EMAILID (", b"THREADID ("];
+        let mut out = Vec::with_capacity(segments.len());
+        for segment in segments {
+            let Segment::Raw(raw) = segment else {
+                out.push(segment);
+                continue;
+            };
+            let mut start = 0;
+            let mut i = 0;
+            while i < raw.len() {
+                let Some(item) = ITEMS.iter().find(|p| raw[i..].starts_with(p)) else {
+                    i += 1;
+                    continue;
+                };
+                let from = i + item.len();
+                let len = raw[from..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+                    .count();
+                if len == 0 || raw.get(from + len) != Some(&b')') {
+                    i = from;
+                    continue;
+                }
+                let id = raw[from..from + len].to_vec();
+                let n = match self.object_ids.iter().position(|x| *x == id) {
+                    Some(n) => n + 1,
+                    None => {
+                        self.object_ids.push(id);
+                        self.object_ids.len()
+                    }
+                };
+                out.push(Segment::Raw(raw[start..from].to_vec()));
+                out.push(Segment::Placeholder(format!("objectid-{n}")));
+                start = from + len;
+                i = start;
+            }
+            out.push(Segment::Raw(raw[start..].to_vec()));
+        }
+        out
     }
 
     fn on(&mut self, conn: usize) {
@@ -484,9 +533,10 @@ impl Run<'_, '_> {
     /// Records a matched unit, its varying values by name, and keeps what it captured.
     fn matched(&mut self, pattern: &Pattern, unit: &[u8], m: &Matched) {
         self.values.captured.extend(m.captures(pattern, unit));
+        let segments = self.record.name_object_ids(m.redact(pattern, unit));
         self.record
             .lines
-            .extend(wire::render_segments("S: ", &m.redact(pattern, unit)));
+            .extend(wire::render_segments("S: ", &segments));
     }
 
     fn expect(&mut self, conn: usize, pattern: &Pattern, expected: &str) -> Result<(), String> {

@@ -167,7 +167,9 @@ fn rfc9051_6_3_2_select_reports_the_mailbox() {
     assert_eq!(l[4], "* OK [UNSEEN 1] First unseen.");
     assert!(l[5].starts_with("* OK [UIDVALIDITY "));
     assert_eq!(l[6], "* OK [UIDNEXT 3] Predicted next UID.");
-    assert_eq!(l[7], "s OK [READ-WRITE] SELECT completed.");
+    // RFC 8474 §4.2.
+    assert!(l[7].starts_with("* OK [MAILBOXID (F"), "{}", l[7]);
+    assert_eq!(l[8], "s OK [READ-WRITE] SELECT completed.");
     // \Recent goes to the first session only.
     let b = w.login();
     let out = w.send(b, "e EXAMINE INBOX\r\n");
@@ -366,9 +368,11 @@ fn rfc9051_6_4_7_copy_move_and_uidplus() {
 fn rfc9051_6_3_mailbox_management() {
     let mut w = World::new();
     let a = w.login();
-    assert_eq!(
-        w.send(a, "c CREATE a/b/c\r\n"),
-        "c OK CREATE completed.\r\n"
+    // RFC 8474 §4.1: the new mailbox's MAILBOXID comes with the OK.
+    let created = w.send(a, "c CREATE a/b/c\r\n");
+    assert!(
+        created.starts_with("c OK [MAILBOXID (F") && created.ends_with(")] CREATE completed.\r\n"),
+        "{created}"
     );
     assert!(w
         .send(a, "d CREATE a\r\n")

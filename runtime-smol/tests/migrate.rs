@@ -216,6 +216,61 @@ fn a_folder_of_eml_files_goes_into_the_named_mailbox_once() {
     );
 }
 
+/// RFC 8474 through `tern import` (`StorageOp::ImportMessages`): imported messages get
+/// EMAILIDs of their own and a reply shares its parent's THREADID, whichever comes first.
+#[test]
+fn imported_messages_get_object_ids_and_conversations() {
+    let (dir, config) = setup();
+    let emls = dir.path().join("emls");
+    std::fs::create_dir(&emls).unwrap();
+    std::fs::write(
+        emls.join("a.eml"),
+        "Message-ID: <reply@x>\r\nIn-Reply-To: <root@x>\r\nSubject: Re: r\r\n\r\nb\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        emls.join("b.eml"),
+        "Message-ID: <root@x>\r\nSubject: r\r\n\r\nb\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        emls.join("c.eml"),
+        "Message-ID: <other@x>\r\nSubject: o\r\n\r\nb\r\n",
+    )
+    .unwrap();
+    let (code, out, err) = import(&config, &emls, &["--mailbox", "Imported"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let server = Server::start_with(dir, &config);
+    let mut c = common::Client::connect(server.port("imap"));
+    c.line();
+    c.send("a LOGIN alice wonderland\r\nb SELECT Imported\r\nc FETCH 1:* (EMAILID THREADID)\r\n");
+    let mut fetched = Vec::new();
+    while let Some(line) = c.line() {
+        if line.contains(" FETCH (") {
+            let field = |name: &str| {
+                let start = line.find(&format!("{name} (")).unwrap() + name.len() + 2;
+                line[start..].split(')').next().unwrap().to_string()
+            };
+            fetched.push((field("EMAILID"), field("THREADID")));
+        }
+        if line.starts_with("c ") {
+            assert!(line.starts_with("c OK"), "{line}");
+            break;
+        }
+    }
+    assert_eq!(fetched.len(), 3, "{fetched:?}");
+    assert!(fetched
+        .iter()
+        .all(|(e, t)| e.starts_with('M') && t.starts_with('T')));
+    assert_eq!(
+        fetched[0].1, fetched[1].1,
+        "the reply and its parent: {fetched:?}"
+    );
+    assert_ne!(fetched[2].1, fetched[0].1, "{fetched:?}");
+    let emails: std::collections::HashSet<_> = fetched.iter().map(|f| &f.0).collect();
+    assert_eq!(emails.len(), 3);
+}
+
 #[test]
 fn corrupt_messages_are_skipped_with_their_place() {
     let (dir, config) = setup();

@@ -19,7 +19,8 @@ use tern_core::mail::text::fold;
 use tern_core::store::query::{DateCmp, Query};
 use tern_core::store::sort::{SortCriterion, SortKey};
 use tern_core::store::{
-    FetchWant, MailboxId, NewMessage, SpecialUse, StorageOp, StorageReply, ViewPin,
+    EmailId, FetchWant, MailboxId, NewMessage, ObjectKey, SpecialUse, StorageOp, StorageReply,
+    ThreadId, ViewPin,
 };
 use tern_core::{StorageResult, Store};
 
@@ -160,7 +161,12 @@ fn query(rng: &mut Rng, depth: u32) -> Query {
                 Query::Younger(rng.range(0, 400_000_000) as u32)
             }
         }
-        13 => Query::ModSeq(rng.range(0, 40)),
+        13 => match rng.below(3) {
+            0 => Query::ModSeq(rng.range(0, 40)),
+            // RFC 8474 SEARCH EMAILID / THREADID: the numbers stores give must be equal.
+            1 => Query::EmailId(EmailId(rng.range(0, 30))),
+            _ => Query::ThreadId(ThreadId(rng.range(0, 30))),
+        },
         14 | 15 => Query::And(
             (0..rng.range(0, 3))
                 .map(|_| query(rng, depth + 1))
@@ -411,7 +417,7 @@ fn step(rng: &mut Rng) -> Step {
     Step::Op(op)
 }
 
-/// A reply with what stores may choose freely (UIDVALIDITY values) zeroed. The one place
+/// A reply with what stores may choose freely (UIDVALIDITY values, object keys) zeroed. The one place
 /// replies are prepared for comparison: errors compare as their typed reasons, bodies as
 /// their octets.
 fn normalize(r: StorageResult) -> StorageResult {
@@ -422,12 +428,20 @@ fn normalize(r: StorageResult) -> StorageResult {
         },
         StorageReply::Status(mut s) => {
             s.uid_validity = 0;
+            s.object_key = ObjectKey::default();
             StorageReply::Status(s)
         }
         StorageReply::Opened(mut s) => {
             s.uid_validity = 0;
+            s.object_key = ObjectKey::default();
             StorageReply::Opened(s)
         }
+        // Each store draws its accounts' keys; the numbers (EMAILID, THREADID, MAILBOXID) are
+        // compared as they are, and must be equal.
+        StorageReply::Created { mailbox, .. } => StorageReply::Created {
+            mailbox,
+            object_key: ObjectKey::default(),
+        },
         StorageReply::Appended { uids, mailbox, .. } => StorageReply::Appended {
             uid_validity: 0,
             uids,

@@ -270,7 +270,22 @@ fn header_block(rng: &mut Rng, subject: &str) -> String {
     if !rng.chance(5) {
         h.push_str(&format!("Date: {}\r\n", date(rng).0));
     }
-    h.push_str(&format!("Message-ID: <{}@gen.test>\r\n", rng.next()));
+    // Identifiers from a small space now and then, and References built from the same draw
+    // (no further draws: histories pinned by seed stay as they were), so that conversations
+    // form and meet, and THREADID is compared between stores (RFC 8474 §5.2).
+    let id = rng.next();
+    if id % 4 == 0 {
+        h.push_str(&format!("Message-ID: <{}@gen.test>\r\n", id % 1000));
+    } else {
+        h.push_str(&format!("Message-ID: <{id}@gen.test>\r\n"));
+    }
+    if id % 3 == 0 {
+        h.push_str(&format!(
+            "References: <{}@gen.test>\r\n <{}@gen.test>\r\n",
+            (id >> 10) % 1000,
+            (id >> 20) % 1000
+        ));
+    }
     if rng.chance(30) {
         h.push_str(&format!("In-Reply-To: <{}@gen.test>\r\n", rng.below(1000)));
     }

@@ -33,6 +33,7 @@ pub mod gen;
 pub mod header_search;
 pub mod import;
 pub mod model;
+pub mod objectid;
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ pub use equivalence::{equivalence, long_history};
 pub use header_search::header_search;
 pub use import::import_identifiers;
 pub use model::{model_histories, model_regressions};
+pub use objectid::object_ids;
 pub use tern_core::store::SharedMemStore;
 
 /// A store under test, with its optional capabilities. A closure returning a fresh store
@@ -142,6 +144,12 @@ macro_rules! battery {
         fn store_kit_import_identifiers() {
             let mut backend = $backend;
             $crate::import_identifiers(&mut backend);
+        }
+
+        #[test]
+        fn store_kit_object_ids() {
+            let mut backend = $backend;
+            $crate::object_ids(&mut backend);
         }
 
         #[test]

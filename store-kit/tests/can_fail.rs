@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use tern_core::mail::flags::Flag;
 use tern_core::store::query::Query;
-use tern_core::store::{ChangeSink, MailStore, SharedMemStore, StorageOp, StorageReply};
+use tern_core::store::{
+    ChangeSink, EmailId, MailStore, SharedMemStore, StorageOp, StorageReply, ThreadId,
+};
 use tern_core::StorageResult;
 use tern_store_kit::model::{self, history, Shape};
-use tern_store_kit::{equivalence, header_search};
+use tern_store_kit::{equivalence, header_search, object_ids};
 
 /// The reference store with one defect.
 struct Faulty {
@@ -22,6 +24,10 @@ enum Defect {
     DropsFlagged,
     /// SEARCH with a text criterion finds nothing (an index that lost its entries).
     LosesTextMatches,
+    /// EMAILID is the message's place (mailbox and UID), so COPY and MOVE change it.
+    EmailIdByPlace,
+    /// Every message is a conversation of its own (THREADID is the EMAILID's number).
+    NoThreads,
 }
 
 impl Faulty {
@@ -53,7 +59,23 @@ impl MailStore for Faulty {
             ) => return Ok(StorageReply::Found(Vec::new())),
             _ => {}
         }
-        self.inner.execute(op, now, abandoned)
+        let mailbox = match &op {
+            StorageOp::Fetch { mailbox, .. } => mailbox.0,
+            _ => 0,
+        };
+        let mut reply = self.inner.execute(op, now, abandoned);
+        if let Ok(StorageReply::Fetched(messages)) = &mut reply {
+            for m in messages {
+                match self.defect {
+                    Defect::EmailIdByPlace => {
+                        m.email_id = EmailId(mailbox * 1_000_000 + u64::from(m.uid));
+                    }
+                    Defect::NoThreads => m.thread_id = ThreadId(m.email_id.0),
+                    _ => {}
+                }
+            }
+        }
+        reply
     }
 
     fn subscribe(&self, sink: Arc<dyn ChangeSink>) {
@@ -157,4 +179,27 @@ fn model_histories_catch_a_store_that_forgets_across_crashes() {
         panic!("100 model histories with crashes passed a store that forgets everything");
     };
     assert!(report.contains("Crash"), "{report}");
+}
+
+#[test]
+fn object_ids_catch_identifiers_that_do_not_follow_their_messages() {
+    for defect in [Defect::EmailIdByPlace, Defect::NoThreads] {
+        let mut backend = || Faulty::new(defect);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            object_ids(&mut backend);
+        }));
+        assert!(
+            caught.is_err(),
+            "a store with a defect passed the object id check"
+        );
+    }
+}
+
+#[test]
+fn equivalence_catches_lost_conversations() {
+    let mut backend = || Faulty::new(Defect::NoThreads);
+    assert!(
+        equivalence::check(&mut backend, 60, 120).is_err(),
+        "a store that threads nothing passed the equivalence check"
+    );
 }

@@ -18,14 +18,15 @@ use tern_core::mail::date::{from_unix, to_unix, Date, DateTime};
 use tern_core::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
 use tern_core::mail::mailbox_name::DELIMITER;
 use tern_core::mail::text::SearchText;
+use tern_core::mail::thread::ThreadKeys;
 use tern_core::store::evaluate::{evaluate, Bits, Halt, Meter};
 use tern_core::store::query::{Candidate, Query};
 use tern_core::store::sort::SortFields;
 use tern_core::store::{import, AccountTemplate, LimitKind};
 use tern_core::store::{
-    Body, ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
-    MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse, StorageError,
-    StorageOp, StorageReply, Uid, UNKNOWN_MODSEQ,
+    Body, ChangeSet, EmailId, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
+    MailboxStatus, MessageState, ModSeq, NewMessage, ObjectKey, Pins, Snapshot, SpecialUse,
+    StorageError, StorageOp, StorageReply, ThreadId, Uid, UNKNOWN_MODSEQ,
 };
 
 use crate::analysed::{AnalysedCache, ENTRIES as ANALYSED_ENTRIES};
@@ -92,6 +93,8 @@ pub type Outcome = (StorageReply, Vec<MailboxId>);
 /// An open account.
 pub struct Account {
     conn: Connection,
+    /// The account's secret for RFC 8474 identifier strings (`meta.object_key`).
+    object_key: ObjectKey,
     blobs: BlobDir,
     path: PathBuf,
     rows: RowCache,
@@ -163,6 +166,10 @@ pub(crate) struct Msg {
     date: DateTime,
     size: u64,
     body: i64,
+    /// EMAILID's number.
+    email: EmailId,
+    /// THREADID's number.
+    thread: ThreadId,
     /// The body's headline (`tern_core::store::headline`), once a search needed it; only cached rows
     /// keep it between requests.
     headline: Option<Headline>,
@@ -267,6 +274,12 @@ impl Candidate for Searched<'_> {
     fn modseq(&self) -> ModSeq {
         self.msg.modseq
     }
+    fn email_id(&self) -> EmailId {
+        self.msg.email
+    }
+    fn thread_id(&self) -> ThreadId {
+        self.msg.thread
+    }
     fn text(&self) -> &SearchText {
         &self.text
     }
@@ -296,6 +309,12 @@ impl Candidate for Msg {
     fn modseq(&self) -> ModSeq {
         self.modseq
     }
+    fn email_id(&self) -> EmailId {
+        self.email
+    }
+    fn thread_id(&self) -> ThreadId {
+        self.thread
+    }
     fn text(&self) -> &SearchText {
         self.headline.as_ref().map_or(&NO_TEXT, |h| &h.text)
     }
@@ -304,7 +323,8 @@ impl Candidate for Msg {
     }
 }
 
-pub(crate) const MSG_COLUMNS: &str = "uid, flags, keywords, modseq, idate, zone, size, body";
+pub(crate) const MSG_COLUMNS: &str =
+    "uid, flags, keywords, modseq, idate, zone, size, body, email, thread";
 
 fn sys_bit(f: SystemFlag) -> i64 {
     match f {
@@ -369,6 +389,8 @@ pub(crate) fn read_msg(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Msg, Option<V
         date: unpack_datetime(r.get(4)?, r.get(5)?),
         size: r.get::<_, i64>(6)? as u64,
         body: r.get(7)?,
+        email: EmailId(r.get::<_, i64>(8)? as u64),
+        thread: ThreadId(r.get::<_, i64>(9)? as u64),
         headline: None,
     };
     Ok((msg, keywords, bits))
@@ -570,6 +592,7 @@ impl Account {
             .map_err(db)?;
         let mut account = Account {
             conn,
+            object_key: ObjectKey::default(),
             blobs: BlobDir::new(dir.join(BLOB_FOLDER)),
             path: path.clone(),
             rows: RowCache::new(budget.clone()),
@@ -589,6 +612,13 @@ impl Account {
                 path: path.clone(),
                 detail: StorageError::from(e).to_string(),
             })?;
+        account.object_key =
+            ObjectKey(
+                get_meta(&account.conn, "object_key").map_err(|e| OpenError::Migration {
+                    path: path.clone(),
+                    detail: StorageError::from(e).to_string(),
+                })? as u64,
+            );
         if new {
             // The account's folder entries must survive a crash as well as its first commit.
             for d in [
@@ -627,6 +657,9 @@ impl Account {
             tx.execute_batch(sql)?;
             if version == 1 {
                 derive_headlines(&tx)?;
+            }
+            if version == 6 {
+                number_stored_messages(&tx, &self.blobs)?;
             }
             if version == 0 {
                 // A new account: the mailboxes the template holds, in its order.
@@ -1027,6 +1060,7 @@ impl Account {
         now: i64,
         max_mailboxes: usize,
     ) -> Result<Outcome, Fail> {
+        let object_key = self.object_key;
         self.write(|tx, _, _| {
             if let Some(existing) = by_name(tx, name)? {
                 if existing.selectable {
@@ -1037,7 +1071,11 @@ impl Account {
                     "UPDATE mailboxes SET selectable = 1, special_use = ?2 WHERE id = ?1",
                 )?
                 .execute(params![existing.id, special_use.map(special_code)])?;
-                return Ok((StorageReply::Done, Vec::new()));
+                let created = StorageReply::Created {
+                    mailbox: MailboxId(existing.id as u64),
+                    object_key,
+                };
+                return Ok((created, Vec::new()));
             }
             let count: i64 = tx
                 .prepare_cached("SELECT COUNT(*) FROM mailboxes")?
@@ -1056,8 +1094,12 @@ impl Account {
                     insert_mailbox(tx, &parent, None, now)?;
                 }
             }
-            insert_mailbox(tx, name, special_use, now)?;
-            Ok((StorageReply::Done, Vec::new()))
+            let id = insert_mailbox(tx, name, special_use, now)?;
+            let created = StorageReply::Created {
+                mailbox: MailboxId(id as u64),
+                object_key,
+            };
+            Ok((created, Vec::new()))
         })
     }
 
@@ -1216,6 +1258,7 @@ impl Account {
                 deleted: deleted as u32,
                 size: size as u64,
                 highest_modseq: m.highest_modseq,
+                object_key: self.object_key,
             }),
             Vec::new(),
         ))
@@ -1289,6 +1332,7 @@ impl Account {
         Ok((
             StorageReply::Opened(Snapshot {
                 id: MailboxId(m.id as u64),
+                object_key: self.object_key,
                 uid_validity: m.uid_validity,
                 uid_next: m.uid_next,
                 highest_modseq: m.highest_modseq,
@@ -1565,6 +1609,8 @@ impl Account {
                 modseq: msg.modseq,
                 internal_date: msg.date,
                 size: msg.size,
+                email_id: msg.email,
+                thread_id: msg.thread,
                 content,
                 info: if want.info { info } else { None },
                 expunged: false,
@@ -2276,6 +2322,7 @@ fn new_msg(
         data,
     } = message;
     let size = data.len() as u64;
+    let (email, thread) = stamp(tx, &data)?;
     let body = store_body(tx, blobs, pending, data, inline_limit)?;
     Ok(Msg {
         uid: 0,
@@ -2284,8 +2331,60 @@ fn new_msg(
         date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
         size,
         body,
+        email,
+        thread,
         headline: None,
     })
+}
+
+/// A new message's EMAILID (the next number) and THREADID (`tern_core::mail::thread`: the
+/// conversation of the first of its identifiers `threads` knows, else its own), recording its
+/// identifiers, as `MemStore` does.
+fn stamp(tx: &Connection, message: &[u8]) -> Result<(EmailId, ThreadId), Fail> {
+    let email = get_meta(tx, "last_email")?.saturating_add(1);
+    set_meta(tx, "last_email", email)?;
+    let keys = ThreadKeys::of(message);
+    let mut lookup = tx.prepare_cached("SELECT thread FROM threads WHERE msgid = ?1")?;
+    let thread = keys.thread(ThreadId(email as u64), |id| {
+        lookup
+            .query_row([id], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|t| t.map(|t| ThreadId(t as u64)))
+    })?;
+    drop(lookup);
+    let mut record =
+        tx.prepare_cached("INSERT OR IGNORE INTO threads (msgid, thread) VALUES (?1, ?2)")?;
+    for id in keys.lookups() {
+        record.execute(params![id, thread.0 as i64])?;
+    }
+    Ok((EmailId(email as u64), thread))
+}
+
+/// Version 7's step for messages stored before it: numbers in (mailbox, UID) order, expunged
+/// ones kept for a session last (none survive a restart anyway), conversations from their
+/// headers in that order.
+fn number_stored_messages(tx: &Connection, blobs: &BlobDir) -> Result<(), Fail> {
+    for table in ["messages", "retained"] {
+        let rows: Vec<(i64, i64, i64)> = tx
+            .prepare(&format!(
+                "SELECT mailbox, uid, body FROM {table} ORDER BY mailbox, uid"
+            ))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        for (mailbox, uid, body) in rows {
+            // A body that cannot be read is numbered all the same, in a conversation of its own.
+            let head = load_head(tx, blobs, body)
+                .ok()
+                .and_then(|b| b.to_bytes().ok())
+                .unwrap_or_default();
+            let (email, thread) = stamp(tx, &head)?;
+            tx.prepare_cached(&format!(
+                "UPDATE {table} SET email = ?3, thread = ?4 WHERE mailbox = ?1 AND uid = ?2"
+            ))?
+            .execute(params![mailbox, uid, email.0 as i64, thread.0 as i64])?;
+        }
+    }
+    Ok(())
 }
 
 /// Adds a message (its body already stored) under the next UID and MODSEQ.
@@ -2303,8 +2402,9 @@ fn add(
     let modseq = m.bump();
     keywords.note(conn, &msg.flags)?;
     conn.prepare_cached(
-        "INSERT INTO messages (mailbox, uid, modseq, flags, keywords, idate, zone, size, body) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO messages \
+         (mailbox, uid, modseq, flags, keywords, idate, zone, size, body, email, thread) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         m.id,
@@ -2315,7 +2415,9 @@ fn add(
         pack_datetime(&msg.date),
         i64::from(msg.date.zone_minutes),
         msg.size as i64,
-        msg.body
+        msg.body,
+        msg.email.0 as i64,
+        msg.thread.0 as i64
     ])?;
     Ok(uid)
 }
@@ -2343,10 +2445,10 @@ fn remove(conn: &Connection, m: &mut Mailbox, uids: &[Uid], keep: bool) -> Resul
         }
         if keep {
             conn.prepare_cached(
-                "INSERT OR REPLACE INTO retained \
-                 (mailbox, uid, expunged, modseq, flags, keywords, idate, zone, size, body) \
-                 SELECT mailbox, uid, ?3, modseq, flags, keywords, idate, zone, size, body \
-                 FROM messages WHERE mailbox = ?1 AND uid = ?2",
+                "INSERT OR REPLACE INTO retained (mailbox, uid, expunged, modseq, flags, \
+                 keywords, idate, zone, size, body, email, thread) \
+                 SELECT mailbox, uid, ?3, modseq, flags, keywords, idate, zone, size, body, \
+                 email, thread FROM messages WHERE mailbox = ?1 AND uid = ?2",
             )?
             .execute(params![m.id, uid, modseq as i64])?;
         }
@@ -2784,6 +2886,8 @@ mod search_tests {
             date: from_unix(0, 0),
             size: 1,
             body,
+            email: EmailId(0),
+            thread: ThreadId(0),
             headline: None,
         }
     }

@@ -9,7 +9,7 @@
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Each step's SQL, applied in one transaction together with the new `user_version`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// Version 1.
 ///
@@ -179,3 +179,34 @@ CREATE TABLE fts_pending (id INTEGER PRIMARY KEY);
 /// which cannot unpack zstd, refuses the database as newer instead of reporting its new rows
 /// as damaged.
 const V5: &str = "";
+
+/// Version 6: the PREVIEW/SAVEDATE branch's step. A placeholder here (that branch fills it);
+/// it exists so that this branch's step is version 7 in both.
+const V6: &str = "";
+
+/// Version 7: RFC 8474 object identifiers (`tern_core::store::objectid`).
+///
+/// - `messages.email`, `messages.thread` (and the same in `retained`): each message's EMAILID
+///   and THREADID numbers, given when APPEND (or an import) stores it and copied with the row
+///   by COPY, MOVE and RENAME of INBOX.
+/// - `threads`: message identifiers (Message-ID, In-Reply-To, References) to the conversation
+///   they belong to, so that a reply finds its parent's THREADID (`tern_core::mail::thread`).
+///   Kept when messages go: a reply to a deleted message still joins its conversation.
+/// - `meta.object_key`: the account's secret for the identifier strings, drawn once here from
+///   SQLite's random generator; `meta.last_email`, the last EMAILID number given.
+///
+/// Messages stored before this version get numbers in (mailbox, UID) order and their
+/// conversations from their headers, in that order, by the migration step in
+/// `Account::migrate`, before any client can see them.
+const V7: &str = r#"
+ALTER TABLE messages ADD COLUMN email INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN thread INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE retained ADD COLUMN email INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE retained ADD COLUMN thread INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE threads (
+    msgid TEXT PRIMARY KEY,
+    thread INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('object_key', random());
+INSERT OR IGNORE INTO meta (key, value) VALUES ('last_email', 0);
+"#;

@@ -699,6 +699,7 @@ fn version_one_databases_gain_headlines() {
     store.open_account("alice").unwrap();
     store
         .with_connection("alice", |c| {
+            undo_object_ids(c);
             c.execute_batch(
                 "DROP TABLE headlines; DROP TABLE retained; DROP TABLE fts_pending; \
                  PRAGMA user_version = 1;",
@@ -1234,8 +1235,14 @@ fn the_mailbox_limit_is_configurable() {
         })
     };
     // INBOX and the five default mailboxes, then two more.
-    assert_eq!(create(&mut store, "a"), Ok(StorageReply::Done));
-    assert_eq!(create(&mut store, "b"), Ok(StorageReply::Done));
+    assert!(matches!(
+        create(&mut store, "a"),
+        Ok(StorageReply::Created { .. })
+    ));
+    assert!(matches!(
+        create(&mut store, "b"),
+        Ok(StorageReply::Created { .. })
+    ));
     assert_eq!(
         create(&mut store, "c"),
         Err(StorageError::Limit(tern_core::store::LimitKind::Mailboxes))
@@ -1971,6 +1978,7 @@ fn version_four_databases_keep_their_lz4_rows() {
     let (contents, texts) = store.with_connection("alice", |c| {
         let contents = rewrite_as_lz4(c, "contents");
         let texts = rewrite_as_lz4(c, "texts");
+        undo_object_ids(c);
         c.pragma_update(None, "user_version", 4).unwrap();
         (contents, texts)
     });
@@ -2188,4 +2196,133 @@ fn a_new_account_takes_uidvalidity_from_the_request_time() {
     let second = status(1_800_000_500);
     assert_ne!(first, second);
     assert_eq!(second, 1_800_000_500);
+}
+
+/// EMAILID and THREADID numbers of INBOX's messages.
+fn object_ids(store: &mut SqliteStore) -> Vec<(u32, u64, u64)> {
+    match store
+        .execute(StorageOp::Fetch {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: (1..100).collect(),
+            want: FetchWant::default(),
+            mark_seen: false,
+        })
+        .unwrap()
+    {
+        StorageReply::Fetched(v) => v
+            .into_iter()
+            .map(|m| (m.uid, m.email_id.0, m.thread_id.0))
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Schema version 7 (RFC 8474): messages stored before it get EMAILIDs in (mailbox, UID)
+/// order and THREADIDs from their headers (a reply stored before its parent still meets
+/// it), bodies too large to be inline included; the account gets a key; messages stored
+/// after the step go on from there.
+#[test]
+fn version_five_databases_gain_object_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_inline_limit(100);
+    let with = |headers: &str, body: usize| {
+        let mut m = headers.to_string();
+        m.push_str(std::str::from_utf8(&message("s", body)).unwrap());
+        Bytes::from(m)
+    };
+    append(
+        &mut store,
+        "INBOX",
+        with("Message-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\n", 10),
+    );
+    append(&mut store, "INBOX", with("Message-ID: <c@x>\r\n", 5000));
+    append(&mut store, "INBOX", with("Message-ID: <a@x>\r\n", 5000));
+    store.open_account("alice").unwrap();
+    store
+        .with_connection("alice", |c| {
+            undo_object_ids(c);
+            c.pragma_update(None, "user_version", 5)
+        })
+        .unwrap();
+    drop(store);
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(count(&mut store, "PRAGMA user_version"), SCHEMA_VERSION);
+    assert_ne!(
+        count(
+            &mut store,
+            "SELECT value FROM meta WHERE key = 'object_key'"
+        ),
+        0
+    );
+    assert_eq!(
+        object_ids(&mut store),
+        vec![(1, 1, 1), (2, 2, 2), (3, 3, 1)]
+    );
+    append(
+        &mut store,
+        "INBOX",
+        with("Message-ID: <d@x>\r\nReferences: <a@x> <b@x>\r\n", 10),
+    );
+    assert_eq!(object_ids(&mut store).last(), Some(&(4, 4, 1)));
+    store.check("alice").unwrap();
+}
+
+/// The account's key is drawn at random when the account is made, and kept.
+#[test]
+fn accounts_get_their_own_object_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let key = |store: &mut SqliteStore, account: &str| match store
+        .execute(StorageOp::Status {
+            account: account.into(),
+            name: "INBOX".into(),
+        })
+        .unwrap()
+    {
+        StorageReply::Status(s) => s.object_key,
+        other => panic!("{other:?}"),
+    };
+    let alice = key(&mut store, "alice");
+    let bob = key(&mut store, "bob");
+    assert_ne!(alice, bob);
+    drop(store);
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(key(&mut store, "alice"), alice);
+}
+
+/// A message with ten thousand References leaves at most 16 of them in `threads` (the root
+/// and the nearest 15), besides its own Message-ID.
+#[test]
+fn long_references_keep_a_bounded_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let refs: String = (0..10_000).map(|i| format!(" <{i}@x>\r\n")).collect();
+    append(
+        &mut store,
+        "INBOX",
+        Bytes::from(format!(
+            "Message-ID: <m@x>\r\nReferences:{refs}\r\n\r\nx\r\n"
+        )),
+    );
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM threads"), 17);
+    assert_eq!(
+        count(
+            &mut store,
+            "SELECT COUNT(*) FROM threads WHERE msgid = '0@x' OR msgid = '9999@x'"
+        ),
+        2
+    );
+}
+
+/// Takes a database back to before schema version 7 (RFC 8474 object identifiers), for tests
+/// that open databases of older versions.
+fn undo_object_ids(c: &rusqlite::Connection) {
+    c.execute_batch(
+        "ALTER TABLE messages DROP COLUMN email; ALTER TABLE messages DROP COLUMN thread; \
+         ALTER TABLE retained DROP COLUMN email; ALTER TABLE retained DROP COLUMN thread; \
+         DROP TABLE threads; DELETE FROM meta WHERE key IN ('object_key', 'last_email');",
+    )
+    .unwrap();
 }

@@ -16,3 +16,4 @@ pub mod section;
 pub mod structure;
 pub mod subject;
 pub mod text;
+pub mod thread;

@@ -14,7 +14,13 @@
 //!   (group commit, a writer per account, a background index queue) is its own business. A
 //!   `\Recent` claim need only survive a crash of the process, not of the machine.
 //! - **Exactness**: every reply equals [`MemStore`]'s for the same history (UIDVALIDITY values
-//!   aside); SEARCH may narrow through an index but decides with the core's evaluator.
+//!   and account keys aside); SEARCH may narrow through an index but decides with the core's
+//!   evaluator.
+//! - **Object identifiers** (RFC 8474): numbers for mailboxes, messages and conversations that
+//!   are never reused and follow their objects through RENAME, COPY and MOVE, a conversation
+//!   decided by [`crate::mail::thread`] when a message is stored, and a random key per
+//!   account kept as long as the account; the session makes the strings
+//!   ([`super::objectid`]). `docs/storage-contract.md` has the rules.
 //! - **Errors** are [`StorageError`](super::StorageError) reasons; the session chooses the
 //!   words clients see.
 //! - **Names** are all alike to a backend: the rules about INBOX are decided above it

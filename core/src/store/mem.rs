@@ -15,16 +15,17 @@ use super::import;
 use super::query::{Candidate, Query};
 use super::sort::{self, SortFields, Sortable};
 use super::{
-    AccountTemplate, AccountUsage, Body, ChangeSet, Changed, FetchWant, FetchedMessage, LimitKind,
-    MailboxEntry, MailboxId, MailboxList, MailboxStatus, MessageState, ModSeq, NewMessage, Pins,
-    Snapshot, SpecialUse, StorageError, StorageOp, StorageReply, StorageResult, Store, StoreLimits,
-    Uid, UNKNOWN_MODSEQ,
+    AccountTemplate, AccountUsage, Body, ChangeSet, Changed, EmailId, FetchWant, FetchedMessage,
+    LimitKind, MailboxEntry, MailboxId, MailboxList, MailboxStatus, MessageState, ModSeq,
+    NewMessage, ObjectKey, Pins, Snapshot, SpecialUse, StorageError, StorageOp, StorageReply,
+    StorageResult, Store, StoreLimits, ThreadId, Uid, UNKNOWN_MODSEQ,
 };
 use crate::mail::analyze::{analyze, MessageInfo};
 use crate::mail::date::{from_unix, to_unix, Date, DateTime};
 use crate::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
 use crate::mail::mailbox_name::DELIMITER;
 use crate::mail::text::{extract, SearchText};
+use crate::mail::thread::ThreadKeys;
 
 /// An in-memory multi-account store.
 #[derive(Debug, Default)]
@@ -43,6 +44,9 @@ pub struct MemStore {
     /// Bodies larger than this are handed out as a [`Body::Source`], as a store with files
     /// hands out large ones, so that drivers and tests exercise streaming.
     stream_over: Option<usize>,
+    /// Accounts made so far: the source of their [`ObjectKey`]s, counted rather than drawn
+    /// so that in-process runs are reproducible (this store keeps no secrets).
+    accounts_made: u64,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +54,12 @@ struct Account {
     mailboxes: BTreeMap<String, Mailbox>,
     subscribed: BTreeSet<String>,
     next_id: u64,
+    /// For MAILBOXID, EMAILID and THREADID strings.
+    object_key: ObjectKey,
+    /// The last [`EmailId`] given.
+    last_email: u64,
+    /// Message identifiers to their conversations ([`crate::mail::thread`]).
+    threads: HashMap<String, ThreadId>,
 }
 
 #[derive(Debug)]
@@ -79,6 +89,8 @@ struct Message {
     flags: Flags,
     modseq: ModSeq,
     internal_date: DateTime,
+    email_id: EmailId,
+    thread_id: ThreadId,
     data: Bytes,
     info: Arc<MessageInfo>,
     text: Arc<OnceLock<SearchText>>,
@@ -97,6 +109,8 @@ impl Message {
             flags: Flags::from_flags(&flags),
             modseq: 0,
             internal_date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
+            email_id: EmailId(0),
+            thread_id: ThreadId(0),
             info: Arc::new(analyze(&data)),
             data,
             text: Arc::default(),
@@ -122,6 +136,12 @@ impl Candidate for Message {
     }
     fn modseq(&self) -> ModSeq {
         self.modseq
+    }
+    fn email_id(&self) -> EmailId {
+        self.email_id
+    }
+    fn thread_id(&self) -> ThreadId {
+        self.thread_id
     }
     fn text(&self) -> &SearchText {
         self.text.get_or_init(|| extract(&self.data))
@@ -167,8 +187,13 @@ impl MemStore {
         let seed = &mut self.uid_validity_seed;
         let now = self.now;
         let template = &self.template;
+        let made = &mut self.accounts_made;
         self.accounts.entry(name.to_string()).or_insert_with(|| {
-            let mut account = Account::default();
+            *made += 1;
+            let mut account = Account {
+                object_key: ObjectKey(mix(*made)),
+                ..Account::default()
+            };
             for m in &template.mailboxes {
                 account.insert(&m.name, m.special_use, now, seed);
                 if m.subscribed {
@@ -266,7 +291,30 @@ impl MemStore {
 }
 
 impl Account {
-    fn insert(&mut self, name: &str, special_use: Option<SpecialUse>, now: i64, seed: &mut u32) {
+    /// Gives a message just stored by APPEND or an import its EMAILID and THREADID.
+    fn stamp(&mut self, mut message: Message) -> Message {
+        self.last_email += 1;
+        message.email_id = EmailId(self.last_email);
+        let keys = ThreadKeys::of(&message.data);
+        let fresh = ThreadId(self.last_email);
+        let threads = &mut self.threads;
+        let Ok(thread) = keys.thread(fresh, |id| {
+            Ok::<_, std::convert::Infallible>(threads.get(id).copied())
+        });
+        for id in keys.lookups() {
+            threads.entry(id.to_string()).or_insert(thread);
+        }
+        message.thread_id = thread;
+        message
+    }
+
+    fn insert(
+        &mut self,
+        name: &str,
+        special_use: Option<SpecialUse>,
+        now: i64,
+        seed: &mut u32,
+    ) -> MailboxId {
         self.next_id += 1;
         *seed = seed.wrapping_add(1);
         // Distinct per mailbox, and never repeated for a name re-created later in the run.
@@ -288,6 +336,7 @@ impl Account {
                 retained: BTreeMap::new(),
             },
         );
+        MailboxId(self.next_id)
     }
 
     fn by_id(&mut self, id: MailboxId) -> Result<&mut Mailbox, StorageError> {
@@ -386,6 +435,7 @@ impl Mailbox {
             deleted: count(&|m| m.flags.has(SystemFlag::Deleted)),
             size: self.messages.iter().map(|m| m.data.len() as u64).sum(),
             highest_modseq: self.highest_modseq,
+            object_key: ObjectKey::default(),
         }
     }
 
@@ -453,6 +503,8 @@ impl Mailbox {
             modseq: msg.modseq,
             internal_date: msg.internal_date,
             size: msg.data.len() as u64,
+            email_id: msg.email_id,
+            thread_id: msg.thread_id,
             content: want.content.then(|| {
                 let body = match stream_over {
                     Some(limit) if msg.data.len() > limit => {
@@ -550,7 +602,10 @@ impl MemStore {
                     // A \Noselect placeholder becomes a real mailbox again.
                     existing.selectable = true;
                     existing.special_use = special_use;
-                    return Ok(StorageReply::Done);
+                    return Ok(StorageReply::Created {
+                        mailbox: existing.id,
+                        object_key: a.object_key,
+                    });
                 }
                 if a.mailboxes.len() >= max_mailboxes {
                     return Err(StorageError::Limit(LimitKind::Mailboxes));
@@ -566,9 +621,13 @@ impl MemStore {
                         a.insert(&parent, None, now, &mut seed);
                     }
                 }
-                a.insert(&name, special_use, now, &mut seed);
+                let id = a.insert(&name, special_use, now, &mut seed);
+                let object_key = a.object_key;
                 self.uid_validity_seed = seed;
-                Ok(StorageReply::Done)
+                Ok(StorageReply::Created {
+                    mailbox: id,
+                    object_key,
+                })
             }
             StorageOp::DeleteMailbox { account, name } => {
                 let a = self.account(&account);
@@ -636,7 +695,11 @@ impl MemStore {
             }
             StorageOp::Status { account, name } => {
                 let a = self.account(&account);
-                Ok(StorageReply::Status(a.selectable(&name)?.status()))
+                let object_key = a.object_key;
+                Ok(StorageReply::Status(MailboxStatus {
+                    object_key,
+                    ..a.selectable(&name)?.status()
+                }))
             }
             StorageOp::Open {
                 account,
@@ -644,6 +707,7 @@ impl MemStore {
                 read_only,
             } => {
                 let a = self.account(&account);
+                let object_key = a.object_key;
                 let m = a.selectable(&name)?;
                 // EXAMINE shows what SELECT would show (RFC 3501 §6.3.2) but claims nothing.
                 let recent = if read_only {
@@ -658,6 +722,7 @@ impl MemStore {
                 };
                 Ok(StorageReply::Opened(Snapshot {
                     id: m.id,
+                    object_key,
                     uid_validity: m.uid_validity,
                     uid_next: m.uid_next,
                     highest_modseq: m.highest_modseq,
@@ -723,10 +788,15 @@ impl MemStore {
                 messages,
             } => {
                 let a = self.account(&account);
+                a.selectable(&name)?;
+                let stamped: Vec<Message> = messages
+                    .into_iter()
+                    .map(|message| a.stamp(Message::new(message, now)))
+                    .collect();
                 let m = a.selectable(&name)?;
-                let mut uids = Vec::with_capacity(messages.len());
-                for message in messages {
-                    uids.push(m.add(Message::new(message, now)));
+                let mut uids = Vec::with_capacity(stamped.len());
+                for message in stamped {
+                    uids.push(m.add(message));
                 }
                 let (uid_validity, id) = (m.uid_validity, m.id);
                 self.changes.push(Changed {
@@ -950,8 +1020,11 @@ impl MemStore {
                 if a.by_id(mailbox)?.position(uid).is_none() {
                     return Err(StorageError::NoSuchMessage);
                 }
+                // The target too, before the message takes an EMAILID (as in one transaction).
+                a.selectable(&name)?;
+                let message = a.stamp(Message::new(*message, now));
                 let target = a.selectable(&name)?;
-                let new = target.add(Message::new(*message, now));
+                let new = target.add(message);
                 let (uid_validity, target_id) = (target.uid_validity, target.id);
                 a.by_id(mailbox)?.remove(&[uid]);
                 let mut changed = vec![mailbox];
@@ -1034,17 +1107,24 @@ impl MemStore {
                         special_use: None,
                     })?;
                 }
-                let m = self.account(&account).selectable(&name)?;
+                let a = self.account(&account);
+                let m = a.selectable(&name)?;
                 let fresh = import::check(m.uid_validity, m.uid_next, uid_validity, uids)?;
+                // Stamped as APPEND stamps them, once nothing can refuse the import.
+                let stamped: Vec<(Uid, Message)> = messages
+                    .into_iter()
+                    .map(|(uid, message)| (uid, a.stamp(Message::new(message, now))))
+                    .collect();
+                let m = a.selectable(&name)?;
                 let before = (m.uid_validity, m.uid_next);
                 if fresh {
                     m.uid_validity = uid_validity;
                 }
-                let mut uids = Vec::with_capacity(messages.len());
-                for (uid, message) in messages {
+                let mut uids = Vec::with_capacity(stamped.len());
+                for (uid, message) in stamped {
                     // `add` gives out UIDNEXT: the checks above made this UID at least that.
                     m.uid_next = uid;
-                    uids.push(m.add(Message::new(message, now)));
+                    uids.push(m.add(message));
                 }
                 m.uid_next = m.uid_next.max(uid_next);
                 if uids.is_empty() && before != (m.uid_validity, m.uid_next) {
@@ -1064,6 +1144,14 @@ impl MemStore {
             }
         }
     }
+}
+
+/// SplitMix64's finaliser: spreads a counter over 64 bits.
+fn mix(n: u64) -> u64 {
+    let mut z = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

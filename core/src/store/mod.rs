@@ -27,6 +27,7 @@ pub mod evaluate;
 pub mod headline;
 pub mod import;
 mod mem;
+pub mod objectid;
 pub mod pins;
 pub mod query;
 pub mod rules;
@@ -36,6 +37,7 @@ pub mod stored;
 pub use body::{Body, BodySource, BodyStream, DotStuffer, Transfer};
 pub use contract::{ChangeSink, MailStore, ReplySink, SharedMemStore};
 pub use mem::MemStore;
+pub use objectid::{EmailId, ObjectKey, ThreadId};
 pub use pins::{Pins, ViewPin};
 pub use query::Query;
 pub use rules::{AccountTemplate, NewMailbox};
@@ -201,6 +203,8 @@ pub struct MailboxStatus {
     pub size: u64,
     /// HIGHESTMODSEQ.
     pub highest_modseq: ModSeq,
+    /// The account's key for MAILBOXID (RFC 8474; [`objectid`]).
+    pub object_key: ObjectKey,
 }
 
 /// What SELECT/EXAMINE learns.
@@ -208,6 +212,8 @@ pub struct MailboxStatus {
 pub struct Snapshot {
     /// The mailbox.
     pub id: MailboxId,
+    /// The account's key for MAILBOXID, EMAILID and THREADID (RFC 8474; [`objectid`]).
+    pub object_key: ObjectKey,
     /// UIDVALIDITY.
     pub uid_validity: u32,
     /// UIDNEXT.
@@ -289,6 +295,11 @@ pub struct FetchedMessage {
     pub internal_date: DateTime,
     /// RFC822.SIZE.
     pub size: u64,
+    /// EMAILID's number: given at APPEND, kept by COPY and MOVE ([`objectid`]).
+    pub email_id: EmailId,
+    /// THREADID's number: decided at APPEND from the message's references
+    /// ([`crate::mail::thread`]), kept by COPY and MOVE.
+    pub thread_id: ThreadId,
     /// The octets, when asked for: in memory, or (large bodies) a source the driver streams
     /// from without loading it whole.
     pub content: Option<Body>,
@@ -608,8 +619,16 @@ impl StorageOp {
 pub enum StorageReply {
     /// To [`StorageOp::ListMailboxes`].
     Mailboxes(MailboxList),
-    /// To create, delete, rename, subscribe, and the maildrop lock.
+    /// To delete, rename, subscribe, and the maildrop lock.
     Done,
+    /// To [`StorageOp::CreateMailbox`]: the mailbox made (or made selectable again), for
+    /// CREATE's MAILBOXID (RFC 8474 §4.1).
+    Created {
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// The account's key for MAILBOXID.
+        object_key: ObjectKey,
+    },
     /// To [`StorageOp::Status`].
     Status(MailboxStatus),
     /// To [`StorageOp::Open`].

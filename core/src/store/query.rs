@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{ModSeq, Uid};
+use super::{EmailId, ModSeq, ThreadId, Uid};
 use crate::mail::date::Date;
 use crate::mail::flags::{Flags, SystemFlag};
 use crate::mail::text::SearchText;
@@ -61,6 +61,10 @@ pub enum Query {
     Younger(u32),
     /// MODSEQ at least this (RFC 7162).
     ModSeq(ModSeq),
+    /// EMAILID is this (RFC 8474 §6; the session turned the string into its number).
+    EmailId(EmailId),
+    /// THREADID is this (RFC 8474 §6).
+    ThreadId(ThreadId),
 }
 
 /// UIDs as ascending, disjoint, non-adjacent inclusive ranges.
@@ -121,6 +125,10 @@ pub trait Candidate {
     fn internal_unix(&self) -> i64;
     /// Its MODSEQ.
     fn modseq(&self) -> ModSeq;
+    /// Its EMAILID's number.
+    fn email_id(&self) -> EmailId;
+    /// Its THREADID's number.
+    fn thread_id(&self) -> ThreadId;
     /// Its decoded text; only called for text criteria, so stores may compute it lazily.
     fn text(&self) -> &SearchText;
     /// [`SearchText::octets`] of its text, for the work meter; a store that knows it without
@@ -148,6 +156,12 @@ impl<T: Candidate + ?Sized> Candidate for &T {
     }
     fn modseq(&self) -> ModSeq {
         (**self).modseq()
+    }
+    fn email_id(&self) -> EmailId {
+        (**self).email_id()
+    }
+    fn thread_id(&self) -> ThreadId {
+        (**self).thread_id()
     }
     fn text(&self) -> &SearchText {
         (**self).text()
@@ -200,6 +214,8 @@ impl Query {
             Query::Older(secs) => now - m.internal_unix() >= i64::from(*secs),
             Query::Younger(secs) => now - m.internal_unix() <= i64::from(*secs),
             Query::ModSeq(n) => m.modseq() >= *n,
+            Query::EmailId(id) => m.email_id() == *id,
+            Query::ThreadId(id) => m.thread_id() == *id,
         }
     }
 }

@@ -18,8 +18,8 @@ use crate::mail::section::{
     SectionText,
 };
 use crate::store::{
-    Body, BodyStream, FetchWant, FetchedMessage, StorageOp, StorageReply, StorageResult, Transfer,
-    Uid,
+    objectid, Body, BodyStream, FetchWant, FetchedMessage, ObjectKey, StorageOp, StorageReply,
+    StorageResult, Transfer, Uid,
 };
 
 #[derive(Debug)]
@@ -120,11 +120,7 @@ impl ImapSession {
         if attrs.iter().any(|a| {
             matches!(
                 a,
-                FetchAttr::EmailId
-                    | FetchAttr::ThreadId
-                    | FetchAttr::SaveDate
-                    | FetchAttr::Preview { .. }
-                    | FetchAttr::ModSeq
+                FetchAttr::SaveDate | FetchAttr::Preview { .. } | FetchAttr::ModSeq
             )
         }) {
             self.bad(Some(tag), None, "FETCH attribute not supported.");
@@ -407,6 +403,7 @@ impl ImapSession {
         };
         *hint = seq as usize;
         let view = self.selected_view()?;
+        let object_key = view.object_key;
         // The next synchronisation reports only changes above the view's MODSEQ.
         let changed_since_sync = m.modseq > view.modseq;
         let recent = rev1 && view.is_recent(m.uid);
@@ -438,7 +435,7 @@ impl ImapSession {
         };
         let opts = self.encode_options();
         let mut open = from.is_some();
-        let mut source = Source::new(m);
+        let mut source = Source::new(m, object_key);
         for i in start..count {
             let item = match p.attrs.get(i) {
                 Some(attr) => source.item(attr, &flags),
@@ -482,6 +479,8 @@ impl ImapSession {
 /// One message as the items of its response read it.
 struct Source<'a> {
     m: &'a FetchedMessage,
+    /// For EMAILID and THREADID.
+    key: ObjectKey,
     body: Body,
     len: usize,
     /// The last header read whole to be filtered, and the last part BINARY decoded, with
@@ -492,11 +491,12 @@ struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    fn new(m: &'a FetchedMessage) -> Self {
+    fn new(m: &'a FetchedMessage, key: ObjectKey) -> Self {
         let body = m.content.clone().unwrap_or_default();
         let len = usize::try_from(body.len()).unwrap_or(usize::MAX);
         Source {
             m,
+            key,
             body,
             len,
             read: None,
@@ -616,12 +616,15 @@ impl<'a> Source<'a> {
                     size,
                 }
             }
+            // RFC 8474 §5.3. Every message is threaded when stored, so THREADID is never NIL.
+            FetchAttr::EmailId => {
+                FetchItem::EmailId(objectid::email(self.key, m.email_id).to_bytes())
+            }
+            FetchAttr::ThreadId => {
+                FetchItem::ThreadId(Some(objectid::thread(self.key, m.thread_id).to_bytes()))
+            }
             // Refused before the request was made.
-            FetchAttr::ModSeq
-            | FetchAttr::EmailId
-            | FetchAttr::ThreadId
-            | FetchAttr::SaveDate
-            | FetchAttr::Preview { .. } => return Ok(None),
+            FetchAttr::ModSeq | FetchAttr::SaveDate | FetchAttr::Preview { .. } => return Ok(None),
         };
         Ok(Some((item, None)))
     }

@@ -11,7 +11,7 @@ use crate::imap::response::{Code, Data, ListItem, Response, StatusValue};
 use crate::imap::types::{ListPattern, ListReturn, ListSelect, MailboxArg, StatusItem};
 use crate::mail::mailbox_name::{self, DELIMITER};
 use crate::store::{
-    rules, MailboxList, MailboxStatus, SpecialUse, StorageOp, StorageReply, StorageResult,
+    objectid, rules, MailboxList, MailboxStatus, SpecialUse, StorageOp, StorageReply, StorageResult,
 };
 
 #[derive(Debug)]
@@ -362,6 +362,18 @@ impl ImapSession {
                     }
                     self.finish(Finish::ok(tag, text))
                 }
+                // RFC 8474 §4.1: every successful CREATE names the mailbox's MAILBOXID.
+                Ok(StorageReply::Created {
+                    mailbox,
+                    object_key,
+                }) => {
+                    if let Some(item) = announce {
+                        self.send(Response::Data(Data::List(item)));
+                    }
+                    let id = objectid::mailbox(object_key, mailbox);
+                    let code = Code::MailboxId(id.to_bytes());
+                    self.finish(Finish::ok(tag, text).with_code(code))
+                }
                 Err(crate::store::StorageError::NoSuchMailbox) => {
                     self.no(tag, Some(Code::NonExistent), "Mailbox does not exist.")
                 }
@@ -433,8 +445,13 @@ impl ImapSession {
                 StatusItem::Size => StatusValue::Number(s.size),
                 StatusItem::HighestModSeq => StatusValue::Number(s.highest_modseq),
                 StatusItem::AppendLimit => StatusValue::Number(self.limits().imap_max_literal),
-                // Not advertised (OBJECTID): left out rather than invented.
-                StatusItem::MailboxId => continue,
+                // RFC 8474 §4.3; a store that names no mailbox (none does) leaves it out.
+                StatusItem::MailboxId => match s.id {
+                    Some(id) => {
+                        StatusValue::ObjectId(objectid::mailbox(s.object_key, id).to_bytes())
+                    }
+                    None => continue,
+                },
             };
             out.push((*item, value));
         }

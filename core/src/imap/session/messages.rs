@@ -15,6 +15,7 @@ use crate::imap::response::{Code, Condition, Data, FetchItem, ListItem, Response
 use crate::imap::types::{AppendMessage, MailboxArg, SelectParam, SeqNo, SeqRange, SequenceSet};
 use crate::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
 use crate::mail::text::crlf;
+use crate::store::objectid;
 use crate::store::{
     ChangeSet, MailboxId, MessageState, NewMessage, Snapshot, StorageError, StorageOp,
     StorageReply, StorageResult, Uid,
@@ -134,6 +135,7 @@ impl ImapSession {
             .map(|i| i as u32 + 1);
         let view = View {
             id: snap.id,
+            object_key: snap.object_key,
             read_only,
             uids: snap.uids,
             // IMAP4rev2 has no \\Recent (RFC 9051 §2.3.2).
@@ -179,6 +181,13 @@ impl ImapSession {
             Condition::Ok,
             Some(Code::UidNext(snap.uid_next)),
             "Predicted next UID.",
+        );
+        // RFC 8474 §4.2.
+        let mailbox_id = objectid::mailbox(snap.object_key, snap.id);
+        self.untagged(
+            Condition::Ok,
+            Some(Code::MailboxId(mailbox_id.to_bytes())),
+            "Mailbox identifier.",
         );
         let account = self.account_name().unwrap_or_default();
         self.state = State::Selected {

@@ -1053,6 +1053,9 @@ impl ImapSession {
                 "REPLACE",
                 "UTF8=ACCEPT",
                 "WITHIN",
+                // RFC 8474: MAILBOXID, EMAILID and THREADID (never NIL: every message is
+                // threaded when stored).
+                "OBJECTID",
             ]),
         }
         if !self.config.imap_unauthenticate {

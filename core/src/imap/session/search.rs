@@ -12,8 +12,9 @@ use crate::imap::response::{Code, Data, ESearchResult, Response};
 use crate::imap::types::{SearchKey, SearchReturn, SequenceSet, SortCriterion};
 use crate::mail::flags::SystemFlag;
 use crate::mail::text::fold;
+use crate::store::objectid::{self, Kind};
 use crate::store::query::{DateCmp, Query, UidSet};
-use crate::store::{StorageOp, StorageReply, StorageResult, Uid};
+use crate::store::{EmailId, StorageOp, StorageReply, StorageResult, ThreadId, Uid};
 
 #[derive(Debug)]
 pub(super) struct Pending {
@@ -358,11 +359,13 @@ fn to_query(key: &SearchKey, sets: &mut Sets<'_>) -> Result<Query, &'static str>
         K::Not(k) => Query::Not(Box::new(to_query(k, sets)?)),
         K::Or(a, b) => Query::Or(Box::new(to_query(a, sets)?), Box::new(to_query(b, sets)?)),
         K::And(keys) => and(keys, sets)?,
-        K::EmailId(_)
-        | K::ThreadId(_)
-        | K::SavedBefore(_)
-        | K::SavedOn(_)
-        | K::SavedSince(_)
-        | K::SaveDateSupported => return Err("Search key not supported."),
+        // RFC 8474 §6: a string that is not one of this account's identifiers matches nothing.
+        K::EmailId(id) => objectid::decode(sets.view.object_key, Kind::Email, id)
+            .map_or(Query::Nothing, |n| Query::EmailId(EmailId(n))),
+        K::ThreadId(id) => objectid::decode(sets.view.object_key, Kind::Thread, id)
+            .map_or(Query::Nothing, |n| Query::ThreadId(ThreadId(n))),
+        K::SavedBefore(_) | K::SavedOn(_) | K::SavedSince(_) | K::SaveDateSupported => {
+            return Err("Search key not supported.")
+        }
     })
 }

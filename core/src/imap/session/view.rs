@@ -10,11 +10,13 @@ use std::ops::Range;
 
 use crate::imap::types::{SeqNo, SeqRange, SequenceSet};
 use crate::store::query::UidSet;
-use crate::store::{MailboxId, ModSeq, Uid, ViewPin};
+use crate::store::{MailboxId, ModSeq, ObjectKey, Uid, ViewPin};
 
 #[derive(Debug)]
 pub(super) struct View {
     pub(super) id: MailboxId,
+    /// The account's key for EMAILID and THREADID strings (RFC 8474).
+    pub(super) object_key: ObjectKey,
     pub(super) read_only: bool,
     /// UIDs in sequence order: `uids[n - 1]` is message n. Includes messages expunged by
     /// others but not yet announced. Shared with the store's copy (and other sessions) until
@@ -246,6 +248,7 @@ mod tests {
     fn view(uids: &[Uid]) -> View {
         View {
             id: MailboxId(1),
+            object_key: ObjectKey::default(),
             read_only: false,
             uids: Arc::new(uids.to_vec()),
             recent: Vec::new(),

@@ -2,7 +2,7 @@ use super::*;
 use crate::mail::date::Date;
 use crate::mail::flags::{Flags, SystemFlag};
 use crate::mail::text::SearchText;
-use crate::store::{ModSeq, Uid};
+use crate::store::{EmailId, ModSeq, ThreadId, Uid};
 
 struct Msg {
     uid: Uid,
@@ -33,6 +33,12 @@ impl Candidate for Msg {
     }
     fn modseq(&self) -> ModSeq {
         u64::from(self.uid)
+    }
+    fn email_id(&self) -> EmailId {
+        EmailId(u64::from(self.uid))
+    }
+    fn thread_id(&self) -> ThreadId {
+        ThreadId(u64::from(self.uid / 2))
     }
     fn text(&self) -> &SearchText {
         &self.text
@@ -267,6 +273,12 @@ fn text_tests_are_charged_by_the_candidates_octets() {
         }
         fn modseq(&self) -> ModSeq {
             self.0.modseq()
+        }
+        fn email_id(&self) -> EmailId {
+            self.0.email_id()
+        }
+        fn thread_id(&self) -> ThreadId {
+            self.0.thread_id()
         }
         fn text(&self) -> &SearchText {
             self.0.text()
