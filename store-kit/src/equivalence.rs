@@ -271,6 +271,7 @@ fn step(rng: &mut Rng) -> Step {
                 content: rng.chance(50),
                 info: rng.chance(50),
                 header_only: rng.chance(30),
+                ..Default::default()
             },
             mark_seen: rng.chance(30),
         },

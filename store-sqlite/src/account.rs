@@ -13,18 +13,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use tern_core::mail::analyze::analyze_with_text;
+use tern_core::mail::analyze::{analyze_all, Analysis};
 use tern_core::mail::date::{from_unix, to_unix, Date, DateTime};
 use tern_core::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
 use tern_core::mail::mailbox_name::DELIMITER;
+use tern_core::mail::preview::preview;
 use tern_core::mail::text::SearchText;
 use tern_core::store::evaluate::{evaluate, Bits, Halt, Meter};
 use tern_core::store::query::{Candidate, Query};
 use tern_core::store::{import, AccountTemplate, LimitKind};
 use tern_core::store::{
     Body, ChangeSet, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
-    MailboxStatus, MessageState, ModSeq, NewMessage, Pins, Snapshot, SpecialUse, StorageError,
-    StorageOp, StorageReply, Uid, UNKNOWN_MODSEQ,
+    MailboxStatus, MessageState, ModSeq, NewMessage, Pins, PreviewWant, Snapshot, SpecialUse,
+    StorageError, StorageOp, StorageReply, Uid, UNKNOWN_MODSEQ,
 };
 
 use crate::analysed::{AnalysedCache, ENTRIES as ANALYSED_ENTRIES};
@@ -160,6 +161,8 @@ pub(crate) struct Msg {
     flags: Flags,
     modseq: ModSeq,
     date: DateTime,
+    /// The save date, Unix seconds; `None` for a message saved before schema version 6.
+    saved: Option<i64>,
     size: u64,
     body: i64,
     /// The body's headline (`tern_core::store::headline`), once a search needed it; only cached rows
@@ -190,6 +193,13 @@ impl Headline {
 impl Msg {
     pub(crate) fn is_seen(&self) -> bool {
         self.flags.has(SystemFlag::Seen)
+    }
+
+    /// The save date (RFC 8514 §3); a message saved before they were recorded answers its
+    /// internal date, which is when it was saved for every APPEND without a date and every
+    /// delivery.
+    fn save_date(&self) -> DateTime {
+        self.saved.map_or(self.date, |s| from_unix(s, 0))
     }
 
     /// Memory held by a loaded headline (strings and their headers), for the cache budget.
@@ -263,6 +273,9 @@ impl Candidate for Searched<'_> {
     fn internal_unix(&self) -> i64 {
         to_unix(&self.msg.date)
     }
+    fn saved_day(&self) -> Date {
+        self.msg.save_date().date
+    }
     fn modseq(&self) -> ModSeq {
         self.msg.modseq
     }
@@ -292,6 +305,9 @@ impl Candidate for Msg {
     fn internal_unix(&self) -> i64 {
         to_unix(&self.date)
     }
+    fn saved_day(&self) -> Date {
+        self.save_date().date
+    }
     fn modseq(&self) -> ModSeq {
         self.modseq
     }
@@ -303,7 +319,7 @@ impl Candidate for Msg {
     }
 }
 
-pub(crate) const MSG_COLUMNS: &str = "uid, flags, keywords, modseq, idate, zone, size, body";
+pub(crate) const MSG_COLUMNS: &str = "uid, flags, keywords, modseq, idate, zone, size, body, saved";
 
 fn sys_bit(f: SystemFlag) -> i64 {
     match f {
@@ -368,6 +384,7 @@ pub(crate) fn read_msg(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Msg, Option<V
         date: unpack_datetime(r.get(4)?, r.get(5)?),
         size: r.get::<_, i64>(6)? as u64,
         body: r.get(7)?,
+        saved: r.get(8)?,
         headline: None,
     };
     Ok((msg, keywords, bits))
@@ -1163,7 +1180,7 @@ impl Account {
                 }
                 let mut keywords = Keywords::load(tx, target.id)?;
                 for m in &messages {
-                    add(tx, &mut target, &mut keywords, m)?;
+                    add(tx, &mut target, &mut keywords, m, now)?;
                 }
                 save(tx, &source)?;
                 save(tx, &target)?;
@@ -1443,7 +1460,7 @@ impl Account {
             let mut uids = Vec::with_capacity(messages.len());
             for message in messages {
                 let msg = new_msg(tx, blobs, pending, message, now, inline_limit)?;
-                uids.push(add(tx, &mut m, &mut keywords, &msg)?);
+                uids.push(add(tx, &mut m, &mut keywords, &msg, now)?);
             }
             save(tx, &m)?;
             let id = MailboxId(m.id as u64);
@@ -1494,7 +1511,7 @@ impl Account {
                 let msg = new_msg(tx, blobs, pending, message, now, inline_limit)?;
                 // `add` gives out UIDNEXT: the checks above made this UID at least that.
                 m.uid_next = uid;
-                uids.push(add(tx, &mut m, &mut keywords, &msg)?);
+                uids.push(add(tx, &mut m, &mut keywords, &msg, now)?);
             }
             m.uid_next = m.uid_next.max(uid_next);
             if uids.is_empty() && before != (m.uid_validity, m.uid_next) {
@@ -1558,6 +1575,15 @@ impl Account {
                 (_, true, _) => Some(load_content(conn, blobs, msg.body)?),
                 _ => None,
             };
+            let preview = match want.preview {
+                PreviewWant::No => None,
+                PreviewWant::Lazy => load_preview(conn, msg.body)?,
+                PreviewWant::Always => Some(match load_preview(conn, msg.body)? {
+                    Some(p) => p,
+                    // Stored before previews were (schema version 6): computed now.
+                    None => compute_preview(conn, blobs, msg.body)?,
+                }),
+            };
             Ok(FetchedMessage {
                 uid: msg.uid,
                 flags: msg.flags.clone(),
@@ -1566,6 +1592,8 @@ impl Account {
                 size: msg.size,
                 content,
                 info: if want.info { info } else { None },
+                preview,
+                save_date: msg.save_date(),
                 expunged: false,
             })
         };
@@ -1945,6 +1973,7 @@ impl Account {
         uids: &[Uid],
         target: &str,
         remove_source: bool,
+        now: i64,
     ) -> Result<Outcome, Fail> {
         let keep = self.viewed(mailbox).filter(|_| remove_source);
         self.write_retaining(keep, |tx, _, _| {
@@ -1960,7 +1989,7 @@ impl Account {
             let mut keywords = Keywords::load(tx, target_box.id)?;
             let mut pairs = Vec::with_capacity(picked.len());
             for msg in &picked {
-                pairs.push((msg.uid, add(tx, &mut target_box, &mut keywords, msg)?));
+                pairs.push((msg.uid, add(tx, &mut target_box, &mut keywords, msg, now)?));
             }
             save(tx, &target_box)?;
             let target_id = MailboxId(target_box.id as u64);
@@ -2203,18 +2232,21 @@ fn new_msg(
         flags: Flags::from_flags(&flags),
         modseq: 0,
         date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
+        saved: Some(now),
         size,
         body,
         headline: None,
     })
 }
 
-/// Adds a message (its body already stored) under the next UID and MODSEQ.
+/// Saves a message (its body already stored) into the mailbox at `now` (its save date, RFC
+/// 8514 §3: APPEND, COPY and MOVE alike) under the next UID and MODSEQ.
 fn add(
     conn: &Connection,
     m: &mut Mailbox,
     keywords: &mut Keywords,
     msg: &Msg,
+    now: i64,
 ) -> Result<Uid, Fail> {
     let uid = m.uid_next;
     if uid == Uid::MAX {
@@ -2224,8 +2256,9 @@ fn add(
     let modseq = m.bump();
     keywords.note(conn, &msg.flags)?;
     conn.prepare_cached(
-        "INSERT INTO messages (mailbox, uid, modseq, flags, keywords, idate, zone, size, body) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO messages \
+         (mailbox, uid, modseq, flags, keywords, idate, zone, size, body, saved) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         m.id,
@@ -2236,7 +2269,8 @@ fn add(
         pack_datetime(&msg.date),
         i64::from(msg.date.zone_minutes),
         msg.size as i64,
-        msg.body
+        msg.body,
+        now
     ])?;
     Ok(uid)
 }
@@ -2265,8 +2299,8 @@ fn remove(conn: &Connection, m: &mut Mailbox, uids: &[Uid], keep: bool) -> Resul
         if keep {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO retained \
-                 (mailbox, uid, expunged, modseq, flags, keywords, idate, zone, size, body) \
-                 SELECT mailbox, uid, ?3, modseq, flags, keywords, idate, zone, size, body \
+                 (mailbox, uid, expunged, modseq, flags, keywords, idate, zone, size, body, saved) \
+                 SELECT mailbox, uid, ?3, modseq, flags, keywords, idate, zone, size, body, saved \
                  FROM messages WHERE mailbox = ?1 AND uid = ?2",
             )?
             .execute(params![m.id, uid, modseq as i64])?;
@@ -2371,6 +2405,7 @@ fn reclaim(conn: &Connection, pending: &mut Pending, limit: usize) -> Result<usi
             "DELETE FROM infos WHERE id = ?1",
             "DELETE FROM texts WHERE id = ?1",
             "DELETE FROM headlines WHERE id = ?1",
+            "DELETE FROM previews WHERE id = ?1",
             "DELETE FROM contents WHERE id = ?1",
             "DELETE FROM bodies WHERE id = ?1",
         ] {
@@ -2465,7 +2500,11 @@ fn store_body(
             return Ok(id);
         }
     }
-    let (info, text) = analyze_with_text(&data);
+    let Analysis {
+        info,
+        text,
+        preview,
+    } = analyze_all(&data);
     let external = data.len() > inline_limit;
     conn.prepare_cached(
         "INSERT INTO bodies (hash, size, refs, external, sent) VALUES (?1, ?2, 0, ?3, ?4)",
@@ -2479,6 +2518,8 @@ fn store_body(
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO infos (id, data) VALUES (?1, ?2)")?
         .execute(params![id, codec::encode_info(&info)])?;
+    conn.prepare_cached("INSERT INTO previews (id, data) VALUES (?1, ?2)")?
+        .execute(params![id, preview])?;
     let head = info.root.header.end;
     drop(info);
     if external {
@@ -2560,6 +2601,23 @@ fn load_info(
         .query_row([id], |r| r.get(0))?;
     let stored_len = data.len();
     Ok((codec::decode_info(Bytes::from(data))?, stored_len))
+}
+
+/// A body's stored preview; `None` for a body stored before previews were.
+fn load_preview(conn: &Connection, id: i64) -> Result<Option<Arc<str>>, Fail> {
+    let stored: Option<String> = conn
+        .prepare_cached("SELECT data FROM previews WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    Ok(stored.map(Arc::from))
+}
+
+/// The preview of a body stored without one, from its octets (read whole: at most the
+/// largest message the server accepts).
+fn compute_preview(conn: &Connection, blobs: &BlobDir, id: i64) -> Result<Arc<str>, Fail> {
+    let body = load_content(conn, blobs, id)?;
+    let octets = body.read_range(0..body.len())?;
+    Ok(Arc::from(preview(&octets)))
 }
 
 fn load_text(conn: &Connection, id: i64) -> Result<SearchText, Fail> {
@@ -2703,6 +2761,7 @@ mod search_tests {
             flags: Flags::default(),
             modseq: 1,
             date: from_unix(0, 0),
+            saved: None,
             size: 1,
             body,
             headline: None,

@@ -822,7 +822,7 @@ fn run(
             target,
             remove,
             ..
-        } => a.copy_move(mailbox, &uids, &target, remove),
+        } => a.copy_move(mailbox, &uids, &target, remove, now),
         StorageOp::ImportMessages {
             name: target,
             uid_validity,

@@ -9,7 +9,7 @@
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Each step's SQL, applied in one transaction together with the new `user_version`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// Version 1.
 ///
@@ -179,3 +179,18 @@ CREATE TABLE fts_pending (id INTEGER PRIMARY KEY);
 /// which cannot unpack zstd, refuses the database as newer instead of reporting its new rows
 /// as damaged.
 const V5: &str = "";
+
+/// Version 6: PREVIEW (RFC 8970) and SAVEDATE (RFC 8514).
+///
+/// - `previews`: per body, its preview (`tern_core::mail::preview`, at most 200 characters of
+///   UTF-8), computed with the rest of the analysis when the body is stored. Bodies stored
+///   before this version have no row: a FETCH PREVIEW computes theirs from the body (and
+///   `PREVIEW (LAZY)` answers NIL for them), so the step rewrites nothing.
+/// - `messages.saved`, `retained.saved`: the save date, Unix seconds, stamped by every write
+///   that puts a message into a mailbox (APPEND, COPY, MOVE, RENAME INBOX, import). NULL
+///   for messages saved before this version, which answer their internal date instead.
+const V6: &str = r#"
+CREATE TABLE previews (id INTEGER PRIMARY KEY, data TEXT NOT NULL);
+ALTER TABLE messages ADD COLUMN saved INTEGER;
+ALTER TABLE retained ADD COLUMN saved INTEGER;
+"#;

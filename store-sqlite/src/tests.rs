@@ -64,6 +64,7 @@ fn fetch_content(store: &mut SqliteStore, uid: u32) -> Option<Bytes> {
                 content: true,
                 info: true,
                 header_only: false,
+                ..Default::default()
             },
             mark_seen: false,
         })
@@ -830,6 +831,7 @@ fn only_short_reads_are_quick() {
             content: true,
             info: true,
             header_only: false,
+            ..Default::default()
         },
         mark_seen: false,
     };
@@ -844,6 +846,7 @@ fn only_short_reads_are_quick() {
             content,
             info: false,
             header_only: false,
+            ..Default::default()
         },
         mark_seen: false,
     };
@@ -1043,6 +1046,7 @@ fn a_read_in_a_batch_sees_the_writes_before_it() {
             content: true,
             info: true,
             header_only: false,
+            ..Default::default()
         },
         mark_seen: true,
     });
@@ -1263,6 +1267,7 @@ fn expunged_fetch(store: &mut SqliteStore, uid: u32) -> Option<(bool, Option<Byt
                 content: true,
                 info: false,
                 header_only: false,
+                ..Default::default()
             },
             mark_seen: false,
         })
@@ -1687,6 +1692,7 @@ fn file_bodies_are_handed_out_as_sources_that_outlive_their_file() {
                 content: true,
                 info: false,
                 header_only: false,
+                ..Default::default()
             },
             mark_seen: false,
         })

@@ -16,13 +16,14 @@ use super::query::Candidate;
 use super::{
     AccountTemplate, AccountUsage, Body, ChangeSet, Changed, FetchWant, FetchedMessage, LimitKind,
     MailboxEntry, MailboxId, MailboxList, MailboxStatus, MessageState, ModSeq, NewMessage, Pins,
-    Snapshot, SpecialUse, StorageError, StorageOp, StorageReply, StorageResult, Store, StoreLimits,
-    Uid, UNKNOWN_MODSEQ,
+    PreviewWant, Snapshot, SpecialUse, StorageError, StorageOp, StorageReply, StorageResult, Store,
+    StoreLimits, Uid, UNKNOWN_MODSEQ,
 };
 use crate::mail::analyze::{analyze, MessageInfo};
 use crate::mail::date::{from_unix, to_unix, Date, DateTime};
 use crate::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
 use crate::mail::mailbox_name::DELIMITER;
+use crate::mail::preview::preview;
 use crate::mail::text::{extract, SearchText};
 
 /// An in-memory multi-account store.
@@ -78,8 +79,11 @@ struct Message {
     flags: Flags,
     modseq: ModSeq,
     internal_date: DateTime,
+    /// The save date (RFC 8514), stamped by [`Mailbox::add`].
+    saved: DateTime,
     data: Bytes,
     info: Arc<MessageInfo>,
+    preview: Arc<str>,
     text: Arc<OnceLock<SearchText>>,
 }
 
@@ -96,7 +100,9 @@ impl Message {
             flags: Flags::from_flags(&flags),
             modseq: 0,
             internal_date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
+            saved: from_unix(now, 0),
             info: Arc::new(analyze(&data)),
+            preview: preview(&data).into(),
             data,
             text: Arc::default(),
         }
@@ -118,6 +124,9 @@ impl Candidate for Message {
     }
     fn internal_unix(&self) -> i64 {
         to_unix(&self.internal_date)
+    }
+    fn saved_day(&self) -> Date {
+        self.saved.date
     }
     fn modseq(&self) -> ModSeq {
         self.modseq
@@ -236,7 +245,7 @@ impl MemStore {
                 .get_mut(&to)
                 .ok_or(StorageError::NoSuchMailbox)?;
             for m in messages {
-                target.add(m);
+                target.add(m, now);
             }
             self.uid_validity_seed = seed;
             self.changes.push(Changed {
@@ -364,7 +373,10 @@ impl Mailbox {
         }
     }
 
-    fn add(&mut self, mut message: Message) -> Uid {
+    /// Saves a message into the mailbox at `now` (its save date, RFC 8514 §3: APPEND, COPY
+    /// and MOVE alike) under the next UID and MODSEQ.
+    fn add(&mut self, mut message: Message, now: i64) -> Uid {
+        message.saved = from_unix(now, 0);
         message.uid = self.uid_next;
         self.uid_next += 1;
         message.modseq = self.bump();
@@ -442,6 +454,8 @@ impl Mailbox {
                 }
             }),
             info: want.info.then(|| msg.info.clone()),
+            preview: (want.preview != PreviewWant::No).then(|| msg.preview.clone()),
+            save_date: msg.saved,
             expunged,
         })
     }
@@ -701,7 +715,7 @@ impl MemStore {
                 let m = a.selectable(&name)?;
                 let mut uids = Vec::with_capacity(messages.len());
                 for message in messages {
-                    uids.push(m.add(Message::new(message, now)));
+                    uids.push(m.add(Message::new(message, now), now));
                 }
                 let (uid_validity, id) = (m.uid_validity, m.id);
                 self.changes.push(Changed {
@@ -919,7 +933,7 @@ impl MemStore {
                 let mut pairs = Vec::with_capacity(picked.len());
                 for m in picked {
                     let from = m.uid;
-                    pairs.push((from, target_box.add(m)));
+                    pairs.push((from, target_box.add(m, now)));
                 }
                 if remove {
                     a.by_id(mailbox)?.remove(&source_uids);
@@ -971,7 +985,7 @@ impl MemStore {
                 for (uid, message) in messages {
                     // `add` gives out UIDNEXT: the checks above made this UID at least that.
                     m.uid_next = uid;
-                    uids.push(m.add(Message::new(message, now)));
+                    uids.push(m.add(Message::new(message, now), now));
                 }
                 m.uid_next = m.uid_next.max(uid_next);
                 if uids.is_empty() && before != (m.uid_validity, m.uid_next) {
@@ -1015,6 +1029,7 @@ mod tests {
                     content: true,
                     info: false,
                     header_only: false,
+                    ..Default::default()
                 },
                 mark_seen: false,
             },

@@ -1740,6 +1740,7 @@ impl<'b> World<'b> {
                         content: true,
                         info: false,
                         header_only: false,
+                        ..Default::default()
                     },
                     mark_seen: false,
                 }) {

@@ -258,11 +258,12 @@ fn to_query(key: &SearchKey, sets: &mut Sets<'_>) -> Result<Query, &'static str>
         K::Not(k) => Query::Not(Box::new(to_query(k, sets)?)),
         K::Or(a, b) => Query::Or(Box::new(to_query(a, sets)?), Box::new(to_query(b, sets)?)),
         K::And(keys) => and(keys, sets)?,
-        K::EmailId(_)
-        | K::ThreadId(_)
-        | K::SavedBefore(_)
-        | K::SavedOn(_)
-        | K::SavedSince(_)
-        | K::SaveDateSupported => return Err("Search key not supported."),
+        K::SavedBefore(d) => Query::SaveDate(DateCmp::Before, *d),
+        K::SavedOn(d) => Query::SaveDate(DateCmp::On, *d),
+        K::SavedSince(d) => Query::SaveDate(DateCmp::Since, *d),
+        // RFC 8514 §4.2: every message of a mailbox that supports save dates, and every
+        // mailbox does.
+        K::SaveDateSupported => Query::All,
+        K::EmailId(_) | K::ThreadId(_) => return Err("Search key not supported."),
     })
 }
