@@ -3,9 +3,14 @@
 use std::fs;
 
 use bytes::Bytes;
+use tern_core::mail::date::{from_unix, Date};
 use tern_core::mail::flags::{Flag, StoreMode};
+use tern_core::mail::preview::preview;
+use tern_core::store::query::DateCmp;
 use tern_core::store::query::Query;
-use tern_core::store::{Body, FetchWant, MailboxId, NewMessage, Snapshot};
+use tern_core::store::{
+    Body, FetchWant, FetchedMessage, MailboxId, NewMessage, PreviewWant, Snapshot,
+};
 
 use super::*;
 
@@ -702,6 +707,7 @@ fn version_one_databases_gain_headlines() {
         .with_connection("alice", |c| {
             c.execute_batch(
                 "DROP TABLE headlines; DROP TABLE retained; DROP TABLE fts_pending; \
+                 DROP TABLE previews; ALTER TABLE messages DROP COLUMN saved; \
                  PRAGMA user_version = 1;",
             )
         })
@@ -1977,6 +1983,7 @@ fn version_four_databases_keep_their_lz4_rows() {
     let (contents, texts) = store.with_connection("alice", |c| {
         let contents = rewrite_as_lz4(c, "contents");
         let texts = rewrite_as_lz4(c, "texts");
+        c.execute_batch(UNDO_V6).unwrap();
         c.pragma_update(None, "user_version", 4).unwrap();
         (contents, texts)
     });
@@ -2194,4 +2201,125 @@ fn a_new_account_takes_uidvalidity_from_the_request_time() {
     let second = status(1_800_000_500);
     assert_ne!(first, second);
     assert_eq!(second, 1_800_000_500);
+}
+
+/// What schema version 6 adds, taken away again: the database an older tern left.
+const UNDO_V6: &str = "DROP TABLE previews; ALTER TABLE messages DROP COLUMN saved; \
+                       ALTER TABLE retained DROP COLUMN saved;";
+
+fn fetch_with(
+    store: &mut SqliteStore,
+    uids: Vec<u32>,
+    preview: PreviewWant,
+) -> Vec<FetchedMessage> {
+    match store
+        .execute(StorageOp::Fetch {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids,
+            want: FetchWant {
+                preview,
+                ..Default::default()
+            },
+            mark_seen: false,
+        })
+        .unwrap()
+    {
+        StorageReply::Fetched(v) => v,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Schema version 6 keeps a preview per body and a save date per message. A version 5
+/// database opens at version 6 without rewriting anything: its bodies (inline or in files)
+/// get their previews computed when a FETCH PREVIEW asks (RFC 8970 §3.2: never NIL without
+/// LAZY), `PREVIEW (LAZY)` answers NIL for them (§4.1), and its messages answer and search
+/// their internal date as save date; messages stored after the step have both stored.
+#[test]
+fn version_five_databases_gain_previews_and_save_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_inline_limit(2000);
+    store.set_now(1_767_225_600); // 2026-01-01
+    let small = message("small", 100);
+    let large = message("large", 5000);
+    append(&mut store, "INBOX", small.clone());
+    append(&mut store, "INBOX", large.clone());
+    store.with_connection("alice", |c| {
+        c.execute_batch(UNDO_V6).unwrap();
+        c.pragma_update(None, "user_version", 5).unwrap();
+    });
+    drop(store);
+
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_inline_limit(2000);
+    store.set_now(1_767_225_600 + 3 * 86_400); // 2026-01-04
+    assert_eq!(count(&mut store, "PRAGMA user_version"), SCHEMA_VERSION);
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM previews"), 0);
+    let newer = Bytes::from_static(b"Subject: new\r\n\r\nFresh words.\r\n");
+    append(&mut store, "INBOX", newer.clone());
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM previews"), 1);
+
+    let lazy = fetch_with(&mut store, vec![1, 2, 3], PreviewWant::Lazy);
+    let lazy: Vec<Option<&str>> = lazy.iter().map(|m| m.preview.as_deref()).collect();
+    assert_eq!(lazy, [None, None, Some("Fresh words.")]);
+    let eager = fetch_with(&mut store, vec![1, 2, 3], PreviewWant::Always);
+    for (m, raw) in eager.iter().zip([&small, &large, &newer]) {
+        assert_eq!(
+            m.preview.as_deref(),
+            Some(preview(raw).as_str()),
+            "{}",
+            m.uid
+        );
+    }
+    assert!(eager[0]
+        .preview
+        .as_deref()
+        .unwrap()
+        .starts_with("lorem ipsum"));
+    // The old messages' save date is their internal date; the new one's is today.
+    for m in &eager[..2] {
+        assert_eq!(m.save_date, m.internal_date);
+    }
+    assert_eq!(eager[2].save_date, from_unix(1_767_225_600 + 3 * 86_400, 0));
+    let day = |d: u8| Date {
+        year: 2026,
+        month: 1,
+        day: d,
+    };
+    assert_eq!(
+        search(&mut store, Query::SaveDate(DateCmp::On, day(1))),
+        StorageReply::Found(vec![1, 2])
+    );
+    assert_eq!(
+        search(&mut store, Query::SaveDate(DateCmp::Since, day(2))),
+        StorageReply::Found(vec![3])
+    );
+    store.check("alice").unwrap();
+}
+
+/// COPY and MOVE save the copy at the request's time (RFC 8514 §3): the save date moves on,
+/// the internal date stays; the preview is the body's and goes with it.
+#[test]
+fn copies_get_their_own_save_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_now(1_767_225_600);
+    append(&mut store, "INBOX", message("one", 50));
+    store.set_now(1_767_225_600 + 86_400);
+    store
+        .execute(StorageOp::CopyMove {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![1],
+            target: "INBOX".into(),
+            remove: false,
+        })
+        .unwrap();
+    let both = fetch_with(&mut store, vec![1, 2], PreviewWant::Lazy);
+    assert_eq!(both[0].internal_date, both[1].internal_date);
+    assert_eq!(both[0].save_date, from_unix(1_767_225_600, 0));
+    assert_eq!(both[1].save_date, from_unix(1_767_225_600 + 86_400, 0));
+    assert_eq!(both[0].preview, both[1].preview);
+    assert!(both[1].preview.is_some());
 }

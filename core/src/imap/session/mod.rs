@@ -1032,6 +1032,8 @@ impl ImapSession {
                 "MULTIAPPEND",
                 "UTF8=ACCEPT",
                 "WITHIN",
+                "PREVIEW",
+                "SAVEDATE",
             ]),
         }
         if !self.config.imap_unauthenticate {
