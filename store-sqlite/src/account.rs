@@ -629,6 +629,10 @@ impl Account {
             account.fts_queued = queued;
             account.background_work = queued > 0 || dead > 0;
         }
+        // Bodies stored before previews were still lack theirs (schema version 6).
+        if get_meta(&account.conn, PREVIEW_BACKFILL).is_ok_and(|mark| mark > 0) {
+            account.background_work = true;
+        }
         Ok(account)
     }
 
@@ -830,6 +834,9 @@ impl Account {
         };
         let reclaimed = reclaim(&tx, &mut pending, reclaim_at_most)?;
         more |= reclaimed == reclaim_at_most;
+        if !yielding {
+            more |= backfill_previews(&tx, &self.blobs, wanted)?;
+        }
         tx.commit()?;
         self.unsynced_doomed.append(&mut pending.doomed);
         // Made exact again (a write rolled back since the last count left it high).
@@ -2601,6 +2608,53 @@ fn load_info(
         .query_row([id], |r| r.get(0))?;
     let stored_len = data.len();
     Ok((codec::decode_info(Bytes::from(data))?, stored_len))
+}
+
+/// The `meta` key below which bodies may lack a preview (schema version 6).
+const PREVIEW_BACKFILL: &str = "preview_backfill";
+/// Bodies given their preview per indexer batch: each is parsed, a body of several megabytes
+/// among them costs milliseconds.
+const PREVIEW_BATCH: usize = 32;
+
+/// Computes the previews of up to [`PREVIEW_BATCH`] bodies stored before previews were, the
+/// newest first (the ones clients list), and moves the mark below them; returns whether some
+/// may remain. Stops early, after one, when a client's request waits.
+fn backfill_previews(
+    conn: &Connection,
+    blobs: &BlobDir,
+    wanted: &dyn Fn() -> bool,
+) -> Result<bool, Fail> {
+    let mark = get_meta(conn, PREVIEW_BACKFILL)?;
+    if mark <= 0 {
+        return Ok(false);
+    }
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM bodies WHERE id <= ?1 AND refs > 0 \
+             AND id NOT IN (SELECT id FROM previews) ORDER BY id DESC LIMIT ?2",
+        )?
+        .query_map(params![mark, PREVIEW_BATCH as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut lowest = 0;
+    for (done, &id) in ids.iter().enumerate() {
+        if done > 0 && wanted() {
+            break;
+        }
+        lowest = id;
+        // A body that cannot be read (a damaged store) is passed over: FETCH reports it.
+        if let Ok(preview) = compute_preview(conn, blobs, id) {
+            conn.prepare_cached("INSERT INTO previews (id, data) VALUES (?1, ?2)")?
+                .execute(params![id, &*preview])?;
+        }
+    }
+    // Below the last one done, or nothing left when the query found fewer than asked.
+    let next = if ids.len() < PREVIEW_BATCH && lowest == ids.last().copied().unwrap_or(0) {
+        0
+    } else {
+        lowest - 1
+    };
+    set_meta(conn, PREVIEW_BACKFILL, next.max(0))?;
+    Ok(next > 0)
 }
 
 /// A body's stored preview; `None` for a body stored before previews were.

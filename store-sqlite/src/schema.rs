@@ -184,8 +184,10 @@ const V5: &str = "";
 ///
 /// - `previews`: per body, its preview (`tern_core::mail::preview`, at most 200 characters of
 ///   UTF-8), computed with the rest of the analysis when the body is stored. Bodies stored
-///   before this version have no row: a FETCH PREVIEW computes theirs from the body (and
-///   `PREVIEW (LAZY)` answers NIL for them), so the step rewrites nothing.
+///   before this version have no row: the background indexer fills theirs in, newest first,
+///   a batch at a time, below the `preview_backfill` mark in `meta` (the highest body id at
+///   the step; 0 once done), so the step itself rewrites nothing. Until then a FETCH PREVIEW
+///   computes a missing one from the body, and `PREVIEW (LAZY)` answers NIL for it.
 /// - `messages.saved`, `retained.saved`: the save date, Unix seconds, stamped by every write
 ///   that puts a message into a mailbox (APPEND, COPY, MOVE, RENAME INBOX, import). NULL
 ///   for messages saved before this version, which answer their internal date instead.
@@ -193,4 +195,6 @@ const V6: &str = r#"
 CREATE TABLE previews (id INTEGER PRIMARY KEY, data TEXT NOT NULL);
 ALTER TABLE messages ADD COLUMN saved INTEGER;
 ALTER TABLE retained ADD COLUMN saved INTEGER;
+INSERT OR REPLACE INTO meta (key, value)
+    SELECT 'preview_backfill', COALESCE(MAX(id), 0) FROM bodies;
 "#;

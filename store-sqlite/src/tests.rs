@@ -708,6 +708,7 @@ fn version_one_databases_gain_headlines() {
             c.execute_batch(
                 "DROP TABLE headlines; DROP TABLE retained; DROP TABLE fts_pending; \
                  DROP TABLE previews; ALTER TABLE messages DROP COLUMN saved; \
+                 DELETE FROM meta WHERE key = 'preview_backfill'; \
                  PRAGMA user_version = 1;",
             )
         })
@@ -2205,7 +2206,8 @@ fn a_new_account_takes_uidvalidity_from_the_request_time() {
 
 /// What schema version 6 adds, taken away again: the database an older tern left.
 const UNDO_V6: &str = "DROP TABLE previews; ALTER TABLE messages DROP COLUMN saved; \
-                       ALTER TABLE retained DROP COLUMN saved;";
+                       ALTER TABLE retained DROP COLUMN saved; \
+                       DELETE FROM meta WHERE key = 'preview_backfill';";
 
 fn fetch_with(
     store: &mut SqliteStore,
@@ -2253,6 +2255,7 @@ fn version_five_databases_gain_previews_and_save_dates() {
 
     let mut store = SqliteStore::open(dir.path()).unwrap();
     store.set_inline_limit(2000);
+    store.set_background_indexing(false);
     store.set_now(1_767_225_600 + 3 * 86_400); // 2026-01-04
     assert_eq!(count(&mut store, "PRAGMA user_version"), SCHEMA_VERSION);
     assert_eq!(count(&mut store, "SELECT COUNT(*) FROM previews"), 0);
@@ -2294,6 +2297,32 @@ fn version_five_databases_gain_previews_and_save_dates() {
     assert_eq!(
         search(&mut store, Query::SaveDate(DateCmp::Since, day(2))),
         StorageReply::Found(vec![3])
+    );
+    // The indexer gives the old bodies their previews; LAZY then has them all.
+    assert_eq!(
+        count(
+            &mut store,
+            "SELECT value FROM meta WHERE key = 'preview_backfill'"
+        ),
+        2
+    );
+    store.index_now("alice").unwrap();
+    let lazy = fetch_with(&mut store, vec![1, 2, 3], PreviewWant::Lazy);
+    for (m, raw) in lazy.iter().zip([&small, &large, &newer]) {
+        assert_eq!(
+            m.preview.as_deref(),
+            Some(preview(raw).as_str()),
+            "{}",
+            m.uid
+        );
+    }
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM previews"), 3);
+    assert_eq!(
+        count(
+            &mut store,
+            "SELECT value FROM meta WHERE key = 'preview_backfill'"
+        ),
+        0
     );
     store.check("alice").unwrap();
 }
