@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Server-level benchmark of tern against Dovecot (Maildir), both on loopback, in the same run:
-# the store over IMAP (APPEND with 1 and 8 clients, SELECT, UID FETCH FLAGS, FETCH ENVELOPE,
+# the store over IMAP (APPEND with 1 and 8 clients, SELECT, UID FETCH FLAGS, FETCH ENVELOPE and
+# PREVIEW (RFC 8970; the first run is where Dovecot computes and caches its previews),
 # SEARCH TEXT/FROM, STORE, EXPUNGE, disk per message) and POP3 RETR (1 and C clients, plain
 # and implicit TLS). Prints Markdown tables with both figures and tern ÷ Dovecot.
 #
@@ -14,7 +15,7 @@
 #                      sharply when 8 clients append to one Maildir as it grows (each session
 #                      rescans new/), which is why 8 clients do not build all of it.
 #   --reps R           repetitions of each read operation, median reported (default 5, and
-#                      three times that for SELECT, FETCH FLAGS and FETCH ENVELOPE;
+#                      three times that for SELECT, FETCH FLAGS, FETCH ENVELOPE and PREVIEW;
 #                      each operation stops repeating after 90 s)
 #   --pop3-messages M  messages per POP3 account (default 2000) of about --pop3-size octets
 #                      (default 50000); --pop3-clients accounts and clients (default 16)
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
     --pop3-clients) pop3_clients=$2; shift 2 ;;
     --keep) keep=yes; shift ;;
     --skip-pop3) skip_pop3=yes; shift ;;
-    *) sed -n '2,24p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
   esac
 done
 if [ -z "$single" ]; then
@@ -206,14 +207,14 @@ both "$t_imap" "$d_imap" append --users alice --spool "$work/store.spool" --from
   both "$t_imap" "$d_imap" append --users alice --spool "$work/store.spool" --from $((single + eight)) --clients 1 --batch 100 --key import
 log "APPEND done after $(($(date +%s) - started)) s"
 
-for op in select fetch-flags envelope search-from search-text; do
+for op in select fetch-flags envelope preview search-from search-text; do
   arg=
   [ "$op" = search-text ] && arg=$text_word
   [ "$op" = search-from ] && arg=$from_addr
   # Operations of a few milliseconds run three times as often: a median of four samples of
   # them mostly measures the machine's noise.
   n=$reps
-  case "$op" in select | fetch-flags | envelope) n=$((reps * 3)) ;; esac
+  case "$op" in select | fetch-flags | envelope | preview) n=$((reps * 3)) ;; esac
   log "$op"
   both "$t_imap" "$d_imap" imap --user alice --op "$op" ${arg:+--arg "$arg"} --reps "$n" --max-seconds 90
 done

@@ -7,7 +7,7 @@
 //!                   [--clients C] [--batch B] [--label L] [--key K] [--max-seconds T]
 //! loadgen imap      --port P --user U [--pass W] --op OP [--arg TEXT] [--reps R]
 //!                   [--max-seconds T] [--label L]
-//!                   OP: select | fetch-flags | envelope | search-text | search-from
+//!                   OP: select | fetch-flags | envelope | preview | search-text | search-from
 //!                       | store | expunge  (store/expunge: --count N, run once)
 //! loadgen pop3      --port P --users U[,U…] [--pass W] [--tls] [--label L] [--key K]
 //!                   [--rounds R] [--reset-seen IMAP_PORT] [--max-seconds T]
@@ -685,11 +685,16 @@ fn cmd_imap(args: &Args) -> Res<()> {
                     count += u64::from(is_fetch(l))
                 })?;
             }
-            "envelope" => {
+            "envelope" | "preview" => {
                 let exists = imap.select("INBOX")?;
                 let first = exists.saturating_sub(999).max(1);
+                let item = if op == "envelope" {
+                    "ENVELOPE"
+                } else {
+                    "PREVIEW"
+                };
                 start = Instant::now();
-                imap.run(format!("FETCH {first}:* (ENVELOPE)").as_bytes(), |l| {
+                imap.run(format!("FETCH {first}:* ({item})").as_bytes(), |l| {
                     count += u64::from(is_fetch(l))
                 })?;
             }
@@ -1001,6 +1006,12 @@ fn cmd_report(path: &str) -> Res<()> {
             false,
         ),
         (
+            "FETCH last 1,000 (PREVIEW)".into(),
+            "preview_ms",
+            "ms",
+            false,
+        ),
+        (
             format!(
                 "UID SEARCH TEXT \"{}\" ({} hits)",
                 m("text"),
@@ -1040,6 +1051,7 @@ fn cmd_report(path: &str) -> Res<()> {
         ("SELECT INBOX", "select_first_ms"),
         ("UID FETCH 1:* (UID FLAGS)", "fetch_flags_first_ms"),
         ("FETCH last 1,000 (ENVELOPE)", "envelope_first_ms"),
+        ("FETCH last 1,000 (PREVIEW)", "preview_first_ms"),
         ("UID SEARCH TEXT", "search_text_first_ms"),
         ("UID SEARCH FROM", "search_from_first_ms"),
     ] {

@@ -19,8 +19,8 @@ use tern_core::mail::text::fold;
 use tern_core::store::query::{DateCmp, Query};
 use tern_core::store::sort::{SortCriterion, SortKey};
 use tern_core::store::{
-    EmailId, FetchWant, MailboxId, NewMessage, ObjectKey, SpecialUse, StorageOp, StorageReply,
-    ThreadId, ViewPin,
+    EmailId, FetchWant, MailboxId, NewMessage, ObjectKey, PreviewWant, SpecialUse, StorageOp,
+    StorageReply, ThreadId, ViewPin,
 };
 use tern_core::{StorageResult, Store};
 
@@ -142,7 +142,17 @@ fn query(rng: &mut Rng, depth: u32) -> Query {
         ),
         4 => Query::Larger(rng.range(0, 3000)),
         5 => Query::Smaller(rng.range(0, 3000)),
-        6 => Query::InternalDate(cmp(rng), day(rng)),
+        6 if rng.chance(50) => Query::InternalDate(cmp(rng), day(rng)),
+        // Save dates are the store's clock, which starts at 2026-01-01 and moves on by up to
+        // a day at a time: days around it tell them apart.
+        6 => Query::SaveDate(
+            cmp(rng),
+            Date {
+                year: 2026,
+                month: 1,
+                day: rng.range(1, 4) as u8,
+            },
+        ),
         7 => Query::SentDate(cmp(rng), day(rng)),
         8 | 9 => {
             let n = needle(rng);
@@ -278,6 +288,7 @@ fn step(rng: &mut Rng) -> Step {
                 content: rng.chance(50),
                 info: rng.chance(50),
                 header_only: rng.chance(30),
+                preview: *rng.pick(&[PreviewWant::No, PreviewWant::Lazy, PreviewWant::Always]),
             },
             mark_seen: rng.chance(30),
         },

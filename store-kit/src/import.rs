@@ -107,6 +107,7 @@ pub fn import_identifiers(backend: &mut dyn Backend) {
                 content: true,
                 info: false,
                 header_only: false,
+                ..Default::default()
             },
             mark_seen: false,
         },

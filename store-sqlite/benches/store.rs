@@ -160,6 +160,7 @@ fn main() {
                 content: false,
                 info: true,
                 header_only: false,
+                ..Default::default()
             },
             mark_seen: false,
         },

@@ -13,10 +13,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use tern_core::mail::analyze::analyze_with_text;
+use tern_core::mail::analyze::{analyze_all, Analysis};
 use tern_core::mail::date::{from_unix, to_unix, Date, DateTime};
 use tern_core::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
 use tern_core::mail::mailbox_name::DELIMITER;
+use tern_core::mail::preview::preview;
 use tern_core::mail::text::SearchText;
 use tern_core::mail::thread::ThreadKeys;
 use tern_core::store::evaluate::{evaluate, Bits, Halt, Meter};
@@ -25,8 +26,8 @@ use tern_core::store::sort::SortFields;
 use tern_core::store::{import, AccountTemplate, LimitKind};
 use tern_core::store::{
     Body, ChangeSet, EmailId, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
-    MailboxStatus, MessageState, ModSeq, NewMessage, ObjectKey, Pins, Snapshot, SpecialUse,
-    StorageError, StorageOp, StorageReply, ThreadId, Uid, UNKNOWN_MODSEQ,
+    MailboxStatus, MessageState, ModSeq, NewMessage, ObjectKey, Pins, PreviewWant, Snapshot,
+    SpecialUse, StorageError, StorageOp, StorageReply, ThreadId, Uid, UNKNOWN_MODSEQ,
 };
 
 use crate::analysed::{AnalysedCache, ENTRIES as ANALYSED_ENTRIES};
@@ -164,6 +165,8 @@ pub(crate) struct Msg {
     flags: Flags,
     modseq: ModSeq,
     date: DateTime,
+    /// The save date, Unix seconds; `None` for a message saved before schema version 6.
+    saved: Option<i64>,
     size: u64,
     body: i64,
     /// EMAILID's number.
@@ -198,6 +201,13 @@ impl Headline {
 impl Msg {
     pub(crate) fn is_seen(&self) -> bool {
         self.flags.has(SystemFlag::Seen)
+    }
+
+    /// The save date (RFC 8514 §3); a message saved before they were recorded answers its
+    /// internal date, which is when it was saved for every APPEND without a date and every
+    /// delivery.
+    fn save_date(&self) -> DateTime {
+        self.saved.map_or(self.date, |s| from_unix(s, 0))
     }
 
     /// Memory held by a loaded headline (strings and their headers), for the cache budget.
@@ -271,6 +281,9 @@ impl Candidate for Searched<'_> {
     fn internal_unix(&self) -> i64 {
         to_unix(&self.msg.date)
     }
+    fn saved_day(&self) -> Date {
+        self.msg.save_date().date
+    }
     fn modseq(&self) -> ModSeq {
         self.msg.modseq
     }
@@ -306,6 +319,9 @@ impl Candidate for Msg {
     fn internal_unix(&self) -> i64 {
         to_unix(&self.date)
     }
+    fn saved_day(&self) -> Date {
+        self.save_date().date
+    }
     fn modseq(&self) -> ModSeq {
         self.modseq
     }
@@ -324,7 +340,7 @@ impl Candidate for Msg {
 }
 
 pub(crate) const MSG_COLUMNS: &str =
-    "uid, flags, keywords, modseq, idate, zone, size, body, email, thread";
+    "uid, flags, keywords, modseq, idate, zone, size, body, saved, email, thread";
 
 fn sys_bit(f: SystemFlag) -> i64 {
     match f {
@@ -389,8 +405,9 @@ pub(crate) fn read_msg(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Msg, Option<V
         date: unpack_datetime(r.get(4)?, r.get(5)?),
         size: r.get::<_, i64>(6)? as u64,
         body: r.get(7)?,
-        email: EmailId(r.get::<_, i64>(8)? as u64),
-        thread: ThreadId(r.get::<_, i64>(9)? as u64),
+        saved: r.get(8)?,
+        email: EmailId(r.get::<_, i64>(9)? as u64),
+        thread: ThreadId(r.get::<_, i64>(10)? as u64),
         headline: None,
     };
     Ok((msg, keywords, bits))
@@ -643,6 +660,10 @@ impl Account {
             account.fts_queued = queued;
             account.background_work = queued > 0 || dead > 0;
         }
+        // Bodies stored before previews were still lack theirs (schema version 6).
+        if get_meta(&account.conn, PREVIEW_BACKFILL).is_ok_and(|mark| mark > 0) {
+            account.background_work = true;
+        }
         Ok(account)
     }
 
@@ -847,6 +868,9 @@ impl Account {
         };
         let reclaimed = reclaim(&tx, &mut pending, reclaim_at_most)?;
         more |= reclaimed == reclaim_at_most;
+        if !yielding {
+            more |= backfill_previews(&tx, &self.blobs, wanted)?;
+        }
         tx.commit()?;
         self.unsynced_doomed.append(&mut pending.doomed);
         // Made exact again (a write rolled back since the last count left it high).
@@ -1206,7 +1230,7 @@ impl Account {
                 }
                 let mut keywords = Keywords::load(tx, target.id)?;
                 for m in &messages {
-                    add(tx, &mut target, &mut keywords, m)?;
+                    add(tx, &mut target, &mut keywords, m, now)?;
                 }
                 save(tx, &source)?;
                 save(tx, &target)?;
@@ -1488,7 +1512,7 @@ impl Account {
             let mut uids = Vec::with_capacity(messages.len());
             for message in messages {
                 let msg = new_msg(tx, blobs, pending, message, now, inline_limit)?;
-                uids.push(add(tx, &mut m, &mut keywords, &msg)?);
+                uids.push(add(tx, &mut m, &mut keywords, &msg, now)?);
             }
             save(tx, &m)?;
             let id = MailboxId(m.id as u64);
@@ -1539,7 +1563,7 @@ impl Account {
                 let msg = new_msg(tx, blobs, pending, message, now, inline_limit)?;
                 // `add` gives out UIDNEXT: the checks above made this UID at least that.
                 m.uid_next = uid;
-                uids.push(add(tx, &mut m, &mut keywords, &msg)?);
+                uids.push(add(tx, &mut m, &mut keywords, &msg, now)?);
             }
             m.uid_next = m.uid_next.max(uid_next);
             if uids.is_empty() && before != (m.uid_validity, m.uid_next) {
@@ -1603,6 +1627,15 @@ impl Account {
                 (_, true, _) => Some(load_content(conn, blobs, msg.body)?),
                 _ => None,
             };
+            let preview = match want.preview {
+                PreviewWant::No => None,
+                PreviewWant::Lazy => load_preview(conn, msg.body)?,
+                PreviewWant::Always => Some(match load_preview(conn, msg.body)? {
+                    Some(p) => p,
+                    // Stored before previews were (schema version 6): computed now.
+                    None => compute_preview(conn, blobs, msg.body)?,
+                }),
+            };
             Ok(FetchedMessage {
                 uid: msg.uid,
                 flags: msg.flags.clone(),
@@ -1613,6 +1646,8 @@ impl Account {
                 thread_id: msg.thread,
                 content,
                 info: if want.info { info } else { None },
+                preview,
+                save_date: msg.save_date(),
                 expunged: false,
             })
         };
@@ -2042,7 +2077,7 @@ impl Account {
             let mut target = selectable(tx, name)?;
             let mut keywords = Keywords::load(tx, target.id)?;
             let msg = new_msg(tx, blobs, pending, message, now, inline_limit)?;
-            let new = add(tx, &mut target, &mut keywords, &msg)?;
+            let new = add(tx, &mut target, &mut keywords, &msg, now)?;
             save(tx, &target)?;
             // The target's row is saved: re-read the source in case it is the same one.
             let mut source = by_id(tx, mailbox)?;
@@ -2070,6 +2105,7 @@ impl Account {
         uids: &[Uid],
         target: &str,
         remove_source: bool,
+        now: i64,
     ) -> Result<Outcome, Fail> {
         let keep = self.viewed(mailbox).filter(|_| remove_source);
         self.write_retaining(keep, |tx, _, _| {
@@ -2085,7 +2121,7 @@ impl Account {
             let mut keywords = Keywords::load(tx, target_box.id)?;
             let mut pairs = Vec::with_capacity(picked.len());
             for msg in &picked {
-                pairs.push((msg.uid, add(tx, &mut target_box, &mut keywords, msg)?));
+                pairs.push((msg.uid, add(tx, &mut target_box, &mut keywords, msg, now)?));
             }
             save(tx, &target_box)?;
             let target_id = MailboxId(target_box.id as u64);
@@ -2329,6 +2365,7 @@ fn new_msg(
         flags: Flags::from_flags(&flags),
         modseq: 0,
         date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
+        saved: Some(now),
         size,
         body,
         email,
@@ -2387,12 +2424,14 @@ fn number_stored_messages(tx: &Connection, blobs: &BlobDir) -> Result<(), Fail> 
     Ok(())
 }
 
-/// Adds a message (its body already stored) under the next UID and MODSEQ.
+/// Saves a message (its body already stored) into the mailbox at `now` (its save date, RFC
+/// 8514 §3: APPEND, COPY and MOVE alike) under the next UID and MODSEQ.
 fn add(
     conn: &Connection,
     m: &mut Mailbox,
     keywords: &mut Keywords,
     msg: &Msg,
+    now: i64,
 ) -> Result<Uid, Fail> {
     let uid = m.uid_next;
     if uid == Uid::MAX {
@@ -2403,8 +2442,8 @@ fn add(
     keywords.note(conn, &msg.flags)?;
     conn.prepare_cached(
         "INSERT INTO messages \
-         (mailbox, uid, modseq, flags, keywords, idate, zone, size, body, email, thread) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         (mailbox, uid, modseq, flags, keywords, idate, zone, size, body, saved, email, thread) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         m.id,
@@ -2416,6 +2455,7 @@ fn add(
         i64::from(msg.date.zone_minutes),
         msg.size as i64,
         msg.body,
+        now,
         msg.email.0 as i64,
         msg.thread.0 as i64
     ])?;
@@ -2446,9 +2486,9 @@ fn remove(conn: &Connection, m: &mut Mailbox, uids: &[Uid], keep: bool) -> Resul
         if keep {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO retained (mailbox, uid, expunged, modseq, flags, \
-                 keywords, idate, zone, size, body, email, thread) \
+                 keywords, idate, zone, size, body, saved, email, thread) \
                  SELECT mailbox, uid, ?3, modseq, flags, keywords, idate, zone, size, body, \
-                 email, thread FROM messages WHERE mailbox = ?1 AND uid = ?2",
+                 saved, email, thread FROM messages WHERE mailbox = ?1 AND uid = ?2",
             )?
             .execute(params![m.id, uid, modseq as i64])?;
         }
@@ -2552,6 +2592,7 @@ fn reclaim(conn: &Connection, pending: &mut Pending, limit: usize) -> Result<usi
             "DELETE FROM infos WHERE id = ?1",
             "DELETE FROM texts WHERE id = ?1",
             "DELETE FROM headlines WHERE id = ?1",
+            "DELETE FROM previews WHERE id = ?1",
             "DELETE FROM contents WHERE id = ?1",
             "DELETE FROM bodies WHERE id = ?1",
         ] {
@@ -2646,7 +2687,11 @@ fn store_body(
             return Ok(id);
         }
     }
-    let (info, text) = analyze_with_text(&data);
+    let Analysis {
+        info,
+        text,
+        preview,
+    } = analyze_all(&data);
     let external = data.len() > inline_limit;
     conn.prepare_cached(
         "INSERT INTO bodies (hash, size, refs, external, sent) VALUES (?1, ?2, 0, ?3, ?4)",
@@ -2660,6 +2705,8 @@ fn store_body(
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO infos (id, data) VALUES (?1, ?2)")?
         .execute(params![id, codec::encode_info(&info)])?;
+    conn.prepare_cached("INSERT INTO previews (id, data) VALUES (?1, ?2)")?
+        .execute(params![id, preview])?;
     let head = info.root.header.end;
     drop(info);
     if external {
@@ -2741,6 +2788,70 @@ fn load_info(
         .query_row([id], |r| r.get(0))?;
     let stored_len = data.len();
     Ok((codec::decode_info(Bytes::from(data))?, stored_len))
+}
+
+/// The `meta` key below which bodies may lack a preview (schema version 6).
+const PREVIEW_BACKFILL: &str = "preview_backfill";
+/// Bodies given their preview per indexer batch: each is parsed, a body of several megabytes
+/// among them costs milliseconds.
+const PREVIEW_BATCH: usize = 32;
+
+/// Computes the previews of up to [`PREVIEW_BATCH`] bodies stored before previews were, the
+/// newest first (the ones clients list), and moves the mark below them; returns whether some
+/// may remain. Stops early, after one, when a client's request waits.
+fn backfill_previews(
+    conn: &Connection,
+    blobs: &BlobDir,
+    wanted: &dyn Fn() -> bool,
+) -> Result<bool, Fail> {
+    let mark = get_meta(conn, PREVIEW_BACKFILL)?;
+    if mark <= 0 {
+        return Ok(false);
+    }
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM bodies WHERE id <= ?1 AND refs > 0 \
+             AND id NOT IN (SELECT id FROM previews) ORDER BY id DESC LIMIT ?2",
+        )?
+        .query_map(params![mark, PREVIEW_BATCH as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut lowest = 0;
+    for (done, &id) in ids.iter().enumerate() {
+        if done > 0 && wanted() {
+            break;
+        }
+        lowest = id;
+        // A body that cannot be read (a damaged store) is passed over: FETCH reports it.
+        if let Ok(preview) = compute_preview(conn, blobs, id) {
+            conn.prepare_cached("INSERT INTO previews (id, data) VALUES (?1, ?2)")?
+                .execute(params![id, &*preview])?;
+        }
+    }
+    // Below the last one done, or nothing left when the query found fewer than asked.
+    let next = if ids.len() < PREVIEW_BATCH && lowest == ids.last().copied().unwrap_or(0) {
+        0
+    } else {
+        lowest - 1
+    };
+    set_meta(conn, PREVIEW_BACKFILL, next.max(0))?;
+    Ok(next > 0)
+}
+
+/// A body's stored preview; `None` for a body stored before previews were.
+fn load_preview(conn: &Connection, id: i64) -> Result<Option<Arc<str>>, Fail> {
+    let stored: Option<String> = conn
+        .prepare_cached("SELECT data FROM previews WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    Ok(stored.map(Arc::from))
+}
+
+/// The preview of a body stored without one, from its octets (read whole: at most the
+/// largest message the server accepts).
+fn compute_preview(conn: &Connection, blobs: &BlobDir, id: i64) -> Result<Arc<str>, Fail> {
+    let body = load_content(conn, blobs, id)?;
+    let octets = body.read_range(0..body.len())?;
+    Ok(Arc::from(preview(&octets)))
 }
 
 fn load_text(conn: &Connection, id: i64) -> Result<SearchText, Fail> {
@@ -2884,6 +2995,7 @@ mod search_tests {
             flags: Flags::default(),
             modseq: 1,
             date: from_unix(0, 0),
+            saved: None,
             size: 1,
             body,
             email: EmailId(0),

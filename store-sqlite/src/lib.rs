@@ -48,7 +48,8 @@
 //! A body is analysed when it is first stored: [`tern_core::mail::analyze::analyze`]'s
 //! `MessageInfo` (ENVELOPE, BODYSTRUCTURE, part offsets) and
 //! [`tern_core::mail::text::extract`]'s `SearchText` are kept in a compact binary encoding of
-//! the core's (`tern_core::store::stored`), and the body is queued for the FTS5 index (see Search).
+//! the core's (`tern_core::store::stored`), its preview (RFC 8970, [`tern_core::mail::preview`])
+//! in the `previews` table, and the body is queued for the FTS5 index (see Search).
 //! FETCH of metadata and
 //! SEARCH never parse a message again; `FetchWant` decides whether the octets, the structure,
 //! or neither are read.
@@ -876,7 +877,7 @@ fn run(
             target,
             remove,
             ..
-        } => a.copy_move(mailbox, &uids, &target, remove),
+        } => a.copy_move(mailbox, &uids, &target, remove, now),
         StorageOp::Replace {
             mailbox,
             uid,

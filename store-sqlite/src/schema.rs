@@ -180,9 +180,24 @@ CREATE TABLE fts_pending (id INTEGER PRIMARY KEY);
 /// as damaged.
 const V5: &str = "";
 
-/// Version 6: the PREVIEW/SAVEDATE branch's step. A placeholder here (that branch fills it);
-/// it exists so that this branch's step is version 7 in both.
-const V6: &str = "";
+/// Version 6: PREVIEW (RFC 8970) and SAVEDATE (RFC 8514).
+///
+/// - `previews`: per body, its preview (`tern_core::mail::preview`, at most 200 characters of
+///   UTF-8), computed with the rest of the analysis when the body is stored. Bodies stored
+///   before this version have no row: the background indexer fills theirs in, newest first,
+///   a batch at a time, below the `preview_backfill` mark in `meta` (the highest body id at
+///   the step; 0 once done), so the step itself rewrites nothing. Until then a FETCH PREVIEW
+///   computes a missing one from the body, and `PREVIEW (LAZY)` answers NIL for it.
+/// - `messages.saved`, `retained.saved`: the save date, Unix seconds, stamped by every write
+///   that puts a message into a mailbox (APPEND, COPY, MOVE, RENAME INBOX, import). NULL
+///   for messages saved before this version, which answer their internal date instead.
+const V6: &str = r#"
+CREATE TABLE previews (id INTEGER PRIMARY KEY, data TEXT NOT NULL);
+ALTER TABLE messages ADD COLUMN saved INTEGER;
+ALTER TABLE retained ADD COLUMN saved INTEGER;
+INSERT OR REPLACE INTO meta (key, value)
+    SELECT 'preview_backfill', COALESCE(MAX(id), 0) FROM bodies;
+"#;
 
 /// Version 7: RFC 8474 object identifiers (`tern_core::store::objectid`).
 ///

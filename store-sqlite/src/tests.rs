@@ -3,9 +3,14 @@
 use std::fs;
 
 use bytes::Bytes;
+use tern_core::mail::date::{from_unix, Date};
 use tern_core::mail::flags::{Flag, StoreMode};
+use tern_core::mail::preview::preview;
+use tern_core::store::query::DateCmp;
 use tern_core::store::query::Query;
-use tern_core::store::{Body, FetchWant, MailboxId, NewMessage, Snapshot};
+use tern_core::store::{
+    Body, FetchWant, FetchedMessage, MailboxId, NewMessage, PreviewWant, Snapshot,
+};
 
 use super::*;
 
@@ -64,6 +69,7 @@ fn fetch_content(store: &mut SqliteStore, uid: u32) -> Option<Bytes> {
                 content: true,
                 info: true,
                 header_only: false,
+                ..Default::default()
             },
             mark_seen: false,
         })
@@ -702,6 +708,8 @@ fn version_one_databases_gain_headlines() {
             undo_object_ids(c);
             c.execute_batch(
                 "DROP TABLE headlines; DROP TABLE retained; DROP TABLE fts_pending; \
+                 DROP TABLE previews; ALTER TABLE messages DROP COLUMN saved; \
+                 DELETE FROM meta WHERE key = 'preview_backfill'; \
                  PRAGMA user_version = 1;",
             )
         })
@@ -831,6 +839,7 @@ fn only_short_reads_are_quick() {
             content: true,
             info: true,
             header_only: false,
+            ..Default::default()
         },
         mark_seen: false,
     };
@@ -845,6 +854,7 @@ fn only_short_reads_are_quick() {
             content,
             info: false,
             header_only: false,
+            ..Default::default()
         },
         mark_seen: false,
     };
@@ -1044,6 +1054,7 @@ fn a_read_in_a_batch_sees_the_writes_before_it() {
             content: true,
             info: true,
             header_only: false,
+            ..Default::default()
         },
         mark_seen: true,
     });
@@ -1270,6 +1281,7 @@ fn expunged_fetch(store: &mut SqliteStore, uid: u32) -> Option<(bool, Option<Byt
                 content: true,
                 info: false,
                 header_only: false,
+                ..Default::default()
             },
             mark_seen: false,
         })
@@ -1694,6 +1706,7 @@ fn file_bodies_are_handed_out_as_sources_that_outlive_their_file() {
                 content: true,
                 info: false,
                 header_only: false,
+                ..Default::default()
             },
             mark_seen: false,
         })
@@ -1979,6 +1992,7 @@ fn version_four_databases_keep_their_lz4_rows() {
         let contents = rewrite_as_lz4(c, "contents");
         let texts = rewrite_as_lz4(c, "texts");
         undo_object_ids(c);
+        c.execute_batch(UNDO_V6).unwrap();
         c.pragma_update(None, "user_version", 4).unwrap();
         (contents, texts)
     });
@@ -2218,6 +2232,34 @@ fn object_ids(store: &mut SqliteStore) -> Vec<(u32, u64, u64)> {
     }
 }
 
+/// What schema version 6 adds, taken away again: the database an older tern left.
+const UNDO_V6: &str = "DROP TABLE previews; ALTER TABLE messages DROP COLUMN saved; \
+                       ALTER TABLE retained DROP COLUMN saved; \
+                       DELETE FROM meta WHERE key = 'preview_backfill';";
+
+fn fetch_with(
+    store: &mut SqliteStore,
+    uids: Vec<u32>,
+    preview: PreviewWant,
+) -> Vec<FetchedMessage> {
+    match store
+        .execute(StorageOp::Fetch {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids,
+            want: FetchWant {
+                preview,
+                ..Default::default()
+            },
+            mark_seen: false,
+        })
+        .unwrap()
+    {
+        StorageReply::Fetched(v) => v,
+        other => panic!("{other:?}"),
+    }
+}
+
 /// Schema version 7 (RFC 8474): messages stored before it get EMAILIDs in (mailbox, UID)
 /// order and THREADIDs from their headers (a reply stored before its parent still meets
 /// it), bodies too large to be inline included; the account gets a key; messages stored
@@ -2243,7 +2285,7 @@ fn version_five_databases_gain_object_ids() {
     store
         .with_connection("alice", |c| {
             undo_object_ids(c);
-            c.pragma_update(None, "user_version", 5)
+            c.pragma_update(None, "user_version", 6)
         })
         .unwrap();
     drop(store);
@@ -2325,4 +2367,126 @@ fn undo_object_ids(c: &rusqlite::Connection) {
          DROP TABLE threads; DELETE FROM meta WHERE key IN ('object_key', 'last_email');",
     )
     .unwrap();
+}
+
+/// Schema version 6 keeps a preview per body and a save date per message. A version 5
+/// database opens at version 6 without rewriting anything: its bodies (inline or in files)
+/// get their previews computed when a FETCH PREVIEW asks (RFC 8970 §3.2: never NIL without
+/// LAZY), `PREVIEW (LAZY)` answers NIL for them (§4.1), and its messages answer and search
+/// their internal date as save date; messages stored after the step have both stored.
+#[test]
+fn version_five_databases_gain_previews_and_save_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_inline_limit(2000);
+    store.set_now(1_767_225_600); // 2026-01-01
+    let small = message("small", 100);
+    let large = message("large", 5000);
+    append(&mut store, "INBOX", small.clone());
+    append(&mut store, "INBOX", large.clone());
+    store.with_connection("alice", |c| {
+        undo_object_ids(c);
+        c.execute_batch(UNDO_V6).unwrap();
+        c.pragma_update(None, "user_version", 5).unwrap();
+    });
+    drop(store);
+
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_inline_limit(2000);
+    store.set_background_indexing(false);
+    store.set_now(1_767_225_600 + 3 * 86_400); // 2026-01-04
+    assert_eq!(count(&mut store, "PRAGMA user_version"), SCHEMA_VERSION);
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM previews"), 0);
+    let newer = Bytes::from_static(b"Subject: new\r\n\r\nFresh words.\r\n");
+    append(&mut store, "INBOX", newer.clone());
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM previews"), 1);
+
+    let lazy = fetch_with(&mut store, vec![1, 2, 3], PreviewWant::Lazy);
+    let lazy: Vec<Option<&str>> = lazy.iter().map(|m| m.preview.as_deref()).collect();
+    assert_eq!(lazy, [None, None, Some("Fresh words.")]);
+    let eager = fetch_with(&mut store, vec![1, 2, 3], PreviewWant::Always);
+    for (m, raw) in eager.iter().zip([&small, &large, &newer]) {
+        assert_eq!(
+            m.preview.as_deref(),
+            Some(preview(raw).as_str()),
+            "{}",
+            m.uid
+        );
+    }
+    assert!(eager[0]
+        .preview
+        .as_deref()
+        .unwrap()
+        .starts_with("lorem ipsum"));
+    // The old messages' save date is their internal date; the new one's is today.
+    for m in &eager[..2] {
+        assert_eq!(m.save_date, m.internal_date);
+    }
+    assert_eq!(eager[2].save_date, from_unix(1_767_225_600 + 3 * 86_400, 0));
+    let day = |d: u8| Date {
+        year: 2026,
+        month: 1,
+        day: d,
+    };
+    assert_eq!(
+        search(&mut store, Query::SaveDate(DateCmp::On, day(1))),
+        StorageReply::Found(vec![1, 2])
+    );
+    assert_eq!(
+        search(&mut store, Query::SaveDate(DateCmp::Since, day(2))),
+        StorageReply::Found(vec![3])
+    );
+    // The indexer gives the old bodies their previews; LAZY then has them all.
+    assert_eq!(
+        count(
+            &mut store,
+            "SELECT value FROM meta WHERE key = 'preview_backfill'"
+        ),
+        2
+    );
+    store.index_now("alice").unwrap();
+    let lazy = fetch_with(&mut store, vec![1, 2, 3], PreviewWant::Lazy);
+    for (m, raw) in lazy.iter().zip([&small, &large, &newer]) {
+        assert_eq!(
+            m.preview.as_deref(),
+            Some(preview(raw).as_str()),
+            "{}",
+            m.uid
+        );
+    }
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM previews"), 3);
+    assert_eq!(
+        count(
+            &mut store,
+            "SELECT value FROM meta WHERE key = 'preview_backfill'"
+        ),
+        0
+    );
+    store.check("alice").unwrap();
+}
+
+/// COPY and MOVE save the copy at the request's time (RFC 8514 §3): the save date moves on,
+/// the internal date stays; the preview is the body's and goes with it.
+#[test]
+fn copies_get_their_own_save_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_now(1_767_225_600);
+    append(&mut store, "INBOX", message("one", 50));
+    store.set_now(1_767_225_600 + 86_400);
+    store
+        .execute(StorageOp::CopyMove {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![1],
+            target: "INBOX".into(),
+            remove: false,
+        })
+        .unwrap();
+    let both = fetch_with(&mut store, vec![1, 2], PreviewWant::Lazy);
+    assert_eq!(both[0].internal_date, both[1].internal_date);
+    assert_eq!(both[0].save_date, from_unix(1_767_225_600, 0));
+    assert_eq!(both[1].save_date, from_unix(1_767_225_600 + 86_400, 0));
+    assert_eq!(both[0].preview, both[1].preview);
+    assert!(both[1].preview.is_some());
 }

@@ -83,12 +83,28 @@ pub fn analyze(raw: &[u8]) -> MessageInfo {
     analyze_parsed(raw, parse(raw).as_ref())
 }
 
-/// The structure and the search text of a message from one parse (what a store needs at
-/// APPEND; parsing twice was a tenth of APPEND's cost).
-pub fn analyze_with_text(raw: &[u8]) -> (MessageInfo, super::text::SearchText) {
+/// Everything a store derives from a body when it stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Analysis {
+    /// ENVELOPE, BODYSTRUCTURE, part offsets.
+    pub info: MessageInfo,
+    /// What SEARCH reads.
+    pub text: super::text::SearchText,
+    /// PREVIEW (RFC 8970; [`super::preview`]).
+    pub preview: String,
+}
+
+/// The structure, the search text and the preview of a message from one parse (what a store
+/// needs at APPEND; parsing twice was a tenth of APPEND's cost).
+pub fn analyze_all(raw: &[u8]) -> Analysis {
     let parsed = parse(raw);
     let info = analyze_parsed(raw, parsed.as_ref());
-    (info, super::text::extract_parsed(raw, parsed))
+    let preview = super::preview::preview_parsed(parsed.as_ref());
+    Analysis {
+        info,
+        text: super::text::extract_parsed(raw, parsed),
+        preview,
+    }
 }
 
 fn analyze_parsed(raw: &[u8], parsed: Option<&mail_parser::Message<'_>>) -> MessageInfo {
@@ -956,7 +972,7 @@ mod tests {
     /// One parse gives what the two separate calls give, for ordinary, multipart, empty and
     /// unparseable input alike.
     #[test]
-    fn one_parse_gives_the_structure_and_the_text_of_two() {
+    fn one_parse_gives_the_structure_text_and_preview_of_three() {
         let multipart = b"From: a@x.test\r\nSubject: m\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n";
         for raw in [
             SIMPLE,
@@ -965,9 +981,10 @@ mod tests {
             b"\xff\xfe no header",
             b"Subject: x\r\n",
         ] {
-            let (info, text) = analyze_with_text(raw);
-            assert_eq!(info, analyze(raw));
-            assert_eq!(text, crate::mail::text::extract(raw));
+            let all = analyze_all(raw);
+            assert_eq!(all.info, analyze(raw));
+            assert_eq!(all.text, crate::mail::text::extract(raw));
+            assert_eq!(all.preview, crate::mail::preview::preview(raw));
         }
     }
 
@@ -975,8 +992,10 @@ mod tests {
     #[test]
     fn one_parse_equals_two_for_any_input() {
         fn prop(raw: Vec<u8>) -> bool {
-            let (info, text) = analyze_with_text(&raw);
-            info == analyze(&raw) && text == crate::mail::text::extract(&raw)
+            let all = analyze_all(&raw);
+            all.info == analyze(&raw)
+                && all.text == crate::mail::text::extract(&raw)
+                && all.preview == crate::mail::preview::preview(&raw)
         }
         quickcheck::quickcheck(prop as fn(Vec<u8>) -> bool);
     }

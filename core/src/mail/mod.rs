@@ -12,6 +12,7 @@ pub mod flags;
 pub mod header;
 pub mod mailbox_name;
 pub mod mime;
+pub mod preview;
 pub mod section;
 pub mod structure;
 pub mod subject;

@@ -1010,6 +1010,7 @@ impl Pop3Session {
                     content: true,
                     info: false,
                     header_only: false,
+                    ..Default::default()
                 },
                 // RETR's \Seen is written once, when the session ends (see `Message`).
                 mark_seen: false,

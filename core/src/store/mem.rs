@@ -17,13 +17,14 @@ use super::sort::{self, SortFields, Sortable};
 use super::{
     AccountTemplate, AccountUsage, Body, ChangeSet, Changed, EmailId, FetchWant, FetchedMessage,
     LimitKind, MailboxEntry, MailboxId, MailboxList, MailboxStatus, MessageState, ModSeq,
-    NewMessage, ObjectKey, Pins, Snapshot, SpecialUse, StorageError, StorageOp, StorageReply,
-    StorageResult, Store, StoreLimits, ThreadId, Uid, UNKNOWN_MODSEQ,
+    NewMessage, ObjectKey, Pins, PreviewWant, Snapshot, SpecialUse, StorageError, StorageOp,
+    StorageReply, StorageResult, Store, StoreLimits, ThreadId, Uid, UNKNOWN_MODSEQ,
 };
 use crate::mail::analyze::{analyze, MessageInfo};
 use crate::mail::date::{from_unix, to_unix, Date, DateTime};
 use crate::mail::flags::{Flag, Flags, StoreMode, SystemFlag};
 use crate::mail::mailbox_name::DELIMITER;
+use crate::mail::preview::preview;
 use crate::mail::text::{extract, SearchText};
 use crate::mail::thread::ThreadKeys;
 
@@ -91,8 +92,11 @@ struct Message {
     internal_date: DateTime,
     email_id: EmailId,
     thread_id: ThreadId,
+    /// The save date (RFC 8514), stamped by [`Mailbox::add`].
+    saved: DateTime,
     data: Bytes,
     info: Arc<MessageInfo>,
+    preview: Arc<str>,
     text: Arc<OnceLock<SearchText>>,
 }
 
@@ -111,7 +115,9 @@ impl Message {
             internal_date: internal_date.unwrap_or_else(|| from_unix(now, 0)),
             email_id: EmailId(0),
             thread_id: ThreadId(0),
+            saved: from_unix(now, 0),
             info: Arc::new(analyze(&data)),
+            preview: preview(&data).into(),
             data,
             text: Arc::default(),
         }
@@ -133,6 +139,9 @@ impl Candidate for Message {
     }
     fn internal_unix(&self) -> i64 {
         to_unix(&self.internal_date)
+    }
+    fn saved_day(&self) -> Date {
+        self.saved.date
     }
     fn modseq(&self) -> ModSeq {
         self.modseq
@@ -262,7 +271,7 @@ impl MemStore {
                 .get_mut(&to)
                 .ok_or(StorageError::NoSuchMailbox)?;
             for m in messages {
-                target.add(m);
+                target.add(m, now);
             }
             self.uid_validity_seed = seed;
             self.changes.push(Changed {
@@ -439,7 +448,10 @@ impl Mailbox {
         }
     }
 
-    fn add(&mut self, mut message: Message) -> Uid {
+    /// Saves a message into the mailbox at `now` (its save date, RFC 8514 §3: APPEND, COPY
+    /// and MOVE alike) under the next UID and MODSEQ.
+    fn add(&mut self, mut message: Message, now: i64) -> Uid {
+        message.saved = from_unix(now, 0);
         message.uid = self.uid_next;
         self.uid_next += 1;
         message.modseq = self.bump();
@@ -519,6 +531,8 @@ impl Mailbox {
                 }
             }),
             info: want.info.then(|| msg.info.clone()),
+            preview: (want.preview != PreviewWant::No).then(|| msg.preview.clone()),
+            save_date: msg.saved,
             expunged,
         })
     }
@@ -796,7 +810,7 @@ impl MemStore {
                 let m = a.selectable(&name)?;
                 let mut uids = Vec::with_capacity(stamped.len());
                 for message in stamped {
-                    uids.push(m.add(message));
+                    uids.push(m.add(message, now));
                 }
                 let (uid_validity, id) = (m.uid_validity, m.id);
                 self.changes.push(Changed {
@@ -1024,7 +1038,7 @@ impl MemStore {
                 a.selectable(&name)?;
                 let message = a.stamp(Message::new(*message, now));
                 let target = a.selectable(&name)?;
-                let new = target.add(message);
+                let new = target.add(message, now);
                 let (uid_validity, target_id) = (target.uid_validity, target.id);
                 a.by_id(mailbox)?.remove(&[uid]);
                 let mut changed = vec![mailbox];
@@ -1065,7 +1079,7 @@ impl MemStore {
                 let mut pairs = Vec::with_capacity(picked.len());
                 for m in picked {
                     let from = m.uid;
-                    pairs.push((from, target_box.add(m)));
+                    pairs.push((from, target_box.add(m, now)));
                 }
                 if remove {
                     a.by_id(mailbox)?.remove(&source_uids);
@@ -1124,7 +1138,7 @@ impl MemStore {
                 for (uid, message) in stamped {
                     // `add` gives out UIDNEXT: the checks above made this UID at least that.
                     m.uid_next = uid;
-                    uids.push(m.add(message));
+                    uids.push(m.add(message, now));
                 }
                 m.uid_next = m.uid_next.max(uid_next);
                 if uids.is_empty() && before != (m.uid_validity, m.uid_next) {
@@ -1176,6 +1190,7 @@ mod tests {
                     content: true,
                     info: false,
                     header_only: false,
+                    ..Default::default()
                 },
                 mark_seen: false,
             },

@@ -280,6 +280,23 @@ pub struct FetchWant {
     /// an in-memory body cut there ([`Body::header_only`]), so that a FETCH of headers moves
     /// and holds a fraction of the octets; sending the whole message is right too.
     pub header_only: bool,
+    /// PREVIEW (RFC 8970).
+    pub preview: PreviewWant,
+}
+
+/// Whether and how FETCH wants each message's preview ([`crate::mail::preview`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PreviewWant {
+    /// Not at all.
+    #[default]
+    No,
+    /// `PREVIEW (LAZY)`: the preview if the store has it at hand, else none (NIL, RFC 8970
+    /// §4.1). A store that computes previews when it stores bodies always has them, except
+    /// for bodies it stored before it kept previews.
+    Lazy,
+    /// `PREVIEW`: always, computed from the body now if it must be (RFC 8970 §3.2: "MUST NOT
+    /// return NIL" without LAZY).
+    Always,
 }
 
 /// One fetched message.
@@ -305,6 +322,13 @@ pub struct FetchedMessage {
     pub content: Option<Body>,
     /// The structure, when asked for.
     pub info: Option<Arc<MessageInfo>>,
+    /// The preview, when asked for: always with [`PreviewWant::Always`]; with
+    /// [`PreviewWant::Lazy`], `None` when the store does not have it at hand.
+    pub preview: Option<Arc<str>>,
+    /// The save date (RFC 8514 §3): when the message was saved into this mailbox (APPEND,
+    /// COPY, MOVE, delivery, import), by the clock of the request that saved it. A message a
+    /// store kept from before it recorded save dates answers its internal date.
+    pub save_date: DateTime,
     /// The message was expunged, and is answered as it was then because a session that has
     /// not been told yet may still ask for it ([`pins`]); its flags no longer change.
     pub expunged: bool,

@@ -49,6 +49,8 @@ pub enum Query {
     InternalDate(DateCmp, Date),
     /// The Date header compared by day.
     SentDate(DateCmp, Date),
+    /// The save date compared by day (RFC 8514 §4.2: SAVEDBEFORE, SAVEDON, SAVEDSINCE).
+    SaveDate(DateCmp, Date),
     /// A header field (lower-case name) containing folded text; empty text tests presence.
     Header(String, String),
     /// The body containing folded text.
@@ -123,6 +125,9 @@ pub trait Candidate {
     fn internal_day(&self) -> Date;
     /// The internal date as Unix seconds.
     fn internal_unix(&self) -> i64;
+    /// The save date's day (RFC 8514 §3), in the zone it was recorded with (UTC: it comes from
+    /// the request's clock).
+    fn saved_day(&self) -> Date;
     /// Its MODSEQ.
     fn modseq(&self) -> ModSeq;
     /// Its EMAILID's number.
@@ -153,6 +158,9 @@ impl<T: Candidate + ?Sized> Candidate for &T {
     }
     fn internal_unix(&self) -> i64 {
         (**self).internal_unix()
+    }
+    fn saved_day(&self) -> Date {
+        (**self).saved_day()
     }
     fn modseq(&self) -> ModSeq {
         (**self).modseq()
@@ -207,6 +215,7 @@ impl Query {
             Query::Larger(n) => m.size() > *n,
             Query::Smaller(n) => m.size() < *n,
             Query::InternalDate(cmp, d) => compare(*cmp, m.internal_day(), *d),
+            Query::SaveDate(cmp, d) => compare(*cmp, m.saved_day(), *d),
             Query::SentDate(cmp, d) => m.text().sent.is_some_and(|s| compare(*cmp, s, *d)),
             Query::Header(name, needle) => m.text().header_contains(name, needle),
             Query::Body(needle) => m.text().body.contains(needle.as_str()),

@@ -207,6 +207,7 @@ impl Target {
                         content: true,
                         info: false,
                         header_only: false,
+                        ..Default::default()
                     },
                     mark_seen: false,
                 },

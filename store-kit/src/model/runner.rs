@@ -1769,6 +1769,7 @@ impl<'b> World<'b> {
                         content: true,
                         info: false,
                         header_only: false,
+                        ..Default::default()
                     },
                     mark_seen: false,
                 }) {

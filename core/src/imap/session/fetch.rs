@@ -18,8 +18,8 @@ use crate::mail::section::{
     SectionText,
 };
 use crate::store::{
-    objectid, Body, BodyStream, FetchWant, FetchedMessage, ObjectKey, StorageOp, StorageReply,
-    StorageResult, Transfer, Uid,
+    objectid, Body, BodyStream, FetchWant, FetchedMessage, ObjectKey, PreviewWant, StorageOp,
+    StorageReply, StorageResult, Transfer, Uid,
 };
 
 #[derive(Debug)]
@@ -117,12 +117,7 @@ impl ImapSession {
             return;
         }
         let attrs = items.expand();
-        if attrs.iter().any(|a| {
-            matches!(
-                a,
-                FetchAttr::SaveDate | FetchAttr::Preview { .. } | FetchAttr::ModSeq
-            )
-        }) {
+        if attrs.iter().any(|a| matches!(a, FetchAttr::ModSeq)) {
             self.bad(Some(tag), None, "FETCH attribute not supported.");
             return;
         }
@@ -207,10 +202,20 @@ impl ImapSession {
             self.finish(Finish::ok(tag, "FETCH completed.").no_expunge());
             return;
         }
+        // RFC 8970 §4.1: LAZY lets a preview not at hand be NIL; asked for both ways, the
+        // preview is answered once, without LAZY (`merged`).
+        let preview = if attrs.contains(&FetchAttr::Preview { lazy: false }) {
+            PreviewWant::Always
+        } else if attrs.contains(&FetchAttr::Preview { lazy: true }) {
+            PreviewWant::Lazy
+        } else {
+            PreviewWant::No
+        };
         let want = FetchWant {
             content,
             info,
             header_only,
+            preview,
         };
         self.fetch_batch(Pending {
             tag,
@@ -236,7 +241,7 @@ impl ImapSession {
             p.header_batch
         } else if p.want.content {
             CONTENT_BATCH
-        } else if p.want.info {
+        } else if p.want.info || p.want.preview != PreviewWant::No {
             STRUCTURE_BATCH
         } else {
             ROW_BATCH
@@ -518,6 +523,13 @@ impl<'a> Source<'a> {
             FetchAttr::Uid => FetchItem::Uid(m.uid),
             FetchAttr::Flags => FetchItem::Flags(flags()),
             FetchAttr::InternalDate => FetchItem::InternalDate(m.internal_date),
+            FetchAttr::SaveDate => FetchItem::SaveDate(Some(m.save_date)),
+            // Loaded when asked for; NIL only for LAZY without one at hand (RFC 8970 §3.2).
+            FetchAttr::Preview { .. } => FetchItem::Preview(
+                m.preview
+                    .as_deref()
+                    .map(|p| Bytes::copy_from_slice(p.as_bytes())),
+            ),
             FetchAttr::Rfc822Size => FetchItem::Rfc822Size(m.size),
             FetchAttr::Envelope => match &m.info {
                 Some(info) => FetchItem::Envelope(Box::new(info.envelope.clone())),
@@ -624,7 +636,7 @@ impl<'a> Source<'a> {
                 FetchItem::ThreadId(Some(objectid::thread(self.key, m.thread_id).to_bytes()))
             }
             // Refused before the request was made.
-            FetchAttr::ModSeq | FetchAttr::SaveDate | FetchAttr::Preview { .. } => return Ok(None),
+            FetchAttr::ModSeq => return Ok(None),
         };
         Ok(Some((item, None)))
     }
@@ -690,8 +702,12 @@ fn data(octets: Octets, make: &dyn Fn(Bytes) -> FetchItem) -> StreamedItem {
 /// so it is answered once: thousands of repeats fit in a command line, and each would be read,
 /// decoded and written again. Dovecot 2.3 merges repeats of FLAGS, UID, RFC822.SIZE,
 /// ENVELOPE and the like but answers each repeat of a section; tern answers sections once too.
+///
+/// `PREVIEW` and `PREVIEW (LAZY)` name one item: asked for both ways, it is answered once, as
+/// the one without LAZY (which may not be NIL).
 fn merged(attrs: Vec<FetchAttr>) -> Vec<FetchAttr> {
     let mut seen = HashSet::with_capacity(attrs.len());
+    let eager = attrs.contains(&FetchAttr::Preview { lazy: false });
     attrs
         .into_iter()
         .map(|attr| match attr {
@@ -707,6 +723,7 @@ fn merged(attrs: Vec<FetchAttr>) -> Vec<FetchAttr> {
                 part,
                 partial,
             },
+            FetchAttr::Preview { .. } if eager => FetchAttr::Preview { lazy: false },
             other => other,
         })
         .filter(|attr| seen.insert(attr.clone()))

@@ -1056,6 +1056,8 @@ impl ImapSession {
                 // RFC 8474: MAILBOXID, EMAILID and THREADID (never NIL: every message is
                 // threaded when stored).
                 "OBJECTID",
+                "PREVIEW",
+                "SAVEDATE",
             ]),
         }
         if !self.config.imap_unauthenticate {

@@ -364,8 +364,11 @@ fn to_query(key: &SearchKey, sets: &mut Sets<'_>) -> Result<Query, &'static str>
             .map_or(Query::Nothing, |n| Query::EmailId(EmailId(n))),
         K::ThreadId(id) => objectid::decode(sets.view.object_key, Kind::Thread, id)
             .map_or(Query::Nothing, |n| Query::ThreadId(ThreadId(n))),
-        K::SavedBefore(_) | K::SavedOn(_) | K::SavedSince(_) | K::SaveDateSupported => {
-            return Err("Search key not supported.")
-        }
+        K::SavedBefore(d) => Query::SaveDate(DateCmp::Before, *d),
+        K::SavedOn(d) => Query::SaveDate(DateCmp::On, *d),
+        K::SavedSince(d) => Query::SaveDate(DateCmp::Since, *d),
+        // RFC 8514 §4.2: every message of a mailbox that supports save dates, and every
+        // mailbox does.
+        K::SaveDateSupported => Query::All,
     })
 }

@@ -87,6 +87,7 @@ impl Harness {
                 content: true,
                 info: false,
                 header_only: false,
+                ..Default::default()
             },
             mark_seen: false,
         });

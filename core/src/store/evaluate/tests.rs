@@ -31,6 +31,9 @@ impl Candidate for Msg {
     fn internal_unix(&self) -> i64 {
         0
     }
+    fn saved_day(&self) -> Date {
+        self.internal_day()
+    }
     fn modseq(&self) -> ModSeq {
         u64::from(self.uid)
     }
@@ -270,6 +273,9 @@ fn text_tests_are_charged_by_the_candidates_octets() {
         }
         fn internal_unix(&self) -> i64 {
             self.0.internal_unix()
+        }
+        fn saved_day(&self) -> Date {
+            self.0.saved_day()
         }
         fn modseq(&self) -> ModSeq {
             self.0.modseq()
