@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::{Finish, ImapSession, Pending as SessionPending};
+use super::{condstore, Finish, ImapSession, Pending as SessionPending};
 use crate::imap::command::{Command, CommandLine, Tag};
 use crate::imap::encode::{self, StreamedItem};
 use crate::imap::response::{Code, FetchItem};
@@ -17,9 +17,10 @@ use crate::mail::section::{
     binary_extent, filter_fields, section_extent, BinaryError, BinaryExtent, Extent, Section,
     SectionText,
 };
+use crate::store::query::UidSet;
 use crate::store::{
-    Body, BodyStream, FetchWant, FetchedMessage, StorageOp, StorageReply, StorageResult, Transfer,
-    Uid,
+    Body, BodyStream, FetchWant, FetchedMessage, ModSeq, StorageOp, StorageReply, StorageResult,
+    Transfer, Uid,
 };
 
 #[derive(Debug)]
@@ -45,6 +46,10 @@ pub(super) struct Pending {
     /// The first message data that could not be answered (BINARY could not decode a part,
     /// a stored body could not be read), in this or an earlier batch.
     failure: Option<Failure>,
+    /// CHANGEDSINCE (RFC 7162 §3.1.4.1): the reply in flight is the mailbox's `Changes`
+    /// since this MODSEQ, which narrows `rest` before the first batch; with VANISHED
+    /// (§3.2.6), the UIDs whose expunges since are reported.
+    changed_since: Option<(ModSeq, Option<UidSet>)>,
 }
 
 /// Where a response left open goes on: the message, and the attribute to answer next.
@@ -103,15 +108,23 @@ impl ImapSession {
         items: FetchItems,
         modifiers: FetchModifiers,
     ) {
-        if modifiers != FetchModifiers::default() {
-            self.bad(
-                Some(tag),
-                None,
-                "FETCH modifiers need CONDSTORE, which is not enabled.",
-            );
-            return;
+        if modifiers.vanished {
+            // RFC 7162 §3.2.6: UID FETCH only, with CHANGEDSINCE, after ENABLE QRESYNC.
+            let why = if !uid {
+                Some("VANISHED is allowed with UID FETCH only.")
+            } else if !self.enabled.qresync {
+                Some("VANISHED needs ENABLE QRESYNC first.")
+            } else if modifiers.changed_since.is_none() {
+                Some("VANISHED needs CHANGEDSINCE.")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                self.bad(Some(tag), None, why);
+                return;
+            }
         }
-        let attrs = items.expand();
+        let mut attrs = items.expand();
         if attrs.iter().any(|a| {
             matches!(
                 a,
@@ -119,11 +132,18 @@ impl ImapSession {
                     | FetchAttr::ThreadId
                     | FetchAttr::SaveDate
                     | FetchAttr::Preview { .. }
-                    | FetchAttr::ModSeq
             )
         }) {
             self.bad(Some(tag), None, "FETCH attribute not supported.");
             return;
+        }
+        if modifiers.changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq) {
+            // RFC 7162 §3.1: CONDSTORE-enabling.
+            self.condstore_on();
+        }
+        if modifiers.changed_since.is_some() && !attrs.contains(&FetchAttr::ModSeq) {
+            // §3.1.4.1: CHANGEDSINCE implies MODSEQ.
+            attrs.push(FetchAttr::ModSeq);
         }
         // RFC 9051 §6.4.5: BODY[...] without PEEK sets \Seen, unless the mailbox is read-only.
         let sets_seen = attrs.iter().any(|a| {
@@ -141,13 +161,14 @@ impl ImapSession {
             attrs.insert(0, FetchAttr::Uid);
         }
         let (rerun_set, rerun_items, rerun_tag) = (set.clone(), items.clone(), tag.clone());
+        let rerun_modifiers = modifiers.clone();
         let Some(uids) = self.resolve(&tag, uid, &set, move || CommandLine {
             tag: rerun_tag,
             command: Command::Fetch {
                 uid,
                 set: rerun_set,
                 items: rerun_items,
-                modifiers: FetchModifiers::default(),
+                modifiers: rerun_modifiers,
             },
         }) else {
             return;
@@ -196,7 +217,11 @@ impl ImapSession {
                 _ => true,
             });
         let mark_seen = sets_seen && !view.read_only;
-        if uids.is_empty() {
+        // §3.2.6: the expunges within the set the client named, not only the view's UIDs.
+        let vanished = modifiers
+            .vanished
+            .then(|| condstore::uid_set(&set, view.uid_next.saturating_sub(1), view));
+        if uids.is_empty() && vanished.is_none() {
             self.finish(Finish::ok(tag, "FETCH completed.").no_expunge());
             return;
         }
@@ -205,7 +230,7 @@ impl ImapSession {
             info,
             header_only,
         };
-        self.fetch_batch(Pending {
+        let p = Pending {
             tag,
             attrs,
             requested: 0,
@@ -217,7 +242,43 @@ impl ImapSession {
             missing: false,
             expunged: false,
             failure: None,
-        });
+            changed_since: modifiers.changed_since.map(|m| (m, vanished)),
+        };
+        match p
+            .changed_since
+            .as_ref()
+            .and_then(|(m, _)| self.changes_since(*m))
+        {
+            Some(op) => self.request(op, SessionPending::Fetch(p)),
+            None => self.fetch_batch(p),
+        }
+    }
+
+    /// CHANGEDSINCE's look at the mailbox came back: VANISHED (EARLIER) first when asked,
+    /// then the messages changed since, as a FETCH of those alone.
+    fn changed_since_reply(&mut self, mut p: Pending, since: ModSeq, reply: StorageResult) {
+        let vanished = p.changed_since.take().and_then(|(_, v)| v);
+        let changes = match reply {
+            Ok(StorageReply::Changes(c)) => c,
+            Err(e) => return self.storage_failed(p.tag, &e),
+            Ok(_) => return self.unexpected(p.tag),
+        };
+        if let Some(within) = &vanished {
+            self.send_vanished_earlier(changes.expunged, within, 0);
+        }
+        let mut changed: Vec<Uid> = changes
+            .changed
+            .iter()
+            .filter(|m| m.modseq > since)
+            .map(|m| m.uid)
+            .collect();
+        changed.sort_unstable();
+        p.rest.retain(|u| changed.binary_search(u).is_ok());
+        if p.rest.is_empty() {
+            self.finish(Finish::ok(p.tag, "FETCH completed.").no_expunge());
+            return;
+        }
+        self.fetch_batch(p);
     }
 
     /// Asks storage for the next batch of a FETCH.
@@ -253,6 +314,10 @@ impl ImapSession {
     }
 
     pub(super) fn fetch_reply(&mut self, mut p: Pending, reply: StorageResult) {
+        if let Some((since, _)) = &p.changed_since {
+            let since = *since;
+            return self.changed_since_reply(p, since, reply);
+        }
         let messages = match reply {
             Ok(StorageReply::Fetched(m)) => m,
             Err(e) => {
@@ -414,7 +479,20 @@ impl ImapSession {
             && changed_since_sync
             && !asked_flags
             && view.own_changes.get(&m.uid) != Some(&m.modseq);
-        let count = p.attrs.len() + usize::from(add_flags);
+        // A FETCH that sets \Seen reports it as an unsolicited FETCH would: with the MODSEQ
+        // under CONDSTORE, and the UID too under QRESYNC (RFC 7162 §3.2.4).
+        let reports_seen = p.mark_seen && changed_since_sync && (asked_flags || add_flags);
+        let mut extra = Vec::new();
+        if add_flags {
+            extra.push(FetchAttr::Flags);
+        }
+        if reports_seen && self.enabled.condstore && !p.attrs.contains(&FetchAttr::ModSeq) {
+            extra.push(FetchAttr::ModSeq);
+        }
+        if reports_seen && self.enabled.qresync && !p.attrs.contains(&FetchAttr::Uid) {
+            extra.push(FetchAttr::Uid);
+        }
+        let count = p.attrs.len() + extra.len();
         let start = match from {
             Some(next) => next,
             None => {
@@ -429,9 +507,13 @@ impl ImapSession {
         let mut open = from.is_some();
         let mut source = Source::new(m);
         for i in start..count {
-            let item = match p.attrs.get(i) {
+            let attr = p
+                .attrs
+                .get(i)
+                .or_else(|| extra.get(i.saturating_sub(p.attrs.len())));
+            let item = match attr {
                 Some(attr) => source.item(attr, &flags),
-                None => Ok(Some((FetchItem::Flags(flags()), None))),
+                None => Ok(None),
             };
             let item = match item {
                 Ok(Some(item)) => item,
@@ -605,9 +687,9 @@ impl<'a> Source<'a> {
                     size,
                 }
             }
+            FetchAttr::ModSeq => FetchItem::ModSeq(m.modseq),
             // Refused before the request was made.
-            FetchAttr::ModSeq
-            | FetchAttr::EmailId
+            FetchAttr::EmailId
             | FetchAttr::ThreadId
             | FetchAttr::SaveDate
             | FetchAttr::Preview { .. } => return Ok(None),

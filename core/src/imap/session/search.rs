@@ -12,13 +12,16 @@ use crate::imap::types::{SearchKey, SearchReturn, SequenceSet};
 use crate::mail::flags::SystemFlag;
 use crate::mail::text::fold;
 use crate::store::query::{DateCmp, Query, UidSet};
-use crate::store::{StorageOp, StorageReply, StorageResult, Uid};
+use crate::store::{ModSeq, StorageOp, StorageReply, StorageResult, Uid};
 
 #[derive(Debug)]
 pub(super) struct Pending {
     tag: Tag,
     uid: bool,
     returns: Option<Vec<SearchReturn>>,
+    /// The criteria name a MODSEQ (RFC 7162 §3.1.5): the answer carries the highest MODSEQ
+    /// of the matches, every one of which has a MODSEQ above this.
+    modseq_floor: Option<ModSeq>,
 }
 
 impl ImapSession {
@@ -63,6 +66,10 @@ impl ImapSession {
                 return;
             }
         }
+        let modseq_floor = modseq_floor(&program.criteria);
+        if modseq_floor.is_some() {
+            self.condstore_on();
+        }
         let Some(view) = self.selected_view() else {
             return;
         };
@@ -79,7 +86,15 @@ impl ImapSession {
             uids: view.uids.to_vec(),
             query,
         };
-        self.request(op, SessionPending::Search(Pending { tag, uid, returns }));
+        self.request(
+            op,
+            SessionPending::Search(Pending {
+                tag,
+                uid,
+                returns,
+                modseq_floor,
+            }),
+        );
     }
 
     pub(super) fn search_reply(&mut self, p: Pending, reply: StorageResult) {
@@ -88,6 +103,16 @@ impl ImapSession {
             Err(e) => return self.storage_failed(p.tag, &e),
             Ok(_) => return self.unexpected(p.tag),
         };
+        match p.modseq_floor {
+            // §3.1.5: only a non-empty result carries a MODSEQ.
+            Some(floor) if !found.is_empty() => self.search_modseq(p, found, floor),
+            _ => self.search_answer(p, found, None),
+        }
+    }
+
+    /// The SEARCH or ESEARCH response and the tagged OK; `modseq` is the highest MODSEQ of
+    /// the matches when the criteria named one.
+    pub(super) fn search_answer(&mut self, p: Pending, found: Vec<Uid>, modseq: Option<ModSeq>) {
         let rev2 = self.enabled.rev2;
         let Some(view) = self.selected_view_mut() else {
             return;
@@ -107,7 +132,7 @@ impl ImapSession {
         let Some(returns) = returns else {
             self.send(Response::Data(Data::Search {
                 numbers,
-                mod_seq: None,
+                mod_seq: modseq,
             }));
             self.finish(Finish::ok(p.tag, "SEARCH completed.").no_expunge());
             return;
@@ -146,6 +171,10 @@ impl ImapSession {
         }
         if returns.contains(&SearchReturn::All) && !numbers.is_empty() {
             results.push(ESearchResult::All(to_set(&numbers)));
+        }
+        // RFC 7162 §3.1.10.
+        if let Some(n) = modseq {
+            results.push(ESearchResult::ModSeq(n));
         }
         // RFC 5182 §2.1: RETURN (SAVE) alone produces no ESEARCH response.
         let only_save = returns.iter().all(|r| *r == SearchReturn::Save);
@@ -265,4 +294,30 @@ fn to_query(key: &SearchKey, sets: &mut Sets<'_>) -> Result<Query, &'static str>
         | K::SavedSince(_)
         | K::SaveDateSupported => return Err("Search key not supported."),
     })
+}
+
+/// Where the criteria name a MODSEQ, the MODSEQ every match is above: the greatest of the
+/// MODSEQ keys ANDed at the top less one, or 0 when MODSEQ appears only under OR or NOT
+/// (a match need not satisfy it then).
+fn modseq_floor(keys: &[SearchKey]) -> Option<ModSeq> {
+    fn names_modseq(key: &SearchKey) -> bool {
+        match key {
+            SearchKey::ModSeq { .. } => true,
+            SearchKey::Not(k) => names_modseq(k),
+            SearchKey::Or(a, b) => names_modseq(a) || names_modseq(b),
+            SearchKey::And(keys) => keys.iter().any(names_modseq),
+            _ => false,
+        }
+    }
+    if !keys.iter().any(names_modseq) {
+        return None;
+    }
+    let top = keys
+        .iter()
+        .filter_map(|k| match k {
+            SearchKey::ModSeq { modseq, .. } => Some(modseq.saturating_sub(1)),
+            _ => None,
+        })
+        .max();
+    Some(top.unwrap_or(0))
 }
