@@ -266,14 +266,17 @@ impl ImapSession {
         if let Some(within) = &vanished {
             self.send_vanished_earlier(changes.expunged, within, 0);
         }
+        // The changed messages among those named (both ascending): a lookup per change, not
+        // a pass over a set that may name every message of a large mailbox.
+        let named = std::mem::take(&mut p.rest);
         let mut changed: Vec<Uid> = changes
             .changed
             .iter()
-            .filter(|m| m.modseq > since)
+            .filter(|m| m.modseq > since && named.binary_search(&m.uid).is_ok())
             .map(|m| m.uid)
             .collect();
         changed.sort_unstable();
-        p.rest.retain(|u| changed.binary_search(u).is_ok());
+        p.rest = changed.into();
         if p.rest.is_empty() {
             self.finish(Finish::ok(p.tag, "FETCH completed.").no_expunge());
             return;
