@@ -2,7 +2,8 @@
 # Server-level benchmark of tern against Dovecot (Maildir), both on loopback, in the same run:
 # the store over IMAP (APPEND with 1 and 8 clients, SELECT, UID FETCH FLAGS, FETCH ENVELOPE and
 # PREVIEW (RFC 8970; the first run is where Dovecot computes and caches its previews),
-# SEARCH TEXT/FROM, STORE, EXPUNGE, disk per message) and POP3 RETR (1 and C clients, plain
+# SEARCH TEXT/FROM, FETCH CHANGEDSINCE and SELECT QRESYNC (RFC 7162; each QRESYNC run expunges
+# 100 messages), STORE, EXPUNGE, disk per message) and POP3 RETR (1 and C clients, plain
 # and implicit TLS). Prints Markdown tables with both figures and tern ÷ Dovecot.
 #
 # Usage: scripts/bench-vs-dovecot.sh [--messages N] [--single N] [--reps R]
@@ -222,6 +223,13 @@ done
 # Disk: tern's whole storage folder; Dovecot's Maildir with its index, cache and uidlist.
 echo "RESULT tern disk_bytes $(du -s -B1 "$work/tern/data" | cut -f1)" | tee -a "$results"
 echo "RESULT dovecot disk_bytes $(du -s -B1 "$work/dovecot/mail/alice" | cut -f1)" | tee -a "$results"
+
+# RFC 7162 resynchronisation: 10 flag changes, then UID FETCH 1:* (FLAGS) (CHANGEDSINCE m);
+# 100 expunges and 100 flag changes by another session, then SELECT (QRESYNC (v m)).
+for op in changedsince qresync; do
+  log "$op"
+  both "$t_imap" "$d_imap" imap --user alice --op "$op" --reps "$reps" --max-seconds 90
+done
 
 log "STORE and EXPUNGE"
 both "$t_imap" "$d_imap" imap --user alice --op store --count "$store_count"

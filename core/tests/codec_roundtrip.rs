@@ -1093,7 +1093,15 @@ fn data(g: &mut Gen) -> Data {
             };
             Data::Search { numbers, mod_seq }
         }
-        8 => Data::Sort(vec_of(g, 0, 5, u32::arbitrary)),
+        8 => {
+            let numbers = vec_of(g, 0, 5, u32::arbitrary);
+            let mod_seq = if numbers.is_empty() {
+                None
+            } else {
+                maybe(g, u64_63)
+            };
+            Data::Sort { numbers, mod_seq }
+        }
         9 => Data::Thread(vec_of(g, 0, 3, |g| thread(g, 0, true))),
         10 => Data::Flags(vec_of(g, 0, 5, flag)),
         11 => Data::Exists(u32::arbitrary(g)),

@@ -8,6 +8,10 @@
 //! loadgen imap      --port P --user U [--pass W] --op OP [--arg TEXT] [--reps R]
 //!                   [--max-seconds T] [--label L]
 //!                   OP: select | fetch-flags | envelope | preview | search-text | search-from
+//!                       | changedsince (UID FETCH 1:* (FLAGS) (CHANGEDSINCE m) after 10
+//!                         flag changes since m) | qresync (SELECT INBOX (QRESYNC (v m))
+//!                         after 100 expunges and 100 flag changes since m; each run
+//!                         expunges 100 messages)
 //!                       | store | expunge  (store/expunge: --count N, run once)
 //! loadgen pop3      --port P --users U[,U…] [--pass W] [--tls] [--label L] [--key K]
 //!                   [--rounds R] [--reset-seen IMAP_PORT] [--max-seconds T]
@@ -522,6 +526,48 @@ fn untagged_number(line: &[u8], word: &[u8]) -> Option<u64> {
     }
 }
 
+/// Runs a SELECT that enables CONDSTORE; returns UIDVALIDITY, HIGHESTMODSEQ and EXISTS.
+fn condstore_select(imap: &mut Imap, cmd: &[u8]) -> Res<(u64, u64, u64)> {
+    let (mut validity, mut modseq, mut exists) = (0, 0, 0);
+    imap.run(cmd, |l| {
+        if let Some(n) = code_number(l, b"[UIDVALIDITY ") {
+            validity = n;
+        }
+        if let Some(n) = code_number(l, b"[HIGHESTMODSEQ ") {
+            modseq = n;
+        }
+        if let Some(n) = untagged_number(l, b"EXISTS") {
+            exists = n;
+        }
+    })?;
+    if modseq == 0 || exists == 0 {
+        return Err("SELECT (CONDSTORE): no HIGHESTMODSEQ or an empty mailbox".into());
+    }
+    Ok((validity, modseq, exists))
+}
+
+/// The number after `code` in a response line (`[HIGHESTMODSEQ 42]`).
+fn code_number(line: &[u8], code: &[u8]) -> Option<u64> {
+    let at = line.windows(code.len()).position(|w| w == code)? + code.len();
+    let digits: Vec<u8> = line[at..]
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
+/// `n` message numbers spread evenly over `1..=exists`, shifted by `offset` (so that sets
+/// with different offsets do not meet), as a comma-separated set.
+fn spread(exists: u64, n: u64, offset: u64) -> String {
+    let step = (exists / n.max(1)).max(1);
+    (0..n.min(exists))
+        .map(|i| (i * step + offset).min(exists - 1) + 1)
+        .map(|seq| seq.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn is_fetch(line: &[u8]) -> bool {
     line.starts_with(b"* ")
         && line
@@ -710,6 +756,51 @@ fn cmd_imap(args: &Args) -> Res<()> {
                             .count() as u64;
                     }
                 })?;
+            }
+            "changedsince" => {
+                // Untimed: 10 flag changes spread over the mailbox after MODSEQ m.
+                let (_, m, exists) = condstore_select(&mut imap, b"SELECT INBOX (CONDSTORE)")?;
+                let toggle = if times.len() % 2 == 0 { '+' } else { '-' };
+                let set = spread(exists, 10, 0);
+                imap.run(
+                    format!("STORE {set} {toggle}FLAGS.SILENT (\\Flagged)").as_bytes(),
+                    |_| {},
+                )?;
+                start = Instant::now();
+                imap.run(
+                    format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {m})").as_bytes(),
+                    |l| count += u64::from(is_fetch(l)),
+                )?;
+            }
+            "qresync" => {
+                // Untimed: after MODSEQ m, another session makes 100 flag changes and 100
+                // expunges; this one then comes back with QRESYNC from m.
+                let mut other = Imap::login(port, user, pass)?;
+                other.run(b"ENABLE QRESYNC", |_| {})?;
+                let (validity, m, exists) =
+                    condstore_select(&mut other, b"SELECT INBOX (CONDSTORE)")?;
+                let toggle = if times.len() % 2 == 0 { '+' } else { '-' };
+                other.run(
+                    format!(
+                        "STORE {} {toggle}FLAGS.SILENT (\\Answered)",
+                        spread(exists, 100, 1)
+                    )
+                    .as_bytes(),
+                    |_| {},
+                )?;
+                other.run(
+                    format!("STORE {} +FLAGS.SILENT (\\Deleted)", spread(exists, 100, 2))
+                        .as_bytes(),
+                    |_| {},
+                )?;
+                other.run(b"EXPUNGE", |_| {})?;
+                other.logout();
+                imap.run(b"ENABLE QRESYNC", |_| {})?;
+                start = Instant::now();
+                imap.run(
+                    format!("SELECT INBOX (QRESYNC ({validity} {m}))").as_bytes(),
+                    |l| count += u64::from(is_fetch(l) || l.starts_with(b"* VANISHED")),
+                )?;
             }
             other => return Err(format!("--op {other}: unknown").into()),
         }
@@ -1028,6 +1119,24 @@ fn cmd_report(path: &str) -> Res<()> {
                 hits(&get, "search_from_count")
             ),
             "search_from_ms",
+            "ms",
+            false,
+        ),
+        (
+            format!(
+                "UID FETCH 1:* (FLAGS) (CHANGEDSINCE m), {} changed since m",
+                hits(&get, "changedsince_count")
+            ),
+            "changedsince_ms",
+            "ms",
+            false,
+        ),
+        (
+            format!(
+                "SELECT INBOX (QRESYNC (v m)) after 100 expunges, 100 flag changes ({} responses)",
+                hits(&get, "qresync_count")
+            ),
+            "qresync_ms",
             "ms",
             false,
         ),

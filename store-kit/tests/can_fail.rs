@@ -28,6 +28,9 @@ enum Defect {
     EmailIdByPlace,
     /// Every message is a conversation of its own (THREADID is the EMAILID's number).
     NoThreads,
+    /// Keeps the tombstones of expunged UIDs for three MODSEQs only: a client resynchronising
+    /// from further back never hears of the older expunges (RFC 7162 §3.2.5.1).
+    PrunesTombstones,
 }
 
 impl Faulty {
@@ -63,6 +66,10 @@ impl MailStore for Faulty {
             StorageOp::Fetch { mailbox, .. } => mailbox.0,
             _ => 0,
         };
+        let since = match &op {
+            StorageOp::Changes { since, .. } => Some(*since),
+            _ => None,
+        };
         let mut reply = self.inner.execute(op, now, abandoned);
         if let Ok(StorageReply::Fetched(messages)) = &mut reply {
             for m in messages {
@@ -73,6 +80,13 @@ impl MailStore for Faulty {
                     Defect::NoThreads => m.thread_id = ThreadId(m.email_id.0),
                     _ => {}
                 }
+            }
+        }
+        if let (Defect::PrunesTombstones, Some(since), Ok(StorageReply::Changes(c))) =
+            (self.defect, since, &mut reply)
+        {
+            if since.saturating_add(3) < c.highest_modseq {
+                c.expunged.clear();
             }
         }
         reply
@@ -126,6 +140,25 @@ fn model_histories_catch_a_dropped_flag() {
         caught.is_some(),
         "100 model histories passed a store that drops \\Flagged"
     );
+}
+
+#[test]
+fn model_histories_catch_forgotten_expunges_through_qresync() {
+    let mut backend = || Faulty::new(Defect::PrunesTombstones);
+    let shape = Shape {
+        max_steps: 200,
+        imap: 3,
+        pop3: 0,
+        crash: false,
+    };
+    let caught = (0..100u64).find_map(|seed| {
+        let steps = history::generate(seed, &shape);
+        model::run(&mut backend, &shape, &steps).0.err()
+    });
+    let Some(why) = caught else {
+        panic!("100 model histories passed a store that forgets old expunges");
+    };
+    assert!(why.contains("QRESYNC"), "{why}");
 }
 
 /// Claims to restart and crash but comes back empty: what a store that acknowledges writes

@@ -1435,6 +1435,31 @@ fn catching_up_reads_tombstones_by_modseq() {
     assert!(!plan.iter().any(|d| d.contains("TEMP B-TREE")), "{plan:?}");
 }
 
+/// `Changes` (every synchronisation, FETCH CHANGEDSINCE, SELECT QRESYNC) finds the messages
+/// changed since a MODSEQ through the `(mailbox, modseq)` index, not by reading the mailbox:
+/// 10 changes in 100,000 messages cost 10 rows.
+#[test]
+fn changes_read_messages_by_modseq() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let plan: Vec<String> = store.with_connection("alice", |c| {
+        let mut stmt = c
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                &crate::account::changed_since()
+            ))
+            .unwrap();
+        stmt.query_map(rusqlite::params![1, 5, 10], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    });
+    assert!(
+        plan.iter().any(|d| d.contains("messages_modseq")),
+        "{plan:?}"
+    );
+}
+
 /// Waits (bounded) until the background indexer has no work left on alice's account.
 fn wait_for_indexer(store: &SqliteStore) {
     for _ in 0..2_000 {

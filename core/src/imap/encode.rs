@@ -727,8 +727,12 @@ fn data(out: &mut BytesMut, d: &Data, w: &Strings) {
                 }
             }
         }
-        Data::Search { numbers, mod_seq } => {
-            out.put_slice(b"SEARCH");
+        Data::Search { numbers, mod_seq } | Data::Sort { numbers, mod_seq } => {
+            out.put_slice(if matches!(d, Data::Search { .. }) {
+                b"SEARCH"
+            } else {
+                b"SORT"
+            });
             for n in numbers {
                 out.put_u8(b' ');
                 put_u32(out, *n);
@@ -738,13 +742,6 @@ fn data(out: &mut BytesMut, d: &Data, w: &Strings) {
                 out.put_slice(b" (MODSEQ ");
                 put_u64(out, *m);
                 out.put_u8(b')');
-            }
-        }
-        Data::Sort(numbers) => {
-            out.put_slice(b"SORT");
-            for n in numbers {
-                out.put_u8(b' ');
-                put_u32(out, *n);
             }
         }
         Data::Thread(threads) => {

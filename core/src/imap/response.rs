@@ -201,8 +201,13 @@ pub enum Data {
         /// The highest MODSEQ of the matches, if requested.
         mod_seq: Option<u64>,
     },
-    /// `* SORT n...` (RFC 5256).
-    Sort(Vec<u32>),
+    /// `* SORT n...` (RFC 5256), with `(MODSEQ n)` under CONDSTORE (RFC 7162 §3.1.9).
+    Sort {
+        /// The numbers in sort order.
+        numbers: Vec<u32>,
+        /// The highest MODSEQ of the matches, if requested.
+        mod_seq: Option<u64>,
+    },
     /// `* THREAD ...` (RFC 5256).
     Thread(Vec<ThreadNode>),
     /// `* FLAGS (...)`.

@@ -370,7 +370,8 @@ fn untagged<'a>(cx: &Cx<'_>, i: &'a [u8]) -> R<'a, Response> {
         }
         b"STATUS" => status(cx, r)?,
         b"ESEARCH" => esearch(cx, r)?,
-        b"SEARCH" => {
+        b"SEARCH" | b"SORT" => {
+            // Numbers, then RFC 7162's `(MODSEQ n)` for both (§7 `search-sort-mod-seq`).
             let mut numbers = Vec::new();
             let mut mod_seq = None;
             let mut r = r;
@@ -386,17 +387,11 @@ fn untagged<'a>(cx: &Cx<'_>, i: &'a [u8]) -> R<'a, Response> {
                 numbers.push(n);
                 r = rest;
             }
-            (r, Data::Search { numbers, mod_seq })
-        }
-        b"SORT" => {
-            let mut numbers = Vec::new();
-            let mut r = r;
-            while let Some(rest) = r.strip_prefix(b" ") {
-                let (rest, n) = number(rest)?;
-                numbers.push(n);
-                r = rest;
+            if word == b"SEARCH" {
+                (r, Data::Search { numbers, mod_seq })
+            } else {
+                (r, Data::Sort { numbers, mod_seq })
             }
-            (r, Data::Sort(numbers))
         }
         b"THREAD" => {
             let mut threads = Vec::new();

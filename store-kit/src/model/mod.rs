@@ -8,6 +8,9 @@
 //! the real `Session`s over a real [`Store`](tern_core::Store) and against [`spec::Account`],
 //! a deliberately simple reference model; [`runner`] lists what is checked after each step.
 //!
+//! After every probe of the store, clients that went offline at earlier probes resynchronise
+//! with QRESYNC and must reach exactly the mailbox's state ([`resync`]).
+//!
 //! Run by [`model_histories`] (generated histories, with crashes when the backend can crash)
 //! and [`model_regressions`] (the pinned histories of [`regressions`]) on any backend.
 //!
@@ -21,6 +24,7 @@
 pub mod history;
 pub mod pool;
 pub mod regressions;
+pub mod resync;
 pub mod runner;
 pub mod spec;
 pub mod transcript;

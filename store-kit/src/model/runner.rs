@@ -43,6 +43,7 @@ use super::history::{Cmd, NewMsg, PopCmd, Step};
 use super::pool::{
     self, Crit, Fl, Item, Pos, Ret, SetSpec, SortBy, StoreOp, APPEND_DATES, MAILBOXES,
 };
+use super::resync::{self, Checkpoint};
 use super::spec::{self, flag_set, Account, FlagSet, Refusal, Uid};
 
 pub const USER: &str = "alice";
@@ -92,6 +93,9 @@ impl Sel {
 #[derive(Clone, Debug)]
 struct ImapClient {
     rev2: bool,
+    /// A CONDSTORE-enabling command was sent (STATUS with HIGHESTMODSEQ, RFC 7162 §3.1):
+    /// from then on untagged FETCH responses may carry MODSEQ.
+    condstore: bool,
     idle: Option<String>,
     sel: Option<Sel>,
 }
@@ -127,15 +131,15 @@ struct Conn<C> {
 
 pub struct World<'b> {
     backend: &'b mut dyn Backend,
-    store: Driven,
+    pub(super) store: Driven,
     pub model: Account,
     /// Knows [`USER`]; logins are never the store's business.
-    directory: MemDirectory,
-    now: Instant,
+    pub(super) directory: MemDirectory,
+    pub(super) now: Instant,
     imap: Vec<Option<Conn<ImapClient>>>,
     pop: Vec<Option<Conn<PopClient>>>,
     pub events: Vec<Event>,
-    step_no: usize,
+    pub(super) step_no: usize,
     /// Invariant memory: UIDVALIDITY per model identity; message identity per
     /// (name, UIDVALIDITY, UID); HIGHESTMODSEQ per identity; (MODSEQ, flags) per message;
     /// UIDL per (identity, UID).
@@ -144,6 +148,10 @@ pub struct World<'b> {
     modseq: BTreeMap<u64, u64>,
     msg_modseq: BTreeMap<(u64, Uid), (u64, FlagSet)>,
     uidl: BTreeMap<(u64, Uid), String>,
+    /// What an offline client knew of each mailbox at earlier probes ([`resync`]).
+    checkpoints: BTreeMap<u64, Vec<Checkpoint>>,
+    /// The session those clients resynchronise on (outside the history).
+    pub(super) offline: Option<Session>,
     probes: usize,
     since_probe: usize,
 }
@@ -200,6 +208,8 @@ impl<'b> World<'b> {
             modseq: BTreeMap::new(),
             msg_modseq: BTreeMap::new(),
             uidl: BTreeMap::new(),
+            checkpoints: BTreeMap::new(),
+            offline: None,
             probes: 0,
             since_probe: 0,
         }
@@ -251,6 +261,7 @@ impl<'b> World<'b> {
                     // acknowledged change must have survived.
                     self.imap.iter_mut().for_each(|c| *c = None);
                     self.pop.iter_mut().for_each(|c| *c = None);
+                    self.offline = None;
                     self.model.pop3_lock = None;
                     self.store.set_now(self.model.now);
                     self.events.push(Event::Crash);
@@ -385,7 +396,7 @@ impl<'b> World<'b> {
         fail("change notifications never settle")
     }
 
-    fn new_session(&mut self, protocol: Protocol) -> Result<(Session, Vec<u8>), String> {
+    pub(super) fn new_session(&mut self, protocol: Protocol) -> Result<(Session, Vec<u8>), String> {
         let mut config = SessionConfig::new(protocol, Transport::ImplicitTls);
         config.plaintext_auth_without_tls = true;
         let mut session = Session::new(config, self.now);
@@ -422,6 +433,7 @@ impl<'b> World<'b> {
             closed: false,
             client: ImapClient {
                 rev2,
+                condstore: false,
                 idle: None,
                 sel: None,
             },
@@ -588,6 +600,7 @@ impl<'b> World<'b> {
         let (text, expect) = self.predict(&client, cmd, &tag)?;
         let out = self.send(true, c, text.as_bytes())?;
         let mut client = client;
+        client.condstore |= matches!(cmd, Cmd::Status(_));
         if let (Some(id), Some(s)) = (expect.deleted, client.sel.as_mut()) {
             if s.id == id {
                 s.orphan = true;
@@ -1805,6 +1818,31 @@ impl<'b> World<'b> {
                     }
                 }
             }
+            // Clients that went offline at earlier probes come back with QRESYNC.
+            let now: Vec<(Uid, FlagSet)> = mb
+                .messages
+                .iter()
+                .map(|m| (m.uid, m.flags.clone()))
+                .collect();
+            let earlier = self.checkpoints.get(&id).cloned().unwrap_or_default();
+            if octets || self.step_no % resync::RESYNC_EVERY == 0 {
+                self.check_resync(
+                    &name,
+                    status.uid_validity,
+                    status.highest_modseq,
+                    &now,
+                    &earlier,
+                )?;
+            }
+            resync::remember(
+                self.checkpoints.entry(id).or_default(),
+                Checkpoint {
+                    uid_validity: status.uid_validity,
+                    highest_modseq: status.highest_modseq,
+                    uid_next: mb.uid_next,
+                    messages: now,
+                },
+            );
             let v = status.uid_validity;
             for m in &mb.messages {
                 let key = (name.clone(), v, m.uid);
@@ -2204,7 +2242,7 @@ struct Observed {
     flags_lists: Vec<Vec<Flag>>,
 }
 
-fn parse_all(out: &[u8]) -> Result<Vec<Response>, String> {
+pub(super) fn parse_all(out: &[u8]) -> Result<Vec<Response>, String> {
     let mut at = 0;
     let mut v = Vec::new();
     while at < out.len() {
@@ -2365,6 +2403,25 @@ fn observe(
                         ));
                     }
                     let uid = sel.view[seq as usize - 1].0;
+                    // MODSEQ only after a CONDSTORE-enabling command, never above the
+                    // mailbox's HIGHESTMODSEQ; the other checks read the items without it.
+                    let mut items = items;
+                    let mut bad_modseq = None;
+                    items.retain(|i| match i {
+                        FetchItem::ModSeq(m) => {
+                            if !client.condstore || *m == 0 {
+                                bad_modseq = Some(*m);
+                            }
+                            false
+                        }
+                        _ => true,
+                    });
+                    if let Some(m) = bad_modseq {
+                        return fail(format!(
+                            "{name}: FETCH {seq} carries MODSEQ {m} (CONDSTORE enabled: {})",
+                            client.condstore
+                        ));
+                    }
                     for item in &items {
                         match item {
                             FetchItem::Uid(u) if *u != uid => {
@@ -2405,7 +2462,7 @@ fn observe(
                     obs.fetches.push((seq, uid, items));
                 }
                 Data::Search { numbers, .. } => obs.search = Some(numbers),
-                Data::Sort(numbers) => obs.sort = Some(numbers),
+                Data::Sort { numbers, .. } => obs.sort = Some(numbers),
                 Data::ESearch { tag, uid, results } => obs.esearch = Some((tag, uid, results)),
                 Data::Status { mailbox, items } => obs.statuses.push((mailbox, items)),
                 Data::List(item) => obs.lists.push(item),
@@ -2790,7 +2847,7 @@ fn first_word(s: &str) -> String {
     s.split(' ').nth(1).unwrap_or_default().to_string()
 }
 
-fn flag_name(f: &Flag) -> String {
+pub(super) fn flag_name(f: &Flag) -> String {
     match f {
         Flag::Answered => "\\answered".into(),
         Flag::Flagged => "\\flagged".into(),
@@ -2855,7 +2912,7 @@ fn item_key(i: &FetchItem) -> String {
     }
 }
 
-fn expand(set: &SequenceSet) -> Vec<u32> {
+pub(super) fn expand(set: &SequenceSet) -> Vec<u32> {
     let mut v = Vec::new();
     if let SequenceSet::Ranges(rs) = set {
         for r in rs {

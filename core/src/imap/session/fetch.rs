@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::{Finish, ImapSession, Pending as SessionPending};
+use super::{condstore, Finish, ImapSession, Pending as SessionPending};
 use crate::imap::command::{Command, CommandLine, Tag};
 use crate::imap::encode::{self, StreamedItem};
 use crate::imap::response::{Code, FetchItem};
@@ -17,9 +17,10 @@ use crate::mail::section::{
     binary_extent, filter_fields, section_extent, BinaryError, BinaryExtent, Extent, Section,
     SectionText,
 };
+use crate::store::query::UidSet;
 use crate::store::{
-    objectid, Body, BodyStream, FetchWant, FetchedMessage, ObjectKey, PreviewWant, StorageOp,
-    StorageReply, StorageResult, Transfer, Uid,
+    objectid, Body, BodyStream, FetchWant, FetchedMessage, ModSeq, ObjectKey, PreviewWant,
+    StorageOp, StorageReply, StorageResult, Transfer, Uid,
 };
 
 #[derive(Debug)]
@@ -45,6 +46,10 @@ pub(super) struct Pending {
     /// The first message data that could not be answered (BINARY could not decode a part,
     /// a stored body could not be read), in this or an earlier batch.
     failure: Option<Failure>,
+    /// CHANGEDSINCE (RFC 7162 §3.1.4.1): the reply in flight is the mailbox's `Changes`
+    /// since this MODSEQ, which narrows `rest` before the first batch; with VANISHED
+    /// (§3.2.6), the UIDs whose expunges since are reported.
+    changed_since: Option<(ModSeq, Option<UidSet>)>,
 }
 
 /// Where a response left open goes on: the message, and the attribute to answer next.
@@ -103,23 +108,35 @@ impl ImapSession {
         items: FetchItems,
         modifiers: FetchModifiers,
     ) {
-        if modifiers.changed_since.is_some() || modifiers.vanished {
-            self.bad(
-                Some(tag),
-                None,
-                "FETCH modifiers need CONDSTORE, which is not enabled.",
-            );
-            return;
+        if modifiers.vanished {
+            // RFC 7162 §3.2.6: UID FETCH only, with CHANGEDSINCE, after ENABLE QRESYNC.
+            let why = if !uid {
+                Some("VANISHED is allowed with UID FETCH only.")
+            } else if !self.enabled.qresync {
+                Some("VANISHED needs ENABLE QRESYNC first.")
+            } else if modifiers.changed_since.is_none() {
+                Some("VANISHED needs CHANGEDSINCE.")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                self.bad(Some(tag), None, why);
+                return;
+            }
         }
         if modifiers.partial.is_some() && !uid {
             // RFC 9394 §3.3 extends UID FETCH only.
             self.bad(Some(tag), None, "PARTIAL is a UID FETCH modifier.");
             return;
         }
-        let attrs = items.expand();
-        if attrs.iter().any(|a| matches!(a, FetchAttr::ModSeq)) {
-            self.bad(Some(tag), None, "FETCH attribute not supported.");
-            return;
+        let mut attrs = items.expand();
+        if modifiers.changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq) {
+            // RFC 7162 §3.1: CONDSTORE-enabling.
+            self.condstore_on();
+        }
+        if modifiers.changed_since.is_some() && !attrs.contains(&FetchAttr::ModSeq) {
+            // §3.1.4.1: CHANGEDSINCE implies MODSEQ.
+            attrs.push(FetchAttr::ModSeq);
         }
         // RFC 9051 §6.4.5: BODY[...] without PEEK sets \Seen, unless the mailbox is read-only.
         let sets_seen = attrs.iter().any(|a| {
@@ -198,7 +215,11 @@ impl ImapSession {
                 _ => true,
             });
         let mark_seen = sets_seen && !view.read_only;
-        if uids.is_empty() {
+        // §3.2.6: the expunges within the set the client named, not only the view's UIDs.
+        let vanished = modifiers
+            .vanished
+            .then(|| condstore::uid_set(&set, view.uid_next.saturating_sub(1), view));
+        if uids.is_empty() && vanished.is_none() {
             self.finish(Finish::ok(tag, "FETCH completed.").no_expunge());
             return;
         }
@@ -217,7 +238,7 @@ impl ImapSession {
             header_only,
             preview,
         };
-        self.fetch_batch(Pending {
+        let p = Pending {
             tag,
             attrs,
             requested: 0,
@@ -229,7 +250,46 @@ impl ImapSession {
             missing: false,
             expunged: false,
             failure: None,
-        });
+            changed_since: modifiers.changed_since.map(|m| (m, vanished)),
+        };
+        match p
+            .changed_since
+            .as_ref()
+            .and_then(|(m, _)| self.changes_since(*m))
+        {
+            Some(op) => self.request(op, SessionPending::Fetch(p)),
+            None => self.fetch_batch(p),
+        }
+    }
+
+    /// CHANGEDSINCE's look at the mailbox came back: VANISHED (EARLIER) first when asked,
+    /// then the messages changed since, as a FETCH of those alone.
+    fn changed_since_reply(&mut self, mut p: Pending, since: ModSeq, reply: StorageResult) {
+        let vanished = p.changed_since.take().and_then(|(_, v)| v);
+        let changes = match reply {
+            Ok(StorageReply::Changes(c)) => c,
+            Err(e) => return self.storage_failed(p.tag, &e),
+            Ok(_) => return self.unexpected(p.tag),
+        };
+        if let Some(within) = &vanished {
+            self.send_vanished_earlier(changes.expunged, within, 0);
+        }
+        // The changed messages among those named (both ascending): a lookup per change, not
+        // a pass over a set that may name every message of a large mailbox.
+        let named = std::mem::take(&mut p.rest);
+        let mut changed: Vec<Uid> = changes
+            .changed
+            .iter()
+            .filter(|m| m.modseq > since && named.binary_search(&m.uid).is_ok())
+            .map(|m| m.uid)
+            .collect();
+        changed.sort_unstable();
+        p.rest = changed.into();
+        if p.rest.is_empty() {
+            self.finish(Finish::ok(p.tag, "FETCH completed.").no_expunge());
+            return;
+        }
+        self.fetch_batch(p);
     }
 
     /// Asks storage for the next batch of a FETCH.
@@ -265,6 +325,10 @@ impl ImapSession {
     }
 
     pub(super) fn fetch_reply(&mut self, mut p: Pending, reply: StorageResult) {
+        if let Some((since, _)) = &p.changed_since {
+            let since = *since;
+            return self.changed_since_reply(p, since, reply);
+        }
         let messages = match reply {
             Ok(StorageReply::Fetched(m)) => m,
             Err(e) => {
@@ -427,7 +491,20 @@ impl ImapSession {
             && changed_since_sync
             && !asked_flags
             && view.own_changes.get(&m.uid) != Some(&m.modseq);
-        let count = p.attrs.len() + usize::from(add_flags);
+        // A FETCH that sets \Seen reports it as an unsolicited FETCH would: with the MODSEQ
+        // under CONDSTORE, and the UID too under QRESYNC (RFC 7162 §3.2.4).
+        let reports_seen = p.mark_seen && changed_since_sync && (asked_flags || add_flags);
+        let mut extra = Vec::new();
+        if add_flags {
+            extra.push(FetchAttr::Flags);
+        }
+        if reports_seen && self.enabled.condstore && !p.attrs.contains(&FetchAttr::ModSeq) {
+            extra.push(FetchAttr::ModSeq);
+        }
+        if reports_seen && self.enabled.qresync && !p.attrs.contains(&FetchAttr::Uid) {
+            extra.push(FetchAttr::Uid);
+        }
+        let count = p.attrs.len() + extra.len();
         let start = match from {
             Some(next) => next,
             None => {
@@ -442,9 +519,13 @@ impl ImapSession {
         let mut open = from.is_some();
         let mut source = Source::new(m, object_key);
         for i in start..count {
-            let item = match p.attrs.get(i) {
+            let attr = p
+                .attrs
+                .get(i)
+                .or_else(|| extra.get(i.saturating_sub(p.attrs.len())));
+            let item = match attr {
                 Some(attr) => source.item(attr, &flags),
-                None => Ok(Some((FetchItem::Flags(flags()), None))),
+                None => Ok(None),
             };
             let item = match item {
                 Ok(Some(item)) => item,
@@ -635,8 +716,7 @@ impl<'a> Source<'a> {
             FetchAttr::ThreadId => {
                 FetchItem::ThreadId(Some(objectid::thread(self.key, m.thread_id).to_bytes()))
             }
-            // Refused before the request was made.
-            FetchAttr::ModSeq => return Ok(None),
+            FetchAttr::ModSeq => FetchItem::ModSeq(m.modseq),
         };
         Ok(Some((item, None)))
     }

@@ -342,6 +342,10 @@ impl ImapSession {
         let Some(account) = self.account_name() else {
             return;
         };
+        if items.contains(&StatusItem::HighestModSeq) {
+            // RFC 7162 §3.1: CONDSTORE-enabling.
+            self.condstore_on();
+        }
         let wire = self.wire_name(&name);
         self.request(
             StorageOp::Status { account, name },

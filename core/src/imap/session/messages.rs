@@ -30,6 +30,8 @@ pub(super) enum Pending {
         name: String,
         /// The name as the client sent it, for OLDNAME.
         sent: Bytes,
+        /// QRESYNC's parameters (RFC 7162 §3.2.5).
+        resync: Option<Box<SelectParam>>,
     },
     Append {
         tag: Tag,
@@ -91,14 +93,33 @@ impl ImapSession {
         params: &[SelectParam],
         read_only: bool,
     ) {
-        if !params.is_empty() {
-            // CONDSTORE/QRESYNC are not advertised.
-            self.bad(Some(tag), None, "SELECT parameters are not supported.");
-            return;
+        let mut resync = None;
+        let mut condstore = false;
+        for param in params {
+            match param {
+                SelectParam::CondStore if !condstore => condstore = true,
+                SelectParam::QResync { .. } if resync.is_none() => {
+                    // RFC 7162 §3.2.5: BAD unless ENABLE QRESYNC came first.
+                    if !self.enabled.qresync {
+                        self.bad(Some(tag), None, "QRESYNC is not enabled.");
+                        return;
+                    }
+                    resync = Some(Box::new(param.clone()));
+                }
+                _ => {
+                    self.bad(Some(tag), None, "SELECT parameter given twice.");
+                    return;
+                }
+            }
         }
         let Some(name) = self.mailbox_name(&tag, mailbox) else {
             return;
         };
+        if condstore {
+            // RFC 7162 §3.1.8: a CONDSTORE-enabling command; the HIGHESTMODSEQ it calls for
+            // comes with the new mailbox's.
+            self.enabled.condstore = true;
+        }
         // RFC 9051 §6.3.2: selecting ends the previous selection, even if this one fails.
         if self.deselect() {
             self.untagged(
@@ -123,11 +144,20 @@ impl ImapSession {
                 read_only,
                 name,
                 sent: mailbox.0.clone(),
+                resync,
             }),
         );
     }
 
-    fn opened(&mut self, tag: Tag, read_only: bool, name: &str, sent: &Bytes, snap: Snapshot) {
+    fn opened(
+        &mut self,
+        tag: Tag,
+        read_only: bool,
+        name: &str,
+        sent: &Bytes,
+        snap: Snapshot,
+        resync: Option<Box<SelectParam>>,
+    ) {
         let rev1 = !self.enabled.rev2;
         let first_unseen = snap
             .first_unseen
@@ -148,6 +178,7 @@ impl ImapSession {
             modseq: snap.highest_modseq,
             keywords: snap.keywords.clone(),
             pending_expunges: Vec::new(),
+            expunge_floor: snap.highest_modseq,
             own_changes: HashMap::new(),
             saved: None,
             pin: snap.pin,
@@ -182,6 +213,14 @@ impl ImapSession {
             Some(Code::UidNext(snap.uid_next)),
             "Predicted next UID.",
         );
+        if self.enabled.condstore {
+            // RFC 7162 §3.1.2.1; the store keeps MODSEQs for every mailbox, so never NOMODSEQ.
+            self.untagged(
+                Condition::Ok,
+                Some(Code::HighestModSeq(snap.highest_modseq)),
+                "Highest",
+            );
+        }
         // RFC 8474 §4.2.
         let mailbox_id = objectid::mailbox(snap.object_key, snap.id);
         self.untagged(
@@ -199,7 +238,19 @@ impl ImapSession {
         } else {
             (Code::ReadWrite, "SELECT completed.")
         };
-        self.finish(Finish::ok(tag, text).with_code(code));
+        let finish = Finish::ok(tag, text).with_code(code);
+        match resync.map(|r| *r) {
+            Some(SelectParam::QResync {
+                uid_validity,
+                mod_seq,
+                known_uids,
+                seq_match,
+            }) if uid_validity == snap.uid_validity => {
+                self.resync_select(finish, mod_seq, known_uids, seq_match)
+            }
+            // §3.2.5: another UIDVALIDITY, and the rest of the parameters are ignored.
+            _ => self.finish(finish),
+        }
     }
 
     /// `* FLAGS` and `* OK [PERMANENTFLAGS]` (RFC 9051 §7.3.5, §7.1).
@@ -344,8 +395,8 @@ impl ImapSession {
             return;
         };
         for uid in expunged {
-            if view.seq(uid).is_some() && !view.pending_expunges.contains(&uid) {
-                view.pending_expunges.push(uid);
+            if view.seq(uid).is_some() {
+                view.hold_expunge(uid);
             }
         }
         // By name, not by count: this session may have learned some of them from its own
@@ -411,34 +462,64 @@ impl ImapSession {
         let mut doomed = std::mem::take(&mut view.pending_expunges);
         doomed.sort_unstable();
         let mut numbers = Vec::with_capacity(doomed.len());
+        let mut gone = Vec::with_capacity(doomed.len());
         // Ascending, each number as it is after the previous removals: RFC 9051 §7.5.1's
         // example (messages 3, 4, 7, 11 go out as 3, 3, 5, 8).
         for uid in doomed {
             if let Some(seq) = view.remove(uid) {
                 numbers.push(seq);
+                gone.push(uid);
             }
         }
         view.settle();
+        if self.enabled.qresync {
+            // RFC 7162 §3.2.10.2: VANISHED, one response for all, instead of EXPUNGE.
+            if !gone.is_empty() {
+                self.send(Response::Data(Data::Vanished {
+                    earlier: false,
+                    uids: to_set(&gone),
+                }));
+            }
+            return;
+        }
         for seq in numbers {
             self.send(Response::Data(Data::Expunge(seq)));
         }
     }
 
-    /// `* n FETCH (FLAGS (...) [UID u])` for one message's new flags.
-    fn send_flag_update(&mut self, m: &MessageState, with_uid: bool) {
+    /// `* n FETCH ([UID u] FLAGS (...) [MODSEQ (m)])` for one message's new flags.
+    pub(super) fn send_flag_update(&mut self, m: &MessageState, with_uid: bool) {
+        self.send_update(m, with_uid, true);
+    }
+
+    /// `* n FETCH ([UID u] [FLAGS (...)] [MODSEQ (m)])` for a message this session or another
+    /// changed. Under CONDSTORE it carries the MODSEQ (RFC 7162 §3.1), under QRESYNC and
+    /// IMAP4rev2 the UID (RFC 7162 §3.2.4, RFC 9051 §7.5.2); without `flags` (a STORE with
+    /// .SILENT) it is sent only for the MODSEQ.
+    pub(super) fn send_update(&mut self, m: &MessageState, with_uid: bool, flags: bool) {
         let rev1 = !self.enabled.rev2;
+        let condstore = self.enabled.condstore;
+        let with_uid = with_uid || !rev1 || self.enabled.qresync;
+        if !flags && !condstore {
+            return;
+        }
         let Some(view) = self.selected_view() else {
             return;
         };
         let Some(seq) = view.seq(m.uid) else { return };
-        let mut flags = m.flags.to_flags();
-        if rev1 && view.is_recent(m.uid) {
-            flags.push(Flag::Recent);
+        let mut items = Vec::with_capacity(3);
+        if with_uid {
+            items.push(FetchItem::Uid(m.uid));
         }
-        let mut items = vec![FetchItem::Flags(flags)];
-        // RFC 9051 §7.5.2: in IMAP4rev2 every unsolicited FETCH carries the UID.
-        if with_uid || !rev1 {
-            items.insert(0, FetchItem::Uid(m.uid));
+        if flags {
+            let mut flags = m.flags.to_flags();
+            if rev1 && view.is_recent(m.uid) {
+                flags.push(Flag::Recent);
+            }
+            items.push(FetchItem::Flags(flags));
+        }
+        if condstore {
+            items.push(FetchItem::ModSeq(m.modseq));
         }
         self.send(Response::Data(Data::Fetch { seq, items }));
     }
@@ -543,6 +624,9 @@ impl ImapSession {
         if self.selected_view().is_some_and(|v| v.read_only) {
             self.no(tag, Some(Code::Cannot), "Mailbox is read-only.");
             return;
+        }
+        if unchanged_since.is_some() {
+            self.condstore_on();
         }
         let line_set = set.clone();
         let line_flags = flags.clone();
@@ -765,9 +849,10 @@ impl ImapSession {
                     read_only,
                     name,
                     sent,
+                    resync,
                 },
                 Ok(StorageReply::Opened(snap)),
-            ) => self.opened(tag, read_only, &name, &sent, snap),
+            ) => self.opened(tag, read_only, &name, &sent, snap, resync),
             (Pending::Select { tag, .. }, Err(StorageError::NoSuchMailbox)) => {
                 self.no(tag, Some(Code::NonExistent), "Mailbox does not exist.")
             }
@@ -831,15 +916,26 @@ impl ImapSession {
                 for m in &updated {
                     self.announce_keywords(&m.flags);
                 }
-                if !silent {
-                    for m in &updated {
-                        self.send_flag_update(m, uid);
-                    }
+                // Under CONDSTORE even .SILENT reports the new MODSEQs (RFC 7162 §3.1.3;
+                // Dovecot does so for every STORE, conditional or not).
+                for m in &updated {
+                    self.send_update(m, uid, !silent);
                 }
                 self.own_write();
                 let mut finish = Finish::ok(tag, "STORE completed.").no_expunge();
-                if !modified.is_empty() {
-                    finish = finish.with_code(Code::Modified(to_set(&modified)));
+                // §3.1.3: UIDs for UID STORE, message numbers for STORE.
+                let mut failed: Vec<u32> = if uid {
+                    modified
+                } else {
+                    let view = self.selected_view();
+                    modified
+                        .iter()
+                        .filter_map(|&u| view.and_then(|v| v.seq(u)))
+                        .collect()
+                };
+                failed.sort_unstable();
+                if !failed.is_empty() {
+                    finish = finish.with_code(Code::Modified(to_set(&failed)));
                 }
                 self.finish(finish);
             }
@@ -849,15 +945,18 @@ impl ImapSession {
                     self.status(Some(tag), Condition::Ok, None, "CLOSE completed.");
                     return;
                 }
+                let any = !uids.is_empty();
                 if let Some(view) = self.selected_view_mut() {
                     for uid in uids {
-                        if !view.pending_expunges.contains(&uid) {
-                            view.pending_expunges.push(uid);
-                        }
+                        view.hold_expunge(uid);
                     }
                 }
                 self.own_write();
-                self.finish(Finish::ok(tag, "EXPUNGE completed."));
+                let mut finish = Finish::ok(tag, "EXPUNGE completed.");
+                // RFC 7162 §3.2.7, §3.2.9: under QRESYNC an EXPUNGE that removed something
+                // tells the new HIGHESTMODSEQ.
+                finish.report_modseq = any && self.enabled.qresync;
+                self.finish(finish);
             }
             (
                 Pending::Copy { tag, remove },
@@ -878,10 +977,15 @@ impl ImapSession {
                         self.untagged(Condition::Ok, Some(code), "Moved UIDs.");
                     }
                     if let Some(view) = self.selected_view_mut() {
-                        view.pending_expunges.extend(source.iter().copied());
+                        for &uid in &source {
+                            view.hold_expunge(uid);
+                        }
                     }
                     self.own_write();
-                    self.finish(Finish::ok(tag, "MOVE completed."));
+                    let mut finish = Finish::ok(tag, "MOVE completed.");
+                    // RFC 6851 §4.4: as for EXPUNGE under QRESYNC.
+                    finish.report_modseq = !source.is_empty() && self.enabled.qresync;
+                    self.finish(finish);
                 } else {
                     self.own_write();
                     let mut finish = Finish::ok(tag, "COPY completed.");

@@ -25,6 +25,7 @@
 //! of [`Expect`], so a reply of the other kind cannot be taken for it.
 
 mod auth;
+mod condstore;
 mod fetch;
 mod mailboxes;
 mod messages;
@@ -128,6 +129,8 @@ enum Pending {
     },
     /// A synchronisation before running a UID command that names UIDs the view lacks.
     PreSync(Box<CommandLine>),
+    /// A look at what changed since a MODSEQ the client named (RFC 7162).
+    Resync(condstore::Pending),
 }
 
 /// The tagged response that ends a command, sent after any pending updates.
@@ -140,6 +143,9 @@ pub(super) struct Finish {
     /// Whether EXPUNGE responses may be sent first (not after FETCH, STORE, SEARCH:
     /// RFC 9051 §7.5.1).
     pub(super) expunge_ok: bool,
+    /// The tagged OK carries `[HIGHESTMODSEQ n]` as the view stands once its updates are
+    /// sent (RFC 7162 §3.2.7: EXPUNGE under QRESYNC).
+    pub(super) report_modseq: bool,
 }
 
 impl Finish {
@@ -150,6 +156,7 @@ impl Finish {
             code: None,
             text: text.into(),
             expunge_ok: true,
+            report_modseq: false,
         }
     }
 
@@ -171,6 +178,12 @@ pub(super) struct Enabled {
     pub(super) rev2: bool,
     /// UTF8=ACCEPT (RFC 9755).
     pub(super) utf8: bool,
+    /// CONDSTORE (RFC 7162 §3.1): MODSEQ in every unsolicited FETCH, HIGHESTMODSEQ at
+    /// SELECT. Also switched on by the CONDSTORE-enabling commands.
+    pub(super) condstore: bool,
+    /// QRESYNC (RFC 7162 §3.2), which implies CONDSTORE: VANISHED instead of EXPUNGE, UIDs
+    /// in every unsolicited FETCH.
+    pub(super) qresync: bool,
 }
 
 #[derive(Debug)]
@@ -762,6 +775,7 @@ impl ImapSession {
                     self.expect = Expect::IdleDone { tag };
                 }
             }
+            Pending::Resync(p) => self.resync_reply(p, reply),
             Pending::PreSync(line) => {
                 self.apply_sync(reply, false);
                 if matches!(self.state, State::Selected { .. }) {
@@ -821,9 +835,14 @@ impl ImapSession {
         self.write_finish(finish);
     }
 
-    fn write_finish(&mut self, finish: Finish) {
+    fn write_finish(&mut self, mut finish: Finish) {
         if finish.expunge_ok {
             self.flush_expunges();
+        }
+        if finish.report_modseq && finish.code.is_none() {
+            finish.code = self
+                .selected_view()
+                .map(|v| Code::HighestModSeq(v.announced_modseq()));
         }
         self.status(
             Some(finish.tag),
@@ -1000,6 +1019,15 @@ impl ImapSession {
             } else if cap.eq_ignore_ascii_case(b"UTF8=ACCEPT") && !self.enabled.utf8 {
                 self.enabled.utf8 = true;
                 newly.push(Bytes::from_static(b"UTF8=ACCEPT"));
+            } else if cap.eq_ignore_ascii_case(b"CONDSTORE") && !self.enabled.condstore {
+                // ENABLE is refused in the selected state, so no HIGHESTMODSEQ is due here.
+                self.enabled.condstore = true;
+                newly.push(Bytes::from_static(b"CONDSTORE"));
+            } else if cap.eq_ignore_ascii_case(b"QRESYNC") && !self.enabled.qresync {
+                // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+                self.enabled.qresync = true;
+                self.enabled.condstore = true;
+                newly.push(Bytes::from_static(b"QRESYNC"));
             }
         }
         self.send(Response::Data(Data::Enabled(newly)));
@@ -1058,6 +1086,9 @@ impl ImapSession {
                 "OBJECTID",
                 "PREVIEW",
                 "SAVEDATE",
+                // RFC 7162: QRESYNC implies CONDSTORE, which §3.2.2 says to name as well.
+                "CONDSTORE",
+                "QRESYNC",
             ]),
         }
         if !self.config.imap_unauthenticate {

@@ -14,7 +14,7 @@ use crate::mail::flags::SystemFlag;
 use crate::mail::text::fold;
 use crate::store::objectid::{self, Kind};
 use crate::store::query::{DateCmp, Query, UidSet};
-use crate::store::{EmailId, StorageOp, StorageReply, StorageResult, ThreadId, Uid};
+use crate::store::{EmailId, ModSeq, StorageOp, StorageReply, StorageResult, ThreadId, Uid};
 
 #[derive(Debug)]
 pub(super) struct Pending {
@@ -23,6 +23,9 @@ pub(super) struct Pending {
     returns: Option<Vec<SearchReturn>>,
     /// SORT: the results come in sort order, and without RETURN the answer is SORT.
     sorted: bool,
+    /// The criteria name a MODSEQ (RFC 7162 §3.1.5): the answer carries the highest MODSEQ
+    /// of the matches, every one of which has a MODSEQ above this.
+    modseq_floor: Option<ModSeq>,
 }
 
 impl ImapSession {
@@ -33,7 +36,9 @@ impl ImapSession {
         returns: Option<Vec<SearchReturn>>,
         program: SearchProgram,
     ) {
-        let Some(query) = self.search_query(&tag, returns.as_deref(), &program, false) else {
+        let Some((query, modseq_floor)) =
+            self.search_query(&tag, returns.as_deref(), &program, false)
+        else {
             return;
         };
         let Some(view) = self.selected_view() else {
@@ -50,6 +55,7 @@ impl ImapSession {
             uid,
             returns,
             sorted: false,
+            modseq_floor,
         };
         self.request(op, SessionPending::Search(pending));
     }
@@ -64,7 +70,9 @@ impl ImapSession {
         criteria: &[SortCriterion],
         program: SearchProgram,
     ) {
-        let Some(query) = self.search_query(&tag, returns.as_deref(), &program, true) else {
+        let Some((query, modseq_floor)) =
+            self.search_query(&tag, returns.as_deref(), &program, true)
+        else {
             return;
         };
         let Some(view) = self.selected_view() else {
@@ -82,19 +90,20 @@ impl ImapSession {
             uid,
             returns,
             sorted: true,
+            modseq_floor,
         };
         self.request(op, SessionPending::Search(pending));
     }
 
-    /// The checks SEARCH and SORT share and their criteria as a query, or the command's
-    /// refusal.
+    /// The checks SEARCH and SORT share, their criteria as a query and the MODSEQ floor of
+    /// RFC 7162 §3.1.5 when they name one, or the command's refusal.
     fn search_query(
         &mut self,
         tag: &Tag,
         returns: Option<&[SearchReturn]>,
         program: &SearchProgram,
         mandatory_charset: bool,
-    ) -> Option<Query> {
+    ) -> Option<(Query, Option<ModSeq>)> {
         let tag = tag.clone();
         // RFC 5182 §2.1: a SAVE search that fails leaves `$` empty, so later commands using
         // it act on nothing rather than on an older result.
@@ -142,9 +151,14 @@ impl ImapSession {
                 return None;
             }
         }
+        let modseq_floor = modseq_floor(&program.criteria);
+        if modseq_floor.is_some() {
+            // RFC 7162 §3.1: a MODSEQ criterion enables CONDSTORE.
+            self.condstore_on();
+        }
         let view = self.selected_view()?;
         match and(&program.criteria, &mut Sets::new(view)) {
-            Ok(q) => Some(q),
+            Ok(q) => Some((q, modseq_floor)),
             Err(why) => {
                 self.bad(Some(tag), None, why);
                 None
@@ -158,6 +172,16 @@ impl ImapSession {
             Err(e) => return self.storage_failed(p.tag, &e),
             Ok(_) => return self.unexpected(p.tag),
         };
+        match p.modseq_floor {
+            // §3.1.5: only a non-empty result carries a MODSEQ.
+            Some(floor) if !found.is_empty() => self.search_modseq(p, found, floor),
+            _ => self.search_answer(p, found, None),
+        }
+    }
+
+    /// The SEARCH, SORT or ESEARCH response and the tagged OK; `modseq` is the highest MODSEQ
+    /// of the matches when the criteria named one (RFC 7162 §3.1.5, §3.1.9, §3.1.10).
+    pub(super) fn search_answer(&mut self, p: Pending, found: Vec<Uid>, modseq: Option<ModSeq>) {
         let rev2 = self.enabled.rev2;
         let Some(view) = self.selected_view_mut() else {
             return;
@@ -177,13 +201,16 @@ impl ImapSession {
         };
         let Some(returns) = returns else {
             if p.sorted {
-                self.send(Response::Data(Data::Sort(numbers)));
+                self.send(Response::Data(Data::Sort {
+                    numbers,
+                    mod_seq: modseq,
+                }));
                 self.finish(Finish::ok(p.tag, "SORT completed.").no_expunge());
                 return;
             }
             self.send(Response::Data(Data::Search {
                 numbers,
-                mod_seq: None,
+                mod_seq: modseq,
             }));
             self.finish(Finish::ok(p.tag, "SEARCH completed.").no_expunge());
             return;
@@ -242,6 +269,10 @@ impl ImapSession {
                 range,
                 (!picked.is_empty()).then(|| to_set(picked)),
             ));
+        }
+        // RFC 7162 §3.1.10.
+        if let Some(n) = modseq {
+            results.push(ESearchResult::ModSeq(n));
         }
         // RFC 5182 §2.1: RETURN (SAVE) alone produces no ESEARCH response.
         let only_save = returns.iter().all(|r| *r == SearchReturn::Save);
@@ -371,4 +402,30 @@ fn to_query(key: &SearchKey, sets: &mut Sets<'_>) -> Result<Query, &'static str>
         // mailbox does.
         K::SaveDateSupported => Query::All,
     })
+}
+
+/// Where the criteria name a MODSEQ, the MODSEQ every match is above: the greatest of the
+/// MODSEQ keys ANDed at the top less one, or 0 when MODSEQ appears only under OR or NOT
+/// (a match need not satisfy it then).
+fn modseq_floor(keys: &[SearchKey]) -> Option<ModSeq> {
+    fn names_modseq(key: &SearchKey) -> bool {
+        match key {
+            SearchKey::ModSeq { .. } => true,
+            SearchKey::Not(k) => names_modseq(k),
+            SearchKey::Or(a, b) => names_modseq(a) || names_modseq(b),
+            SearchKey::And(keys) => keys.iter().any(names_modseq),
+            _ => false,
+        }
+    }
+    if !keys.iter().any(names_modseq) {
+        return None;
+    }
+    let top = keys
+        .iter()
+        .filter_map(|k| match k {
+            SearchKey::ModSeq { modseq, .. } => Some(modseq.saturating_sub(1)),
+            _ => None,
+        })
+        .max();
+    Some(top.unwrap_or(0))
 }

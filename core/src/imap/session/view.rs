@@ -32,6 +32,9 @@ pub(super) struct View {
     pub(super) keywords: Vec<Bytes>,
     /// Expunged elsewhere, not yet announced (EXPUNGE must wait, RFC 9051 §7.5.1).
     pub(super) pending_expunges: Vec<Uid>,
+    /// The view's MODSEQ when the first of `pending_expunges` was held back: a client told
+    /// more (a HIGHESTMODSEQ) could skip those expunges when it resynchronises.
+    pub(super) expunge_floor: ModSeq,
     /// Flag changes this session made and already reported, by UID and MODSEQ, so the next
     /// synchronisation does not repeat them.
     pub(super) own_changes: HashMap<Uid, ModSeq>,
@@ -192,6 +195,27 @@ impl View {
         }
     }
 
+    /// Holds back the announcement of an expunge until it is allowed.
+    pub(super) fn hold_expunge(&mut self, uid: Uid) {
+        if self.pending_expunges.contains(&uid) {
+            return;
+        }
+        if self.pending_expunges.is_empty() {
+            self.expunge_floor = self.modseq;
+        }
+        self.pending_expunges.push(uid);
+    }
+
+    /// The HIGHESTMODSEQ this session may tell its client (RFC 7162 §3.2): below any expunge
+    /// it has not announced yet, so a client that resynchronises from it still learns of it.
+    pub(super) fn announced_modseq(&self) -> ModSeq {
+        if self.pending_expunges.is_empty() {
+            self.modseq
+        } else {
+            self.expunge_floor.min(self.modseq)
+        }
+    }
+
     /// Removes a UID, returning the message number it had.
     pub(super) fn remove(&mut self, uid: Uid) -> Option<u32> {
         let i = self.uids.binary_search(&uid).ok()?;
@@ -256,6 +280,7 @@ mod tests {
             modseq: 1,
             keywords: Vec::new(),
             pending_expunges: Vec::new(),
+            expunge_floor: 1,
             own_changes: HashMap::new(),
             saved: None,
             pin: ViewPin::detached(1),
