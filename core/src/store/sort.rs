@@ -93,9 +93,12 @@ impl SortFields {
     }
 }
 
-/// The first real address of a list (group markers, whose host is NIL, are skipped).
+/// The first address of a list as ENVELOPE gives it: for `undisclosed-recipients:;` that is
+/// the group's start, whose addr-mailbox is the group's name (NIL host), and that name is what
+/// sorts, as in Dovecot (where mailboxes hold much such mail, skipping to a later address or
+/// to the empty string put it elsewhere).
 fn first(list: &[Address]) -> Option<&Address> {
-    list.iter().find(|a| a.host.is_some())
+    list.first()
 }
 
 fn mailbox(list: &[Address], text: impl Fn(&Option<bytes::Bytes>) -> String) -> String {
@@ -114,7 +117,11 @@ fn display(list: &[Address], text: impl Fn(&Option<bytes::Bytes>) -> String) -> 
         .map(crate::mail::text::decode_words)
         .unwrap_or_default();
     if name.trim().is_empty() {
-        casemap(&format!("{}@{}", text(&a.mailbox), text(&a.host)))
+        match a.host {
+            // A group: its name.
+            None => casemap(&text(&a.mailbox)),
+            Some(_) => casemap(&format!("{}@{}", text(&a.mailbox), text(&a.host))),
+        }
     } else {
         casemap(name.trim())
     }
@@ -194,9 +201,11 @@ mod tests {
         );
         assert_eq!(f.from, casemap("joerg"));
         assert_eq!(f.display_from, casemap("Jörg"));
-        // The group marker is no address: the first address of To is b@x.
-        assert_eq!(f.to, casemap("b"));
-        assert_eq!(f.display_to, casemap("b@x"));
+        // A group comes first with its name, as ENVELOPE gives it (and Dovecot sorts it).
+        assert_eq!(f.to, casemap("undisclosed-recipients"));
+        assert_eq!(f.display_to, casemap("undisclosed-recipients"));
+        let g = fields("To: b@x, c@y");
+        assert_eq!((g.to, g.display_to), (casemap("b"), casemap("b@x")));
         // An empty display name sorts by the address (RFC 5957 §3).
         assert_eq!(f.cc, casemap("cc"));
         assert_eq!(f.subject, casemap("grüße"));
