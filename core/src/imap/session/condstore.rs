@@ -240,45 +240,8 @@ fn numbers(ranges: &[SeqRange], star: u32) -> impl Iterator<Item = u32> + '_ {
 
 #[cfg(test)]
 mod tests {
+    use super::super::view::tests::{set, view};
     use super::*;
-    use crate::store::{MailboxId, ViewPin};
-    use std::collections::HashMap;
-    use std::num::NonZeroU32;
-    use std::sync::Arc;
-
-    fn view(uids: &[Uid]) -> View {
-        View {
-            id: MailboxId(1),
-            read_only: false,
-            uids: Arc::new(uids.to_vec()),
-            recent: Vec::new(),
-            uid_next: uids.last().map_or(1, |u| u + 1),
-            modseq: 1,
-            keywords: Vec::new(),
-            pending_expunges: Vec::new(),
-            expunge_floor: 1,
-            own_changes: HashMap::new(),
-            saved: None,
-            pin: ViewPin::detached(1),
-            object_key: crate::store::ObjectKey::default(),
-        }
-    }
-
-    fn set(ranges: &[(u32, u32)]) -> SequenceSet {
-        let n = |v: u32| match NonZeroU32::new(v) {
-            Some(v) => SeqNo::Value(v),
-            None => SeqNo::Star,
-        };
-        SequenceSet::Ranges(
-            ranges
-                .iter()
-                .map(|&(a, b)| SeqRange {
-                    from: n(a),
-                    to: n(b),
-                })
-                .collect(),
-        )
-    }
 
     #[test]
     fn rfc7162_3_2_5_2_sequence_match() {

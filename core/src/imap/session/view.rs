@@ -264,12 +264,14 @@ pub(super) fn to_set(numbers: &[u32]) -> SequenceSet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::imap::types::SeqRange;
     use std::num::NonZeroU32;
 
-    fn view(uids: &[Uid]) -> View {
+    /// A view of these UIDs, synchronised to MODSEQ 1 (also for the other session modules'
+    /// tests).
+    pub(in crate::imap::session) fn view(uids: &[Uid]) -> View {
         View {
             id: MailboxId(1),
             object_key: ObjectKey::default(),
@@ -287,7 +289,8 @@ mod tests {
         }
     }
 
-    fn set(ranges: &[(u32, u32)]) -> SequenceSet {
+    /// A set of these ranges, 0 standing for `*`.
+    pub(in crate::imap::session) fn set(ranges: &[(u32, u32)]) -> SequenceSet {
         let n = |v: u32| match NonZeroU32::new(v) {
             Some(v) => SeqNo::Value(v),
             None => SeqNo::Star,
