@@ -887,6 +887,7 @@ fn code(g: &mut Gen) -> Code {
         37 => Code::UnknownCte,
         38 => Code::Unseen(u32::arbitrary(g)),
         39 => Code::MailboxId(object_id(g)),
+        40 => Code::UidRequired,
         _ => Code::Other(
             x_atom(g),
             maybe(g, |g| Bytes::from(text(g).replace(']', ")").into_bytes())),
@@ -1111,8 +1112,12 @@ fn data(g: &mut Gen) -> Data {
             earlier: bool::arbitrary(g),
             uids: ranges(g),
         },
-        15..=17 => Data::Fetch {
+        15..=16 => Data::Fetch {
             seq: u32::arbitrary(g),
+            items: vec_of(g, 1, 4, fetch_item),
+        },
+        17 => Data::UidFetch {
+            uid: u32::arbitrary(g),
             items: vec_of(g, 1, 4, fetch_item),
         },
         18 => Data::Id(maybe(g, |g| vec_of(g, 0, 3, |g| (string(g), nstring(g))))),
@@ -1246,8 +1251,8 @@ fn every_response_variant_is_generated() {
         }
     }
     // The variant counts of `Data`, `Code` and `FetchItem` in src/imap/response.rs.
-    assert_eq!(data.len(), 20, "{data:?}");
-    assert_eq!(codes.len(), 41, "{codes:?}");
+    assert_eq!(data.len(), 21, "{data:?}");
+    assert_eq!(codes.len(), 42, "{codes:?}");
     assert_eq!(items.len(), 18, "{items:?}");
 }
 

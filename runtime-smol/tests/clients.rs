@@ -375,6 +375,66 @@ else:
     print("durable")
 "#;
 
+const UIDONLY_SCRIPT: &str = r#"
+import imaplib, sys
+port = int(sys.argv[1])
+imaplib.Commands["ENABLE"] = ("AUTH",)
+
+def login():
+    m = imaplib.IMAP4("127.0.0.1", port)
+    assert m.login("alice", "wonderland")[0] == "OK"
+    return m
+
+a, b = login(), login()
+assert b"UIDONLY" in a.capability()[1][0].split()
+for n in range(3):
+    assert b.append("INBOX", None, None, b"Subject: m%d\r\n\r\nbody\r\n" % n)[0] == "OK"
+typ, data = a._simple_command("ENABLE", "UIDONLY")
+assert typ == "OK" and a.untagged_responses.pop("ENABLED") == [b"UIDONLY"], a.untagged_responses
+assert a.select("INBOX")[0] == "OK"
+# RFC 9586 section 3.3: UID FETCH answers UIDFETCH, named by UID, and never FETCH.
+typ, data = a._simple_command("UID", "FETCH", "2:*", "(FLAGS)")
+assert typ == "OK", (typ, data)
+got = a.untagged_responses.pop("UIDFETCH")
+assert got == [b"2 (FLAGS (\\Recent))", b"3 (FLAGS (\\Recent))"], got
+assert "FETCH" not in a.untagged_responses, a.untagged_responses
+# Section 3: message numbers are refused with BAD [UIDREQUIRED], and the session goes on.
+try:
+    a.fetch("1", "(FLAGS)")
+    raise SystemExit("FETCH by number was accepted")
+except imaplib.IMAP4.error as e:
+    assert "UIDREQUIRED" in str(e), e
+# Section 3.6: another session's changes come as UIDFETCH and VANISHED.
+assert b.select("INBOX")[0] == "OK"
+assert b.store("1", "+FLAGS", "(\\Flagged)")[0] == "OK"
+assert b.store("2", "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
+assert b.expunge()[0] == "OK"
+assert a.noop()[0] == "OK"
+assert a.untagged_responses.pop("UIDFETCH") == [b"1 (FLAGS (\\Flagged \\Recent))"], a.untagged_responses
+assert a.untagged_responses.pop("VANISHED") == [b"2"], a.untagged_responses
+assert "EXPUNGE" not in a.untagged_responses, a.untagged_responses
+typ, data = a.uid("SEARCH", "ALL")
+assert typ == "OK" and data == [b"1 3"], data
+print("uidonly")
+"#;
+
+/// UIDONLY (RFC 9586) with Python's imaplib over TCP against the binary: UIDFETCH responses
+/// where FETCH ones would be, BAD [UIDREQUIRED] for a message number, and another session's
+/// flag change and expunge announced by UID.
+#[test]
+fn python_imaplib_uidonly() {
+    if !have("python3") {
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tern.toml");
+    std::fs::write(&config, common::config_text("")).unwrap();
+    let server = Server::start_with(dir, &config);
+    let out = python(UIDONLY_SCRIPT, &[server.port("imap").to_string()]);
+    assert_eq!(out, "uidonly\n");
+}
+
 /// REPLACE (RFC 8508) with Python's imaplib: a draft replaced in its mailbox, then by a sent
 /// message in another; a second session sees each replacement whole; both survive a SIGKILL
 /// right after their OK.

@@ -74,11 +74,20 @@ pub(crate) type StreamedItem = (
 /// is written an item at a time so that a FETCH can stop between items while the driver sends
 /// what was written (see the session's `fetch.rs`).
 pub(crate) fn fetch_open(out: &mut crate::outbox::Outbox, seq: u32) -> usize {
+    open_fetch(out, seq, b" FETCH (")
+}
+
+/// The start of a `* u UIDFETCH (` response (RFC 9586 §3.3), as [`fetch_open`].
+pub(crate) fn uid_fetch_open(out: &mut crate::outbox::Outbox, uid: u32) -> usize {
+    open_fetch(out, uid, b" UIDFETCH (")
+}
+
+fn open_fetch(out: &mut crate::outbox::Outbox, n: u32, name: &[u8]) -> usize {
     let buf = out.bytes();
     let before = buf.len();
     buf.put_slice(b"* ");
-    put_u32(buf, seq);
-    buf.put_slice(b" FETCH (");
+    put_u32(buf, n);
+    buf.put_slice(name);
     buf.len() - before
 }
 
@@ -511,6 +520,7 @@ fn put_code(out: &mut BytesMut, code: &response::Code, w: &Strings) {
         C::ExpungeIssued => b"EXPUNGEISSUED",
         C::HasChildren => b"HASCHILDREN",
         C::InUse => b"INUSE",
+        C::UidRequired => b"UIDREQUIRED",
         C::Limit => b"LIMIT",
         C::NoModSeq => b"NOMODSEQ",
         C::NonExistent => b"NONEXISTENT",
@@ -776,9 +786,13 @@ fn data(out: &mut BytesMut, d: &Data, w: &Strings) {
             }
             put_sequence_set(out, uids);
         }
-        Data::Fetch { seq, items } => {
-            put_u32(out, *seq);
-            out.put_slice(b" FETCH (");
+        Data::Fetch { seq: n, items } | Data::UidFetch { uid: n, items } => {
+            put_u32(out, *n);
+            out.put_slice(if matches!(d, Data::UidFetch { .. }) {
+                b" UIDFETCH ("
+            } else {
+                b" FETCH ("
+            });
             for (n, item) in items.iter().enumerate() {
                 if n > 0 {
                     out.put_u8(b' ');

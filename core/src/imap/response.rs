@@ -103,6 +103,8 @@ pub enum Code {
     HighestModSeq(u64),
     /// INUSE.
     InUse,
+    /// UIDREQUIRED (RFC 9586 §3): message numbers sent once UIDONLY is on.
+    UidRequired,
     /// LIMIT.
     Limit,
     /// MODIFIED set (RFC 7162).
@@ -229,6 +231,13 @@ pub enum Data {
     Fetch {
         /// The sequence number.
         seq: u32,
+        /// The items.
+        items: Vec<FetchItem>,
+    },
+    /// `* u UIDFETCH (...)` (RFC 9586 §3.3): FETCH data named by UID once UIDONLY is on.
+    UidFetch {
+        /// The message's UID.
+        uid: u32,
         /// The items.
         items: Vec<FetchItem>,
     },

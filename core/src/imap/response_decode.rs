@@ -173,6 +173,7 @@ fn code<'a>(cx: &Cx<'_>, i: &'a [u8]) -> R<'a, Code> {
         b"EXPUNGEISSUED" => Code::ExpungeIssued,
         b"HASCHILDREN" => Code::HasChildren,
         b"INUSE" => Code::InUse,
+        b"UIDREQUIRED" => Code::UidRequired,
         b"LIMIT" => Code::Limit,
         b"NOMODSEQ" => Code::NoModSeq,
         b"NONEXISTENT" => Code::NonExistent,
@@ -309,11 +310,16 @@ fn untagged<'a>(cx: &Cx<'_>, i: &'a [u8]) -> R<'a, Response> {
             b"EXISTS" => Data::Exists(n),
             b"RECENT" => Data::Recent(n),
             b"EXPUNGE" => Data::Expunge(n),
-            b"FETCH" => {
+            b"FETCH" | b"UIDFETCH" => {
                 let (r, _) = sp(r)?;
                 let (r, items) = paren_list(r, true, |i| fetch_item(cx, i))?;
                 let (r, _) = crlf(r)?;
-                return Ok((r, Response::Data(Data::Fetch { seq: n, items })));
+                let d = if w.eq_ignore_ascii_case(b"FETCH") {
+                    Data::Fetch { seq: n, items }
+                } else {
+                    Data::UidFetch { uid: n, items }
+                };
+                return Ok((r, Response::Data(d)));
             }
             _ => return fail(i, "Unknown message data."),
         };

@@ -149,8 +149,9 @@ impl ImapSession {
             )
         });
         let mut attrs = merged(attrs);
-        if uid && !attrs.contains(&FetchAttr::Uid) {
-            // RFC 9051 §6.4.9: UID FETCH always reports the UID.
+        if uid && !attrs.contains(&FetchAttr::Uid) && !self.enabled.uidonly {
+            // RFC 9051 §6.4.9: UID FETCH always reports the UID; under UIDONLY it opens the
+            // UIDFETCH response instead (RFC 9586 §3.3).
             attrs.insert(0, FetchAttr::Uid);
         }
         let (rerun_set, rerun_items, rerun_tag) = (set.clone(), items.clone(), tag.clone());
@@ -501,7 +502,11 @@ impl ImapSession {
         if reports_seen && self.enabled.condstore && !p.attrs.contains(&FetchAttr::ModSeq) {
             extra.push(FetchAttr::ModSeq);
         }
-        if reports_seen && self.enabled.qresync && !p.attrs.contains(&FetchAttr::Uid) {
+        if reports_seen
+            && self.enabled.qresync
+            && !self.enabled.uidonly
+            && !p.attrs.contains(&FetchAttr::Uid)
+        {
             extra.push(FetchAttr::Uid);
         }
         let count = p.attrs.len() + extra.len();
@@ -544,7 +549,11 @@ impl ImapSession {
             }
             let first = !open;
             if first {
-                *held += encode::fetch_open(&mut self.out, seq);
+                *held += if self.enabled.uidonly {
+                    encode::uid_fetch_open(&mut self.out, m.uid)
+                } else {
+                    encode::fetch_open(&mut self.out, seq)
+                };
                 open = true;
             }
             if item.1.is_some() {

@@ -199,7 +199,8 @@ impl ImapSession {
         }
         if rev1 {
             self.send(Response::Data(Data::Recent(snap.recent.len() as u32)));
-            if let Some(n) = first_unseen {
+            // RFC 9586 §3: no message numbers once UIDONLY is on.
+            if let Some(n) = first_unseen.filter(|_| !self.enabled.uidonly) {
                 self.untagged(Condition::Ok, Some(Code::Unseen(n)), "First unseen.");
             }
         }
@@ -472,8 +473,9 @@ impl ImapSession {
             }
         }
         view.settle();
-        if self.enabled.qresync {
-            // RFC 7162 §3.2.10.2: VANISHED, one response for all, instead of EXPUNGE.
+        if self.enabled.qresync || self.enabled.uidonly {
+            // RFC 7162 §3.2.10.2, RFC 9586 §3.4: VANISHED, one response for all, instead of
+            // EXPUNGE.
             if !gone.is_empty() {
                 self.send(Response::Data(Data::Vanished {
                     earlier: false,
@@ -499,7 +501,9 @@ impl ImapSession {
     pub(super) fn send_update(&mut self, m: &MessageState, with_uid: bool, flags: bool) {
         let rev1 = !self.enabled.rev2;
         let condstore = self.enabled.condstore;
-        let with_uid = with_uid || !rev1 || self.enabled.qresync;
+        let uidonly = self.enabled.uidonly;
+        // Under UIDONLY the UID opens the response (RFC 9586 §3.3), so it is not repeated.
+        let with_uid = (with_uid || !rev1 || self.enabled.qresync) && !uidonly;
         if !flags && !condstore {
             return;
         }
@@ -521,7 +525,11 @@ impl ImapSession {
         if condstore {
             items.push(FetchItem::ModSeq(m.modseq));
         }
-        self.send(Response::Data(Data::Fetch { seq, items }));
+        self.send(Response::Data(if uidonly {
+            Data::UidFetch { uid: m.uid, items }
+        } else {
+            Data::Fetch { seq, items }
+        }));
     }
 
     pub(super) fn close_mailbox(&mut self, tag: Tag, expunge: bool) {

@@ -41,6 +41,7 @@ use super::decode;
 use super::encode::{self, EncodeOptions};
 use super::framing::{Frame, FrameLimits, Framer, Mode, Rejection};
 use super::response::{Code, Condition, Data, Response, StatusResponse};
+use super::types::{SearchKey, SelectParam, SequenceSet};
 use crate::auth::FailureCounter;
 use crate::directory::{DirectoryError, DirectoryOp, DirectoryRequest};
 use crate::limits::Limits;
@@ -184,6 +185,8 @@ pub(super) struct Enabled {
     /// QRESYNC (RFC 7162 §3.2), which implies CONDSTORE: VANISHED instead of EXPUNGE, UIDs
     /// in every unsolicited FETCH.
     pub(super) qresync: bool,
+    /// UIDONLY (RFC 9586): no message numbers either way; UIDFETCH and VANISHED instead.
+    pub(super) uidonly: bool,
 }
 
 #[derive(Debug)]
@@ -642,6 +645,11 @@ impl ImapSession {
             }
             Command::Unknown { .. } => self.bad(Some(tag), None, "Unknown command."),
             _ if !authenticated => self.bad(Some(tag), None, "Please authenticate first."),
+            ref command if self.enabled.uidonly && uses_message_numbers(command) => self.bad(
+                Some(tag),
+                Some(Code::UidRequired),
+                "Message numbers are not allowed once UIDONLY is enabled.",
+            ),
             Command::Enable(caps) if !selected => self.enable(tag, &caps),
             Command::Enable(_) => {
                 // RFC 5161 §3.1: ENABLE is valid only in the authenticated state.
@@ -1028,6 +1036,9 @@ impl ImapSession {
                 self.enabled.qresync = true;
                 self.enabled.condstore = true;
                 newly.push(Bytes::from_static(b"QRESYNC"));
+            } else if cap.eq_ignore_ascii_case(b"UIDONLY") && !self.enabled.uidonly {
+                self.enabled.uidonly = true;
+                newly.push(Bytes::from_static(b"UIDONLY"));
             }
         }
         self.send(Response::Data(Data::Enabled(newly)));
@@ -1089,6 +1100,7 @@ impl ImapSession {
                 // RFC 7162: QRESYNC implies CONDSTORE, which §3.2.2 says to name as well.
                 "CONDSTORE",
                 "QRESYNC",
+                "UIDONLY",
             ]),
         }
         if !self.config.imap_unauthenticate {
@@ -1124,5 +1136,47 @@ fn limit_text(kind: LimitKind) -> &'static str {
         LimitKind::AccountName => "account name too long",
         LimitKind::UidValidity => "UIDVALIDITY exhausted",
         LimitKind::Uids => "UIDs exhausted",
+    }
+}
+
+/// Whether a command names messages by number (RFC 9586 §3): the non-UID forms of every
+/// command that takes a sequence set, a sequence-set key anywhere in a UID SEARCH, UID SORT or
+/// UID THREAD (§3.5, §3.8), and QRESYNC's message sequence match data (§3.7). `$` is not a
+/// number: it names the saved result, whatever it holds.
+fn uses_message_numbers(command: &Command) -> bool {
+    match command {
+        Command::Fetch { uid, .. }
+        | Command::Store { uid, .. }
+        | Command::Copy { uid, .. }
+        | Command::Move { uid, .. }
+        | Command::Replace { uid, .. } => !uid,
+        Command::Search { uid, program, .. }
+        | Command::Sort { uid, program, .. }
+        | Command::Thread { uid, program, .. } => {
+            !uid || program.criteria.iter().any(names_numbers)
+        }
+        Command::Select { params, .. } | Command::Examine { params, .. } => {
+            params.iter().any(|p| {
+                matches!(
+                    p,
+                    SelectParam::QResync {
+                        seq_match: Some(_),
+                        ..
+                    }
+                )
+            })
+        }
+        _ => false,
+    }
+}
+
+/// Whether a search key has a message-number set in it.
+fn names_numbers(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::SequenceSet(SequenceSet::Ranges(_)) => true,
+        SearchKey::Not(k) => names_numbers(k),
+        SearchKey::Or(a, b) => names_numbers(a) || names_numbers(b),
+        SearchKey::And(keys) => keys.iter().any(names_numbers),
+        _ => false,
     }
 }
