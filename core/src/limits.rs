@@ -20,6 +20,10 @@ pub struct Limits {
     /// buffered) to keep the connection in step; beyond this the announcement is treated as
     /// hostile and the connection is closed with `BYE`.
     pub imap_max_discard: u64,
+    /// Advertise LITERAL- rather than LITERAL+ (RFC 7888 §5; a server names one of the two,
+    /// never both): non-synchronising literals then carry at most 4096 octets, the IMAP4rev2
+    /// rule (RFC 9051 §4.3), and a larger one is refused with `BAD [TOOBIG]`.
+    pub imap_literal_minus: bool,
     /// Longest POP3 command line, CRLF included. RFC 2449 §4 allows 255 octets; the margin
     /// tolerates clients that send long user names.
     pub pop3_max_line: usize,
@@ -65,6 +69,7 @@ impl Default for Limits {
             imap_max_literal: 64 * 1024 * 1024,
             imap_max_literal_unauthenticated: 8 * 1024,
             imap_max_discard: 256 * 1024 * 1024,
+            imap_literal_minus: false,
             pop3_max_line: 512,
             lmtp_max_line: 1000,
             lmtp_max_recipients: 1000,

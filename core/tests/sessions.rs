@@ -310,6 +310,39 @@ fn an_oversized_non_sync_literal_is_answered_at_once() {
     );
 }
 
+/// RFC 7888 §5: with `imap_literal_minus` the server names LITERAL- (never beside LITERAL+),
+/// before and after login; a `{n+}` literal over 4096 octets is a BAD [TOOBIG] (for APPEND
+/// the code is required) whatever the literal limit, and its octets are skipped so the next
+/// command is answered; up to 4096, and any synchronising literal, work as before.
+#[test]
+fn literal_minus_is_advertised_and_caps_non_sync_literals() {
+    let mut config = SessionConfig::new(Protocol::Imap, Transport::ImplicitTls);
+    config.limits.imap_literal_minus = true;
+    let mut h = Harness::with_config(config);
+    let greeting = h.take();
+    assert!(greeting.contains(" LITERAL- "), "{greeting}");
+    assert!(!greeting.contains("LITERAL+"), "{greeting}");
+    let login = h.send("a LOGIN alice wonderland\r\n");
+    assert!(login.contains(" LITERAL- "), "{login}");
+    assert!(!login.contains("LITERAL+"), "{login}");
+    let big = format!("Subject: x\r\n\r\n{}", "y".repeat(4097 - 14));
+    assert_eq!(big.len(), 4097);
+    assert_eq!(
+        h.send(&format!("b APPEND INBOX {{4097+}}\r\n{big}\r\nc NOOP\r\n")),
+        "b BAD [TOOBIG] Non-synchronizing literals carry at most 4096 octets.\r\n\
+         c OK NOOP completed.\r\n"
+    );
+    let fits = &big[..4096];
+    let ok = h.send(&format!("d APPEND INBOX {{4096+}}\r\n{fits}\r\n"));
+    assert!(ok.starts_with("d OK [APPENDUID "), "{ok}");
+    assert_eq!(
+        h.send("e APPEND INBOX {4097}\r\n"),
+        "+ Ready for literal data\r\n"
+    );
+    let ok = h.send(&format!("{big}\r\n"));
+    assert!(ok.starts_with("e OK [APPENDUID "), "{ok}");
+}
+
 #[test]
 fn bad_input_is_answered_and_the_connection_stays_usable() {
     let mut h = imap(Transport::ImplicitTls, false);

@@ -237,6 +237,8 @@ fn default_max_failures() -> u32 {
 pub struct LimitsConfig {
     pub imap_max_line: Option<usize>,
     pub imap_max_literal: Option<u64>,
+    /// Advertise LITERAL- instead of LITERAL+ (RFC 7888 §5).
+    pub imap_literal_minus: Option<bool>,
     pub pop3_max_line: Option<usize>,
     pub max_buffered_input: Option<usize>,
     /// Open connections in all; 0 for no limit. Defaults in [`ConnectionLimitsConfig`].
@@ -544,6 +546,9 @@ impl Config {
         if let Some(v) = l.imap_max_literal {
             limits.imap_max_literal = v;
         }
+        if let Some(v) = l.imap_literal_minus {
+            limits.imap_literal_minus = v;
+        }
         if let Some(v) = l.pop3_max_line {
             limits.pop3_max_line = v;
         }
@@ -643,6 +648,13 @@ mod tests {
         assert!(c.server.listener["imaps"].tls.implicit);
         assert_eq!(c.server.listener["pop3"].protocol, ListenerProtocol::Pop3);
         assert_eq!(c.limits().imap_autologout, Duration::from_secs(1800));
+        assert!(!c.limits().imap_literal_minus);
+        let c = parse(&starter("{plain}pw").replace(
+            "[storage]",
+            "[limits]\nimap-literal-minus = true\n[storage]",
+        ))
+        .unwrap();
+        assert!(c.limits().imap_literal_minus);
     }
 
     #[test]

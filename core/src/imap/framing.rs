@@ -60,9 +60,12 @@ pub(crate) enum Frame {
 pub(crate) enum Rejection {
     /// A line part exceeded the line limit.
     LineTooLong,
-    /// A non-synchronising literal beyond the literal limit (or LITERAL-'s 4096), or a
-    /// command larger than the command limit.
+    /// A non-synchronising literal beyond the literal limit, or a command larger than the
+    /// command limit.
     TooLarge,
+    /// A non-synchronising literal beyond LITERAL-'s 4096 octets: a protocol violation, which
+    /// RFC 7888 §5 answers with `BAD [TOOBIG]`.
+    OverLiteralMinus,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,13 +322,12 @@ impl Framer {
                                 self.state = State::AwaitDecision { len: ann.len };
                                 continue;
                             }
-                            let cap = if limits.literal_plus {
-                                limits.max_literal
-                            } else {
-                                limits.max_literal.min(LITERAL_MINUS_MAX)
-                            };
                             let total = self.line_start as u64 + ann.len;
-                            if ann.len <= cap && total <= limits.max_command {
+                            let over_minus = !limits.literal_plus && ann.len > LITERAL_MINUS_MAX;
+                            if !over_minus
+                                && ann.len <= limits.max_literal
+                                && total <= limits.max_command
+                            {
                                 let remaining = usize::try_from(ann.len).unwrap_or(usize::MAX);
                                 self.state = State::Literal { remaining };
                             } else if ann.len <= limits.max_discard {
@@ -334,14 +336,16 @@ impl Framer {
                                 // allows the tagged response before the whole literal is read):
                                 // a client that announced more than it will send must not wait
                                 // for it.
+                                let why = if over_minus {
+                                    Rejection::OverLiteralMinus
+                                } else {
+                                    Rejection::TooLarge
+                                };
                                 let tag = self.current_tag(limits.max_line);
-                                self.rejected = Some((tag.clone(), Rejection::TooLarge));
+                                self.rejected = Some((tag.clone(), why));
                                 self.answered = true;
                                 self.state = State::Discard { remaining: ann.len };
-                                return Frame::Rejected {
-                                    tag,
-                                    why: Rejection::TooLarge,
-                                };
+                                return Frame::Rejected { tag, why };
                             } else {
                                 return Frame::Hostile;
                             }
@@ -560,7 +564,7 @@ mod tests {
             f.next(Mode::Command, &lim),
             Frame::Rejected {
                 tag: Some(Bytes::from_static(b"t")),
-                why: Rejection::TooLarge
+                why: Rejection::OverLiteralMinus
             }
         );
         assert_eq!(f.next(Mode::Command, &lim), Frame::NeedMore);

@@ -492,7 +492,7 @@ impl ImapSession {
             max_literal,
             max_discard: l.imap_max_discard,
             max_command: max_literal.saturating_add(l.imap_max_line as u64),
-            literal_plus: true,
+            literal_plus: !l.imap_literal_minus,
         }
     }
 
@@ -541,6 +541,9 @@ impl ImapSession {
                     let text = match why {
                         Rejection::LineTooLong => "Command line too long.",
                         Rejection::TooLarge => "Command too large.",
+                        Rejection::OverLiteralMinus => {
+                            "Non-synchronizing literals carry at most 4096 octets."
+                        }
                     };
                     match std::mem::replace(&mut self.expect, Expect::Command) {
                         Expect::SaslResponse(state) => {
@@ -1045,12 +1048,21 @@ impl ImapSession {
         self.finish(Finish::ok(tag, "ENABLE completed."));
     }
 
+    /// LITERAL+ or LITERAL-, whichever the limits choose (RFC 7888 §5: never both).
+    fn literal_capability(&self) -> &'static str {
+        if self.limits().imap_literal_minus {
+            "LITERAL-"
+        } else {
+            "LITERAL+"
+        }
+    }
+
     /// The capability list for the current state and transport (RFC 9051 §7.2.2).
     fn capability_list(&self) -> Vec<Bytes> {
         let mut caps: Vec<&'static str> = vec!["IMAP4rev1", "IMAP4rev2"];
         match self.state {
             State::NotAuthenticated => {
-                caps.extend(["SASL-IR", "LITERAL+", "ID", "ENABLE"]);
+                caps.extend(["SASL-IR", self.literal_capability(), "ID", "ENABLE"]);
                 if !self.tls_active && self.config.transport == Transport::StartTlsAvailable {
                     caps.push("STARTTLS");
                 }
@@ -1065,7 +1077,7 @@ impl ImapSession {
                 }
             }
             _ => caps.extend([
-                "LITERAL+",
+                self.literal_capability(),
                 "ID",
                 "ENABLE",
                 "IDLE",
