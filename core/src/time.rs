@@ -20,14 +20,18 @@ pub enum Timer {
     AuthDelay,
     /// While idling, a keepalive `* OK` goes out when this expires.
     IdleKeepalive,
+    /// A command has waited this long on storage: an IMAP `* OK [INPROGRESS ...]` tells the
+    /// client it is still running (RFC 9585).
+    Progress,
 }
 
 impl Timer {
-    const ALL: [Timer; 4] = [
+    const ALL: [Timer; 5] = [
         Timer::Inactivity,
         Timer::Login,
         Timer::AuthDelay,
         Timer::IdleKeepalive,
+        Timer::Progress,
     ];
 
     fn slot(self) -> usize {
@@ -36,6 +40,7 @@ impl Timer {
             Timer::Login => 1,
             Timer::AuthDelay => 2,
             Timer::IdleKeepalive => 3,
+            Timer::Progress => 4,
         }
     }
 }
@@ -49,6 +54,10 @@ pub(crate) struct Timers {
 impl Timers {
     pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
         self.deadlines[timer.slot()] = Some(at);
+    }
+
+    pub(crate) fn is_set(&self, timer: Timer) -> bool {
+        self.deadlines[timer.slot()].is_some()
     }
 
     pub(crate) fn clear(&mut self, timer: Timer) {

@@ -24,7 +24,7 @@ use tern_core::imap::decode;
 use tern_core::imap::encode::{self, EncodeOptions};
 use tern_core::imap::encode_command::{encode_command, CommandEncodeOptions};
 use tern_core::imap::response::{
-    Code, Condition, Data, ESearchResult, FetchItem, ListItem, Response, StatusResponse,
+    Code, Condition, Data, ESearchResult, FetchItem, ListItem, Progress, Response, StatusResponse,
     StatusValue, ThreadNode,
 };
 use tern_core::imap::response_decode::parse_response;
@@ -421,8 +421,21 @@ fn search_returns(g: &mut Gen) -> Option<Vec<SearchReturn>> {
 
 // ---------------------------------------------------------------- commands
 
+fn notify_filter(g: &mut Gen) -> NotifyFilter {
+    match below(g, 8) {
+        0 => NotifyFilter::Selected,
+        1 => NotifyFilter::SelectedDelayed,
+        2 => NotifyFilter::Inboxes,
+        3 => NotifyFilter::Personal,
+        4 => NotifyFilter::Subscribed,
+        5 => NotifyFilter::Subtree(vec_of(g, 1, 3, mailbox)),
+        6 => NotifyFilter::SubtreeOne(vec_of(g, 1, 3, mailbox)),
+        _ => NotifyFilter::Mailboxes(vec_of(g, 1, 3, mailbox)),
+    }
+}
+
 fn command(g: &mut Gen) -> Command {
-    match below(g, 50) {
+    match below(g, 52) {
         0 => Command::Capability,
         1 => Command::Noop,
         2 => Command::Logout,
@@ -552,15 +565,7 @@ fn command(g: &mut Gen) -> Command {
             set: maybe(g, |g| NotifySet {
                 status: bool::arbitrary(g),
                 groups: vec_of(g, 1, 3, |g| NotifyGroup {
-                    filter: match below(g, 7) {
-                        0 => NotifyFilter::Selected,
-                        1 => NotifyFilter::SelectedDelayed,
-                        2 => NotifyFilter::Inboxes,
-                        3 => NotifyFilter::Personal,
-                        4 => NotifyFilter::Subscribed,
-                        5 => NotifyFilter::Subtree(vec_of(g, 1, 3, mailbox)),
-                        _ => NotifyFilter::Mailboxes(vec_of(g, 1, 3, mailbox)),
-                    },
+                    filter: notify_filter(g),
                     events: vec_of(g, 0, 3, |g| {
                         if bool::arbitrary(g) {
                             NotifyEvent {
@@ -656,6 +661,11 @@ fn command(g: &mut Gen) -> Command {
             set: sequence_set(g),
             mailbox: mailbox(g),
         },
+        49 => Command::ESearch {
+            sources: maybe(g, |g| vec_of(g, 1, 3, notify_filter)),
+            returns: search_returns(g),
+            program: program(g, false),
+        },
         _ => Command::Unknown { name: x_atom(g) },
     }
 }
@@ -718,8 +728,8 @@ fn every_command_variant_is_generated() {
     for _ in 0..5000 {
         seen.insert(command(&mut g).name());
     }
-    // 51 names: `name()` distinguishes UID forms too.
-    assert_eq!(seen.len(), 51, "{seen:?}");
+    // 52 names: `name()` distinguishes UID forms too.
+    assert_eq!(seen.len(), 52, "{seen:?}");
 }
 
 #[test]
@@ -888,6 +898,17 @@ fn code(g: &mut Gen) -> Code {
         38 => Code::Unseen(u32::arbitrary(g)),
         39 => Code::MailboxId(object_id(g)),
         40 => Code::UidRequired,
+        41 => Code::InProgress(maybe(g, |g| {
+            let done = maybe(g, u32::arbitrary);
+            Progress {
+                // RFC 9585 §4: a tag holding "]" is sent as NIL.
+                tag: maybe(g, tag)
+                    .map(|t| Bytes::copy_from_slice(t.as_bytes()))
+                    .filter(|t| !t.contains(&b']')),
+                done,
+                goal: done.and_then(|d| maybe(g, |g| d.saturating_add(nz32(g)).max(1))),
+            }
+        })),
         _ => Code::Other(
             x_atom(g),
             maybe(g, |g| Bytes::from(text(g).replace(']', ")").into_bytes())),
@@ -1073,18 +1094,28 @@ fn data(g: &mut Gen) -> Data {
                 (status_item(g), v)
             }),
         },
-        6 => Data::ESearch {
-            tag: maybe(g, tag),
-            uid: bool::arbitrary(g),
-            results: vec_of(g, 0, 4, |g| match below(g, 6) {
-                5 => ESearchResult::Partial(partial_range(g), maybe(g, ranges)),
-                0 => ESearchResult::Min(u32::arbitrary(g)),
-                1 => ESearchResult::Max(u32::arbitrary(g)),
-                2 => ESearchResult::Count(u32::arbitrary(g)),
-                3 => ESearchResult::All(ranges(g)),
-                _ => ESearchResult::ModSeq(u64_63(g)),
-            }),
-        },
+        6 => {
+            let tag = maybe(g, tag);
+            // RFC 7377's MAILBOX and UIDVALIDITY correlators go with a tag only.
+            let mailbox = if tag.is_some() {
+                maybe(g, |g| (string(g), nz32(g)))
+            } else {
+                None
+            };
+            Data::ESearch {
+                tag,
+                mailbox,
+                uid: bool::arbitrary(g),
+                results: vec_of(g, 0, 4, |g| match below(g, 6) {
+                    5 => ESearchResult::Partial(partial_range(g), maybe(g, ranges)),
+                    0 => ESearchResult::Min(u32::arbitrary(g)),
+                    1 => ESearchResult::Max(u32::arbitrary(g)),
+                    2 => ESearchResult::Count(u32::arbitrary(g)),
+                    3 => ESearchResult::All(ranges(g)),
+                    _ => ESearchResult::ModSeq(u64_63(g)),
+                }),
+            }
+        }
         7 => {
             let numbers = vec_of(g, 0, 5, u32::arbitrary);
             let mod_seq = if numbers.is_empty() {
@@ -1252,7 +1283,7 @@ fn every_response_variant_is_generated() {
     }
     // The variant counts of `Data`, `Code` and `FetchItem` in src/imap/response.rs.
     assert_eq!(data.len(), 21, "{data:?}");
-    assert_eq!(codes.len(), 42, "{codes:?}");
+    assert_eq!(codes.len(), 43, "{codes:?}");
     assert_eq!(items.len(), 18, "{items:?}");
 }
 

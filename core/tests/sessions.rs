@@ -104,7 +104,7 @@ fn rfc9051_6_2_3_login_refused_without_tls_and_allowed_on_loopback() {
     h.take();
     assert_eq!(
         h.send("a LOGIN alice wonderland\r\n"),
-        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY APPENDLIMIT=67108864] Logged in.\r\n"
+        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY MULTISEARCH INPROGRESS APPENDLIMIT=67108864] Logged in.\r\n"
     );
     assert_eq!(h.session.account(), Some("alice"));
     assert_eq!(
@@ -196,7 +196,7 @@ fn rfc4959_authenticate_plain_with_and_without_initial_response() {
     // "\0alice\0wonderland"
     assert_eq!(
         h.send("a AUTHENTICATE PLAIN AGFsaWNlAHdvbmRlcmxhbmQ=\r\n"),
-        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY APPENDLIMIT=67108864] Logged in.\r\n"
+        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY MULTISEARCH INPROGRESS APPENDLIMIT=67108864] Logged in.\r\n"
     );
     let mut h = imap(Transport::ImplicitTls, false);
     h.take();
@@ -211,7 +211,7 @@ fn rfc4959_authenticate_plain_with_and_without_initial_response() {
     assert_eq!(h.send("d AUTHENTICATE PLAIN\r\n"), "+ \r\n");
     assert_eq!(
         h.send("AGFsaWNlAHdvbmRlcmxhbmQ=\r\n"),
-        "d OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY APPENDLIMIT=67108864] Logged in.\r\n"
+        "d OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY MULTISEARCH INPROGRESS APPENDLIMIT=67108864] Logged in.\r\n"
     );
 }
 
@@ -266,7 +266,7 @@ fn literals_get_continuations_and_oversized_ones_toobig() {
     assert_eq!(h.send("a LOGIN {5}\r\n"), "+ Ready for literal data\r\n");
     assert_eq!(
         h.send("alice {10+}\r\nwonderland\r\n"),
-        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY APPENDLIMIT=67108864] Logged in.\r\n"
+        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY MULTISEARCH INPROGRESS APPENDLIMIT=67108864] Logged in.\r\n"
     );
     let mut h = imap(Transport::ImplicitTls, false);
     h.take();
@@ -341,6 +341,92 @@ fn literal_minus_is_advertised_and_caps_non_sync_literals() {
     );
     let ok = h.send(&format!("{big}\r\n"));
     assert!(ok.starts_with("e OK [APPENDUID "), "{ok}");
+}
+
+impl Harness {
+    /// Sends `data` and runs the session until it asks storage for something, which is held
+    /// back and returned with what was written meanwhile.
+    fn send_and_hold(&mut self, data: &str) -> (String, tern_core::StorageRequest) {
+        self.session
+            .handle_input(Input::Bytes {
+                now: self.now,
+                data: data.as_bytes(),
+            })
+            .unwrap();
+        let mut wire = Vec::new();
+        loop {
+            match self.session.poll_output() {
+                tern_core::Output::Transmit(b) => wire.extend_from_slice(&b),
+                tern_core::Output::Storage(request) => {
+                    return (String::from_utf8(wire).unwrap(), request)
+                }
+                tern_core::Output::Event(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// Answers a held storage request and returns what the server wrote then.
+    fn release(&mut self, request: tern_core::StorageRequest) -> String {
+        use tern_core::Store;
+        let reply = self.store.execute(request.op);
+        self.session
+            .handle_input(Input::Storage {
+                now: self.now,
+                id: request.id,
+                reply,
+            })
+            .unwrap();
+        self.pump();
+        self.take()
+    }
+}
+
+/// RFC 9585 §4: a command still waiting on storage 12 seconds after it began is announced
+/// with `* OK [INPROGRESS (tag done goal)]`, again every 12 seconds, never in a tagged
+/// response; the counts are messages for FETCH. A tag holding "]" is sent as NIL. A command
+/// that finished in time, and IDLE's own looks at the mailbox, get nothing.
+#[test]
+fn rfc9585_4_a_long_wait_on_storage_is_announced_with_inprogress() {
+    let mut h = imap(Transport::ImplicitTls, false);
+    h.take();
+    h.send("a LOGIN alice wonderland\r\n");
+    for n in 0..3 {
+        h.send(&format!("b{n} APPEND INBOX {{1+}}\r\n{n}\r\n"));
+    }
+    assert!(h.send("c SELECT INBOX\r\n").contains("c OK"));
+    // Answered at once: the timer finds nothing to report.
+    assert!(h.send("d NOOP\r\n").starts_with("d OK"));
+    assert_eq!(h.advance(Duration::from_secs(30)), "");
+
+    let (written, held) = h.send_and_hold("f1 FETCH 1:* (FLAGS)\r\n");
+    assert_eq!(written, "");
+    assert_eq!(h.advance(Duration::from_secs(11)), "");
+    assert_eq!(
+        h.advance(Duration::from_secs(1)),
+        "* OK [INPROGRESS (\"f1\" 0 3)] Still working.\r\n"
+    );
+    assert_eq!(h.advance(Duration::from_secs(11)), "");
+    assert_eq!(
+        h.advance(Duration::from_secs(1)),
+        "* OK [INPROGRESS (\"f1\" 0 3)] Still working.\r\n"
+    );
+    let answer = h.release(held);
+    assert!(answer.ends_with("f1 OK FETCH completed.\r\n"), "{answer}");
+    assert!(!answer.contains("INPROGRESS"), "{answer}");
+    assert_eq!(h.advance(Duration::from_secs(30)), "");
+
+    let (_, held) = h.send_and_hold("x] SEARCH ALL\r\n");
+    assert_eq!(
+        h.advance(Duration::from_secs(12)),
+        "* OK [INPROGRESS (NIL NIL NIL)] Still working.\r\n"
+    );
+    assert!(h.release(held).contains("x] OK"));
+
+    // IDLE's keepalive look at the mailbox is not a command the client waits for.
+    assert_eq!(h.send("i IDLE\r\n"), "+ idling\r\n");
+    let out = h.advance(Duration::from_secs(120));
+    assert!(!out.contains("INPROGRESS"), "{out}");
 }
 
 #[test]

@@ -6,8 +6,8 @@ use bytes::Bytes;
 
 use super::types::{
     AppendMessage, FetchItems, FetchModifiers, ListPattern, ListReturn, ListSelect, MailboxArg,
-    MetadataOptions, NotifyGroup, SearchKey, SearchReturn, SelectParam, SeqNo, SequenceSet,
-    SortCriterion, StatusItem, ThreadAlgorithm,
+    MetadataOptions, NotifyFilter, NotifyGroup, SearchKey, SearchReturn, SelectParam, SeqNo,
+    SequenceSet, SortCriterion, StatusItem, ThreadAlgorithm,
 };
 use crate::mail::flags::{Flag, StoreMode};
 use crate::secret::Secret;
@@ -218,6 +218,16 @@ pub enum Command {
         /// Entries and values (`None` = NIL, delete).
         entries: Vec<(Bytes, Option<Bytes>)>,
     },
+    /// ESEARCH [IN (sources)] [RETURN (...)] criteria (RFC 7377 MULTISEARCH): a UID SEARCH
+    /// of each source mailbox.
+    ESearch {
+        /// The mailboxes to search; `None` for the selected one.
+        sources: Option<Vec<NotifyFilter>>,
+        /// Return options.
+        returns: Option<Vec<SearchReturn>>,
+        /// The search.
+        program: SearchProgram,
+    },
     /// NOTIFY NONE / NOTIFY SET [STATUS] groups (RFC 5465).
     Notify {
         /// `None` for NOTIFY NONE.
@@ -366,6 +376,7 @@ impl Command {
             Command::GetMetadata { .. } => "GETMETADATA",
             Command::SetMetadata { .. } => "SETMETADATA",
             Command::Notify { .. } => "NOTIFY",
+            Command::ESearch { .. } => "ESEARCH",
             Command::Compress { .. } => "COMPRESS",
             Command::Check => "CHECK",
             Command::Close => "CLOSE",

@@ -26,7 +26,7 @@ use self::prim::{
 use super::command::{Command, CommandLine, NotifySet, Tag};
 use super::types::{
     AppendMessage, FetchModifiers, ListPattern, ListReturn, ListSelect, MailboxArg, MetadataDepth,
-    MetadataOptions, NotifyEvent, NotifyFilter, NotifyGroup, SelectParam, StatusItem,
+    MetadataOptions, NotifyEvent, NotifyFilter, NotifyGroup, SearchReturn, SelectParam, StatusItem,
     ThreadAlgorithm,
 };
 use crate::mail::flags::StoreMode;
@@ -154,6 +154,7 @@ fn dispatch<'a>(cx: &Cx<'_>, line: &[u8], name: &[u8], i: &'a [u8]) -> Res<'a, C
         b"GETMETADATA" => getmetadata(cx, i),
         b"SETMETADATA" => setmetadata(cx, i),
         b"NOTIFY" => notify(cx, i),
+        b"ESEARCH" => esearch(cx, i),
         b"COMPRESS" => {
             let (rest, _) = sp(i)?;
             let (rest, m) = atom(rest)?;
@@ -712,12 +713,21 @@ fn notify<'a>(cx: &Cx<'_>, i: &'a [u8]) -> Res<'a, Command> {
     ))
 }
 
-/// `event-group = "(" filter-mailboxes SP events ")"`.
-fn notify_group<'a>(cx: &Cx<'_>, i: &'a [u8]) -> Res<'a, NotifyGroup> {
-    let (rest, _) = byte(i, b'(', "Expected '(' before an event group.")?;
-    let (rest, tok) = label(rest);
+/// `[search-return-opts SP]`: the RETURN options of SEARCH, SORT and ESEARCH, if given.
+fn returns_then_sp(i: &[u8]) -> Res<'_, Option<Vec<SearchReturn>>> {
+    if strip_kw(i, b"RETURN ").is_none() {
+        return Ok((i, None));
+    }
+    let (rest, r) = search::search_return_opts(i)?;
+    let (rest, _) = sp(rest)?;
+    Ok((rest, Some(r)))
+}
+
+/// `filter-mailboxes` (RFC 5465 §8, with RFC 7377's `subtree-one`).
+fn filter_mailboxes<'a>(cx: &Cx<'_>, i: &'a [u8]) -> Res<'a, NotifyFilter> {
+    let (rest, tok) = label(i);
     let mut buf = [0u8; 24];
-    let (rest, filter) = match upcase(tok, &mut buf) {
+    Ok(match upcase(tok, &mut buf) {
         b"SELECTED" => (rest, NotifyFilter::Selected),
         b"SELECTED-DELAYED" => (rest, NotifyFilter::SelectedDelayed),
         b"INBOXES" => (rest, NotifyFilter::Inboxes),
@@ -727,12 +737,61 @@ fn notify_group<'a>(cx: &Cx<'_>, i: &'a [u8]) -> Res<'a, NotifyGroup> {
             let (rest, m) = one_or_more_mailbox(cx, rest)?;
             (rest, NotifyFilter::Subtree(m))
         }
+        b"SUBTREE-ONE" => {
+            let (rest, m) = one_or_more_mailbox(cx, rest)?;
+            (rest, NotifyFilter::SubtreeOne(m))
+        }
         b"MAILBOXES" => {
             let (rest, m) = one_or_more_mailbox(cx, rest)?;
             (rest, NotifyFilter::Mailboxes(m))
         }
-        _ => return fail(rest, "Unknown NOTIFY mailbox filter."),
+        _ => return fail(i, "Unknown mailbox filter."),
+    })
+}
+
+/// `esearch = "ESEARCH" [SP esearch-source-opts] [SP search-return-opts] SP search-program`
+/// (RFC 7377 §4). No scope options are defined, so none is accepted.
+fn esearch<'a>(cx: &Cx<'_>, i: &'a [u8]) -> Res<'a, Command> {
+    let (rest, _) = sp(i)?;
+    let (rest, sources) = match strip_kw(rest, b"IN (") {
+        Some(mut rest) => {
+            let mut sources = Vec::new();
+            loop {
+                let (r, f) = filter_mailboxes(cx, rest)?;
+                sources.push(f);
+                match r.strip_prefix(b" ") {
+                    Some(r) if peek(r) == Some(b'(') => {
+                        return fail(r, "No ESEARCH scope options are known.");
+                    }
+                    Some(r) => rest = r,
+                    None => {
+                        rest = r;
+                        break;
+                    }
+                }
+            }
+            let (rest, _) = byte(rest, b')', "Expected ')' after the source mailboxes.")?;
+            let (rest, _) = sp(rest)?;
+            (rest, Some(sources))
+        }
+        None => (rest, None),
     };
+    let (rest, returns) = returns_then_sp(rest)?;
+    let (rest, program) = search::search_program(cx, rest, false)?;
+    Ok((
+        rest,
+        Command::ESearch {
+            sources,
+            returns,
+            program,
+        },
+    ))
+}
+
+/// `event-group = "(" filter-mailboxes SP events ")"`.
+fn notify_group<'a>(cx: &Cx<'_>, i: &'a [u8]) -> Res<'a, NotifyGroup> {
+    let (rest, _) = byte(i, b'(', "Expected '(' before an event group.")?;
+    let (rest, filter) = filter_mailboxes(cx, rest)?;
     let (rest, _) = sp(rest)?;
     let (rest, events) = match strip_kw(rest, b"NONE") {
         Some(r) => (r, Vec::new()),
@@ -773,14 +832,7 @@ fn one_or_more_mailbox<'a>(cx: &Cx<'_>, i: &'a [u8]) -> Res<'a, Vec<MailboxArg>>
 /// `search = "SEARCH" [search-return-opts] SP search-program`.
 fn search<'a>(cx: &Cx<'_>, i: &'a [u8], uid: bool) -> Res<'a, Command> {
     let (rest, _) = sp(i)?;
-    let (rest, returns) = match strip_kw(rest, b"RETURN ") {
-        Some(_) => {
-            let (rest, r) = search::search_return_opts(rest)?;
-            let (rest, _) = sp(rest)?;
-            (rest, Some(r))
-        }
-        None => (rest, None),
-    };
+    let (rest, returns) = returns_then_sp(rest)?;
     let (rest, program) = search::search_program(cx, rest, false)?;
     Ok((
         rest,
@@ -796,14 +848,7 @@ fn search<'a>(cx: &Cx<'_>, i: &'a [u8], uid: bool) -> Res<'a, Command> {
 /// (RFC 5256 §5, RFC 5267 §3.2).
 fn sort<'a>(cx: &Cx<'_>, i: &'a [u8], uid: bool) -> Res<'a, Command> {
     let (rest, _) = sp(i)?;
-    let (rest, returns) = match strip_kw(rest, b"RETURN ") {
-        Some(_) => {
-            let (rest, r) = search::search_return_opts(rest)?;
-            let (rest, _) = sp(rest)?;
-            (rest, Some(r))
-        }
-        None => (rest, None),
-    };
+    let (rest, returns) = returns_then_sp(rest)?;
     let (rest, criteria) = search::sort_criteria(rest)?;
     let (rest, _) = sp(rest)?;
     let (rest, program) = search::search_program(cx, rest, true)?;

@@ -618,6 +618,26 @@ fn put_code(out: &mut BytesMut, code: &response::Code, w: &Strings) {
             out.put_u8(b')');
             return;
         }
+        C::InProgress(details) => {
+            out.put_slice(b"INPROGRESS");
+            if let Some(p) = details {
+                out.put_slice(b" (");
+                // `inprogress-tag = quoted / nil`: never a literal.
+                match &p.tag {
+                    Some(tag) => put_quoted(out, tag),
+                    None => out.put_slice(b"NIL"),
+                }
+                for n in [p.done, p.goal] {
+                    out.put_u8(b' ');
+                    match n {
+                        Some(n) => put_u32(out, n),
+                        None => out.put_slice(b"NIL"),
+                    }
+                }
+                out.put_u8(b')');
+            }
+            return;
+        }
         C::Other(name, text) => {
             out.put_slice(name);
             if let Some(text) = text {
@@ -690,12 +710,24 @@ fn data(out: &mut BytesMut, d: &Data, w: &Strings) {
             }
             out.put_u8(b')');
         }
-        Data::ESearch { tag, uid, results } => {
+        Data::ESearch {
+            tag,
+            mailbox,
+            uid,
+            results,
+        } => {
             out.put_slice(b"ESEARCH");
             if let Some(tag) = tag {
                 // `search-correlator`: tag-string is an astring; quoted, as RFC 4731 shows it.
                 out.put_slice(b" (TAG ");
                 w.string(out, tag.as_bytes());
+                if let Some((name, uid_validity)) = mailbox {
+                    // RFC 7377 §2.1, in the order and quoting of its example.
+                    out.put_slice(b" MAILBOX ");
+                    w.string(out, name);
+                    out.put_slice(b" UIDVALIDITY ");
+                    put_u32(out, *uid_validity);
+                }
                 out.put_u8(b')');
             }
             if *uid {

@@ -13,8 +13,8 @@ use super::encode::{
     put_sequence_set, put_u32, put_u64, status_item_name, Strings,
 };
 use super::types::{
-    AppendMessage, EntryType, FetchItems, ListReturn, ListSelect, MetadataDepth, NotifyFilter,
-    SearchKey, SearchReturn, SelectParam, SortKey, StatusItem, ThreadAlgorithm,
+    AppendMessage, EntryType, FetchItems, ListReturn, ListSelect, MailboxArg, MetadataDepth,
+    NotifyFilter, SearchKey, SearchReturn, SelectParam, SortKey, StatusItem, ThreadAlgorithm,
 };
 use crate::mail::flags::StoreMode;
 
@@ -359,42 +359,7 @@ fn command(out: &mut BytesMut, c: &Command, w: &Strings) {
             }
             for g in &set.groups {
                 out.put_slice(b" (");
-                let boxes = match &g.filter {
-                    NotifyFilter::Selected => {
-                        out.put_slice(b"SELECTED");
-                        None
-                    }
-                    NotifyFilter::SelectedDelayed => {
-                        out.put_slice(b"SELECTED-DELAYED");
-                        None
-                    }
-                    NotifyFilter::Inboxes => {
-                        out.put_slice(b"INBOXES");
-                        None
-                    }
-                    NotifyFilter::Personal => {
-                        out.put_slice(b"PERSONAL");
-                        None
-                    }
-                    NotifyFilter::Subscribed => {
-                        out.put_slice(b"SUBSCRIBED");
-                        None
-                    }
-                    NotifyFilter::Subtree(m) => {
-                        out.put_slice(b"SUBTREE ");
-                        Some(m)
-                    }
-                    NotifyFilter::Mailboxes(m) => {
-                        out.put_slice(b"MAILBOXES ");
-                        Some(m)
-                    }
-                };
-                if let Some(boxes) = boxes {
-                    match boxes.as_slice() {
-                        [one] => w.astring(out, &one.0),
-                        many => parens(out, many, |out, m| w.astring(out, &m.0)),
-                    }
-                }
+                put_filter(out, &g.filter, w);
                 sp(out);
                 if g.events.is_empty() {
                     out.put_slice(b"NONE");
@@ -409,6 +374,26 @@ fn command(out: &mut BytesMut, c: &Command, w: &Strings) {
                 }
                 out.put_u8(b')');
             }
+        }
+        Command::ESearch {
+            sources,
+            returns,
+            program,
+        } => {
+            out.put_slice(b"ESEARCH");
+            if let Some(sources) = sources {
+                out.put_slice(b" IN (");
+                for (n, f) in sources.iter().enumerate() {
+                    if n > 0 {
+                        sp(out);
+                    }
+                    put_filter(out, f, w);
+                }
+                out.put_u8(b')');
+            }
+            search_returns(out, returns.as_deref());
+            sp(out);
+            search_program(out, program, false, w);
         }
         Command::Compress { mechanism } => {
             out.put_slice(b"COMPRESS ");
@@ -600,6 +585,28 @@ fn select_param(out: &mut BytesMut, p: &SelectParam) {
 
 fn status_items(out: &mut BytesMut, items: &[StatusItem]) {
     parens(out, items, |out, i| out.put_slice(status_item_name(*i)));
+}
+
+/// `filter-mailboxes` (RFC 5465 §8, RFC 7377 §4).
+fn put_filter(out: &mut BytesMut, filter: &NotifyFilter, w: &Strings) {
+    let (name, boxes): (&[u8], Option<&Vec<MailboxArg>>) = match filter {
+        NotifyFilter::Selected => (b"SELECTED", None),
+        NotifyFilter::SelectedDelayed => (b"SELECTED-DELAYED", None),
+        NotifyFilter::Inboxes => (b"INBOXES", None),
+        NotifyFilter::Personal => (b"PERSONAL", None),
+        NotifyFilter::Subscribed => (b"SUBSCRIBED", None),
+        NotifyFilter::Subtree(m) => (b"SUBTREE", Some(m)),
+        NotifyFilter::SubtreeOne(m) => (b"SUBTREE-ONE", Some(m)),
+        NotifyFilter::Mailboxes(m) => (b"MAILBOXES", Some(m)),
+    };
+    out.put_slice(name);
+    if let Some(boxes) = boxes {
+        sp(out);
+        match boxes.as_slice() {
+            [one] => w.astring(out, &one.0),
+            many => parens(out, many, |out, m| w.astring(out, &m.0)),
+        }
+    }
 }
 
 fn search_returns(out: &mut BytesMut, returns: Option<&[SearchReturn]>) {

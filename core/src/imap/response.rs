@@ -154,8 +154,23 @@ pub enum Code {
     Unseen(u32),
     /// MAILBOXID (objectid) (RFC 8474).
     MailboxId(Bytes),
+    /// INPROGRESS [(tag done goal)] (RFC 9585 §4), in untagged OKs while a command runs;
+    /// `None` for the bare code.
+    InProgress(Option<Progress>),
     /// Any other atom with optional text, e.g. from an extension tern relays.
     Other(Bytes, Option<Bytes>),
+}
+
+/// INPROGRESS details (RFC 9585 §4). A goal comes only with a count of what is done, and is
+/// above it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// The running command's tag; NIL when unknown or when it holds `]`.
+    pub tag: Option<Bytes>,
+    /// Items processed so far; NIL when not counted.
+    pub done: Option<u32>,
+    /// Items to process in all; NIL when not known.
+    pub goal: Option<u32>,
 }
 
 /// Untagged data responses.
@@ -187,10 +202,14 @@ pub enum Data {
         /// Items and values.
         items: Vec<(StatusItem, StatusValue)>,
     },
-    /// `* ESEARCH [(TAG "t")] [UID] results` (RFC 4731).
+    /// `* ESEARCH [(TAG "t" [MAILBOX m UIDVALIDITY v])] [UID] results` (RFC 4731, RFC 7377
+    /// §2.1).
     ESearch {
         /// The tag of the command this answers.
         tag: Option<Tag>,
+        /// MULTISEARCH's other correlators: the mailbox searched (as the wire names it) and
+        /// its UIDVALIDITY. Only beside a tag.
+        mailbox: Option<(Bytes, u32)>,
         /// Whether the numbers are UIDs.
         uid: bool,
         /// MIN/MAX/COUNT/ALL values (and MODSEQ).

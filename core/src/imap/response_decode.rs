@@ -15,7 +15,7 @@ use super::decode::prim::{
 };
 use super::decode::{section, section_binary, MAX_DEPTH};
 use super::response::{
-    Code, Condition, Data, ESearchResult, FetchItem, ListItem, Response, StatusResponse,
+    Code, Condition, Data, ESearchResult, FetchItem, ListItem, Progress, Response, StatusResponse,
     StatusValue, ThreadNode,
 };
 use super::types::StatusItem;
@@ -263,6 +263,37 @@ fn code<'a>(cx: &Cx<'_>, i: &'a [u8]) -> R<'a, Code> {
                 _ => Code::Unseen(n),
             };
             return Ok((r, c));
+        }
+        b"INPROGRESS" => {
+            let Some(r) = r.strip_prefix(b" (") else {
+                return Ok((r, Code::InProgress(None)));
+            };
+            let (r, tag) = match nil(r) {
+                Some(r) => (r, None),
+                None => {
+                    let (r, t) = quoted(cx, r)?;
+                    (r, Some(t))
+                }
+            };
+            let mut counts = [None, None];
+            let mut r = r;
+            for slot in &mut counts {
+                let (rest, _) = sp(r)?;
+                r = match nil(rest) {
+                    Some(rest) => rest,
+                    None => {
+                        let (rest, n) = number(rest)?;
+                        *slot = Some(n);
+                        rest
+                    }
+                };
+            }
+            let (r, _) = byte(r, b')', "Expected ')'.")?;
+            let [done, goal] = counts;
+            if goal.is_some() && (done.is_none() || goal == Some(0)) {
+                return fail(r, "An INPROGRESS goal needs a count and is positive.");
+            }
+            return Ok((r, Code::InProgress(Some(Progress { tag, done, goal }))));
         }
         b"MAILBOXID" => {
             let (r, _) = sp(r)?;
@@ -590,18 +621,58 @@ fn status<'a>(cx: &Cx<'_>, i: &'a [u8]) -> R<'a, Data> {
     Ok((r, Data::Status { mailbox, items }))
 }
 
-/// `"ESEARCH" [search-correlator] [SP "UID"] *(SP search-return-data)` (RFC 4731 §3.1).
+/// `"ESEARCH" [search-correlator] [SP "UID"] *(SP search-return-data)` (RFC 4731 §3.1),
+/// the correlator being TAG alone or, from MULTISEARCH, TAG, MAILBOX and UIDVALIDITY once
+/// each in any order (RFC 7377 §4).
 fn esearch<'a>(cx: &Cx<'_>, i: &'a [u8]) -> R<'a, Data> {
-    let (mut r, tag) = match strip_kw(i, b" (TAG ") {
-        Some(r) => {
-            let (r, t) = astring(cx, r)?;
+    let (mut r, tag, mailbox) = match i.strip_prefix(b" (") {
+        Some(mut r) => {
+            let (mut tag, mut name, mut validity) = (None, None, None);
+            loop {
+                let (rest, w) = label(r);
+                let (rest, _) = sp(rest)?;
+                let mut buf = [0u8; 24];
+                let rest = match upcase(w, &mut buf) {
+                    b"TAG" if tag.is_none() => {
+                        let (rest, t) = astring(cx, rest)?;
+                        let Some(t) = Tag::new(t) else {
+                            return fail(i, "Invalid tag in ESEARCH.");
+                        };
+                        tag = Some(t);
+                        rest
+                    }
+                    b"MAILBOX" if name.is_none() => {
+                        let (rest, m) = astring(cx, rest)?;
+                        name = Some(m);
+                        rest
+                    }
+                    b"UIDVALIDITY" if validity.is_none() => {
+                        let (rest, n) = number(rest)?;
+                        validity = Some(n);
+                        rest
+                    }
+                    _ => return fail(r, "Unknown or repeated ESEARCH correlator."),
+                };
+                match rest.strip_prefix(b" ") {
+                    Some(rest) => r = rest,
+                    None => {
+                        r = rest;
+                        break;
+                    }
+                }
+            }
             let (r, _) = byte(r, b')', "Expected ')'.")?;
-            let Some(t) = Tag::new(t) else {
-                return fail(i, "Invalid tag in ESEARCH.");
+            let Some(tag) = tag else {
+                return fail(i, "ESEARCH correlators without TAG.");
             };
-            (r, Some(t))
+            let mailbox = match (name, validity) {
+                (Some(m), Some(v)) => Some((m, v)),
+                (None, None) => None,
+                _ => return fail(i, "MAILBOX and UIDVALIDITY go together."),
+            };
+            (r, Some(tag), mailbox)
         }
-        None => (i, None),
+        None => (i, None, None),
     };
     let mut uid = false;
     let uid_word =
@@ -655,7 +726,15 @@ fn esearch<'a>(cx: &Cx<'_>, i: &'a [u8]) -> R<'a, Data> {
         results.push(item);
         r = rest;
     }
-    Ok((r, Data::ESearch { tag, uid, results }))
+    Ok((
+        r,
+        Data::ESearch {
+            tag,
+            mailbox,
+            uid,
+            results,
+        },
+    ))
 }
 
 /// `thread-list = "(" (thread-members / thread-nested) ")"` (RFC 5256 §5): consecutive numbers

@@ -445,6 +445,8 @@ pub enum NotifyFilter {
     Subscribed,
     /// SUBTREE mailboxes.
     Subtree(Vec<MailboxArg>),
+    /// SUBTREE-ONE mailboxes (RFC 7377 §2.2): each and its children, one level down.
+    SubtreeOne(Vec<MailboxArg>),
     /// MAILBOXES mailboxes.
     Mailboxes(Vec<MailboxArg>),
 }

@@ -259,7 +259,7 @@ impl Pop3Session {
                             self.err("Login timed out.");
                             self.close();
                         }
-                        Timer::IdleKeepalive => {}
+                        Timer::IdleKeepalive | Timer::Progress => {}
                         Timer::AuthDelay => {
                             if matches!(self.expect, Expect::AuthDelay) {
                                 self.expect = Expect::Command;

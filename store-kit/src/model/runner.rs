@@ -2463,7 +2463,9 @@ fn observe(
                 }
                 Data::Search { numbers, .. } => obs.search = Some(numbers),
                 Data::Sort { numbers, .. } => obs.sort = Some(numbers),
-                Data::ESearch { tag, uid, results } => obs.esearch = Some((tag, uid, results)),
+                Data::ESearch {
+                    tag, uid, results, ..
+                } => obs.esearch = Some((tag, uid, results)),
                 Data::Status { mailbox, items } => obs.statuses.push((mailbox, items)),
                 Data::List(item) => obs.lists.push(item),
                 Data::Flags(f) => {

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::{condstore, Finish, ImapSession, Pending as SessionPending};
+use super::{condstore, progress_counts, Finish, ImapSession, Pending as SessionPending};
 use crate::imap::command::{Command, CommandLine, Tag};
 use crate::imap::encode::{self, StreamedItem};
 use crate::imap::response::{Code, FetchItem};
@@ -33,6 +33,8 @@ pub(super) struct Pending {
     want: FetchWant,
     /// UIDs for the batches still to come, in order.
     rest: VecDeque<Uid>,
+    /// Messages the FETCH names in all.
+    total: usize,
     /// The message whose response a batch left open when it paused.
     open: Option<Resume>,
     /// Messages per request when only headers are fetched: as many as the largest header
@@ -98,6 +100,14 @@ const STRUCTURE_BATCH: usize = 1024;
 /// under a hundred octets of response each, so a `FETCH 1:* (FLAGS)` of 100,000 messages
 /// takes 25 round trips to storage rather than 100.
 const ROW_BATCH: usize = 4096;
+
+impl Pending {
+    /// Messages answered so far and in all, for INPROGRESS (RFC 9585).
+    pub(super) fn progress(&self) -> (Option<u32>, Option<u32>) {
+        let done = self.total.saturating_sub(self.rest.len() + self.requested);
+        progress_counts(done, self.total)
+    }
+}
 
 impl ImapSession {
     pub(super) fn fetch(
@@ -245,6 +255,7 @@ impl ImapSession {
             requested: 0,
             mark_seen,
             want,
+            total: uids.len(),
             rest: uids.into(),
             open: None,
             header_batch: CONTENT_BATCH,
@@ -286,6 +297,7 @@ impl ImapSession {
             .collect();
         changed.sort_unstable();
         p.rest = changed.into();
+        p.total = p.rest.len();
         if p.rest.is_empty() {
             self.finish(Finish::ok(p.tag, "FETCH completed.").no_expunge());
             return;

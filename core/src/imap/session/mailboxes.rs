@@ -22,6 +22,12 @@ pub(super) enum Pending {
         /// An untagged LIST to send with the OK: CREATE's OLDNAME announcement.
         announce: Option<ListItem>,
     },
+    /// RENAME: once done, a selected mailbox at or under `from` has its new name.
+    Renamed {
+        tag: Tag,
+        from: String,
+        to: String,
+    },
     List {
         tag: Tag,
         request: ListRequest,
@@ -183,17 +189,13 @@ impl ImapSession {
         let Some(account) = self.account_name() else {
             return;
         };
-        let op = match rules::rename(account, from, to) {
+        let op = match rules::rename(account, from.clone(), to.clone()) {
             Ok(op) => op,
             Err(refusal) => return self.refused(tag, refusal),
         };
         self.request(
             op,
-            SessionPending::Mailbox(Pending::Done {
-                tag,
-                text: "RENAME completed.",
-                announce: None,
-            }),
+            SessionPending::Mailbox(Pending::Renamed { tag, from, to }),
         );
     }
 
@@ -355,6 +357,25 @@ impl ImapSession {
 
     pub(super) fn mailbox_reply(&mut self, pending: Pending, reply: StorageResult) {
         match pending {
+            Pending::Renamed { tag, from, to } => {
+                // RENAME of INBOX moves its messages and leaves INBOX (and its children)
+                // where they are (RFC 9051 §6.3.6).
+                if matches!(reply, Ok(StorageReply::Done)) && from != "INBOX" {
+                    if let Some(view) = self.selected_view_mut() {
+                        if let Some(rest) = view.name.strip_prefix(from.as_str()) {
+                            if rest.is_empty() || rest.starts_with(mailbox_name::DELIMITER) {
+                                view.name = format!("{to}{rest}");
+                            }
+                        }
+                    }
+                }
+                let done = Pending::Done {
+                    tag,
+                    text: "RENAME completed.",
+                    announce: None,
+                };
+                self.mailbox_reply(done, reply)
+            }
             Pending::Done {
                 tag,
                 text,

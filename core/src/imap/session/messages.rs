@@ -2,7 +2,6 @@
 //! reports other sessions' changes, CLOSE, UNSELECT, EXPUNGE, STORE, COPY, MOVE, APPEND,
 //! REPLACE, IDLE.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -163,28 +162,9 @@ impl ImapSession {
             .first_unseen
             .and_then(|uid| snap.uids.binary_search(&uid).ok())
             .map(|i| i as u32 + 1);
-        let view = View {
-            id: snap.id,
-            object_key: snap.object_key,
-            read_only,
-            uids: snap.uids,
-            // IMAP4rev2 has no \\Recent (RFC 9051 §2.3.2).
-            recent: if rev1 {
-                snap.recent.clone()
-            } else {
-                Vec::new()
-            },
-            uid_next: snap.uid_next,
-            modseq: snap.highest_modseq,
-            keywords: snap.keywords.clone(),
-            pending_expunges: Vec::new(),
-            expunge_floor: snap.highest_modseq,
-            own_changes: HashMap::new(),
-            saved: None,
-            pin: snap.pin,
-        };
+        let view = View::of(snap, name.to_string(), read_only, rev1);
         let exists = view.uids.len() as u32;
-        self.send_flags(&snap.keywords, read_only);
+        self.send_flags(&view.keywords.clone(), read_only);
         self.send(Response::Data(Data::Exists(exists)));
         if !rev1 {
             // RFC 9051 §6.3.2: IMAP4rev2 SELECT names the mailbox in a LIST response. No
@@ -198,7 +178,7 @@ impl ImapSession {
             self.send(Response::Data(Data::List(item)));
         }
         if rev1 {
-            self.send(Response::Data(Data::Recent(snap.recent.len() as u32)));
+            self.send(Response::Data(Data::Recent(view.recent.len() as u32)));
             // RFC 9586 §3: no message numbers once UIDONLY is on.
             if let Some(n) = first_unseen.filter(|_| !self.enabled.uidonly) {
                 self.untagged(Condition::Ok, Some(Code::Unseen(n)), "First unseen.");
@@ -206,29 +186,30 @@ impl ImapSession {
         }
         self.untagged(
             Condition::Ok,
-            Some(Code::UidValidity(snap.uid_validity)),
+            Some(Code::UidValidity(view.uid_validity)),
             "UIDs valid.",
         );
         self.untagged(
             Condition::Ok,
-            Some(Code::UidNext(snap.uid_next)),
+            Some(Code::UidNext(view.uid_next)),
             "Predicted next UID.",
         );
         if self.enabled.condstore {
             // RFC 7162 §3.1.2.1; the store keeps MODSEQs for every mailbox, so never NOMODSEQ.
             self.untagged(
                 Condition::Ok,
-                Some(Code::HighestModSeq(snap.highest_modseq)),
+                Some(Code::HighestModSeq(view.modseq)),
                 "Highest",
             );
         }
         // RFC 8474 §4.2.
-        let mailbox_id = objectid::mailbox(snap.object_key, snap.id);
+        let mailbox_id = objectid::mailbox(view.object_key, view.id);
         self.untagged(
             Condition::Ok,
             Some(Code::MailboxId(mailbox_id.to_bytes())),
             "Mailbox identifier.",
         );
+        let current_validity = view.uid_validity;
         let account = self.account_name().unwrap_or_default();
         self.state = State::Selected {
             account,
@@ -246,7 +227,7 @@ impl ImapSession {
                 mod_seq,
                 known_uids,
                 seq_match,
-            }) if uid_validity == snap.uid_validity => {
+            }) if uid_validity == current_validity => {
                 self.resync_select(finish, mod_seq, known_uids, seq_match)
             }
             // §3.2.5: another UIDVALIDITY, and the rest of the parameters are ignored.

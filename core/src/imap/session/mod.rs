@@ -29,10 +29,11 @@ mod condstore;
 mod fetch;
 mod mailboxes;
 mod messages;
+mod multisearch;
 mod search;
 mod view;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -40,7 +41,7 @@ use super::command::{Command, CommandLine, Tag};
 use super::decode;
 use super::encode::{self, EncodeOptions};
 use super::framing::{Frame, FrameLimits, Framer, Mode, Rejection};
-use super::response::{Code, Condition, Data, Response, StatusResponse};
+use super::response::{Code, Condition, Data, Progress, Response, StatusResponse};
 use super::types::{SearchKey, SelectParam, SequenceSet};
 use crate::auth::FailureCounter;
 use crate::directory::{DirectoryError, DirectoryOp, DirectoryRequest};
@@ -115,6 +116,17 @@ enum Expect {
 
 use crate::store::RequestId;
 
+/// How long a command waits on storage before INPROGRESS says it is still running, and how
+/// often it says so again (RFC 9585 §4: every 10 to 15 seconds).
+const PROGRESS_AFTER: Duration = Duration::from_secs(12);
+
+/// INPROGRESS counts (RFC 9585 §4): what is done of `total`, the goal only while above it.
+fn progress_counts(done: usize, total: usize) -> (Option<u32>, Option<u32>) {
+    let done = u32::try_from(done).unwrap_or(u32::MAX);
+    let total = u32::try_from(total).unwrap_or(u32::MAX);
+    (Some(done), (total > done).then_some(total))
+}
+
 /// What to do with the reply to the storage request in flight.
 #[derive(Debug)]
 enum Pending {
@@ -132,6 +144,8 @@ enum Pending {
     PreSync(Box<CommandLine>),
     /// A look at what changed since a MODSEQ the client named (RFC 7162).
     Resync(condstore::Pending),
+    /// An ESEARCH over several mailboxes (RFC 7377).
+    MultiSearch(Box<multisearch::Pending>),
 }
 
 /// The tagged response that ends a command, sent after any pending updates.
@@ -217,6 +231,8 @@ pub(crate) struct ImapSession {
     covered: bool,
     /// The command being dispatched was preceded by a synchronisation (no second one).
     presynced: bool,
+    /// The tag and start of the command being run, for INPROGRESS (RFC 9585).
+    running: Option<(Tag, Instant)>,
     /// The TLS session's channel-binding data, for SCRAM-SHA-256-PLUS.
     channel_bindings: ChannelBindings,
     /// COMPRESS DEFLATE was answered OK: the driver compresses (RFC 4978).
@@ -244,6 +260,7 @@ impl ImapSession {
             synced: None,
             covered: false,
             presynced: false,
+            running: None,
             channel_bindings,
             compressing: false,
         };
@@ -437,6 +454,45 @@ impl ImapSession {
         self.process(now);
     }
 
+    /// `* OK [INPROGRESS (tag done goal)]` for a command still waiting on storage
+    /// PROGRESS_AFTER after it began, and again every PROGRESS_AFTER while it waits (RFC
+    /// 9585 §4 recommends every 10 to 15 seconds). Never for IDLE's own look at the mailbox,
+    /// which the client did not ask for.
+    fn progress(&mut self, now: Instant) {
+        let Expect::Reply { pending, .. } = &self.expect else {
+            return;
+        };
+        let Some((tag, started)) = &self.running else {
+            return;
+        };
+        if matches!(pending, Pending::IdleSync { .. }) {
+            return;
+        }
+        if now < *started + PROGRESS_AFTER {
+            // A command that began after the timer was armed for an earlier one.
+            let at = *started + PROGRESS_AFTER;
+            self.timers.set(Timer::Progress, at);
+            return;
+        }
+        let (done, goal) = match pending {
+            Pending::MultiSearch(p) => p.progress(),
+            Pending::Fetch(p) => p.progress(),
+            _ => (None, None),
+        };
+        let details = Progress {
+            // §4: NIL for a tag holding "]", which a client could take for the code's end.
+            tag: Some(Bytes::copy_from_slice(tag.as_bytes())).filter(|t| !t.contains(&b']')),
+            done,
+            goal,
+        };
+        self.untagged(
+            Condition::Ok,
+            Some(Code::InProgress(Some(details))),
+            "Still working.",
+        );
+        self.timers.set(Timer::Progress, now + PROGRESS_AFTER);
+    }
+
     fn close(&mut self) {
         let account = self.account().map(str::to_string);
         self.state = State::Logout { account };
@@ -466,6 +522,7 @@ impl ImapSession {
                 self.answer_failed_auth(&tag);
                 self.after_step(now);
             }
+            Timer::Progress => self.progress(now),
             Timer::IdleKeepalive => {
                 if let Expect::IdleDone { tag } = &self.expect {
                     let tag = tag.clone();
@@ -592,6 +649,7 @@ impl ImapSession {
         if !matches!(line.command, Command::Unknown { .. }) {
             self.bad_commands = 0;
         }
+        self.running = Some((line.tag.clone(), now));
         self.dispatch(line, now);
     }
 
@@ -715,6 +773,11 @@ impl ImapSession {
                 criteria,
                 program,
             } if selected => self.sort(tag, uid, returns, &criteria, program),
+            Command::ESearch {
+                sources,
+                returns,
+                program,
+            } => self.esearch(tag, sources, returns, program),
             Command::Fetch {
                 uid,
                 set,
@@ -787,6 +850,7 @@ impl ImapSession {
                 }
             }
             Pending::Resync(p) => self.resync_reply(p, reply),
+            Pending::MultiSearch(p) => self.multisearch_reply(p, reply),
             Pending::PreSync(line) => {
                 self.apply_sync(reply, false);
                 if matches!(self.state, State::Selected { .. }) {
@@ -810,6 +874,14 @@ impl ImapSession {
     /// ends the selection (CLOSE), whose synchronisation would claim `\Recent` for a view
     /// about to go, and for a FETCH batch with more batches to come.
     fn request_alone(&mut self, op: StorageOp, pending: Pending) {
+        // Armed once, not per request (moving a deadline earlier costs the driver a timer
+        // change): it fires PROGRESS_AFTER into the first command that waits on storage,
+        // and is re-armed only while commands keep waiting.
+        if !self.timers.is_set(Timer::Progress) {
+            if let Some((_, started)) = &self.running {
+                self.timers.set(Timer::Progress, *started + PROGRESS_AFTER);
+            }
+        }
         let id = self.ids.next();
         self.expect = Expect::Reply { id, pending };
         self.out.push(Output::Storage(StorageRequest { id, op }));
@@ -1113,6 +1185,9 @@ impl ImapSession {
                 "CONDSTORE",
                 "QRESYNC",
                 "UIDONLY",
+                "MULTISEARCH",
+                // RFC 9585: sent for any command that waits on storage for long.
+                "INPROGRESS",
             ]),
         }
         if !self.config.imap_unauthenticate {
@@ -1167,6 +1242,8 @@ fn uses_message_numbers(command: &Command) -> bool {
         | Command::Thread { uid, program, .. } => {
             !uid || program.criteria.iter().any(names_numbers)
         }
+        // RFC 7377 §2: a UID SEARCH of each source.
+        Command::ESearch { program, .. } => program.criteria.iter().any(names_numbers),
         Command::Select { params, .. } | Command::Examine { params, .. } => {
             params.iter().any(|p| {
                 matches!(

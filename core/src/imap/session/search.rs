@@ -26,6 +26,10 @@ pub(super) struct Pending {
     /// The criteria name a MODSEQ (RFC 7162 §3.1.5): the answer carries the highest MODSEQ
     /// of the matches, every one of which has a MODSEQ above this.
     modseq_floor: Option<ModSeq>,
+    /// MULTISEARCH's ESEARCH of the selected mailbox (RFC 7377 §2.1): its name on the wire
+    /// and UIDVALIDITY, sent with the tag; the answer is ESEARCH (ALL by default), and none
+    /// at all when nothing matched.
+    correlator: Option<(Bytes, u32)>,
 }
 
 impl ImapSession {
@@ -35,6 +39,18 @@ impl ImapSession {
         uid: bool,
         returns: Option<Vec<SearchReturn>>,
         program: SearchProgram,
+    ) {
+        self.search_selected(tag, uid, returns, program, None);
+    }
+
+    /// SEARCH, or with `correlator` MULTISEARCH's ESEARCH of the selected mailbox.
+    pub(super) fn search_selected(
+        &mut self,
+        tag: Tag,
+        uid: bool,
+        returns: Option<Vec<SearchReturn>>,
+        program: SearchProgram,
+        correlator: Option<(Bytes, u32)>,
     ) {
         let Some((query, modseq_floor)) =
             self.search_query(&tag, returns.as_deref(), &program, false)
@@ -56,6 +72,7 @@ impl ImapSession {
             returns,
             sorted: false,
             modseq_floor,
+            correlator,
         };
         self.request(op, SessionPending::Search(pending));
     }
@@ -91,6 +108,7 @@ impl ImapSession {
             returns,
             sorted: true,
             modseq_floor,
+            correlator: None,
         };
         self.request(op, SessionPending::Search(pending));
     }
@@ -104,6 +122,27 @@ impl ImapSession {
         program: &SearchProgram,
         mandatory_charset: bool,
     ) -> Option<(Query, Option<ModSeq>)> {
+        let modseq_floor = self.check_search(tag, returns, program, mandatory_charset)?;
+        let view = self.selected_view()?;
+        match resolve(view, program) {
+            Ok(q) => Some((q, modseq_floor)),
+            Err(why) => {
+                self.bad(Some(tag.clone()), None, why);
+                None
+            }
+        }
+    }
+
+    /// What every search checks before its criteria are resolved (return options, charset),
+    /// answering the refusal itself; the MODSEQ floor of RFC 7162 §3.1.5 when the criteria
+    /// name a MODSEQ.
+    pub(super) fn check_search(
+        &mut self,
+        tag: &Tag,
+        returns: Option<&[SearchReturn]>,
+        program: &SearchProgram,
+        mandatory_charset: bool,
+    ) -> Option<Option<ModSeq>> {
         let tag = tag.clone();
         // RFC 5182 §2.1: a SAVE search that fails leaves `$` empty, so later commands using
         // it act on nothing rather than on an older result.
@@ -156,14 +195,7 @@ impl ImapSession {
             // RFC 7162 §3.1: a MODSEQ criterion enables CONDSTORE.
             self.condstore_on();
         }
-        let view = self.selected_view()?;
-        match and(&program.criteria, &mut Sets::new(view)) {
-            Ok(q) => Some((q, modseq_floor)),
-            Err(why) => {
-                self.bad(Some(tag), None, why);
-                None
-            }
-        }
+        Some(modseq_floor)
     }
 
     pub(super) fn search_reply(&mut self, p: Pending, reply: StorageResult) {
@@ -193,7 +225,7 @@ impl ImapSession {
         };
         // Without RETURN, IMAP4rev1 answers SEARCH and IMAP4rev2 answers ESEARCH ALL; SORT
         // answers SORT in both (RFC 5256 §4; RFC 5267 §3.1 for RETURN ()).
-        let returns = match (&p.returns, rev2 && !p.sorted) {
+        let returns = match (&p.returns, (rev2 || p.correlator.is_some()) && !p.sorted) {
             (Some(r), _) if r.is_empty() => Some(vec![SearchReturn::All]),
             (Some(r), _) => Some(r.clone()),
             (None, true) => Some(vec![SearchReturn::All]),
@@ -249,36 +281,15 @@ impl ImapSession {
             };
             view.saved = Some(saved);
         }
-        let mut results = Vec::new();
-        if returns.contains(&SearchReturn::Min) {
-            results.extend(numbers.first().map(|&n| ESearchResult::Min(n)));
-        }
-        if returns.contains(&SearchReturn::Max) {
-            results.extend(numbers.last().map(|&n| ESearchResult::Max(n)));
-        }
-        if returns.contains(&SearchReturn::Count) {
-            results.push(ESearchResult::Count(numbers.len() as u32));
-        }
-        if returns.contains(&SearchReturn::All) && !numbers.is_empty() {
-            results.push(ESearchResult::All(to_set(&numbers)));
-        }
-        if let Some(range) = partial {
-            // RFC 9394 §3.1: the range as asked, and NIL when no result lies in it.
-            let picked = range.pick(&numbers);
-            results.push(ESearchResult::Partial(
-                range,
-                (!picked.is_empty()).then(|| to_set(picked)),
-            ));
-        }
-        // RFC 7162 §3.1.10.
-        if let Some(n) = modseq {
-            results.push(ESearchResult::ModSeq(n));
-        }
+        let results = esearch_results(&returns, &numbers, modseq);
         // RFC 5182 §2.1: RETURN (SAVE) alone produces no ESEARCH response.
         let only_save = returns.iter().all(|r| *r == SearchReturn::Save);
-        if !only_save {
+        // RFC 7377 §2.1: no ESEARCH response for a mailbox without matches.
+        let unmatched = p.correlator.is_some() && found.is_empty();
+        if !only_save && !unmatched {
             self.send(Response::Data(Data::ESearch {
                 tag: Some(p.tag.clone()),
+                mailbox: p.correlator.clone(),
                 uid: p.uid,
                 results,
             }));
@@ -290,6 +301,50 @@ impl ImapSession {
         };
         self.finish(Finish::ok(p.tag, done).no_expunge());
     }
+}
+
+/// The ESEARCH results `returns` ask for (RFC 4731 §3.1, RFC 9394 §3.1, RFC 7162 §3.1.10),
+/// of matches numbered `numbers` (ascending, or in SORT's order).
+pub(super) fn esearch_results(
+    returns: &[SearchReturn],
+    numbers: &[u32],
+    modseq: Option<ModSeq>,
+) -> Vec<ESearchResult> {
+    let partial = returns.iter().find_map(|r| match r {
+        SearchReturn::Partial(range) => Some(*range),
+        _ => None,
+    });
+    let mut results = Vec::new();
+    if returns.contains(&SearchReturn::Min) {
+        results.extend(numbers.first().map(|&n| ESearchResult::Min(n)));
+    }
+    if returns.contains(&SearchReturn::Max) {
+        results.extend(numbers.last().map(|&n| ESearchResult::Max(n)));
+    }
+    if returns.contains(&SearchReturn::Count) {
+        results.push(ESearchResult::Count(numbers.len() as u32));
+    }
+    if returns.contains(&SearchReturn::All) && !numbers.is_empty() {
+        results.push(ESearchResult::All(to_set(numbers)));
+    }
+    if let Some(range) = partial {
+        // RFC 9394 §3.1: the range as asked, and NIL when no result lies in it.
+        let picked = range.pick(numbers);
+        results.push(ESearchResult::Partial(
+            range,
+            (!picked.is_empty()).then(|| to_set(picked)),
+        ));
+    }
+    // RFC 7162 §3.1.10.
+    if let Some(n) = modseq {
+        results.push(ESearchResult::ModSeq(n));
+    }
+    results
+}
+
+/// The criteria as a query on `view`'s messages.
+pub(super) fn resolve(view: &View, program: &SearchProgram) -> Result<Query, &'static str> {
+    and(&program.criteria, &mut Sets::new(view))
 }
 
 /// Resolves what only the session knows into UID sets, each of `$` and `\Recent` once per

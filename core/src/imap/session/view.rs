@@ -10,11 +10,15 @@ use std::ops::Range;
 
 use crate::imap::types::{SeqNo, SeqRange, SequenceSet};
 use crate::store::query::UidSet;
-use crate::store::{MailboxId, ModSeq, ObjectKey, Uid, ViewPin};
+use crate::store::{MailboxId, ModSeq, ObjectKey, Snapshot, Uid, ViewPin};
 
 #[derive(Debug)]
 pub(super) struct View {
     pub(super) id: MailboxId,
+    /// The mailbox's canonical name, as selected (and renamed by this session since).
+    pub(super) name: String,
+    /// Its UIDVALIDITY.
+    pub(super) uid_validity: u32,
     /// The account's key for EMAILID and THREADID strings (RFC 8474).
     pub(super) object_key: ObjectKey,
     pub(super) read_only: bool,
@@ -50,6 +54,27 @@ pub(super) struct View {
 pub(super) struct InvalidSet;
 
 impl View {
+    /// The view a mailbox's opening gives: `\Recent` only for IMAP4rev1 (RFC 9051 §2.3.2).
+    pub(super) fn of(snap: Snapshot, name: String, read_only: bool, rev1: bool) -> View {
+        View {
+            id: snap.id,
+            name,
+            uid_validity: snap.uid_validity,
+            object_key: snap.object_key,
+            read_only,
+            uids: snap.uids,
+            recent: if rev1 { snap.recent } else { Vec::new() },
+            uid_next: snap.uid_next,
+            modseq: snap.highest_modseq,
+            keywords: snap.keywords,
+            pending_expunges: Vec::new(),
+            expunge_floor: snap.highest_modseq,
+            own_changes: HashMap::new(),
+            saved: None,
+            pin: snap.pin,
+        }
+    }
+
     /// Message number of a UID.
     pub(super) fn seq(&self, uid: Uid) -> Option<u32> {
         self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
@@ -274,6 +299,8 @@ pub(super) mod tests {
     pub(in crate::imap::session) fn view(uids: &[Uid]) -> View {
         View {
             id: MailboxId(1),
+            name: "INBOX".to_string(),
+            uid_validity: 1,
             object_key: ObjectKey::default(),
             read_only: false,
             uids: Arc::new(uids.to_vec()),
