@@ -24,6 +24,9 @@ pub struct Limits {
     /// never both): non-synchronising literals then carry at most 4096 octets, the IMAP4rev2
     /// rule (RFC 9051 §4.3), and a larger one is refused with `BAD [TOOBIG]`.
     pub imap_literal_minus: bool,
+    /// Longest METADATA value SETMETADATA accepts (RFC 5464 §4.3: `NO [METADATA MAXSIZE n]`
+    /// beyond; §4.1 asks for at least 1024).
+    pub imap_metadata_max_value: u32,
     /// Longest POP3 command line, CRLF included. RFC 2449 §4 allows 255 octets; the margin
     /// tolerates clients that send long user names.
     pub pop3_max_line: usize,
@@ -70,6 +73,7 @@ impl Default for Limits {
             imap_max_literal_unauthenticated: 8 * 1024,
             imap_max_discard: 256 * 1024 * 1024,
             imap_literal_minus: false,
+            imap_metadata_max_value: 64 * 1024,
             pop3_max_line: 512,
             lmtp_max_line: 1000,
             lmtp_max_recipients: 1000,

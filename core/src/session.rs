@@ -52,6 +52,9 @@ pub struct SessionConfig {
     /// Whether IMAP offers UNAUTHENTICATE (RFC 8437). §8 asks for a way to turn it off: behind
     /// a proxy that only checks the first login, it would let a client log in again past it.
     pub imap_unauthenticate: bool,
+    /// How to reach the administrator, a URI (`mailto:`, `tel:`): the read-only METADATA
+    /// server entry `/shared/admin` (RFC 5464 §3.2.1.1), absent when `None`.
+    pub imap_admin: Option<String>,
     /// Whether the driver can carry out [`Output::StartCompression`]: IMAP then offers
     /// COMPRESS=DEFLATE (RFC 4978). Off by default; a driver without it answers COMPRESS as
     /// an unknown command.
@@ -69,6 +72,7 @@ impl SessionConfig {
             server_name: "tern".to_string(),
             channel_bindings: crate::sasl::ChannelBindings::default(),
             imap_unauthenticate: true,
+            imap_admin: None,
             compression: false,
         }
     }

@@ -24,8 +24,8 @@ use tern_core::imap::decode;
 use tern_core::imap::encode::{self, EncodeOptions};
 use tern_core::imap::encode_command::{encode_command, CommandEncodeOptions};
 use tern_core::imap::response::{
-    Code, Condition, Data, ESearchResult, FetchItem, ListItem, Progress, Response, StatusResponse,
-    StatusValue, ThreadNode,
+    Code, Condition, Data, ESearchResult, FetchItem, ListItem, MetadataCode, Progress, Response,
+    StatusResponse, StatusValue, ThreadNode,
 };
 use tern_core::imap::response_decode::parse_response;
 use tern_core::imap::types::*;
@@ -846,7 +846,7 @@ fn text(g: &mut Gen) -> String {
 }
 
 fn code(g: &mut Gen) -> Code {
-    match below(g, 45) {
+    match below(g, 46) {
         0 => Code::Alert,
         1 => Code::AlreadyExists,
         2 => Code::AppendUid {
@@ -898,6 +898,12 @@ fn code(g: &mut Gen) -> Code {
         38 => Code::Unseen(u32::arbitrary(g)),
         39 => Code::MailboxId(object_id(g)),
         40 => Code::UidRequired,
+        42 => Code::Metadata(match below(g, 4) {
+            0 => MetadataCode::LongEntries(u32::arbitrary(g)),
+            1 => MetadataCode::MaxSize(u32::arbitrary(g)),
+            2 => MetadataCode::TooMany,
+            _ => MetadataCode::NoPrivate,
+        }),
         41 => Code::InProgress(maybe(g, |g| {
             let done = maybe(g, u32::arbitrary);
             Progress {
@@ -1283,7 +1289,7 @@ fn every_response_variant_is_generated() {
     }
     // The variant counts of `Data`, `Code` and `FetchItem` in src/imap/response.rs.
     assert_eq!(data.len(), 21, "{data:?}");
-    assert_eq!(codes.len(), 43, "{codes:?}");
+    assert_eq!(codes.len(), 44, "{codes:?}");
     assert_eq!(items.len(), 18, "{items:?}");
 }
 

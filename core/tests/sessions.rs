@@ -104,7 +104,7 @@ fn rfc9051_6_2_3_login_refused_without_tls_and_allowed_on_loopback() {
     h.take();
     assert_eq!(
         h.send("a LOGIN alice wonderland\r\n"),
-        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY MULTISEARCH INPROGRESS APPENDLIMIT=67108864] Logged in.\r\n"
+        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY MULTISEARCH METADATA INPROGRESS APPENDLIMIT=67108864] Logged in.\r\n"
     );
     assert_eq!(h.session.account(), Some("alice"));
     assert_eq!(
@@ -196,7 +196,7 @@ fn rfc4959_authenticate_plain_with_and_without_initial_response() {
     // "\0alice\0wonderland"
     assert_eq!(
         h.send("a AUTHENTICATE PLAIN AGFsaWNlAHdvbmRlcmxhbmQ=\r\n"),
-        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY MULTISEARCH INPROGRESS APPENDLIMIT=67108864] Logged in.\r\n"
+        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY MULTISEARCH METADATA INPROGRESS APPENDLIMIT=67108864] Logged in.\r\n"
     );
     let mut h = imap(Transport::ImplicitTls, false);
     h.take();
@@ -211,7 +211,7 @@ fn rfc4959_authenticate_plain_with_and_without_initial_response() {
     assert_eq!(h.send("d AUTHENTICATE PLAIN\r\n"), "+ \r\n");
     assert_eq!(
         h.send("AGFsaWNlAHdvbmRlcmxhbmQ=\r\n"),
-        "d OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY MULTISEARCH INPROGRESS APPENDLIMIT=67108864] Logged in.\r\n"
+        "d OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY MULTISEARCH METADATA INPROGRESS APPENDLIMIT=67108864] Logged in.\r\n"
     );
 }
 
@@ -266,7 +266,7 @@ fn literals_get_continuations_and_oversized_ones_toobig() {
     assert_eq!(h.send("a LOGIN {5}\r\n"), "+ Ready for literal data\r\n");
     assert_eq!(
         h.send("alice {10+}\r\nwonderland\r\n"),
-        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY MULTISEARCH INPROGRESS APPENDLIMIT=67108864] Logged in.\r\n"
+        "a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UNAUTHENTICATE UIDPLUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT PARTIAL LIST-EXTENDED LIST-STATUS MOVE BINARY SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE CHILDREN MULTIAPPEND REPLACE UTF8=ACCEPT WITHIN OBJECTID PREVIEW SAVEDATE CONDSTORE QRESYNC UIDONLY MULTISEARCH METADATA INPROGRESS APPENDLIMIT=67108864] Logged in.\r\n"
     );
     let mut h = imap(Transport::ImplicitTls, false);
     h.take();
@@ -427,6 +427,53 @@ fn rfc9585_4_a_long_wait_on_storage_is_announced_with_inprogress() {
     assert_eq!(h.send("i IDLE\r\n"), "+ idling\r\n");
     let out = h.advance(Duration::from_secs(120));
     assert!(!out.contains("INPROGRESS"), "{out}");
+}
+
+/// RFC 5464: the configured administrator contact is the read-only server entry
+/// `/shared/admin` (§3.2.1.1), found by DEPTH too; SETMETADATA past the store's entry limit is
+/// `NO [METADATA TOOMANY]` and sets none of its entries (§4.3).
+#[test]
+fn rfc5464_admin_entry_and_too_many_entries() {
+    let mut config = SessionConfig::new(Protocol::Imap, Transport::ImplicitTls);
+    config.imap_admin = Some("mailto:postmaster@example.org".into());
+    let mut h = Harness::with_config(config);
+    h.store.set_limits(tern_core::store::StoreLimits {
+        metadata_entries: 2,
+        ..Default::default()
+    });
+    h.take();
+    h.send("a LOGIN alice wonderland\r\n");
+    assert_eq!(
+        h.send("b GETMETADATA \"\" /shared/admin\r\n"),
+        "* METADATA \"\" (/shared/admin \"mailto:postmaster@example.org\")\r\n\
+         b OK GETMETADATA completed.\r\n"
+    );
+    assert_eq!(
+        h.send("c GETMETADATA (DEPTH infinity) \"\" /shared\r\n"),
+        "* METADATA \"\" (/shared/admin \"mailto:postmaster@example.org\")\r\n\
+         c OK GETMETADATA completed.\r\n"
+    );
+    assert_eq!(
+        h.send("d SETMETADATA \"\" (/shared/admin \"mailto:me@example.org\")\r\n"),
+        "d NO [CANNOT] /shared/admin is read-only.\r\n"
+    );
+    // A mailbox has no such entry.
+    assert_eq!(
+        h.send("e GETMETADATA INBOX /shared/admin\r\n"),
+        "* METADATA INBOX (/shared/admin NIL)\r\ne OK GETMETADATA completed.\r\n"
+    );
+    assert_eq!(
+        h.send("f SETMETADATA INBOX (/private/a \"1\" /private/b \"2\" /private/c \"3\")\r\n"),
+        "f NO [METADATA TOOMANY] Too many entries.\r\n"
+    );
+    assert_eq!(
+        h.send("g GETMETADATA (DEPTH 1) INBOX /private\r\n"),
+        "g OK GETMETADATA completed.\r\n"
+    );
+    assert_eq!(
+        h.send("h SETMETADATA INBOX (/private/a \"1\" /private/b \"2\")\r\n"),
+        "h OK SETMETADATA completed.\r\n"
+    );
 }
 
 #[test]

@@ -61,6 +61,9 @@ pub struct Server {
     /// The name in greetings.
     #[serde(default = "default_name")]
     pub name: String,
+    /// How to reach the administrator, a URI such as `mailto:postmaster@example.org`: IMAP's
+    /// read-only METADATA server entry `/shared/admin` (RFC 5464 §3.2.1.1).
+    pub admin: Option<String>,
     pub tls: Option<TlsFiles>,
     #[serde(default)]
     pub listener: BTreeMap<String, Listener>,
@@ -70,6 +73,7 @@ impl Default for Server {
     fn default() -> Self {
         Server {
             name: default_name(),
+            admin: None,
             tls: None,
             listener: BTreeMap::new(),
         }
@@ -256,6 +260,8 @@ pub struct LimitsConfig {
     pub max_mailboxes: Option<usize>,
     /// Work units one SEARCH may spend before it is refused with `NO [LIMIT]`.
     pub search_work: Option<u64>,
+    /// IMAP METADATA entries one account may hold in all.
+    pub metadata_entries: Option<usize>,
 }
 
 /// Durations in seconds.
@@ -533,6 +539,9 @@ impl Config {
         if let Some(v) = self.limits.search_work {
             limits.search_work = v;
         }
+        if let Some(v) = self.limits.metadata_entries {
+            limits.metadata_entries = v;
+        }
         limits
     }
 
@@ -758,7 +767,7 @@ mod tests {
              block-duration = 120\n[limits]\nmax-connections = 10\nmax-connections-per-ip = 2\n\
              max-unauthenticated-connections = 5\n\
              imap-max-connections-per-account = 4\npop3-max-connections-per-account = 0\n\
-             max-mailboxes = 50\nsearch-work = 1000\n\
+             max-mailboxes = 50\nsearch-work = 1000\nmetadata-entries = 20\n\
              [directory]\npasswd-file = \"users\"\n[storage]",
         );
         let c = parse(&text).unwrap();
@@ -787,6 +796,7 @@ mod tests {
             StoreLimits {
                 max_mailboxes: 50,
                 search_work: 1000,
+                metadata_entries: 20,
             }
         );
     }

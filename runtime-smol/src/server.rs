@@ -282,6 +282,7 @@ async fn serve(
         session_config.limits = session_limits.clone();
         session_config.server_name = config.server.name.clone();
         session_config.imap_unauthenticate = config.auth.unauthenticate;
+        session_config.imap_admin = config.server.admin.clone();
         // `connection` carries out COMPRESS=DEFLATE (IMAP only).
         session_config.compression = protocol == Protocol::Imap;
         let allow_plain = config.auth.allow_plain_text;

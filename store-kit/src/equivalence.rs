@@ -16,6 +16,7 @@ use quickcheck::{Arbitrary, Gen};
 use tern_core::mail::date::Date;
 use tern_core::mail::flags::{Flag, StoreMode, SystemFlag};
 use tern_core::mail::text::fold;
+use tern_core::store::metadata::Depth;
 use tern_core::store::query::{DateCmp, Query};
 use tern_core::store::sort::{SortCriterion, SortKey};
 use tern_core::store::{
@@ -53,6 +54,25 @@ const HEADER_NAMES: &[&str] = &[
     "date",
     "bcc",
     "in-reply-to",
+];
+
+/// METADATA entry names the histories set (canonical: lower case).
+const METADATA_NAMES: &[&str] = &[
+    "/private/comment",
+    "/shared/comment",
+    "/private/vendor/x/a",
+    "/private/vendor/x/a/b",
+    "/shared/vendor/y/z",
+];
+
+/// Names GETMETADATA asks for: entries and the roots above them.
+const METADATA_ROOTS: &[&str] = &[
+    "/private",
+    "/shared",
+    "/private/comment",
+    "/private/vendor/x",
+    "/private/vendor/x/a",
+    "/shared/vendor",
 ];
 
 fn uids(rng: &mut Rng) -> Vec<u32> {
@@ -318,7 +338,29 @@ fn step(rng: &mut Rng) -> Step {
                 })
                 .collect(),
         },
-        48..=62 => StorageOp::Search {
+        // RFC 5464: entries on the account or a mailbox (one that may not exist), read back
+        // at every depth; DELETE, RENAME and RENAME INBOX above carry them along.
+        61 => StorageOp::GetMetadata {
+            account,
+            mailbox: rng.chance(70).then(|| name(rng)),
+            names: (0..rng.range(1, 3))
+                .map(|_| rng.pick(METADATA_ROOTS).to_string())
+                .collect(),
+            depth: *rng.pick(&[Depth::Zero, Depth::One, Depth::Infinity]),
+        },
+        62 => StorageOp::SetMetadata {
+            account,
+            mailbox: rng.chance(70).then(|| name(rng)),
+            entries: (0..rng.range(1, 4))
+                .map(|_| {
+                    let value = rng
+                        .chance(75)
+                        .then(|| Bytes::from(format!("v{}", rng.below(5))));
+                    (rng.pick(METADATA_NAMES).to_string(), value)
+                })
+                .collect(),
+        },
+        48..=60 => StorageOp::Search {
             account,
             mailbox: mailbox(rng),
             uids: uids(rng),

@@ -21,6 +21,7 @@ use tern_core::mail::preview::preview;
 use tern_core::mail::text::SearchText;
 use tern_core::mail::thread::ThreadKeys;
 use tern_core::store::evaluate::{evaluate, Bits, Halt, Meter};
+use tern_core::store::metadata::{self, Depth};
 use tern_core::store::query::{Candidate, Query};
 use tern_core::store::sort::SortFields;
 use tern_core::store::{import, AccountTemplate, LimitKind};
@@ -1174,6 +1175,9 @@ impl Account {
                     tx.prepare_cached(sql)?.execute([mailbox.id])?;
                 }
             }
+            // RFC 5464 §4.1: a mailbox's METADATA entries go with it.
+            tx.prepare_cached("DELETE FROM metadata WHERE mailbox = ?1")?
+                .execute([mailbox.id])?;
             Ok((StorageReply::Done, vec![MailboxId(mailbox.id as u64)]))
         })
     }
@@ -1211,6 +1215,7 @@ impl Account {
                 for sql in [
                     "DELETE FROM keywords WHERE mailbox = ?1",
                     "DELETE FROM expunged WHERE mailbox = ?1",
+                    "DELETE FROM metadata WHERE mailbox = ?1",
                     "DELETE FROM mailboxes WHERE id = ?1",
                 ] {
                     tx.prepare_cached(sql)?.execute([placeholder.id])?;
@@ -1245,6 +1250,13 @@ impl Account {
                 for m in &messages {
                     add(tx, &mut target, &mut keywords, m, now)?;
                 }
+                // RFC 5464 §4.1: the new mailbox gets a copy of the entries; the source keeps
+                // its own.
+                tx.prepare_cached(
+                    "INSERT INTO metadata (mailbox, name, value) \
+                     SELECT ?2, name, value FROM metadata WHERE mailbox = ?1",
+                )?
+                .execute(params![source.id, target.id])?;
                 save(tx, &source)?;
                 save(tx, &target)?;
                 return Ok((StorageReply::Done, vec![MailboxId(source.id as u64)]));
@@ -1262,6 +1274,80 @@ impl Account {
                 let new = format!("{to}{}", &old[from.len()..]);
                 tx.prepare_cached("UPDATE mailboxes SET name = ?2 WHERE id = ?1")?
                     .execute(params![id, new])?;
+            }
+            Ok((StorageReply::Done, Vec::new()))
+        })
+    }
+
+    /// GETMETADATA: the entries of `mailbox` (the account's own for `None`) within `depth`
+    /// of one of `names`, ascending by name.
+    pub fn get_metadata(
+        &mut self,
+        mailbox: Option<&str>,
+        names: &[String],
+        depth: Depth,
+    ) -> Result<Outcome, Fail> {
+        let id = metadata_owner(&self.conn, mailbox)?;
+        let mut found = Vec::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name, value FROM metadata WHERE mailbox = ?1 AND name >= ?2 ORDER BY name",
+        )?;
+        for root in names {
+            // Every name within `root` sorts at or after it; the scan stops at the first that
+            // is neither it nor below it.
+            let rows = stmt.query_map(params![id, root], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            for row in rows {
+                let (name, value) = row?;
+                if name != *root && !name.starts_with(&format!("{root}/")) {
+                    break;
+                }
+                if metadata::within(root, &name, depth) {
+                    found.push((name, Bytes::from(value)));
+                }
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.dedup_by(|a, b| a.0 == b.0);
+        Ok((StorageReply::Metadata(found), Vec::new()))
+    }
+
+    /// SETMETADATA: every entry set or removed in one transaction, or none when the account
+    /// would grow past `limit` entries.
+    pub fn set_metadata(
+        &mut self,
+        mailbox: Option<&str>,
+        entries: &[(String, Option<Bytes>)],
+        limit: usize,
+    ) -> Result<Outcome, Fail> {
+        self.write(|tx, _, _| {
+            let id = metadata_owner(tx, mailbox)?;
+            let count = |tx: &Connection| -> Result<usize, Fail> {
+                let n: i64 = tx
+                    .prepare_cached("SELECT COUNT(*) FROM metadata")?
+                    .query_row([], |r| r.get(0))?;
+                Ok(n as usize)
+            };
+            let held = count(tx)?;
+            for (name, value) in entries {
+                match value {
+                    Some(v) => tx
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO metadata (mailbox, name, value) \
+                             VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![id, name, &v[..]])?,
+                    None => tx
+                        .prepare_cached("DELETE FROM metadata WHERE mailbox = ?1 AND name = ?2")?
+                        .execute(params![id, name])?,
+                };
+            }
+            let after = count(tx)?;
+            // Only growth is refused: removing entries must work above a lowered limit. The
+            // error rolls the transaction back.
+            if after > limit && after > held {
+                return Err(StorageError::Limit(LimitKind::MetadataEntries).into());
             }
             Ok((StorageReply::Done, Vec::new()))
         })
@@ -2993,6 +3079,15 @@ fn load_text_if_any(conn: &Connection, id: i64) -> Result<Option<SearchText>, Fa
         .optional()?;
     data.map(|d| Ok(codec::decode_text(unpack(d)?)?))
         .transpose()
+}
+
+/// The `metadata.mailbox` key of a GETMETADATA/SETMETADATA target: the mailbox's id (any
+/// mailbox, `\Noselect` ones included: RFC 5464 §4.1), 0 for the account's own entries.
+fn metadata_owner(conn: &Connection, mailbox: Option<&str>) -> Result<i64, Fail> {
+    match mailbox {
+        None => Ok(0),
+        Some(name) => Ok(by_name(conn, name)?.ok_or(StorageError::NoSuchMailbox)?.id),
+    }
 }
 
 #[cfg(test)]

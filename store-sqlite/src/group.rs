@@ -102,6 +102,7 @@ pub fn reads_only(op: &StorageOp) -> bool {
             | StorageOp::Status { .. }
             | StorageOp::Open { .. }
             | StorageOp::Usage { .. }
+            | StorageOp::GetMetadata { .. }
             | StorageOp::Fetch {
                 mark_seen: false,
                 ..

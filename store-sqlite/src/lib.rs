@@ -834,6 +834,15 @@ fn run(
             name, subscribed, ..
         } => a.subscribe(&name, subscribed),
         StorageOp::Status { name, .. } => a.status(&name),
+        StorageOp::GetMetadata {
+            mailbox,
+            names,
+            depth,
+            ..
+        } => a.get_metadata(mailbox.as_deref(), &names, depth),
+        StorageOp::SetMetadata {
+            mailbox, entries, ..
+        } => a.set_metadata(mailbox.as_deref(), &entries, limits.metadata_entries),
         // From the totals every mailbox row keeps, in the transaction that changes them.
         StorageOp::Usage { .. } => a.usage().map(|(messages, octets)| {
             (StorageReply::Usage(Usage { messages, octets }), Vec::new())

@@ -9,7 +9,7 @@
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Each step's SQL, applied in one transaction together with the new `user_version`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// Version 1.
 ///
@@ -224,4 +224,19 @@ CREATE TABLE threads (
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('object_key', random());
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_email', 0);
+"#;
+
+/// Version 8: METADATA (RFC 5464).
+///
+/// - `metadata`: each entry's canonical name (`tern_core::store::metadata::entry_name`) and
+///   value, keyed by mailbox id, 0 for the account's own (server) entries. Keyed by id, so an
+///   entry follows its mailbox through RENAME; DELETE removes a mailbox's entries, and RENAME
+///   of INBOX copies INBOX's to the new mailbox.
+const V8: &str = r#"
+CREATE TABLE metadata (
+    mailbox INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (mailbox, name)
+) WITHOUT ROWID;
 "#;

@@ -705,6 +705,7 @@ fn version_one_databases_gain_headlines() {
     store.open_account("alice").unwrap();
     store
         .with_connection("alice", |c| {
+            undo_metadata(c);
             undo_object_ids(c);
             c.execute_batch(
                 "DROP TABLE headlines; DROP TABLE retained; DROP TABLE fts_pending; \
@@ -2016,6 +2017,7 @@ fn version_four_databases_keep_their_lz4_rows() {
     let (contents, texts) = store.with_connection("alice", |c| {
         let contents = rewrite_as_lz4(c, "contents");
         let texts = rewrite_as_lz4(c, "texts");
+        undo_metadata(c);
         undo_object_ids(c);
         c.execute_batch(UNDO_V6).unwrap();
         c.pragma_update(None, "user_version", 4).unwrap();
@@ -2309,6 +2311,7 @@ fn version_five_databases_gain_object_ids() {
     store.open_account("alice").unwrap();
     store
         .with_connection("alice", |c| {
+            undo_metadata(c);
             undo_object_ids(c);
             c.pragma_update(None, "user_version", 6)
         })
@@ -2385,6 +2388,11 @@ fn long_references_keep_a_bounded_map() {
 
 /// Takes a database back to before schema version 7 (RFC 8474 object identifiers), for tests
 /// that open databases of older versions.
+/// Takes a database back before schema version 8 (METADATA).
+fn undo_metadata(c: &rusqlite::Connection) {
+    c.execute_batch("DROP TABLE metadata;").unwrap();
+}
+
 fn undo_object_ids(c: &rusqlite::Connection) {
     c.execute_batch(
         "ALTER TABLE messages DROP COLUMN email; ALTER TABLE messages DROP COLUMN thread; \
@@ -2410,6 +2418,7 @@ fn version_five_databases_gain_previews_and_save_dates() {
     append(&mut store, "INBOX", small.clone());
     append(&mut store, "INBOX", large.clone());
     store.with_connection("alice", |c| {
+        undo_metadata(c);
         undo_object_ids(c);
         c.execute_batch(UNDO_V6).unwrap();
         c.pragma_update(None, "user_version", 5).unwrap();
@@ -2514,4 +2523,149 @@ fn copies_get_their_own_save_date() {
     assert_eq!(both[1].save_date, from_unix(1_767_225_600 + 86_400, 0));
     assert_eq!(both[0].preview, both[1].preview);
     assert!(both[1].preview.is_some());
+}
+
+/// RFC 5464 §4.3: SETMETADATA past the account's entry limit changes nothing (all or none);
+/// removing entries works above it; a deleted mailbox's entries are gone and no longer count;
+/// the entries of a renamed mailbox follow it, and RENAME of INBOX copies INBOX's. MemStore
+/// must agree step by step.
+#[test]
+fn metadata_limits_and_lifecycle() {
+    use tern_core::store::metadata::Depth;
+    use tern_core::store::LimitKind;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sqlite = SqliteStore::open(dir.path()).unwrap();
+    let mut mem = tern_core::MemStore::new();
+    let limits = StoreLimits {
+        metadata_entries: 3,
+        ..StoreLimits::default()
+    };
+    sqlite.set_limits(limits);
+    mem.set_limits(limits);
+    let set = |mailbox: Option<&str>, entries: &[(&str, Option<&str>)]| StorageOp::SetMetadata {
+        account: "alice".into(),
+        mailbox: mailbox.map(str::to_string),
+        entries: entries
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.map(|v| Bytes::from(v.to_string()))))
+            .collect(),
+    };
+    let get = |mailbox: Option<&str>| StorageOp::GetMetadata {
+        account: "alice".into(),
+        mailbox: mailbox.map(str::to_string),
+        names: vec!["/private".to_string(), "/shared".to_string()].into(),
+        depth: Depth::Infinity,
+    };
+    let both = |sqlite: &mut SqliteStore, mem: &mut tern_core::MemStore, op: StorageOp| {
+        let a = sqlite.execute(op.clone());
+        assert_eq!(a, mem.execute(op.clone()), "{op:?}");
+        a
+    };
+    let create = |name: &str| StorageOp::CreateMailbox {
+        account: "alice".into(),
+        name: name.into(),
+        special_use: None,
+    };
+    let entries = |r: StorageResult| match r {
+        Ok(StorageReply::Metadata(e)) => e
+            .into_iter()
+            .map(|(n, v)| format!("{n}={}", String::from_utf8_lossy(&v)))
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    // Object keys are random per store: only that both made it is compared.
+    sqlite.execute(create("Box")).unwrap();
+    mem.execute(create("Box")).unwrap();
+    let two = [("/private/a", Some("1")), ("/shared/b", Some("2"))];
+    assert_eq!(
+        both(&mut sqlite, &mut mem, set(Some("Box"), &two)),
+        Ok(StorageReply::Done)
+    );
+    let over = [("/private/c", Some("3")), ("/private/d", Some("4"))];
+    assert_eq!(
+        both(&mut sqlite, &mut mem, set(None, &over)),
+        Err(StorageError::Limit(LimitKind::MetadataEntries))
+    );
+    // Nothing of the refused command was written.
+    assert!(entries(both(&mut sqlite, &mut mem, get(None))).is_empty());
+    both(
+        &mut sqlite,
+        &mut mem,
+        set(None, &[("/private/c", Some("3"))]),
+    )
+    .unwrap();
+    // Renamed, the mailbox keeps its entries; INBOX's are copied by RENAME INBOX.
+    both(
+        &mut sqlite,
+        &mut mem,
+        StorageOp::RenameMailbox {
+            account: "alice".into(),
+            from: "Box".into(),
+            to: "Moved".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        entries(both(&mut sqlite, &mut mem, get(Some("Moved")))),
+        ["/private/a=1", "/shared/b=2"]
+    );
+    // Deleted, its entries no longer count: two more fit.
+    both(
+        &mut sqlite,
+        &mut mem,
+        StorageOp::DeleteMailbox {
+            account: "alice".into(),
+            name: "Moved".into(),
+        },
+    )
+    .unwrap();
+    both(&mut sqlite, &mut mem, set(Some("INBOX"), &two)).unwrap();
+    both(
+        &mut sqlite,
+        &mut mem,
+        StorageOp::MoveAllMessages {
+            account: "alice".into(),
+            from: "INBOX".into(),
+            to: "Old".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        entries(both(&mut sqlite, &mut mem, get(Some("Old")))),
+        ["/private/a=1", "/shared/b=2"]
+    );
+    assert_eq!(
+        entries(both(&mut sqlite, &mut mem, get(Some("INBOX")))),
+        ["/private/a=1", "/shared/b=2"]
+    );
+    // Five entries now, over the limit: removing one works, adding one does not.
+    both(
+        &mut sqlite,
+        &mut mem,
+        set(Some("Old"), &[("/private/a", None)]),
+    )
+    .unwrap();
+    assert_eq!(
+        both(
+            &mut sqlite,
+            &mut mem,
+            set(Some("Old"), &[("/private/z", Some("z"))])
+        ),
+        Err(StorageError::Limit(LimitKind::MetadataEntries))
+    );
+    // Replacing a value does not grow the account.
+    both(
+        &mut sqlite,
+        &mut mem,
+        set(Some("Old"), &[("/shared/b", Some("new"))]),
+    )
+    .unwrap();
+    assert_eq!(
+        both(
+            &mut sqlite,
+            &mut mem,
+            set(Some("Nope"), &[("/shared/b", Some("x"))])
+        ),
+        Err(StorageError::NoSuchMailbox)
+    );
 }

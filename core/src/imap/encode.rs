@@ -17,8 +17,8 @@ mod fetch;
 use bytes::{BufMut, BytesMut};
 
 use super::response::{
-    self, Condition, Data, ESearchResult, ListItem, Response, StatusResponse, StatusValue,
-    ThreadNode,
+    self, Condition, Data, ESearchResult, ListItem, MetadataCode, Response, StatusResponse,
+    StatusValue, ThreadNode,
 };
 use super::types::{PartialRange, SeqNo, SequenceSet, StatusItem};
 use crate::imap::decode::prim::{ASTRING, ATOM, LIST_CHAR};
@@ -616,6 +616,22 @@ fn put_code(out: &mut BytesMut, code: &response::Code, w: &Strings) {
             out.put_slice(b"MAILBOXID (");
             out.put_slice(id);
             out.put_u8(b')');
+            return;
+        }
+        C::Metadata(m) => {
+            out.put_slice(b"METADATA ");
+            match m {
+                MetadataCode::LongEntries(n) => {
+                    out.put_slice(b"LONGENTRIES ");
+                    put_u32(out, *n);
+                }
+                MetadataCode::MaxSize(n) => {
+                    out.put_slice(b"MAXSIZE ");
+                    put_u32(out, *n);
+                }
+                MetadataCode::TooMany => out.put_slice(b"TOOMANY"),
+                MetadataCode::NoPrivate => out.put_slice(b"NOPRIVATE"),
+            }
             return;
         }
         C::InProgress(details) => {

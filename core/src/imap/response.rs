@@ -154,11 +154,26 @@ pub enum Code {
     Unseen(u32),
     /// MAILBOXID (objectid) (RFC 8474).
     MailboxId(Bytes),
+    /// METADATA LONGENTRIES n / MAXSIZE n / TOOMANY / NOPRIVATE (RFC 5464 §4.2.1, §4.3).
+    Metadata(MetadataCode),
     /// INPROGRESS [(tag done goal)] (RFC 9585 §4), in untagged OKs while a command runs;
     /// `None` for the bare code.
     InProgress(Option<Progress>),
     /// Any other atom with optional text, e.g. from an extension tern relays.
     Other(Bytes, Option<Bytes>),
+}
+
+/// What a `[METADATA ...]` response code says (RFC 5464 §5 `resp-text-code`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataCode {
+    /// GETMETADATA left out values larger than MAXSIZE; the largest was this long.
+    LongEntries(u32),
+    /// SETMETADATA: no value may be longer than this.
+    MaxSize(u32),
+    /// SETMETADATA: no more entries can be made.
+    TooMany,
+    /// SETMETADATA: private entries are not supported there.
+    NoPrivate,
 }
 
 /// INPROGRESS details (RFC 9585 §4). A goal comes only with a count of what is done, and is

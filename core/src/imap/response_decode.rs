@@ -15,8 +15,8 @@ use super::decode::prim::{
 };
 use super::decode::{section, section_binary, MAX_DEPTH};
 use super::response::{
-    Code, Condition, Data, ESearchResult, FetchItem, ListItem, Progress, Response, StatusResponse,
-    StatusValue, ThreadNode,
+    Code, Condition, Data, ESearchResult, FetchItem, ListItem, MetadataCode, Progress, Response,
+    StatusResponse, StatusValue, ThreadNode,
 };
 use super::types::StatusItem;
 use crate::mail::structure::{
@@ -263,6 +263,27 @@ fn code<'a>(cx: &Cx<'_>, i: &'a [u8]) -> R<'a, Code> {
                 _ => Code::Unseen(n),
             };
             return Ok((r, c));
+        }
+        b"METADATA" => {
+            let (r, _) = sp(r)?;
+            let (r, w) = label(r);
+            let mut buf = [0u8; 24];
+            let (r, m) = match upcase(w, &mut buf) {
+                b"LONGENTRIES" => {
+                    let (r, _) = sp(r)?;
+                    let (r, n) = number(r)?;
+                    (r, MetadataCode::LongEntries(n))
+                }
+                b"MAXSIZE" => {
+                    let (r, _) = sp(r)?;
+                    let (r, n) = number(r)?;
+                    (r, MetadataCode::MaxSize(n))
+                }
+                b"TOOMANY" => (r, MetadataCode::TooMany),
+                b"NOPRIVATE" => (r, MetadataCode::NoPrivate),
+                _ => return fail(r, "Unknown METADATA response code."),
+            };
+            return Ok((r, Code::Metadata(m)));
         }
         b"INPROGRESS" => {
             let Some(r) = r.strip_prefix(b" (") else {

@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use super::evaluate::{evaluate, Halt, Meter};
 use super::import;
+use super::metadata;
 use super::query::{Candidate, Query};
 use super::sort::{self, SortFields, Sortable};
 use super::{
@@ -61,6 +62,8 @@ struct Account {
     last_email: u64,
     /// Message identifiers to their conversations ([`crate::mail::thread`]).
     threads: HashMap<String, ThreadId>,
+    /// The account's own METADATA entries (RFC 5464), by canonical name.
+    metadata: BTreeMap<String, Bytes>,
 }
 
 #[derive(Debug)]
@@ -82,6 +85,8 @@ struct Mailbox {
     /// Expunged messages some session may still ask for, by UID, with the MODSEQ of their
     /// expunge (see [`super::pins`]).
     retained: BTreeMap<Uid, (ModSeq, Message)>,
+    /// METADATA entries (RFC 5464), by canonical name.
+    metadata: BTreeMap<String, Bytes>,
 }
 
 #[derive(Debug, Clone)]
@@ -266,10 +271,13 @@ impl MemStore {
                 source.remove(&uids);
             }
             let source_id = source.id;
+            // RFC 5464 §4.1: the new mailbox gets a copy of the entries; the source keeps its.
+            let metadata = source.metadata.clone();
             let target = a
                 .mailboxes
                 .get_mut(&to)
                 .ok_or(StorageError::NoSuchMailbox)?;
+            target.metadata = metadata;
             for m in messages {
                 target.add(m, now);
             }
@@ -343,6 +351,7 @@ impl Account {
                 keywords: Vec::new(),
                 pins: Pins::default(),
                 retained: BTreeMap::new(),
+                metadata: BTreeMap::new(),
             },
         );
         MailboxId(self.next_id)
@@ -586,6 +595,66 @@ impl MemStore {
             StorageOp::Then { .. } => Err(StorageError::Internal(
                 "a combined request inside another".into(),
             )),
+            StorageOp::GetMetadata {
+                account,
+                mailbox,
+                names,
+                depth,
+            } => {
+                let a = self.account(&account);
+                let entries = match &mailbox {
+                    None => &a.metadata,
+                    Some(name) => {
+                        &a.mailboxes
+                            .get(name)
+                            .ok_or(StorageError::NoSuchMailbox)?
+                            .metadata
+                    }
+                };
+                let found = entries
+                    .iter()
+                    .filter(|(n, _)| names.iter().any(|r| metadata::within(r, n, depth)))
+                    .map(|(n, v)| (n.clone(), v.clone()))
+                    .collect();
+                Ok(StorageReply::Metadata(found))
+            }
+            StorageOp::SetMetadata {
+                account,
+                mailbox,
+                entries,
+            } => {
+                let limit = self.limits.metadata_entries;
+                let a = self.account(&account);
+                let held = a.metadata.len()
+                    + a.mailboxes
+                        .values()
+                        .map(|m| m.metadata.len())
+                        .sum::<usize>();
+                let target = match &mailbox {
+                    None => &mut a.metadata,
+                    Some(name) => {
+                        &mut a
+                            .mailboxes
+                            .get_mut(name)
+                            .ok_or(StorageError::NoSuchMailbox)?
+                            .metadata
+                    }
+                };
+                let mut next = target.clone();
+                for (name, value) in entries.into_vec() {
+                    match value {
+                        Some(v) => next.insert(name, v),
+                        None => next.remove(&name),
+                    };
+                }
+                let after = held - target.len() + next.len();
+                // Only growth is refused: removing entries must work above a lowered limit.
+                if after > limit && after > held {
+                    return Err(StorageError::Limit(LimitKind::MetadataEntries));
+                }
+                *target = next;
+                Ok(StorageReply::Done)
+            }
             StorageOp::ListMailboxes { account } => {
                 let a = self.account(&account);
                 Ok(StorageReply::Mailboxes(MailboxList {
@@ -657,6 +726,8 @@ impl MemStore {
                         return Err(StorageError::HasChildren);
                     }
                     mailbox.selectable = false;
+                    // RFC 5464 §4.1: a mailbox's entries go with it.
+                    mailbox.metadata.clear();
                     // As expunges with a new MODSEQ, not a silent clear: CREATE can make the
                     // name a mailbox again (same UIDVALIDITY), and a session that still has
                     // it selected must then learn that these messages are gone.

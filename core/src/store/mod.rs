@@ -27,6 +27,7 @@ pub mod evaluate;
 pub mod headline;
 pub mod import;
 mod mem;
+pub mod metadata;
 pub mod objectid;
 pub mod pins;
 pub mod query;
@@ -129,6 +130,10 @@ pub struct StoreLimits {
     /// Work one SEARCH may do, in [`evaluate::Meter`] units; past it the search stops with
     /// `StorageError::Limit`.
     pub search_work: u64,
+    /// METADATA entries one account may hold, on the server and all its mailboxes together
+    /// (RFC 5464 §4.1 asks for at least 10 per mailbox); SETMETADATA past it is refused with
+    /// `StorageError::Limit` (IMAP `NO [METADATA TOOMANY]`).
+    pub metadata_entries: usize,
 }
 
 impl Default for StoreLimits {
@@ -136,6 +141,7 @@ impl Default for StoreLimits {
         StoreLimits {
             max_mailboxes: 10_000,
             search_work: evaluate::DEFAULT_SEARCH_WORK,
+            metadata_entries: 1000,
         }
     }
 }
@@ -604,6 +610,31 @@ pub enum StorageOp {
         /// The messages with their UIDs.
         messages: Vec<(Uid, NewMessage)>,
     },
+    /// GETMETADATA (RFC 5464 §4.2): the entries of mailbox `mailbox` (of the account itself
+    /// when `None`) that are one of `names` or lie within `depth` below one
+    /// ([`metadata::within`]), ascending by name, answered with [`StorageReply::Metadata`].
+    /// Names are canonical ([`metadata::entry_name`]). Fails with `NoSuchMailbox`.
+    GetMetadata {
+        /// The account.
+        account: String,
+        /// Canonical mailbox name, `None` for the account's own entries.
+        mailbox: Option<String>,
+        /// The entries asked for.
+        names: Box<[String]>,
+        /// How far below them.
+        depth: metadata::Depth,
+    },
+    /// SETMETADATA (§4.3): sets each entry (removes it for `None`), all or none. Fails with
+    /// `NoSuchMailbox`, or `Limit(LimitKind::MetadataEntries)` when the account would hold
+    /// more than [`StoreLimits::metadata_entries`] entries.
+    SetMetadata {
+        /// The account.
+        account: String,
+        /// Canonical mailbox name, `None` for the account's own entries.
+        mailbox: Option<String>,
+        /// Canonical names and values.
+        entries: Box<[(String, Option<Bytes>)]>,
+    },
 }
 
 impl StorageOp {
@@ -631,6 +662,8 @@ impl StorageOp {
             | StorageOp::Usage { account }
             | StorageOp::CopyMove { account, .. }
             | StorageOp::Replace { account, .. }
+            | StorageOp::GetMetadata { account, .. }
+            | StorageOp::SetMetadata { account, .. }
             | StorageOp::ImportMessages { account, .. } => Some(account),
             StorageOp::Then { first, .. } => first.account(),
         }
@@ -691,6 +724,8 @@ pub enum StorageReply {
     Expunged(Vec<Uid>),
     /// To [`StorageOp::Usage`].
     Usage(AccountUsage),
+    /// To [`StorageOp::GetMetadata`]: (name, value) pairs, ascending by name.
+    Metadata(Vec<(String, Bytes)>),
     /// To [`StorageOp::CopyMove`].
     Copied {
         /// The target's UIDVALIDITY.
@@ -756,6 +791,8 @@ pub enum LimitKind {
     UidValidity,
     /// A mailbox has given out every UID.
     Uids,
+    /// The account holds [`StoreLimits::metadata_entries`] METADATA entries already.
+    MetadataEntries,
 }
 
 impl fmt::Display for LimitKind {
@@ -767,6 +804,7 @@ impl fmt::Display for LimitKind {
             LimitKind::AccountName => "account name too long",
             LimitKind::UidValidity => "UIDVALIDITY exhausted",
             LimitKind::Uids => "UIDs exhausted",
+            LimitKind::MetadataEntries => "too many METADATA entries",
         })
     }
 }

@@ -29,6 +29,7 @@ mod condstore;
 mod fetch;
 mod mailboxes;
 mod messages;
+mod metadata;
 mod multisearch;
 mod search;
 mod view;
@@ -146,6 +147,8 @@ enum Pending {
     Resync(condstore::Pending),
     /// An ESEARCH over several mailboxes (RFC 7377).
     MultiSearch(Box<multisearch::Pending>),
+    /// GETMETADATA or SETMETADATA (RFC 5464).
+    Metadata(metadata::Pending),
 }
 
 /// The tagged response that ends a command, sent after any pending updates.
@@ -778,6 +781,12 @@ impl ImapSession {
                 returns,
                 program,
             } => self.esearch(tag, sources, returns, program),
+            Command::GetMetadata {
+                options,
+                mailbox,
+                entries,
+            } => self.get_metadata(tag, options, &mailbox, &entries),
+            Command::SetMetadata { mailbox, entries } => self.set_metadata(tag, &mailbox, &entries),
             Command::Fetch {
                 uid,
                 set,
@@ -851,6 +860,7 @@ impl ImapSession {
             }
             Pending::Resync(p) => self.resync_reply(p, reply),
             Pending::MultiSearch(p) => self.multisearch_reply(p, reply),
+            Pending::Metadata(p) => self.metadata_reply(p, reply),
             Pending::PreSync(line) => {
                 self.apply_sync(reply, false);
                 if matches!(self.state, State::Selected { .. }) {
@@ -1186,6 +1196,9 @@ impl ImapSession {
                 "QRESYNC",
                 "UIDONLY",
                 "MULTISEARCH",
+                // RFC 5464: server and mailbox entries (METADATA-SERVER would be the first
+                // alone).
+                "METADATA",
                 // RFC 9585: sent for any command that waits on storage for long.
                 "INPROGRESS",
             ]),
@@ -1223,6 +1236,7 @@ fn limit_text(kind: LimitKind) -> &'static str {
         LimitKind::AccountName => "account name too long",
         LimitKind::UidValidity => "UIDVALIDITY exhausted",
         LimitKind::Uids => "UIDs exhausted",
+        LimitKind::MetadataEntries => "too many METADATA entries",
     }
 }
 
