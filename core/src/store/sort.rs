@@ -93,6 +93,98 @@ impl SortFields {
     }
 }
 
+impl SortFields {
+    /// The fields as a store keeps them: a presence byte and the sent date (8 octets, little
+    /// endian) when there is one, then each string with its length (4 octets) before it.
+    pub fn encode(&self) -> Vec<u8> {
+        let strings = self.strings();
+        let mut out = Vec::with_capacity(9 + strings.iter().map(|s| 4 + s.len()).sum::<usize>());
+        match self.sent {
+            Some(sent) => {
+                out.push(1);
+                out.extend_from_slice(&sent.to_le_bytes());
+            }
+            None => out.push(0),
+        }
+        for s in strings {
+            // A string is at most a header field, far below 4 GiB; longer would not be stored.
+            let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(s.as_bytes().get(..len as usize).unwrap_or_default());
+        }
+        out
+    }
+
+    /// The fields [`SortFields::encode`] wrote; `None` for anything else (damaged data).
+    pub fn decode(data: &[u8]) -> Option<SortFields> {
+        let (&tag, mut rest) = data.split_first()?;
+        let sent = match tag {
+            0 => None,
+            1 => {
+                let (date, after) = rest.split_first_chunk::<8>()?;
+                rest = after;
+                Some(i64::from_le_bytes(*date))
+            }
+            _ => return None,
+        };
+        let mut string = || {
+            let (len, after) = rest.split_first_chunk::<4>()?;
+            let len = u32::from_le_bytes(*len) as usize;
+            let text = after.get(..len)?;
+            rest = after.get(len..)?;
+            String::from_utf8(text.to_vec()).ok()
+        };
+        let fields = SortFields {
+            sent,
+            subject: string()?,
+            from: string()?,
+            to: string()?,
+            cc: string()?,
+            display_from: string()?,
+            display_to: string()?,
+        };
+        rest.is_empty().then_some(fields)
+    }
+
+    /// Memory the fields hold, themselves included (for a cache's budget).
+    pub fn bytes(&self) -> usize {
+        self.strings()
+            .iter()
+            .map(|s| s.capacity())
+            .fold(std::mem::size_of::<SortFields>(), usize::saturating_add)
+    }
+
+    fn strings(&self) -> [&String; 6] {
+        [
+            &self.subject,
+            &self.from,
+            &self.to,
+            &self.cc,
+            &self.display_from,
+            &self.display_to,
+        ]
+    }
+}
+
+/// The fields of no message: what a sort on INTERNALDATE and size alone is given, since it
+/// compares nothing else.
+pub static NO_FIELDS: SortFields = SortFields {
+    sent: None,
+    subject: String::new(),
+    from: String::new(),
+    to: String::new(),
+    cc: String::new(),
+    display_from: String::new(),
+    display_to: String::new(),
+};
+
+impl SortKey {
+    /// Whether the key compares [`SortFields`] (all but ARRIVAL and SIZE).
+    pub fn needs_fields(self) -> bool {
+        !matches!(self, SortKey::Arrival | SortKey::Size)
+    }
+}
+
 /// The first address of a list as ENVELOPE gives it: for `undisclosed-recipients:;` that is
 /// the group's start, whose addr-mailbox is the group's name (NIL host), and that name is what
 /// sorts, as in Dovecot (where mailboxes hold much such mail, skipping to a later address or
@@ -143,23 +235,66 @@ pub struct Sortable<'f> {
 
 /// The UIDs of `items` in the order `criteria` give: each key ascending (descending when
 /// reversed), the next key breaking ties, then mailbox order.
-pub fn sort(mut items: Vec<Sortable<'_>>, criteria: &[SortCriterion]) -> Vec<Uid> {
-    items.sort_by(|a, b| {
-        criteria
-            .iter()
-            .map(|c| {
-                let o = compare(c.key, a, b);
-                if c.reverse {
-                    o.reverse()
-                } else {
-                    o
-                }
-            })
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
-            .then(a.uid.cmp(&b.uid))
+pub fn sort(items: Vec<Sortable<'_>>, criteria: &[SortCriterion]) -> Vec<Uid> {
+    // Each item carries its first key as a number that orders as the key does (a string: its
+    // first sixteen octets), so that most comparisons touch neither the fields nor the strings
+    // (following them was most of a 20,000-message SORT); equal leads compare in full.
+    let first = criteria.first().map(|c| (c.key, c.reverse));
+    let mut keyed: Vec<(u128, Sortable<'_>)> = items
+        .into_iter()
+        .map(|s| (first.map_or(0, |(key, _)| lead(key, &s)), s))
+        .collect();
+    let reverse_lead = first.is_some_and(|(_, reverse)| reverse);
+    // The UID makes the order total, so an unstable sort gives the same answer without the
+    // stable one's buffer.
+    keyed.sort_unstable_by(|(la, a), (lb, b)| {
+        let lead = if reverse_lead { lb.cmp(la) } else { la.cmp(lb) };
+        lead.then_with(|| {
+            criteria
+                .iter()
+                .map(|c| {
+                    let o = compare(c.key, a, b);
+                    if c.reverse {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+                .then(a.uid.cmp(&b.uid))
+        })
     });
-    items.into_iter().map(|s| s.uid).collect()
+    keyed.into_iter().map(|(_, s)| s.uid).collect()
+}
+
+/// `key` of `s` as a number whose order is the key's, or coarser (never contrary to it).
+fn lead(key: SortKey, s: &Sortable<'_>) -> u128 {
+    // Two's complement with the sign bit flipped orders as the signed value.
+    let signed = |v: i64| u128::from((v as u64) ^ (1 << 63));
+    let f = s.fields;
+    match key {
+        SortKey::Arrival => signed(s.arrival),
+        SortKey::Date => signed(f.sent.unwrap_or(s.arrival)),
+        SortKey::Size => u128::from(s.size),
+        SortKey::Subject => prefix(&f.subject),
+        SortKey::From => prefix(&f.from),
+        SortKey::To => prefix(&f.to),
+        SortKey::Cc => prefix(&f.cc),
+        SortKey::DisplayFrom => prefix(&f.display_from),
+        SortKey::DisplayTo => prefix(&f.display_to),
+    }
+}
+
+/// The first sixteen octets of `s`, big-endian, zero-padded: a shorter string's padding
+/// sorts with the longer string's octets as octet comparison does (a tie is broken in full).
+/// Sixteen rather than eight: base subjects often share their first word or two.
+fn prefix(s: &str) -> u128 {
+    let mut octets = [0u8; 16];
+    for (slot, b) in octets.iter_mut().zip(s.bytes()) {
+        *slot = b;
+    }
+    u128::from_be_bytes(octets)
 }
 
 fn compare(key: SortKey, a: &Sortable<'_>, b: &Sortable<'_>) -> Ordering {
@@ -213,6 +348,117 @@ mod tests {
         assert_eq!(f.sent, Some(978_307_293));
         assert_eq!(fields("Subject: x").sent, None);
         assert_eq!(fields("Date: yesterday").sent, None);
+    }
+
+    #[test]
+    fn fields_are_kept_and_read_back_whole() {
+        let f = fields(
+            "From: =?utf-8?q?J=C3=B6rg?= <Joerg@Example.ORG>\nTo: b@x\nSubject: Re: gr\u{fc}\u{df}e\n\
+             Date: Sun, 31 Dec 2000 16:01:33 -0800",
+        );
+        for f in [f, fields("Subject: x"), SortFields::default()] {
+            let data = f.encode();
+            assert_eq!(SortFields::decode(&data), Some(f));
+            // Damaged data is refused, never misread or a panic.
+            for cut in 0..data.len() {
+                assert_eq!(SortFields::decode(&data[..cut]), None);
+            }
+            let mut longer = data.clone();
+            longer.push(0);
+            assert_eq!(SortFields::decode(&longer), None);
+        }
+        assert_eq!(SortFields::decode(&[2]), None);
+        let mut bad = SortFields::default().encode();
+        bad.truncate(1);
+        bad.extend_from_slice(&[1, 0, 0, 0, 0xff]);
+        bad.extend_from_slice(&[0; 20]);
+        assert_eq!(SortFields::decode(&bad), None, "not UTF-8");
+    }
+
+    /// The order without lead keys: the whole comparison, in a stable sort.
+    fn reference(mut items: Vec<Sortable<'_>>, criteria: &[SortCriterion]) -> Vec<Uid> {
+        items.sort_by(|a, b| {
+            criteria
+                .iter()
+                .map(|c| {
+                    let o = compare(c.key, a, b);
+                    if c.reverse {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+                .then(a.uid.cmp(&b.uid))
+        });
+        items.into_iter().map(|s| s.uid).collect()
+    }
+
+    /// Lead keys never change the order: strings sharing their first sixteen octets, shorter
+    /// than sixteen, with NULs and 8-bit octets; negative, equal and missing dates; every key,
+    /// reversed or not, alone or before another.
+    #[test]
+    fn lead_keys_keep_the_order_of_the_full_comparison() {
+        const WORDS: [&str; 8] = [
+            "",
+            "a",
+            "a\0",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnoo",
+            "\u{e9}t\u{e9}",
+            "b",
+        ];
+        const KEYS: [SortKey; 9] = [
+            SortKey::Arrival,
+            SortKey::Cc,
+            SortKey::Date,
+            SortKey::From,
+            SortKey::Size,
+            SortKey::Subject,
+            SortKey::To,
+            SortKey::DisplayFrom,
+            SortKey::DisplayTo,
+        ];
+        fn prop(raw: Vec<(u8, u8, i8, Option<i8>, u8)>, keys: Vec<(u8, bool)>) -> bool {
+            let word = |n: u8| WORDS[n as usize % WORDS.len()].to_string();
+            let fields: Vec<SortFields> = raw
+                .iter()
+                .map(|&(a, b, _, sent, _)| SortFields {
+                    sent: sent.map(i64::from),
+                    subject: word(a),
+                    from: word(b),
+                    to: word(a ^ b),
+                    cc: word(b / 3),
+                    display_from: word(a / 2),
+                    display_to: word(a.wrapping_add(b)),
+                })
+                .collect();
+            let items: Vec<Sortable<'_>> = raw
+                .iter()
+                .zip(&fields)
+                .enumerate()
+                .map(|(i, (&(_, _, arrival, _, size), fields))| Sortable {
+                    uid: i as Uid + 1,
+                    arrival: i64::from(arrival) * 1_000_000_000_000,
+                    size: u64::from(size % 4),
+                    fields,
+                })
+                .collect();
+            let criteria: Vec<SortCriterion> = keys
+                .iter()
+                .take(3)
+                .map(|&(k, reverse)| SortCriterion {
+                    key: KEYS[k as usize % KEYS.len()],
+                    reverse,
+                })
+                .collect();
+            sort(items.clone(), &criteria) == reference(items, &criteria)
+        }
+        quickcheck::QuickCheck::new()
+            .tests(2000)
+            .quickcheck(prop as fn(Vec<(u8, u8, i8, Option<i8>, u8)>, Vec<(u8, bool)>) -> bool);
     }
 
     #[test]
