@@ -54,6 +54,10 @@ const QUICK_FETCH: usize = 16;
 /// ... if their octets, when asked for, come to no more than this.
 const QUICK_FETCH_OCTETS: u64 = 1 << 20;
 
+/// A range scan of `sortkeys` reads a mailbox's sort fields when its bodies' ids spread over
+/// at most this many times their number (other mailboxes' bodies lie between).
+const SORT_SCAN_SPREAD: usize = 4;
+
 /// A read of at least this many messages is bulk work (a client synchronising, POP3's login):
 /// it reads from the mailbox's cached rows, caching them first if need be.
 const BULK_REQUEST: usize = 256;
@@ -3021,16 +3025,49 @@ fn requested<'r>(rows: &'r [Msg], uids: &'r [Uid]) -> impl Iterator<Item = &'r M
 }
 
 /// Loads the sort fields the rows named in `uids` lack (rows cached earlier keep theirs);
-/// returns the memory they take, for the cache budget.
+/// returns the memory they take, for the cache budget. Bodies are numbered as they arrive, so
+/// a mailbox's usually lie close together: then one range scan of `sortkeys` reads them (a
+/// lookup per body was most of a first SORT), else a lookup each.
 fn fill_sort_fields(conn: &Connection, rows: &mut [Msg], uids: &[Uid]) -> Result<usize, Fail> {
+    let mut wanted: Vec<(i64, usize)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.sort.is_none() && uids.binary_search(&m.uid).is_ok())
+        .map(|(i, m)| (m.body, i))
+        .collect();
+    wanted.sort_unstable();
     let mut added = 0usize;
-    for msg in rows.iter_mut() {
-        if msg.sort.is_some() || uids.binary_search(&msg.uid).is_err() {
-            continue;
-        }
-        let fields = load_sort_fields(conn, msg.body)?;
+    let mut keep = |msg: &mut Msg, fields: SortFields| {
         added = added.saturating_add(fields.bytes());
         msg.sort = Some(Arc::new(fields));
+    };
+    if let (Some(&(lo, _)), Some(&(hi, _))) = (wanted.first(), wanted.last()) {
+        let span = usize::try_from(hi - lo).unwrap_or(usize::MAX);
+        if wanted.len() >= SCAN_THRESHOLD && span <= wanted.len().saturating_mul(SORT_SCAN_SPREAD) {
+            let mut stmt =
+                conn.prepare_cached("SELECT id, data FROM sortkeys WHERE id BETWEEN ?1 AND ?2")?;
+            let mut found = stmt.query(params![lo, hi])?;
+            let mut next = wanted.iter().peekable();
+            while let Some(row) = found.next()? {
+                let id: i64 = row.get(0)?;
+                while next.next_if(|&&(body, _)| body < id).is_some() {}
+                let data = row.get_ref(1)?.as_blob().ok();
+                // Copies in one mailbox share a body: each row gets the fields.
+                while let Some(&(_, i)) = next.next_if(|&&(body, _)| body == id) {
+                    let fields = data.and_then(SortFields::decode);
+                    if let (Some(msg), Some(fields)) = (rows.get_mut(i), fields) {
+                        keep(msg, fields);
+                    }
+                }
+            }
+        }
+    }
+    // Rows the scan did not fill (no scan, or a missing or damaged row).
+    for (_, i) in wanted {
+        if let Some(msg) = rows.get_mut(i).filter(|m| m.sort.is_none()) {
+            let fields = load_sort_fields(conn, msg.body)?;
+            keep(msg, fields);
+        }
     }
     Ok(added)
 }
