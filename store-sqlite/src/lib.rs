@@ -49,10 +49,12 @@
 //! `MessageInfo` (ENVELOPE, BODYSTRUCTURE, part offsets) and
 //! [`tern_core::mail::text::extract`]'s `SearchText` are kept in a compact binary encoding of
 //! the core's (`tern_core::store::stored`), its preview (RFC 8970, [`tern_core::mail::preview`])
-//! in the `previews` table, and the body is queued for the FTS5 index (see Search).
-//! FETCH of metadata and
-//! SEARCH never parse a message again; `FetchWant` decides whether the octets, the structure,
-//! or neither are read.
+//! in the `previews` table, what SORT compares of it (`tern_core::store::sort::SortFields`)
+//! in the `sortkeys` table, and the body is queued for the FTS5 index (see Search).
+//! FETCH of metadata,
+//! SEARCH and SORT never parse a message again; `FetchWant` decides whether the octets, the
+//! structure, or neither are read. The cached rows (`rows.rs`) keep the previews and sort
+//! fields read once, charged to the store's memory budget.
 //!
 //! Identical bodies are stored once: a 64-bit hash finds candidates, a byte comparison
 //! confirms, and a reference count (kept by triggers) frees the body with its last message.

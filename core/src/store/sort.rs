@@ -244,25 +244,25 @@ pub fn sort(mut items: Vec<Sortable<'_>>, criteria: &[SortCriterion]) -> Vec<Uid
     let Some((first, rest)) = criteria.split_first() else {
         return items.iter().map(|s| s.uid).collect();
     };
-    // What is sorted is each item's first key as a [`Lead`] and the item's index, not the
+    // What is sorted is each item's first key as a [`Lead`] with the item's index, not the
     // items: most comparisons then read neither the fields nor the strings (following them
     // from each item was most of a 20,000-message SORT), and less is moved.
-    let mut keyed: Vec<(Lead<'_>, u32)> = items
+    let mut keyed: Vec<Lead<'_>> = items
         .iter()
         .enumerate()
-        .map(|(i, s)| (Lead::of(first.key, s), i as u32))
+        .map(|(i, s)| Lead::of(first.key, s, i as u32))
         .collect();
     let item = |i: u32| items.get(i as usize);
     // The UID makes the order total, so an unstable sort gives the same answer without the
     // stable one's buffer.
-    keyed.sort_unstable_by(|(la, ia), (lb, ib)| {
+    keyed.sort_unstable_by(|la, lb| {
         let lead = if first.reverse {
-            lb.cmp(la)
+            lb.key_cmp(la)
         } else {
-            la.cmp(lb)
+            la.key_cmp(lb)
         };
         lead.then_with(|| {
-            let (Some(a), Some(b)) = (item(*ia), item(*ib)) else {
+            let (Some(a), Some(b)) = (item(la.index), item(lb.index)) else {
                 return Ordering::Equal;
             };
             rest.iter()
@@ -277,29 +277,70 @@ pub fn sort(mut items: Vec<Sortable<'_>>, criteria: &[SortCriterion]) -> Vec<Uid
                 .find(|o| o.is_ne())
                 .unwrap_or(Ordering::Equal)
         })
-        .then(ia.cmp(ib))
+        .then(la.index.cmp(&lb.index))
     });
     keyed
         .iter()
-        .filter_map(|(_, i)| item(*i).map(|s| s.uid))
+        .filter_map(|l| item(l.index).map(|s| s.uid))
         .collect()
 }
 
-/// A key of one item, ordered exactly as [`compare`] orders the key: a number, or a string
-/// as its first sixteen octets (big-endian, zero-padded), the octets after them and its
-/// length. Equal leads are equal keys: with zero padding, two strings whose first sixteen
-/// octets look alike differ only in trailing NULs, and then the shorter sorts first, as
-/// octet comparison has it. Most comparisons end at the number; base subjects often share
-/// their first word or two, hence sixteen octets rather than eight.
-#[derive(PartialEq, Eq)]
+/// One item's first key, ordered exactly as [`compare`] orders the key ([`Lead::key_cmp`]),
+/// and the item's index. The key is a number, or a string as its first sixteen octets
+/// (big-endian, zero-padded, in two halves), the octets after them and its length up to
+/// sixteen: with zero padding, two strings whose heads look alike and which end within
+/// them differ only in trailing NULs, and then the shorter sorts first, as octet comparison
+/// has it; past sixteen octets the tails decide. Most comparisons end at the head; base
+/// subjects often share their first word or two, hence sixteen octets rather than eight.
+/// Forty octets, so that the sort moves little.
 struct Lead<'f> {
-    head: u128,
+    head: [u64; 2],
     tail: &'f [u8],
-    len: usize,
+    index: u32,
+    /// The string's length, at most 16 (the tail holds the rest).
+    len: u8,
 }
 
-impl Ord for Lead<'_> {
-    fn cmp(&self, other: &Self) -> Ordering {
+impl<'f> Lead<'f> {
+    fn of(key: SortKey, s: &Sortable<'f>, index: u32) -> Lead<'f> {
+        // Two's complement with the sign bit flipped orders as the signed value.
+        let signed = |v: i64| (v as u64) ^ (1 << 63);
+        let number = |n: u64| Lead {
+            head: [n, 0],
+            tail: &[],
+            index,
+            len: 0,
+        };
+        let f = s.fields;
+        let text = |t: &'f str| {
+            let mut octets = [0u8; 16];
+            for (slot, b) in octets.iter_mut().zip(t.bytes()) {
+                *slot = b;
+            }
+            let (hi, lo) = octets.split_at(8);
+            let half = |h: &[u8]| u64::from_be_bytes(h.try_into().unwrap_or_default());
+            Lead {
+                head: [half(hi), half(lo)],
+                tail: t.as_bytes().get(16..).unwrap_or_default(),
+                index,
+                len: t.len().min(16) as u8,
+            }
+        };
+        match key {
+            SortKey::Arrival => number(signed(s.arrival)),
+            SortKey::Date => number(signed(f.sent.unwrap_or(s.arrival))),
+            SortKey::Size => number(s.size),
+            SortKey::Subject => text(&f.subject),
+            SortKey::From => text(&f.from),
+            SortKey::To => text(&f.to),
+            SortKey::Cc => text(&f.cc),
+            SortKey::DisplayFrom => text(&f.display_from),
+            SortKey::DisplayTo => text(&f.display_to),
+        }
+    }
+
+    /// The keys' order (the index aside).
+    fn key_cmp(&self, other: &Lead<'_>) -> Ordering {
         self.head
             .cmp(&other.head)
             .then_with(|| {
@@ -311,48 +352,6 @@ impl Ord for Lead<'_> {
                 }
             })
             .then(self.len.cmp(&other.len))
-    }
-}
-
-impl PartialOrd for Lead<'_> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<'f> Lead<'f> {
-    fn of(key: SortKey, s: &Sortable<'f>) -> Lead<'f> {
-        // Two's complement with the sign bit flipped orders as the signed value.
-        let signed = |v: i64| u128::from((v as u64) ^ (1 << 63));
-        let number = |head| Lead {
-            head,
-            tail: &[],
-            len: 0,
-        };
-        let f = s.fields;
-        match key {
-            SortKey::Arrival => number(signed(s.arrival)),
-            SortKey::Date => number(signed(f.sent.unwrap_or(s.arrival))),
-            SortKey::Size => number(u128::from(s.size)),
-            SortKey::Subject => Lead::text(&f.subject),
-            SortKey::From => Lead::text(&f.from),
-            SortKey::To => Lead::text(&f.to),
-            SortKey::Cc => Lead::text(&f.cc),
-            SortKey::DisplayFrom => Lead::text(&f.display_from),
-            SortKey::DisplayTo => Lead::text(&f.display_to),
-        }
-    }
-
-    fn text(s: &'f str) -> Lead<'f> {
-        let mut octets = [0u8; 16];
-        for (slot, b) in octets.iter_mut().zip(s.bytes()) {
-            *slot = b;
-        }
-        Lead {
-            head: u128::from_be_bytes(octets),
-            tail: s.as_bytes().get(16..).unwrap_or_default(),
-            len: s.len(),
-        }
     }
 }
 
