@@ -2,9 +2,10 @@
 # Server-level benchmark of tern against Dovecot (Maildir), both on loopback, in the same run:
 # the store over IMAP (APPEND with 1 and 8 clients, SELECT, UID FETCH FLAGS, FETCH ENVELOPE and
 # PREVIEW (RFC 8970; the first run is where Dovecot computes and caches its previews),
-# SEARCH TEXT/FROM, FETCH CHANGEDSINCE and SELECT QRESYNC (RFC 7162; each QRESYNC run expunges
-# 100 messages), STORE, EXPUNGE, disk per message) and POP3 RETR (1 and C clients, plain
-# and implicit TLS). Prints Markdown tables with both figures and tern ÷ Dovecot.
+# SEARCH TEXT/FROM, UID SORT by DATE, SUBJECT and ARRIVAL of UNSEEN (RFC 5256), FETCH
+# CHANGEDSINCE and SELECT QRESYNC (RFC 7162; each QRESYNC run expunges 100 messages), STORE,
+# EXPUNGE, disk per message) and POP3 RETR (1 and C clients, plain and implicit TLS).
+# Prints Markdown tables with both figures and tern ÷ Dovecot.
 #
 # Usage: scripts/bench-vs-dovecot.sh [--messages N] [--single N] [--reps R]
 #          [--pop3-messages M] [--pop3-size OCTETS] [--pop3-clients C] [--keep] [--skip-pop3]
@@ -16,7 +17,8 @@
 #                      sharply when 8 clients append to one Maildir as it grows (each session
 #                      rescans new/), which is why 8 clients do not build all of it.
 #   --reps R           repetitions of each read operation, median reported (default 5, and
-#                      three times that for SELECT, FETCH FLAGS, FETCH ENVELOPE and PREVIEW;
+#                      three times that for SELECT, FETCH FLAGS, FETCH ENVELOPE, PREVIEW and
+#                      SORT;
 #                      each operation stops repeating after 90 s)
 #   --pop3-messages M  messages per POP3 account (default 2000) of about --pop3-size octets
 #                      (default 50000); --pop3-clients accounts and clients (default 16)
@@ -46,7 +48,7 @@ while [ $# -gt 0 ]; do
     --pop3-clients) pop3_clients=$2; shift 2 ;;
     --keep) keep=yes; shift ;;
     --skip-pop3) skip_pop3=yes; shift ;;
-    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,27p' "$0" >&2; exit 2 ;;
   esac
 done
 if [ -z "$single" ]; then
@@ -218,6 +220,13 @@ for op in select fetch-flags envelope preview search-from search-text; do
   case "$op" in select | fetch-flags | envelope | preview) n=$((reps * 3)) ;; esac
   log "$op"
   both "$t_imap" "$d_imap" imap --user alice --op "$op" ${arg:+--arg "$arg"} --reps "$n" --max-seconds 90
+done
+
+# SORT (RFC 5256): by sent date and by base subject over the whole mailbox, by arrival over
+# the unseen messages; the first run is where a server reads (or builds) its sort keys.
+for op in sort-date sort-subject sort-arrival-search; do
+  log "$op"
+  both "$t_imap" "$d_imap" imap --user alice --op "$op" --reps "$((reps * 3))" --max-seconds 90
 done
 
 # Disk: tern's whole storage folder; Dovecot's Maildir with its index, cache and uidlist.

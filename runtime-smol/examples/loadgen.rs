@@ -12,6 +12,8 @@
 //!                         flag changes since m) | qresync (SELECT INBOX (QRESYNC (v m))
 //!                         after 100 expunges and 100 flag changes since m; each run
 //!                         expunges 100 messages)
+//!                       | sort-date | sort-subject (UID SORT (DATE|SUBJECT) UTF-8 ALL)
+//!                       | sort-arrival-search (UID SORT (ARRIVAL) UTF-8 UNSEEN)
 //!                       | store | expunge  (store/expunge: --count N, run once)
 //! loadgen pop3      --port P --users U[,U…] [--pass W] [--tls] [--label L] [--key K]
 //!                   [--rounds R] [--reset-seen IMAP_PORT] [--max-seconds T]
@@ -757,6 +759,23 @@ fn cmd_imap(args: &Args) -> Res<()> {
                     }
                 })?;
             }
+            "sort-date" | "sort-subject" | "sort-arrival-search" => {
+                imap.select("INBOX")?;
+                let program = match op {
+                    "sort-date" => "(DATE) UTF-8 ALL",
+                    "sort-subject" => "(SUBJECT) UTF-8 ALL",
+                    _ => "(ARRIVAL) UTF-8 UNSEEN",
+                };
+                start = Instant::now();
+                imap.run(format!("UID SORT {program}").as_bytes(), |l| {
+                    if let Some(rest) = l.strip_prefix(b"* SORT") {
+                        count = rest
+                            .split(|&b| b == b' ')
+                            .filter(|w| w.first().is_some_and(u8::is_ascii_digit))
+                            .count() as u64;
+                    }
+                })?;
+            }
             "changedsince" => {
                 // Untimed: 10 flag changes spread over the mailbox after MODSEQ m.
                 let (_, m, exists) = condstore_select(&mut imap, b"SELECT INBOX (CONDSTORE)")?;
@@ -1123,6 +1142,27 @@ fn cmd_report(path: &str) -> Res<()> {
             false,
         ),
         (
+            "UID SORT (DATE) UTF-8 ALL".into(),
+            "sort_date_ms",
+            "ms",
+            false,
+        ),
+        (
+            "UID SORT (SUBJECT) UTF-8 ALL".into(),
+            "sort_subject_ms",
+            "ms",
+            false,
+        ),
+        (
+            format!(
+                "UID SORT (ARRIVAL) UTF-8 UNSEEN ({} hits)",
+                hits(&get, "sort_arrival_search_count")
+            ),
+            "sort_arrival_search_ms",
+            "ms",
+            false,
+        ),
+        (
             format!(
                 "UID FETCH 1:* (FLAGS) (CHANGEDSINCE m), {} changed since m",
                 hits(&get, "changedsince_count")
@@ -1163,6 +1203,12 @@ fn cmd_report(path: &str) -> Res<()> {
         ("FETCH last 1,000 (PREVIEW)", "preview_first_ms"),
         ("UID SEARCH TEXT", "search_text_first_ms"),
         ("UID SEARCH FROM", "search_from_first_ms"),
+        ("UID SORT (DATE) UTF-8 ALL", "sort_date_first_ms"),
+        ("UID SORT (SUBJECT) UTF-8 ALL", "sort_subject_first_ms"),
+        (
+            "UID SORT (ARRIVAL) UTF-8 UNSEEN",
+            "sort_arrival_search_first_ms",
+        ),
     ] {
         let title = format!("{title}, first run after the build");
         let title = title.as_str();

@@ -55,6 +55,10 @@ const QUICK_FETCH: usize = 16;
 /// ... if their octets, when asked for, come to no more than this.
 const QUICK_FETCH_OCTETS: u64 = 1 << 20;
 
+/// A range scan of `sortkeys` reads a mailbox's sort fields when its bodies' ids spread over
+/// at most this many times their number (other mailboxes' bodies lie between).
+const SORT_SCAN_SPREAD: usize = 4;
+
 /// A read of at least this many messages is bulk work (a client synchronising, POP3's login):
 /// it reads from the mailbox's cached rows, caching them first if need be.
 const BULK_REQUEST: usize = 256;
@@ -159,6 +163,10 @@ impl Mailbox {
     }
 }
 
+/// What SORT compares of one message: UID, INTERNALDATE (Unix seconds), size and, when a
+/// key needs them, the body's sort fields.
+pub type SortInput = (Uid, i64, u64, Option<Arc<SortFields>>);
+
 /// One message row.
 #[derive(Clone, Debug)]
 pub(crate) struct Msg {
@@ -177,6 +185,11 @@ pub(crate) struct Msg {
     /// The body's headline (`tern_core::store::headline`), once a search needed it; only cached rows
     /// keep it between requests.
     headline: Option<Headline>,
+    /// The body's sort fields, once a SORT needed them; kept like the headline.
+    sort: Option<Arc<SortFields>>,
+    /// The body's stored preview (RFC 8970), once a FETCH of the cached rows needed it; kept
+    /// like the headline.
+    preview: Option<Arc<str>>,
 }
 
 /// A loaded headline, with what SEARCH needs of it for every candidate measured once: its
@@ -211,15 +224,30 @@ impl Msg {
         self.saved.map_or(self.date, |s| from_unix(s, 0))
     }
 
-    /// Memory held by a loaded headline (strings and their headers), for the cache budget.
-    pub(crate) fn headline_bytes(&self) -> usize {
-        self.headline.as_ref().map_or(0, |h| {
+    /// Memory held by what was loaded of the body (a headline's strings and headers, sort
+    /// fields, preview), for the cache budget.
+    pub(crate) fn loaded_bytes(&self) -> usize {
+        let headline = self.headline.as_ref().map_or(0, |h| {
             h.text
                 .headers
                 .iter()
                 .map(|(n, v)| n.len() + v.len() + 2 * std::mem::size_of::<String>())
                 .fold(std::mem::size_of::<SearchText>(), usize::saturating_add)
-        })
+        });
+        let sort = self.sort.as_ref().map_or(0, |f| f.bytes());
+        // An `Arc`'s two counts beside the text.
+        let preview = self.preview.as_ref().map_or(0, |p| p.len() + 16);
+        headline.saturating_add(sort).saturating_add(preview)
+    }
+
+    /// Takes over what was loaded of the body from an older copy of this row (flags changed,
+    /// the body did not): bodies never change, so neither does anything derived from them.
+    pub(crate) fn adopt_loaded(&mut self, old: &mut Msg) {
+        if self.uid == old.uid && self.body == old.body {
+            self.headline = self.headline.take().or_else(|| old.headline.take());
+            self.sort = self.sort.take().or_else(|| old.sort.take());
+            self.preview = self.preview.take().or_else(|| old.preview.take());
+        }
     }
 
     fn state(&self) -> MessageState {
@@ -423,6 +451,8 @@ pub(crate) fn read_msg(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Msg, Option<V
         email: EmailId(r.get::<_, i64>(9)? as u64),
         thread: ThreadId(r.get::<_, i64>(10)? as u64),
         headline: None,
+        sort: None,
+        preview: None,
     };
     Ok((msg, keywords, bits))
 }
@@ -695,6 +725,9 @@ impl Account {
             }
             if version == 6 {
                 number_stored_messages(&tx, &self.blobs)?;
+            }
+            if version == 7 {
+                derive_sort_fields(&tx)?;
             }
             if version == 0 {
                 // A new account: the mailboxes the template holds, in its order.
@@ -1723,10 +1756,14 @@ impl Account {
                 (_, true, _) => Some(load_content(conn, blobs, msg.body)?),
                 _ => None,
             };
+            let stored = |conn: &Connection| match &msg.preview {
+                Some(p) => Ok(Some(p.clone())),
+                None => load_preview(conn, msg.body),
+            };
             let preview = match want.preview {
                 PreviewWant::No => None,
-                PreviewWant::Lazy => load_preview(conn, msg.body)?,
-                PreviewWant::Always => Some(match load_preview(conn, msg.body)? {
+                PreviewWant::Lazy => stored(conn)?,
+                PreviewWant::Always => Some(match stored(conn)? {
                     Some(p) => p,
                     // Stored before previews were (schema version 6): computed now.
                     None => compute_preview(conn, blobs, msg.body)?,
@@ -1790,15 +1827,31 @@ impl Account {
             // could cost a scan, more than the few lookups (and this may be running on an
             // executor thread, see the runtime's `try_inline`).
             if uids.len() >= BULK_REQUEST || rows.is_current(&m) {
-                let rows = rows.rows(tx, &m)?;
+                let mut cached = rows.rows(tx, &m)?;
+                let keep = matches!(cached, Rows::Cached(_));
+                let mut added = 0usize;
                 // MemStore's order: as requested, duplicates included.
                 for uid in uids {
-                    if let Ok(i) = rows.binary_search_by_key(uid, |r| r.uid) {
-                        if let Some(msg) = rows.get(i) {
+                    if let Ok(i) = cached.binary_search_by_key(uid, |r| r.uid) {
+                        if let Some(msg) = cached.get_mut(i) {
+                            // Kept with the row: a client lists the same newest mail again
+                            // and again, and the lookup, copy and UTF-8 check of each stored
+                            // preview were half of a repeated 1,000-message FETCH PREVIEW.
+                            if keep
+                                && msg.preview.is_none()
+                                && !matches!(want.preview, PreviewWant::No)
+                            {
+                                let before = msg.loaded_bytes();
+                                msg.preview = load_preview(tx, msg.body)?;
+                                added =
+                                    added.saturating_add(msg.loaded_bytes().saturating_sub(before));
+                            }
                             out.push(load(tx, blobs, analysed, msg)?);
                         }
                     }
                 }
+                drop(cached);
+                rows.charge(m.id, added);
             } else {
                 for_each_msg(tx, m.id, uids, |conn, msg| {
                     out.push(load(conn, blobs, analysed, &msg)?);
@@ -1986,37 +2039,42 @@ impl Account {
     /// transaction. A message whose body went meanwhile (expunged and reclaimed between two
     /// batches) is left out: it no longer exists.
     /// What SORT compares of the messages `uids` (ascending, found by a search): UID,
-    /// INTERNALDATE, size and the envelope's [`SortFields`], read from the rows and the
-    /// stored structures (the analysed cache first).
+    /// INTERNALDATE, size and, when `fields` (a key other than ARRIVAL and SIZE), the body's
+    /// [`SortFields`], kept with the cached rows once loaded from `sortkeys`.
     pub fn sort_inputs(
         &mut self,
         mailbox: MailboxId,
         uids: &[Uid],
-    ) -> Result<Vec<(Uid, i64, u64, SortFields)>, Fail> {
+        fields: bool,
+    ) -> Result<Vec<SortInput>, Fail> {
         let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
             return Ok(Vec::new());
         };
         let m = by_id(&self.conn, mailbox)?;
         let Account {
-            conn,
-            rows: cache,
-            analysed,
-            ..
+            conn, rows: cache, ..
         } = self;
-        let rows = cache.range(conn, &m, lo, hi)?;
         let tx = conn.unchecked_transaction()?;
-        let mut out = Vec::with_capacity(uids.len());
-        for msg in requested(&rows, uids) {
-            let info = match analysed.info(msg.body) {
-                Some(info) => info,
-                None => Arc::new(load_info(&tx, msg.body)?.0),
-            };
-            out.push((
-                msg.uid,
-                to_unix(&msg.date),
-                msg.size,
-                SortFields::of(&info.envelope),
-            ));
+        let mut rows = cache.range(&tx, &m, lo, hi)?;
+        let loaded = if fields {
+            fill_sort_fields(&tx, &mut rows, uids)?
+        } else {
+            0
+        };
+        let cached = matches!(rows, Rows::Cached(_));
+        let out = requested(&rows, uids)
+            .map(|msg| {
+                (
+                    msg.uid,
+                    to_unix(&msg.date),
+                    msg.size,
+                    msg.sort.clone().filter(|_| fields),
+                )
+            })
+            .collect();
+        drop(rows);
+        if cached {
+            cache.charge(m.id, loaded);
         }
         tx.commit()?;
         Ok(out)
@@ -2467,6 +2525,8 @@ fn new_msg(
         email,
         thread,
         headline: None,
+        sort: None,
+        preview: None,
     })
 }
 
@@ -2689,6 +2749,7 @@ fn reclaim(conn: &Connection, pending: &mut Pending, limit: usize) -> Result<usi
             "DELETE FROM texts WHERE id = ?1",
             "DELETE FROM headlines WHERE id = ?1",
             "DELETE FROM previews WHERE id = ?1",
+            "DELETE FROM sortkeys WHERE id = ?1",
             "DELETE FROM contents WHERE id = ?1",
             "DELETE FROM bodies WHERE id = ?1",
         ] {
@@ -2803,6 +2864,7 @@ fn store_body(
         .execute(params![id, codec::encode_info(&info)])?;
     conn.prepare_cached("INSERT INTO previews (id, data) VALUES (?1, ?2)")?
         .execute(params![id, preview])?;
+    insert_sort_fields(conn, id, &SortFields::of(&info.envelope))?;
     let head = info.root.header.end;
     drop(info);
     if external {
@@ -2977,7 +3039,7 @@ fn fill_headlines(conn: &Connection, rows: &mut [Msg], uids: &[Uid]) -> Result<u
         }
         let data: Vec<u8> = stmt.query_row([msg.body], |r| r.get(0))?;
         msg.headline = Some(Headline::new(codec::decode_text(unpack(data)?)?));
-        added = added.saturating_add(msg.headline_bytes());
+        added = added.saturating_add(msg.loaded_bytes());
     }
     Ok(added)
 }
@@ -3048,6 +3110,87 @@ fn requested<'r>(rows: &'r [Msg], uids: &'r [Uid]) -> impl Iterator<Item = &'r M
     })
 }
 
+/// Loads the sort fields the rows named in `uids` lack (rows cached earlier keep theirs);
+/// returns the memory they take, for the cache budget. Bodies are numbered as they arrive, so
+/// a mailbox's usually lie close together: then one range scan of `sortkeys` reads them (a
+/// lookup per body was most of a first SORT), else a lookup each.
+fn fill_sort_fields(conn: &Connection, rows: &mut [Msg], uids: &[Uid]) -> Result<usize, Fail> {
+    let mut wanted: Vec<(i64, usize)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.sort.is_none() && uids.binary_search(&m.uid).is_ok())
+        .map(|(i, m)| (m.body, i))
+        .collect();
+    wanted.sort_unstable();
+    let mut added = 0usize;
+    let mut keep = |msg: &mut Msg, fields: SortFields| {
+        added = added.saturating_add(fields.bytes());
+        msg.sort = Some(Arc::new(fields));
+    };
+    if let (Some(&(lo, _)), Some(&(hi, _))) = (wanted.first(), wanted.last()) {
+        let span = usize::try_from(hi - lo).unwrap_or(usize::MAX);
+        if wanted.len() >= SCAN_THRESHOLD && span <= wanted.len().saturating_mul(SORT_SCAN_SPREAD) {
+            let mut stmt =
+                conn.prepare_cached("SELECT id, data FROM sortkeys WHERE id BETWEEN ?1 AND ?2")?;
+            let mut found = stmt.query(params![lo, hi])?;
+            let mut next = wanted.iter().peekable();
+            while let Some(row) = found.next()? {
+                let id: i64 = row.get(0)?;
+                while next.next_if(|&&(body, _)| body < id).is_some() {}
+                let data = row.get_ref(1)?.as_blob().ok();
+                // Copies in one mailbox share a body: each row gets the fields.
+                while let Some(&(_, i)) = next.next_if(|&&(body, _)| body == id) {
+                    let fields = data.and_then(SortFields::decode);
+                    if let (Some(msg), Some(fields)) = (rows.get_mut(i), fields) {
+                        keep(msg, fields);
+                    }
+                }
+            }
+        }
+    }
+    // Rows the scan did not fill (no scan, or a missing or damaged row).
+    for (_, i) in wanted {
+        if let Some(msg) = rows.get_mut(i).filter(|m| m.sort.is_none()) {
+            let fields = load_sort_fields(conn, msg.body)?;
+            keep(msg, fields);
+        }
+    }
+    Ok(added)
+}
+
+/// A body's sort fields from `sortkeys` (schema version 8), or derived from its stored
+/// structure if its row is missing or unreadable: a SORT is never refused for it.
+fn load_sort_fields(conn: &Connection, id: i64) -> Result<SortFields, Fail> {
+    let data: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT data FROM sortkeys WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    if let Some(fields) = data.as_deref().and_then(SortFields::decode) {
+        return Ok(fields);
+    }
+    Ok(SortFields::of(&load_info(conn, id)?.0.envelope))
+}
+
+fn insert_sort_fields(conn: &Connection, id: i64, fields: &SortFields) -> Result<(), Fail> {
+    conn.prepare_cached("INSERT INTO sortkeys (id, data) VALUES (?1, ?2)")?
+        .execute(params![id, fields.encode()])?;
+    Ok(())
+}
+
+/// Schema version 8's data step: the sort fields of every body stored before it, from its
+/// stored structure.
+fn derive_sort_fields(conn: &Connection) -> Result<(), Fail> {
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM infos ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in ids {
+        let fields = SortFields::of(&load_info(conn, id)?.0.envelope);
+        insert_sort_fields(conn, id, &fields)?;
+    }
+    Ok(())
+}
+
 /// Schema version 2's data step: a headline for every body stored before it.
 fn derive_headlines(conn: &Connection) -> Result<(), Fail> {
     let ids: Vec<i64> = conn
@@ -3106,6 +3249,8 @@ mod search_tests {
             email: EmailId(0),
             thread: ThreadId(0),
             headline: None,
+            sort: None,
+            preview: None,
         }
     }
 

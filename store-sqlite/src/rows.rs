@@ -120,10 +120,10 @@ impl Entry {
     }
 }
 
-/// What rows cost in memory, loaded headlines included.
+/// What rows cost in memory, loaded headlines and sort fields included.
 fn bytes_of(rows: &[Msg]) -> usize {
     rows.iter()
-        .map(|r| ROW_BYTES.saturating_add(r.headline_bytes()))
+        .map(|r| ROW_BYTES.saturating_add(r.loaded_bytes()))
         .fold(0, usize::saturating_add)
 }
 
@@ -205,8 +205,20 @@ impl RowCache {
                 return Ok(Rows::Cached(self.last_rows()));
             }
             self.budget.give_back(before);
+            if !current {
+                // Too much changed to catch up (a STORE on most of the mailbox): read afresh,
+                // keeping what was loaded of the bodies that stayed.
+                let mut rows = scan(conn, m.id, 0, Uid::MAX)?;
+                adopt_all(&mut rows, entry.rows);
+                return Ok(self.insert(m, rows));
+            }
         }
         let rows = scan(conn, m.id, 0, Uid::MAX)?;
+        Ok(self.insert(m, rows))
+    }
+
+    /// Caches `rows`, read just now, as `m`'s entry, if the budget allows.
+    fn insert(&mut self, m: &Mailbox, rows: Vec<Msg>) -> Rows<'_> {
         while self.entries.len() >= MAILBOXES_PER_ACCOUNT {
             self.evict_oldest();
         }
@@ -217,10 +229,10 @@ impl RowCache {
             fits = self.budget.take(entry.bytes);
         }
         if !fits {
-            return Ok(Rows::Read(entry.rows));
+            return Rows::Read(entry.rows);
         }
         self.entries.push(entry);
-        Ok(Rows::Cached(self.last_rows()))
+        Rows::Cached(self.last_rows())
     }
 
     /// Charges `added` bytes loaded into `mailbox`'s cached rows (the headlines a search
@@ -357,10 +369,11 @@ fn catch_up(conn: &Connection, entry: &mut Entry, m: &Mailbox) -> Result<bool, F
     if !gone.is_empty() {
         entry.rows.retain(|r| gone.binary_search(&r.uid).is_err());
     }
-    for row in changed {
+    for mut row in changed {
         match entry.rows.binary_search_by_key(&row.uid, |r| r.uid) {
             Ok(i) => {
                 if let Some(slot) = entry.rows.get_mut(i) {
+                    row.adopt_loaded(slot);
                     *slot = row;
                 }
             }
@@ -370,6 +383,17 @@ fn catch_up(conn: &Connection, entry: &mut Entry, m: &Mailbox) -> Result<bool, F
     entry.listing = listing_of(&entry.rows);
     entry.modseq = m.highest_modseq;
     Ok(true)
+}
+
+/// Gives each of `rows` what was loaded of its body in `old` (both ascending by UID).
+fn adopt_all(rows: &mut [Msg], old: Vec<Msg>) {
+    let mut old = old.into_iter().peekable();
+    for row in rows.iter_mut() {
+        while old.next_if(|o| o.uid < row.uid).is_some() {}
+        if let Some(mut o) = old.next_if(|o| o.uid == row.uid) {
+            row.adopt_loaded(&mut o);
+        }
+    }
 }
 
 /// The rows with UIDs in `lo..=hi`.

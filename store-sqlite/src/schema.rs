@@ -9,7 +9,7 @@
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Each step's SQL, applied in one transaction together with the new `user_version`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// Version 1.
 ///
@@ -226,13 +226,24 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('object_key', random());
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_email', 0);
 "#;
 
-/// Version 8: METADATA (RFC 5464).
+/// Version 8: `sortkeys`, per body, what SORT (RFC 5256, RFC 5957) compares of it beside
+/// INTERNALDATE and size (`tern_core::store::sort::SortFields`: sent date, base subject,
+/// first From/To/Cc addr-mailbox, DISPLAYFROM/DISPLAYTO, already case-mapped), encoded by
+/// `SortFields::encode`. Written when the body is stored, reclaimed with it, so that SORT
+/// never decodes a stored structure (`infos`). The rows for bodies stored before this version
+/// are derived from `infos` by the migration step in `Account::migrate`; a row missing or
+/// unreadable all the same is derived again from `infos` when a SORT needs it.
+const V8: &str = r#"
+CREATE TABLE sortkeys (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+"#;
+
+/// Version 9: METADATA (RFC 5464).
 ///
 /// - `metadata`: each entry's canonical name (`tern_core::store::metadata::entry_name`) and
 ///   value, keyed by mailbox id, 0 for the account's own (server) entries. Keyed by id, so an
 ///   entry follows its mailbox through RENAME; DELETE removes a mailbox's entries, and RENAME
 ///   of INBOX copies INBOX's to the new mailbox.
-const V8: &str = r#"
+const V9: &str = r#"
 CREATE TABLE metadata (
     mailbox INTEGER NOT NULL,
     name TEXT NOT NULL,

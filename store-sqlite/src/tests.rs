@@ -8,6 +8,7 @@ use tern_core::mail::flags::{Flag, StoreMode};
 use tern_core::mail::preview::preview;
 use tern_core::store::query::DateCmp;
 use tern_core::store::query::Query;
+use tern_core::store::sort::{SortCriterion, SortKey};
 use tern_core::store::{
     Body, FetchWant, FetchedMessage, MailboxId, NewMessage, PreviewWant, Snapshot,
 };
@@ -706,6 +707,7 @@ fn version_one_databases_gain_headlines() {
     store
         .with_connection("alice", |c| {
             undo_metadata(c);
+            undo_sort_keys(c);
             undo_object_ids(c);
             c.execute_batch(
                 "DROP TABLE headlines; DROP TABLE retained; DROP TABLE fts_pending; \
@@ -2018,6 +2020,7 @@ fn version_four_databases_keep_their_lz4_rows() {
         let contents = rewrite_as_lz4(c, "contents");
         let texts = rewrite_as_lz4(c, "texts");
         undo_metadata(c);
+        undo_sort_keys(c);
         undo_object_ids(c);
         c.execute_batch(UNDO_V6).unwrap();
         c.pragma_update(None, "user_version", 4).unwrap();
@@ -2312,6 +2315,7 @@ fn version_five_databases_gain_object_ids() {
     store
         .with_connection("alice", |c| {
             undo_metadata(c);
+            undo_sort_keys(c);
             undo_object_ids(c);
             c.pragma_update(None, "user_version", 6)
         })
@@ -2386,9 +2390,15 @@ fn long_references_keep_a_bounded_map() {
     );
 }
 
+/// Takes a database back to before schema version 8 (sort keys), for tests that open
+/// databases of older versions.
+fn undo_sort_keys(c: &rusqlite::Connection) {
+    c.execute_batch("DROP TABLE sortkeys;").unwrap();
+}
+
 /// Takes a database back to before schema version 7 (RFC 8474 object identifiers), for tests
 /// that open databases of older versions.
-/// Takes a database back before schema version 8 (METADATA).
+/// Takes a database back before schema version 9 (METADATA).
 fn undo_metadata(c: &rusqlite::Connection) {
     c.execute_batch("DROP TABLE metadata;").unwrap();
 }
@@ -2419,6 +2429,7 @@ fn version_five_databases_gain_previews_and_save_dates() {
     append(&mut store, "INBOX", large.clone());
     store.with_connection("alice", |c| {
         undo_metadata(c);
+        undo_sort_keys(c);
         undo_object_ids(c);
         c.execute_batch(UNDO_V6).unwrap();
         c.pragma_update(None, "user_version", 5).unwrap();
@@ -2668,4 +2679,184 @@ fn metadata_limits_and_lifecycle() {
         ),
         Err(StorageError::NoSuchMailbox)
     );
+}
+
+fn sort_by(store: &mut SqliteStore, keys: &[(SortKey, bool)]) -> Vec<u32> {
+    let criteria = keys
+        .iter()
+        .map(|&(key, reverse)| SortCriterion { key, reverse })
+        .collect();
+    match store
+        .execute(StorageOp::Sort {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: (1..100).collect(),
+            query: Query::All,
+            criteria,
+        })
+        .unwrap()
+    {
+        StorageReply::Found(uids) => uids,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn sorting_messages(store: &mut SqliteStore) {
+    for (subject, from, date) in [
+        ("Re: beta", "zed@x", "Tue, 2 Jan 2001 00:00:00 +0000"),
+        ("alpha", "amy@x", "Wed, 3 Jan 2001 00:00:00 +0000"),
+        (
+            "[list] Gamma (fwd)",
+            "Bob@x",
+            "Mon, 1 Jan 2001 00:00:00 +0000",
+        ),
+    ] {
+        append(
+            store,
+            "INBOX",
+            Bytes::from(format!(
+                "From: {from}\r\nSubject: {subject}\r\nDate: {date}\r\n\r\nx\r\n"
+            )),
+        );
+    }
+}
+
+/// Every stored body has its sort fields in `sortkeys` (schema version 8), reclaimed with it;
+/// SORT answers from them, and a row missing or damaged is derived again from the stored
+/// structure, so the answer never changes.
+#[test]
+fn sort_keys_are_stored_with_bodies_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    sorting_messages(&mut store);
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM sortkeys"), 3);
+    let subject = [(SortKey::Subject, false)];
+    let date = [(SortKey::Date, true)];
+    let from = [(SortKey::From, false)];
+    assert_eq!(sort_by(&mut store, &subject), [2, 1, 3]);
+    assert_eq!(sort_by(&mut store, &date), [2, 1, 3]);
+    assert_eq!(sort_by(&mut store, &from), [2, 3, 1]);
+    // A fresh store reads them from the table; damaged and missing rows sort all the same.
+    drop(store);
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.with_connection("alice", |c| {
+        c.execute_batch(
+            "UPDATE sortkeys SET data = x'07' WHERE id = 1; DELETE FROM sortkeys WHERE id = 2;",
+        )
+        .unwrap();
+    });
+    assert_eq!(sort_by(&mut store, &subject), [2, 1, 3]);
+    assert_eq!(sort_by(&mut store, &from), [2, 3, 1]);
+    assert_eq!(sort_by(&mut store, &date), [2, 1, 3]);
+    // Equal arrivals (one clock second) keep mailbox order, reversed or not.
+    assert_eq!(sort_by(&mut store, &[(SortKey::Arrival, true)]), [1, 2, 3]);
+    // Reclaimed with their bodies.
+    store
+        .execute(StorageOp::SetFlags {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![3],
+            mode: StoreMode::Add,
+            flags: vec![Flag::Deleted],
+            unchanged_since: None,
+        })
+        .unwrap();
+    store
+        .execute(StorageOp::Expunge {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: None,
+        })
+        .unwrap();
+    let third = "SELECT COUNT(*) FROM sortkeys WHERE id = 3";
+    assert_eq!(count(&mut store, third), 1);
+    store.reclaim("alice").unwrap();
+    assert_eq!(count(&mut store, third), 0);
+    assert_eq!(sort_by(&mut store, &subject), [2, 1]);
+}
+
+/// Schema version 8: a version 7 database gains the sort fields of every body it holds, and
+/// SORT answers as before; bodies stored after the step get theirs when stored.
+#[test]
+fn version_seven_databases_gain_sort_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    sorting_messages(&mut store);
+    let programs: [&[(SortKey, bool)]; 4] = [
+        &[(SortKey::Subject, false)],
+        &[(SortKey::Date, false)],
+        &[(SortKey::From, true), (SortKey::Arrival, false)],
+        &[(SortKey::DisplayTo, false), (SortKey::Size, true)],
+    ];
+    let before: Vec<Vec<u32>> = programs.iter().map(|p| sort_by(&mut store, p)).collect();
+    store.with_connection("alice", |c| {
+        undo_metadata(c);
+        undo_sort_keys(c);
+        c.pragma_update(None, "user_version", 7).unwrap();
+    });
+    drop(store);
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(count(&mut store, "PRAGMA user_version"), SCHEMA_VERSION);
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM sortkeys"), 3);
+    let after: Vec<Vec<u32>> = programs.iter().map(|p| sort_by(&mut store, p)).collect();
+    assert_eq!(before, after);
+    append(&mut store, "INBOX", message("aardvark", 10));
+    assert_eq!(count(&mut store, "SELECT COUNT(*) FROM sortkeys"), 4);
+    assert_eq!(
+        sort_by(&mut store, &[(SortKey::Subject, false)]),
+        [4, 2, 1, 3]
+    );
+    store.check("alice").unwrap();
+}
+
+/// Previews and sort fields loaded into the cached rows are charged to the budget once, and
+/// kept when flags change, whether the rows catch up or are read again.
+#[test]
+fn what_the_rows_load_of_bodies_is_charged_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let raw: Vec<Bytes> = (0..300)
+        .map(|i| message(&format!("m{i}"), 40 + i))
+        .collect();
+    for m in &raw {
+        append(&mut store, "INBOX", m.clone());
+    }
+    let all: Vec<u32> = (1..=300).collect();
+    states(&mut store);
+    let rows_only = store.budget.used();
+    let fetched = fetch_with(&mut store, all.clone(), PreviewWant::Lazy);
+    for (m, raw) in fetched.iter().zip(&raw) {
+        assert_eq!(m.preview.as_deref(), Some(preview(raw).as_str()));
+    }
+    let with_previews = store.budget.used();
+    assert!(
+        with_previews > rows_only + 300 * 16,
+        "{rows_only} {with_previews}"
+    );
+    assert_eq!(
+        fetch_with(&mut store, all.clone(), PreviewWant::Always),
+        fetched
+    );
+    assert_eq!(store.budget.used(), with_previews);
+    let order = sort_by(&mut store, &[(SortKey::Subject, false)]);
+    let loaded = store.budget.used();
+    assert!(loaded > with_previews);
+    // A few flags: the rows catch up. All of them: the rows are read again.
+    set_flags(&mut store, vec![5, 150], StoreMode::Add, Flag::Flagged);
+    states(&mut store);
+    assert_eq!(store.budget.used(), loaded);
+    set_flags(&mut store, all.clone(), StoreMode::Add, Flag::Seen);
+    states(&mut store);
+    assert_eq!(store.budget.used(), loaded);
+    assert_eq!(sort_by(&mut store, &[(SortKey::Subject, false)]), order);
+    assert_eq!(store.budget.used(), loaded);
+    let again = fetch_with(&mut store, all, PreviewWant::Lazy);
+    assert_eq!(
+        again.iter().map(|m| m.preview.clone()).collect::<Vec<_>>(),
+        fetched
+            .iter()
+            .map(|m| m.preview.clone())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(store.budget.used(), loaded);
 }
