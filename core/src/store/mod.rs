@@ -33,6 +33,7 @@ pub mod query;
 pub mod rules;
 pub mod sort;
 pub mod stored;
+pub mod threading;
 
 pub use body::{Body, BodySource, BodyStream, DotStuffer, Transfer};
 pub use contract::{ChangeSink, MailStore, ReplySink, SharedMemStore};

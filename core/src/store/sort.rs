@@ -71,11 +71,7 @@ impl SortFields {
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default()
         };
-        let sent = envelope.date.as_deref().and_then(|d| {
-            let d = std::str::from_utf8(d).ok()?;
-            let parsed = mail_parser::DateTime::parse_rfc822(d)?;
-            parsed.is_valid().then(|| parsed.to_timestamp())
-        });
+        let sent = sent_date(envelope);
         let subject = envelope
             .subject
             .as_deref()
@@ -91,6 +87,16 @@ impl SortFields {
             display_to: display(&envelope.to, text),
         }
     }
+}
+
+/// The sent date (RFC 5256 §2.2): the Date: field in UTC seconds, `None` when it is missing
+/// or unreadable (the caller then uses INTERNALDATE). THREAD orders by the same date.
+pub fn sent_date(envelope: &Envelope) -> Option<i64> {
+    envelope.date.as_deref().and_then(|d| {
+        let d = std::str::from_utf8(d).ok()?;
+        let parsed = mail_parser::DateTime::parse_rfc822(d)?;
+        parsed.is_valid().then(|| parsed.to_timestamp())
+    })
 }
 
 /// The first address of a list as ENVELOPE gives it: for `undisclosed-recipients:;` that is
