@@ -395,6 +395,31 @@ impl SortBy {
     }
 }
 
+/// THREAD algorithms (RFC 5256 §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadBy {
+    OrderedSubject,
+    References,
+}
+
+impl ThreadBy {
+    pub const ALL: [ThreadBy; 2] = [ThreadBy::OrderedSubject, ThreadBy::References];
+
+    pub fn text(self) -> &'static str {
+        match self {
+            ThreadBy::OrderedSubject => "ORDEREDSUBJECT",
+            ThreadBy::References => "REFERENCES",
+        }
+    }
+
+    /// Whether pool message `i`'s subject marks a reply or forward (RFC 5256 §4): only
+    /// "Re: Lunch plans". No pool message has a Message-ID or References, so REFERENCES
+    /// threads them by subject alone.
+    pub fn reply(i: usize) -> bool {
+        MESSAGES[i % MESSAGES.len()].subject.starts_with("Re: ")
+    }
+}
+
 /// SEARCH RETURN options (RFC 4731, RFC 9394's PARTIAL).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ret {

@@ -30,6 +30,7 @@ mod fetch;
 mod mailboxes;
 mod messages;
 mod search;
+mod thread;
 mod view;
 
 use std::time::Instant;
@@ -121,6 +122,7 @@ enum Pending {
     Message(messages::Pending),
     Fetch(fetch::Pending),
     Search(search::Pending),
+    Thread(thread::Pending),
     /// A synchronisation (Changes) before finishing a command.
     Sync(Finish),
     /// A synchronisation while idling.
@@ -704,6 +706,11 @@ impl ImapSession {
                 criteria,
                 program,
             } if selected => self.sort(tag, uid, returns, &criteria, program),
+            Command::Thread {
+                uid,
+                algorithm,
+                program,
+            } if selected => self.thread(tag, uid, &algorithm, program),
             Command::Fetch {
                 uid,
                 set,
@@ -737,6 +744,7 @@ impl ImapSession {
             | Command::UidExpunge(_)
             | Command::Search { .. }
             | Command::Sort { .. }
+            | Command::Thread { .. }
             | Command::Fetch { .. }
             | Command::Store { .. }
             | Command::Copy { .. }
@@ -765,6 +773,7 @@ impl ImapSession {
             Pending::Message(p) => self.message_reply(p, reply),
             Pending::Fetch(p) => self.fetch_reply(p, reply),
             Pending::Search(p) => self.search_reply(p, reply),
+            Pending::Thread(p) => self.thread_reply(p, reply),
             Pending::Sync(finish) => {
                 self.apply_sync(reply, finish.expunge_ok);
                 self.write_finish(finish);
@@ -1067,6 +1076,8 @@ impl ImapSession {
                 "SEARCHRES",
                 "SORT",
                 "SORT=DISPLAY",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
                 "ESORT",
                 "PARTIAL",
                 "LIST-EXTENDED",
