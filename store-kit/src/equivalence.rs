@@ -302,7 +302,11 @@ fn step(rng: &mut Rng) -> Step {
             } else {
                 query(rng, 0)
             },
-            algorithm: *rng.pick(&[Algorithm::OrderedSubject, Algorithm::References]),
+            algorithm: *rng.pick(&[
+                Algorithm::OrderedSubject,
+                Algorithm::References,
+                Algorithm::Refs,
+            ]),
         },
         45..=46 => StorageOp::Sort {
             account,

@@ -34,6 +34,9 @@ pub enum Algorithm {
     OrderedSubject,
     /// Threads by Message-ID and References, then merged by base subject.
     References,
+    /// REFS (draft-ietf-morg-inthread, as Dovecot answers it): REFERENCES without step 5's
+    /// subject merging, the threads in the order of their latest messages.
+    Refs,
 }
 
 /// What threading reads of one message.
@@ -112,7 +115,8 @@ pub fn thread(mut items: Vec<Threadable<'_>>, algorithm: Algorithm) -> Vec<Threa
     items.sort_by_key(|t| t.uid);
     match algorithm {
         Algorithm::OrderedSubject => ordered_subject(&items),
-        Algorithm::References => references(&items),
+        Algorithm::References => references(&items, true),
+        Algorithm::Refs => references(&items, false),
     }
 }
 
@@ -261,8 +265,9 @@ enum Top {
     Gone,
 }
 
-/// §4 REFERENCES, steps 1 to 6.
-fn references(items: &[Threadable<'_>]) -> Vec<Thread> {
+/// §4 REFERENCES, steps 1 to 6; without step 5 (`merge` false) and with the threads in
+/// the order of their latest messages (ties as REFERENCES orders them), REFS.
+fn references(items: &[Threadable<'_>], merge: bool) -> Vec<Thread> {
     let mut links = Links { nodes: Vec::new() };
     let mut by_id: HashMap<&str, usize> = HashMap::new();
     // Step 1, for each message in mailbox order.
@@ -377,7 +382,10 @@ fn references(items: &[Threadable<'_>]) -> Vec<Thread> {
             .filter(|s| !s.is_empty())
     };
     let reply = |t: &Top| matches!(t, Top::Message(n) if fields(*n).is_some_and(|f| f.reply));
-    let subjects: Vec<Option<&str>> = tops.iter().map(subject_of).collect();
+    let subjects: Vec<Option<&str>> = tops
+        .iter()
+        .map(|t| if merge { subject_of(t) } else { None })
+        .collect();
     // 5.B: one thread per subject: a dummy before a message, a message that is not a
     // reply before one that is.
     let mut table: HashMap<&str, usize> = HashMap::new();
@@ -432,10 +440,27 @@ fn references(items: &[Threadable<'_>]) -> Vec<Thread> {
     for kids in children.values_mut() {
         kids.sort_by_key(|&k| key(k));
     }
-    let mut keyed: Vec<(Option<(i64, Uid)>, Top)> = tops
+    // REFS: the latest sent date anywhere in the thread comes first in the order.
+    let latest = |t: &Top| -> i64 {
+        if merge {
+            return 0;
+        }
+        let mut stack: Vec<usize> = match t {
+            Top::Message(n) => vec![*n],
+            Top::Dummy(kids) => kids.clone(),
+            Top::Gone => Vec::new(),
+        };
+        let mut max = i64::MIN;
+        while let Some(n) = stack.pop() {
+            max = max.max(key(n).map_or(i64::MIN, |k| k.0));
+            stack.extend(children.get(&n).into_iter().flatten());
+        }
+        max
+    };
+    let mut keyed: Vec<((i64, Option<(i64, Uid)>), Top)> = tops
         .into_iter()
         .filter(|t| !matches!(t, Top::Gone))
-        .map(|mut t| (top_key(&mut t), t))
+        .map(|mut t| ((latest(&t), top_key(&mut t)), t))
         .collect();
     keyed.sort_by_key(|(k, _)| *k);
     let uid = |n: usize| {
@@ -674,6 +699,34 @@ mod tests {
         assert_eq!(run(&m, Algorithm::References), "((5)(6))(1(4)(2)(3))");
     }
 
+    /// REFS, as Dovecot 2.3 answers it on the wire: no subject merging (5 and 6 share a
+    /// missing parent, so a dummy still holds them), threads by their latest message.
+    #[test]
+    fn refs_orders_threads_by_their_latest_message_and_merges_no_subjects() {
+        let m = [
+            msg(1, 1, "A", "a1", &[]),
+            msg(2, 5, "Re: A", "a2", &["a1"]),
+            msg(3, 3, "B", "b1", &[]),
+            msg(4, 4, "C", "c1", &[]),
+            msg(5, 2, "Re: C", "c2", &["c1"]),
+            msg(6, 3, "Re: C", "c3", &["c1"]),
+            msg(7, 6, "D", "d1", &["missing"]),
+            msg(8, 0, "D", "d2", &["missing"]),
+            msg(9, 7, "E", "e1", &[]),
+            msg(10, 8, "E", "e2", &["e1"]),
+            msg(11, 2, "E", "e3", &["e2"]),
+            msg(12, 9, "Re: B", "b2", &[]),
+        ];
+        assert_eq!(
+            run(&m, Algorithm::Refs),
+            "(3)(4(5)(6))(1(2))((8)(7))(9(10(11)))(12)"
+        );
+        assert_eq!(
+            run(&m, Algorithm::References),
+            "((8)(7))(1(2))(3(12))(4(5)(6))(9(10(11)))"
+        );
+    }
+
     fn depth(t: &Thread) -> usize {
         1 + t.children.iter().map(depth).max().unwrap_or(0)
     }
@@ -750,10 +803,10 @@ mod tests {
                     )
                 })
                 .collect();
-            let algorithm = if by_subject {
-                Algorithm::OrderedSubject
-            } else {
-                Algorithm::References
+            let algorithm = match (by_subject, spec.len() % 2) {
+                (true, _) => Algorithm::OrderedSubject,
+                (false, 0) => Algorithm::References,
+                (false, _) => Algorithm::Refs,
             };
             let items = m
                 .iter()

@@ -400,15 +400,21 @@ impl SortBy {
 pub enum ThreadBy {
     OrderedSubject,
     References,
+    Refs,
 }
 
 impl ThreadBy {
-    pub const ALL: [ThreadBy; 2] = [ThreadBy::OrderedSubject, ThreadBy::References];
+    pub const ALL: [ThreadBy; 3] = [
+        ThreadBy::OrderedSubject,
+        ThreadBy::References,
+        ThreadBy::Refs,
+    ];
 
     pub fn text(self) -> &'static str {
         match self {
             ThreadBy::OrderedSubject => "ORDEREDSUBJECT",
             ThreadBy::References => "REFERENCES",
+            ThreadBy::Refs => "REFS",
         }
     }
 

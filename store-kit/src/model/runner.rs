@@ -2608,6 +2608,10 @@ fn model_thread<'m>(
         }
         return out;
     }
+    if by == ThreadBy::Refs {
+        // No subject merging: every message a thread, by its (own, latest) sent date.
+        return msgs.iter().map(|m| format!("({})", n(m))).collect();
+    }
     // A node: a message (`None`: a dummy) and its replies.
     struct Node<'m> {
         m: Option<&'m spec::Msg>,

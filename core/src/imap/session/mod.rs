@@ -1078,6 +1078,7 @@ impl ImapSession {
                 "SORT=DISPLAY",
                 "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES",
+                "THREAD=REFS",
                 "ESORT",
                 "PARTIAL",
                 "LIST-EXTENDED",

@@ -1,4 +1,4 @@
-//! [UID] THREAD (RFC 5256 §4): the search as SORT runs it (charset mandatory), the threads
+//! [UID] THREAD (RFC 5256 §4; REFS as Dovecot has it): the search as SORT runs it (charset mandatory), the threads
 //! built by the store ([`crate::store::threading`]), numbers given as UIDs or sequence
 //! numbers.
 
@@ -26,6 +26,7 @@ impl ImapSession {
         let algorithm = match algorithm {
             ThreadAlgorithm::OrderedSubject => Algorithm::OrderedSubject,
             ThreadAlgorithm::References => Algorithm::References,
+            ThreadAlgorithm::Other(name) if name.eq_ignore_ascii_case(b"REFS") => Algorithm::Refs,
             // RFC 5256 §3: "BAD - command unknown or arguments invalid", as Dovecot answers.
             ThreadAlgorithm::Other(_) => {
                 return self.bad(Some(tag), None, "Unknown thread algorithm.");
