@@ -258,6 +258,10 @@ impl Links {
     }
 }
 
+/// Where a thread goes at the top: its latest sent date (REFS only, else 0), then its
+/// first message's sent date and UID.
+type TopOrder = (i64, Option<(i64, Uid)>);
+
 /// A thread under the root during steps 3 to 6.
 enum Top {
     Message(usize),
@@ -457,7 +461,7 @@ fn references(items: &[Threadable<'_>], merge: bool) -> Vec<Thread> {
         }
         max
     };
-    let mut keyed: Vec<((i64, Option<(i64, Uid)>), Top)> = tops
+    let mut keyed: Vec<(TopOrder, Top)> = tops
         .into_iter()
         .filter(|t| !matches!(t, Top::Gone))
         .map(|mut t| ((latest(&t), top_key(&mut t)), t))
