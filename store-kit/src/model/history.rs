@@ -408,9 +408,9 @@ fn message_cmd(r: &mut Rng, rev2: bool) -> Cmd {
                     .map(|_| (r.percent(30), SortBy::ALL[r.below(SortBy::ALL.len())]))
                     .collect()
             });
-            // THREAD: a tenth of the plain searches, drawn only then (histories pinned by
-            // seed before THREAD existed replay as they were unless they drew a SORT-less
-            // plain search).
+            // THREAD (RFC 5256 §4): a tenth of the plain searches. The draw is one more per
+            // plain search, so a seed gives another history than before THREAD (as when
+            // SORT came).
             let thread = (ret.is_none() && sort.is_none() && r.percent(10))
                 .then(|| ThreadBy::ALL[r.below(ThreadBy::ALL.len())]);
             Cmd::Search {
