@@ -2,10 +2,10 @@
 # Server-level benchmark of tern against Dovecot (Maildir), both on loopback, in the same run:
 # the store over IMAP (APPEND with 1 and 8 clients, SELECT, UID FETCH FLAGS, FETCH ENVELOPE and
 # PREVIEW (RFC 8970; the first run is where Dovecot computes and caches its previews),
-# SEARCH TEXT/FROM, UID SORT by DATE, SUBJECT and ARRIVAL of UNSEEN (RFC 5256), FETCH
-# CHANGEDSINCE and SELECT QRESYNC (RFC 7162; each QRESYNC run expunges 100 messages), STORE,
-# EXPUNGE, disk per message) and POP3 RETR (1 and C clients, plain and implicit TLS).
-# Prints Markdown tables with both figures and tern ÷ Dovecot.
+# SEARCH TEXT/FROM, UID SORT by DATE, SUBJECT and ARRIVAL of UNSEEN and UID THREAD REFERENCES
+# (RFC 5256), FETCH CHANGEDSINCE and SELECT QRESYNC (RFC 7162; each QRESYNC run expunges 100
+# messages), STORE, EXPUNGE, disk per message) and POP3 RETR (1 and C clients, plain and
+# implicit TLS). Prints Markdown tables with both figures and tern ÷ Dovecot.
 #
 # Usage: scripts/bench-vs-dovecot.sh [--messages N] [--single N] [--reps R]
 #          [--pop3-messages M] [--pop3-size OCTETS] [--pop3-clients C] [--keep] [--skip-pop3]
@@ -210,7 +210,7 @@ both "$t_imap" "$d_imap" append --users alice --spool "$work/store.spool" --from
   both "$t_imap" "$d_imap" append --users alice --spool "$work/store.spool" --from $((single + eight)) --clients 1 --batch 100 --key import
 log "APPEND done after $(($(date +%s) - started)) s"
 
-for op in select fetch-flags envelope preview search-from search-text; do
+for op in select fetch-flags envelope preview search-from search-text thread-references; do
   arg=
   [ "$op" = search-text ] && arg=$text_word
   [ "$op" = search-from ] && arg=$from_addr

@@ -8,6 +8,7 @@
 //! loadgen imap      --port P --user U [--pass W] --op OP [--arg TEXT] [--reps R]
 //!                   [--max-seconds T] [--label L]
 //!                   OP: select | fetch-flags | envelope | preview | search-text | search-from
+//!                       | thread-references (UID THREAD REFERENCES UTF-8 ALL)
 //!                       | changedsince (UID FETCH 1:* (FLAGS) (CHANGEDSINCE m) after 10
 //!                         flag changes since m) | qresync (SELECT INBOX (QRESYNC (v m))
 //!                         after 100 expunges and 100 flag changes since m; each run
@@ -776,6 +777,24 @@ fn cmd_imap(args: &Args) -> Res<()> {
                     }
                 })?;
             }
+            "thread-references" => {
+                imap.select("INBOX")?;
+                start = Instant::now();
+                imap.run(b"UID THREAD REFERENCES UTF-8 ALL", |l| {
+                    if let Some(rest) = l.strip_prefix(b"* THREAD") {
+                        // Top-level threads: the lists opened at depth zero.
+                        let mut depth = 0i64;
+                        for &b in rest {
+                            if b == b'(' {
+                                count += u64::from(depth == 0);
+                                depth += 1;
+                            } else if b == b')' {
+                                depth -= 1;
+                            }
+                        }
+                    }
+                })?;
+            }
             "changedsince" => {
                 // Untimed: 10 flag changes spread over the mailbox after MODSEQ m.
                 let (_, m, exists) = condstore_select(&mut imap, b"SELECT INBOX (CONDSTORE)")?;
@@ -1164,6 +1183,15 @@ fn cmd_report(path: &str) -> Res<()> {
         ),
         (
             format!(
+                "UID THREAD REFERENCES UTF-8 ALL ({} threads)",
+                hits(&get, "thread_references_count")
+            ),
+            "thread_references_ms",
+            "ms",
+            false,
+        ),
+        (
+            format!(
                 "UID FETCH 1:* (FLAGS) (CHANGEDSINCE m), {} changed since m",
                 hits(&get, "changedsince_count")
             ),
@@ -1208,6 +1236,10 @@ fn cmd_report(path: &str) -> Res<()> {
         (
             "UID SORT (ARRIVAL) UTF-8 UNSEEN",
             "sort_arrival_search_first_ms",
+        ),
+        (
+            "UID THREAD REFERENCES UTF-8 ALL",
+            "thread_references_first_ms",
         ),
     ] {
         let title = format!("{title}, first run after the build");

@@ -19,6 +19,7 @@ use tern_core::mail::text::fold;
 use tern_core::store::metadata::Depth;
 use tern_core::store::query::{DateCmp, Query};
 use tern_core::store::sort::{SortCriterion, SortKey};
+use tern_core::store::threading::Algorithm;
 use tern_core::store::{
     EmailId, FetchWant, MailboxId, NewMessage, ObjectKey, PreviewWant, SpecialUse, StorageOp,
     StorageReply, ThreadId, ViewPin,
@@ -312,7 +313,22 @@ fn step(rng: &mut Rng) -> Step {
             },
             mark_seen: rng.chance(30),
         },
-        45..=47 => StorageOp::Sort {
+        47 => StorageOp::Thread {
+            account,
+            mailbox: mailbox(rng),
+            uids: uids(rng),
+            query: if rng.chance(70) {
+                Query::All
+            } else {
+                query(rng, 0)
+            },
+            algorithm: *rng.pick(&[
+                Algorithm::OrderedSubject,
+                Algorithm::References,
+                Algorithm::Refs,
+            ]),
+        },
+        45..=46 => StorageOp::Sort {
             account,
             mailbox: mailbox(rng),
             uids: uids(rng),
@@ -450,6 +466,7 @@ fn step(rng: &mut Rng) -> Step {
         op,
         StorageOp::Search { .. }
             | StorageOp::Sort { .. }
+            | StorageOp::Thread { .. }
             | StorageOp::LockMaildrop { .. }
             | StorageOp::UnlockMaildrop { .. }
             | StorageOp::Changes { .. }
@@ -639,9 +656,9 @@ pub fn run(backend: &mut dyn Backend, seed: u64, steps: usize) -> Result<(), Str
                 let stats = std::env::var_os("TERN_EQUIVALENCE_STATS").is_some();
                 let shown = stats.then(|| op.clone());
                 let again = match &op {
-                    StorageOp::Search { account, .. } | StorageOp::Sort { account, .. } => {
-                        Some((account.clone(), op.clone()))
-                    }
+                    StorageOp::Search { account, .. }
+                    | StorageOp::Sort { account, .. }
+                    | StorageOp::Thread { account, .. } => Some((account.clone(), op.clone())),
                     _ => None,
                 };
                 let (expected, got) = both(&mut mem, &mut sql, op);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tern_core::mail::flags::Flag;
 use tern_core::store::query::Query;
+use tern_core::store::threading::Thread;
 use tern_core::store::{
     ChangeSink, EmailId, MailStore, SharedMemStore, StorageOp, StorageReply, ThreadId,
 };
@@ -31,6 +32,8 @@ enum Defect {
     /// Keeps the tombstones of expunged UIDs for three MODSEQs only: a client resynchronising
     /// from further back never hears of the older expunges (RFC 7162 §3.2.5.1).
     PrunesTombstones,
+    /// THREAD answers every message as a thread of its own (no subject merging).
+    FlatThreads,
 }
 
 impl Faulty {
@@ -81,6 +84,20 @@ impl MailStore for Faulty {
                     _ => {}
                 }
             }
+        }
+        if let (Defect::FlatThreads, Ok(StorageReply::Threads(threads))) = (self.defect, &mut reply)
+        {
+            let mut flat = Vec::new();
+            let mut stack: Vec<Thread> = std::mem::take(threads);
+            while let Some(t) = stack.pop() {
+                stack.extend(t.children);
+                flat.extend(t.uid.map(|uid| Thread {
+                    uid: Some(uid),
+                    children: Vec::new(),
+                }));
+            }
+            flat.sort_by_key(|t| t.uid);
+            *threads = flat;
         }
         if let (Defect::PrunesTombstones, Some(since), Ok(StorageReply::Changes(c))) =
             (self.defect, since, &mut reply)
@@ -140,6 +157,25 @@ fn model_histories_catch_a_dropped_flag() {
         caught.is_some(),
         "100 model histories passed a store that drops \\Flagged"
     );
+}
+
+/// The model threads what it found (RFC 5256 §4): a store that never merges a reply into
+/// the thread of its subject ("Re: Lunch plans" under "Lunch plans") is caught.
+#[test]
+fn model_histories_catch_unthreaded_replies() {
+    let mut backend = || Faulty::new(Defect::FlatThreads);
+    let shape = Shape {
+        max_steps: 200,
+        imap: 3,
+        pop3: 0,
+        crash: false,
+    };
+    let caught = (0..100u64).find_map(|seed| {
+        let steps = history::generate(seed, &shape);
+        model::run(&mut backend, &shape, &steps).0.err()
+    });
+    let report = caught.expect("100 model histories passed a store that never threads replies");
+    assert!(report.contains("THREAD"), "{report}");
 }
 
 #[test]

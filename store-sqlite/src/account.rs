@@ -24,6 +24,7 @@ use tern_core::store::evaluate::{evaluate, Bits, Halt, Meter};
 use tern_core::store::metadata::{self, Depth};
 use tern_core::store::query::{Candidate, Query};
 use tern_core::store::sort::SortFields;
+use tern_core::store::threading::{self, ThreadFields};
 use tern_core::store::{import, AccountTemplate, LimitKind};
 use tern_core::store::{
     Body, ChangeSet, EmailId, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
@@ -2075,6 +2076,48 @@ impl Account {
         drop(rows);
         if cached {
             cache.charge(m.id, loaded);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// What THREAD reads of the messages `uids` (ascending, found by a search): UID,
+    /// INTERNALDATE and [`ThreadFields`], from the rows, the stored structures and at most
+    /// [`threading::MAX_HEADER`] octets of each header (the analysed cache first).
+    pub fn thread_inputs(
+        &mut self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> Result<Vec<(Uid, i64, ThreadFields)>, Fail> {
+        let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
+            return Ok(Vec::new());
+        };
+        let m = by_id(&self.conn, mailbox)?;
+        let Account {
+            conn,
+            rows: cache,
+            analysed,
+            blobs,
+            ..
+        } = self;
+        let rows = cache.range(conn, &m, lo, hi)?;
+        let tx = conn.unchecked_transaction()?;
+        let mut out = Vec::with_capacity(uids.len());
+        for msg in requested(&rows, uids) {
+            let info = match analysed.info(msg.body) {
+                Some(info) => info,
+                None => Arc::new(load_info(&tx, msg.body)?.0),
+            };
+            let head = match analysed.head(msg.body) {
+                Some(head) => Body::Inline(head),
+                None => load_head(&tx, blobs, msg.body)?.header_only(&info.root),
+            };
+            let header = head.read_range(0..head.len().min(threading::MAX_HEADER))?;
+            out.push((
+                msg.uid,
+                to_unix(&msg.date),
+                ThreadFields::of(&info.envelope, &header),
+            ));
         }
         tx.commit()?;
         Ok(out)

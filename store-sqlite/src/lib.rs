@@ -574,6 +574,27 @@ impl SqliteStore {
                         );
                         (sorted.map_err(StorageError::from), Vec::new())
                     }
+                    (
+                        Ok(handle),
+                        StorageOp::Thread {
+                            mailbox,
+                            uids,
+                            query,
+                            algorithm,
+                            ..
+                        },
+                    ) => {
+                        let mut meter = Meter::new(self.limits.search_work, abandoned);
+                        let threads = thread(
+                            &handle.account,
+                            (mailbox, &uids),
+                            &query,
+                            algorithm,
+                            now,
+                            &mut meter,
+                        );
+                        (threads.map_err(StorageError::from), Vec::new())
+                    }
                     // A read waits only for the batch running now, not for the next one's
                     // fsync as a member of it (reads batched with writes made every FETCH
                     // under concurrent writers wait for two commits).
@@ -804,6 +825,39 @@ fn sort(
     )))
 }
 
+/// THREAD: the search, then the threading fields of what it found, a batch at a time under
+/// the account's lock (each message one unit of work, as SORT counts).
+fn thread(
+    account: &Mutex<Account>,
+    (mailbox, uids): (MailboxId, &[Uid]),
+    query: &Query,
+    algorithm: tern_core::store::threading::Algorithm,
+    now: i64,
+    meter: &mut Meter<'_>,
+) -> Result<StorageReply, error::Fail> {
+    let StorageReply::Found(found) = search(account, mailbox, uids, query, now, meter)? else {
+        return Ok(StorageReply::Threads(Vec::new()));
+    };
+    let mut inputs = Vec::with_capacity(found.len());
+    for batch in found.chunks(TEXT_BATCH) {
+        meter.charge(batch.len() as u64)?;
+        inputs.extend(lock(account).thread_inputs(mailbox, batch)?);
+    }
+    let items = inputs
+        .iter()
+        .map(
+            |(uid, arrival, fields)| tern_core::store::threading::Threadable {
+                uid: *uid,
+                arrival: *arrival,
+                fields,
+            },
+        )
+        .collect();
+    Ok(StorageReply::Threads(tern_core::store::threading::thread(
+        items, algorithm,
+    )))
+}
+
 /// One request on one account.
 fn run(
     a: &mut Account,
@@ -972,6 +1026,7 @@ impl tern_core::store::MailStore for SqliteStore {
             op,
             StorageOp::Search { .. }
                 | StorageOp::Sort { .. }
+                | StorageOp::Thread { .. }
                 | StorageOp::LockMaildrop { .. }
                 | StorageOp::UnlockMaildrop { .. }
         ) {

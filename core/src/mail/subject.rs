@@ -19,21 +19,32 @@ use unicode_normalization::UnicodeNormalization;
 /// The prefixes are matched without regard to case (RFC 5256 §5: "all alphabetic characters
 /// are case-insensitive"); what is left keeps its case, for [`casemap`] to compare.
 pub fn base_subject(decoded: &str) -> String {
+    base_subject_and_reply(decoded).0
+}
+
+/// The base subject, and whether the message "is considered to be a reply or forward"
+/// (RFC 5256 §4, REFERENCES): extracting it removed a `subj-refwd`, a `(fwd)` trailer, or a
+/// `[fwd: ... ]` wrapping.
+pub fn base_subject_and_reply(decoded: &str) -> (String, bool) {
     let collapsed = collapse_spaces(decoded);
+    let mut reply = false;
     // Every later step only takes text off either end: a slice, so no step copies.
     let mut s: &str = &collapsed;
     loop {
-        s = strip_trailers(s);
+        s = strip_trailers(s, &mut reply);
         loop {
             let before = s.len();
-            s = strip_leading_blob(strip_leader(s));
+            s = strip_leading_blob(strip_leader(s, &mut reply));
             if s.len() == before {
                 break;
             }
         }
         match fwd_wrapped(s) {
-            Some(inner) => s = inner,
-            None => return s.to_string(),
+            Some(inner) => {
+                reply = true;
+                s = inner;
+            }
+            None => return (s.to_string(), reply),
         }
     }
 }
@@ -61,11 +72,12 @@ fn collapse_spaces(text: &str) -> String {
 }
 
 /// Step 2: `subj-trailer = "(fwd)" / WSP`, removed from the end until none is left.
-fn strip_trailers(mut s: &str) -> &str {
+fn strip_trailers<'s>(mut s: &'s str, reply: &mut bool) -> &'s str {
     loop {
         if let Some(rest) = s.strip_suffix(' ') {
             s = rest;
         } else if ends_with_ignore_case(s, "(fwd)") {
+            *reply = true;
             s = &s[..s.len() - "(fwd)".len()];
         } else {
             return s;
@@ -74,7 +86,7 @@ fn strip_trailers(mut s: &str) -> &str {
 }
 
 /// Step 3: one `subj-leader = (*subj-blob subj-refwd) / WSP` at the start, if there is one.
-fn strip_leader(s: &str) -> &str {
+fn strip_leader<'s>(s: &'s str, reply: &mut bool) -> &'s str {
     if let Some(rest) = s.strip_prefix(' ') {
         return rest;
     }
@@ -84,7 +96,10 @@ fn strip_leader(s: &str) -> &str {
         at = end;
     }
     match refwd_end(s, at) {
-        Some(end) => &s[end..],
+        Some(end) => {
+            *reply = true;
+            &s[end..]
+        }
         None => s,
     }
 }
@@ -253,5 +268,25 @@ mod tests {
         ] {
             assert!(prop(s.to_string()), "{s}");
         }
+    }
+
+    /// RFC 5256 §4: "a reply or forward if the base subject extraction rules ... remove any
+    /// of the following: a subj-refwd, a "(fwd)" subj-trailer, or a subj-fwd-hdr and
+    /// subj-fwd-trl"; white space and blobs alone do not make one.
+    #[test]
+    fn reply_or_forward_is_what_extraction_removed() {
+        for (subject, reply) in [
+            ("Hello", false),
+            ("  [list] Hello  ", false),
+            ("Re: Hello", true),
+            ("[list] fwd: Hello", true),
+            ("Hello (fwd)", true),
+            ("[fwd: Hello]", true),
+            ("[fwd: a] b", false),
+            ("Rehearsal", false),
+        ] {
+            assert_eq!(base_subject_and_reply(subject).1, reply, "{subject}");
+        }
+        assert_eq!(base_subject_and_reply("Re: Hello").0, "Hello");
     }
 }

@@ -15,6 +15,7 @@ use super::import;
 use super::metadata;
 use super::query::{Candidate, Query};
 use super::sort::{self, SortFields, Sortable};
+use super::threading::{self, ThreadFields, Threadable};
 use super::{
     AccountTemplate, AccountUsage, Body, ChangeSet, Changed, EmailId, FetchWant, FetchedMessage,
     LimitKind, MailboxEntry, MailboxId, MailboxList, MailboxStatus, MessageState, ModSeq,
@@ -968,6 +969,36 @@ impl MemStore {
                     })
                     .collect();
                 Ok(StorageReply::Found(sort::sort(items, &criteria)))
+            }
+            StorageOp::Thread {
+                account,
+                mailbox,
+                uids,
+                query,
+                algorithm,
+            } => {
+                let work = self.limits.search_work;
+                let a = self.account(&account);
+                let m = a.by_id(mailbox)?;
+                let found = m.search(&uids, &query, now, work)?;
+                let fields: Vec<ThreadFields> = found
+                    .iter()
+                    .map(|msg| {
+                        let end = msg.info.root.header.end.min(threading::MAX_HEADER as usize);
+                        let header = msg.data.get(..end).unwrap_or(&msg.data);
+                        ThreadFields::of(&msg.info.envelope, header)
+                    })
+                    .collect();
+                let items = found
+                    .iter()
+                    .zip(&fields)
+                    .map(|(msg, fields)| Threadable {
+                        uid: msg.uid,
+                        arrival: to_unix(&msg.internal_date),
+                        fields,
+                    })
+                    .collect();
+                Ok(StorageReply::Threads(threading::thread(items, algorithm)))
             }
             StorageOp::SetFlags {
                 account,

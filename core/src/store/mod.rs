@@ -34,6 +34,7 @@ pub mod query;
 pub mod rules;
 pub mod sort;
 pub mod stored;
+pub mod threading;
 
 pub use body::{Body, BodySource, BodyStream, DotStuffer, Transfer};
 pub use contract::{ChangeSink, MailStore, ReplySink, SharedMemStore};
@@ -491,6 +492,21 @@ pub enum StorageOp {
         /// The sort program; not empty (boxed: a `Vec` would make every request larger).
         criteria: Box<[sort::SortCriterion]>,
     },
+    /// THREAD (RFC 5256 §4): the messages SEARCH would find with `query`, threaded by
+    /// `algorithm` ([`threading::thread`], on [`threading::ThreadFields`] of each message);
+    /// answered with [`StorageReply::Threads`]. Bounded as SEARCH is.
+    Thread {
+        /// The account.
+        account: String,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// The UIDs to consider (the session's view).
+        uids: Vec<Uid>,
+        /// The criteria, with session-relative parts resolved to UIDs.
+        query: Query,
+        /// The algorithm.
+        algorithm: threading::Algorithm,
+    },
     /// STORE flags.
     SetFlags {
         /// The account.
@@ -654,6 +670,7 @@ impl StorageOp {
             | StorageOp::Fetch { account, .. }
             | StorageOp::Search { account, .. }
             | StorageOp::Sort { account, .. }
+            | StorageOp::Thread { account, .. }
             | StorageOp::SetFlags { account, .. }
             | StorageOp::Expunge { account, .. }
             | StorageOp::Remove { account, .. }
@@ -713,6 +730,8 @@ pub enum StorageReply {
     /// To [`StorageOp::Search`]: matching UIDs, ascending; to [`StorageOp::Sort`]: in sort
     /// order.
     Found(Vec<Uid>),
+    /// To [`StorageOp::Thread`]: the threads, in order, of UIDs.
+    Threads(Vec<threading::Thread>),
     /// To [`StorageOp::SetFlags`].
     FlagsSet {
         /// Messages whose flags were written (new state).

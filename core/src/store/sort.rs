@@ -71,11 +71,7 @@ impl SortFields {
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default()
         };
-        let sent = envelope.date.as_deref().and_then(|d| {
-            let d = std::str::from_utf8(d).ok()?;
-            let parsed = mail_parser::DateTime::parse_rfc822(d)?;
-            parsed.is_valid().then(|| parsed.to_timestamp())
-        });
+        let sent = sent_date(envelope);
         let subject = envelope
             .subject
             .as_deref()
@@ -183,6 +179,19 @@ impl SortKey {
     pub fn needs_fields(self) -> bool {
         !matches!(self, SortKey::Arrival | SortKey::Size)
     }
+}
+
+/// The sent date (RFC 5256 §2.2): the Date: field in UTC seconds, `None` when it is missing
+/// or unreadable (the caller then uses INTERNALDATE). THREAD orders by the same date.
+pub fn sent_date(envelope: &Envelope) -> Option<i64> {
+    envelope.date.as_deref().and_then(|d| {
+        let d = std::str::from_utf8(d).ok()?;
+        // With white space after it (CFWS may end a date-time): at the very end of its input
+        // the parser gives up on a date without seconds ("Wed, 11 Feb 98 11:51 CST"), which
+        // then sorted by its INTERNALDATE, unlike Dovecot.
+        let parsed = mail_parser::DateTime::parse_rfc822(&format!("{d} "))?;
+        parsed.is_valid().then(|| parsed.to_timestamp())
+    })
 }
 
 /// The first address of a list as ENVELOPE gives it: for `undisclosed-recipients:;` that is
@@ -404,6 +413,10 @@ mod tests {
         assert_eq!(f.subject, casemap("grüße"));
         // §2.2's example: 1 Jan 2001 00:01:33 UTC.
         assert_eq!(f.sent, Some(978_307_293));
+        // No seconds, an obsolete two-digit year and zone (RFC 5322 §4.3), the field's end
+        // right after them: 11 Feb 1998 (the parser takes CST for +0000 here, not -0600).
+        let sent = fields("Date: Wed, 11 Feb 98 11:51 CST").sent;
+        assert_eq!(sent.map(|s| s / 86_400), Some(887_197_860 / 86_400));
         assert_eq!(fields("Subject: x").sent, None);
         assert_eq!(fields("Date: yesterday").sent, None);
     }

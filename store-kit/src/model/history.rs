@@ -2,7 +2,9 @@
 //! smaller. Steps name messages by position in the session's view ([`Pos`]), so a shorter
 //! history still means something.
 
-use super::pool::{Crit, Fl, Item, Pos, Ret, SetSpec, SortBy, StoreOp, MAILBOXES, MESSAGES, WORDS};
+use super::pool::{
+    Crit, Fl, Item, Pos, Ret, SetSpec, SortBy, StoreOp, ThreadBy, MAILBOXES, MESSAGES, WORDS,
+};
 
 /// A seeded generator (SplitMix64): the same seed gives the same history on every machine,
 /// which is what lets a failure print a seed to replay. (quickcheck's `Gen` cannot be seeded.)
@@ -77,6 +79,8 @@ pub enum Cmd {
         sets: Vec<(bool, SetSpec)>,
         /// SORT instead of SEARCH, with these (REVERSE, key) criteria; never with `ret`.
         sort: Option<Vec<(bool, SortBy)>>,
+        /// THREAD instead of SEARCH (RFC 5256 §4); never with `ret` or `sort`.
+        thread: Option<ThreadBy>,
     },
     Copy {
         uid: bool,
@@ -404,12 +408,18 @@ fn message_cmd(r: &mut Rng, rev2: bool) -> Cmd {
                     .map(|_| (r.percent(30), SortBy::ALL[r.below(SortBy::ALL.len())]))
                     .collect()
             });
+            // THREAD (RFC 5256 §4): a tenth of the plain searches. The draw is one more per
+            // plain search, so a seed gives another history than before THREAD (as when
+            // SORT came).
+            let thread = (ret.is_none() && sort.is_none() && r.percent(10))
+                .then(|| ThreadBy::ALL[r.below(ThreadBy::ALL.len())]);
             Cmd::Search {
                 uid,
                 ret,
                 crit,
                 sets,
                 sort,
+                thread,
             }
         }
         70..=76 => Cmd::Copy {
@@ -572,6 +582,7 @@ pub fn simpler(step: &Step) -> Vec<Step> {
             crit,
             sets,
             sort,
+            thread,
         } => {
             if crit.len() > 1 || crit.first() != Some(&Crit::All) {
                 push(Cmd::Search {
@@ -580,6 +591,7 @@ pub fn simpler(step: &Step) -> Vec<Step> {
                     crit: vec![Crit::All],
                     sets: Vec::new(),
                     sort: sort.clone(),
+                    thread: *thread,
                 });
             }
             if let Some(keys) = sort.as_ref().filter(|k| k.len() > 1) {
@@ -589,6 +601,7 @@ pub fn simpler(step: &Step) -> Vec<Step> {
                     crit: crit.clone(),
                     sets: sets.clone(),
                     sort: Some(keys[..1].to_vec()),
+                    thread: None,
                 });
             }
             for (i, k) in crit.iter().enumerate() {
@@ -607,16 +620,18 @@ pub fn simpler(step: &Step) -> Vec<Step> {
                         crit: v,
                         sets: sets.clone(),
                         sort: sort.clone(),
+                        thread: *thread,
                     });
                 }
             }
-            if ret.is_some() || sort.is_some() {
+            if ret.is_some() || sort.is_some() || thread.is_some() {
                 push(Cmd::Search {
                     uid: *uid,
                     ret: None,
                     crit: crit.clone(),
                     sets: sets.clone(),
                     sort: None,
+                    thread: None,
                 });
             }
         }

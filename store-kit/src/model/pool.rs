@@ -395,6 +395,37 @@ impl SortBy {
     }
 }
 
+/// THREAD algorithms (RFC 5256 §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadBy {
+    OrderedSubject,
+    References,
+    Refs,
+}
+
+impl ThreadBy {
+    pub const ALL: [ThreadBy; 3] = [
+        ThreadBy::OrderedSubject,
+        ThreadBy::References,
+        ThreadBy::Refs,
+    ];
+
+    pub fn text(self) -> &'static str {
+        match self {
+            ThreadBy::OrderedSubject => "ORDEREDSUBJECT",
+            ThreadBy::References => "REFERENCES",
+            ThreadBy::Refs => "REFS",
+        }
+    }
+
+    /// Whether pool message `i`'s subject marks a reply or forward (RFC 5256 §4): only
+    /// "Re: Lunch plans". No pool message has a Message-ID or References, so REFERENCES
+    /// threads them by subject alone.
+    pub fn reply(i: usize) -> bool {
+        MESSAGES[i % MESSAGES.len()].subject.starts_with("Re: ")
+    }
+}
+
 /// SEARCH RETURN options (RFC 4731, RFC 9394's PARTIAL).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ret {

@@ -41,7 +41,7 @@ use crate::{Backend, Driven};
 
 use super::history::{Cmd, NewMsg, PopCmd, Step};
 use super::pool::{
-    self, Crit, Fl, Item, Pos, Ret, SetSpec, SortBy, StoreOp, APPEND_DATES, MAILBOXES,
+    self, Crit, Fl, Item, Pos, Ret, SetSpec, SortBy, StoreOp, ThreadBy, APPEND_DATES, MAILBOXES,
 };
 use super::resync::{self, Checkpoint};
 use super::spec::{self, flag_set, Account, FlagSet, Refusal, Uid};
@@ -1003,6 +1003,7 @@ impl<'b> World<'b> {
                 crit,
                 sets,
                 sort,
+                thread,
             } => {
                 let view = sel.map(Sel::uids).unwrap_or_default();
                 let max_known = sel.map_or(0, |s| s.max_known);
@@ -1063,6 +1064,14 @@ impl<'b> World<'b> {
                                     .unwrap_or(std::cmp::Ordering::Equal)
                             });
                         }
+                        let number = |u: Uid| {
+                            if *uid {
+                                Some(u)
+                            } else {
+                                view.iter().position(|v| *v == u).map(|i| i as u32 + 1)
+                            }
+                        };
+                        e.thread = thread.map(|by| model_thread(by, &found, &number));
                         let found: Vec<Uid> = found.iter().map(|msg| msg.uid).collect();
                         let numbers: Vec<u32> = if *uid {
                             found
@@ -1084,6 +1093,9 @@ impl<'b> World<'b> {
                     }
                 }
                 let command = match sort {
+                    None if thread.is_some() => {
+                        format!("THREAD {} UTF-8 ", thread.map_or("", |t| t.text()))
+                    }
                     None => format!("SEARCH {ret_text}"),
                     Some(keys) => format!(
                         "SORT ({}) UTF-8 ",
@@ -1372,8 +1384,13 @@ impl<'b> World<'b> {
                 }
             }
         }
-        if let Some(s) = &e.search {
-            check_search(&name, s, obs)?;
+        match (&e.thread, &e.search) {
+            (Some(want), _) => match &obs.thread {
+                Some(got) if got == want => {}
+                got => return fail(format!("{name}: THREAD gave {got:?}, model {want:?}")),
+            },
+            (None, Some(s)) => check_search(&name, s, obs)?,
+            (None, None) => {}
         }
         let _ = before;
         Ok(())
@@ -2183,6 +2200,8 @@ struct Expect {
     fetch: Option<FetchExpect>,
     stored: Option<(Vec<Uid>, bool, bool)>,
     search: Option<SearchExpect>,
+    /// THREAD: the threads as [`show_threads`] writes them.
+    thread: Option<String>,
     removed: Vec<Uid>,
     deleted: Option<u64>,
 }
@@ -2200,6 +2219,7 @@ impl Expect {
             fetch: None,
             stored: None,
             search: None,
+            thread: None,
             removed: Vec::new(),
             deleted: None,
         }
@@ -2236,6 +2256,8 @@ struct Observed {
     recent: Vec<u32>,
     search: Option<Vec<u32>>,
     sort: Option<Vec<u32>>,
+    /// THREAD, as [`show_threads`] writes it.
+    thread: Option<String>,
     esearch: Option<(Option<Tag>, bool, Vec<ESearchResult>)>,
     statuses: Vec<(Bytes, Vec<(StatusItem, StatusValue)>)>,
     lists: Vec<ListItem>,
@@ -2463,6 +2485,7 @@ fn observe(
                 }
                 Data::Search { numbers, .. } => obs.search = Some(numbers),
                 Data::Sort { numbers, .. } => obs.sort = Some(numbers),
+                Data::Thread(threads) => obs.thread = Some(show_threads(&threads)),
                 Data::ESearch {
                     tag, uid, results, ..
                 } => obs.esearch = Some((tag, uid, results)),
@@ -2529,6 +2552,136 @@ fn expect_tagged(rs: &[Response], tag: &str, cond: Condition, name: &str) -> R {
         }
         other => fail(format!("{name}: want {tag} {cond:?}, got {other:?}")),
     }
+}
+
+/// A thread response written out with every node's children in parentheses.
+fn show_threads(threads: &[tern_core::imap::response::ThreadNode]) -> String {
+    fn one(t: &tern_core::imap::response::ThreadNode, out: &mut String) {
+        out.push('(');
+        if let Some(n) = t.seq {
+            out.push_str(&n.to_string());
+        }
+        for c in &t.children {
+            one(c, out);
+        }
+        out.push(')');
+    }
+    let mut out = String::new();
+    for t in threads {
+        one(t, &mut out);
+    }
+    out
+}
+
+/// The model's THREAD (RFC 5256 §4) of the messages found, in UID order, written as
+/// [`show_threads`] does, step by step as the RFC says it, without any of the store's
+/// bookkeeping. Pool messages carry no Message-ID or References: under REFERENCES steps 1 to
+/// 3 leave every message a thread of its own, so what remains is step 4's order, step 5's
+/// merging by base subject and step 6's order.
+fn model_thread<'m>(
+    by: ThreadBy,
+    found: &[&'m spec::Msg],
+    number: &dyn Fn(Uid) -> Option<u32>,
+) -> String {
+    let arrival = |m: &spec::Msg| tern_core::mail::date::to_unix(&m.date);
+    let key = |m: &spec::Msg| (SortBy::sent(m.body).unwrap_or_else(|| arrival(m)), m.uid);
+    let subject = |m: &spec::Msg| SortBy::Subject.text_key(m.body).unwrap_or_default();
+    let mut msgs: Vec<&'m spec::Msg> = found.to_vec();
+    msgs.sort_by_key(|m| key(m));
+    let n = |m: &spec::Msg| number(m.uid).map(|n| n.to_string()).unwrap_or_default();
+    if by == ThreadBy::OrderedSubject {
+        // Groups by subject in the order of their first (earliest) message; the first is the
+        // parent of the rest.
+        let mut out = String::new();
+        let mut done: Vec<&str> = Vec::new();
+        for m in &msgs {
+            if done.contains(&subject(m)) {
+                continue;
+            }
+            done.push(subject(m));
+            out.push_str(&format!("({}", n(m)));
+            for c in msgs
+                .iter()
+                .filter(|c| c.uid != m.uid && subject(c) == subject(m))
+            {
+                out.push_str(&format!("({})", n(c)));
+            }
+            out.push(')');
+        }
+        return out;
+    }
+    if by == ThreadBy::Refs {
+        // No subject merging: every message a thread, by its (own, latest) sent date.
+        return msgs.iter().map(|m| format!("({})", n(m))).collect();
+    }
+    // A node: a message (`None`: a dummy) and its replies.
+    struct Node<'m> {
+        m: Option<&'m spec::Msg>,
+        kids: Vec<Node<'m>>,
+    }
+    let leaf = |m: &'m spec::Msg| Node {
+        m: Some(m),
+        kids: Vec::new(),
+    };
+    let mut tops: Vec<Option<Node>> = msgs.iter().map(|m| Some(leaf(m))).collect();
+    // 5.B: per subject, the first thread, unless it is a reply and a later one is not.
+    let mut table: Vec<(&str, usize)> = Vec::new();
+    for (i, m) in msgs.iter().enumerate() {
+        match table.iter_mut().find(|(s, _)| *s == subject(m)) {
+            None => table.push((subject(m), i)),
+            Some((_, held)) => {
+                if ThreadBy::reply(msgs[*held].body) && !ThreadBy::reply(m.body) {
+                    *held = i;
+                }
+            }
+        }
+    }
+    // 5.C: the others merged into it.
+    for (i, m) in msgs.iter().enumerate() {
+        let held = table
+            .iter()
+            .find(|(s, _)| *s == subject(m))
+            .map(|(_, h)| *h);
+        let Some(held) = held.filter(|h| *h != i) else {
+            continue;
+        };
+        let Some(this) = tops[i].take() else { continue };
+        let Some(mut h) = tops[held].take() else {
+            continue;
+        };
+        let held_reply = h.m.is_some_and(|p| ThreadBy::reply(p.body));
+        if h.m.is_none() || (ThreadBy::reply(m.body) && !held_reply) {
+            h.kids.push(this);
+        } else {
+            h = Node {
+                m: None,
+                kids: vec![h, this],
+            };
+        }
+        tops[held] = Some(h);
+    }
+    // 6: siblings by sent date, a dummy by its first child.
+    fn order<'m>(nodes: &mut [Node<'m>], key: &dyn Fn(&spec::Msg) -> (i64, Uid)) {
+        for n in nodes.iter_mut() {
+            order(&mut n.kids, key);
+        }
+        nodes.sort_by_key(|n| n.m.or_else(|| n.kids.first().and_then(|k| k.m)).map(key));
+    }
+    fn show(nodes: &[Node<'_>], n: &dyn Fn(&spec::Msg) -> String, out: &mut String) {
+        for node in nodes {
+            out.push('(');
+            if let Some(m) = node.m {
+                out.push_str(&n(m));
+            }
+            show(&node.kids, n, out);
+            out.push(')');
+        }
+    }
+    let mut tops: Vec<Node> = tops.into_iter().flatten().collect();
+    order(&mut tops, &key);
+    let mut out = String::new();
+    show(&tops, &n, &mut out);
+    out
 }
 
 /// The model's SORT order of two messages by one key (RFC 5256 §3), from the keys written out

@@ -32,6 +32,7 @@ mod messages;
 mod metadata;
 mod multisearch;
 mod search;
+mod thread;
 mod view;
 
 use std::time::{Duration, Instant};
@@ -135,6 +136,7 @@ enum Pending {
     Message(messages::Pending),
     Fetch(fetch::Pending),
     Search(search::Pending),
+    Thread(thread::Pending),
     /// A synchronisation (Changes) before finishing a command.
     Sync(Finish),
     /// A synchronisation while idling.
@@ -787,6 +789,11 @@ impl ImapSession {
                 entries,
             } => self.get_metadata(tag, options, &mailbox, &entries),
             Command::SetMetadata { mailbox, entries } => self.set_metadata(tag, &mailbox, &entries),
+            Command::Thread {
+                uid,
+                algorithm,
+                program,
+            } if selected => self.thread(tag, uid, &algorithm, program),
             Command::Fetch {
                 uid,
                 set,
@@ -820,6 +827,7 @@ impl ImapSession {
             | Command::UidExpunge(_)
             | Command::Search { .. }
             | Command::Sort { .. }
+            | Command::Thread { .. }
             | Command::Fetch { .. }
             | Command::Store { .. }
             | Command::Copy { .. }
@@ -848,6 +856,7 @@ impl ImapSession {
             Pending::Message(p) => self.message_reply(p, reply),
             Pending::Fetch(p) => self.fetch_reply(p, reply),
             Pending::Search(p) => self.search_reply(p, reply),
+            Pending::Thread(p) => self.thread_reply(p, reply),
             Pending::Sync(finish) => {
                 self.apply_sync(reply, finish.expunge_ok);
                 self.write_finish(finish);
@@ -1172,6 +1181,9 @@ impl ImapSession {
                 "SEARCHRES",
                 "SORT",
                 "SORT=DISPLAY",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
+                "THREAD=REFS",
                 "ESORT",
                 "PARTIAL",
                 "LIST-EXTENDED",

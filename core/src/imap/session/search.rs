@@ -115,7 +115,7 @@ impl ImapSession {
 
     /// The checks SEARCH and SORT share, their criteria as a query and the MODSEQ floor of
     /// RFC 7162 §3.1.5 when they name one, or the command's refusal.
-    fn search_query(
+    pub(super) fn search_query(
         &mut self,
         tag: &Tag,
         returns: Option<&[SearchReturn]>,
