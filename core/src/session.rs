@@ -56,6 +56,10 @@ pub struct SessionConfig {
     /// COMPRESS=DEFLATE (RFC 4978). Off by default; a driver without it answers COMPRESS as
     /// an unknown command.
     pub compression: bool,
+    /// Whether IMAP offers QUOTA (RFC 9208): the driver's configuration sets quotas, which
+    /// the directory hands each login ([`crate::directory::AuthOutcome::Accepted`]). Off by
+    /// default: no quota is then shown or enforced by IMAP.
+    pub quota: bool,
 }
 
 impl SessionConfig {
@@ -70,6 +74,7 @@ impl SessionConfig {
             channel_bindings: crate::sasl::ChannelBindings::default(),
             imap_unauthenticate: true,
             compression: false,
+            quota: false,
         }
     }
 }

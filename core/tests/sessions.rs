@@ -871,7 +871,8 @@ fn a_reply_of_the_wrong_kind_is_an_internal_error() {
             now: h.now,
             id: request.id,
             reply: Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted {
-                account: "alice".into()
+                account: "alice".into(),
+                quota: Default::default(),
             })),
         }),
         Err(MisuseError::UnknownRequest(request.id))
@@ -888,7 +889,8 @@ fn a_reply_of_the_wrong_kind_is_an_internal_error() {
             now: h.now,
             id: request.id,
             reply: Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted {
-                account: "mallory".into()
+                account: "mallory".into(),
+                quota: Default::default(),
             })),
         }),
         Err(MisuseError::WrongReplyKind(request.id))
