@@ -710,6 +710,59 @@ mod tests {
     }
 
     #[test]
+    fn quotas_come_from_the_quota_table_and_per_user_values() {
+        let base = starter("{plain}pw");
+        // No [quota]: no quotas, and QUOTA is not offered.
+        assert_eq!(parse(&base).unwrap().quota_default(), Ok(None));
+        let c = parse(&format!("{base}\n[quota]\n")).unwrap();
+        assert_eq!(c.quota_default(), Ok(Some(Quota::default())));
+        let c = parse(&format!(
+            "{base}\n[quota]\nstorage = \"1G\"\nmessages = 5000\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.quota_default(),
+            Ok(Some(Quota {
+                octets: Some(1 << 30),
+                messages: Some(5000)
+            }))
+        );
+        let user = "[[directory.users]]\nname = \"b\"\nsecret = \"{plain}x\"\n";
+        let c = parse(&format!(
+            "{base}\n{user}quota-storage = \"512\"\nquota-messages = 0\n[quota]\n"
+        ))
+        .unwrap();
+        let rule = c.directory.users.last().unwrap().quota_rule().unwrap();
+        assert_eq!(
+            rule.over(Quota {
+                octets: Some(1),
+                messages: Some(1)
+            }),
+            Quota {
+                octets: Some(512 * 1024),
+                messages: None
+            }
+        );
+        for (bad, why) in [
+            (
+                format!("{base}\n[quota]\nstorage = \"1X\"\n"),
+                "unknown unit",
+            ),
+            (
+                format!("{base}\n{user}quota-storage = \"1G\"\n"),
+                "needs a [quota] table",
+            ),
+            (
+                format!("{base}\n{user}quota-storage = \"-1\"\n[quota]\n"),
+                "not a number",
+            ),
+        ] {
+            let e = parse(&bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
     fn lmtp_listeners_take_a_socket_path_and_are_local_only_by_default() {
         let base = "[storage]\npath = \"d\"\n[server.listener.x]\n";
         let c = parse(&format!(

@@ -69,12 +69,12 @@ if phase == "boundary":
     ok = [r for r in results if r[0] == "OK"]
     refused = [r for r in results if r[0] == "NO" and r[1].startswith(b"[OVERQUOTA]")]
     assert len(ok) == 6 and len(refused) == 14, results
-    assert quota(m) == '"User quota" (STORAGE 58 64 MESSAGE 6 1000)', quota(m)
+    assert quota(m) == '"User quota" (STORAGE 59 64 MESSAGE 6 1000)', quota(m)
     print("boundary 6")
 
 elif phase == "after-kill":
     m = login()
-    assert quota(m) == '"User quota" (STORAGE 58 64 MESSAGE 6 1000)', quota(m)
+    assert quota(m) == '"User quota" (STORAGE 59 64 MESSAGE 6 1000)', quota(m)
     typ, data = m.append("INBOX", None, None, message(99, 10000))
     assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]"), (typ, data)
     # 5,000 more octets still fit (65,000 of 65,536).
@@ -134,7 +134,7 @@ elif phase == "exact":
             sizes = [int(re.search(rb"RFC822.SIZE (\d+)", d).group(1)) for d in data]
             assert sum(sizes) == int(found.group(2)), (name, sum(sizes), found.group(2))
     assert messages > 0
-    expected = '"User quota" (STORAGE %d 1048576 MESSAGE %d 100000)' % (octets // 1024, messages)
+    expected = '"User quota" (STORAGE %d 1048576 MESSAGE %d 100000)' % (-(-octets // 1024), messages)
     assert quota(m) == expected, (quota(m), expected)
     print("exact", messages)
 "#;

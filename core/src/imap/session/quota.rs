@@ -3,8 +3,8 @@
 //! Each account has one quota root, named `User quota` as Dovecot names its default root,
 //! over all the account's mailboxes; so `GETQUOTAROOT` names it for any mailbox name, existing
 //! or not (§4.1.2: "doesn't have to reference an existing mailbox"). Its resources are
-//! STORAGE (the sum of RFC822.SIZEs, in units of 1024 octets, rounded down as Dovecot shows
-//! it) and MESSAGE, from the account's [`Quota`] (the directory's answer at login) and
+//! STORAGE (the sum of RFC822.SIZEs, in units of 1024 octets, rounded up as Dovecot shows
+//! it: any mail at all is never shown as 0) and MESSAGE, from the account's [`Quota`] (the directory's answer at login) and
 //! the store's [`StorageOp::Usage`]; a resource without a bound is left out of the list
 //! (§4.2.1: "Resources not named in the list are not limited"). The writes that add mail are
 //! held to the same quota by the store ([`Quota::hold`]), which answers `NO [OVERQUOTA]`.
@@ -98,14 +98,14 @@ impl ImapSession {
 }
 
 /// The `(resource usage limit)` triplets of the root: STORAGE in units of 1024 octets (§5.1),
-/// rounded down, as Dovecot shows them; a resource without a bound is not listed.
+/// rounded up, as Dovecot shows them; a resource without a bound is not listed.
 fn resources(quota: &Quota, usage: AccountUsage) -> Vec<(Bytes, u64, u64)> {
     let mut out = Vec::with_capacity(2);
     if let Some(limit) = quota.octets {
         out.push((
             Bytes::from_static(b"STORAGE"),
-            usage.octets / 1024,
-            limit / 1024,
+            usage.octets.div_ceil(1024),
+            limit.div_ceil(1024),
         ));
     }
     if let Some(limit) = quota.messages {
@@ -119,7 +119,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn storage_is_shown_in_kibibytes_rounded_down_and_unbounded_resources_are_left_out() {
+    fn storage_is_shown_in_kibibytes_rounded_up_and_unbounded_resources_are_left_out() {
         let usage = AccountUsage {
             messages: 3,
             octets: 2047,
@@ -131,7 +131,7 @@ mod tests {
         assert_eq!(
             resources(&both, usage),
             vec![
-                (Bytes::from_static(b"STORAGE"), 1, 10),
+                (Bytes::from_static(b"STORAGE"), 2, 11),
                 (Bytes::from_static(b"MESSAGE"), 3, 5)
             ]
         );
@@ -144,5 +144,10 @@ mod tests {
             vec![(Bytes::from_static(b"MESSAGE"), 3, 5)]
         );
         assert!(resources(&Quota::default(), usage).is_empty());
+        let empty = AccountUsage::default();
+        assert_eq!(
+            resources(&both, empty)[0],
+            (Bytes::from_static(b"STORAGE"), 0, 11)
+        );
     }
 }
