@@ -54,6 +54,9 @@ const QUICK_FETCH: usize = 16;
 
 /// ... if their octets, when asked for, come to no more than this.
 const QUICK_FETCH_OCTETS: u64 = 1 << 20;
+/// A STATUS is a quick read while the mailbox has at most this many `\Deleted` messages,
+/// whose sizes it sums for DELETED-STORAGE (RFC 9208).
+const QUICK_STATUS_DELETED: i64 = 512;
 
 /// A read of at least this many messages is bulk work (a client synchronising, POP3's login):
 /// it reads from the mailbox's cached rows, caching them first if need be.
@@ -1361,7 +1364,12 @@ impl Account {
                 selectable(&self.conn, name).is_ok_and(|m| self.rows.is_current(&m))
             }
             StorageOp::Changes { .. } => true,
-            StorageOp::Status { .. } | StorageOp::ListMailboxes { .. } => true,
+            StorageOp::Status { name, .. } => self
+                .conn
+                .prepare_cached("SELECT deleted FROM mailboxes WHERE name = ?1")
+                .and_then(|mut s| s.query_row([name], |r| r.get::<_, i64>(0)))
+                .map_or(true, |deleted| deleted <= QUICK_STATUS_DELETED),
+            StorageOp::ListMailboxes { .. } => true,
             _ => false,
         }
     }

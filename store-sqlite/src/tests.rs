@@ -2355,6 +2355,56 @@ fn quota_refuses_growth_only() {
     assert_eq!(after.messages, 1);
 }
 
+/// STATUS answers DELETED-STORAGE (RFC 9208 §4.1.4) exactly, and stays a quick read only while
+/// the `\Deleted` messages it sums are few.
+#[test]
+fn status_deleted_storage_is_exact_and_quick_only_for_few_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_background_indexing(false);
+    let status = || StorageOp::Status {
+        account: "alice".into(),
+        name: "INBOX".into(),
+    };
+    let deleted_size = |store: &mut SqliteStore| match store.execute(status()).unwrap() {
+        StorageReply::Status(s) => (s.deleted, s.deleted_size),
+        other => panic!("{other:?}"),
+    };
+    let a = message("a", 100);
+    let b = message("b", 300);
+    let ua = append(&mut store, "INBOX", a.clone());
+    append(&mut store, "INBOX", b.clone());
+    assert_eq!(deleted_size(&mut store), (0, 0));
+    store
+        .execute(StorageOp::SetFlags {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![ua],
+            mode: StoreMode::Add,
+            flags: vec![Flag::Deleted],
+            unchanged_since: None,
+        })
+        .unwrap();
+    assert_eq!(deleted_size(&mut store), (1, a.len() as u64));
+    assert!(store.try_execute_shared(status(), 0).is_ok());
+    let many: Vec<NewMessage> = (0..600)
+        .map(|_| NewMessage {
+            flags: vec![Flag::Deleted],
+            internal_date: None,
+            data: Bytes::from_static(b"Subject: d\r\n\r\nx\r\n"),
+        })
+        .collect();
+    store
+        .execute(StorageOp::Append {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            messages: many,
+        })
+        .unwrap();
+    assert_eq!(deleted_size(&mut store), (601, a.len() as u64 + 600 * 17));
+    assert!(store.try_execute_shared(status(), 0).is_err());
+}
+
 /// An account created by a request takes its mailboxes' UIDVALIDITY from the request's time,
 /// so an account whose folder was removed and made again never repeats the old identifiers
 /// (RFC 9051 §2.3.1.1: UIDs reassigned need a new UIDVALIDITY).

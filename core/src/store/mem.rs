@@ -1254,6 +1254,57 @@ fn mix(n: u64) -> u64 {
 mod tests {
     use super::*;
 
+    /// The reference's quota: growth over a bound is refused before anything changes (the
+    /// next APPEND gets the UID the refused one would have had), the op's own errors come
+    /// first, and a MOVE within the account passes when full.
+    #[test]
+    fn within_quota_refuses_growth_and_changes_nothing() {
+        let mut store = MemStore::new();
+        let data = Bytes::from_static(b"Subject: q\r\n\r\nbody\r\n");
+        let full = super::super::Quota {
+            octets: None,
+            messages: Some(1),
+        };
+        let append = |name: &str| StorageOp::Append {
+            account: "alice".into(),
+            name: name.into(),
+            messages: vec![NewMessage {
+                flags: Vec::new(),
+                internal_date: None,
+                data: data.clone(),
+            }],
+        };
+        let StorageReply::Appended { uids, .. } = run(&mut store, full.hold(append("INBOX")))
+        else {
+            panic!("the first message fits");
+        };
+        assert_eq!(uids, vec![1]);
+        assert_eq!(
+            store.execute(full.hold(append("INBOX"))),
+            Err(StorageError::OverQuota)
+        );
+        assert_eq!(
+            store.execute(full.hold(append("Nowhere"))),
+            Err(StorageError::NoSuchMailbox)
+        );
+        let copy = |remove| StorageOp::CopyMove {
+            account: "alice".into(),
+            mailbox: MailboxId(1),
+            uids: vec![1],
+            target: "Archive".into(),
+            remove,
+        };
+        assert_eq!(
+            store.execute(full.hold(copy(false))),
+            Err(StorageError::OverQuota)
+        );
+        assert!(store.execute(full.hold(copy(true))).is_ok());
+        let StorageReply::Appended { uids, .. } = run(&mut store, append("INBOX")) else {
+            panic!("unlimited");
+        };
+        assert_eq!(uids, vec![2], "a refused APPEND used no UID");
+    }
+
     fn run(store: &mut MemStore, op: StorageOp) -> StorageReply {
         match store.execute(op) {
             Ok(r) => r,
