@@ -6,7 +6,9 @@
 //! STORAGE (the sum of RFC822.SIZEs, in units of 1024 octets, rounded up as Dovecot shows
 //! it: any mail at all is never shown as 0) and MESSAGE, from the account's [`Quota`] (the directory's answer at login) and
 //! the store's [`StorageOp::Usage`]; a resource without a bound is left out of the list
-//! (§4.2.1: "Resources not named in the list are not limited"). The writes that add mail are
+//! (§4.2.1: "Resources not named in the list are not limited"). An account without any bound
+//! has no root at all: `* QUOTAROOT INBOX` names none (§4.2.2's comp.mail.mime example), and
+//! GETQUOTA finds none, as Dovecot answers "No quota" for it. The writes that add mail are
 //! held to the same quota by the store ([`Quota::hold`]), which answers `NO [OVERQUOTA]`.
 //!
 //! Limits are the administrator's: SETQUOTA is refused (`NO [NOPERM]`, and `QUOTASET` is not
@@ -35,7 +37,7 @@ pub(super) enum Pending {
 impl ImapSession {
     /// `GETQUOTA root` (§4.1.1).
     pub(super) fn get_quota(&mut self, tag: Tag, root: &[u8]) {
-        if root != ROOT {
+        if root != ROOT || self.quota.is_unlimited() {
             // Dovecot's words; RFC 9208 §4.1.1 names this NO "no such quota root".
             self.no(tag, Some(Code::NonExistent), "Quota root does not exist.");
             return;
@@ -49,6 +51,14 @@ impl ImapSession {
             return;
         };
         let mailbox = self.wire_name(&name);
+        if self.quota.is_unlimited() {
+            self.send(Response::Data(Data::QuotaRoot {
+                mailbox,
+                roots: Vec::new(),
+            }));
+            self.finish(Finish::ok(tag, "GETQUOTAROOT completed."));
+            return;
+        }
         self.ask_usage(Pending::Root { tag, mailbox });
     }
 
