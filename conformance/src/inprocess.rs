@@ -44,6 +44,8 @@ pub struct InProcess {
     store: MemStore,
     /// The transcript's users.
     directory: MemDirectory,
+    /// Some user has a `@quota`: sessions offer QUOTA, as the binary does with `[quota]`.
+    quota: bool,
     /// The virtual clock, and where it started.
     now: Instant,
     start: Instant,
@@ -64,7 +66,21 @@ impl InProcess {
         let mut directory = MemDirectory::new();
         for user in users {
             directory.add_user(&user.name, &user.password);
+            if let Some(q) = user.quota {
+                directory.set_quota(
+                    &user.name,
+                    tern_core::store::Quota {
+                        // 0 is no limit, as in the binary's configuration (Dovecot's rule).
+                        octets: q
+                            .storage_kib
+                            .filter(|k| *k > 0)
+                            .map(|k| k.saturating_mul(1024)),
+                        messages: q.messages.filter(|n| *n > 0),
+                    },
+                );
+            }
         }
+        let quota = users.iter().any(|u| u.quota.is_some());
         // Only differences between instants matter to the core; any origin will do.
         let start = Instant::now();
         InProcess {
@@ -73,6 +89,7 @@ impl InProcess {
             store_epoch: store.now(),
             store,
             directory,
+            quota,
             now: start,
             start,
             conns: Vec::new(),
@@ -297,6 +314,7 @@ impl Target for InProcess {
         config.plaintext_auth_without_tls = true;
         // As the binary: its transcripts end at COMPRESS's OK (see `receive`).
         config.compression = true;
+        config.quota = self.quota;
         if self.security == Security::Tls {
             config.channel_bindings = channel_bindings();
         }

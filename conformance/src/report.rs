@@ -340,6 +340,7 @@ impl Probe {
         let user = User {
             name: PROBE_USER.into(),
             password: PROBE_USER.into(),
+            quota: None,
         };
         let mut target = InProcess::with_users(&[user], security);
         target.open(0, protocol).map_err(|e| e.to_string())?;

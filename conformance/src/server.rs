@@ -291,6 +291,17 @@ failure-delay = 0
             quote(&user.name)?,
             quote(&format!("{{plain}}{}", user.password))?
         ));
+        if let Some(q) = user.quota {
+            if let Some(kib) = q.storage_kib {
+                text.push_str(&format!("quota-storage = \"{kib}\"\n"));
+            }
+            if let Some(messages) = q.messages {
+                text.push_str(&format!("quota-messages = {messages}\n"));
+            }
+        }
+    }
+    if users.iter().any(|u| u.quota.is_some()) {
+        text.push_str("\n[quota]\n");
     }
     Ok(text)
 }

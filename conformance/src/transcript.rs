@@ -73,6 +73,17 @@ pub struct User {
     pub name: String,
     /// Its password.
     pub password: String,
+    /// `@quota`: its quota (RFC 9208); the server then offers QUOTA.
+    pub quota: Option<UserQuota>,
+}
+
+/// An account's quota from `@quota alice STORAGE 4 MESSAGE 3`, in the units IMAP shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserQuota {
+    /// STORAGE, in units of 1024 octets.
+    pub storage_kib: Option<u64>,
+    /// MESSAGE.
+    pub messages: Option<u64>,
 }
 
 /// Store contents a transcript asks for beyond accounts.
@@ -819,7 +830,34 @@ impl Parser {
                 self.users.push(User {
                     name: user.to_string(),
                     password: password.to_string(),
+                    quota: None,
                 });
+            }
+            "quota" => {
+                self.header_only("@quota")?;
+                const EXPECTED: &str =
+                    "a user and resource limits: @quota alice STORAGE 4 MESSAGE 3";
+                let Some((user, limits)) = words.split_first() else {
+                    return Err(bad(self, "@quota", EXPECTED));
+                };
+                self.known_user("@quota", user)?;
+                let mut quota = UserQuota::default();
+                for pair in limits.chunks(2) {
+                    let [resource, limit] = pair else {
+                        return Err(bad(self, "@quota", EXPECTED));
+                    };
+                    let Ok(limit) = limit.parse::<u64>() else {
+                        return Err(bad(self, "@quota", EXPECTED));
+                    };
+                    match resource.to_ascii_uppercase().as_str() {
+                        "STORAGE" => quota.storage_kib = Some(limit),
+                        "MESSAGE" => quota.messages = Some(limit),
+                        _ => return Err(bad(self, "@quota", EXPECTED)),
+                    }
+                }
+                if let Some(u) = self.users.iter_mut().find(|u| u.name == *user) {
+                    u.quota = Some(quota);
+                }
             }
             "mailbox" => {
                 self.header_only("@mailbox")?;

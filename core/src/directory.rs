@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use crate::sasl::{ScramCredentials, ServerNonce};
 use crate::secret::Secret;
-use crate::store::RequestId;
+use crate::store::{Quota, RequestId};
 
 /// A request the session wants answered by the directory.
 #[derive(Debug)]
@@ -81,6 +81,8 @@ pub enum DirectoryReply {
     Recipient {
         /// The account mail for the address goes to.
         account: Option<String>,
+        /// The account's quota, which delivery is held to (unlimited for no account).
+        quota: Quota,
     },
 }
 
@@ -104,6 +106,9 @@ pub enum AuthOutcome {
     Accepted {
         /// The account's canonical name.
         account: String,
+        /// The account's quota (RFC 9208), which the session holds its writes to and shows
+        /// with GETQUOTA. Data from the driver's configuration: the core reads no files.
+        quota: Quota,
     },
     /// Unknown user or wrong password; deliberately not told apart.
     Rejected,
@@ -148,6 +153,8 @@ pub trait Directory {
 pub struct MemDirectory {
     /// By lower-cased name: (canonical name, password).
     users: HashMap<String, (String, Secret<Vec<u8>>)>,
+    /// Quotas by lower-cased name; unlimited when absent.
+    quotas: HashMap<String, Quota>,
     nonce_counter: u64,
 }
 
@@ -164,6 +171,18 @@ impl MemDirectory {
             (name.to_string(), Secret::new(password.as_bytes().to_vec())),
         );
     }
+
+    /// Gives a user a quota (RFC 9208), answered with its logins and its deliveries.
+    pub fn set_quota(&mut self, name: &str, quota: Quota) {
+        self.quotas.insert(name.to_lowercase(), quota);
+    }
+
+    fn quota(&self, name: &str) -> Quota {
+        self.quotas
+            .get(&name.to_lowercase())
+            .copied()
+            .unwrap_or_default()
+    }
 }
 
 impl Directory for MemDirectory {
@@ -173,6 +192,7 @@ impl Directory for MemDirectory {
                 let outcome = match self.users.get(&username.to_lowercase()) {
                     Some((account, stored)) if stored == &password => AuthOutcome::Accepted {
                         account: account.clone(),
+                        quota: self.quota(account),
                     },
                     _ => AuthOutcome::Rejected,
                 };
@@ -180,6 +200,7 @@ impl Directory for MemDirectory {
             }
             DirectoryOp::ClaimAccount { account } => {
                 Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted {
+                    quota: self.quota(&account),
                     account,
                 }))
             }
@@ -187,7 +208,11 @@ impl Directory for MemDirectory {
                 let account = resolve_recipient(&address, |name| {
                     self.users.get(&name.to_lowercase()).map(|(n, _)| n.clone())
                 });
-                Ok(DirectoryReply::Recipient { account })
+                let quota = account
+                    .as_deref()
+                    .map(|a| self.quota(a))
+                    .unwrap_or_default();
+                Ok(DirectoryReply::Recipient { account, quota })
             }
             DirectoryOp::ScramLookup { username } => {
                 self.nonce_counter += 1;
@@ -229,6 +254,7 @@ mod tests {
         d.add_user("Alice", "pw");
         let accepted = Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted {
             account: "Alice".into(),
+            quota: Quota::default(),
         }));
         assert_eq!(login(&mut d, "alice", "pw"), accepted);
         assert_eq!(login(&mut d, "ALICE", "pw"), accepted);
@@ -245,7 +271,7 @@ mod tests {
         let find = |d: &mut MemDirectory, a: &str| match d
             .answer(DirectoryOp::FindRecipient { address: a.into() })
         {
-            Ok(DirectoryReply::Recipient { account }) => account,
+            Ok(DirectoryReply::Recipient { account, .. }) => account,
             other => panic!("unexpected {other:?}"),
         };
         assert_eq!(find(&mut d, "alice@example.org").as_deref(), Some("Alice"));

@@ -59,6 +59,10 @@ pub struct SessionConfig {
     /// COMPRESS=DEFLATE (RFC 4978). Off by default; a driver without it answers COMPRESS as
     /// an unknown command.
     pub compression: bool,
+    /// Whether IMAP offers QUOTA (RFC 9208): the driver's configuration sets quotas, which
+    /// the directory hands each login ([`crate::directory::AuthOutcome::Accepted`]). Off by
+    /// default: no quota is then shown or enforced by IMAP.
+    pub quota: bool,
 }
 
 impl SessionConfig {
@@ -74,6 +78,7 @@ impl SessionConfig {
             imap_unauthenticate: true,
             imap_admin: None,
             compression: false,
+            quota: false,
         }
     }
 }

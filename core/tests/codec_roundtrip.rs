@@ -264,6 +264,7 @@ fn status_item(g: &mut Gen) -> StatusItem {
             UidValidity,
             Unseen,
             Deleted,
+            DeletedStorage,
             Size,
             HighestModSeq,
             AppendLimit,

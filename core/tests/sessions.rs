@@ -1037,7 +1037,8 @@ fn a_reply_of_the_wrong_kind_is_an_internal_error() {
             now: h.now,
             id: request.id,
             reply: Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted {
-                account: "alice".into()
+                account: "alice".into(),
+                quota: Default::default(),
             })),
         }),
         Err(MisuseError::UnknownRequest(request.id))
@@ -1054,7 +1055,8 @@ fn a_reply_of_the_wrong_kind_is_an_internal_error() {
             now: h.now,
             id: request.id,
             reply: Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted {
-                account: "mallory".into()
+                account: "mallory".into(),
+                quota: Default::default(),
             })),
         }),
         Err(MisuseError::WrongReplyKind(request.id))

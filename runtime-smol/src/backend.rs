@@ -337,7 +337,11 @@ impl Backend {
                 let account = tern_core::directory::resolve_recipient(&address, |name| {
                     self.directory.canonical(name)
                 });
-                Ok(DirectoryReply::Recipient { account })
+                let quota = account
+                    .as_deref()
+                    .map(|a| self.directory.quota(a))
+                    .unwrap_or_default();
+                Ok(DirectoryReply::Recipient { account, quota })
             }),
             // A request this runtime does not know yet: a bug to report, not a login.
             op => smol::spawn(async move {
@@ -440,6 +444,7 @@ impl Backend {
         }
         Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted {
             account: account.to_string(),
+            quota: self.directory.quota(account),
         }))
     }
 

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tern_core::store::StoreLimits;
+use tern_core::store::{Quota, StoreLimits};
 use tern_core::Limits;
 
 use crate::error::StartError;
 use crate::guard::GuardConfig;
 use crate::limits::ConnectionLimitsConfig;
+use crate::quota::{self, QuotaRule};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -29,6 +30,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     #[serde(default)]
     pub directory: Directory,
+    /// Quotas (RFC 9208); without this table there are none, and IMAP does not offer QUOTA.
+    pub quota: Option<QuotaConfig>,
     /// The folder relative paths are resolved against (the config file's folder).
     #[serde(skip)]
     pub base: PathBuf,
@@ -329,6 +332,18 @@ fn default_shutdown_grace() -> u64 {
     10
 }
 
+/// `[quota]`: the default every account is held to (values as Dovecot's `quota_rule`, see
+/// `quota.rs`); an account's own `quota-storage`/`quota-messages` (or passwd-file
+/// `quota_rule`) replace it per resource.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct QuotaConfig {
+    /// STORAGE: kilobytes, or with a unit (`"1G"`); `"0"` or absent is no limit.
+    pub storage: Option<String>,
+    /// MESSAGE: a count; 0 or absent is no limit.
+    pub messages: Option<u64>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Directory {
@@ -348,6 +363,27 @@ pub struct User {
     /// SCRAM-SHA-256 keys in RFC 5803 form (`tern hash-password --scram`), so the account can
     /// use SCRAM although its secret is a hash.
     pub scram: Option<String>,
+    /// The account's STORAGE limit, replacing `[quota] storage` (same syntax).
+    pub quota_storage: Option<String>,
+    /// The account's MESSAGE limit, replacing `[quota] messages`.
+    pub quota_messages: Option<u64>,
+}
+
+impl User {
+    /// The account's own quota values, checked.
+    pub fn quota_rule(&self) -> Result<QuotaRule, String> {
+        Ok(QuotaRule {
+            octets: self
+                .quota_storage
+                .as_deref()
+                .map(|v| quota::parse_storage(v, 1024))
+                .transpose()?,
+            messages: self
+                .quota_messages
+                .map(|v| quota::parse_messages(&v.to_string()))
+                .transpose()?,
+        })
+    }
 }
 
 impl Config {
@@ -472,8 +508,36 @@ impl Config {
                     user.name
                 )));
             }
+            let rule = user
+                .quota_rule()
+                .map_err(|why| invalid(format!("{key}: {why}")))?;
+            if rule != QuotaRule::default() && self.quota.is_none() {
+                return Err(invalid(format!(
+                    "{key}: a quota needs a [quota] table (it may be empty)"
+                )));
+            }
         }
+        self.quota_default().map_err(invalid)?;
         Ok(())
+    }
+
+    /// The quota every account is held to unless it has its own values; `None` without a
+    /// `[quota]` table (no quotas at all).
+    pub fn quota_default(&self) -> Result<Option<Quota>, String> {
+        let Some(q) = &self.quota else {
+            return Ok(None);
+        };
+        let octets = match &q.storage {
+            Some(v) => quota::parse_storage(v, 1024).map_err(|e| format!("quota.storage: {e}"))?,
+            None => None,
+        };
+        let messages = match q.messages {
+            Some(v) => {
+                quota::parse_messages(&v.to_string()).map_err(|e| format!("quota.messages: {e}"))?
+            }
+            None => None,
+        };
+        Ok(Some(Quota { octets, messages }))
     }
 
     /// Resolves a configured path against the config file's folder.
@@ -664,6 +728,59 @@ mod tests {
         ))
         .unwrap();
         assert!(c.limits().imap_literal_minus);
+    }
+
+    #[test]
+    fn quotas_come_from_the_quota_table_and_per_user_values() {
+        let base = starter("{plain}pw");
+        // No [quota]: no quotas, and QUOTA is not offered.
+        assert_eq!(parse(&base).unwrap().quota_default(), Ok(None));
+        let c = parse(&format!("{base}\n[quota]\n")).unwrap();
+        assert_eq!(c.quota_default(), Ok(Some(Quota::default())));
+        let c = parse(&format!(
+            "{base}\n[quota]\nstorage = \"1G\"\nmessages = 5000\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.quota_default(),
+            Ok(Some(Quota {
+                octets: Some(1 << 30),
+                messages: Some(5000)
+            }))
+        );
+        let user = "[[directory.users]]\nname = \"b\"\nsecret = \"{plain}x\"\n";
+        let c = parse(&format!(
+            "{base}\n{user}quota-storage = \"512\"\nquota-messages = 0\n[quota]\n"
+        ))
+        .unwrap();
+        let rule = c.directory.users.last().unwrap().quota_rule().unwrap();
+        assert_eq!(
+            rule.over(Quota {
+                octets: Some(1),
+                messages: Some(1)
+            }),
+            Quota {
+                octets: Some(512 * 1024),
+                messages: None
+            }
+        );
+        for (bad, why) in [
+            (
+                format!("{base}\n[quota]\nstorage = \"1X\"\n"),
+                "unknown unit",
+            ),
+            (
+                format!("{base}\n{user}quota-storage = \"1G\"\n"),
+                "needs a [quota] table",
+            ),
+            (
+                format!("{base}\n{user}quota-storage = \"-1\"\n[quota]\n"),
+                "not a number",
+            ),
+        ] {
+            let e = parse(&bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]

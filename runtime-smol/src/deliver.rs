@@ -640,8 +640,13 @@ fn deliver_in_process(
     envelope: &Envelope,
     message: &Message,
 ) -> Result<(), DeliverError> {
-    let directory = Directory::new(&config.directory.users, config.passwd_file().as_deref())
-        .map_err(|e| DeliverError::Config(format!("accounts: {e}")))?;
+    let quota = config.quota_default().map_err(DeliverError::Config)?;
+    let directory = Directory::new(
+        &config.directory.users,
+        config.passwd_file().as_deref(),
+        quota,
+    )
+    .map_err(|e| DeliverError::Config(format!("accounts: {e}")))?;
     let mut session_config = SessionConfig::new(Protocol::Lmtp, Transport::Plaintext);
     session_config.limits = config.limits();
     session_config.server_name = config.server.name.clone();
@@ -758,7 +763,11 @@ impl tern_core::Directory for Recipients {
             DirectoryOp::FindRecipient { address } => {
                 let account =
                     tern_core::directory::resolve_recipient(&address, |n| self.0.canonical(n));
-                Ok(DirectoryReply::Recipient { account })
+                let quota = account
+                    .as_deref()
+                    .map(|a| self.0.quota(a))
+                    .unwrap_or_default();
+                Ok(DirectoryReply::Recipient { account, quota })
             }
             op => Err(DirectoryError::Internal(format!(
                 "not asked by LMTP: {op:?}"

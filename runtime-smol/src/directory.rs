@@ -33,6 +33,8 @@ use tern_core::AuthOutcome;
 use crate::config::User;
 use crate::passwd_file::PasswdFile;
 use crate::passwords::{HashScratch, StoredSecret};
+use crate::quota::QuotaRule;
+use tern_core::store::Quota;
 
 /// PBKDF2 iterations for SCRAM keys tern makes itself (`{plain}` accounts, stand-ins, and
 /// `hash-password --scram`). RFC 7677 §4 asks for at least 4096; more slows offline guessing
@@ -50,6 +52,8 @@ pub struct Account {
     pub secret: StoredSecret,
     /// SCRAM-SHA-256 keys, if the account can use SCRAM.
     pub scram: Option<ScramCredentials>,
+    /// Its own quota values over the `[quota]` default.
+    pub quota: QuotaRule,
 }
 
 impl Account {
@@ -67,6 +71,7 @@ impl Account {
             key,
             secret,
             scram,
+            quota: QuotaRule::default(),
         })
     }
 
@@ -135,6 +140,8 @@ pub struct Directory {
     decoy: StoredSecret,
     /// Keys the stand-in SCRAM credentials are derived from; random per start.
     decoy_key: [u8; 32],
+    /// The `[quota]` default; `None` when quotas are off.
+    quota: Option<Quota>,
 }
 
 /// Checks that a configured secret is in a scheme tern can verify.
@@ -168,10 +175,17 @@ pub fn scram_record(password: &str, iterations: u32) -> Result<String, String> {
 impl Directory {
     /// Builds the directory from checked configuration (see `Config::check`) and reads the
     /// passwd-file, if one is configured.
-    pub fn new(users: &[User], passwd_file: Option<&Path>) -> Result<Directory, String> {
+    pub fn new(
+        users: &[User],
+        passwd_file: Option<&Path>,
+        quota: Option<Quota>,
+    ) -> Result<Directory, String> {
         let mut map = HashMap::new();
         for user in users {
             let mut account = Account::new(&user.name, &user.secret)
+                .map_err(|e| format!("user {:?}: {e}", user.name))?;
+            account.quota = user
+                .quota_rule()
                 .map_err(|e| format!("user {:?}: {e}", user.name))?;
             if let Some(record) = &user.scram {
                 account = account
@@ -212,7 +226,20 @@ impl Directory {
             file,
             decoy,
             decoy_key,
+            quota,
         })
+    }
+
+    /// The quota of the account named `account` (canonical): its own values over the
+    /// default; unlimited when quotas are off or the account is unknown.
+    pub fn quota(&self, account: &str) -> Quota {
+        self.account(account)
+            .map_or_else(Quota::default, |a| self.quota_of(&a))
+    }
+
+    fn quota_of(&self, account: &Account) -> Quota {
+        self.quota
+            .map_or_else(Quota::default, |default| account.quota.over(default))
     }
 
     fn find(&self, key: &str) -> Option<Arc<Account>> {
@@ -257,6 +284,7 @@ impl Directory {
             if let Some(account) = account {
                 return AuthOutcome::Accepted {
                     account: account.name.clone(),
+                    quota: self.quota_of(&account),
                 };
             }
         }
@@ -326,6 +354,8 @@ mod tests {
             name: name.into(),
             secret: secret.into(),
             scram: None,
+            quota_storage: None,
+            quota_messages: None,
         }
     }
 
@@ -337,18 +367,25 @@ mod tests {
         assert!(check_secret("{plain}x").is_ok());
         assert!(check_secret("$6$abc$def").is_err());
         assert!(check_secret("$argon2id$garbage").is_err());
-        let dir = Directory::new(&[user("Alice", &hash), user("bob", "{plain}pw")], None).unwrap();
+        let dir = Directory::new(
+            &[user("Alice", &hash), user("bob", "{plain}pw")],
+            None,
+            None,
+        )
+        .unwrap();
         assert_eq!(
             dir.verify("alice", b"s3cret"),
             AuthOutcome::Accepted {
-                account: "Alice".into()
+                account: "Alice".into(),
+                quota: Quota::default(),
             }
         );
         assert_eq!(dir.verify("alice", b"wrong"), AuthOutcome::Rejected);
         assert_eq!(
             dir.verify("BOB", b"pw"),
             AuthOutcome::Accepted {
-                account: "bob".into()
+                account: "bob".into(),
+                quota: Quota::default(),
             }
         );
         assert_eq!(dir.verify("bob", b"pw "), AuthOutcome::Rejected);
@@ -360,12 +397,13 @@ mod tests {
 
     #[test]
     fn names_match_after_saslprep() {
-        let dir = Directory::new(&[user("jos\u{e9}", "{plain}pw")], None).unwrap();
+        let dir = Directory::new(&[user("jos\u{e9}", "{plain}pw")], None, None).unwrap();
         // Decomposed and upper-case spellings name the same account.
         assert_eq!(
             dir.verify("JOSE\u{301}", b"pw"),
             AuthOutcome::Accepted {
-                account: "jos\u{e9}".into()
+                account: "jos\u{e9}".into(),
+                quota: Quota::default(),
             }
         );
     }
@@ -395,9 +433,12 @@ mod tests {
                     name: "hashed".into(),
                     secret: hash_password(b"pencil").unwrap(),
                     scram: Some(stored.clone()),
+                    quota_storage: None,
+                    quota_messages: None,
                 },
                 user("nokeys", &hash_password(b"pencil").unwrap()),
             ],
+            None,
             None,
         )
         .unwrap();
@@ -435,21 +476,23 @@ mod tests {
             "alice:{plain}from-file\ncarol:{SHA256-CRYPT}$5$3v8O0AChEo.nIGTG$lRXDZnelW/zbYSByUje5QCaUoXiWKALVGrT3TJLi6p0\n",
         )
         .unwrap();
-        let d = Directory::new(&[user("Alice", "{plain}from-config")], Some(&path)).unwrap();
+        let d = Directory::new(&[user("Alice", "{plain}from-config")], Some(&path), None).unwrap();
         assert_eq!(d.verify("alice", b"from-file"), AuthOutcome::Rejected);
         assert_eq!(
             d.verify("alice", b"from-config"),
             AuthOutcome::Accepted {
-                account: "Alice".into()
+                account: "Alice".into(),
+                quota: Quota::default(),
             }
         );
         assert_eq!(
             d.verify("Carol", b"pencil"),
             AuthOutcome::Accepted {
-                account: "carol".into()
+                account: "carol".into(),
+                quota: Quota::default(),
             }
         );
-        let e = Directory::new(&[], Some(&dir.path().join("missing"))).unwrap_err();
+        let e = Directory::new(&[], Some(&dir.path().join("missing")), None).unwrap_err();
         assert!(e.contains("missing"), "{e}");
     }
 }

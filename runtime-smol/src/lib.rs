@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod passwd_file;
 pub mod passwords;
+pub mod quota;
 pub mod server;
 pub mod tls;
 pub mod usage;

@@ -5,8 +5,9 @@
 //! user:{SCHEME}hash:uid:gid:gecos:home:shell:extra
 //! ```
 //!
-//! Only the first two fields matter to tern; the others may be present (and empty) so that a
-//! file shared with Dovecot works unchanged. The table is re-read when the file's
+//! The first two fields matter to tern, and of the extra fields only `quota_rule` (or
+//! `userdb_quota_rule`, and their `2`, `3`... variants), Dovecot's per-user quota; the others
+//! may be present (and empty) so that a file shared with Dovecot works unchanged. The table is re-read when the file's
 //! modification time, size or inode change, checked lazily at lookup time and at most once a
 //! second; a file that fails to parse on re-read is logged and the previous table kept, so
 //! an editor's half-written save cannot lock everyone out.
@@ -67,10 +68,25 @@ pub fn parse(path: &Path, text: &str) -> Result<Table, PasswdError> {
         if secret.is_empty() {
             return Err(error(format!("user {name:?} has an empty password field")));
         }
-        // Fields after the password (uid … extra, where extra may itself hold ':') are
-        // Dovecot's userdb data, which tern has no use for.
         let mut account = Account::new(name, secret).map_err(error)?;
         account.derive_scram_from_plain();
+        // The extra field (the 8th, after uid, gid, gecos, home and shell) holds space-separated
+        // `key=value` pairs, and a quota rule holds ':' itself.
+        let rest: Vec<&str> = fields.collect();
+        if let Some(extra) = rest.get(5..).filter(|e| !e.is_empty()) {
+            for pair in extra.join(":").split_whitespace() {
+                let Some((key, value)) = pair.split_once('=') else {
+                    continue;
+                };
+                let key = key.strip_prefix("userdb_").unwrap_or(key);
+                let numbered = key
+                    .strip_prefix("quota_rule")
+                    .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()));
+                if numbered {
+                    account.quota.add_dovecot_rule(value).map_err(error)?;
+                }
+            }
+        }
         if table
             .insert(account.key.clone(), Arc::new(account))
             .is_some()
@@ -188,10 +204,31 @@ mod tests {
     fn parses_dovecot_lines_comments_and_blank_lines() {
         let text = format!(
             "# accounts\n\n  \nalice:{SHA512}:1000:1000::/home/alice::userdb_quota_rule=*:storage=1G\n\
-             Bob:{{plain}}pw\ncarol:{{PLAIN}}x:::::\n"
+             Bob:{{plain}}pw\ncarol:{{PLAIN}}x:::::\n\
+             dave:{{plain}}x::::::mail=x quota_rule=*:messages=10 quota_rule2=*:bytes=5M\n"
         );
         let table = parse(Path::new("p"), &text).unwrap();
-        assert_eq!(table.len(), 3);
+        assert_eq!(table.len(), 4);
+        // Dovecot's per-user quota rules, with or without `userdb_`, numbered or not.
+        let default = tern_core::store::Quota {
+            octets: Some(1),
+            messages: Some(2),
+        };
+        assert_eq!(
+            table["alice"].quota.over(default),
+            tern_core::store::Quota {
+                octets: Some(1 << 30),
+                messages: Some(2)
+            }
+        );
+        assert_eq!(
+            table["dave"].quota.over(default),
+            tern_core::store::Quota {
+                octets: Some(5 << 20),
+                messages: Some(10)
+            }
+        );
+        assert_eq!(table["bob"].quota.over(default), default);
         assert!(table["alice"].secret.verify(b"pencil"));
         assert_eq!(table["bob"].name, "Bob");
         assert!(table["bob"].scram.is_some());
@@ -206,6 +243,11 @@ mod tests {
             ("bob:{MD5}x\n", 1, "unsupported password scheme {MD5}"),
             ("a b:{plain}x\n", 1, "not a valid account name"),
             ("#\nbob:{plain}x\nBOB:{plain}y\n", 3, "appears twice"),
+            (
+                "bob:{plain}x::::::quota_rule=Trash:storage=+1M\n",
+                1,
+                "only rules for all mailboxes",
+            ),
         ] {
             let e = parse(Path::new("users"), text).unwrap_err().to_string();
             assert!(e.starts_with(&format!("users:{line}: ")), "{text:?}: {e}");

@@ -63,8 +63,13 @@ impl Listening {
 /// Binds every listener, then serves until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), StartError> {
     let (tls, reloader) = crate::tls::reloadable(&config)?;
-    let directory = Directory::new(&config.directory.users, config.passwd_file().as_deref())
-        .map_err(StartError::Accounts)?;
+    let quota = config.quota_default().map_err(StartError::Accounts)?;
+    let directory = Directory::new(
+        &config.directory.users,
+        config.passwd_file().as_deref(),
+        quota,
+    )
+    .map_err(StartError::Accounts)?;
     let store = open_store_patiently(&config)?;
     let backend = Backend::new(directory, config.login_checks(), store);
     let bound = bind_all(&config)?;
@@ -285,6 +290,8 @@ async fn serve(
         session_config.imap_admin = config.server.admin.clone();
         // `connection` carries out COMPRESS=DEFLATE (IMAP only).
         session_config.compression = protocol == Protocol::Imap;
+        // RFC 9208 QUOTA is offered once `[quota]` is configured.
+        session_config.quota = config.quota.is_some();
         let allow_plain = config.auth.allow_plain_text;
         let ex = executor.clone();
         let limits = limits.clone();

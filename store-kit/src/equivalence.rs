@@ -21,8 +21,8 @@ use tern_core::store::query::{DateCmp, Query};
 use tern_core::store::sort::{SortCriterion, SortKey};
 use tern_core::store::threading::Algorithm;
 use tern_core::store::{
-    EmailId, FetchWant, MailboxId, NewMessage, ObjectKey, PreviewWant, SpecialUse, StorageOp,
-    StorageReply, ThreadId, ViewPin,
+    EmailId, FetchWant, MailboxId, NewMessage, ObjectKey, PreviewWant, Quota, SpecialUse,
+    StorageOp, StorageReply, ThreadId, ViewPin,
 };
 use tern_core::{StorageResult, Store};
 
@@ -460,6 +460,27 @@ fn step(rng: &mut Rng) -> Step {
         },
         95..=96 => return Step::Advance(rng.range(1, 100_000) as i64),
         _ => return Step::Reopen,
+    };
+    // A write held to a quota (RFC 9208) near what histories store, so that both outcomes
+    // come: refused writes must change nothing, in every store alike.
+    let holdable = matches!(
+        op,
+        StorageOp::Append { .. }
+            | StorageOp::CopyMove { .. }
+            | StorageOp::Replace { .. }
+            | StorageOp::MoveAllMessages { .. }
+    );
+    let op = if holdable && rng.chance(40) {
+        let quota = Quota {
+            octets: rng.chance(70).then(|| rng.range(0, 40_000)),
+            messages: rng.chance(70).then(|| rng.range(0, 30)),
+        };
+        StorageOp::WithinQuota {
+            quota,
+            op: Box::new(op),
+        }
+    } else {
+        op
     };
     // A request joined by the synchronisation the session would ask for next.
     let joinable = !matches!(

@@ -34,6 +34,8 @@ enum Defect {
     PrunesTombstones,
     /// THREAD answers every message as a thread of its own (no subject merging).
     FlatThreads,
+    /// Runs a write held to a quota as if there were none (RFC 9208 never enforced).
+    IgnoresQuota,
 }
 
 impl Faulty {
@@ -47,6 +49,9 @@ impl Faulty {
 
 impl MailStore for Faulty {
     fn execute(&self, mut op: StorageOp, now: i64, abandoned: &dyn Fn() -> bool) -> StorageResult {
+        if matches!(self.defect, Defect::IgnoresQuota) {
+            op = unwrap_quota(op);
+        }
         // The session sends a STORE joined by its synchronisation: the defect hides inside.
         let target = match &mut op {
             StorageOp::Then { first, .. } => &mut **first,
@@ -112,6 +117,28 @@ impl MailStore for Faulty {
     fn subscribe(&self, sink: Arc<dyn ChangeSink>) {
         self.inner.subscribe(sink);
     }
+}
+
+/// `op` with every [`StorageOp::WithinQuota`] taken off.
+fn unwrap_quota(op: StorageOp) -> StorageOp {
+    match op {
+        StorageOp::WithinQuota { op, .. } => *op,
+        StorageOp::Then { first, then } => StorageOp::Then {
+            first: Box::new(unwrap_quota(*first)),
+            then,
+        },
+        op => op,
+    }
+}
+
+#[test]
+fn equivalence_catches_a_store_that_ignores_quotas() {
+    let mut backend = || Faulty::new(Defect::IgnoresQuota);
+    let result = equivalence::check(&mut backend, 60, 120);
+    let Err(report) = result else {
+        panic!("a store that ignores quotas passed the equivalence check");
+    };
+    assert!(report.contains("OverQuota"), "{report}");
 }
 
 #[test]

@@ -27,9 +27,10 @@ use tern_core::store::sort::SortFields;
 use tern_core::store::threading::{self, ThreadFields};
 use tern_core::store::{import, AccountTemplate, LimitKind};
 use tern_core::store::{
-    Body, ChangeSet, EmailId, FetchWant, FetchedMessage, MailboxEntry, MailboxId, MailboxList,
-    MailboxStatus, MessageState, ModSeq, NewMessage, ObjectKey, Pins, PreviewWant, Snapshot,
-    SpecialUse, StorageError, StorageOp, StorageReply, ThreadId, Uid, UNKNOWN_MODSEQ,
+    AccountUsage, Body, ChangeSet, EmailId, FetchWant, FetchedMessage, MailboxEntry, MailboxId,
+    MailboxList, MailboxStatus, MessageState, ModSeq, NewMessage, ObjectKey, Pins, PreviewWant,
+    Quota, Snapshot, SpecialUse, StorageError, StorageOp, StorageReply, ThreadId, Uid,
+    UNKNOWN_MODSEQ,
 };
 
 use crate::analysed::{AnalysedCache, ENTRIES as ANALYSED_ENTRIES};
@@ -55,6 +56,9 @@ const QUICK_FETCH: usize = 16;
 
 /// ... if their octets, when asked for, come to no more than this.
 const QUICK_FETCH_OCTETS: u64 = 1 << 20;
+/// A STATUS is a quick read while the mailbox has at most this many `\Deleted` messages,
+/// whose sizes it sums for DELETED-STORAGE (RFC 9208).
+const QUICK_STATUS_DELETED: i64 = 512;
 
 /// A range scan of `sortkeys` reads a mailbox's sort fields when its bodies' ids spread over
 /// at most this many times their number (other mailboxes' bodies lie between).
@@ -132,6 +136,10 @@ pub struct Account {
     /// False while the connection may be at `synchronous=NORMAL` (the indexer's batches):
     /// no write that a client waits for runs until it is back at FULL.
     synchronous_full: bool,
+    /// The quota the request running now is held to (`StorageOp::WithinQuota`): its write
+    /// compares the account's totals before and after, in its own transaction, and rolls
+    /// back a change that takes a resource over ([`Account::hold_to`]).
+    quota: Option<Quota>,
 }
 
 impl std::fmt::Debug for Account {
@@ -666,6 +674,7 @@ impl Account {
             fts_queued: 0,
             background_work: false,
             unsynced_doomed: Vec::new(),
+            quota: None,
             synchronous_full: true,
         };
         account
@@ -774,13 +783,13 @@ impl Account {
 
     /// Messages and octets in all mailboxes (as QUOTA counts them: shared bodies count in
     /// every mailbox that holds them).
-    pub fn usage(&mut self) -> Result<(u64, u64), Fail> {
-        let (messages, size): (i64, i64) = self.conn.query_row(
-            "SELECT COALESCE(SUM(messages), 0), COALESCE(SUM(size), 0) FROM mailboxes",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        Ok((messages as u64, size as u64))
+    pub fn usage(&mut self) -> Result<AccountUsage, Fail> {
+        totals(&self.conn)
+    }
+
+    /// Holds the next write (the one write of the request about to run) to `quota`.
+    pub fn hold_to(&mut self, quota: Option<Quota>) {
+        self.quota = quota;
     }
 
     /// Reclaims every unreferenced body and returns free pages to the file system; returns
@@ -953,6 +962,7 @@ impl Account {
         f: impl FnOnce(&Connection, &BlobDir, &mut Pending) -> Result<T, Fail>,
     ) -> Result<T, Fail> {
         self.durable()?;
+        let quota = self.quota.take();
         let mut pending = Pending {
             inline_fts: self.fts_queued >= FTS_QUEUE_BOUND,
             ..Pending::default()
@@ -977,9 +987,21 @@ impl Account {
         // Before the operation, in its transaction: rows it moves to `retained` belong to
         // views not yet told, and `retaining` hears of them only once it has committed.
         let released = release(&tx, pins, retaining)?;
+        // The totals the mailbox rows keep, read inside the transaction that changes them:
+        // what the check sees is what commits, whatever runs concurrently.
+        let before = match quota {
+            Some(_) => Some(totals(&tx)?),
+            None => None,
+        };
         // Indexing queued bodies and reclaiming unreferenced ones is the indexer's work, off
         // this path (`indexer.rs`); the write only notes whether it left any.
         let out = match f(&tx, blobs, &mut pending)
+            .and_then(|out| match (quota, before) {
+                (Some(quota), Some(before)) if quota.refuses(before, totals(&tx)?) => {
+                    Err(StorageError::OverQuota.into())
+                }
+                _ => Ok(out),
+            })
             .and_then(|out| index_pending(&tx, &mut pending).map(|_| out))
             .and_then(|out| Ok((out, any_unreferenced(&tx)?)))
         {
@@ -1404,6 +1426,18 @@ impl Account {
             .conn
             .prepare_cached("SELECT COUNT(*) FROM messages WHERE mailbox = ?1 AND uid >= ?2")?
             .query_row(params![m.id, m.recent_claimed], |r| r.get(0))?;
+        // DELETED-STORAGE: through the partial index of `\Deleted` messages, so its cost is
+        // theirs (none when the kept count says there are none).
+        let deleted_size: i64 = if deleted > 0 {
+            self.conn
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(size), 0) FROM messages \
+                     WHERE mailbox = ?1 AND flags & 8 != 0",
+                )?
+                .query_row([m.id], |r| r.get(0))?
+        } else {
+            0
+        };
         Ok((
             StorageReply::Status(MailboxStatus {
                 id: Some(MailboxId(m.id as u64)),
@@ -1413,6 +1447,7 @@ impl Account {
                 uid_validity: m.uid_validity,
                 unseen: unseen as u32,
                 deleted: deleted as u32,
+                deleted_size: u64::try_from(deleted_size).unwrap_or(0),
                 size: size as u64,
                 highest_modseq: m.highest_modseq,
                 object_key: self.object_key,
@@ -1449,7 +1484,12 @@ impl Account {
                 selectable(&self.conn, name).is_ok_and(|m| self.rows.is_current(&m))
             }
             StorageOp::Changes { .. } => true,
-            StorageOp::Status { .. } | StorageOp::ListMailboxes { .. } => true,
+            StorageOp::Status { name, .. } => self
+                .conn
+                .prepare_cached("SELECT deleted FROM mailboxes WHERE name = ?1")
+                .and_then(|mut s| s.query_row([name], |r| r.get::<_, i64>(0)))
+                .map_or(true, |deleted| deleted <= QUICK_STATUS_DELETED),
+            StorageOp::ListMailboxes { .. } => true,
             _ => false,
         }
     }
@@ -2345,6 +2385,18 @@ impl Account {
 }
 
 // ---- helpers over a connection or transaction ----
+
+/// The account's messages and octets, from the totals each mailbox row keeps: a cost of
+/// the account's mailboxes, never of its messages.
+fn totals(conn: &Connection) -> Result<AccountUsage, Fail> {
+    let (messages, octets): (i64, i64) = conn
+        .prepare_cached("SELECT COALESCE(SUM(messages), 0), COALESCE(SUM(size), 0) FROM mailboxes")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(AccountUsage {
+        messages: u64::try_from(messages).unwrap_or(0),
+        octets: u64::try_from(octets).unwrap_or(0),
+    })
+}
 
 fn get_meta(conn: &Connection, key: &str) -> Result<i64, Fail> {
     Ok(conn

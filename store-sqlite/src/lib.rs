@@ -423,8 +423,8 @@ impl SqliteStore {
     /// Messages and octets stored for an account.
     pub fn usage(&self, account: &str) -> Result<Usage, StorageError> {
         let account = self.account(account)?;
-        let (messages, octets) = lock(&account.account).usage()?;
-        Ok(Usage { messages, octets })
+        let usage = lock(&account.account).usage()?;
+        Ok(usage)
     }
 
     /// Reclaims every body no message refers to any more (normally the background indexer's
@@ -908,9 +908,16 @@ fn run(
             mailbox, entries, ..
         } => a.set_metadata(mailbox.as_deref(), &entries, limits.metadata_entries),
         // From the totals every mailbox row keeps, in the transaction that changes them.
-        StorageOp::Usage { .. } => a.usage().map(|(messages, octets)| {
-            (StorageReply::Usage(Usage { messages, octets }), Vec::new())
-        }),
+        StorageOp::Usage { .. } => a
+            .usage()
+            .map(|usage| (StorageReply::Usage(usage), Vec::new())),
+        // Decided inside the write's own transaction (`Account::write`).
+        StorageOp::WithinQuota { quota, op } => {
+            a.hold_to(Some(quota));
+            let done = run(a, name, *op, now, inline_limit, limits);
+            a.hold_to(None);
+            return done;
+        }
         StorageOp::Open {
             name, read_only, ..
         } => a.open_mailbox(&name, read_only),

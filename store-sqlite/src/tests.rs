@@ -2213,6 +2213,203 @@ fn usage_through_the_contract_creates_nothing() {
     );
 }
 
+/// RFC 9208 quota is decided inside each write's own savepoint of a group commit: of five
+/// appends queued together, each of which fits alone, only as many as fit together succeed;
+/// the refused ones leave nothing (not even a UID), and the usage after a reopen is exact.
+#[test]
+fn queued_writes_over_quota_fail_alone_and_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    append(&mut store, "INBOX", message("first", 100));
+    let store = std::sync::Arc::new(store);
+    let handle = store.account("alice").unwrap();
+    let quota = tern_core::store::Quota {
+        octets: None,
+        messages: Some(3),
+    };
+    let held = lock(&handle.account);
+    let submit = |subject: String| {
+        let store = store.clone();
+        let op = quota.hold(StorageOp::Append {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            messages: vec![NewMessage {
+                flags: Vec::new(),
+                internal_date: None,
+                data: message(&subject, 50),
+            }],
+        });
+        std::thread::spawn(move || store.execute_shared(op, 1_767_225_600).0)
+    };
+    let lead = submit("lead".into());
+    while handle.waiting() > 0 {
+        std::thread::yield_now();
+    }
+    let rest: Vec<_> = (0..4).map(|i| submit(format!("queued {i}"))).collect();
+    while handle.waiting() < 4 {
+        std::thread::yield_now();
+    }
+    drop(held);
+    let mut replies = vec![lead.join().unwrap()];
+    replies.extend(rest.into_iter().map(|t| t.join().unwrap()));
+    let ok: Vec<u32> = replies
+        .iter()
+        .filter_map(|r| match r {
+            Ok(StorageReply::Appended { uids, .. }) => Some(uids[0]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ok.len(), 2, "{replies:?}");
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|r| **r == Err(StorageError::OverQuota))
+            .count(),
+        3
+    );
+    drop(handle);
+    let Ok(store) = std::sync::Arc::try_unwrap(store) else {
+        panic!("the store is still shared");
+    };
+    drop(store);
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.usage("alice").unwrap().messages, 3);
+    // A refused write took no UID: the next one continues right after the accepted ones.
+    let next = append(&mut store, "INBOX", message("after", 10));
+    assert_eq!(next, 4);
+}
+
+/// What a quota refuses and lets through: a change that raises a resource over its bound is
+/// refused whole, one that lowers or keeps it passes even above the bound (MOVE within the
+/// account, REPLACE by a smaller message), so an account over a lowered quota can shrink.
+#[test]
+fn quota_refuses_growth_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let big = append(&mut store, "INBOX", message("big", 3000));
+    let used = store.usage("alice").unwrap();
+    let tight = tern_core::store::Quota {
+        octets: Some(used.octets),
+        messages: None,
+    };
+    let mut run = |op: StorageOp| store.execute(tight.hold(op));
+    let new = |subject: &str, len: usize| NewMessage {
+        flags: Vec::new(),
+        internal_date: None,
+        data: message(subject, len),
+    };
+    // Full: any addition is refused, a MULTIAPPEND as a whole.
+    assert_eq!(
+        run(StorageOp::Append {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            messages: vec![new("a", 1), new("b", 1)],
+        }),
+        Err(StorageError::OverQuota)
+    );
+    assert_eq!(
+        run(StorageOp::CopyMove {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![big],
+            target: "Trash".into(),
+            remove: false,
+        }),
+        Err(StorageError::OverQuota)
+    );
+    // A mailbox that does not exist is that error, not the quota's.
+    assert_eq!(
+        run(StorageOp::Append {
+            account: "alice".into(),
+            name: "Nowhere".into(),
+            messages: vec![new("a", 1)],
+        }),
+        Err(StorageError::NoSuchMailbox)
+    );
+    // MOVE within the account and a smaller REPLACE pass.
+    let Ok(StorageReply::Copied { pairs, .. }) = run(StorageOp::CopyMove {
+        account: "alice".into(),
+        mailbox: INBOX,
+        uids: vec![big],
+        target: "Archive".into(),
+        remove: true,
+    }) else {
+        panic!("MOVE within the account was refused");
+    };
+    let archive = match store
+        .execute(StorageOp::Status {
+            account: "alice".into(),
+            name: "Archive".into(),
+        })
+        .unwrap()
+    {
+        StorageReply::Status(s) => s.id.unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let mut run = |op: StorageOp| store.execute(tight.hold(op));
+    assert!(run(StorageOp::Replace {
+        account: "alice".into(),
+        mailbox: archive,
+        uid: pairs[0].1,
+        name: "Archive".into(),
+        message: Box::new(new("smaller", 100)),
+    })
+    .is_ok());
+    let after = store.usage("alice").unwrap();
+    assert!(after.octets < used.octets, "{after:?}");
+    assert_eq!(after.messages, 1);
+}
+
+/// STATUS answers DELETED-STORAGE (RFC 9208 §4.1.4) exactly, and stays a quick read only while
+/// the `\Deleted` messages it sums are few.
+#[test]
+fn status_deleted_storage_is_exact_and_quick_only_for_few_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.set_background_indexing(false);
+    let status = || StorageOp::Status {
+        account: "alice".into(),
+        name: "INBOX".into(),
+    };
+    let deleted_size = |store: &mut SqliteStore| match store.execute(status()).unwrap() {
+        StorageReply::Status(s) => (s.deleted, s.deleted_size),
+        other => panic!("{other:?}"),
+    };
+    let a = message("a", 100);
+    let b = message("b", 300);
+    let ua = append(&mut store, "INBOX", a.clone());
+    append(&mut store, "INBOX", b.clone());
+    assert_eq!(deleted_size(&mut store), (0, 0));
+    store
+        .execute(StorageOp::SetFlags {
+            account: "alice".into(),
+            mailbox: INBOX,
+            uids: vec![ua],
+            mode: StoreMode::Add,
+            flags: vec![Flag::Deleted],
+            unchanged_since: None,
+        })
+        .unwrap();
+    assert_eq!(deleted_size(&mut store), (1, a.len() as u64));
+    assert!(store.try_execute_shared(status(), 0).is_ok());
+    let many: Vec<NewMessage> = (0..600)
+        .map(|_| NewMessage {
+            flags: vec![Flag::Deleted],
+            internal_date: None,
+            data: Bytes::from_static(b"Subject: d\r\n\r\nx\r\n"),
+        })
+        .collect();
+    store
+        .execute(StorageOp::Append {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            messages: many,
+        })
+        .unwrap();
+    assert_eq!(deleted_size(&mut store), (601, a.len() as u64 + 600 * 17));
+    assert!(store.try_execute_shared(status(), 0).is_err());
+}
+
 /// An account created by a request takes its mailboxes' UIDVALIDITY from the request's time,
 /// so an account whose folder was removed and made again never repeats the old identifiers
 /// (RFC 9051 §2.3.1.1: UIDs reassigned need a new UIDVALIDITY).

@@ -436,6 +436,7 @@ pub(crate) fn status_item_name(i: StatusItem) -> &'static [u8] {
         StatusItem::UidValidity => b"UIDVALIDITY",
         StatusItem::Unseen => b"UNSEEN",
         StatusItem::Deleted => b"DELETED",
+        StatusItem::DeletedStorage => b"DELETED-STORAGE",
         StatusItem::Size => b"SIZE",
         StatusItem::HighestModSeq => b"HIGHESTMODSEQ",
         StatusItem::AppendLimit => b"APPENDLIMIT",

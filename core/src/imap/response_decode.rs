@@ -620,6 +620,7 @@ fn status<'a>(cx: &Cx<'_>, i: &'a [u8]) -> R<'a, Data> {
             b"UIDVALIDITY" => StatusItem::UidValidity,
             b"UNSEEN" => StatusItem::Unseen,
             b"DELETED" => StatusItem::Deleted,
+            b"DELETED-STORAGE" => StatusItem::DeletedStorage,
             b"SIZE" => StatusItem::Size,
             b"HIGHESTMODSEQ" => StatusItem::HighestModSeq,
             b"APPENDLIMIT" => StatusItem::AppendLimit,

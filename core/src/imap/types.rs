@@ -63,6 +63,8 @@ pub enum StatusItem {
     Unseen,
     /// DELETED.
     Deleted,
+    /// DELETED-STORAGE (RFC 9208 §4.1.4).
+    DeletedStorage,
     /// SIZE (RFC 8438).
     Size,
     /// HIGHESTMODSEQ (RFC 7162).

@@ -24,7 +24,7 @@ use crate::session::{
     Completion, Event, Input, MisuseError, Output, RequestIds, SessionConfig, WRONG_KIND_REPLY,
 };
 use crate::store::{
-    LimitKind, NewMessage, RequestId, StorageError, StorageOp, StorageReply, StorageRequest,
+    LimitKind, NewMessage, Quota, RequestId, StorageError, StorageOp, StorageReply, StorageRequest,
     StorageResult,
 };
 use crate::time::{Timer, Timers};
@@ -86,6 +86,8 @@ struct Recipient {
     /// The address as the client gave it (for replies and `Delivered-To`).
     address: String,
     account: String,
+    /// What the account may hold: delivery is refused beyond it (`552 5.2.2`).
+    quota: Quota,
     /// The `+detail` folder, if it is a valid mailbox name.
     mailbox: Option<String>,
 }
@@ -509,7 +511,7 @@ impl LmtpSession {
         then: Option<(String, String)>,
         reply: DirectoryResult,
     ) {
-        if let (Some((address, detail)), Ok(DirectoryReply::Recipient { account: None })) =
+        if let (Some((address, detail)), Ok(DirectoryReply::Recipient { account: None, .. })) =
             (then, &reply)
         {
             self.look_up(address, to, Some(detail), None);
@@ -518,17 +520,19 @@ impl LmtpSession {
         match reply {
             Ok(DirectoryReply::Recipient {
                 account: Some(account),
+                quota,
             }) => {
                 if let Some(envelope) = &mut self.envelope {
                     envelope.recipients.push(Recipient {
                         address: to.clone(),
                         account,
+                        quota,
                         mailbox: detail.and_then(|d| mailbox_name::canonical(d).ok()),
                     });
                 }
                 self.reply(&format!("250 2.1.5 <{to}> Recipient OK"));
             }
-            Ok(DirectoryReply::Recipient { account: None }) => {
+            Ok(DirectoryReply::Recipient { account: None, .. }) => {
                 self.reply(&format!("550 5.1.1 <{to}> No such user here"));
             }
             // The directory could not tell: the client tries this recipient again later.
@@ -702,7 +706,9 @@ impl LmtpSession {
         let mut data = BytesMut::with_capacity(head.len() + envelope.message.len());
         data.put_slice(head.as_bytes());
         data.put_slice(&envelope.message);
-        let op = StorageOp::Append {
+        // RFC 9208 §4.3.1 names LMTP delivery among what fills a quota; refused per recipient
+        // with `552 5.2.2` (RFC 3463: mailbox full), as Dovecot without `quota_full_tempfail`.
+        let op = rcpt.quota.hold(StorageOp::Append {
             account: rcpt.account.clone(),
             name: mailbox.clone(),
             messages: vec![NewMessage {
@@ -710,7 +716,7 @@ impl LmtpSession {
                 internal_date: None,
                 data: data.freeze(),
             }],
-        };
+        });
         let id = self.ids.next();
         self.out.push(Output::Storage(StorageRequest { id, op }));
         self.expect = Expect::Deliver { id, index, mailbox };

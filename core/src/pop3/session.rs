@@ -795,7 +795,7 @@ impl Pop3Session {
                 username,
                 mechanism,
             } => match reply {
-                Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted { account })) => {
+                Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted { account, .. })) => {
                     self.logged_in(account, mechanism)
                 }
                 Ok(DirectoryReply::Authenticated(AuthOutcome::Rejected)) => {

@@ -452,6 +452,12 @@ impl Mailbox {
             uid_validity: self.uid_validity,
             unseen: count(&|m| !m.flags.has(SystemFlag::Seen)),
             deleted: count(&|m| m.flags.has(SystemFlag::Deleted)),
+            deleted_size: self
+                .messages
+                .iter()
+                .filter(|m| m.flags.has(SystemFlag::Deleted))
+                .map(|m| m.data.len() as u64)
+                .sum(),
             size: self.messages.iter().map(|m| m.data.len() as u64).sum(),
             highest_modseq: self.highest_modseq,
             object_key: ObjectKey::default(),
@@ -583,6 +589,88 @@ impl Store for MemStore {
 }
 
 impl MemStore {
+    /// Summed, not kept: the specification store has no disk to spare the walk.
+    fn usage(&self, account: &str) -> AccountUsage {
+        self.accounts
+            .get(account)
+            .map_or(AccountUsage::default(), |a| AccountUsage {
+                messages: a.mailboxes.values().map(|m| m.messages.len() as u64).sum(),
+                octets: a
+                    .mailboxes
+                    .values()
+                    .flat_map(|m| &m.messages)
+                    .map(|m| m.data.len() as u64)
+                    .sum(),
+            })
+    }
+
+    /// What the account would hold after `op`, from `before`, failing as `op` itself would
+    /// (and in the same order) when it cannot run: [`StorageOp::WithinQuota`] decides before
+    /// anything changes, since this store has no transaction to roll back.
+    fn usage_after(
+        &mut self,
+        op: &StorageOp,
+        before: AccountUsage,
+    ) -> Result<AccountUsage, StorageError> {
+        let plus = |messages: u64, octets: u64| AccountUsage {
+            messages: before.messages + messages,
+            octets: before.octets + octets,
+        };
+        Ok(match op {
+            StorageOp::Append {
+                account,
+                name,
+                messages,
+            } => {
+                self.account(account).selectable(name)?;
+                let octets = messages.iter().map(|m| m.data.len() as u64).sum();
+                plus(messages.len() as u64, octets)
+            }
+            // A MOVE stays within the account: it frees what it adds.
+            StorageOp::CopyMove {
+                account,
+                mailbox,
+                uids,
+                target,
+                remove,
+            } => {
+                let a = self.account(account);
+                let source = a.by_id(*mailbox)?;
+                let picked: Vec<u64> = uids
+                    .iter()
+                    .filter_map(|&u| source.position(u).map(|i| source.messages[i].data.len()))
+                    .map(|n| n as u64)
+                    .collect();
+                a.selectable(target)?;
+                if *remove {
+                    before
+                } else {
+                    plus(picked.len() as u64, picked.iter().sum())
+                }
+            }
+            StorageOp::Replace {
+                account,
+                mailbox,
+                uid,
+                name,
+                message,
+            } => {
+                let a = self.account(account);
+                let source = a.by_id(*mailbox)?;
+                let old = source
+                    .position(*uid)
+                    .map(|i| source.messages[i].data.len() as u64)
+                    .ok_or(StorageError::NoSuchMessage)?;
+                a.selectable(name)?;
+                AccountUsage {
+                    messages: before.messages,
+                    octets: (before.octets + message.data.len() as u64).saturating_sub(old),
+                }
+            }
+            _ => before,
+        })
+    }
+
     /// One request that is not a [`StorageOp::Then`].
     fn execute_one(&mut self, op: StorageOp) -> StorageResult {
         let now = self.now;
@@ -655,6 +743,15 @@ impl MemStore {
                 }
                 *target = next;
                 Ok(StorageReply::Done)
+            }
+            StorageOp::WithinQuota { quota, op } => {
+                let before = op
+                    .account()
+                    .map_or_else(AccountUsage::default, |a| self.usage(a));
+                if quota.refuses(before, self.usage_after(&op, before)?) {
+                    return Err(StorageError::OverQuota);
+                }
+                self.execute_one(*op)
             }
             StorageOp::ListMailboxes { account } => {
                 let a = self.account(&account);
@@ -763,22 +860,7 @@ impl MemStore {
                 }
                 Ok(StorageReply::Done)
             }
-            // Summed, not kept: the specification store has no disk to spare the walk.
-            StorageOp::Usage { account } => {
-                let usage = self
-                    .accounts
-                    .get(&account)
-                    .map_or(AccountUsage::default(), |a| AccountUsage {
-                        messages: a.mailboxes.values().map(|m| m.messages.len() as u64).sum(),
-                        octets: a
-                            .mailboxes
-                            .values()
-                            .flat_map(|m| &m.messages)
-                            .map(|m| m.data.len() as u64)
-                            .sum(),
-                    });
-                Ok(StorageReply::Usage(usage))
-            }
+            StorageOp::Usage { account } => Ok(StorageReply::Usage(self.usage(&account))),
             StorageOp::Status { account, name } => {
                 let a = self.account(&account);
                 let object_key = a.object_key;
@@ -1273,6 +1355,57 @@ fn mix(n: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reference's quota: growth over a bound is refused before anything changes (the
+    /// next APPEND gets the UID the refused one would have had), the op's own errors come
+    /// first, and a MOVE within the account passes when full.
+    #[test]
+    fn within_quota_refuses_growth_and_changes_nothing() {
+        let mut store = MemStore::new();
+        let data = Bytes::from_static(b"Subject: q\r\n\r\nbody\r\n");
+        let full = super::super::Quota {
+            octets: None,
+            messages: Some(1),
+        };
+        let append = |name: &str| StorageOp::Append {
+            account: "alice".into(),
+            name: name.into(),
+            messages: vec![NewMessage {
+                flags: Vec::new(),
+                internal_date: None,
+                data: data.clone(),
+            }],
+        };
+        let StorageReply::Appended { uids, .. } = run(&mut store, full.hold(append("INBOX")))
+        else {
+            panic!("the first message fits");
+        };
+        assert_eq!(uids, vec![1]);
+        assert_eq!(
+            store.execute(full.hold(append("INBOX"))),
+            Err(StorageError::OverQuota)
+        );
+        assert_eq!(
+            store.execute(full.hold(append("Nowhere"))),
+            Err(StorageError::NoSuchMailbox)
+        );
+        let copy = |remove| StorageOp::CopyMove {
+            account: "alice".into(),
+            mailbox: MailboxId(1),
+            uids: vec![1],
+            target: "Archive".into(),
+            remove,
+        };
+        assert_eq!(
+            store.execute(full.hold(copy(false))),
+            Err(StorageError::OverQuota)
+        );
+        assert!(store.execute(full.hold(copy(true))).is_ok());
+        let StorageReply::Appended { uids, .. } = run(&mut store, append("INBOX")) else {
+            panic!("unlimited");
+        };
+        assert_eq!(uids, vec![2], "a refused APPEND used no UID");
+    }
 
     fn run(store: &mut MemStore, op: StorageOp) -> StorageReply {
         match store.execute(op) {

@@ -189,6 +189,49 @@ pub struct AccountUsage {
     pub octets: u64,
 }
 
+/// An account's quota (RFC 9208): bounds on what all its mailboxes hold together, one quota
+/// root per account. `None` is no bound. Held to by [`StorageOp::WithinQuota`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Quota {
+    /// STORAGE: at most this many octets (the sum of RFC822.SIZEs, as [`AccountUsage`]
+    /// counts them; IMAP shows it in units of 1024).
+    pub octets: Option<u64>,
+    /// MESSAGE: at most this many messages.
+    pub messages: Option<u64>,
+}
+
+impl Quota {
+    /// No bound at all: the session then sends its writes unwrapped.
+    pub fn is_unlimited(&self) -> bool {
+        self.octets.is_none() && self.messages.is_none()
+    }
+
+    /// `op` held to this quota: [`StorageOp::WithinQuota`], or `op` itself when there is no
+    /// bound (nothing to check, nothing to cost).
+    pub fn hold(self, op: StorageOp) -> StorageOp {
+        if self.is_unlimited() {
+            op
+        } else {
+            StorageOp::WithinQuota {
+                quota: self,
+                op: Box::new(op),
+            }
+        }
+    }
+
+    /// Whether a change from `before` to `after` is refused: some resource it raised ends
+    /// above its bound. A change that lowers or keeps a resource passes even when it stays
+    /// above (an EXPUNGE, a MOVE between the account's mailboxes, a REPLACE by a smaller
+    /// message), so an account over a lowered quota can always free space.
+    pub fn refuses(&self, before: AccountUsage, after: AccountUsage) -> bool {
+        let over = |limit: Option<u64>, before: u64, after: u64| {
+            limit.is_some_and(|limit| after > before && after > limit)
+        };
+        over(self.messages, before.messages, after.messages)
+            || over(self.octets, before.octets, after.octets)
+    }
+}
+
 /// STATUS figures of a mailbox.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MailboxStatus {
@@ -206,6 +249,9 @@ pub struct MailboxStatus {
     pub unseen: u32,
     /// DELETED.
     pub deleted: u32,
+    /// DELETED-STORAGE (RFC 9208 §4.1.4): the octets of the `\Deleted` messages, what an
+    /// EXPUNGE would free.
+    pub deleted_size: u64,
     /// SIZE: total octets.
     pub size: u64,
     /// HIGHESTMODSEQ.
@@ -597,6 +643,19 @@ pub enum StorageOp {
         /// The new message (boxed: it would make every request larger).
         message: Box<NewMessage>,
     },
+    /// `op` (an `Append`, `CopyMove`, `Replace` or `MoveAllMessages` of the same account),
+    /// kept only if the account stays within `quota`: when a resource the change raises
+    /// would end above its bound ([`Quota::refuses`], usage as [`StorageOp::Usage`] counts
+    /// it), nothing is changed and the reply is [`StorageError::OverQuota`]. Decided in the
+    /// same transaction as the write, so two writes that each fit but together do not can
+    /// never both succeed. `op`'s own failures come first, as if it ran alone. Never wraps a
+    /// `Then` or another `WithinQuota`.
+    WithinQuota {
+        /// The bounds.
+        quota: Quota,
+        /// The write.
+        op: Box<StorageOp>,
+    },
     /// Stores messages under the identifiers another server gave them (`tern import` from a
     /// Dovecot Maildir), so that clients' caches and POP3 UIDLs stay valid. The session never
     /// sends it. As one change:
@@ -683,6 +742,7 @@ impl StorageOp {
             | StorageOp::SetMetadata { account, .. }
             | StorageOp::ImportMessages { account, .. } => Some(account),
             StorageOp::Then { first, .. } => first.account(),
+            StorageOp::WithinQuota { op, .. } => op.account(),
         }
     }
 }

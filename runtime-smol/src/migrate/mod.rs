@@ -143,8 +143,14 @@ impl Target {
     /// Loads the configuration, finds the account in the directory and opens the store.
     pub fn open(common: &Common) -> Result<Target, Failure> {
         let config = Config::load(&common.config)?;
-        let directory = Directory::new(&config.directory.users, config.passwd_file().as_deref())
-            .map_err(|e| Failure::new(exit::CONFIG, format!("accounts: {e}")))?;
+        // No quota: an import is the administrator's migration and is not held to one (an
+        // account imported beyond its quota can then only shrink until it is under).
+        let directory = Directory::new(
+            &config.directory.users,
+            config.passwd_file().as_deref(),
+            None,
+        )
+        .map_err(|e| Failure::new(exit::CONFIG, format!("accounts: {e}")))?;
         let account = directory.canonical(&common.user).ok_or_else(|| {
             Failure::new(
                 exit::NOUSER,

@@ -236,7 +236,10 @@ impl ImapSession {
         now: Instant,
     ) {
         match reply {
-            Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted { account })) => {
+            Ok(DirectoryReply::Authenticated(AuthOutcome::Accepted { account, quota })) => {
+                if self.config.quota {
+                    self.quota = quota;
+                }
                 self.logged_in(tag, account, mechanism)
             }
             Ok(DirectoryReply::Authenticated(AuthOutcome::Rejected)) => {

@@ -467,6 +467,7 @@ impl ImapSession {
                 StatusItem::UidValidity => StatusValue::Number(s.uid_validity.into()),
                 StatusItem::Unseen => StatusValue::Number(s.unseen.into()),
                 StatusItem::Deleted => StatusValue::Number(s.deleted.into()),
+                StatusItem::DeletedStorage => StatusValue::Number(s.deleted_size),
                 StatusItem::Size => StatusValue::Number(s.size),
                 StatusItem::HighestModSeq => StatusValue::Number(s.highest_modseq),
                 StatusItem::AppendLimit => StatusValue::Number(self.limits().imap_max_literal),

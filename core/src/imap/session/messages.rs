@@ -306,8 +306,12 @@ impl ImapSession {
     /// The store runs the synchronisation right after the request, so it also covers the
     /// request's own change.
     pub(super) fn with_sync(&mut self, op: StorageOp) -> StorageOp {
+        let inner = match &op {
+            StorageOp::WithinQuota { op, .. } => op,
+            op => op,
+        };
         let writes = matches!(
-            op,
+            inner,
             StorageOp::SetFlags { .. }
                 | StorageOp::Expunge { .. }
                 | StorageOp::Append { .. }
@@ -316,7 +320,7 @@ impl ImapSession {
         );
         let joins = writes
             || matches!(
-                op,
+                inner,
                 StorageOp::Fetch { .. }
                     | StorageOp::Status { .. }
                     | StorageOp::ListMailboxes { .. }
@@ -687,13 +691,14 @@ impl ImapSession {
         let Some(view) = self.selected_view() else {
             return;
         };
-        let op = StorageOp::CopyMove {
+        // A MOVE stays in the account's one quota root: the store sees it add nothing.
+        let op = self.quota.hold(StorageOp::CopyMove {
             account: self.account_name().unwrap_or_default(),
             mailbox: view.id,
             uids,
             target,
             remove,
-        };
+        });
         self.request(op, SessionPending::Message(Pending::Copy { tag, remove }));
     }
 
@@ -711,12 +716,13 @@ impl ImapSession {
             };
             new.push(message);
         }
+        // MULTIAPPEND is one request: all of it fits, or none is stored (RFC 3502 §6.3.11).
         self.request(
-            StorageOp::Append {
+            self.quota.hold(StorageOp::Append {
                 account,
                 name: target.clone(),
                 messages: new,
-            },
+            }),
             SessionPending::Message(Pending::Append { tag, target }),
         );
     }
@@ -784,13 +790,14 @@ impl ImapSession {
         let (Some(account), Some(view)) = (self.account_name(), self.selected_view()) else {
             return;
         };
-        let op = StorageOp::Replace {
+        // The net change counts: a smaller replacement passes even over quota.
+        let op = self.quota.hold(StorageOp::Replace {
             account,
             mailbox: view.id,
             uid: replaced,
             name,
             message: Box::new(message),
-        };
+        });
         self.request(
             op,
             SessionPending::Message(Pending::Replace { tag, uid: replaced }),

@@ -31,6 +31,7 @@ mod mailboxes;
 mod messages;
 mod metadata;
 mod multisearch;
+mod quota;
 mod search;
 mod thread;
 mod view;
@@ -56,7 +57,7 @@ use crate::session::{
 };
 use crate::store::rules::Refusal;
 use crate::store::{
-    LimitKind, MailboxId, ModSeq, StorageError, StorageOp, StorageReply, StorageRequest,
+    LimitKind, MailboxId, ModSeq, Quota, StorageError, StorageOp, StorageReply, StorageRequest,
     StorageResult, UNKNOWN_MODSEQ,
 };
 use crate::time::{Timer, Timers};
@@ -137,6 +138,7 @@ enum Pending {
     Fetch(fetch::Pending),
     Search(search::Pending),
     Thread(thread::Pending),
+    Quota(quota::Pending),
     /// A synchronisation (Changes) before finishing a command.
     Sync(Finish),
     /// A synchronisation while idling.
@@ -242,6 +244,9 @@ pub(crate) struct ImapSession {
     channel_bindings: ChannelBindings,
     /// COMPRESS DEFLATE was answered OK: the driver compresses (RFC 4978).
     compressing: bool,
+    /// The account's quota (RFC 9208), as the directory gave it at login; unlimited when the
+    /// driver offers no QUOTA ([`SessionConfig::quota`]).
+    quota: Quota,
 }
 
 impl ImapSession {
@@ -268,6 +273,7 @@ impl ImapSession {
             running: None,
             channel_bindings,
             compressing: false,
+            quota: Quota::default(),
         };
         let caps = s.capability_list();
         let greeting = format!("{} ready.", s.config.server_name);
@@ -820,6 +826,11 @@ impl ImapSession {
                 mailbox,
                 message,
             } if selected => self.replace(tag, uid, target, &mailbox, message),
+            Command::GetQuota { root } if self.config.quota => self.get_quota(tag, &root),
+            Command::GetQuotaRoot { mailbox } if self.config.quota => {
+                self.get_quota_root(tag, &mailbox)
+            }
+            Command::SetQuota { .. } if self.config.quota => self.set_quota(tag),
             Command::Check
             | Command::Close
             | Command::Unselect
@@ -857,6 +868,7 @@ impl ImapSession {
             Pending::Fetch(p) => self.fetch_reply(p, reply),
             Pending::Search(p) => self.search_reply(p, reply),
             Pending::Thread(p) => self.thread_reply(p, reply),
+            Pending::Quota(p) => self.quota_reply(p, reply),
             Pending::Sync(finish) => {
                 self.apply_sync(reply, finish.expunge_ok);
                 self.write_finish(finish);
@@ -1076,6 +1088,7 @@ impl ImapSession {
         // sent (the view and its saved SEARCHRES result go with it, RFC 8437 §4.1).
         self.deselect();
         self.state = State::NotAuthenticated;
+        self.quota = Quota::default();
         // §4.1: whatever ENABLE switched on ceases to be enabled.
         self.enabled = Enabled::default();
         self.out.push(Output::Event(Event::Unauthenticated));
@@ -1217,6 +1230,11 @@ impl ImapSession {
         }
         if !self.config.imap_unauthenticate {
             caps.retain(|c| *c != "UNAUTHENTICATE");
+        }
+        // RFC 9208 §3.1.1: every resource handled is named. No QUOTASET: limits are the
+        // administrator's (`quota.rs`).
+        if self.config.quota && !matches!(self.state, State::NotAuthenticated) {
+            caps.extend(["QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE"]);
         }
         let mut out: Vec<Bytes> = caps
             .into_iter()
