@@ -234,6 +234,15 @@ impl Handle {
         lock(&self.queue).waiting.len()
     }
 
+    /// Whether `n` requests have been queued and every one of them taken by a batch: a test
+    /// that holds the account then knows the leader is blocked with exactly those, and that
+    /// what it submits next stays queued.
+    #[cfg(test)]
+    pub fn all_taken(&self, n: u64) -> bool {
+        let queue = lock(&self.queue);
+        queue.next_ticket >= n && queue.waiting.is_empty()
+    }
+
     /// Runs `op` through the queue; returns once it is done (and durable).
     pub fn submit(self: &Arc<Self>, op: StorageOp, now: i64) -> Done {
         let slot = Arc::new(Slot::default());

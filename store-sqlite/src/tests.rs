@@ -955,9 +955,9 @@ fn queued_writes_share_one_commit_and_fail_alone() {
     };
     // The first becomes the leader of a batch of one and waits for the account...
     let lead = submit(append_op("lead"));
-    while handle.waiting() > 0 {
-        std::thread::yield_now();
-    }
+    // Pushed and taken: waiting for an empty queue alone could pass before the lead was
+    // pushed, and the leader could then take the later requests into its batch too.
+    spin_until(|| handle.all_taken(1));
     // ...while these four queue behind it, one of them bound to fail.
     let mut rest = vec![
         submit(append_op("two")),
@@ -976,9 +976,7 @@ fn queued_writes_share_one_commit_and_fail_alone() {
         }),
     ];
     rest.push(submit(append_op("three")));
-    while handle.waiting() < 4 {
-        std::thread::yield_now();
-    }
+    spin_until(|| handle.waiting() >= 4);
     drop(held);
     assert!(lead.join().unwrap().is_ok());
     let replies: Vec<_> = rest.into_iter().map(|t| t.join().unwrap()).collect();
@@ -1032,9 +1030,7 @@ fn a_read_in_a_batch_sees_the_writes_before_it() {
         name: "Lead".into(),
         special_use: None,
     });
-    while handle.waiting() > 0 {
-        std::thread::yield_now();
-    }
+    spin_until(|| handle.all_taken(1));
     let write = submit(StorageOp::Append {
         account: "alice".into(),
         name: "INBOX".into(),
@@ -1044,9 +1040,7 @@ fn a_read_in_a_batch_sees_the_writes_before_it() {
             data: message("seen by the search", 50),
         }],
     });
-    while handle.waiting() < 1 {
-        std::thread::yield_now();
-    }
+    spin_until(|| handle.waiting() >= 1);
     // (A read that writes nothing takes the lock outside the queue, as SEARCH does; a FETCH
     // that sets \Seen goes through it.)
     let read = submit(StorageOp::Fetch {
@@ -1061,9 +1055,7 @@ fn a_read_in_a_batch_sees_the_writes_before_it() {
         },
         mark_seen: true,
     });
-    while handle.waiting() < 2 {
-        std::thread::yield_now();
-    }
+    spin_until(|| handle.waiting() >= 2);
     // A pure read does not queue behind the writes: it waits for the lock only.
     let peek = submit(StorageOp::Fetch {
         account: "alice".into(),
@@ -2242,13 +2234,9 @@ fn queued_writes_over_quota_fail_alone_and_exactly() {
         std::thread::spawn(move || store.execute_shared(op, 1_767_225_600).0)
     };
     let lead = submit("lead".into());
-    while handle.waiting() > 0 {
-        std::thread::yield_now();
-    }
+    spin_until(|| handle.all_taken(1));
     let rest: Vec<_> = (0..4).map(|i| submit(format!("queued {i}"))).collect();
-    while handle.waiting() < 4 {
-        std::thread::yield_now();
-    }
+    spin_until(|| handle.waiting() >= 4);
     drop(held);
     let mut replies = vec![lead.join().unwrap()];
     replies.extend(rest.into_iter().map(|t| t.join().unwrap()));
@@ -3056,4 +3044,17 @@ fn what_the_rows_load_of_bodies_is_charged_once_and_kept() {
             .collect::<Vec<_>>()
     );
     assert_eq!(store.budget.used(), loaded);
+}
+
+/// Waits for a condition another thread brings about, and fails the test rather than hang
+/// when it does not come within 30 seconds.
+fn spin_until(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue never reached the expected state"
+        );
+        std::thread::yield_now();
+    }
 }
