@@ -340,17 +340,7 @@ fn step(rng: &mut Rng) -> Step {
             criteria: (0..rng.range(1, 4))
                 .map(|_| SortCriterion {
                     reverse: rng.chance(30),
-                    key: *rng.pick(&[
-                        SortKey::Arrival,
-                        SortKey::Cc,
-                        SortKey::Date,
-                        SortKey::From,
-                        SortKey::Size,
-                        SortKey::Subject,
-                        SortKey::To,
-                        SortKey::DisplayFrom,
-                        SortKey::DisplayTo,
-                    ]),
+                    key: *rng.pick(&SortKey::ALL),
                 })
                 .collect(),
         },

@@ -175,6 +175,19 @@ pub static NO_FIELDS: SortFields = SortFields {
 };
 
 impl SortKey {
+    /// Every key, in RFC 5256 §3's order then RFC 5957's.
+    pub const ALL: [SortKey; 9] = [
+        SortKey::Arrival,
+        SortKey::Cc,
+        SortKey::Date,
+        SortKey::From,
+        SortKey::Size,
+        SortKey::Subject,
+        SortKey::To,
+        SortKey::DisplayFrom,
+        SortKey::DisplayTo,
+    ];
+
     /// Whether the key compares [`SortFields`] (all but ARRIVAL and SIZE).
     pub fn needs_fields(self) -> bool {
         !matches!(self, SortKey::Arrival | SortKey::Size)
@@ -274,17 +287,7 @@ pub fn sort(mut items: Vec<Sortable<'_>>, criteria: &[SortCriterion]) -> Vec<Uid
             let (Some(a), Some(b)) = (item(la.index), item(lb.index)) else {
                 return Ordering::Equal;
             };
-            rest.iter()
-                .map(|c| {
-                    let o = compare(c.key, a, b);
-                    if c.reverse {
-                        o.reverse()
-                    } else {
-                        o
-                    }
-                })
-                .find(|o| o.is_ne())
-                .unwrap_or(Ordering::Equal)
+            by_criteria(rest, a, b)
         })
         .then(la.index.cmp(&lb.index))
     });
@@ -362,6 +365,23 @@ impl<'f> Lead<'f> {
             })
             .then(self.len.cmp(&other.len))
     }
+}
+
+/// The order of two items under `criteria`, each key reversed where it says so; equal when
+/// every key is.
+fn by_criteria(criteria: &[SortCriterion], a: &Sortable<'_>, b: &Sortable<'_>) -> Ordering {
+    criteria
+        .iter()
+        .map(|c| {
+            let o = compare(c.key, a, b);
+            if c.reverse {
+                o.reverse()
+            } else {
+                o
+            }
+        })
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
 }
 
 fn compare(key: SortKey, a: &Sortable<'_>, b: &Sortable<'_>) -> Ordering {
@@ -448,21 +468,7 @@ mod tests {
 
     /// The order without lead keys: the whole comparison, in a stable sort.
     fn reference(mut items: Vec<Sortable<'_>>, criteria: &[SortCriterion]) -> Vec<Uid> {
-        items.sort_by(|a, b| {
-            criteria
-                .iter()
-                .map(|c| {
-                    let o = compare(c.key, a, b);
-                    if c.reverse {
-                        o.reverse()
-                    } else {
-                        o
-                    }
-                })
-                .find(|o| o.is_ne())
-                .unwrap_or(Ordering::Equal)
-                .then(a.uid.cmp(&b.uid))
-        });
+        items.sort_by(|a, b| by_criteria(criteria, a, b).then(a.uid.cmp(&b.uid)));
         items.into_iter().map(|s| s.uid).collect()
     }
 
@@ -483,17 +489,7 @@ mod tests {
             "\u{e9}t\u{e9}",
             "b",
         ];
-        const KEYS: [SortKey; 9] = [
-            SortKey::Arrival,
-            SortKey::Cc,
-            SortKey::Date,
-            SortKey::From,
-            SortKey::Size,
-            SortKey::Subject,
-            SortKey::To,
-            SortKey::DisplayFrom,
-            SortKey::DisplayTo,
-        ];
+        const KEYS: [SortKey; 9] = SortKey::ALL;
         fn prop(raw: Vec<(u8, u8, i8, Option<i8>, u8)>, keys: Vec<(u8, bool)>) -> bool {
             let word = |n: u8| WORDS[n as usize % WORDS.len()].to_string();
             let fields: Vec<SortFields> = raw
